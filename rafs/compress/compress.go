@@ -1,0 +1,169 @@
+// Package compress implements the per-chunk compression algorithms of RAFS
+// blobs: none, lz4 block format (no frame), zstd frames and gzip members.
+//
+// A Codec is safe for concurrent use; it pools its encoders and decoders.
+package compress
+
+import (
+	"bytes"
+	"compress/gzip"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/gonydus/nydus/rafs/layout"
+	"github.com/klauspost/compress/zstd"
+	"github.com/pierrec/lz4/v4"
+)
+
+// ErrCorrupt is wrapped by decompression failures.
+var ErrCorrupt = errors.New("compress: corrupt data")
+
+// Codec compresses and decompresses independent chunks with one algorithm.
+type Codec interface {
+	// Algorithm names the codec.
+	Algorithm() layout.Compressor
+	// Compress appends the compressed form of src to dst[:0]. The result may
+	// be larger than src; callers store src raw when it is not smaller.
+	Compress(dst, src []byte) ([]byte, error)
+	// Decompress decodes src, which must expand to exactly size bytes,
+	// into dst[:0] (grown as needed).
+	Decompress(dst, src []byte, size int) ([]byte, error)
+}
+
+// New returns the codec for an algorithm.
+func New(alg layout.Compressor) (Codec, error) {
+	switch alg {
+	case layout.CompressNone:
+		return noneCodec{}, nil
+	case layout.CompressLZ4:
+		return &lz4Codec{}, nil
+	case layout.CompressZstd:
+		return newZstd()
+	case layout.CompressGzip:
+		return gzipCodec{}, nil
+	}
+	return nil, fmt.Errorf("compress: unsupported algorithm %d", alg)
+}
+
+type noneCodec struct{}
+
+func (noneCodec) Algorithm() layout.Compressor { return layout.CompressNone }
+func (noneCodec) Compress(dst, src []byte) ([]byte, error) {
+	return append(dst[:0], src...), nil
+}
+func (noneCodec) Decompress(dst, src []byte, size int) ([]byte, error) {
+	if len(src) != size {
+		return nil, fmt.Errorf("%w: stored chunk is %d bytes, want %d", ErrCorrupt, len(src), size)
+	}
+	return append(dst[:0], src...), nil
+}
+
+type lz4Codec struct{ pool sync.Pool }
+
+func (*lz4Codec) Algorithm() layout.Compressor { return layout.CompressLZ4 }
+
+func (c *lz4Codec) Compress(dst, src []byte) ([]byte, error) {
+	comp, _ := c.pool.Get().(*lz4.Compressor)
+	if comp == nil {
+		comp = &lz4.Compressor{}
+	}
+	defer c.pool.Put(comp)
+	bound := lz4.CompressBlockBound(len(src))
+	dst = grow(dst, bound)
+	n, err := comp.CompressBlock(src, dst)
+	if err != nil {
+		return nil, fmt.Errorf("compress: lz4: %w", err)
+	}
+	if n == 0 { // incompressible: lz4 reports 0; hand back something not smaller
+		return append(dst[:0], src...), nil
+	}
+	return dst[:n], nil
+}
+
+func (*lz4Codec) Decompress(dst, src []byte, size int) ([]byte, error) {
+	dst = grow(dst, size)
+	n, err := lz4.UncompressBlock(src, dst)
+	if err != nil {
+		return nil, fmt.Errorf("%w: lz4: %v", ErrCorrupt, err)
+	}
+	if n != size {
+		return nil, fmt.Errorf("%w: lz4 chunk expands to %d bytes, want %d", ErrCorrupt, n, size)
+	}
+	return dst[:n], nil
+}
+
+type zstdCodec struct {
+	enc *zstd.Encoder
+	dec *zstd.Decoder
+}
+
+func newZstd() (*zstdCodec, error) {
+	// Level "default" matches upstream's library default (zstd level 3).
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1), zstd.WithZeroFrames(true))
+	if err != nil {
+		return nil, fmt.Errorf("compress: zstd encoder: %w", err)
+	}
+	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(1<<30))
+	if err != nil {
+		return nil, fmt.Errorf("compress: zstd decoder: %w", err)
+	}
+	return &zstdCodec{enc: enc, dec: dec}, nil
+}
+
+func (*zstdCodec) Algorithm() layout.Compressor { return layout.CompressZstd }
+
+func (c *zstdCodec) Compress(dst, src []byte) ([]byte, error) {
+	return c.enc.EncodeAll(src, dst[:0]), nil
+}
+
+func (c *zstdCodec) Decompress(dst, src []byte, size int) ([]byte, error) {
+	out, err := c.dec.DecodeAll(src, grow(dst, size)[:0])
+	if err != nil {
+		return nil, fmt.Errorf("%w: zstd: %v", ErrCorrupt, err)
+	}
+	if len(out) != size {
+		return nil, fmt.Errorf("%w: zstd chunk expands to %d bytes, want %d", ErrCorrupt, len(out), size)
+	}
+	return out, nil
+}
+
+type gzipCodec struct{}
+
+func (gzipCodec) Algorithm() layout.Compressor { return layout.CompressGzip }
+
+func (gzipCodec) Compress(dst, src []byte) ([]byte, error) {
+	buf := bytes.NewBuffer(dst[:0])
+	w := gzip.NewWriter(buf)
+	if _, err := w.Write(src); err != nil {
+		return nil, err
+	}
+	if err := w.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+func (gzipCodec) Decompress(dst, src []byte, size int) ([]byte, error) {
+	r, err := gzip.NewReader(bytes.NewReader(src))
+	if err != nil {
+		return nil, fmt.Errorf("%w: gzip: %v", ErrCorrupt, err)
+	}
+	dst = grow(dst, size+1)
+	n, err := io.ReadFull(r, dst)
+	if err != io.ErrUnexpectedEOF && err != nil && err != io.EOF {
+		return nil, fmt.Errorf("%w: gzip: %v", ErrCorrupt, err)
+	}
+	if n != size {
+		return nil, fmt.Errorf("%w: gzip chunk expands to %d+ bytes, want %d", ErrCorrupt, n, size)
+	}
+	return dst[:n], nil
+}
+
+func grow(b []byte, n int) []byte {
+	if cap(b) < n {
+		return make([]byte, n)
+	}
+	return b[:n]
+}

@@ -1,0 +1,68 @@
+package compress
+
+import (
+	"bytes"
+	"crypto/rand"
+	"errors"
+	"testing"
+
+	"github.com/gonydus/nydus/rafs/layout"
+)
+
+func TestRoundTrip(t *testing.T) {
+	random := make([]byte, 100_000)
+	_, _ = rand.Read(random)
+	inputs := map[string][]byte{
+		"empty-ish": {0},
+		"text":      bytes.Repeat([]byte("nydus chunk "), 10_000),
+		"random":    random,
+		"zeros":     make([]byte, 1<<20),
+	}
+	for _, alg := range []layout.Compressor{layout.CompressNone, layout.CompressLZ4, layout.CompressZstd, layout.CompressGzip} {
+		c, err := New(alg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for name, in := range inputs {
+			comp, err := c.Compress(nil, in)
+			if err != nil {
+				t.Fatalf("%v/%s: %v", alg, name, err)
+			}
+			out, err := c.Decompress(nil, comp, len(in))
+			if err != nil {
+				t.Fatalf("%v/%s: %v", alg, name, err)
+			}
+			if !bytes.Equal(out, in) {
+				t.Fatalf("%v/%s: round trip differs", alg, name)
+			}
+			if alg != layout.CompressNone && name == "zeros" && len(comp) >= len(in)/10 {
+				t.Fatalf("%v did not compress zeros: %d bytes", alg, len(comp))
+			}
+			// Wrong expected size is an error, never silent truncation.
+			if _, err := c.Decompress(nil, comp, len(in)+1); !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("%v/%s: wrong size accepted: %v", alg, name, err)
+			}
+		}
+	}
+}
+
+func FuzzDecompress(f *testing.F) {
+	z, _ := New(layout.CompressZstd)
+	l, _ := New(layout.CompressLZ4)
+	seed := bytes.Repeat([]byte("abc"), 100)
+	zc, _ := z.Compress(nil, seed)
+	lc, _ := l.Compress(nil, seed)
+	f.Add(zc, 300)
+	f.Add(lc, 300)
+	f.Fuzz(func(t *testing.T, data []byte, size int) {
+		if size < 0 || size > 1<<20 {
+			return
+		}
+		for _, c := range []Codec{z, l} {
+			out, err := c.Decompress(nil, data, size)
+			if err == nil && len(out) != size {
+				t.Fatalf("%v returned %d bytes without error, want %d", c.Algorithm(), len(out), size)
+			}
+		}
+	})
+}
