@@ -1,0 +1,224 @@
+package builder
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/gonydus/nydus/rafs/compress"
+	"github.com/gonydus/nydus/rafs/export"
+	"github.com/gonydus/nydus/rafs/layout"
+	"github.com/gonydus/nydus/rafs/tree"
+	"golang.org/x/sys/unix"
+)
+
+// memChunks reads chunks back from in-memory blobs.
+type memChunks map[string][]byte
+
+func (m memChunks) ReadChunk(_ context.Context, blob *layout.BlobEntry, c *layout.ChunkInfo) ([]byte, error) {
+	b, ok := m[blob.ID()]
+	if !ok {
+		return nil, fmt.Errorf("no blob %s", blob.ID())
+	}
+	raw := b[c.CompressedOffset : c.CompressedOffset+uint64(c.CompressedSize)]
+	alg := layout.CompressNone
+	if c.Flags&layout.ChunkCompressed != 0 {
+		alg = blob.Compressor
+	}
+	codec, err := compress.New(alg)
+	if err != nil {
+		return nil, err
+	}
+	return codec.Decompress(nil, raw, int(c.UncompressedSize))
+}
+
+type fileSpec struct {
+	path string
+	ino  *tree.Inode
+	data []byte
+}
+
+// sampleTree builds a tree with every entry type by hand; it returns the
+// files' expected contents.
+func sampleTree(t *testing.T, bw *BlobWriter) (*tree.Tree, []fileSpec) {
+	t.Helper()
+	root := tree.NewDir(0o755)
+	var files []fileSpec
+	add := func(dir *tree.Inode, name string, ino *tree.Inode) { dir.SetChild(name, ino) }
+	mkfile := func(dir *tree.Inode, name string, data []byte) *tree.Inode {
+		full := name
+		if dir != root {
+			full = "sub/" + name
+		}
+		ino := &tree.Inode{Mode: layout.ModeReg | 0o644, UID: 1000, GID: 1001, Mtime: 1700000000, MtimeNsec: 123, Size: uint64(len(data))}
+		cs, err := bw.WriteFile(bytes.NewReader(data), int64(len(data)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ino.Chunks = cs
+		add(dir, name, ino)
+		files = append(files, fileSpec{full, ino, data})
+		return ino
+	}
+	rnd := make([]byte, 3<<20+17)
+	_, _ = rand.Read(rnd)
+	mkfile(root, "empty", nil)
+	mkfile(root, "small", []byte("hello nydus\n"))
+	mkfile(root, "page", bytes.Repeat([]byte{'p'}, 4096))
+	mkfile(root, "random", rnd)
+	dup := mkfile(root, "dup-of-random", rnd)
+	root.SetChild("hardlink", dup)
+	sub := tree.NewDir(0o700)
+	sub.UID, sub.GID = 5, 6
+	add(root, "sub", sub)
+	for i := range 400 {
+		mkfile(sub, fmt.Sprintf("file-with-a-longish-name-%04d", i), []byte(fmt.Sprint(i)))
+	}
+	add(root, "link", &tree.Inode{Mode: layout.ModeSymlink | 0o777, Target: "sub/file-with-a-longish-name-0001"})
+	add(root, "longlink", &tree.Inode{Mode: layout.ModeSymlink | 0o777, Target: strings.Repeat("x/", 2040)})
+	add(root, "chr", &tree.Inode{Mode: layout.ModeChr | 0o600, Rdev: unix.Mkdev(4, 65)})
+	add(root, "blk", &tree.Inode{Mode: layout.ModeBlk | 0o600, Rdev: unix.Mkdev(259, 300)})
+	add(root, "fifo", &tree.Inode{Mode: layout.ModeFifo | 0o644})
+	x := mkfile(root, "xattrs", []byte("x"))
+	x.SetXattr("user.comment", []byte("hi"))
+	x.SetXattr("security.capability", []byte{1, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0})
+	opq := tree.NewDir(0o755)
+	opq.SetXattr("trusted.overlay.opaque", []byte("y"))
+	add(root, "opaque", opq)
+	add(root, "名前-utf8-"+strings.Repeat("長", 80), &tree.Inode{Mode: layout.ModeReg | 0o600})
+	return &tree.Tree{Root: root, ChunkSize: layout.DefaultChunkSize, Flags: layout.FlagExplicitUIDGID}, files
+}
+
+func requireRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("kernel EROFS mounts need root")
+	}
+}
+
+// TestKernelMountsBuiltImage builds an image, exports it as a flat block
+// image and mounts it with the Linux EROFS driver: the kernel is the oracle.
+func TestKernelMountsBuiltImage(t *testing.T) {
+	requireRoot(t)
+	for _, alg := range []layout.Compressor{layout.CompressNone, layout.CompressZstd} {
+		t.Run(alg.String(), func(t *testing.T) {
+			var blob bytes.Buffer
+			bw, err := NewBlobWriter(&blob, WithCompressor(alg))
+			if err != nil {
+				t.Fatal(err)
+			}
+			tr, files := sampleTree(t, bw)
+			res, err := bw.Finish(nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tr.Blobs = []*layout.BlobEntry{&res.Entry}
+			tr.Flags |= alg.SuperFlag() | layout.FlagHashBlake3
+			boot, _, err := EncodeBootstrap(tr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			dir := t.TempDir()
+			img, err := os.Create(filepath.Join(dir, "image.erofs"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := export.Block(context.Background(), bytes.NewReader(boot), int64(len(boot)), memChunks{res.ID(): blob.Bytes()}, img); err != nil {
+				t.Fatal(err)
+			}
+			img.Close()
+			if out, err := exec.Command("fsck.erofs", img.Name()).CombinedOutput(); err != nil {
+				t.Logf("fsck.erofs: %v\n%s", err, out)
+			}
+			mnt := filepath.Join(dir, "mnt")
+			_ = os.Mkdir(mnt, 0o755)
+			if err := unix.Mount(img.Name(), mnt, "erofs", unix.MS_RDONLY, ""); err != nil {
+				out, _ := exec.Command("mount", "-t", "erofs", "-o", "loop,ro", img.Name(), mnt).CombinedOutput()
+				if !strings.Contains(string(out), "") || !isMounted(mnt) {
+					t.Fatalf("mount erofs: %v (%s)", err, out)
+				}
+			}
+			defer unix.Unmount(mnt, unix.MNT_DETACH)
+			checkMounted(t, mnt, tr, files)
+		})
+	}
+}
+
+func isMounted(p string) bool {
+	var a, b unix.Stat_t
+	if unix.Stat(p, &a) != nil || unix.Stat(filepath.Dir(p), &b) != nil {
+		return false
+	}
+	return a.Dev != b.Dev
+}
+
+func checkMounted(t *testing.T, mnt string, tr *tree.Tree, files []fileSpec) {
+	t.Helper()
+	for _, f := range files {
+		got, err := os.ReadFile(filepath.Join(mnt, f.path))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, f.data) {
+			t.Fatalf("%s: content differs (%d vs %d bytes)", f.path, len(got), len(f.data))
+		}
+	}
+	err := tr.Walk(func(p string, ino *tree.Inode) error {
+		var st unix.Stat_t
+		if err := unix.Lstat(filepath.Join(mnt, p), &st); err != nil {
+			return err
+		}
+		if st.Mode != ino.Mode || st.Uid != ino.UID || st.Gid != ino.GID {
+			return fmt.Errorf("%s: mode/uid/gid %o/%d/%d want %o/%d/%d", p, st.Mode, st.Uid, st.Gid, ino.Mode, ino.UID, ino.GID)
+		}
+		if uint64(st.Mtim.Sec) != ino.Mtime || uint32(st.Mtim.Nsec) != ino.MtimeNsec {
+			return fmt.Errorf("%s: mtime %v want %d.%d", p, st.Mtim, ino.Mtime, ino.MtimeNsec)
+		}
+		if ino.IsReg() && uint64(st.Size) != ino.Size {
+			return fmt.Errorf("%s: size %d want %d", p, st.Size, ino.Size)
+		}
+		if ino.Mode&layout.ModeTypeMask == layout.ModeChr || ino.Mode&layout.ModeTypeMask == layout.ModeBlk {
+			if st.Rdev != ino.Rdev {
+				return fmt.Errorf("%s: rdev %x want %x", p, st.Rdev, ino.Rdev)
+			}
+		}
+		if ino.IsSymlink() {
+			got, err := os.Readlink(filepath.Join(mnt, p))
+			if err != nil || got != ino.Target {
+				return fmt.Errorf("%s: readlink %q %v", p, got, err)
+			}
+		}
+		for _, x := range ino.Xattrs {
+			buf := make([]byte, 256)
+			n, err := unix.Lgetxattr(filepath.Join(mnt, p), x.Name, buf)
+			if err != nil || !bytes.Equal(buf[:n], x.Value) {
+				return fmt.Errorf("%s: xattr %s = %q %v", p, x.Name, buf[:max(n, 0)], err)
+			}
+		}
+		if ino.IsDir() {
+			ents, err := os.ReadDir(filepath.Join(mnt, p))
+			if err != nil {
+				return err
+			}
+			if len(ents) != len(ino.Children) {
+				return fmt.Errorf("%s: %d entries want %d", p, len(ents), len(ino.Children))
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var a, b unix.Stat_t
+	_ = unix.Stat(filepath.Join(mnt, "hardlink"), &a)
+	_ = unix.Stat(filepath.Join(mnt, "dup-of-random"), &b)
+	if a.Ino != b.Ino || a.Nlink != 2 {
+		t.Fatalf("hardlink: ino %d/%d nlink %d", a.Ino, b.Ino, a.Nlink)
+	}
+}
