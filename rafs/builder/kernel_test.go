@@ -3,7 +3,7 @@ package builder
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
+	"math/rand/v2"
 	"fmt"
 	"os"
 	"os/exec"
@@ -67,7 +67,8 @@ func sampleTree(t *testing.T, bw *BlobWriter) (*tree.Tree, []fileSpec) {
 		return ino
 	}
 	rnd := make([]byte, 3<<20+17)
-	_, _ = rand.Read(rnd)
+	r := rand.NewChaCha8([32]byte{7})
+	_, _ = r.Read(rnd)
 	mkfile(root, "empty", nil)
 	mkfile(root, "small", []byte("hello nydus\n"))
 	mkfile(root, "page", bytes.Repeat([]byte{'p'}, 4096))
