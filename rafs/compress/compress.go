@@ -83,6 +83,14 @@ func (c *lz4Codec) Compress(dst, src []byte) ([]byte, error) {
 }
 
 func (*lz4Codec) Decompress(dst, src []byte, size int) ([]byte, error) {
+	if size <= 0 {
+		// The lz4 block decoder faults on an empty destination; an empty
+		// chunk is only valid as an empty source.
+		if len(src) == 0 || (len(src) == 1 && src[0] == 0) {
+			return dst[:0], nil
+		}
+		return nil, fmt.Errorf("%w: lz4: %d bytes for an empty chunk", ErrCorrupt, len(src))
+	}
 	dst = grow(dst, size)
 	n, err := lz4.UncompressBlock(src, dst)
 	if err != nil {

@@ -1,0 +1,87 @@
+package rafs
+
+import (
+	"context"
+	"fmt"
+	"io"
+)
+
+// ReadFile reads len(p) bytes of regular file nid at off through src. It
+// returns io.EOF when off+len(p) passes the end of the file.
+func (m *Image) ReadFile(ctx context.Context, src ChunkSource, nid uint64, p []byte, off int64) (int, error) {
+	ino, err := m.Inode(nid)
+	if err != nil {
+		return 0, err
+	}
+	chunks, err := m.inodeChunks(ino)
+	if err != nil {
+		return 0, err
+	}
+	return m.readChunks(ctx, src, ino.Size, chunks, p, off)
+}
+
+func (m *Image) readChunks(ctx context.Context, src ChunkSource, size uint64, chunks []Chunk, p []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, fmt.Errorf("rafs: negative offset %d", off)
+	}
+	if uint64(off) >= size {
+		if len(p) == 0 {
+			return 0, nil
+		}
+		return 0, io.EOF
+	}
+	want := min(uint64(len(p)), size-uint64(off))
+	cs := uint64(m.ext.ChunkSize)
+	n := uint64(0)
+	for n < want {
+		pos := uint64(off) + n
+		ci := pos / cs
+		if ci >= uint64(len(chunks)) {
+			return int(n), formatErr("file offset %d has no chunk", pos)
+		}
+		c := &chunks[ci]
+		data, err := src.ReadChunk(ctx, c.Blob, &c.Info)
+		if err != nil {
+			return int(n), err
+		}
+		if uint64(len(data)) != uint64(c.Info.UncompressedSize) {
+			return int(n), formatErr("chunk source returned %d bytes for a %d-byte chunk", len(data), c.Info.UncompressedSize)
+		}
+		in := pos - ci*cs
+		n += uint64(copy(p[n:want], data[in:]))
+	}
+	if n < uint64(len(p)) {
+		return int(n), io.EOF
+	}
+	return int(n), nil
+}
+
+// FileReader returns an io.ReaderAt over regular file nid.
+func (m *Image) FileReader(ctx context.Context, src ChunkSource, nid uint64) (*FileReader, error) {
+	ino, err := m.Inode(nid)
+	if err != nil {
+		return nil, err
+	}
+	chunks, err := m.inodeChunks(ino)
+	if err != nil {
+		return nil, err
+	}
+	return &FileReader{m: m, ctx: ctx, src: src, size: ino.Size, chunks: chunks}, nil
+}
+
+// FileReader reads one regular file; it implements io.ReaderAt.
+type FileReader struct {
+	m      *Image
+	ctx    context.Context
+	src    ChunkSource
+	size   uint64
+	chunks []Chunk
+}
+
+// Size returns the file size.
+func (f *FileReader) Size() int64 { return int64(f.size) }
+
+// ReadAt implements io.ReaderAt.
+func (f *FileReader) ReadAt(p []byte, off int64) (int, error) {
+	return f.m.readChunks(f.ctx, f.src, f.size, f.chunks, p, off)
+}
