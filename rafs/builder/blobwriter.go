@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"sync"
 
+	"github.com/gonydus/nydus/rafs/blob"
 	"github.com/gonydus/nydus/rafs/compress"
 	"github.com/gonydus/nydus/rafs/digest"
 	"github.com/gonydus/nydus/rafs/layout"
@@ -17,7 +18,7 @@ import (
 
 // PlaceholderBlobID is the id an inline bootstrap records for its own blob,
 // whose real id (the hash of the whole blob) is unknown while it is written.
-const PlaceholderBlobID = "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+const PlaceholderBlobID = blob.PlaceholderID
 
 // BlobOption configures a BlobWriter.
 type BlobOption func(*blobConfig) error
