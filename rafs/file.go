@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"sync"
 )
 
 // ReadFile reads len(p) bytes of regular file nid at off through src. It
@@ -17,10 +18,39 @@ func (m *Image) ReadFile(ctx context.Context, src ChunkSource, nid uint64, p []b
 	if err != nil {
 		return 0, err
 	}
-	return m.readChunks(ctx, src, ino.Size, chunks, p, off)
+	return m.readChunks(ctx, src, ino.Size, chunks, p, off, nil)
 }
 
-func (m *Image) readChunks(ctx context.Context, src ChunkSource, size uint64, chunks []Chunk, p []byte, off int64) (int, error) {
+// lastChunk remembers the most recently decoded chunk of a file, so small
+// sequential reads do not decode the same chunk again.
+type lastChunk struct {
+	mu   sync.Mutex
+	idx  uint64
+	data []byte
+}
+
+func (l *lastChunk) get(i uint64) []byte {
+	if l == nil {
+		return nil
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.data != nil && l.idx == i {
+		return l.data
+	}
+	return nil
+}
+
+func (l *lastChunk) put(i uint64, data []byte) {
+	if l == nil {
+		return
+	}
+	l.mu.Lock()
+	l.idx, l.data = i, data
+	l.mu.Unlock()
+}
+
+func (m *Image) readChunks(ctx context.Context, src ChunkSource, size uint64, chunks []Chunk, p []byte, off int64, last *lastChunk) (int, error) {
 	if off < 0 {
 		return 0, fmt.Errorf("rafs: negative offset %d", off)
 	}
@@ -40,9 +70,13 @@ func (m *Image) readChunks(ctx context.Context, src ChunkSource, size uint64, ch
 			return int(n), formatErr("file offset %d has no chunk", pos)
 		}
 		c := &chunks[ci]
-		data, err := src.ReadChunk(ctx, c.Blob, &c.Info)
-		if err != nil {
-			return int(n), err
+		data := last.get(ci)
+		if data == nil {
+			var err error
+			if data, err = src.ReadChunk(ctx, c.Blob, &c.Info); err != nil {
+				return int(n), err
+			}
+			last.put(ci, data)
 		}
 		if uint64(len(data)) != uint64(c.Info.UncompressedSize) {
 			return int(n), formatErr("chunk source returned %d bytes for a %d-byte chunk", len(data), c.Info.UncompressedSize)
@@ -66,7 +100,7 @@ func (m *Image) FileReader(ctx context.Context, src ChunkSource, nid uint64) (*F
 	if err != nil {
 		return nil, err
 	}
-	return &FileReader{m: m, ctx: ctx, src: src, size: ino.Size, chunks: chunks}, nil
+	return &FileReader{m: m, ctx: ctx, src: src, size: ino.Size, chunks: chunks, last: &lastChunk{}}, nil
 }
 
 // FileReader reads one regular file; it implements io.ReaderAt.
@@ -76,6 +110,7 @@ type FileReader struct {
 	src    ChunkSource
 	size   uint64
 	chunks []Chunk
+	last   *lastChunk
 }
 
 // Size returns the file size.
@@ -83,5 +118,5 @@ func (f *FileReader) Size() int64 { return int64(f.size) }
 
 // ReadAt implements io.ReaderAt.
 func (f *FileReader) ReadAt(p []byte, off int64) (int, error) {
-	return f.m.readChunks(f.ctx, f.src, f.size, f.chunks, p, off)
+	return f.m.readChunks(f.ctx, f.src, f.size, f.chunks, p, off, f.last)
 }

@@ -9,6 +9,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -36,6 +37,11 @@ func WriteTar(ctx context.Context, w io.Writer, t *tree.Tree, chunks ChunkReader
 		name := strings.TrimPrefix(p, "/")
 		if name == "" {
 			name = "."
+		}
+		if ino.Mode&layout.ModeTypeMask == layout.ModeSock {
+			// Tar has no socket type (GNU tar skips them too).
+			slog.Warn("unpack: skipping socket, tar cannot store it", "path", p)
+			return nil
 		}
 		hdr, err := header(name, ino)
 		if err != nil {
