@@ -120,3 +120,8 @@ func (f *FileReader) Size() int64 { return int64(f.size) }
 func (f *FileReader) ReadAt(p []byte, off int64) (int, error) {
 	return f.m.readChunks(f.ctx, f.src, f.size, f.chunks, p, off, f.last)
 }
+
+// ReadAtContext is ReadAt bounded by ctx instead of the reader's context.
+func (f *FileReader) ReadAtContext(ctx context.Context, p []byte, off int64) (int, error) {
+	return f.m.readChunks(ctx, f.src, f.size, f.chunks, p, off, f.last)
+}

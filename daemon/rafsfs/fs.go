@@ -1,0 +1,285 @@
+package rafsfs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/gonydus/nydus/rafs"
+	"github.com/gonydus/nydus/rafs/layout"
+	"github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+)
+
+// FS is one RAFS image served over FUSE.
+type FS struct {
+	img         *rafs.Image
+	src         rafs.ChunkSource
+	inoBase     uint64
+	enableXattr bool
+	uid, gid    uint32 // reported when the image records no owners
+	stats       *Stats
+}
+
+// Option configures an FS.
+type Option func(*FS) error
+
+// WithInodeBase sets the high bits added to every nid to form st_ino; nydusd
+// uses fs_index<<56 (1<<56 for the first mount).
+func WithInodeBase(base uint64) Option {
+	return func(f *FS) error {
+		if base&(1<<56-1) != 0 {
+			return fmt.Errorf("rafsfs: inode base %#x has low bits set", base)
+		}
+		f.inoBase = base
+		return nil
+	}
+}
+
+// WithXattr enables extended attributes (nydusd's enable_xattr).
+func WithXattr(on bool) Option { return func(f *FS) error { f.enableXattr = on; return nil } }
+
+// New returns a filesystem for img reading data through src.
+func New(img *rafs.Image, src rafs.ChunkSource, opts ...Option) (*FS, error) {
+	if img == nil || src == nil {
+		return nil, errors.New("rafsfs: image and chunk source are required")
+	}
+	f := &FS{img: img, src: src, inoBase: 1 << 56, enableXattr: true,
+		uid: uint32(os.Geteuid()), gid: uint32(os.Getegid()), stats: newStats()}
+	for _, o := range opts {
+		if err := o(f); err != nil {
+			return nil, err
+		}
+	}
+	return f, nil
+}
+
+// Root returns the root node, for fs.Mount or as a child of a pseudo fs.
+func (f *FS) Root() fs.InodeEmbedder { return &node{fs: f, nid: f.img.Root()} }
+
+// RootStableAttr is the stable attribute of the root node.
+func (f *FS) RootStableAttr() *fs.StableAttr {
+	return &fs.StableAttr{Mode: fuse.S_IFDIR, Ino: f.inoBase | f.img.Root()}
+}
+
+// Stats returns the file-access metrics.
+func (f *FS) Stats() *Stats { return f.stats }
+
+// MountOptions returns go-fuse options tuned for an immutable image: long
+// entry and attribute timeouts, 1 MiB reads, read-only.
+func MountOptions(name string) *fs.Options {
+	long := time.Duration(1<<32) * time.Second
+	return &fs.Options{
+		EntryTimeout:    &long,
+		AttrTimeout:     &long,
+		NegativeTimeout: &long,
+		MountOptions: fuse.MountOptions{
+			FsName:       name,
+			Name:         "rafs",
+			MaxWrite:     1 << 20,
+			MaxReadAhead: 1 << 20,
+			Options:      []string{"ro", "default_permissions"},
+			AllowOther:   true,
+			DirectMount:  true,
+		},
+	}
+}
+
+// errno maps errors from the image and the storage chain to errnos.
+func errno(err error) syscall.Errno {
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, rafs.ErrNotExist):
+		return syscall.ENOENT
+	case errors.Is(err, rafs.ErrNotDir):
+		return syscall.ENOTDIR
+	case errors.Is(err, context.Canceled):
+		return syscall.EINTR
+	case errors.Is(err, context.DeadlineExceeded):
+		return syscall.ETIMEDOUT
+	}
+	return syscall.EIO
+}
+
+type node struct {
+	fs.Inode
+	fs  *FS
+	nid uint64
+
+	once   sync.Once
+	reader *rafs.FileReader
+	rerr   error
+}
+
+var (
+	_ fs.NodeLookuper    = (*node)(nil)
+	_ fs.NodeGetattrer   = (*node)(nil)
+	_ fs.NodeReaddirer   = (*node)(nil)
+	_ fs.NodeOpener      = (*node)(nil)
+	_ fs.NodeReader      = (*node)(nil)
+	_ fs.NodeReadlinker  = (*node)(nil)
+	_ fs.NodeGetxattrer  = (*node)(nil)
+	_ fs.NodeListxattrer = (*node)(nil)
+	_ fs.NodeStatfser    = (*node)(nil)
+)
+
+func (f *FS) fillAttr(ino *rafs.Inode, out *fuse.Attr) {
+	out.Ino = f.inoBase | ino.Nid
+	out.Mode = ino.Mode
+	out.Nlink = ino.Nlink
+	out.Size = ino.Size
+	out.Blocks = (ino.Size + 511) / 512
+	out.Blksize = 4096
+	out.Mtime, out.Mtimensec = ino.Mtime, ino.MtimeNsec
+	out.Ctime, out.Ctimensec = ino.Mtime, ino.MtimeNsec
+	out.Atime, out.Atimensec = ino.Mtime, ino.MtimeNsec
+	out.Rdev = uint32(ino.Rdev)
+	if f.img.ExplicitUIDGID() {
+		out.Uid, out.Gid = ino.UID, ino.GID
+	} else {
+		out.Uid, out.Gid = f.uid, f.gid
+	}
+}
+
+func (n *node) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	ino, err := n.fs.img.Inode(n.nid)
+	if err != nil {
+		return errno(err)
+	}
+	n.fs.fillAttr(ino, &out.Attr)
+	return 0
+}
+
+func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	nid, err := n.fs.img.Lookup(n.nid, name)
+	if err != nil {
+		return nil, errno(err)
+	}
+	ino, err := n.fs.img.Inode(nid)
+	if err != nil {
+		return nil, errno(err)
+	}
+	n.fs.fillAttr(ino, &out.Attr)
+	child := &node{fs: n.fs, nid: nid}
+	return n.NewInode(ctx, child, fs.StableAttr{Mode: ino.Mode & syscall.S_IFMT, Ino: n.fs.inoBase | nid}), 0
+}
+
+func fileTypeMode(t uint8) uint32 {
+	switch t {
+	case layout.FileTypeDir:
+		return syscall.S_IFDIR
+	case layout.FileTypeChr:
+		return syscall.S_IFCHR
+	case layout.FileTypeBlk:
+		return syscall.S_IFBLK
+	case layout.FileTypeFifo:
+		return syscall.S_IFIFO
+	case layout.FileTypeSock:
+		return syscall.S_IFSOCK
+	case layout.FileTypeSymlink:
+		return syscall.S_IFLNK
+	}
+	return syscall.S_IFREG
+}
+
+func (n *node) Readdir(ctx context.Context) (fs.DirStream, syscall.Errno) {
+	ents, err := n.fs.img.ReadDir(n.nid)
+	if err != nil {
+		return nil, errno(err)
+	}
+	list := make([]fuse.DirEntry, 0, len(ents))
+	for _, e := range ents {
+		list = append(list, fuse.DirEntry{Name: e.Name, Ino: n.fs.inoBase | e.Nid, Mode: fileTypeMode(e.FileType)})
+	}
+	return fs.NewListDirStream(list), 0
+}
+
+func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
+	if flags&(syscall.O_WRONLY|syscall.O_RDWR|syscall.O_TRUNC) != 0 {
+		return nil, 0, syscall.EROFS
+	}
+	n.once.Do(func() {
+		// The context of the first open must not bound later reads.
+		n.reader, n.rerr = n.fs.img.FileReader(context.Background(), n.fs.src, n.nid)
+	})
+	if n.rerr != nil {
+		return nil, 0, errno(n.rerr)
+	}
+	return nil, fuse.FOPEN_KEEP_CACHE, 0
+}
+
+func (n *node) Read(ctx context.Context, fh fs.FileHandle, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	n.once.Do(func() {
+		n.reader, n.rerr = n.fs.img.FileReader(context.Background(), n.fs.src, n.nid)
+	})
+	if n.rerr != nil {
+		return nil, errno(n.rerr)
+	}
+	start := time.Now()
+	k, err := n.reader.ReadAtContext(ctx, dest, off)
+	if err != nil && k == 0 && !isEOF(err) {
+		n.fs.stats.read(n.nid, 0, time.Since(start), true)
+		return nil, errno(err)
+	}
+	n.fs.stats.read(n.nid, k, time.Since(start), false)
+	return fuse.ReadResultData(dest[:k]), 0
+}
+
+func isEOF(err error) bool { return errors.Is(err, io.EOF) }
+
+func (n *node) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
+	t, err := n.fs.img.Readlink(n.nid)
+	if err != nil {
+		return nil, errno(err)
+	}
+	return []byte(t), 0
+}
+
+func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
+	if !n.fs.enableXattr {
+		return 0, syscall.ENOTSUP
+	}
+	v, ok, err := n.fs.img.GetXattr(n.nid, attr)
+	if err != nil {
+		return 0, errno(err)
+	}
+	if !ok {
+		return 0, syscall.ENODATA
+	}
+	if len(dest) < len(v) {
+		return uint32(len(v)), syscall.ERANGE
+	}
+	return uint32(copy(dest, v)), 0
+}
+
+func (n *node) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) {
+	if !n.fs.enableXattr {
+		return 0, 0
+	}
+	xs, err := n.fs.img.Xattrs(n.nid)
+	if err != nil {
+		return 0, errno(err)
+	}
+	var buf []byte
+	for _, x := range xs {
+		buf = append(append(buf, x.Name...), 0)
+	}
+	if len(dest) < len(buf) {
+		return uint32(len(buf)), syscall.ERANGE
+	}
+	return uint32(copy(dest, buf)), 0
+}
+
+func (n *node) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
+	out.Bsize = 512
+	out.Frsize = 512
+	out.NameLen = 255
+	out.Files = n.fs.img.Inodes()
+	return 0
+}

@@ -1,0 +1,301 @@
+package rafsfs_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"io/fs"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	"github.com/gonydus/nydus/daemon/rafsfs"
+	"github.com/gonydus/nydus/rafs"
+	"github.com/gonydus/nydus/rafs/builder"
+	"github.com/gonydus/nydus/rafs/export"
+	"github.com/gonydus/nydus/rafs/layout"
+	"github.com/gonydus/nydus/rafs/tree"
+	gofs "github.com/hanwen/go-fuse/v2/fs"
+	"golang.org/x/sys/unix"
+)
+
+const upstreamDir = "../../../shared/testdata/upstream-nydus"
+
+func requireFUSE(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to mount FUSE")
+	}
+	if _, err := os.Stat("/dev/fuse"); err != nil {
+		t.Skipf("no /dev/fuse: %v", err)
+	}
+}
+
+// mount serves img at a new directory and unmounts at cleanup.
+func mount(t *testing.T, img *rafs.Image, src rafs.ChunkSource) string {
+	t.Helper()
+	f, err := rafsfs.New(img, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	opts := rafsfs.MountOptions("test")
+	opts.RootStableAttr = f.RootStableAttr()
+	srv, err := gofs.Mount(dir, f.Root(), opts)
+	if err != nil {
+		t.Fatalf("mount: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := srv.Unmount(); err != nil {
+			t.Errorf("unmount: %v", err)
+			unix.Unmount(dir, unix.MNT_DETACH)
+		}
+	})
+	return dir
+}
+
+func TestMountUpstreamVector(t *testing.T) {
+	requireFUSE(t)
+	boot, err := os.ReadFile(filepath.Join(upstreamDir, "bootstrap/rafs-v6-2.2.boot"))
+	if err != nil {
+		t.Skipf("upstream vector missing: %v", err)
+	}
+	img, err := rafs.Open(bytes.NewReader(boot), int64(len(boot)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := mount(t, img, rafs.NewLocalBlobs(filepath.Join(upstreamDir, "blobs"), nil))
+	if err := fstest.TestFS(os.DirFS(dir), "lib.rs", "sync_io.rs"); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "lib.rs"))
+	if err != nil || len(b) != 16931 || !bytes.Contains(b, []byte("fn ")) {
+		t.Fatalf("lib.rs: %d bytes, %v", len(b), err)
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(filepath.Join(dir, "lib.rs"), &st); err != nil {
+		t.Fatal(err)
+	}
+	nid, _ := img.LookupPath("lib.rs")
+	if st.Ino != 1<<56|nid {
+		t.Fatalf("st_ino %#x, want %#x", st.Ino, 1<<56|nid)
+	}
+}
+
+type builtImage struct {
+	img   *rafs.Image
+	boot  []byte
+	src   *rafs.LocalBlobs
+	files map[string][]byte
+}
+
+func buildImage(t *testing.T, cfg builder.Config, fifo bool) *builtImage {
+	t.Helper()
+	bi := &builtImage{files: map[string][]byte{}}
+	var blob bytes.Buffer
+	rng := rand.New(rand.NewPCG(3, 4))
+	res, err := builder.Build(context.Background(), func(_ context.Context, w builder.FileWriter) (*tree.Tree, error) {
+		root := tree.NewDir(0o755)
+		add := func(dir *tree.Inode, p, name string, data []byte) *tree.Inode {
+			chunks, err := w.WriteFile(bytes.NewReader(data), int64(len(data)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			ino := &tree.Inode{Mode: layout.ModeReg | 0o644, UID: 1234, GID: 5678, Mtime: 1600000000, MtimeNsec: 42, Size: uint64(len(data)), Chunks: chunks}
+			dir.SetChild(name, ino)
+			bi.files[p] = data
+			return ino
+		}
+		for d := range 5 {
+			dir := tree.NewDir(0o750)
+			dir.Mtime = 1500000000
+			root.SetChild(fmt.Sprintf("d%d", d), dir)
+			for i := range 40 {
+				n := rng.IntN(16_000) // small: fstest reads files a few bytes at a time
+				if i%10 == 1 {
+					n = 300_000 + rng.IntN(300_000)
+				}
+				if i%7 == 0 {
+					n = 0
+				}
+				data := make([]byte, n)
+				for k := range data {
+					data[k] = byte(rng.IntN(8) + 'a')
+				}
+				name := fmt.Sprintf("f%03d", i)
+				add(dir, fmt.Sprintf("d%d/%s", d, name), name, data)
+			}
+		}
+		big := add(root, "big", "big", bytes.Repeat([]byte("nydus!"), 700_000))
+		big.SetXattr("user.test", []byte("value"))
+		big.SetXattr("security.capability", []byte{1, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0})
+		root.SetChild("hardlink", big)
+		root.SetChild("link", &tree.Inode{Mode: layout.ModeSymlink | 0o777, Target: "d0/f001"})
+		if fifo {
+			root.SetChild("null", &tree.Inode{Mode: layout.ModeChr | 0o666, Rdev: unix.Mkdev(1, 3)}) // opening a FIFO blocks, so fstest cannot walk an image holding one
+			root.SetChild("fifo", &tree.Inode{Mode: layout.ModeFifo | 0o600})
+			root.SetChild("sock", &tree.Inode{Mode: layout.ModeSock | 0o600})
+		}
+		return &tree.Tree{Root: root}, nil
+	}, &blob, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bi.boot = res.Bootstrap
+	if bi.img, err = rafs.Open(bytes.NewReader(res.Bootstrap), int64(len(res.Bootstrap))); err != nil {
+		t.Fatal(err)
+	}
+	bi.src = rafs.NewLocalBlobs("", map[string]io.ReaderAt{res.Blob.ID(): bytes.NewReader(blob.Bytes())})
+	return bi
+}
+
+func TestMountBuiltImages(t *testing.T) {
+	requireFUSE(t)
+	for _, comp := range []layout.Compressor{layout.CompressNone, layout.CompressLZ4, layout.CompressZstd} {
+		for _, dg := range []layout.Digester{layout.DigestBlake3, layout.DigestSHA256} {
+			t.Run(comp.String()+"-"+dg.String(), func(t *testing.T) {
+				cfg := builder.DefaultConfig()
+				cfg.Compressor, cfg.Digester, cfg.ChunkSize = comp, dg, 0x10000
+				bi := buildImage(t, cfg, false)
+				dir := mount(t, bi.img, bi.src)
+				for p, want := range bi.files {
+					got, err := os.ReadFile(filepath.Join(dir, p))
+					if err != nil || !bytes.Equal(got, want) {
+						t.Fatalf("%s: %d bytes, %v; want %d", p, len(got), err, len(want))
+					}
+				}
+				var a, b unix.Stat_t
+				must(t, unix.Stat(filepath.Join(dir, "big"), &a))
+				must(t, unix.Stat(filepath.Join(dir, "hardlink"), &b))
+				if a.Ino != b.Ino || a.Nlink != 2 || a.Uid != 1234 || a.Gid != 5678 {
+					t.Fatalf("hardlink stat %+v vs %+v", a, b)
+				}
+				v := make([]byte, 64)
+				n, err := unix.Getxattr(filepath.Join(dir, "big"), "user.test", v)
+				if err != nil || string(v[:n]) != "value" {
+					t.Fatalf("getxattr: %q %v", v[:n], err)
+				}
+				start0 := time.Now()
+				defer func() { t.Logf("subtest %v", time.Since(start0)) }()
+				// fstest reads every file byte by byte: walk the small-file part.
+				if err := fstest.TestFS(os.DirFS(filepath.Join(dir, "d0")), "f002", "f039"); err != nil {
+					t.Fatal(err)
+				}
+				start := time.Now()
+				randomReads(t, dir, bi.files)
+				t.Logf("random reads took %v", time.Since(start))
+			})
+		}
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// randomReads runs 64 goroutines of random preads and checks every byte.
+func randomReads(t *testing.T, dir string, files map[string][]byte) {
+	t.Helper()
+	var names []string
+	for p, d := range files {
+		if len(d) > 0 {
+			names = append(names, p)
+		}
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	for g := range 64 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(g), 9))
+			for range 50 {
+				p := names[rng.IntN(len(names))]
+				want := files[p]
+				f, err := os.Open(filepath.Join(dir, p))
+				if err != nil {
+					errs <- err
+					return
+				}
+				off := rng.IntN(len(want))
+				buf := make([]byte, min(1+rng.IntN(200_000), len(want)-off))
+				n, err := f.ReadAt(buf, int64(off))
+				f.Close()
+				if err != nil && err != io.EOF || !bytes.Equal(buf[:n], want[off:off+n]) || n != len(buf) {
+					errs <- fmt.Errorf("%s at %d: %d bytes, %v", p, off, n, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+}
+
+type fileOut struct{ *os.File }
+
+func (f fileOut) Truncate(n int64) error { return f.File.Truncate(n) }
+
+// TestKernelDifferential mounts the same image with the kernel EROFS driver
+// (via export) and with rafsfs and compares stat and bytes of every path.
+func TestKernelDifferential(t *testing.T) {
+	requireFUSE(t)
+	fss, _ := os.ReadFile("/proc/filesystems")
+	if !strings.Contains(string(fss), "erofs") {
+		t.Skip("no EROFS in this kernel")
+	}
+	bi := buildImage(t, builder.DefaultConfig(), true)
+	imgPath := filepath.Join(t.TempDir(), "image.erofs")
+	f, err := os.Create(imgPath)
+	must(t, err)
+	if _, err := export.Block(context.Background(), bytes.NewReader(bi.boot), int64(len(bi.boot)), bi.src, fileOut{f}); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	kdir := t.TempDir()
+	if err := unix.Mount(imgPath, kdir, "erofs", unix.MS_RDONLY, ""); err != nil {
+		// Older kernels need a loop device; mount(8) sets one up.
+		t.Skipf("kernel EROFS mount of a file failed: %v", err)
+	}
+	defer unix.Unmount(kdir, 0)
+	fdir := mount(t, bi.img, bi.src)
+	err = filepath.WalkDir(kdir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(kdir, p)
+		var ks, fs_ unix.Stat_t
+		must(t, unix.Lstat(p, &ks))
+		if err := unix.Lstat(filepath.Join(fdir, rel), &fs_); err != nil {
+			return fmt.Errorf("%s: %v", rel, err)
+		}
+		if ks.Mode != fs_.Mode || ks.Uid != fs_.Uid || ks.Gid != fs_.Gid || ks.Size != fs_.Size || ks.Nlink != fs_.Nlink ||
+			ks.Mtim != fs_.Mtim || ks.Rdev != fs_.Rdev {
+			return fmt.Errorf("%s: kernel %+v, nydus %+v", rel, ks, fs_)
+		}
+		if d.Type().IsRegular() {
+			kb, err := os.ReadFile(p)
+			must(t, err)
+			fb, err := os.ReadFile(filepath.Join(fdir, rel))
+			if err != nil || !bytes.Equal(kb, fb) {
+				return fmt.Errorf("%s: content differs (%v)", rel, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,52 @@
+package rafsfs
+
+import (
+	"sync"
+	"time"
+)
+
+// FileStats are the per-file counters nydusd reports at /api/v1/metrics/files.
+type FileStats struct {
+	Nid        uint64 `json:"nid"`
+	ReadCount  uint64 `json:"nr_read"`
+	ReadBytes  uint64 `json:"block_count_read_bytes"`
+	ReadErrors uint64 `json:"fop_errors"`
+	LatencyUs  uint64 `json:"fop_cumulative_latency_total_us"`
+}
+
+// Stats collects file-access metrics of one filesystem.
+type Stats struct {
+	mu    sync.Mutex
+	files map[uint64]*FileStats
+	order []uint64 // access order, for /metrics/pattern
+}
+
+func newStats() *Stats { return &Stats{files: map[uint64]*FileStats{}} }
+
+func (s *Stats) read(nid uint64, n int, d time.Duration, failed bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f := s.files[nid]
+	if f == nil {
+		f = &FileStats{Nid: nid}
+		s.files[nid] = f
+		s.order = append(s.order, nid)
+	}
+	f.ReadCount++
+	f.ReadBytes += uint64(n)
+	f.LatencyUs += uint64(d.Microseconds())
+	if failed {
+		f.ReadErrors++
+	}
+}
+
+// Files returns a snapshot of per-file counters in first-access order.
+func (s *Stats) Files() []FileStats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]FileStats, 0, len(s.order))
+	for _, nid := range s.order {
+		out = append(out, *s.files[nid])
+	}
+	return out
+}
