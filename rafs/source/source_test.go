@@ -197,8 +197,8 @@ func TestCompressionDetection(t *testing.T) {
 
 func TestHostileTars(t *testing.T) {
 	cases := map[string][]byte{
-		"dotdot escape":  tarOf(t, ent{hdr: tar.Header{Name: "../../etc/passwd", Typeflag: tar.TypeReg}, body: "x"}),
-		"inner escape":   tarOf(t, ent{hdr: tar.Header{Name: "a/../../b", Typeflag: tar.TypeReg}, body: "x"}),
+		"dotdot escape": tarOf(t, ent{hdr: tar.Header{Name: "../../etc/passwd", Typeflag: tar.TypeReg}, body: "x"}),
+		"inner escape":  tarOf(t, ent{hdr: tar.Header{Name: "a/../../b", Typeflag: tar.TypeReg}, body: "x"}),
 		"through symlink": tarOf(t, ent{hdr: tar.Header{Name: "a", Typeflag: tar.TypeSymlink, Linkname: "/"}},
 			ent{hdr: tar.Header{Name: "a/etc/x", Typeflag: tar.TypeReg}, body: "x"}),
 		"through file": tarOf(t, ent{hdr: tar.Header{Name: "f", Typeflag: tar.TypeReg}, body: "x"},
