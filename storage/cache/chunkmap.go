@@ -1,0 +1,227 @@
+package cache
+
+import (
+	"errors"
+	"fmt"
+	"math/bits"
+	"os"
+	"sync/atomic"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// ChunkMap is the readiness bitmap of one blob: a chunk_map file mapped
+// shared into memory (or an anonymous mapping when not persistent). Bits
+// are set and cleared with 32-bit atomic compare-and-swap on the aligned
+// word holding the chunk's byte, which is atomic with respect to the byte
+// CAS upstream nydusd uses on the same file.
+type ChunkMap struct {
+	path  string // "" for an in-memory map
+	count uint32
+	mem   []byte
+	ready atomic.Int64 // bits this process has seen set (approximate across processes)
+}
+
+// OpenChunkMap opens or creates the chunk map at path for count chunks. A
+// file of the wrong size or with a bad header is rebuilt (all chunks not
+// ready); rebuilt reports that. With path "" the map lives in memory only.
+func OpenChunkMap(path string, count uint32) (m *ChunkMap, rebuilt bool, err error) {
+	size := MapSize(count)
+	m = &ChunkMap{path: path, count: count}
+	if path == "" {
+		m.mem, err = unix.Mmap(-1, 0, int(size), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED|unix.MAP_ANON)
+		if err != nil {
+			return nil, false, fmt.Errorf("cache: map in-memory chunk map: %w", err)
+		}
+		h := NewHeader()
+		h.Marshal(m.mem)
+		return m, false, nil
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, false, fmt.Errorf("cache: open chunk map: %w", err)
+	}
+	defer f.Close() // the mapping outlives the descriptor
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		return nil, false, fmt.Errorf("cache: lock chunk map %s: %w", path, err)
+	}
+	defer unix.Flock(int(f.Fd()), unix.LOCK_UN)
+	rebuilt, err = prepareMapFile(f, size)
+	if err != nil {
+		return nil, false, fmt.Errorf("cache: chunk map %s: %w", path, err)
+	}
+	m.mem, err = unix.Mmap(int(f.Fd()), 0, int(size), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		return nil, false, fmt.Errorf("cache: map chunk map %s: %w", path, err)
+	}
+	m.ready.Store(int64(m.countReady()))
+	return m, rebuilt, nil
+}
+
+// prepareMapFile makes f a valid chunk map of size bytes, keeping its
+// content when it already is one.
+func prepareMapFile(f *os.File, size int64) (rebuilt bool, err error) {
+	st, err := f.Stat()
+	if err != nil {
+		return false, err
+	}
+	switch {
+	case st.Size() == 0:
+		return false, initMapFile(f, size)
+	case st.Size() != size:
+		return true, initMapFile(f, size)
+	}
+	hdr := make([]byte, HeaderSize)
+	if _, err := f.ReadAt(hdr, 0); err != nil {
+		return false, err
+	}
+	if _, err := ParseHeader(hdr); err != nil {
+		// An all-zero file is a creator that died between truncate and
+		// header write (upstream has the same window): not a rebuild.
+		return !allZero(f, size), initMapFile(f, size)
+	}
+	return false, nil
+}
+
+func allZero(f *os.File, size int64) bool {
+	buf := make([]byte, size)
+	if _, err := f.ReadAt(buf, 0); err != nil {
+		return false
+	}
+	for _, b := range buf {
+		if b != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// initMapFile resets f to an empty chunk map: zero bitmap, fresh header.
+func initMapFile(f *os.File, size int64) error {
+	if err := f.Truncate(0); err != nil {
+		return err
+	}
+	if err := f.Truncate(size); err != nil {
+		return err
+	}
+	var hdr [HeaderSize]byte
+	h := NewHeader()
+	h.Marshal(hdr[:])
+	if _, err := f.WriteAt(hdr[:], 0); err != nil {
+		return err
+	}
+	return f.Sync()
+}
+
+// Count returns the number of chunks the map covers.
+func (m *ChunkMap) Count() uint32 { return m.count }
+
+func (m *ChunkMap) word(off int64) *uint32 {
+	return (*uint32)(unsafe.Pointer(&m.mem[off&^3]))
+}
+
+// bitInWord returns the word holding chunk i's bit and the bit's mask in
+// that (little-endian) word.
+func (m *ChunkMap) bitInWord(i uint32) (*uint32, uint32) {
+	off, mask := bitPos(i)
+	return m.word(off), uint32(mask) << (8 * (off & 3))
+}
+
+// Complete reports whether the header marks every chunk ready.
+func (m *ChunkMap) Complete() bool {
+	return atomic.LoadUint32(m.word(allReadyOffset)) == MagicAllReady
+}
+
+// IsReady reports whether chunk i is cached.
+func (m *ChunkMap) IsReady(i uint32) bool {
+	if i >= m.count {
+		return false
+	}
+	if m.Complete() {
+		return true
+	}
+	w, mask := m.bitInWord(i)
+	return atomic.LoadUint32(w)&mask != 0
+}
+
+// SetReady marks chunk i cached. The caller must have made its data
+// durable first. When every chunk is ready the header is marked complete.
+func (m *ChunkMap) SetReady(i uint32) error {
+	if i >= m.count {
+		return fmt.Errorf("cache: chunk %d out of range (%d chunks)", i, m.count)
+	}
+	w, mask := m.bitInWord(i)
+	for {
+		old := atomic.LoadUint32(w)
+		if old&mask != 0 {
+			return nil
+		}
+		if atomic.CompareAndSwapUint32(w, old, old|mask) {
+			break
+		}
+	}
+	if m.ready.Add(1) >= int64(m.count) && m.countReady() == m.count {
+		atomic.StoreUint32(m.word(allReadyOffset), MagicAllReady)
+		return m.sync()
+	}
+	return nil
+}
+
+// Clear marks chunk i not cached (and the map not complete).
+func (m *ChunkMap) Clear(i uint32) error {
+	if i >= m.count {
+		return fmt.Errorf("cache: chunk %d out of range (%d chunks)", i, m.count)
+	}
+	if m.Complete() {
+		atomic.CompareAndSwapUint32(m.word(allReadyOffset), MagicAllReady, 0)
+	}
+	w, mask := m.bitInWord(i)
+	for {
+		old := atomic.LoadUint32(w)
+		if old&mask == 0 {
+			return nil
+		}
+		if atomic.CompareAndSwapUint32(w, old, old&^mask) {
+			m.ready.Add(-1)
+			return nil
+		}
+	}
+}
+
+// Ready returns the number of chunks marked ready.
+func (m *ChunkMap) Ready() uint32 {
+	if m.Complete() {
+		return m.count
+	}
+	return m.countReady()
+}
+
+func (m *ChunkMap) countReady() uint32 {
+	n := 0
+	for off := int64(HeaderSize); off < MapSize(m.count); off += 4 {
+		n += bits.OnesCount32(atomic.LoadUint32(m.word(off)))
+	}
+	return uint32(n)
+}
+
+func (m *ChunkMap) sync() error {
+	if m.path == "" {
+		return nil
+	}
+	if err := unix.Msync(m.mem, unix.MS_SYNC); err != nil {
+		return fmt.Errorf("cache: sync chunk map %s: %w", m.path, err)
+	}
+	return nil
+}
+
+// Close flushes and unmaps the map.
+func (m *ChunkMap) Close() error {
+	if m.mem == nil {
+		return nil
+	}
+	err := m.sync()
+	err = errors.Join(err, unix.Munmap(m.mem))
+	m.mem = nil
+	return err
+}

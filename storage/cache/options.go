@@ -1,0 +1,71 @@
+package cache
+
+import (
+	"errors"
+	"log/slog"
+	"time"
+)
+
+// Option configures a BlobFile.
+type Option func(*config) error
+
+type config struct {
+	compressed   bool
+	persistMap   bool
+	syncInterval time.Duration
+	syncBytes    int64
+	log          *slog.Logger
+}
+
+func defaultConfig() config {
+	return config{
+		persistMap:   true,
+		syncInterval: DefaultSyncInterval,
+		syncBytes:    DefaultSyncBytes,
+		log:          slog.Default(),
+	}
+}
+
+// Defaults of the durability batching.
+const (
+	DefaultSyncInterval = 50 * time.Millisecond
+	DefaultSyncBytes    = 32 << 20
+)
+
+// WithCompressed stores compressed chunk bytes in <blob_id>.blob.raw at
+// their compressed offsets instead of uncompressed bytes in .blob.data
+// (cache "compressed": true).
+func WithCompressed(on bool) Option {
+	return func(c *config) error { c.compressed = on; return nil }
+}
+
+// WithPersistentMap(false) keeps the readiness bitmap in memory only
+// (filecache "disable_indexed_map"): cached data is not reused after a
+// restart.
+func WithPersistentMap(on bool) Option {
+	return func(c *config) error { c.persistMap = on; return nil }
+}
+
+// WithSync sets how writes are made durable before chunks are marked
+// ready: the data file is fdatasync'ed at most every interval, or as soon
+// as bytes are pending. interval 0 syncs inside every Put.
+func WithSync(interval time.Duration, bytes int64) Option {
+	return func(c *config) error {
+		if interval < 0 || bytes < 0 {
+			return errors.New("cache: negative sync interval or size")
+		}
+		c.syncInterval, c.syncBytes = interval, bytes
+		return nil
+	}
+}
+
+// WithLogger sets the logger for cache warnings (rebuilt maps, write errors).
+func WithLogger(l *slog.Logger) Option {
+	return func(c *config) error {
+		if l == nil {
+			return errors.New("cache: nil logger")
+		}
+		c.log = l
+		return nil
+	}
+}
