@@ -1,0 +1,162 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// command is one subcommand: its flags and what it runs.
+type command struct {
+	name  string
+	usage string
+	flags *flag.FlagSet
+	run   func(args []string) error
+}
+
+// boolFlag is implemented by flag.Value types that take no argument.
+type boolFlag interface{ IsBoolFlag() bool }
+
+// parseInterspersed parses GNU-style arguments: flags may appear before,
+// between or after positional arguments, "--" ends flag parsing. It
+// returns the positionals.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var flags, pos []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			pos = append(pos, args[i+1:]...)
+			break
+		}
+		if len(a) < 2 || a[0] != '-' {
+			pos = append(pos, a)
+			continue
+		}
+		flags = append(flags, a)
+		name := strings.TrimLeft(a, "-")
+		if strings.Contains(name, "=") {
+			continue
+		}
+		f := fs.Lookup(name)
+		if f == nil {
+			continue // flag.Parse reports it
+		}
+		if b, ok := f.Value.(boolFlag); ok && b.IsBoolFlag() {
+			continue
+		}
+		if i+1 < len(args) {
+			i++
+			flags = append(flags, args[i])
+		}
+	}
+	if err := fs.Parse(flags); err != nil {
+		return nil, err
+	}
+	return pos, nil
+}
+
+// printUsage writes a subcommand's help in the "--long, -s" style that
+// nydus-snapshotter's feature detection greps for.
+func printUsage(w io.Writer, c *command) {
+	fmt.Fprintf(w, "Usage: nydus-image %s\n\nOptions:\n", c.usage)
+	seen := map[flag.Value][]string{}
+	var order []flag.Value
+	c.flags.VisitAll(func(f *flag.Flag) {
+		if _, ok := seen[f.Value]; !ok {
+			order = append(order, f.Value)
+		}
+		seen[f.Value] = append(seen[f.Value], f.Name)
+	})
+	for _, v := range order {
+		names := seen[v]
+		var parts []string
+		var usage, def string
+		for _, n := range names {
+			f := c.flags.Lookup(n)
+			if len(n) == 1 {
+				parts = append(parts, "-"+n)
+			} else {
+				parts = append(parts, "--"+n)
+			}
+			if f.Usage != "" {
+				usage = f.Usage
+			}
+			def = f.DefValue
+		}
+		line := "  " + strings.Join(parts, ", ")
+		if def != "" && def != "false" {
+			usage += fmt.Sprintf(" [default: %s]", def)
+		}
+		fmt.Fprintf(w, "%-36s %s\n", line, usage)
+	}
+}
+
+// stringList is a repeatable or comma-separated string flag.
+type stringList []string
+
+func (s *stringList) String() string { return strings.Join(*s, ",") }
+func (s *stringList) Set(v string) error {
+	for _, p := range strings.Split(v, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			*s = append(*s, p)
+		}
+	}
+	return nil
+}
+
+// valueFlag wraps a flag.Value so one object can be registered under
+// several names (long name, short name, aliases).
+func register(fs *flag.FlagSet, v flag.Value, usage string, names ...string) {
+	for i, n := range names {
+		u := usage
+		if i > 0 {
+			u = ""
+		}
+		fs.Var(v, n, u)
+	}
+}
+
+type stringValue struct{ p *string }
+
+func (s stringValue) String() string {
+	if s.p == nil {
+		return ""
+	}
+	return *s.p
+}
+func (s stringValue) Set(v string) error { *s.p = v; return nil }
+
+type boolValue struct{ p *bool }
+
+func (b boolValue) String() string {
+	if b.p != nil && *b.p {
+		return "true"
+	}
+	return "false"
+}
+func (b boolValue) Set(v string) error {
+	switch v {
+	case "", "true", "1":
+		*b.p = true
+	case "false", "0":
+		*b.p = false
+	default:
+		return fmt.Errorf("invalid boolean %q", v)
+	}
+	return nil
+}
+func (boolValue) IsBoolFlag() bool { return true }
+
+func strOpt(fs *flag.FlagSet, def, usage string, names ...string) *string {
+	p := new(string)
+	*p = def
+	register(fs, stringValue{p}, usage, names...)
+	return p
+}
+
+func boolOpt(fs *flag.FlagSet, usage string, names ...string) *bool {
+	p := new(bool)
+	register(fs, boolValue{p}, usage, names...)
+	return p
+}

@@ -1,0 +1,128 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/gonydus/nydus/rafs"
+)
+
+type checkOpts struct {
+	bootstrap, blobDir, blob, config, outputJSON *string
+	verbose                                      *bool
+}
+
+func newCheck() *command {
+	fs := flag.NewFlagSet("check", flag.ContinueOnError)
+	o := &checkOpts{
+		bootstrap:  strOpt(fs, "", "Bootstrap (or blob with inline bootstrap) to check", "bootstrap", "B"),
+		blobDir:    strOpt(fs, "", "Directory of blobs: also read and verify every chunk", "blob-dir", "D"),
+		blob:       strOpt(fs, "", "Blob file: also read and verify every chunk", "blob", "b"),
+		config:     strOpt(fs, "", "Storage backend configuration (unused)", "config", "C"),
+		outputJSON: strOpt(fs, "", "JSON file to write check output to", "output-json", "J"),
+		verbose:    boolOpt(fs, "List every file", "verbose", "v"),
+	}
+	c := &command{name: "check", flags: fs,
+		usage: "check [OPTIONS] [BOOTSTRAP]\nValidate a RAFS v6 bootstrap, and its blobs' chunks when blobs are given"}
+	c.run = func(args []string) error { return o.run(args) }
+	return c
+}
+
+func onePath(args []string, flagVal, what string) (string, error) {
+	switch {
+	case len(args) == 1 && flagVal == "":
+		return args[0], nil
+	case len(args) == 0 && flagVal != "":
+		return flagVal, nil
+	}
+	return "", usagef("give the %s once, as an argument or with --bootstrap", what)
+}
+
+func (o *checkOpts) run(args []string) error {
+	start := time.Now()
+	path, err := onePath(args, *o.bootstrap, "bootstrap")
+	if err != nil {
+		return err
+	}
+	l, err := loadImage(path)
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	img := l.img
+	verifyData := *o.blobDir != "" || *o.blob != "" || len(l.blobs) > 0
+	var src *rafs.LocalBlobs
+	if verifyData {
+		if src, err = l.chunkSource(*o.blob, *o.blobDir); err != nil {
+			return err
+		}
+		defer src.Close()
+	}
+	ctx := context.Background()
+	var files, dirs, others, chunks int
+	var bytes uint64
+	seen := map[uint64]bool{}
+	buf := make([]byte, img.ChunkSize())
+	err = img.Walk(func(p string, ino *rafs.Inode) error {
+		if *o.verbose {
+			fmt.Printf("%s %s %d\n", ino.FileMode(), p, ino.Size)
+		}
+		if seen[ino.Nid] {
+			return nil
+		}
+		seen[ino.Nid] = true
+		if _, err := img.Xattrs(ino.Nid); err != nil {
+			return fmt.Errorf("%s: %w", p, err)
+		}
+		switch {
+		case ino.IsDir():
+			dirs++
+		case ino.IsSymlink():
+			others++
+			if _, err := img.Readlink(ino.Nid); err != nil {
+				return fmt.Errorf("%s: %w", p, err)
+			}
+		case ino.IsReg():
+			files++
+			cs, err := img.Chunks(ino.Nid)
+			if err != nil {
+				return fmt.Errorf("%s: %w", p, err)
+			}
+			chunks += len(cs)
+			bytes += ino.Size
+			if src != nil {
+				for off := int64(0); off < int64(ino.Size); off += int64(len(buf)) {
+					if _, err := img.ReadFile(ctx, src, ino.Nid, buf, off); err != nil && !errors.Is(err, io.EOF) {
+						return fmt.Errorf("%s: %w", p, err)
+					}
+				}
+			}
+		default:
+			others++
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("%w: %v", errInconsistent, err)
+	}
+	var ids []string
+	for _, b := range img.Blobs() {
+		ids = append(ids, b.ID())
+	}
+	fmt.Fprintf(os.Stdout, "RAFS v6 bootstrap %s: %d dirs, %d files (%d bytes, %d chunks), %d other entries, %d blobs",
+		path, dirs, files, bytes, chunks, others, len(ids))
+	if src != nil {
+		fmt.Fprintf(os.Stdout, "; all chunk data verified")
+	}
+	fmt.Fprintln(os.Stdout)
+	for _, id := range ids {
+		fmt.Fprintf(os.Stdout, "blob %s\n", id)
+	}
+	return writeOutputJSON(*o.outputJSON, outputJSON{Bootstrap: path, Blobs: ids, FSVersion: "6",
+		Compressor: img.Flags().Compressor().String(), consumed: time.Since(start)})
+}

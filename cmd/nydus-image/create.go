@@ -1,0 +1,214 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/gonydus/nydus/rafs/builder"
+	"github.com/gonydus/nydus/rafs/layout"
+)
+
+type createOpts struct {
+	typ, bootstrap, blobDir, blob, blobID       *string
+	chunkSize, compressor, digester, fsVersion  *string
+	features, chunkDict, parent, whiteout       *string
+	prefetchPolicy, outputJSON                  *string
+	inlineMeta, alignedChunk, repeatable        *bool
+}
+
+func newCreate() *command {
+	fs := flag.NewFlagSet("create", flag.ContinueOnError)
+	o := &createOpts{
+		typ:            strOpt(fs, "dir-rafs", "Conversion type: dir-rafs, tar-rafs, targz-rafs (also 'directory')", "type", "t", "source-type"),
+		bootstrap:      strOpt(fs, "", "File path to save the generated RAFS metadata blob (bootstrap)", "bootstrap", "B"),
+		blobDir:        strOpt(fs, "", "Directory to save generated blobs, named by their sha256", "blob-dir", "D"),
+		blob:           strOpt(fs, "", "File path (or FIFO) to save the generated data blob", "blob", "b"),
+		blobID:         strOpt(fs, "", "Blob id to record instead of the blob's sha256", "blob-id"),
+		inlineMeta:     boolOpt(fs, "Inline RAFS metadata and blob metadata into the data blob", "blob-inline-meta", "inline-bootstrap"),
+		chunkSize:      strOpt(fs, "0x100000", "Chunk size: power of two in [0x1000, 0x1000000], hex or decimal", "chunk-size"),
+		compressor:     strOpt(fs, "zstd", "Chunk compressor: none, lz4_block, zstd", "compressor"),
+		digester:       strOpt(fs, "blake3", "Chunk digester: blake3, sha256", "digester"),
+		fsVersion:      strOpt(fs, "6", "RAFS version (only 6 is supported)", "fs-version", "v"),
+		features:       strOpt(fs, "", "Comma-separated features: blob-toc", "features"),
+		chunkDict:      strOpt(fs, "", "Chunk dictionary for dedup: bootstrap=PATH", "chunk-dict"),
+		parent:         strOpt(fs, "", "Parent bootstrap: build a layer on top of it", "parent-bootstrap"),
+		alignedChunk:   boolOpt(fs, "Align uncompressed chunks to 4K (always on for RAFS v6)", "aligned-chunk", "A"),
+		repeatable:     boolOpt(fs, "Produce a repeatable image (do not record uid/gid)", "repeatable", "R"),
+		whiteout:       strOpt(fs, "oci", "Whiteout spec of the source: oci, overlayfs, none", "whiteout-spec", "W"),
+		prefetchPolicy: strOpt(fs, "none", "Prefetch policy: fs (patterns on stdin), blob, none", "prefetch-policy", "P"),
+		outputJSON:     strOpt(fs, "", "JSON file to write build output to", "output-json", "J"),
+	}
+	c := &command{name: "create", flags: fs,
+		usage: "create [OPTIONS] SOURCE\nCreate RAFS filesystems from directories or tar streams (SOURCE may be a file, a FIFO or /dev/stdin)"}
+	c.run = func(args []string) error { return o.run(args) }
+	return c
+}
+
+func parseSize(s string) (uint64, error) {
+	if strings.HasPrefix(s, "0x") || strings.HasPrefix(s, "0X") {
+		return strconv.ParseUint(s[2:], 16, 64)
+	}
+	return strconv.ParseUint(s, 10, 64)
+}
+
+func (o *createOpts) config() (builder.Config, error) {
+	cfg := builder.DefaultConfig()
+	cfg.TOC = false
+	if *o.fsVersion != "6" {
+		if *o.fsVersion == "5" {
+			return cfg, usagef("--fs-version 5: RAFS v5 is not supported, use 6")
+		}
+		return cfg, usagef("invalid --fs-version %q", *o.fsVersion)
+	}
+	cs, err := parseSize(*o.chunkSize)
+	if err != nil || !layout.ValidChunkSize(cs) {
+		return cfg, usagef("invalid --chunk-size %q: want a power of two in [0x1000, 0x1000000]", *o.chunkSize)
+	}
+	cfg.ChunkSize = uint32(cs)
+	if cfg.Compressor, err = layout.ParseCompressor(*o.compressor); err != nil || cfg.Compressor == layout.CompressGzip {
+		return cfg, usagef("invalid --compressor %q: want none, lz4_block or zstd", *o.compressor)
+	}
+	if cfg.Digester, err = layout.ParseDigester(*o.digester); err != nil {
+		return cfg, usagef("invalid --digester %q: want blake3 or sha256", *o.digester)
+	}
+	for _, f := range strings.Split(*o.features, ",") {
+		switch strings.TrimSpace(f) {
+		case "":
+		case "blob-toc":
+			cfg.TOC = true
+		default:
+			return cfg, usagef("unsupported --features %q (supported: blob-toc)", f)
+		}
+	}
+	cfg.InlineBootstrap = *o.inlineMeta
+	cfg.ExplicitUIDGID = !*o.repeatable
+	return cfg, nil
+}
+
+func (o *createOpts) run(args []string) error {
+	if len(args) != 1 {
+		return usagef("create needs exactly one SOURCE, got %d", len(args))
+	}
+	source := args[0]
+	cfg, err := o.config()
+	if err != nil {
+		return err
+	}
+	switch {
+	case *o.inlineMeta && *o.bootstrap != "":
+		return usagef("--blob-inline-meta conflicts with --bootstrap")
+	case *o.inlineMeta && *o.blobID != "":
+		return usagef("--blob-inline-meta conflicts with --blob-id")
+	case *o.blob == "" && *o.blobDir == "":
+		return usagef("one of --blob or --blob-dir is required")
+	case *o.bootstrap == "" && *o.blobDir == "" && !*o.inlineMeta:
+		return usagef("--bootstrap is required unless --blob-dir or --blob-inline-meta is given")
+	}
+	if *o.blobID != "" {
+		return usagef("--blob-id is only meaningful for ref conversions, which this build does not support yet")
+	}
+	var prefetch []string
+	switch *o.prefetchPolicy {
+	case "none", "":
+	case "fs":
+		if prefetch, err = readPrefetch(os.Stdin); err != nil {
+			return err
+		}
+	case "blob":
+		slog.Warn("--prefetch-policy blob is treated as none")
+	default:
+		return usagef("invalid --prefetch-policy %q (want fs, blob or none)", *o.prefetchPolicy)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	if *o.chunkDict != "" {
+		p, ok := strings.CutPrefix(*o.chunkDict, "bootstrap=")
+		if !ok {
+			return usagef("--chunk-dict must be bootstrap=PATH, got %q", *o.chunkDict)
+		}
+		dict, err := builder.LoadChunkDict(p)
+		if err != nil {
+			return fmt.Errorf("load chunk dict: %w", err)
+		}
+		cfg.BaseBlobs, cfg.Dict = dict.Blobs, dict
+	}
+	fill, err := sourceFill(*o.typ, source, *o.whiteout, prefetch)
+	if err != nil {
+		return err
+	}
+	if *o.parent != "" {
+		fill, cfg, err = withParent(fill, cfg, *o.parent, *o.whiteout)
+		if err != nil {
+			return err
+		}
+	}
+
+	start := time.Now()
+	out, err := openBlobOutput(*o.blob, *o.blobDir)
+	if err != nil {
+		return err
+	}
+	res, err := builder.Build(ctx, fill, out, cfg)
+	if err != nil {
+		out.abort()
+		return err
+	}
+	blobPath, err := out.commit(res.Blob.ID())
+	if err != nil {
+		return err
+	}
+	bootPath := *o.bootstrap
+	if !*o.inlineMeta {
+		if bootPath == "" {
+			sum := sha256.Sum256(res.Bootstrap)
+			bootPath = filepath.Join(*o.blobDir, hex.EncodeToString(sum[:]))
+		}
+		if err := writeFileAtomic(bootPath, res.Bootstrap, 0o644); err != nil {
+			return err
+		}
+	}
+	slog.Info("image built", "blob", blobPath, "bootstrap", bootPath, "result", res.String(), "elapsed", time.Since(start))
+	var blobs []string
+	for _, e := range res.BootstrapInfo.Blobs {
+		blobs = append(blobs, e.ID())
+	}
+	return writeOutputJSON(*o.outputJSON, outputJSON{
+		Bootstrap: bootPath, Blobs: blobs, FSVersion: "6", Compressor: cfg.Compressor.String(),
+		consumed: time.Since(start),
+	})
+}
+
+// readPrefetch reads prefetch patterns, one absolute path per line.
+func readPrefetch(r io.Reader) ([]string, error) {
+	var out []string
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" {
+			continue
+		}
+		if !strings.HasPrefix(line, "/") {
+			return nil, usagef("prefetch pattern %q is not an absolute path", line)
+		}
+		out = append(out, line)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("read prefetch patterns: %w", err)
+	}
+	return out, nil
+}

@@ -1,0 +1,144 @@
+// Command nydus-image builds, merges, checks, inspects, unpacks and exports
+// RAFS v6 (Nydus) images. Its subcommands and flags follow upstream
+// nydus-image wherever they share a name, so nydus-snapshotter's converter
+// and BuildKit can run it unchanged.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+var version = "dev"
+
+// globals are the options every subcommand accepts.
+type globals struct {
+	logLevel *string
+	logFile  *string
+}
+
+func addGlobals(fs *flag.FlagSet) *globals {
+	return &globals{
+		logLevel: strOpt(fs, "info", "Log level: trace, debug, info, warn, error", "log-level", "l"),
+		logFile:  strOpt(fs, "", "Log file path (\".log\" is appended when it has no extension)", "log-file", "L"),
+	}
+}
+
+// setup configures slog according to the global flags and returns a
+// closer for the log file.
+func (g *globals) setup() (func(), error) {
+	var level slog.Level
+	switch strings.ToLower(*g.logLevel) {
+	case "trace", "debug":
+		level = slog.LevelDebug
+	case "info", "":
+		level = slog.LevelInfo
+	case "warn", "warning":
+		level = slog.LevelWarn
+	case "error":
+		level = slog.LevelError
+	default:
+		return nil, fmt.Errorf("invalid --log-level %q (want trace, debug, info, warn or error)", *g.logLevel)
+	}
+	var w io.Writer = os.Stderr
+	closer := func() {}
+	if *g.logFile != "" {
+		name := *g.logFile
+		if filepath.Ext(name) == "" {
+			name += ".log"
+		}
+		f, err := os.OpenFile(name, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		if err != nil {
+			return nil, fmt.Errorf("open log file: %w", err)
+		}
+		w, closer = f, func() { f.Close() }
+	}
+	slog.SetDefault(slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level})))
+	return closer, nil
+}
+
+func commands() []*command {
+	return []*command{newCreate(), newMerge(), newCheck(), newInspect(), newUnpack(), newExport()}
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintf(w, "nydus-image %s: build and manage RAFS v6 (Nydus) images\n\nUsage: nydus-image <command> [options]\n\nCommands:\n", version)
+	for _, c := range commands() {
+		fmt.Fprintf(w, "  %-8s %s\n", c.name, strings.SplitN(c.usage, "\n", 2)[0])
+	}
+	fmt.Fprintf(w, "\nRun 'nydus-image <command> --help' for a command's options.\n")
+}
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+func run(args []string) int {
+	if len(args) == 0 {
+		usage(os.Stderr)
+		return 2
+	}
+	switch args[0] {
+	case "-h", "--help", "help":
+		usage(os.Stdout)
+		return 0
+	case "-V", "--version", "version":
+		fmt.Printf("nydus-image %s (gonydus)\n", version)
+		return 0
+	}
+	for _, c := range commands() {
+		if c.name != args[0] {
+			continue
+		}
+		c.flags.SetOutput(io.Discard)
+		help := boolOpt(c.flags, "Print help", "help", "h")
+		g := addGlobals(c.flags)
+		pos, err := parseInterspersed(c.flags, args[1:])
+		if *help || errors.Is(err, flag.ErrHelp) {
+			printUsage(os.Stdout, c)
+			return 0
+		}
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "nydus-image %s: %v\n", c.name, err)
+			return 2
+		}
+		closeLog, err := g.setup()
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "nydus-image %s: %v\n", c.name, err)
+			return 2
+		}
+		defer closeLog()
+		if err := c.run(pos); err != nil {
+			fmt.Fprintf(os.Stderr, "nydus-image %s: %v\n", c.name, err)
+			slog.Error("command failed", "command", c.name, "err", err)
+			var ue usageError
+			if errors.As(err, &ue) {
+				return 2
+			}
+			if errors.Is(err, errInconsistent) {
+				return 2
+			}
+			return 1
+		}
+		return 0
+	}
+	fmt.Fprintf(os.Stderr, "nydus-image: unknown command %q\n", args[0])
+	usage(os.Stderr)
+	return 2
+}
+
+// usageError marks a bad command line.
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func usagef(format string, a ...any) error { return usageError{fmt.Sprintf(format, a...)} }
+
+// errInconsistent marks an inconsistent filesystem (merge exits 2, as upstream).
+var errInconsistent = errors.New("inconsistent filesystem")

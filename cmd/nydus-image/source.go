@@ -1,0 +1,82 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+
+	"github.com/gonydus/nydus/rafs/builder"
+	"github.com/gonydus/nydus/rafs/merge"
+	"github.com/gonydus/nydus/rafs/source"
+	"github.com/gonydus/nydus/rafs/tree"
+)
+
+// sourceFill returns the FillFunc for a --type and SOURCE.
+func sourceFill(typ, src, whiteout string, prefetch []string) (builder.FillFunc, error) {
+	spec, err := merge.ParseWhiteoutSpec(whiteout)
+	if err != nil {
+		return nil, usagef("invalid --whiteout-spec %q (want oci, overlayfs or none)", whiteout)
+	}
+	opts := []source.Option{source.WithWhiteoutSpec(spec), source.WithPrefetch(prefetch)}
+	switch typ {
+	case "dir-rafs", "directory", "dir":
+		st, err := os.Stat(src)
+		if err != nil {
+			return nil, err
+		}
+		if !st.IsDir() {
+			return nil, usagef("--type %s needs a directory, %s is not one", typ, src)
+		}
+		return func(ctx context.Context, w builder.FileWriter) (*tree.Tree, error) {
+			return source.FromDir(ctx, src, w, opts...)
+		}, nil
+	case "tar-rafs", "targz-rafs":
+		return func(ctx context.Context, w builder.FileWriter) (*tree.Tree, error) {
+			// Opened here, not earlier: a FIFO blocks until its writer arrives.
+			f, err := os.Open(src)
+			if err != nil {
+				return nil, err
+			}
+			defer f.Close()
+			return source.FromTar(ctx, f, w, opts...)
+		}, nil
+	case "estargz-rafs", "targz-ref", "estargz-ref", "estargztoc-ref", "tar-tarfs", "stargz_index":
+		return nil, usagef("--type %s is not supported by this nydus-image yet (use dir-rafs, tar-rafs or targz-rafs)", typ)
+	}
+	return nil, usagef("invalid --type %q", typ)
+}
+
+// withParent builds a layer on top of a parent bootstrap: the new layer's
+// tree is overlaid on the parent's and the result refers to the parent's
+// blobs as well as the new one.
+func withParent(fill builder.FillFunc, cfg builder.Config, parentPath, whiteout string) (builder.FillFunc, builder.Config, error) {
+	if cfg.Dict != nil {
+		return nil, cfg, usagef("--parent-bootstrap together with --chunk-dict is not supported yet")
+	}
+	spec, err := merge.ParseWhiteoutSpec(whiteout)
+	if err != nil {
+		return nil, cfg, usagef("invalid --whiteout-spec %q", whiteout)
+	}
+	parent, err := loadImage(parentPath)
+	if err != nil {
+		return nil, cfg, fmt.Errorf("parent bootstrap: %w", err)
+	}
+	defer parent.Close()
+	pt, err := parent.img.Tree()
+	if err != nil {
+		return nil, cfg, fmt.Errorf("parent bootstrap: %w", err)
+	}
+	if pt.ChunkSize != cfg.ChunkSize {
+		return nil, cfg, fmt.Errorf("%w: parent chunk size %#x differs from --chunk-size %#x", errInconsistent, pt.ChunkSize, cfg.ChunkSize)
+	}
+	cfg.BaseBlobs = pt.Blobs
+	return func(ctx context.Context, w builder.FileWriter) (*tree.Tree, error) {
+		layer, err := fill(ctx, w)
+		if err != nil {
+			return nil, err
+		}
+		merge.Apply(pt.Root, layer.Root, spec)
+		pt.Prefetch = layer.Prefetch
+		return pt, nil
+	}, cfg, nil
+}
