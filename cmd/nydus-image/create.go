@@ -22,11 +22,11 @@ import (
 )
 
 type createOpts struct {
-	typ, bootstrap, blobDir, blob, blobID       *string
-	chunkSize, compressor, digester, fsVersion  *string
-	features, chunkDict, parent, whiteout       *string
-	prefetchPolicy, outputJSON                  *string
-	inlineMeta, alignedChunk, repeatable        *bool
+	typ, bootstrap, blobDir, blob, blobID      *string
+	chunkSize, compressor, digester, fsVersion *string
+	features, chunkDict, parent, whiteout      *string
+	prefetchPolicy, outputJSON                 *string
+	inlineMeta, alignedChunk, repeatable       *bool
 }
 
 func newCreate() *command {

@@ -91,4 +91,3 @@ func (o *exportOpts) run(args []string) error {
 	slog.Info("exported block image", "bootstrap", path, "output", out, "size", n)
 	return nil
 }
-
