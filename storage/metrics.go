@@ -79,11 +79,11 @@ func (m *Metrics) PrefetchFinished(workers int, elapsed time.Duration) {
 	m.prefetchMillis.Add(uint64(elapsed.Milliseconds()))
 }
 
-// PrefetchRequest records one merged prefetch request of n chunks and bytes
-// compressed bytes.
-func (m *Metrics) PrefetchRequest(n int, bytes uint64) {
-	m.prefetchRequests.Add(1)
-	m.prefetchUnmerged.Add(uint64(n))
+// PrefetchFetched records prefetch traffic: requests merged backend reads
+// carrying chunks chunks and bytes compressed bytes.
+func (m *Metrics) PrefetchFetched(requests, chunks int, bytes uint64) {
+	m.prefetchRequests.Add(uint64(requests))
+	m.prefetchUnmerged.Add(uint64(chunks))
 	m.prefetchBytes.Add(bytes)
 }
 

@@ -56,6 +56,11 @@ func OpenChunkMap(path string, count uint32) (m *ChunkMap, rebuilt bool, err err
 		return nil, false, fmt.Errorf("cache: map chunk map %s: %w", path, err)
 	}
 	m.ready.Store(int64(m.countReady()))
+	if m.count > 0 && m.ready.Load() == int64(m.count) && !m.Complete() {
+		// Completed by writers that each saw only part of the map.
+		atomic.StoreUint32(m.word(allReadyOffset), MagicAllReady)
+		_ = m.sync()
+	}
 	return m, rebuilt, nil
 }
 
@@ -161,9 +166,15 @@ func (m *ChunkMap) SetReady(i uint32) error {
 			break
 		}
 	}
-	if m.ready.Add(1) >= int64(m.count) && m.countReady() == m.count {
-		atomic.StoreUint32(m.word(allReadyOffset), MagicAllReady)
-		return m.sync()
+	// The local count misses bits other processes set: resynchronise it
+	// now and then, and whenever it claims completion.
+	if n := m.ready.Add(1); n >= int64(m.count) || n%1024 == 0 {
+		real := m.countReady()
+		m.ready.Store(int64(real))
+		if real == m.count {
+			atomic.StoreUint32(m.word(allReadyOffset), MagicAllReady)
+			return m.sync()
+		}
 	}
 	return nil
 }
