@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 )
 
@@ -76,6 +77,17 @@ func usage(w io.Writer) {
 }
 
 func main() {
+	// NYDUS_IMAGE_CPUPROFILE=FILE writes a CPU profile (for performance work).
+	if p := os.Getenv("NYDUS_IMAGE_CPUPROFILE"); p != "" {
+		if f, err := os.Create(p); err == nil {
+			if pprof.StartCPUProfile(f) == nil {
+				code := run(os.Args[1:])
+				pprof.StopCPUProfile()
+				f.Close()
+				os.Exit(code)
+			}
+		}
+	}
 	os.Exit(run(os.Args[1:]))
 }
 

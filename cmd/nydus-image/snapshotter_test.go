@@ -28,7 +28,7 @@ var (
 )
 
 // builtBinary compiles nydus-image once per test run.
-func builtBinary(t *testing.T) string {
+func builtBinary(t testing.TB) string {
 	t.Helper()
 	binOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "nydus-image-bin-")

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"sync"
 
 	"github.com/gonydus/nydus/rafs/layout"
@@ -109,7 +110,7 @@ type zstdCodec struct {
 
 func newZstd() (*zstdCodec, error) {
 	// Level "default" matches upstream's library default (zstd level 3).
-	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1), zstd.WithZeroFrames(true))
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)), zstd.WithZeroFrames(true))
 	if err != nil {
 		return nil, fmt.Errorf("compress: zstd encoder: %w", err)
 	}
