@@ -205,7 +205,7 @@ func noSocket(rel string) bool { return rel == "dev/sock" }
 func TestRoundTripMatrix(t *testing.T) {
 	requireRoot(t)
 	src := t.TempDir()
-	makeTree(t, src, treeOpts{many: 200})
+	makeTree(t, src, treeOpts{many: 10000})
 	want := snapshotDir(t, src, noSocket)
 	tarFile := filepath.Join(t.TempDir(), "src.tar")
 	cmd := exec.Command("tar", "--xattrs", "--xattrs-include=*", "--numeric-owner", "-C", src, "-cf", tarFile, ".")
@@ -263,6 +263,26 @@ func TestRoundTripUpstreamTars(t *testing.T) {
 				}
 				compareSnapshots(t, want, got)
 			}
+		})
+	}
+}
+
+// TestRoundTripBigSparse round-trips the > 4 GiB sparse file at the other
+// chunk sizes (TestRoundTripDirectory covers the default 1 MiB).
+func TestRoundTripBigSparse(t *testing.T) {
+	requireRoot(t)
+	if testing.Short() {
+		t.Skip("-short: skipping the 5 GiB sparse file")
+	}
+	src := t.TempDir()
+	makeTree(t, src, treeOpts{big: true})
+	want := snapshotDir(t, src, noSocket)
+	for _, cs := range []string{"0x10000", "0x1000000"} {
+		t.Run(cs, func(t *testing.T) {
+			out := t.TempDir()
+			nydusImage(t, "create", "--log-level", "warn", "--type", "dir-rafs", "--chunk-size", cs,
+				"--bootstrap", filepath.Join(out, "boot"), "--blob-dir", out, src)
+			compareSnapshots(t, want, unpackSnapshot(t, filepath.Join(out, "boot"), out))
 		})
 	}
 }
