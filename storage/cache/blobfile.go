@@ -85,7 +85,7 @@ func Open(dir string, entry *layout.BlobEntry, opts ...Option) (*BlobFile, error
 	if err == nil {
 		var rebuilt bool
 		b.m, rebuilt, err = OpenChunkMap(mapPath, entry.ChunkCount)
-		if err == nil && resized && b.m.Ready() > 0 {
+		if err == nil && resized && mapPath != "" && b.m.Ready() > 0 {
 			// Data of the wrong size cannot back any set bit.
 			b.m.Close()
 			if err = os.Remove(mapPath); err == nil {
