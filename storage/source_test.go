@@ -152,3 +152,20 @@ func TestConfigOptions(t *testing.T) {
 		}
 	}
 }
+
+func TestChunkTablesFromImage(t *testing.T) {
+	img, _, _, res := buildImage(t)
+	tables, err := storage.ChunkTables(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := tables(&res.Blob.Entry)
+	if len(got) != len(res.Blob.Chunks) {
+		t.Fatalf("walked %d chunks, blob has %d", len(got), len(res.Blob.Chunks))
+	}
+	for i := 1; i < len(got); i++ {
+		if got[i].CompressedOffset <= got[i-1].CompressedOffset {
+			t.Fatal("table not in compressed-offset order")
+		}
+	}
+}
