@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/gonydus/nydus/cmd/internal/cli"
 	"io"
 	"os"
 	"time"
@@ -17,19 +18,19 @@ type checkOpts struct {
 	verbose                                      *bool
 }
 
-func newCheck() *command {
+func newCheck() *cli.Command {
 	fs := flag.NewFlagSet("check", flag.ContinueOnError)
 	o := &checkOpts{
-		bootstrap:  strOpt(fs, "", "Bootstrap (or blob with inline bootstrap) to check", "bootstrap", "B"),
-		blobDir:    strOpt(fs, "", "Directory of blobs: also read and verify every chunk", "blob-dir", "D"),
-		blob:       strOpt(fs, "", "Blob file: also read and verify every chunk", "blob", "b"),
-		config:     strOpt(fs, "", "Storage backend configuration (unused)", "config", "C"),
-		outputJSON: strOpt(fs, "", "JSON file to write check output to", "output-json", "J"),
-		verbose:    boolOpt(fs, "List every file", "verbose", "v"),
+		bootstrap:  cli.String(fs, "", "Bootstrap (or blob with inline bootstrap) to check", "bootstrap", "B"),
+		blobDir:    cli.String(fs, "", "Directory of blobs: also read and verify every chunk", "blob-dir", "D"),
+		blob:       cli.String(fs, "", "Blob file: also read and verify every chunk", "blob", "b"),
+		config:     cli.String(fs, "", "Storage backend configuration (unused)", "config", "C"),
+		outputJSON: cli.String(fs, "", "JSON file to write check output to", "output-json", "J"),
+		verbose:    cli.Bool(fs, "List every file", "verbose", "v"),
 	}
-	c := &command{name: "check", flags: fs,
-		usage: "check [OPTIONS] [BOOTSTRAP]\nValidate a RAFS v6 bootstrap, and its blobs' chunks when blobs are given"}
-	c.run = func(args []string) error { return o.run(args) }
+	c := &cli.Command{Name: "check", Flags: fs,
+		Usage: "check [OPTIONS] [BOOTSTRAP]\nValidate a RAFS v6 bootstrap, and its blobs' chunks when blobs are given"}
+	c.Run = func(args []string) error { return o.run(args) }
 	return c
 }
 

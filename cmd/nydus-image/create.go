@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"flag"
 	"fmt"
+	"github.com/gonydus/nydus/cmd/internal/cli"
 	"io"
 	"log/slog"
 	"os"
@@ -29,31 +30,31 @@ type createOpts struct {
 	inlineMeta, alignedChunk, repeatable       *bool
 }
 
-func newCreate() *command {
+func newCreate() *cli.Command {
 	fs := flag.NewFlagSet("create", flag.ContinueOnError)
 	o := &createOpts{
-		typ:            strOpt(fs, "dir-rafs", "Conversion type: dir-rafs, tar-rafs, targz-rafs (also 'directory')", "type", "t", "source-type"),
-		bootstrap:      strOpt(fs, "", "File path to save the generated RAFS metadata blob (bootstrap)", "bootstrap", "B"),
-		blobDir:        strOpt(fs, "", "Directory to save generated blobs, named by their sha256", "blob-dir", "D"),
-		blob:           strOpt(fs, "", "File path (or FIFO) to save the generated data blob", "blob", "b"),
-		blobID:         strOpt(fs, "", "Blob id to record instead of the blob's sha256", "blob-id"),
-		inlineMeta:     boolOpt(fs, "Inline RAFS metadata and blob metadata into the data blob", "blob-inline-meta", "inline-bootstrap"),
-		chunkSize:      strOpt(fs, "0x100000", "Chunk size: power of two in [0x1000, 0x1000000], hex or decimal", "chunk-size"),
-		compressor:     strOpt(fs, "zstd", "Chunk compressor: none, lz4_block, zstd", "compressor"),
-		digester:       strOpt(fs, "blake3", "Chunk digester: blake3, sha256", "digester"),
-		fsVersion:      strOpt(fs, "6", "RAFS version (only 6 is supported)", "fs-version", "v"),
-		features:       strOpt(fs, "", "Comma-separated features: blob-toc", "features"),
-		chunkDict:      strOpt(fs, "", "Chunk dictionary for dedup: bootstrap=PATH", "chunk-dict"),
-		parent:         strOpt(fs, "", "Parent bootstrap: build a layer on top of it", "parent-bootstrap"),
-		alignedChunk:   boolOpt(fs, "Align uncompressed chunks to 4K (always on for RAFS v6)", "aligned-chunk", "A"),
-		repeatable:     boolOpt(fs, "Produce a repeatable image (do not record uid/gid)", "repeatable", "R"),
-		whiteout:       strOpt(fs, "oci", "Whiteout spec of the source: oci, overlayfs, none", "whiteout-spec", "W"),
-		prefetchPolicy: strOpt(fs, "none", "Prefetch policy: fs (patterns on stdin), blob, none", "prefetch-policy", "P"),
-		outputJSON:     strOpt(fs, "", "JSON file to write build output to", "output-json", "J"),
+		typ:            cli.String(fs, "dir-rafs", "Conversion type: dir-rafs, tar-rafs, targz-rafs (also 'directory')", "type", "t", "source-type"),
+		bootstrap:      cli.String(fs, "", "File path to save the generated RAFS metadata blob (bootstrap)", "bootstrap", "B"),
+		blobDir:        cli.String(fs, "", "Directory to save generated blobs, named by their sha256", "blob-dir", "D"),
+		blob:           cli.String(fs, "", "File path (or FIFO) to save the generated data blob", "blob", "b"),
+		blobID:         cli.String(fs, "", "Blob id to record instead of the blob's sha256", "blob-id"),
+		inlineMeta:     cli.Bool(fs, "Inline RAFS metadata and blob metadata into the data blob", "blob-inline-meta", "inline-bootstrap"),
+		chunkSize:      cli.String(fs, "0x100000", "Chunk size: power of two in [0x1000, 0x1000000], hex or decimal", "chunk-size"),
+		compressor:     cli.String(fs, "zstd", "Chunk compressor: none, lz4_block, zstd", "compressor"),
+		digester:       cli.String(fs, "blake3", "Chunk digester: blake3, sha256", "digester"),
+		fsVersion:      cli.String(fs, "6", "RAFS version (only 6 is supported)", "fs-version", "v"),
+		features:       cli.String(fs, "", "Comma-separated features: blob-toc", "features"),
+		chunkDict:      cli.String(fs, "", "Chunk dictionary for dedup: bootstrap=PATH", "chunk-dict"),
+		parent:         cli.String(fs, "", "Parent bootstrap: build a layer on top of it", "parent-bootstrap"),
+		alignedChunk:   cli.Bool(fs, "Align uncompressed chunks to 4K (always on for RAFS v6)", "aligned-chunk", "A"),
+		repeatable:     cli.Bool(fs, "Produce a repeatable image (do not record uid/gid)", "repeatable", "R"),
+		whiteout:       cli.String(fs, "oci", "Whiteout spec of the source: oci, overlayfs, none", "whiteout-spec", "W"),
+		prefetchPolicy: cli.String(fs, "none", "Prefetch policy: fs (patterns on stdin), blob, none", "prefetch-policy", "P"),
+		outputJSON:     cli.String(fs, "", "JSON file to write build output to", "output-json", "J"),
 	}
-	c := &command{name: "create", flags: fs,
-		usage: "create [OPTIONS] SOURCE\nCreate RAFS filesystems from directories or tar streams (SOURCE may be a file, a FIFO or /dev/stdin)"}
-	c.run = func(args []string) error { return o.run(args) }
+	c := &cli.Command{Name: "create", Flags: fs,
+		Usage: "create [OPTIONS] SOURCE\nCreate RAFS filesystems from directories or tar streams (SOURCE may be a file, a FIFO or /dev/stdin)"}
+	c.Run = func(args []string) error { return o.run(args) }
 	return c
 }
 

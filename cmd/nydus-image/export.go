@@ -5,6 +5,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"github.com/gonydus/nydus/cmd/internal/cli"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -20,21 +21,21 @@ type exportOpts struct {
 	threads                                  *string
 }
 
-func newExport() *command {
+func newExport() *cli.Command {
 	fs := flag.NewFlagSet("export", flag.ContinueOnError)
 	o := &exportOpts{
-		block:     boolOpt(fs, "Export to one raw block image (EROFS) the kernel mounts", "block"),
-		bootstrap: strOpt(fs, "", "Bootstrap (or blob with inline bootstrap) to export", "bootstrap", "B"),
-		blob:      strOpt(fs, "", "Blob file holding the image's data", "blob", "b"),
-		blobDir:   strOpt(fs, "", "Directory of blobs named by blob id (localfs)", "blob-dir", "D"),
-		output:    strOpt(fs, "", "Output image path [default: BOOTSTRAP.disk]", "output", "O"),
-		config:    strOpt(fs, "", "Storage backend configuration (not supported yet)", "config", "C"),
-		threads:   strOpt(fs, "4", "Worker threads (accepted for compatibility)", "threads"),
-		verity:    boolOpt(fs, "Append dm-verity data (not supported yet)", "verity"),
+		block:     cli.Bool(fs, "Export to one raw block image (EROFS) the kernel mounts", "block"),
+		bootstrap: cli.String(fs, "", "Bootstrap (or blob with inline bootstrap) to export", "bootstrap", "B"),
+		blob:      cli.String(fs, "", "Blob file holding the image's data", "blob", "b"),
+		blobDir:   cli.String(fs, "", "Directory of blobs named by blob id (localfs)", "blob-dir", "D"),
+		output:    cli.String(fs, "", "Output image path [default: BOOTSTRAP.disk]", "output", "O"),
+		config:    cli.String(fs, "", "Storage backend configuration (not supported yet)", "config", "C"),
+		threads:   cli.String(fs, "4", "Worker threads (accepted for compatibility)", "threads"),
+		verity:    cli.Bool(fs, "Append dm-verity data (not supported yet)", "verity"),
 	}
-	c := &command{name: "export", flags: fs,
-		usage: "export --block [OPTIONS] [BOOTSTRAP]\nExport a RAFS v6 image to a raw EROFS block image: mount -t erofs -o loop,ro IMAGE DIR"}
-	c.run = func(args []string) error { return o.run(args) }
+	c := &cli.Command{Name: "export", Flags: fs,
+		Usage: "export --block [OPTIONS] [BOOTSTRAP]\nExport a RAFS v6 image to a raw EROFS block image: mount -t erofs -o loop,ro IMAGE DIR"}
+	c.Run = func(args []string) error { return o.run(args) }
 	return c
 }
 

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"github.com/gonydus/nydus/cmd/internal/cli"
 	"os"
 
 	"github.com/gonydus/nydus/rafs"
@@ -13,15 +14,15 @@ type inspectOpts struct {
 	bootstrap, request *string
 }
 
-func newInspect() *command {
+func newInspect() *cli.Command {
 	fs := flag.NewFlagSet("inspect", flag.ContinueOnError)
 	o := &inspectOpts{
-		bootstrap: strOpt(fs, "", "Bootstrap (or blob with inline bootstrap) to inspect", "bootstrap", "B"),
-		request:   strOpt(fs, "", "Request: stats (default), blobs, prefetch, tree", "request", "R"),
+		bootstrap: cli.String(fs, "", "Bootstrap (or blob with inline bootstrap) to inspect", "bootstrap", "B"),
+		request:   cli.String(fs, "", "Request: stats (default), blobs, prefetch, tree", "request", "R"),
 	}
-	c := &command{name: "inspect", flags: fs,
-		usage: "inspect [OPTIONS] [BOOTSTRAP]\nPrint a RAFS v6 bootstrap as JSON (-R blobs prints the blob table as nydusify expects)"}
-	c.run = func(args []string) error { return o.run(args) }
+	c := &cli.Command{Name: "inspect", Flags: fs,
+		Usage: "inspect [OPTIONS] [BOOTSTRAP]\nPrint a RAFS v6 bootstrap as JSON (-R blobs prints the blob table as nydusify expects)"}
+	c.Run = func(args []string) error { return o.run(args) }
 	return c
 }
 

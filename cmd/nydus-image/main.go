@@ -8,6 +8,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/gonydus/nydus/cmd/internal/cli"
 	"io"
 	"log/slog"
 	"os"
@@ -26,8 +27,8 @@ type globals struct {
 
 func addGlobals(fs *flag.FlagSet) *globals {
 	return &globals{
-		logLevel: strOpt(fs, "info", "Log level: trace, debug, info, warn, error", "log-level", "l"),
-		logFile:  strOpt(fs, "", "Log file path (\".log\" is appended when it has no extension)", "log-file", "L"),
+		logLevel: cli.String(fs, "info", "Log level: trace, debug, info, warn, error", "log-level", "l"),
+		logFile:  cli.String(fs, "", "Log file path (\".log\" is appended when it has no extension)", "log-file", "L"),
 	}
 }
 
@@ -64,14 +65,14 @@ func (g *globals) setup() (func(), error) {
 	return closer, nil
 }
 
-func commands() []*command {
-	return []*command{newCreate(), newMerge(), newCheck(), newInspect(), newUnpack(), newExport()}
+func commands() []*cli.Command {
+	return []*cli.Command{newCreate(), newMerge(), newCheck(), newInspect(), newUnpack(), newExport()}
 }
 
 func usage(w io.Writer) {
 	fmt.Fprintf(w, "nydus-image %s: build and manage RAFS v6 (Nydus) images\n\nUsage: nydus-image <command> [options]\n\nCommands:\n", version)
 	for _, c := range commands() {
-		fmt.Fprintf(w, "  %-8s %s\n", c.name, strings.SplitN(c.usage, "\n", 2)[0])
+		fmt.Fprintf(w, "  %-8s %s\n", c.Name, strings.SplitN(c.Usage, "\n", 2)[0])
 	}
 	fmt.Fprintf(w, "\nRun 'nydus-image <command> --help' for a command's options.\n")
 }
@@ -105,30 +106,30 @@ func run(args []string) int {
 		return 0
 	}
 	for _, c := range commands() {
-		if c.name != args[0] {
+		if c.Name != args[0] {
 			continue
 		}
-		c.flags.SetOutput(io.Discard)
-		help := boolOpt(c.flags, "Print help", "help", "h")
-		g := addGlobals(c.flags)
-		pos, err := parseInterspersed(c.flags, args[1:])
+		c.Flags.SetOutput(io.Discard)
+		help := cli.Bool(c.Flags, "Print help", "help", "h")
+		g := addGlobals(c.Flags)
+		pos, err := cli.Parse(c.Flags, args[1:])
 		if *help || errors.Is(err, flag.ErrHelp) {
-			printUsage(os.Stdout, c)
+			cli.PrintUsage(os.Stdout, c)
 			return 0
 		}
 		if err != nil {
-			fmt.Fprintf(os.Stderr, "nydus-image %s: %v\n", c.name, err)
+			fmt.Fprintf(os.Stderr, "nydus-image %s: %v\n", c.Name, err)
 			return 2
 		}
 		closeLog, err := g.setup()
 		if err != nil {
-			fmt.Fprintf(os.Stderr, "nydus-image %s: %v\n", c.name, err)
+			fmt.Fprintf(os.Stderr, "nydus-image %s: %v\n", c.Name, err)
 			return 2
 		}
 		defer closeLog()
-		if err := c.run(pos); err != nil {
-			fmt.Fprintf(os.Stderr, "nydus-image %s: %v\n", c.name, err)
-			slog.Error("command failed", "command", c.name, "err", err)
+		if err := c.Run(pos); err != nil {
+			fmt.Fprintf(os.Stderr, "nydus-image %s: %v\n", c.Name, err)
+			slog.Error("command failed", "command", c.Name, "err", err)
 			var ue usageError
 			if errors.As(err, &ue) {
 				return 2

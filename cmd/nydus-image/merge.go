@@ -3,6 +3,7 @@ package main
 import (
 	"flag"
 	"fmt"
+	"github.com/gonydus/nydus/cmd/internal/cli"
 	"log/slog"
 	"os"
 	"strconv"
@@ -18,34 +19,34 @@ import (
 type mergeOpts struct {
 	bootstrap, parent, chunkDict, prefetchPolicy *string
 	outputJSON, blobDir, config, whiteout        *string
-	blobDigests, originalIDs, blobSizes          stringList
-	tocDigests, tocSizes                         stringList
+	blobDigests, originalIDs, blobSizes          cli.StringList
+	tocDigests, tocSizes                         cli.StringList
 }
 
-func newMerge() *command {
+func newMerge() *cli.Command {
 	fs := flag.NewFlagSet("merge", flag.ContinueOnError)
 	o := &mergeOpts{
-		bootstrap:      strOpt(fs, "", "Output path of the merged bootstrap", "bootstrap", "B"),
-		parent:         strOpt(fs, "", "Bootstrap of lower layers to merge on top of", "parent-bootstrap"),
-		chunkDict:      strOpt(fs, "", "Chunk dictionary: bootstrap=PATH (accepted for compatibility)", "chunk-dict"),
-		prefetchPolicy: strOpt(fs, "none", "Prefetch policy: fs (patterns on stdin), blob, none", "prefetch-policy", "P"),
-		outputJSON:     strOpt(fs, "", "JSON file to write merge output to", "output-json", "J"),
-		blobDir:        strOpt(fs, "", "Directory holding the layers' blobs (unused: ids come from file names)", "blob-dir", "D"),
-		config:         strOpt(fs, "", "Storage backend configuration (unused)", "config", "C"),
-		whiteout:       strOpt(fs, "oci", "Whiteout spec of the layers: oci, overlayfs, none", "whiteout-spec", "W"),
+		bootstrap:      cli.String(fs, "", "Output path of the merged bootstrap", "bootstrap", "B"),
+		parent:         cli.String(fs, "", "Bootstrap of lower layers to merge on top of", "parent-bootstrap"),
+		chunkDict:      cli.String(fs, "", "Chunk dictionary: bootstrap=PATH (accepted for compatibility)", "chunk-dict"),
+		prefetchPolicy: cli.String(fs, "none", "Prefetch policy: fs (patterns on stdin), blob, none", "prefetch-policy", "P"),
+		outputJSON:     cli.String(fs, "", "JSON file to write merge output to", "output-json", "J"),
+		blobDir:        cli.String(fs, "", "Directory holding the layers' blobs (unused: ids come from file names)", "blob-dir", "D"),
+		config:         cli.String(fs, "", "Storage backend configuration (unused)", "config", "C"),
+		whiteout:       cli.String(fs, "oci", "Whiteout spec of the layers: oci, overlayfs, none", "whiteout-spec", "W"),
 	}
-	register(fs, &o.blobDigests, "Blob digests (sha256:HEX or HEX), one per SOURCE, replacing the layer blob ids", "blob-digests")
-	register(fs, &o.originalIDs, "Original blob ids, one per SOURCE", "original-blob-ids")
-	register(fs, &o.blobSizes, "Blob sizes, one per SOURCE", "blob-sizes")
-	register(fs, &o.tocDigests, "Blob ToC digests, one per SOURCE", "blob-toc-digests")
-	register(fs, &o.tocSizes, "Blob ToC sizes, one per SOURCE", "blob-toc-sizes")
-	c := &command{name: "merge", flags: fs,
-		usage: "merge [OPTIONS] SOURCE...\nMerge layer bootstraps, lowest first, into one image bootstrap (blob ids from each SOURCE's file name)"}
-	c.run = func(args []string) error { return o.run(args) }
+	cli.Register(fs, &o.blobDigests, "Blob digests (sha256:HEX or HEX), one per SOURCE, replacing the layer blob ids", "blob-digests")
+	cli.Register(fs, &o.originalIDs, "Original blob ids, one per SOURCE", "original-blob-ids")
+	cli.Register(fs, &o.blobSizes, "Blob sizes, one per SOURCE", "blob-sizes")
+	cli.Register(fs, &o.tocDigests, "Blob ToC digests, one per SOURCE", "blob-toc-digests")
+	cli.Register(fs, &o.tocSizes, "Blob ToC sizes, one per SOURCE", "blob-toc-sizes")
+	c := &cli.Command{Name: "merge", Flags: fs,
+		Usage: "merge [OPTIONS] SOURCE...\nMerge layer bootstraps, lowest first, into one image bootstrap (blob ids from each SOURCE's file name)"}
+	c.Run = func(args []string) error { return o.run(args) }
 	return c
 }
 
-func perLayer(name string, l stringList, n int) error {
+func perLayer(name string, l cli.StringList, n int) error {
 	if len(l) != 0 && len(l) != n {
 		return usagef("--%s lists %d values for %d sources", name, len(l), n)
 	}
@@ -60,7 +61,7 @@ func (o *mergeOpts) run(sources []string) error {
 	if *o.bootstrap == "" {
 		return usagef("--bootstrap is required")
 	}
-	for name, l := range map[string]stringList{"blob-digests": o.blobDigests, "original-blob-ids": o.originalIDs,
+	for name, l := range map[string]cli.StringList{"blob-digests": o.blobDigests, "original-blob-ids": o.originalIDs,
 		"blob-sizes": o.blobSizes, "blob-toc-digests": o.tocDigests, "blob-toc-sizes": o.tocSizes} {
 		if err := perLayer(name, l, len(sources)); err != nil {
 			return err

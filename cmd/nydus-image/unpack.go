@@ -5,6 +5,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"github.com/gonydus/nydus/cmd/internal/cli"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -17,20 +18,20 @@ type unpackOpts struct {
 	bootstrap, blob, blobDir, output, config, backendType, backendConfig *string
 }
 
-func newUnpack() *command {
+func newUnpack() *cli.Command {
 	fs := flag.NewFlagSet("unpack", flag.ContinueOnError)
 	o := &unpackOpts{
-		bootstrap:     strOpt(fs, "", "Bootstrap (or blob with inline bootstrap) to unpack", "bootstrap", "B"),
-		blob:          strOpt(fs, "", "Blob file holding the image's data", "blob", "b"),
-		blobDir:       strOpt(fs, "", "Directory of blobs named by blob id", "blob-dir", "D"),
-		output:        strOpt(fs, "", "Output tar file or FIFO", "output", "o"),
-		config:        strOpt(fs, "", "Storage backend configuration (not supported yet)", "config", "C"),
-		backendType:   strOpt(fs, "", "Backend type (not supported yet)", "backend-type"),
-		backendConfig: strOpt(fs, "", "Backend configuration (not supported yet)", "backend-config"),
+		bootstrap:     cli.String(fs, "", "Bootstrap (or blob with inline bootstrap) to unpack", "bootstrap", "B"),
+		blob:          cli.String(fs, "", "Blob file holding the image's data", "blob", "b"),
+		blobDir:       cli.String(fs, "", "Directory of blobs named by blob id", "blob-dir", "D"),
+		output:        cli.String(fs, "", "Output tar file or FIFO", "output", "o"),
+		config:        cli.String(fs, "", "Storage backend configuration (not supported yet)", "config", "C"),
+		backendType:   cli.String(fs, "", "Backend type (not supported yet)", "backend-type"),
+		backendConfig: cli.String(fs, "", "Backend configuration (not supported yet)", "backend-config"),
 	}
-	c := &command{name: "unpack", flags: fs,
-		usage: "unpack [OPTIONS] [BOOTSTRAP] --output OUT.tar\nUnpack a RAFS v6 image into an OCI layer tar"}
-	c.run = func(args []string) error { return o.run(args) }
+	c := &cli.Command{Name: "unpack", Flags: fs,
+		Usage: "unpack [OPTIONS] [BOOTSTRAP] --output OUT.tar\nUnpack a RAFS v6 image into an OCI layer tar"}
+	c.Run = func(args []string) error { return o.run(args) }
 	return c
 }
 

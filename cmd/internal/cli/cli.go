@@ -1,4 +1,8 @@
-package main
+// Package cli parses GNU-style command lines the way upstream Nydus tools
+// (Rust clap) accept them: long and short names, aliases, flags before,
+// between or after positional arguments, "--" to end flags; and prints
+// help in clap's "--long, -s" shape, which callers grep for features.
+package cli
 
 import (
 	"flag"
@@ -7,21 +11,21 @@ import (
 	"strings"
 )
 
-// command is one subcommand: its flags and what it runs.
-type command struct {
-	name  string
-	usage string
-	flags *flag.FlagSet
-	run   func(args []string) error
+// Command is one subcommand: its flags and what it runs.
+type Command struct {
+	Name  string
+	Usage string
+	Flags *flag.FlagSet
+	Run   func(args []string) error
 }
 
 // boolFlag is implemented by flag.Value types that take no argument.
 type boolFlag interface{ IsBoolFlag() bool }
 
-// parseInterspersed parses GNU-style arguments: flags may appear before,
+// Parse parses GNU-style arguments: flags may appear before,
 // between or after positional arguments, "--" ends flag parsing. It
 // returns the positionals.
-func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+func Parse(fs *flag.FlagSet, args []string) ([]string, error) {
 	var flags, pos []string
 	for i := 0; i < len(args); i++ {
 		a := args[i]
@@ -56,13 +60,13 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 	return pos, nil
 }
 
-// printUsage writes a subcommand's help in the "--long, -s" style that
+// PrintUsage writes a subcommand's help in the "--long, -s" style that
 // nydus-snapshotter's feature detection greps for.
-func printUsage(w io.Writer, c *command) {
-	fmt.Fprintf(w, "Usage: nydus-image %s\n\nOptions:\n", c.usage)
+func PrintUsage(w io.Writer, c *Command) {
+	fmt.Fprintf(w, "Usage: nydus-image %s\n\nOptions:\n", c.Usage)
 	seen := map[flag.Value][]string{}
 	var order []flag.Value
-	c.flags.VisitAll(func(f *flag.Flag) {
+	c.Flags.VisitAll(func(f *flag.Flag) {
 		if _, ok := seen[f.Value]; !ok {
 			order = append(order, f.Value)
 		}
@@ -73,7 +77,7 @@ func printUsage(w io.Writer, c *command) {
 		var parts []string
 		var usage, def string
 		for _, n := range names {
-			f := c.flags.Lookup(n)
+			f := c.Flags.Lookup(n)
 			if len(n) == 1 {
 				parts = append(parts, "-"+n)
 			} else {
@@ -92,11 +96,11 @@ func printUsage(w io.Writer, c *command) {
 	}
 }
 
-// stringList is a repeatable or comma-separated string flag.
-type stringList []string
+// StringList is a repeatable or comma-separated string flag.
+type StringList []string
 
-func (s *stringList) String() string { return strings.Join(*s, ",") }
-func (s *stringList) Set(v string) error {
+func (s *StringList) String() string { return strings.Join(*s, ",") }
+func (s *StringList) Set(v string) error {
 	for _, p := range strings.Split(v, ",") {
 		if p = strings.TrimSpace(p); p != "" {
 			*s = append(*s, p)
@@ -105,9 +109,9 @@ func (s *stringList) Set(v string) error {
 	return nil
 }
 
-// valueFlag wraps a flag.Value so one object can be registered under
-// several names (long name, short name, aliases).
-func register(fs *flag.FlagSet, v flag.Value, usage string, names ...string) {
+// Register registers v under several names (long name, short name,
+// aliases); only the first carries the usage text.
+func Register(fs *flag.FlagSet, v flag.Value, usage string, names ...string) {
 	for i, n := range names {
 		u := usage
 		if i > 0 {
@@ -148,15 +152,17 @@ func (b boolValue) Set(v string) error {
 }
 func (boolValue) IsBoolFlag() bool { return true }
 
-func strOpt(fs *flag.FlagSet, def, usage string, names ...string) *string {
+// String registers a string option under names.
+func String(fs *flag.FlagSet, def, usage string, names ...string) *string {
 	p := new(string)
 	*p = def
-	register(fs, stringValue{p}, usage, names...)
+	Register(fs, stringValue{p}, usage, names...)
 	return p
 }
 
-func boolOpt(fs *flag.FlagSet, usage string, names ...string) *bool {
+// Bool registers a boolean option under names.
+func Bool(fs *flag.FlagSet, usage string, names ...string) *bool {
 	p := new(bool)
-	register(fs, boolValue{p}, usage, names...)
+	Register(fs, boolValue{p}, usage, names...)
 	return p
 }
