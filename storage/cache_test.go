@@ -23,6 +23,21 @@ func readAll(t testing.TB, b *storage.Blob, tb *testBlob) {
 	}
 }
 
+// filledCache builds a blob of one file of size bytes, reads all of it
+// through a cache in a new work dir and closes the chain.
+func filledCache(t *testing.T, comp layout.Compressor, size int) (*testBlob, string, *countingReader) {
+	t.Helper()
+	tb := buildBlob(t, t.TempDir(), 64<<10, comp, size)
+	dir := t.TempDir()
+	r := openCounting(t, tb.path)
+	b := newBlob(t, tb, r, storage.WithCache(openCache(t, dir, tb)))
+	readAll(t, b, tb)
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return tb, dir, r
+}
+
 func TestRestartReusesCache(t *testing.T) {
 	for _, compressed := range []bool{false, true} {
 		t.Run(map[bool]string{false: "data", true: "raw"}[compressed], func(t *testing.T) {
@@ -61,12 +76,7 @@ func TestRestartReusesCache(t *testing.T) {
 }
 
 func TestCorruptCacheIsDetectedAndRefetched(t *testing.T) {
-	tb := buildBlob(t, t.TempDir(), 64<<10, layout.CompressZstd, 512<<10)
-	dir := t.TempDir()
-	r := openCounting(t, tb.path)
-	b1 := newBlob(t, tb, r, storage.WithCache(openCache(t, dir, tb)))
-	readAll(t, b1, tb)
-	b1.Close()
+	tb, dir, r := filledCache(t, layout.CompressZstd, 512<<10)
 	victim := tb.chunks[5]
 	flipByte(t, filepath.Join(dir, tb.entry.ID()+cache.DataSuffix), int64(victim.UncompressedOffset+100))
 
@@ -98,12 +108,7 @@ func TestCorruptCacheIsDetectedAndRefetched(t *testing.T) {
 }
 
 func TestChunkMapWithWrongSizeIsRebuilt(t *testing.T) {
-	tb := buildBlob(t, t.TempDir(), 64<<10, layout.CompressLZ4, 256<<10)
-	dir := t.TempDir()
-	r := openCounting(t, tb.path)
-	b1 := newBlob(t, tb, r, storage.WithCache(openCache(t, dir, tb)))
-	readAll(t, b1, tb)
-	b1.Close()
+	tb, dir, r := filledCache(t, layout.CompressLZ4, 256<<10)
 	mapPath := filepath.Join(dir, tb.entry.ID()+cache.ChunkMapSuffix)
 	f, err := os.OpenFile(mapPath, os.O_WRONLY|os.O_APPEND, 0)
 	if err != nil {

@@ -19,6 +19,9 @@
 // again) but can never leave a set bit over data that is not on disk.
 // Chunks queued but not yet synced are served from the data file by this
 // process (the bytes are in the page cache and were verified before Put).
+// BenchmarkPutSync measures the choice: on the development VM's disk a
+// sync per 64 KiB chunk costs about 500 µs per chunk, batching about 80 µs
+// including the final sync (6-7x). WithSync(0, 0) selects sync-per-chunk.
 //
 // The package stores bytes; it does not verify them. Callers verify data
 // from the network before Put and, when validation is on, re-verify data
