@@ -109,6 +109,7 @@ func run(args []string) int {
 		if c.Name != args[0] {
 			continue
 		}
+		c.Program = "nydus-image"
 		c.Flags.SetOutput(io.Discard)
 		help := cli.Bool(c.Flags, "Print help", "help", "h")
 		g := addGlobals(c.Flags)

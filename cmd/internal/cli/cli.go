@@ -13,10 +13,11 @@ import (
 
 // Command is one subcommand: its flags and what it runs.
 type Command struct {
-	Name  string
-	Usage string
-	Flags *flag.FlagSet
-	Run   func(args []string) error
+	Program string // the binary's name, for help
+	Name    string
+	Usage   string
+	Flags   *flag.FlagSet
+	Run     func(args []string) error
 }
 
 // boolFlag is implemented by flag.Value types that take no argument.
@@ -63,7 +64,7 @@ func Parse(fs *flag.FlagSet, args []string) ([]string, error) {
 // PrintUsage writes a subcommand's help in the "--long, -s" style that
 // nydus-snapshotter's feature detection greps for.
 func PrintUsage(w io.Writer, c *Command) {
-	fmt.Fprintf(w, "Usage: nydus-image %s\n\nOptions:\n", c.Usage)
+	fmt.Fprintf(w, "Usage: %s %s\n\nOptions:\n", c.Program, c.Usage)
 	seen := map[flag.Value][]string{}
 	var order []flag.Value
 	c.Flags.VisitAll(func(f *flag.Flag) {

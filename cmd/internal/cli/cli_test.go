@@ -23,8 +23,9 @@ func TestParseInterspersedAndAliases(t *testing.T) {
 		t.Fatal("unknown flag accepted")
 	}
 	var out strings.Builder
-	PrintUsage(&out, &Command{Name: "x", Usage: "x [OPTIONS]", Flags: fs})
-	if !strings.Contains(out.String(), "--bootstrap, -B") || !strings.Contains(out.String(), "--verbose, -v") {
+	PrintUsage(&out, &Command{Program: "prog", Name: "x", Usage: "x [OPTIONS]", Flags: fs})
+	if !strings.Contains(out.String(), "Usage: prog x [OPTIONS]") ||
+		!strings.Contains(out.String(), "-B, --bootstrap") || !strings.Contains(out.String(), "-v, --verbose") {
 		t.Fatalf("usage:\n%s", out.String())
 	}
 }
