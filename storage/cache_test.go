@@ -187,3 +187,22 @@ func TestOnDiskLayout(t *testing.T) {
 		t.Fatalf("complete map: all_ready %#x bitmap % x", le.Uint32(m[12:]), m[4096:])
 	}
 }
+
+func TestDisableIndexedMapKeepsStateInMemory(t *testing.T) {
+	tb := buildBlob(t, t.TempDir(), 64<<10, layout.CompressZstd, 256<<10)
+	dir := t.TempDir()
+	r := openCounting(t, tb.path)
+	for pass := range 2 {
+		b := newBlob(t, tb, r, storage.WithCache(openCache(t, dir, tb, cache.WithPersistentMap(false))))
+		readAll(t, b, tb)
+		readAll(t, b, tb)
+		b.Close()
+		if n := r.requests.Load(); n == 0 {
+			t.Fatalf("pass %d: an in-memory map was reused across restarts", pass)
+		}
+		r.reset()
+	}
+	if _, err := os.Stat(filepath.Join(dir, tb.entry.ID()+cache.ChunkMapSuffix)); !os.IsNotExist(err) {
+		t.Fatalf("chunk_map file written with disable_indexed_map: %v", err)
+	}
+}
