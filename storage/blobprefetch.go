@@ -63,10 +63,12 @@ func (b *Blob) claim(s *span) []*span {
 			f = b.flights.lead(c.Index)
 		}
 		if f != nil && b.cfg.cache.Ready(c) {
-			// Cached by another reader since the check above.
-			data, _ := b.fromCache(c, nil)
-			b.flights.finish(c.Index, f, data, nil)
-			f = nil
+			// Cached by another reader since the check above (if the
+			// cached copy fails verification, fetch it after all).
+			if data, ok := b.fromCache(c, nil); ok {
+				b.flights.finish(c.Index, f, data, nil)
+				f = nil
+			}
 		}
 		if f == nil {
 			cur = nil
