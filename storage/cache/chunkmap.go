@@ -1,7 +1,6 @@
 package cache
 
 import (
-	"errors"
 	"fmt"
 	"math/bits"
 	"os"
@@ -113,10 +112,10 @@ func initMapFile(f *os.File, size int64) error {
 	var hdr [HeaderSize]byte
 	h := NewHeader()
 	h.Marshal(hdr[:])
-	if _, err := f.WriteAt(hdr[:], 0); err != nil {
-		return err
-	}
-	return f.Sync()
+	// No sync: a header lost in a crash leaves an all-zero file (set up
+	// again) or bits under a bad header (rebuilt); neither is trusted.
+	_, err := f.WriteAt(hdr[:], 0)
+	return err
 }
 
 // Count returns the number of chunks the map covers.
@@ -208,12 +207,26 @@ func (m *ChunkMap) Ready() uint32 {
 	return m.countReady()
 }
 
+// countReady counts the set bits of chunks 0..count-1 (padding bits of the
+// last byte are ignored).
 func (m *ChunkMap) countReady() uint32 {
 	n := 0
-	for off := int64(HeaderSize); off < MapSize(m.count); off += 4 {
+	end := int64(HeaderSize) + int64(m.count/8)
+	off := int64(HeaderSize)
+	for ; off+4 <= end; off += 4 {
 		n += bits.OnesCount32(atomic.LoadUint32(m.word(off)))
 	}
+	for ; off < end; off++ {
+		n += bits.OnesCount8(m.byteAt(off))
+	}
+	if rem := m.count % 8; rem != 0 {
+		n += bits.OnesCount8(m.byteAt(end) &^ (0xff >> rem))
+	}
 	return uint32(n)
+}
+
+func (m *ChunkMap) byteAt(off int64) byte {
+	return byte(atomic.LoadUint32(m.word(off)) >> (8 * (off & 3)))
 }
 
 func (m *ChunkMap) sync() error {
@@ -226,13 +239,13 @@ func (m *ChunkMap) sync() error {
 	return nil
 }
 
-// Close flushes and unmaps the map.
+// Close unmaps the map. Bits need no sync: the data under every set bit
+// is already durable, and a lost bit only costs a refetch.
 func (m *ChunkMap) Close() error {
 	if m.mem == nil {
 		return nil
 	}
-	err := m.sync()
-	err = errors.Join(err, unix.Munmap(m.mem))
+	err := unix.Munmap(m.mem)
 	m.mem = nil
 	return err
 }
