@@ -63,7 +63,11 @@ func NewBlob(entry *layout.BlobEntry, r BlobReader, opts ...Option) (*Blob, erro
 	allReady := func() bool { return false }
 	if cfg.cache != nil {
 		files = cfg.cache.Files()
-		allReady = func() bool { return cfg.cache.Stats().AllReady }
+		allReady = func() bool {
+			// Chunks waiting for their sync are already served locally.
+			st := cfg.cache.Stats()
+			return st.AllReady || uint64(st.Ready)+uint64(st.Pending) >= uint64(st.Chunks)
+		}
 	}
 	cfg.metrics.addBlob(b, files, allReady)
 	return b, nil
