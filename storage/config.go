@@ -89,6 +89,21 @@ type ReadConfig struct {
 // DefaultReadConfig returns upstream's defaults (batch_size 1 MiB).
 func DefaultReadConfig() ReadConfig { return ReadConfig{BatchSize: DefaultAmplify} }
 
+// LegacyReadConfig holds the v1 top-level read settings. Unmarshal into
+// DefaultLegacyReadConfig() so an absent amplify_io keeps its default.
+type LegacyReadConfig struct {
+	DigestValidate bool   `json:"digest_validate"`
+	AmplifyIO      uint64 `json:"amplify_io"`
+}
+
+// DefaultLegacyReadConfig returns the v1 defaults (amplify_io 1 MiB).
+func DefaultLegacyReadConfig() LegacyReadConfig { return LegacyReadConfig{AmplifyIO: DefaultAmplify} }
+
+// V2 converts to the v2 rafs read settings.
+func (r LegacyReadConfig) V2() ReadConfig {
+	return ReadConfig{BatchSize: r.AmplifyIO, Validate: r.DigestValidate}
+}
+
 // LegacyCacheConfig is the v1 device.cache section.
 type LegacyCacheConfig struct {
 	Type       string          `json:"type"`

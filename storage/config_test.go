@@ -32,6 +32,23 @@ func TestConfigJSONNames(t *testing.T) {
 	if c != want || doc.AmplifyIO != 262144 || !doc.DigestValidate {
 		t.Fatalf("v1 decoded as %+v", c)
 	}
+	read := storage.DefaultLegacyReadConfig()
+	if err := json.Unmarshal([]byte(v1), &read); err != nil {
+		t.Fatal(err)
+	}
+	if read.V2() != (storage.ReadConfig{BatchSize: 262144, Validate: true}) {
+		t.Fatalf("v1 read settings %+v", read)
+	}
+	read = storage.DefaultLegacyReadConfig()
+	json.Unmarshal([]byte(`{"amplify_io":0}`), &read)
+	if read.V2().BatchSize != 0 {
+		t.Fatal("amplify_io 0 must disable amplification")
+	}
+	read = storage.DefaultLegacyReadConfig()
+	json.Unmarshal([]byte(`{}`), &read)
+	if read.V2().BatchSize != storage.DefaultAmplify {
+		t.Fatal("absent amplify_io must keep the 1 MiB default")
+	}
 	if k, err := c.Kind(); err != nil || k != storage.CacheFile {
 		t.Fatalf("kind %q %v", k, err)
 	}
