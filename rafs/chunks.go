@@ -1,8 +1,10 @@
 package rafs
 
 import (
+	"cmp"
 	"encoding/binary"
 	"fmt"
+	"slices"
 
 	"github.com/gonydus/nydus/rafs/layout"
 )
@@ -125,3 +127,39 @@ func (m *Image) inodeChunks(ino *Inode) ([]Chunk, error) {
 }
 
 func alignUp(n, a uint64) uint64 { return (n + a - 1) &^ (a - 1) }
+
+// BlobChunks returns the chunk-table entries of each blob, indexed by
+// blob-table index, sorted by chunk-info index (the storage layer merges
+// neighbouring chunks and prefetches whole blobs with them).
+func (m *Image) BlobChunks() ([][]*layout.ChunkInfo, error) {
+	n := m.ext.ChunkTableSize / layout.ChunkInfoSize
+	out := make([][]*layout.ChunkInfo, len(m.blobs))
+	seen := make([]map[uint32]bool, len(m.blobs))
+	for i := range seen {
+		seen[i] = map[uint32]bool{}
+	}
+	const batch = 4096
+	for start := uint64(0); start < n; start += batch {
+		k := min(batch, n-start)
+		b, err := m.read(m.ext.ChunkTableOffset+start*layout.ChunkInfoSize, k*layout.ChunkInfoSize, "chunk table")
+		if err != nil {
+			return nil, err
+		}
+		for i := range k {
+			c := new(layout.ChunkInfo)
+			_ = c.Unmarshal(b[i*layout.ChunkInfoSize:])
+			if c.BlobIndex >= uint32(len(m.blobs)) {
+				return nil, formatErr("chunk table entry %d names blob %d of %d", start+i, c.BlobIndex, len(m.blobs))
+			}
+			if seen[c.BlobIndex][c.Index] {
+				continue
+			}
+			seen[c.BlobIndex][c.Index] = true
+			out[c.BlobIndex] = append(out[c.BlobIndex], c)
+		}
+	}
+	for _, cs := range out {
+		slices.SortFunc(cs, func(a, b *layout.ChunkInfo) int { return cmp.Compare(a.Index, b.Index) })
+	}
+	return out, nil
+}

@@ -1,0 +1,222 @@
+// Command nydusd serves RAFS v6 (Nydus) images over FUSE, lazily pulling
+// and verifying their data. Its command line, configuration files and
+// HTTP API follow upstream nydusd, so nydus-snapshotter and the Docker
+// graphdriver can start it unchanged.
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/gonydus/nydus/cmd/internal/cli"
+	"github.com/gonydus/nydus/daemon"
+	"github.com/gonydus/nydus/daemon/config"
+)
+
+var version = "dev"
+
+type options struct {
+	apisock, configPath, id, supervisor, logLevel, logFile *string
+	mountpoint, failover, threads, bootstrap, localfsDir   *string
+	prefetchFiles, virtualMountpoint, rlimit, rotation     *string
+	writable, readonly, upgrade                            *bool
+}
+
+func flags() (*flag.FlagSet, *options) {
+	fs := flag.NewFlagSet("nydusd", flag.ContinueOnError)
+	o := &options{
+		apisock:           cli.String(fs, "", "Path of the HTTP API unix socket", "apisock", "A"),
+		configPath:        cli.String(fs, "", "Configuration file (JSON v1 or v2)", "config", "C"),
+		id:                cli.String(fs, "", "Daemon id (with --supervisor)", "id"),
+		supervisor:        cli.String(fs, "", "Supervisor socket for failover (with --id)", "supervisor"),
+		logLevel:          cli.String(fs, "info", "Log level: trace, debug, info, warn, error", "log-level", "l"),
+		logFile:           cli.String(fs, "", "Log file (\".log\" appended without extension)", "log-file", "L"),
+		rotation:          cli.String(fs, "0", "Log rotation size in MB (accepted; rotation is left to the log collector)", "log-rotation-size"),
+		rlimit:            cli.String(fs, "1000000", "RLIMIT_NOFILE to set (0 leaves it)", "rlimit-nofile"),
+		upgrade:           cli.Bool(fs, "Start in upgrade mode (takeover is not supported)", "upgrade"),
+		mountpoint:        cli.String(fs, "", "FUSE mountpoint", "mountpoint", "M"),
+		failover:          cli.String(fs, "resend", "Failover policy: none, resend, flush", "failover-policy"),
+		threads:           cli.String(fs, "4", "FUSE worker threads (1..1024)", "thread-num", "fuse-threads"),
+		writable:          cli.Bool(fs, "Mount read-write (needs an overlay configuration)", "writable"),
+		readonly:          cli.Bool(fs, "Mount read-only (the default)", "readonly"),
+		bootstrap:         cli.String(fs, "", "RAFS bootstrap to mount at the root", "bootstrap", "B"),
+		localfsDir:        cli.String(fs, "", "Serve blobs from this directory (localfs backend; conflicts with --config)", "localfs-dir", "D"),
+		prefetchFiles:     cli.String(fs, "", "File listing absolute paths to prefetch", "prefetch-files"),
+		virtualMountpoint: cli.String(fs, "/", "Where the bootstrap appears inside the mount", "virtual-mountpoint", "m"),
+	}
+	// nydus-snapshotter may pass --backend-source; accept and ignore it.
+	cli.String(fs, "", "Accepted for compatibility", "backend-source")
+	return fs, o
+}
+
+func main() { os.Exit(run(os.Args[1:])) }
+
+func run(args []string) int {
+	if len(args) > 0 {
+		switch args[0] {
+		case "fuse":
+			args = args[1:]
+		case "singleton", "virtiofs", "nbd", "uffd":
+			fmt.Fprintf(os.Stderr, "nydusd: the %s subcommand is not supported (fuse is)\n", args[0])
+			return 2
+		case "-V", "--version":
+			fmt.Printf("nydusd %s (gonydus)\n", version)
+			return 0
+		}
+	}
+	fs, o := flags()
+	fs.SetOutput(io.Discard)
+	help := cli.Bool(fs, "Print help", "help", "h")
+	pos, err := cli.Parse(fs, args)
+	if *help || errors.Is(err, flag.ErrHelp) {
+		cli.PrintUsage(os.Stdout, &cli.Command{Program: "nydusd", Usage: "[fuse] [OPTIONS]", Flags: fs})
+		return 0
+	}
+	if err == nil && len(pos) > 0 {
+		err = fmt.Errorf("unexpected arguments %q", pos)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "nydusd: %v\n", err)
+		return 2
+	}
+	level := new(slog.LevelVar)
+	closeLog, err := setupLog(*o.logLevel, *o.logFile, level)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "nydusd: %v\n", err)
+		return 2
+	}
+	defer closeLog()
+	if err := serve(o, level); err != nil {
+		slog.Error("nydusd failed", "err", err)
+		fmt.Fprintf(os.Stderr, "nydusd: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func setupLog(levelName, file string, level *slog.LevelVar) (func(), error) {
+	switch strings.ToLower(levelName) {
+	case "trace", "debug":
+		level.Set(slog.LevelDebug)
+	case "info", "":
+		level.Set(slog.LevelInfo)
+	case "warn", "warning":
+		level.Set(slog.LevelWarn)
+	case "error":
+		level.Set(slog.LevelError)
+	default:
+		return nil, fmt.Errorf("invalid --log-level %q", levelName)
+	}
+	var w io.Writer = os.Stderr
+	closer := func() {}
+	if file != "" {
+		if filepath.Ext(file) == "" {
+			file += ".log"
+		}
+		f, err := os.OpenFile(file, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		if err != nil {
+			return nil, err
+		}
+		w, closer = f, func() { f.Close() }
+	}
+	slog.SetDefault(slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level})))
+	return closer, nil
+}
+
+func loadConfig(o *options) (*config.Config, error) {
+	switch {
+	case *o.configPath != "" && *o.localfsDir != "":
+		return nil, errors.New("--localfs-dir conflicts with --config")
+	case *o.localfsDir != "":
+		settings, _ := json.Marshal(map[string]string{"dir": *o.localfsDir})
+		return config.Parse([]byte(fmt.Sprintf(`{"version":2,"backend":{"type":"localfs","localfs":%s},"cache":{"type":"filecache","filecache":{"work_dir":%q}},"rafs":{"enable_xattr":true}}`,
+			settings, *o.localfsDir)))
+	case *o.configPath != "":
+		return config.Load(*o.configPath)
+	}
+	return nil, nil
+}
+
+func serve(o *options, level *slog.LevelVar) error {
+	if *o.mountpoint == "" {
+		return errors.New("--mountpoint is required")
+	}
+	if (*o.id == "") != (*o.supervisor == "") {
+		return errors.New("--id and --supervisor go together")
+	}
+	if *o.upgrade {
+		return errors.New("--upgrade (FUSE session takeover) is not supported yet")
+	}
+	if *o.writable {
+		return errors.New("--writable needs the userspace overlay, which is not supported yet")
+	}
+	threads, err := strconv.Atoi(*o.threads)
+	if err != nil || threads < 1 || threads > 1024 {
+		return fmt.Errorf("invalid --thread-num %q (1..1024)", *o.threads)
+	}
+	switch *o.failover {
+	case "none", "resend", "flush":
+	default:
+		return fmt.Errorf("invalid --failover-policy %q", *o.failover)
+	}
+	if n, err := strconv.ParseUint(*o.rlimit, 10, 64); err == nil && n > 0 {
+		var lim syscall.Rlimit
+		_ = syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim)
+		lim.Cur = min(n, lim.Max)
+		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+			slog.Warn("could not raise RLIMIT_NOFILE", "want", n, "err", err)
+		}
+	}
+	cfg, err := loadConfig(o)
+	if err != nil {
+		return err
+	}
+	d := daemon.New(daemon.Options{ID: *o.id, Supervisor: *o.supervisor, Version: version, Logger: slog.Default()})
+	if *o.bootstrap != "" {
+		if cfg == nil {
+			return errors.New("--bootstrap needs --config or --localfs-dir")
+		}
+		if *o.virtualMountpoint != "/" {
+			return errors.New("--virtual-mountpoint other than / is not supported yet")
+		}
+		if err := d.AddMount("/", *o.bootstrap, cfg); err != nil {
+			return err
+		}
+		if *o.prefetchFiles != "" {
+			slog.Warn("--prefetch-files is accepted but file prefetch on mount is not wired yet", "file", *o.prefetchFiles)
+		}
+	}
+	stop := make(chan os.Signal, 2)
+	signal.Notify(stop, syscall.SIGINT, syscall.SIGTERM)
+	var api *daemon.API
+	if *o.apisock != "" {
+		api = daemon.NewAPI(d, level, func() { stop <- syscall.SIGTERM })
+		if err := api.Serve(*o.apisock); err != nil {
+			return err
+		}
+		defer api.Close()
+	}
+	if err := d.Start(*o.mountpoint, nil, threads); err != nil {
+		return err
+	}
+	slog.Info("nydusd running", "mountpoint", *o.mountpoint, "bootstrap", *o.bootstrap, "apisock", *o.apisock)
+	ended := make(chan struct{})
+	go func() { d.Wait(); close(ended) }()
+	select {
+	case sig := <-stop:
+		slog.Info("stopping", "signal", sig.String())
+	case <-ended:
+		slog.Info("FUSE session ended")
+	}
+	return d.Stop()
+}

@@ -1,0 +1,402 @@
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/gonydus/nydus/daemon/config"
+)
+
+// APIError is upstream's error body.
+type APIError struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeErr(w http.ResponseWriter, err error) {
+	status := http.StatusInternalServerError
+	switch {
+	case errors.Is(err, ErrNotReady):
+		status = http.StatusServiceUnavailable
+	case errors.Is(err, ErrUnsupported):
+		status = http.StatusNotImplemented
+	case errors.Is(err, ErrNotFound):
+		status = http.StatusNotFound
+	case errors.Is(err, ErrInvalidInput), errors.Is(err, ErrExists):
+		status = http.StatusBadRequest
+	}
+	writeJSON(w, status, APIError{Code: "UNDEFINED", Message: err.Error()})
+}
+
+// API serves nydusd's HTTP API for a daemon.
+type API struct {
+	d        *Daemon
+	level    *slog.LevelVar
+	exit     func()
+	started  time.Time
+	listener net.Listener
+	srv      *http.Server
+}
+
+// NewAPI returns the API of d; level (may be nil) is changed by PUT
+// /api/v1/daemon, exit is called by PUT /api/v1/daemon/exit.
+func NewAPI(d *Daemon, level *slog.LevelVar, exit func()) *API {
+	return &API{d: d, level: level, exit: exit, started: time.Now()}
+}
+
+// Serve listens on the unix socket path (mode 0600) until Close.
+func (a *API) Serve(sock string) error {
+	_ = os.Remove(sock)
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		return fmt.Errorf("api: listen %s: %w", sock, err)
+	}
+	if err := os.Chmod(sock, 0o600); err != nil {
+		l.Close()
+		return err
+	}
+	a.listener = l
+	a.srv = &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := a.srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			a.d.log.Error("api server stopped", "err", err)
+		}
+	}()
+	return nil
+}
+
+// Close stops the server.
+func (a *API) Close() error {
+	if a.srv == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	return a.srv.Shutdown(ctx)
+}
+
+// Handler returns the API routes.
+func (a *API) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /api/v1/daemon", a.getDaemon)
+	mux.HandleFunc("PUT /api/v1/daemon", a.putDaemon)
+	mux.HandleFunc("GET /api/v2/daemon", a.getDaemonV2)
+	mux.HandleFunc("PUT /api/v2/daemon", a.putDaemon)
+	mux.HandleFunc("GET /api/v1/daemon/events", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, a.d.Events()) })
+	mux.HandleFunc("GET /api/v1/daemon/backend", a.getBackend)
+	mux.HandleFunc("PUT /api/v1/daemon/start", a.start)
+	mux.HandleFunc("PUT /api/v1/daemon/exit", a.exitDaemon)
+	mux.HandleFunc("PUT /api/v1/daemon/fuse/sendfd", a.unsupported("FUSE fd hand-over to a supervisor"))
+	mux.HandleFunc("PUT /api/v1/daemon/fuse/takeover", a.unsupported("FUSE session takeover"))
+	mux.HandleFunc("POST /api/v1/mount", a.mount)
+	mux.HandleFunc("PUT /api/v1/mount", a.mount)
+	mux.HandleFunc("DELETE /api/v1/mount", a.umount)
+	mux.HandleFunc("GET /api/v1/metrics", a.metrics)
+	mux.HandleFunc("GET /api/v1/metrics/files", a.metricsFiles)
+	mux.HandleFunc("GET /api/v1/metrics/pattern", a.metricsPattern)
+	mux.HandleFunc("GET /api/v1/metrics/backend", a.metricsBackend)
+	mux.HandleFunc("GET /api/v1/metrics/blobcache", a.metricsBlobcache)
+	mux.HandleFunc("GET /api/v1/metrics/inflight", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, []any{}) })
+	mux.HandleFunc("GET /api/v1/config", a.unsupported("configuration hot reload"))
+	mux.HandleFunc("PUT /api/v1/config", a.unsupported("configuration hot reload"))
+	mux.HandleFunc("GET /metrics", a.prometheus)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusNotFound, APIError{Code: "UNDEFINED", Message: "no such endpoint " + r.Method + " " + r.URL.Path})
+	})
+	return mux
+}
+
+func (a *API) unsupported(what string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		writeErr(w, fmt.Errorf("%w: %s is not implemented", ErrUnsupported, what))
+	}
+}
+
+type versionInfo struct {
+	PackageVer string `json:"package_ver"`
+	GitCommit  string `json:"git_commit"`
+	BuildTime  string `json:"build_time"`
+	Profile    string `json:"profile"`
+	Rustc      string `json:"rustc"`
+}
+
+type backendInfo struct {
+	BackendType string          `json:"backend_type"`
+	Mountpoint  string          `json:"mountpoint"`
+	MountedTime string          `json:"mounted_time"`
+	Config      json.RawMessage `json:"config"`
+}
+
+func (a *API) info(withBackends bool) map[string]any {
+	out := map[string]any{
+		"version":    versionInfo{PackageVer: a.d.opts.Version, GitCommit: a.d.opts.Version, Profile: "release", Rustc: "go (gonydus)"},
+		"id":         nullable(a.d.opts.ID),
+		"supervisor": nullable(a.d.opts.Supervisor),
+		"state":      a.d.State(),
+	}
+	if withBackends {
+		coll := map[string]backendInfo{}
+		for mp, m := range a.d.Mounts() {
+			coll[mp] = backendOf(m)
+		}
+		out["backend_collection"] = coll
+	}
+	return out
+}
+
+func backendOf(m *Mount) backendInfo {
+	return backendInfo{BackendType: "Rafs", Mountpoint: m.Mountpoint, MountedTime: m.Mounted.UTC().Format(time.RFC3339), Config: m.Config.Redacted()}
+}
+
+func nullable(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+func (a *API) getDaemon(w http.ResponseWriter, r *http.Request)   { writeJSON(w, 200, a.info(true)) }
+func (a *API) getDaemonV2(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, a.info(false)) }
+
+func (a *API) putDaemon(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		LogLevel string `json:"log_level"`
+	}
+	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&body); err != nil {
+		writeErr(w, fmt.Errorf("%w: %v", ErrInvalidInput, err))
+		return
+	}
+	if a.level != nil {
+		var l slog.Level
+		switch strings.ToLower(body.LogLevel) {
+		case "trace", "debug":
+			l = slog.LevelDebug
+		case "info":
+			l = slog.LevelInfo
+		case "warn", "warning":
+			l = slog.LevelWarn
+		case "error":
+			l = slog.LevelError
+		default:
+			writeErr(w, fmt.Errorf("%w: log level %q", ErrInvalidInput, body.LogLevel))
+			return
+		}
+		a.level.Set(l)
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (a *API) getBackend(w http.ResponseWriter, r *http.Request) {
+	m, err := a.d.Mount(r.URL.Query().Get("mountpoint"))
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeJSON(w, 200, backendOf(m))
+}
+
+func (a *API) start(w http.ResponseWriter, r *http.Request) {
+	if a.d.State() != StateRunning {
+		writeErr(w, fmt.Errorf("%w: state %s", ErrNotReady, a.d.State()))
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (a *API) exitDaemon(w http.ResponseWriter, r *http.Request) {
+	w.WriteHeader(http.StatusNoContent)
+	if a.exit != nil {
+		go a.exit()
+	}
+}
+
+// mountRequest is the body of POST/PUT /api/v1/mount.
+type mountRequest struct {
+	Source        string   `json:"source"`
+	FsType        string   `json:"fs_type"`
+	Config        string   `json:"config"`
+	PrefetchFiles []string `json:"prefetch_files"`
+}
+
+func (a *API) mount(w http.ResponseWriter, r *http.Request) {
+	mp := r.URL.Query().Get("mountpoint")
+	if mp == "" {
+		writeErr(w, fmt.Errorf("%w: mountpoint query parameter is required", ErrInvalidInput))
+		return
+	}
+	var req mountRequest
+	if err := json.NewDecoder(io.LimitReader(r.Body, config.MaxSize+4096)).Decode(&req); err != nil {
+		writeErr(w, fmt.Errorf("%w: %v", ErrInvalidInput, err))
+		return
+	}
+	if req.FsType != "" && req.FsType != "rafs" {
+		writeErr(w, fmt.Errorf("%w: fs_type %q (only rafs)", ErrUnsupported, req.FsType))
+		return
+	}
+	cfg, err := config.Parse([]byte(req.Config))
+	if err != nil {
+		writeErr(w, fmt.Errorf("%w: config: %v", ErrInvalidInput, err))
+		return
+	}
+	if r.Method == http.MethodPut {
+		err = a.d.RemountMount(mp, req.Source, cfg)
+	} else {
+		err = a.d.AddMount(mp, req.Source, cfg)
+	}
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (a *API) umount(w http.ResponseWriter, r *http.Request) {
+	if err := a.d.RemoveMount(r.URL.Query().Get("mountpoint")); err != nil {
+		writeErr(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// mountFor resolves the ?id= of metrics requests; without it the only
+// (or "/") mount.
+func (a *API) mountFor(r *http.Request) (*Mount, error) {
+	id := r.URL.Query().Get("id")
+	if id != "" {
+		return a.d.Mount(id)
+	}
+	ms := a.d.Mounts()
+	if m, ok := ms["/"]; ok {
+		return m, nil
+	}
+	if len(ms) == 1 {
+		for _, m := range ms {
+			return m, nil
+		}
+	}
+	return nil, fmt.Errorf("%w: give ?id=<mountpoint> (%d mounts)", ErrNotFound, len(ms))
+}
+
+func (a *API) metrics(w http.ResponseWriter, r *http.Request) {
+	m, err := a.mountFor(r)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	files := m.FS.Stats().Files()
+	var opens, read uint64
+	for _, f := range files {
+		opens++
+		read += f.ReadBytes
+	}
+	writeJSON(w, 200, map[string]any{
+		"files_account_enabled": m.Config.Rafs.IostatsFiles, "access_pattern_enabled": m.Config.Rafs.AccessPattern,
+		"record_latest_read_files_enabled": m.Config.Rafs.LatestReadFiles, "measure_latency": true,
+		"id": m.Mountpoint, "nr_opens": opens, "data_read": read,
+	})
+}
+
+func (a *API) metricsFiles(w http.ResponseWriter, r *http.Request) {
+	m, err := a.mountFor(r)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	out := map[string]any{}
+	for _, f := range m.FS.Stats().Files() {
+		out[fmt.Sprint(f.Nid)] = f
+	}
+	writeJSON(w, 200, out)
+}
+
+func (a *API) metricsPattern(w http.ResponseWriter, r *http.Request) {
+	m, err := a.mountFor(r)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	type pattern struct {
+		Ino    uint64 `json:"ino"`
+		NrRead uint64 `json:"nr_read"`
+	}
+	var out []pattern
+	for _, f := range m.FS.Stats().Files() {
+		out = append(out, pattern{Ino: f.Nid, NrRead: f.ReadCount})
+	}
+	writeJSON(w, 200, out)
+}
+
+func (a *API) metricsBackend(w http.ResponseWriter, r *http.Request) {
+	m, err := a.mountFor(r)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	s := m.Storage.Metrics().Snapshot()
+	writeJSON(w, 200, map[string]any{
+		"backend_type": m.Config.Backend.Type, "read_count": s.BackendReads, "read_errors": s.BackendErrors,
+		"read_amount_total": s.BackendBytes, "read_latency": s.BackendReadLatency,
+	})
+}
+
+func (a *API) metricsBlobcache(w http.ResponseWriter, r *http.Request) {
+	m, err := a.mountFor(r)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeJSON(w, 200, m.Storage.Metrics().Snapshot())
+}
+
+// prometheus writes text-format metrics for every mount.
+func (a *API) prometheus(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+	ms := a.d.Mounts()
+	mps := make([]string, 0, len(ms))
+	for mp := range ms {
+		mps = append(mps, mp)
+	}
+	sort.Strings(mps)
+	fmt.Fprintf(w, "# HELP nydusd_up Whether the daemon is running.\n# TYPE nydusd_up gauge\nnydusd_up %d\n", boolInt(a.d.State() == StateRunning))
+	type metric struct {
+		name, help string
+		get        func(*Mount) uint64
+	}
+	list := []metric{
+		{"nydusd_backend_read_count", "Backend range reads.", func(m *Mount) uint64 { return m.Storage.Metrics().Snapshot().BackendReads }},
+		{"nydusd_backend_read_bytes", "Bytes read from the backend.", func(m *Mount) uint64 { return m.Storage.Metrics().Snapshot().BackendBytes }},
+		{"nydusd_backend_read_errors", "Failed backend reads.", func(m *Mount) uint64 { return m.Storage.Metrics().Snapshot().BackendErrors }},
+		{"nydusd_cache_whole_hits", "Reads served entirely from the cache.", func(m *Mount) uint64 { return m.Storage.Metrics().Snapshot().WholeHits }},
+		{"nydusd_cache_requests", "Chunk read requests.", func(m *Mount) uint64 { return m.Storage.Metrics().Snapshot().Total }},
+		{"nydusd_prefetch_bytes", "Bytes prefetched.", func(m *Mount) uint64 { return m.Storage.Metrics().Snapshot().PrefetchDataAmount }},
+	}
+	for _, mt := range list {
+		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s counter\n", mt.name, mt.help, mt.name)
+		for _, mp := range mps {
+			fmt.Fprintf(w, "%s{mountpoint=%q} %d\n", mt.name, mp, mt.get(ms[mp]))
+		}
+	}
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}

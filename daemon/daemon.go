@@ -1,0 +1,304 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/gonydus/nydus/daemon/config"
+	"github.com/gonydus/nydus/daemon/rafsfs"
+	"github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+)
+
+// State is the daemon state upstream reports.
+type State string
+
+// Daemon states.
+const (
+	StateInit    State = "INIT"
+	StateReady   State = "READY"
+	StateRunning State = "RUNNING"
+	StateStopped State = "STOPPED"
+)
+
+// Errors the API maps to HTTP statuses.
+var (
+	ErrNotFound     = errors.New("daemon: no such mount")
+	ErrExists       = errors.New("daemon: mountpoint already in use")
+	ErrNotReady     = errors.New("daemon: not ready")
+	ErrUnsupported  = errors.New("daemon: unsupported")
+	ErrInvalidInput = errors.New("daemon: invalid input")
+)
+
+// Event is one entry of /api/v1/daemon/events.
+type Event struct {
+	Time    time.Time `json:"time"`
+	Kind    string    `json:"kind"`
+	Message string    `json:"message"`
+}
+
+// Options configure a daemon.
+type Options struct {
+	ID, Supervisor string
+	Version        string
+	Backends       BackendOpener
+	Logger         *slog.Logger
+	FsName         string
+}
+
+// Daemon serves RAFS mounts over one FUSE session.
+type Daemon struct {
+	opts Options
+	log  *slog.Logger
+
+	mu      sync.Mutex
+	state   State
+	mounts  map[string]*Mount
+	nextIdx uint64
+	events  []Event
+	root    *pseudoDir
+	server  *fuse.Server
+	mntDir  string
+	direct  *Mount // a mount serving the FUSE root itself
+}
+
+// New returns a daemon in state INIT.
+func New(opts Options) *Daemon {
+	if opts.Backends == nil {
+		opts.Backends = OpenLocalfs
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.FsName == "" {
+		opts.FsName = "nydusfs"
+	}
+	return &Daemon{opts: opts, log: opts.Logger, state: StateInit, mounts: map[string]*Mount{}, nextIdx: 1}
+}
+
+func (d *Daemon) event(kind, format string, a ...any) {
+	d.events = append(d.events, Event{Time: time.Now(), Kind: kind, Message: fmt.Sprintf(format, a...)})
+	if len(d.events) > 1000 {
+		d.events = d.events[len(d.events)-1000:]
+	}
+}
+
+// State returns the current state.
+func (d *Daemon) State() State {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.state
+}
+
+// Events returns the recorded events.
+func (d *Daemon) Events() []Event {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return append([]Event(nil), d.events...)
+}
+
+// Mounts returns the current mounts.
+func (d *Daemon) Mounts() map[string]*Mount {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := make(map[string]*Mount, len(d.mounts))
+	for k, v := range d.mounts {
+		out[k] = v
+	}
+	return out
+}
+
+// Mount returns the mount at mountpoint.
+func (d *Daemon) Mount(mountpoint string) (*Mount, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	m, ok := d.mounts[cleanMountpoint(mountpoint)]
+	if !ok {
+		return nil, fmt.Errorf("%w: %s", ErrNotFound, mountpoint)
+	}
+	return m, nil
+}
+
+func cleanMountpoint(p string) string { return path.Clean("/" + p) }
+
+// Start serves the FUSE session at dir. With a bootstrap for "/" given
+// before Start (AddMount), the image is the root of the mount; otherwise a
+// pseudo directory is, and mounts appear as its sub-directories.
+func (d *Daemon) Start(dir string, mountOpts []string, threads int) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.server != nil {
+		return fmt.Errorf("%w: already serving %s", ErrExists, d.mntDir)
+	}
+	opts := rafsfs.MountOptions(d.opts.FsName)
+	opts.MountOptions.Options = append(opts.MountOptions.Options, mountOpts...)
+	if threads == 1 {
+		opts.SingleThreaded = true
+	}
+	var rootNode fs.InodeEmbedder
+	if m, ok := d.mounts["/"]; ok {
+		d.direct = m
+		rootNode = m.FS.Root()
+		opts.RootStableAttr = m.FS.RootStableAttr()
+	} else {
+		d.root = &pseudoDir{}
+		rootNode = d.root
+		opts.RootStableAttr = &fs.StableAttr{Mode: fuse.S_IFDIR, Ino: 1}
+	}
+	srv, err := fs.Mount(dir, rootNode, opts)
+	if err != nil {
+		return fmt.Errorf("daemon: mount FUSE at %s: %w", dir, err)
+	}
+	d.server, d.mntDir = srv, dir
+	// Mounts added before Start appear under the pseudo root now.
+	if d.root != nil {
+		for mp, m := range d.mounts {
+			d.attach(mp, m)
+		}
+	}
+	d.state = StateRunning
+	d.event("state", "mounted FUSE at %s, RUNNING", dir)
+	return nil
+}
+
+// attach links a mount's root into the pseudo root.
+func (d *Daemon) attach(mp string, m *Mount) {
+	name := strings.TrimPrefix(mp, "/")
+	ctx := context.Background()
+	child := d.root.NewPersistentInode(ctx, m.FS.Root(), *m.FS.RootStableAttr())
+	d.root.AddChild(name, child, true)
+}
+
+// AddMount mounts bootstrap at mountpoint ("/" or "/name") with cfg.
+func (d *Daemon) AddMount(mountpoint, bootstrap string, cfg *config.Config) error {
+	mp := cleanMountpoint(mountpoint)
+	if mp != "/" && strings.Count(mp, "/") != 1 {
+		return fmt.Errorf("%w: mountpoint %q must be / or a single /name", ErrInvalidInput, mountpoint)
+	}
+	d.mu.Lock()
+	if _, ok := d.mounts[mp]; ok {
+		d.mu.Unlock()
+		return fmt.Errorf("%w: %s", ErrExists, mp)
+	}
+	if mp == "/" && d.server != nil {
+		d.mu.Unlock()
+		return fmt.Errorf("%w: / can only be mounted at startup", ErrUnsupported)
+	}
+	if d.direct != nil {
+		d.mu.Unlock()
+		return fmt.Errorf("%w: the root is an image; pseudo-mounts need a daemon started without --bootstrap", ErrUnsupported)
+	}
+	idx := d.nextIdx
+	d.nextIdx++
+	d.mu.Unlock()
+
+	m, err := openMount(mp, bootstrap, cfg, d.opts.Backends, idx, d.log)
+	if err != nil {
+		return err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if _, ok := d.mounts[mp]; ok {
+		m.Close()
+		return fmt.Errorf("%w: %s", ErrExists, mp)
+	}
+	d.mounts[mp] = m
+	if d.root != nil && d.server != nil {
+		d.attach(mp, m)
+	}
+	if d.state == StateInit {
+		d.state = StateReady
+	}
+	d.event("mount", "mounted %s at %s", bootstrap, mp)
+	d.log.Info("mounted", "bootstrap", bootstrap, "mountpoint", mp, "inodes", m.Image.Inodes(), "blobs", len(m.Image.Blobs()))
+	return nil
+}
+
+// RemoveMount unmounts mountpoint. Open files of the mount fail with EIO
+// afterwards; the kernel forgets its entries.
+func (d *Daemon) RemoveMount(mountpoint string) error {
+	mp := cleanMountpoint(mountpoint)
+	d.mu.Lock()
+	m, ok := d.mounts[mp]
+	if !ok {
+		d.mu.Unlock()
+		return fmt.Errorf("%w: %s", ErrNotFound, mp)
+	}
+	if m == d.direct {
+		d.mu.Unlock()
+		return fmt.Errorf("%w: the root image is unmounted by stopping the daemon", ErrUnsupported)
+	}
+	delete(d.mounts, mp)
+	if d.root != nil {
+		name := strings.TrimPrefix(mp, "/")
+		d.root.RmChild(name)
+		if d.server != nil {
+			d.root.NotifyEntry(name)
+		}
+	}
+	d.event("umount", "unmounted %s", mp)
+	d.mu.Unlock()
+	return m.Close()
+}
+
+// RemountMount swaps the bootstrap and configuration of a mount.
+func (d *Daemon) RemountMount(mountpoint, bootstrap string, cfg *config.Config) error {
+	if err := d.RemoveMount(mountpoint); err != nil {
+		return err
+	}
+	return d.AddMount(mountpoint, bootstrap, cfg)
+}
+
+// Stop unmounts the FUSE session (lazily if busy) and closes every mount.
+func (d *Daemon) Stop() error {
+	d.mu.Lock()
+	srv, dir := d.server, d.mntDir
+	d.server = nil
+	mounts := d.mounts
+	d.mounts = map[string]*Mount{}
+	d.state = StateStopped
+	d.event("state", "STOPPED")
+	d.mu.Unlock()
+	var errs []error
+	if srv != nil {
+		if err := srv.Unmount(); err != nil {
+			d.log.Warn("unmount busy, detaching lazily", "mountpoint", dir, "err", err)
+			if err := syscall.Unmount(dir, syscall.MNT_DETACH); err != nil {
+				errs = append(errs, fmt.Errorf("lazy unmount %s: %w", dir, err))
+			}
+		}
+	}
+	for _, m := range mounts {
+		errs = append(errs, m.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// Wait blocks until the FUSE session ends (unmounted from outside).
+func (d *Daemon) Wait() {
+	d.mu.Lock()
+	srv := d.server
+	d.mu.Unlock()
+	if srv != nil {
+		srv.Wait()
+	}
+}
+
+// pseudoDir is the root of a daemon serving several images.
+type pseudoDir struct{ fs.Inode }
+
+var _ fs.NodeGetattrer = (*pseudoDir)(nil)
+
+func (p *pseudoDir) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	out.Mode = fuse.S_IFDIR | 0o755
+	out.Ino = 1
+	out.Nlink = 2
+	return 0
+}

@@ -1,0 +1,284 @@
+package daemon_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gonydus/nydus/daemon"
+	"github.com/gonydus/nydus/daemon/config"
+	"github.com/gonydus/nydus/rafs/builder"
+	"github.com/gonydus/nydus/rafs/layout"
+	"github.com/gonydus/nydus/rafs/tree"
+)
+
+func requireFUSE(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to mount FUSE")
+	}
+	if _, err := os.Stat("/dev/fuse"); err != nil {
+		t.Skipf("no /dev/fuse: %v", err)
+	}
+}
+
+type image struct {
+	boot, blobDir, blobPath string
+	files                   map[string][]byte
+}
+
+// buildImage writes a bootstrap and a blob (named by id) into dir.
+func buildImage(t *testing.T, dir, tag string, nfiles int) *image {
+	t.Helper()
+	im := &image{boot: filepath.Join(dir, tag+".boot"), blobDir: dir, files: map[string][]byte{}}
+	var blob bytes.Buffer
+	res, err := builder.Build(context.Background(), func(_ context.Context, w builder.FileWriter) (*tree.Tree, error) {
+		root := tree.NewDir(0o755)
+		for i := range nfiles {
+			data := bytes.Repeat([]byte(fmt.Sprintf("%s file %d\n", tag, i)), 2000+i*100)
+			chunks, err := w.WriteFile(bytes.NewReader(data), int64(len(data)))
+			if err != nil {
+				return nil, err
+			}
+			name := fmt.Sprintf("f%02d", i)
+			root.SetChild(name, &tree.Inode{Mode: layout.ModeReg | 0o644, Size: uint64(len(data)), Chunks: chunks})
+			im.files[name] = data
+		}
+		return &tree.Tree{Root: root}, nil
+	}, &blob, builder.Config{Compressor: layout.CompressZstd, Digester: layout.DigestBlake3, ChunkSize: 0x4000, ExplicitUIDGID: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	im.blobPath = filepath.Join(dir, res.Blob.ID())
+	must(t, os.WriteFile(im.blobPath, blob.Bytes(), 0o644))
+	must(t, os.WriteFile(im.boot, res.Bootstrap, 0o644))
+	return im
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func localConfig(t *testing.T, blobDir, cacheDir string, validate bool) string {
+	return fmt.Sprintf(`{"device":{"backend":{"type":"localfs","config":{"dir":%q}},"cache":{"type":"blobcache","config":{"work_dir":%q}}},"mode":"direct","digest_validate":%v,"enable_xattr":true}`,
+		blobDir, cacheDir, validate)
+}
+
+type apiClient struct {
+	t *testing.T
+	c *http.Client
+}
+
+func newClient(t *testing.T, sock string) *apiClient {
+	return &apiClient{t: t, c: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+		}}}}
+}
+
+func (a *apiClient) do(method, path string, body any) (int, []byte) {
+	a.t.Helper()
+	var r io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		r = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, "http://unix"+path, r)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := a.c.Do(req)
+	if err != nil {
+		a.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
+}
+
+// TestPseudoMountsAndAPI runs a shared daemon (no bootstrap at start),
+// mounts two images through the API, reads both, unmounts one while the
+// other is being read, and exercises every endpoint.
+func TestPseudoMountsAndAPI(t *testing.T) {
+	requireFUSE(t)
+	work := t.TempDir()
+	a := buildImage(t, work, "a", 10)
+	b := buildImage(t, work, "b", 12)
+	d := daemon.New(daemon.Options{ID: "test", Supervisor: "/tmp/sup", Version: "test"})
+	mnt := t.TempDir()
+	exited := make(chan struct{})
+	api := daemon.NewAPI(d, nil, func() { close(exited) })
+	sock := filepath.Join(work, "api.sock")
+	must(t, api.Serve(sock))
+	defer api.Close()
+	must(t, d.Start(mnt, nil, 4))
+	defer d.Stop()
+	st, err := os.Stat(sock)
+	must(t, err)
+	if st.Mode().Perm() != 0o600 {
+		t.Fatalf("api socket mode %v", st.Mode())
+	}
+	c := newClient(t, sock)
+
+	code, body := c.do("GET", "/api/v1/daemon", nil)
+	var info map[string]any
+	must(t, json.Unmarshal(body, &info))
+	if code != 200 || info["state"] != "RUNNING" || info["id"] != "test" {
+		t.Fatalf("daemon info %d %s", code, body)
+	}
+	for _, im := range []*image{a, b} {
+		name := strings.TrimSuffix(filepath.Base(im.boot), ".boot")
+		code, body = c.do("POST", "/api/v1/mount?mountpoint=/"+name, map[string]any{
+			"source": im.boot, "fs_type": "rafs", "config": localConfig(t, work, filepath.Join(work, "cache-"+name), true)})
+		if code != 204 {
+			t.Fatalf("mount %s: %d %s", name, code, body)
+		}
+	}
+	code, body = c.do("POST", "/api/v1/mount?mountpoint=/a", map[string]any{"source": a.boot, "config": localConfig(t, work, work, true)})
+	if code != 400 || !strings.Contains(string(body), `"code":"UNDEFINED"`) {
+		t.Fatalf("double mount: %d %s", code, body)
+	}
+	for name, im := range map[string]*image{"a": a, "b": b} {
+		for f, want := range im.files {
+			got, err := os.ReadFile(filepath.Join(mnt, name, f))
+			if err != nil || !bytes.Equal(got, want) {
+				t.Fatalf("%s/%s: %v", name, f, err)
+			}
+		}
+	}
+	code, body = c.do("GET", "/api/v1/daemon", nil)
+	must(t, json.Unmarshal(body, &info))
+	coll, _ := info["backend_collection"].(map[string]any)
+	if len(coll) != 2 || coll["/a"] == nil {
+		t.Fatalf("backend_collection %s", body)
+	}
+	// Read b continuously while a is unmounted.
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	readErr := make(chan error, 1)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			for f, want := range b.files {
+				got, err := os.ReadFile(filepath.Join(mnt, "b", f))
+				if err != nil || !bytes.Equal(got, want) {
+					readErr <- fmt.Errorf("b/%s during umount of a: %v", f, err)
+					return
+				}
+			}
+		}
+	}()
+	time.Sleep(50 * time.Millisecond)
+	if code, body = c.do("DELETE", "/api/v1/mount?mountpoint=/a", nil); code != 204 {
+		t.Fatalf("umount a: %d %s", code, body)
+	}
+	time.Sleep(50 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	select {
+	case err := <-readErr:
+		t.Fatal(err)
+	default:
+	}
+	if _, err := os.Stat(filepath.Join(mnt, "a", "f00")); err == nil {
+		t.Fatal("a still visible after umount")
+	}
+	if code, _ = c.do("DELETE", "/api/v1/mount?mountpoint=/a", nil); code != 404 {
+		t.Fatalf("second umount: %d", code)
+	}
+	// Metrics endpoints.
+	for _, p := range []string{"/api/v1/metrics?id=/b", "/api/v1/metrics/files?id=/b", "/api/v1/metrics/pattern?id=/b",
+		"/api/v1/metrics/backend?id=/b", "/api/v1/metrics/blobcache?id=/b", "/api/v1/metrics/inflight",
+		"/api/v1/daemon/events", "/api/v1/daemon/backend?mountpoint=/b", "/api/v2/daemon"} {
+		code, body = c.do("GET", p, nil)
+		if code != 200 || !json.Valid(body) {
+			t.Fatalf("GET %s: %d %s", p, code, body)
+		}
+	}
+	code, body = c.do("GET", "/api/v1/metrics/blobcache?id=/b", nil)
+	var bc map[string]any
+	must(t, json.Unmarshal(body, &bc))
+	if bc["total"].(float64) == 0 || bc["data_all_ready"] != true {
+		t.Fatalf("blobcache metrics after reading everything: %s", body)
+	}
+	if code, body = c.do("GET", "/metrics", nil); code != 200 || !strings.Contains(string(body), `nydusd_backend_read_count{mountpoint="/b"}`) {
+		t.Fatalf("prometheus: %d %s", code, body)
+	}
+	if code, _ = c.do("GET", "/api/v1/metrics?id=/nope", nil); code != 404 {
+		t.Fatalf("metrics of a missing mount: %d", code)
+	}
+	if code, _ = c.do("PUT", "/api/v1/daemon", map[string]string{"log_level": "debug"}); code != 204 {
+		t.Fatalf("set log level: %d", code)
+	}
+	if code, _ = c.do("PUT", "/api/v1/daemon/fuse/takeover", nil); code != 501 {
+		t.Fatalf("takeover: %d", code)
+	}
+	if code, _ = c.do("PUT", "/api/v1/daemon/start", nil); code != 204 {
+		t.Fatalf("start: %d", code)
+	}
+	// Remount b with a's bootstrap (PUT swaps the image).
+	if code, body = c.do("PUT", "/api/v1/mount?mountpoint=/b", map[string]any{"source": a.boot, "config": localConfig(t, work, filepath.Join(work, "cache-b2"), true)}); code != 204 {
+		t.Fatalf("remount: %d %s", code, body)
+	}
+	if got, err := os.ReadFile(filepath.Join(mnt, "b", "f00")); err != nil || !bytes.Equal(got, a.files["f00"]) {
+		t.Fatalf("after remount: %v", err)
+	}
+	if code, _ = c.do("PUT", "/api/v1/daemon/exit", nil); code != 204 {
+		t.Fatalf("exit: %d", code)
+	}
+	select {
+	case <-exited:
+	case <-time.After(5 * time.Second):
+		t.Fatal("exit callback not called")
+	}
+}
+
+// TestTamperedBlobEIO: with digest validation, the tampered chunk's file
+// fails with EIO while other files read fine.
+func TestTamperedBlobEIO(t *testing.T) {
+	requireFUSE(t)
+	work := t.TempDir()
+	im := buildImage(t, work, "t", 6)
+	data, err := os.ReadFile(im.blobPath)
+	must(t, err)
+	data[10] ^= 0xff // inside the first chunk of f00
+	must(t, os.WriteFile(im.blobPath, data, 0o644))
+	cfg, err := config.Parse([]byte(localConfig(t, work, filepath.Join(work, "cache"), true)))
+	must(t, err)
+	d := daemon.New(daemon.Options{})
+	must(t, d.AddMount("/", im.boot, cfg))
+	mnt := t.TempDir()
+	must(t, d.Start(mnt, nil, 4))
+	defer d.Stop()
+	_, err = os.ReadFile(filepath.Join(mnt, "f00"))
+	if err == nil || !strings.Contains(err.Error(), syscall.EIO.Error()) {
+		t.Fatalf("tampered f00: %v", err)
+	}
+	for f, want := range im.files {
+		if f == "f00" {
+			continue
+		}
+		got, err := os.ReadFile(filepath.Join(mnt, f))
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("%s: %v", f, err)
+		}
+	}
+}

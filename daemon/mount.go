@@ -1,0 +1,111 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/gonydus/nydus/daemon/config"
+	"github.com/gonydus/nydus/daemon/rafsfs"
+	"github.com/gonydus/nydus/rafs"
+	"github.com/gonydus/nydus/rafs/layout"
+	"github.com/gonydus/nydus/storage"
+)
+
+// Mount is one RAFS image served by the daemon.
+type Mount struct {
+	Mountpoint string // "/" or "/sub" inside the FUSE mount
+	Source     string // bootstrap path
+	Config     *config.Config
+	Mounted    time.Time
+	Image      *rafs.Image
+	Storage    *storage.Source
+	FS         *rafsfs.FS
+
+	closeBackend func() error
+	bootFile     *os.File
+	cancel       context.CancelFunc
+}
+
+// openMount opens a bootstrap and its storage chain.
+func openMount(mountpoint, bootstrap string, cfg *config.Config, backends BackendOpener, index uint64, log *slog.Logger) (*Mount, error) {
+	f, err := os.Open(bootstrap)
+	if err != nil {
+		return nil, err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	const inMemory = 64 << 20
+	img, err := rafs.Open(f, st.Size(), rafs.WithInMemoryLimit(inMemory))
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("bootstrap %s: %w", bootstrap, err)
+	}
+	var bootFile *os.File
+	if st.Size() <= inMemory {
+		f.Close()
+	} else {
+		bootFile = f // read on demand
+	}
+	fail := func(err error) (*Mount, error) {
+		if bootFile != nil {
+			bootFile.Close()
+		}
+		return nil, err
+	}
+	open, closeBackend, err := backends(cfg.Backend)
+	if err != nil {
+		return fail(err)
+	}
+	tables, err := img.BlobChunks()
+	if err != nil {
+		closeBackend()
+		return fail(err)
+	}
+	byID := map[string][]*layout.ChunkInfo{}
+	for i, b := range img.Blobs() {
+		byID[b.ID()] = tables[i]
+	}
+	opts, err := storage.ConfigOptions(cfg.Cache, storage.ReadConfig{BatchSize: cfg.Rafs.BatchSize, Validate: cfg.Rafs.Validate || cfg.Cache.Validate})
+	if err != nil {
+		closeBackend()
+		return fail(err)
+	}
+	opts = append(opts, storage.WithChunkTables(func(e *layout.BlobEntry) []*layout.ChunkInfo { return byID[e.ID()] }),
+		storage.WithSourceLogger(log))
+	src, err := storage.NewSource(open, opts...)
+	if err != nil {
+		closeBackend()
+		return fail(err)
+	}
+	fsys, err := rafsfs.New(img, src, rafsfs.WithInodeBase(index<<56), rafsfs.WithXattr(cfg.Rafs.EnableXattr))
+	if err != nil {
+		src.Close()
+		closeBackend()
+		return fail(err)
+	}
+	return &Mount{Mountpoint: mountpoint, Source: bootstrap, Config: cfg, Mounted: time.Now(), Image: img,
+		Storage: src, FS: fsys, closeBackend: closeBackend, bootFile: bootFile}, nil
+}
+
+// Close releases the storage chain.
+func (m *Mount) Close() error {
+	if m.cancel != nil {
+		m.cancel()
+	}
+	err := m.Storage.Close()
+	if m.bootFile != nil {
+		m.bootFile.Close()
+	}
+	if m.closeBackend != nil {
+		if e := m.closeBackend(); err == nil {
+			err = e
+		}
+	}
+	return err
+}
