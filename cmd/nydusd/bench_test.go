@@ -1,0 +1,304 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"io/fs"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// benchBinaries builds nydus-image and nydusd into a temp dir.
+func benchBinaries(b *testing.B) (image, nydusd string) {
+	b.Helper()
+	dir := b.TempDir()
+	for _, c := range []string{"nydus-image", "nydusd"} {
+		if out, err := exec.Command("go", "build", "-o", filepath.Join(dir, c), "../"+c).CombinedOutput(); err != nil {
+			b.Fatalf("build %s: %v: %s", c, err, out)
+		}
+	}
+	return filepath.Join(dir, "nydus-image"), filepath.Join(dir, "nydusd")
+}
+
+func requireBenchRoot(b *testing.B) {
+	if os.Geteuid() != 0 {
+		b.Skip("needs root: mounts EROFS and FUSE, drops page caches")
+	}
+	if _, err := os.Stat("/dev/fuse"); err != nil {
+		b.Skipf("no /dev/fuse: %v", err)
+	}
+}
+
+// writeBenchTree writes nfiles files of mixed sizes (text-like and random)
+// totalling about total bytes.
+func writeBenchTree(b *testing.B, root string, nfiles int, total int64) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	avg := total / int64(nfiles)
+	for i := range nfiles {
+		n := int64(1 + rng.Int64N(2*avg))
+		data := make([]byte, n)
+		if i%3 == 0 {
+			for k := range data {
+				data[k] = byte(rng.UintN(256))
+			}
+		} else {
+			for k := range data {
+				data[k] = "abcdefgh \n"[rng.IntN(10)]
+			}
+		}
+		p := filepath.Join(root, fmt.Sprintf("d%03d/f%05d", i%100, i))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			b.Fatal(err)
+		}
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func runCmd(b *testing.B, name string, args ...string) {
+	b.Helper()
+	if out, err := exec.Command(name, args...).CombinedOutput(); err != nil {
+		b.Fatalf("%s %v: %v: %s", name, args, err, out)
+	}
+}
+
+func dropCaches(b *testing.B) {
+	unix.Sync()
+	if err := os.WriteFile("/proc/sys/vm/drop_caches", []byte("3"), 0o200); err != nil {
+		b.Skipf("cannot drop page caches: %v", err)
+	}
+}
+
+// startNydusd mounts boot at mnt and returns a stop function and the pid.
+func startNydusd(b *testing.B, nydusd, boot, blobs, cache, mnt string) (int, func()) {
+	cfg := filepath.Join(b.TempDir(), "nydusd.json")
+	doc := fmt.Sprintf(`{"device":{"backend":{"type":"localfs","config":{"dir":%q}},"cache":{"type":"blobcache","config":{"work_dir":%q}}},"mode":"direct","digest_validate":false,"enable_xattr":true}`, blobs, cache)
+	if err := os.WriteFile(cfg, []byte(doc), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	cmd := exec.Command(nydusd, "--config", cfg, "--bootstrap", boot, "--mountpoint", mnt, "--log-level", "warn")
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	for range 100 {
+		var st, pst unix.Stat_t
+		if unix.Stat(mnt, &st) == nil && unix.Stat(filepath.Dir(mnt), &pst) == nil && st.Dev != pst.Dev {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return cmd.Process.Pid, func() {
+		cmd.Process.Signal(unix.SIGTERM)
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+			unix.Unmount(mnt, unix.MNT_DETACH)
+		}
+	}
+}
+
+func listFiles(b *testing.B, root string) []string {
+	var out []string
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			rel, _ := filepath.Rel(root, p)
+			out = append(out, rel)
+		}
+		return err
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return out
+}
+
+func readAll(b *testing.B, root string, files []string) (time.Duration, int64) {
+	start := time.Now()
+	var n int64
+	buf := make([]byte, 1<<20)
+	for _, f := range files {
+		fh, err := os.Open(filepath.Join(root, f))
+		if err != nil {
+			b.Fatal(err)
+		}
+		k, err := io.CopyBuffer(io.Discard, fh, buf)
+		fh.Close()
+		if err != nil {
+			b.Fatalf("%s: %v", f, err)
+		}
+		n += k
+	}
+	return time.Since(start), n
+}
+
+func randomReads(b *testing.B, root string, files []string, sizes map[string]int64, count int) time.Duration {
+	rng := rand.New(rand.NewPCG(1, 1))
+	buf := make([]byte, 4096)
+	start := time.Now()
+	for range count {
+		f := files[rng.IntN(len(files))]
+		fh, err := os.Open(filepath.Join(root, f))
+		if err != nil {
+			b.Fatal(err)
+		}
+		off := rng.Int64N(max(sizes[f], 1))
+		if _, err := fh.ReadAt(buf, off); err != nil && err != io.EOF {
+			b.Fatal(err)
+		}
+		fh.Close()
+	}
+	return time.Since(start)
+}
+
+func walkStat(b *testing.B, root string) time.Duration {
+	start := time.Now()
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		var st unix.Stat_t
+		return unix.Lstat(p, &st)
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return time.Since(start)
+}
+
+// BenchmarkNydusdVsKernel reads the same image through the kernel EROFS
+// driver (export --block) and through nydusd, and reports nydusd's speed
+// as a ratio of the kernel's (> 1 means nydusd is faster).
+func BenchmarkNydusdVsKernel(b *testing.B) {
+	requireBenchRoot(b)
+	image, nydusd := benchBinaries(b)
+	work := b.TempDir()
+	src := filepath.Join(work, "src")
+	writeBenchTree(b, src, 2000, 256<<20)
+	blobs := filepath.Join(work, "blobs")
+	boot := filepath.Join(work, "image.boot")
+	runCmd(b, image, "create", "--log-level", "warn", "--bootstrap", boot, "--blob-dir", blobs, src)
+	erofsImg := filepath.Join(work, "image.erofs")
+	runCmd(b, image, "export", "--log-level", "warn", "--block", "--bootstrap", boot, "--blob-dir", blobs, "--output", erofsImg)
+	kmnt := filepath.Join(work, "kernel")
+	os.MkdirAll(kmnt, 0o755)
+	if out, err := exec.Command("mount", "-t", "erofs", "-o", "loop,ro", erofsImg, kmnt).CombinedOutput(); err != nil {
+		b.Skipf("kernel EROFS mount failed: %v %s", err, out)
+	}
+	defer unix.Unmount(kmnt, unix.MNT_DETACH)
+	files := listFiles(b, src)
+	sizes := map[string]int64{}
+	for _, f := range files {
+		st, _ := os.Stat(filepath.Join(src, f))
+		sizes[f] = st.Size()
+	}
+	b.ResetTimer()
+	for range b.N {
+		fmnt := filepath.Join(b.TempDir(), "fuse")
+		os.MkdirAll(fmnt, 0o755)
+		cache := b.TempDir()
+		_, stop := startNydusd(b, nydusd, boot, blobs, cache, fmnt)
+
+		dropCaches(b)
+		kCold, n := readAll(b, kmnt, files)
+		dropCaches(b)
+		fCold, _ := readAll(b, fmnt, files) // empty blobcache: fetch, decompress, verify, store
+		dropCaches(b)
+		kWarm, _ := readAll(b, kmnt, files)
+		dropCaches(b)
+		fWarm, _ := readAll(b, fmnt, files) // blobcache warm, page cache dropped
+		kHot, _ := readAll(b, kmnt, files)
+		fHot, _ := readAll(b, fmnt, files) // both in page cache
+		dropCaches(b)
+		kRand := randomReads(b, kmnt, files, sizes, 20000)
+		dropCaches(b)
+		fRand := randomReads(b, fmnt, files, sizes, 20000)
+		dropCaches(b)
+		kWalk := walkStat(b, kmnt)
+		dropCaches(b)
+		fWalk := walkStat(b, fmnt)
+		stop()
+
+		mb := float64(n) / (1 << 20)
+		b.ReportMetric(kCold.Seconds()/fCold.Seconds(), "x_kernel_cold")
+		b.ReportMetric(kWarm.Seconds()/fWarm.Seconds(), "x_kernel_warm")
+		b.ReportMetric(kHot.Seconds()/fHot.Seconds(), "x_kernel_pagecache")
+		b.ReportMetric(kRand.Seconds()/fRand.Seconds(), "x_kernel_rand4k")
+		b.ReportMetric(fWalk.Seconds()/kWalk.Seconds(), "walk_time_vs_kernel")
+		b.Logf("%d files, %.0f MiB: cold %.0f vs kernel %.0f MB/s (%.2fx); warm cache %.0f vs %.0f MB/s (%.2fx); page cache %.0f vs %.0f MB/s (%.2fx); "+
+			"random 4K x20000 %v vs %v (%.2fx); find+stat %v vs %v (%.2fx the kernel's time)",
+			len(files), mb, mb/fCold.Seconds(), mb/kCold.Seconds(), kCold.Seconds()/fCold.Seconds(),
+			mb/fWarm.Seconds(), mb/kWarm.Seconds(), kWarm.Seconds()/fWarm.Seconds(),
+			mb/fHot.Seconds(), mb/kHot.Seconds(), kHot.Seconds()/fHot.Seconds(),
+			fRand.Round(time.Millisecond), kRand.Round(time.Millisecond), kRand.Seconds()/fRand.Seconds(),
+			fWalk.Round(time.Millisecond), kWalk.Round(time.Millisecond), fWalk.Seconds()/kWalk.Seconds())
+	}
+}
+
+func rssKiB(b *testing.B, pid int) int64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
+			n, _ := strconv.ParseInt(f[1], 10, 64)
+			return n
+		}
+	}
+	return 0
+}
+
+// BenchmarkNydusdRSS100k reports nydusd's resident memory after a stat of
+// every file of a 100k-file image.
+func BenchmarkNydusdRSS100k(b *testing.B) {
+	requireBenchRoot(b)
+	image, nydusd := benchBinaries(b)
+	work := b.TempDir()
+	src := filepath.Join(work, "src")
+	for i := range 100_000 {
+		p := filepath.Join(src, fmt.Sprintf("d%03d/f%06d", i%1000, i))
+		if i%1000 == 0 || i < 1000 {
+			os.MkdirAll(filepath.Dir(p), 0o755)
+		}
+		if err := os.WriteFile(p, []byte(strconv.Itoa(i)), 0o644); err != nil {
+			b.Fatal(err)
+		}
+	}
+	blobs := filepath.Join(work, "blobs")
+	boot := filepath.Join(work, "image.boot")
+	runCmd(b, image, "create", "--log-level", "warn", "--bootstrap", boot, "--blob-dir", blobs, src)
+	b.ResetTimer()
+	for range b.N {
+		mnt := filepath.Join(b.TempDir(), "fuse")
+		os.MkdirAll(mnt, 0o755)
+		start := time.Now()
+		pid, stop := startNydusd(b, nydusd, boot, blobs, b.TempDir(), mnt)
+		mountTime := time.Since(start)
+		idle := rssKiB(b, pid)
+		walk := walkStat(b, mnt)
+		after := rssKiB(b, pid)
+		var sample bytes.Buffer
+		data, _ := os.ReadFile(filepath.Join(mnt, "d042/f000042"))
+		sample.Write(data)
+		stop()
+		if sample.String() != "42" {
+			b.Fatalf("read back %q", sample.String())
+		}
+		b.ReportMetric(float64(after)/1024, "MiB_rss_after_walk")
+		b.Logf("100k files: mounted in %v, RSS %d KiB idle, %d KiB after find+stat of every file (%v)", mountTime.Round(time.Millisecond), idle, after, walk.Round(time.Millisecond))
+	}
+}
