@@ -1,0 +1,216 @@
+package backend
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+)
+
+// challenge is a parsed WWW-Authenticate header.
+type challenge struct {
+	Scheme string // "basic" or "bearer" (lower case)
+	Params map[string]string
+}
+
+// parseChallenge parses `Bearer realm="...",service="...",scope="..."`.
+func parseChallenge(h string) (challenge, error) {
+	h = strings.TrimSpace(h)
+	scheme, rest, _ := strings.Cut(h, " ")
+	c := challenge{Scheme: strings.ToLower(scheme), Params: map[string]string{}}
+	if c.Scheme == "" {
+		return c, errors.New("empty WWW-Authenticate")
+	}
+	for rest = strings.TrimSpace(rest); rest != ""; rest = strings.TrimSpace(rest) {
+		key, after, ok := strings.Cut(rest, "=")
+		if !ok {
+			return c, fmt.Errorf("malformed WWW-Authenticate parameter %q", rest)
+		}
+		key = strings.ToLower(strings.TrimSpace(key))
+		var val string
+		if strings.HasPrefix(after, `"`) {
+			end := 1
+			var b strings.Builder
+			for ; end < len(after); end++ {
+				ch := after[end]
+				if ch == '\\' && end+1 < len(after) {
+					end++
+					b.WriteByte(after[end])
+					continue
+				}
+				if ch == '"' {
+					break
+				}
+				b.WriteByte(ch)
+			}
+			if end >= len(after) {
+				return c, errors.New("unterminated quoted string in WWW-Authenticate")
+			}
+			val, rest = b.String(), after[end+1:]
+		} else {
+			val, rest, _ = strings.Cut(after, ",")
+			val = strings.TrimSpace(val)
+			rest = "," + rest
+		}
+		c.Params[key] = val
+		rest = strings.TrimSpace(rest)
+		rest = strings.TrimPrefix(rest, ",")
+	}
+	return c, nil
+}
+
+// credentials are a user and password, never printed.
+type credentials struct {
+	user, pass string
+}
+
+func (c *credentials) String() string { return "credentials(redacted)" }
+
+// decodeAuth decodes base64 "user:pass".
+func decodeAuth(s string) (*credentials, error) {
+	if s == "" {
+		return nil, nil
+	}
+	raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(s))
+	if err != nil {
+		return nil, errors.New("auth is not base64 of user:password")
+	}
+	user, pass, ok := strings.Cut(string(raw), ":")
+	if !ok {
+		return nil, errors.New("auth is not base64 of user:password")
+	}
+	return &credentials{user: user, pass: pass}, nil
+}
+
+// dockerConfigAuth finds host's credentials in docker's config.json.
+func dockerConfigAuth(env func(string) string, host string) (*credentials, error) {
+	dir := env("DOCKER_CONFIG")
+	if dir == "" {
+		home := env("HOME")
+		if home == "" {
+			return nil, nil
+		}
+		dir = filepath.Join(home, ".docker")
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "config.json"))
+	if err != nil {
+		return nil, nil
+	}
+	var cfg struct {
+		Auths map[string]struct {
+			Auth string `json:"auth"`
+		} `json:"auths"`
+	}
+	if err := json.Unmarshal(b, &cfg); err != nil {
+		return nil, errors.New("docker config.json is not valid JSON")
+	}
+	for _, key := range []string{host, "https://" + host, "http://" + host, "https://" + host + "/v1/", "https://" + host + "/v2/"} {
+		if a, ok := cfg.Auths[key]; ok && a.Auth != "" {
+			return decodeAuth(a.Auth)
+		}
+	}
+	if host == "docker.io" || host == "registry-1.docker.io" || host == "index.docker.io" {
+		if a, ok := cfg.Auths["https://index.docker.io/v1/"]; ok {
+			return decodeAuth(a.Auth)
+		}
+	}
+	return nil, nil
+}
+
+// tokenSource fetches and caches bearer tokens for one registry.
+type tokenSource struct {
+	client *http.Client
+	creds  *credentials
+
+	mu      sync.Mutex
+	token   string
+	expires time.Time
+	static  bool // registry_token: never refreshed
+}
+
+// get returns a cached token or fetches one for the challenge.
+func (t *tokenSource) get(ctx context.Context, ch challenge, force bool) (string, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.static {
+		return t.token, nil
+	}
+	if !force && t.token != "" && time.Now().Before(t.expires) {
+		return t.token, nil
+	}
+	realm := ch.Params["realm"]
+	u, err := url.Parse(realm)
+	if err != nil || u.Scheme == "" || u.Host == "" {
+		return "", errors.New("bearer challenge has no usable realm")
+	}
+	q := u.Query()
+	if s := ch.Params["service"]; s != "" {
+		q.Set("service", s)
+	}
+	if s := ch.Params["scope"]; s != "" {
+		q.Set("scope", s)
+	}
+	q.Set("client_id", "nydus-registry-client")
+	u.RawQuery = q.Encode()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return "", err
+	}
+	if t.creds != nil {
+		req.SetBasicAuth(t.creds.user, t.creds.pass)
+	}
+	resp, err := t.client.Do(req)
+	if err != nil {
+		return "", fmt.Errorf("token request to %s: %w", u.Host, redactURLError(err))
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("token request to %s: HTTP %d", u.Host, resp.StatusCode)
+	}
+	var body struct {
+		Token       string `json:"token"`
+		AccessToken string `json:"access_token"`
+		ExpiresIn   int    `json:"expires_in"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&body); err != nil {
+		return "", fmt.Errorf("token response from %s is not JSON", u.Host)
+	}
+	tok := body.Token
+	if tok == "" {
+		tok = body.AccessToken
+	}
+	if tok == "" {
+		return "", fmt.Errorf("token response from %s has no token", u.Host)
+	}
+	ttl := time.Duration(body.ExpiresIn) * time.Second
+	if ttl <= 0 {
+		ttl = 600 * time.Second
+	}
+	// Refresh a little early so a long read does not cross the expiry.
+	t.token, t.expires = tok, time.Now().Add(ttl*9/10)
+	return tok, nil
+}
+
+// redactURLError keeps a url.Error's operation and cause but drops the URL
+// query, which may carry credentials on some token servers.
+func redactURLError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		u, perr := url.Parse(ue.URL)
+		host := "?"
+		if perr == nil {
+			host = u.Host
+		}
+		return fmt.Errorf("%s %s: %w", ue.Op, host, ue.Err)
+	}
+	return err
+}

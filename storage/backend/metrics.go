@@ -1,0 +1,79 @@
+package backend
+
+import (
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+)
+
+func newOptions(opts []Option) (*options, error) {
+	o := &options{log: slog.Default(), env: os.Getenv}
+	for _, f := range opts {
+		if err := f(o); err != nil {
+			return nil, err
+		}
+	}
+	return o, nil
+}
+
+// latencyBounds are nydusd's latency buckets in milliseconds (the last
+// bucket is everything above 2000 ms).
+var latencyBounds = [7]int64{1, 20, 50, 100, 500, 1000, 2000}
+
+// sizeBounds are nydusd's block-size buckets in bytes.
+var sizeBounds = [7]int64{1 << 10, 4 << 10, 16 << 10, 64 << 10, 128 << 10, 512 << 10, 1 << 20}
+
+// MetricsSnapshot has the shape of nydusd's /api/v1/metrics/backend.
+type MetricsSnapshot struct {
+	BackendType            string    `json:"backend_type"`
+	ReadCount              uint64    `json:"read_count"`
+	ReadErrors             uint64    `json:"read_errors"`
+	ReadAmountTotal        uint64    `json:"read_amount_total"`
+	ReadLatencyMillisTotal uint64    `json:"read_cumulative_latency_millis_total"`
+	ReadLatencyMillisDist  [8]uint64 `json:"read_cumulative_latency_millis_dist"`
+	ReadCountBlockSizeDist [8]uint64 `json:"read_count_block_size_dist"`
+	Retries                uint64    `json:"retries"`
+}
+
+type metrics struct {
+	mu sync.Mutex
+	s  MetricsSnapshot
+}
+
+func bucket(v int64, bounds [7]int64) int {
+	for i, b := range bounds {
+		if v <= b {
+			return i
+		}
+	}
+	return 7
+}
+
+func (m *metrics) record(n int, d time.Duration, err error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.s.ReadCount++
+	if err != nil {
+		m.s.ReadErrors++
+	}
+	m.s.ReadAmountTotal += uint64(n)
+	ms := d.Milliseconds()
+	m.s.ReadLatencyMillisTotal += uint64(ms)
+	m.s.ReadLatencyMillisDist[bucket(ms, latencyBounds)]++
+	m.s.ReadCountBlockSizeDist[bucket(int64(n), sizeBounds)]++
+}
+
+func (m *metrics) retry() {
+	m.mu.Lock()
+	m.s.Retries++
+	m.mu.Unlock()
+}
+
+func (m *metrics) snapshot(typ string) MetricsSnapshot {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s := m.s
+	s.BackendType = typ
+	return s
+}
