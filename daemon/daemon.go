@@ -72,7 +72,7 @@ type Daemon struct {
 // New returns a daemon in state INIT.
 func New(opts Options) *Daemon {
 	if opts.Backends == nil {
-		opts.Backends = OpenLocalfs
+		opts.Backends = OpenBackend
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
