@@ -1,8 +1,6 @@
 package daemon
 
 import (
-	"context"
-
 	"github.com/gonydus/nydus/daemon/config"
 	"github.com/gonydus/nydus/storage"
 	"github.com/gonydus/nydus/storage/backend"
@@ -19,12 +17,5 @@ func OpenBackend(b config.Backend) (storage.OpenFunc, func() error, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	open := func(ctx context.Context, id string) (storage.BlobReader, error) {
-		blob, err := be.Open(ctx, id)
-		if err != nil {
-			return nil, err
-		}
-		return blob, nil
-	}
-	return open, be.Close, nil
+	return storage.BackendOpen(be), be.Close, nil
 }
