@@ -257,7 +257,7 @@ func (a *API) mount(w http.ResponseWriter, r *http.Request) {
 	if r.Method == http.MethodPut {
 		err = a.d.RemountMount(mp, req.Source, cfg)
 	} else {
-		err = a.d.AddMount(mp, req.Source, cfg)
+		err = a.d.AddMount(mp, req.Source, cfg, req.PrefetchFiles...)
 	}
 	if err != nil {
 		writeErr(w, err)

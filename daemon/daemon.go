@@ -13,6 +13,7 @@ import (
 
 	"github.com/gonydus/nydus/daemon/config"
 	"github.com/gonydus/nydus/daemon/rafsfs"
+	"github.com/gonydus/nydus/storage/prefetch"
 	"github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 )
@@ -176,8 +177,10 @@ func (d *Daemon) attach(mp string, m *Mount) {
 	d.root.AddChild(name, child, true)
 }
 
-// AddMount mounts bootstrap at mountpoint ("/" or "/name") with cfg.
-func (d *Daemon) AddMount(mountpoint, bootstrap string, cfg *config.Config) error {
+// AddMount mounts bootstrap at mountpoint ("/" or "/name") with cfg and
+// starts its mount-time prefetch when enabled; prefetchFiles (nil for the
+// image's prefetch table) lists absolute paths to prefetch.
+func (d *Daemon) AddMount(mountpoint, bootstrap string, cfg *config.Config, prefetchFiles ...string) error {
 	mp := cleanMountpoint(mountpoint)
 	if mp != "/" && strings.Count(mp, "/") != 1 {
 		return fmt.Errorf("%w: mountpoint %q must be / or a single /name", ErrInvalidInput, mountpoint)
@@ -215,6 +218,9 @@ func (d *Daemon) AddMount(mountpoint, bootstrap string, cfg *config.Config) erro
 	}
 	if d.state == StateInit {
 		d.state = StateReady
+	}
+	if err := d.startPrefetch(m, prefetchFiles); err != nil {
+		d.log.Warn("prefetch not started", "mountpoint", mp, "err", err)
 	}
 	d.event("mount", "mounted %s at %s", bootstrap, mp)
 	d.log.Info("mounted", "bootstrap", bootstrap, "mountpoint", mp, "inodes", m.Image.Inodes(), "blobs", len(m.Image.Blobs()))
@@ -254,6 +260,32 @@ func (d *Daemon) RemountMount(mountpoint, bootstrap string, cfg *config.Config) 
 		return err
 	}
 	return d.AddMount(mountpoint, bootstrap, cfg)
+}
+
+// startPrefetch plans and starts the background prefetch of a mount.
+func (d *Daemon) startPrefetch(m *Mount, files []string) error {
+	pc := m.Config.Rafs.Prefetch
+	if !pc.Enable {
+		pc = m.Config.Cache.Prefetch
+	}
+	if !pc.Enable {
+		return nil
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	jobs, err := prefetch.ForImage(ctx, m.Image, m.Storage, files, pc.PrefetchAll)
+	if err != nil {
+		cancel()
+		return err
+	}
+	p, err := prefetch.New(pc, prefetch.WithLogger(d.log), prefetch.WithMetrics(m.Storage.Metrics()))
+	if err != nil {
+		cancel()
+		return err
+	}
+	run := p.Start(ctx, jobs)
+	m.cancel = func() { cancel(); run.Cancel() }
+	m.prefetch = run
+	return nil
 }
 
 // Stop unmounts the FUSE session (lazily if busy) and closes every mount.

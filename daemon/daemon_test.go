@@ -282,3 +282,28 @@ func TestTamperedBlobEIO(t *testing.T) {
 		}
 	}
 }
+
+// TestPrefetchOnMount: with fs_prefetch enabled, mounting warms the whole
+// cache in the background; afterwards the blob is all ready without a
+// single user read.
+func TestPrefetchOnMount(t *testing.T) {
+	requireFUSE(t)
+	work := t.TempDir()
+	im := buildImage(t, work, "p", 10)
+	doc := fmt.Sprintf(`{"device":{"backend":{"type":"localfs","config":{"dir":%q}},"cache":{"type":"blobcache","config":{"work_dir":%q}}},
+		"mode":"direct","fs_prefetch":{"enable":true,"threads_count":2,"merging_size":131072,"prefetch_all":true}}`, work, filepath.Join(work, "cache"))
+	cfg, err := config.Parse([]byte(doc))
+	must(t, err)
+	d := daemon.New(daemon.Options{})
+	must(t, d.AddMount("/", im.boot, cfg))
+	defer d.Stop()
+	m, err := d.Mount("/")
+	must(t, err)
+	must(t, m.WaitPrefetch())
+	s := m.Storage.Metrics().Snapshot()
+	p, _ := m.PrefetchProgress()
+	t.Logf("prefetch: %+v; cache: %d bytes prefetched in %d requests, all ready %v", p, s.PrefetchDataAmount, s.PrefetchRequestsCount, s.DataAllReady)
+	if !s.DataAllReady || s.PrefetchDataAmount == 0 || s.Total != 0 {
+		t.Fatalf("after prefetch: %+v", s)
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"github.com/gonydus/nydus/rafs"
 	"github.com/gonydus/nydus/rafs/layout"
 	"github.com/gonydus/nydus/storage"
+	"github.com/gonydus/nydus/storage/prefetch"
 )
 
 // Mount is one RAFS image served by the daemon.
@@ -24,6 +25,7 @@ type Mount struct {
 	Storage    *storage.Source
 	FS         *rafsfs.FS
 
+	prefetch     *prefetch.Run
 	closeBackend func() error
 	bootFile     *os.File
 	cancel       context.CancelFunc
@@ -91,6 +93,22 @@ func openMount(mountpoint, bootstrap string, cfg *config.Config, backends Backen
 	}
 	return &Mount{Mountpoint: mountpoint, Source: bootstrap, Config: cfg, Mounted: time.Now(), Image: img,
 		Storage: src, FS: fsys, closeBackend: closeBackend, bootFile: bootFile}, nil
+}
+
+// PrefetchProgress reports the mount-time prefetch, if one runs.
+func (m *Mount) PrefetchProgress() (prefetch.Progress, bool) {
+	if m.prefetch == nil {
+		return prefetch.Progress{}, false
+	}
+	return m.prefetch.Progress(), true
+}
+
+// WaitPrefetch waits for the mount-time prefetch to end.
+func (m *Mount) WaitPrefetch() error {
+	if m.prefetch == nil {
+		return nil
+	}
+	return m.prefetch.Wait()
 }
 
 // Close releases the storage chain.

@@ -189,11 +189,16 @@ func serve(o *options, level *slog.LevelVar) error {
 		if *o.virtualMountpoint != "/" {
 			return errors.New("--virtual-mountpoint other than / is not supported yet")
 		}
-		if err := d.AddMount("/", *o.bootstrap, cfg); err != nil {
-			return err
-		}
+		var files []string
 		if *o.prefetchFiles != "" {
-			slog.Warn("--prefetch-files is accepted but file prefetch on mount is not wired yet", "file", *o.prefetchFiles)
+			b, err := os.ReadFile(*o.prefetchFiles)
+			if err != nil {
+				return fmt.Errorf("--prefetch-files: %w", err)
+			}
+			files = strings.Fields(string(b))
+		}
+		if err := d.AddMount("/", *o.bootstrap, cfg, files...); err != nil {
+			return err
 		}
 	}
 	stop := make(chan os.Signal, 2)
