@@ -133,6 +133,7 @@ func (b *Blob) read(ctx context.Context, chunks []*layout.ChunkInfo, dst []byte)
 	}
 	m := b.cfg.metrics
 	m.total.Add(1)
+	defer func(start time.Time) { m.Reads.Observe(time.Since(start)) }(time.Now())
 	out := make([][]byte, len(chunks))
 	var misses []int
 	for i, c := range chunks {

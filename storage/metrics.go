@@ -35,8 +35,10 @@ type Metrics struct {
 	corruptCached  atomic.Uint64 // cached data that failed verification
 	cacheErrors    atomic.Uint64 // cache writes that failed (e.g. ENOSPC)
 
-	// CachedReads times chunk reads served from the cache; Fetches times
-	// backend reads (one per merged range).
+	// Reads times user read requests end to end; CachedReads times chunk
+	// reads served from the cache; Fetches times backend reads (one per
+	// merged range).
+	Reads       Histogram
 	CachedReads Histogram
 	Fetches     Histogram
 
@@ -115,6 +117,7 @@ type BlobcacheMetrics struct {
 	CorruptFetched     uint64            `json:"corrupt_fetched_chunks"`
 	CorruptCached      uint64            `json:"corrupt_cached_chunks"`
 	CacheWriteErrors   uint64            `json:"cache_write_errors"`
+	ReadLatency        HistogramSnapshot `json:"read_latency"`
 	CachedReadLatency  HistogramSnapshot `json:"cached_read_latency"`
 	BackendReadLatency HistogramSnapshot `json:"backend_read_latency"`
 }
@@ -140,6 +143,7 @@ func (m *Metrics) Snapshot() BlobcacheMetrics {
 		CorruptFetched:               m.corruptFetched.Load(),
 		CorruptCached:                m.corruptCached.Load(),
 		CacheWriteErrors:             m.cacheErrors.Load(),
+		ReadLatency:                  m.Reads.Snapshot(),
 		CachedReadLatency:            m.CachedReads.Snapshot(),
 		BackendReadLatency:           m.Fetches.Snapshot(),
 		UnderlyingFiles:              []string{},
