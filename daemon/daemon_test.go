@@ -306,4 +306,17 @@ func TestPrefetchOnMount(t *testing.T) {
 	if !s.DataAllReady || s.PrefetchDataAmount == 0 || s.Total != 0 {
 		t.Fatalf("after prefetch: %+v", s)
 	}
+	// Every chunk is cached and validation is off: reads are spliced from
+	// the cache file. They must return the right bytes.
+	mnt := t.TempDir()
+	must(t, d.Start(mnt, nil, 4))
+	for name, want := range im.files {
+		got, err := os.ReadFile(filepath.Join(mnt, name))
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("%s via the cache file: %v", name, err)
+		}
+	}
+	if after := m.Storage.Metrics().Snapshot(); after.BackendReads != s.BackendReads {
+		t.Fatalf("reads after a full prefetch went to the backend: %+v", after)
+	}
 }

@@ -125,3 +125,15 @@ func (f *FileReader) ReadAt(p []byte, off int64) (int, error) {
 func (f *FileReader) ReadAtContext(ctx context.Context, p []byte, off int64) (int, error) {
 	return f.m.readChunks(ctx, f.src, f.size, f.chunks, p, off, f.last)
 }
+
+// ChunkAt returns the chunk holding file offset off.
+func (f *FileReader) ChunkAt(off int64) (*Chunk, bool) {
+	if off < 0 || uint64(off) >= f.size {
+		return nil, false
+	}
+	i := uint64(off) / uint64(f.m.ext.ChunkSize)
+	if i >= uint64(len(f.chunks)) {
+		return nil, false
+	}
+	return &f.chunks[i], true
+}

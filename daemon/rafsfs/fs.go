@@ -222,6 +222,10 @@ func (n *node) Read(ctx context.Context, fh fs.FileHandle, dest []byte, off int6
 		return nil, errno(n.rerr)
 	}
 	start := time.Now()
+	if rr, ok := n.splice(ctx, dest, off); ok {
+		n.fs.stats.read(n.nid, rr.Size(), time.Since(start), false)
+		return rr, 0
+	}
 	k, err := n.reader.ReadAtContext(ctx, dest, off)
 	if err != nil && k == 0 && !isEOF(err) {
 		n.fs.stats.read(n.nid, 0, time.Since(start), true)
@@ -232,6 +236,37 @@ func (n *node) Read(ctx context.Context, fh fs.FileHandle, dest []byte, off int6
 }
 
 func isEOF(err error) bool { return errors.Is(err, io.EOF) }
+
+// extentSource is implemented by chunk sources that can point at a cached
+// chunk's bytes in a local file (storage.Source).
+type extentSource interface {
+	CachedExtent(ctx context.Context, blob *layout.BlobEntry, c *layout.ChunkInfo) (*os.File, int64, int64, bool)
+}
+
+// splice answers a read that falls inside one cached, uncompressed chunk
+// with the cache file's range: the kernel moves the bytes (splice) without
+// a copy through this process. A read crossing a chunk boundary, or of an
+// uncached chunk, takes the normal path.
+func (n *node) splice(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, bool) {
+	es, ok := n.fs.src.(extentSource)
+	if !ok || len(dest) == 0 {
+		return nil, false
+	}
+	c, ok := n.reader.ChunkAt(off)
+	if !ok {
+		return nil, false
+	}
+	in := off - int64(c.Info.FileOffset)
+	want := min(int64(len(dest)), n.reader.Size()-off)
+	if in+want > int64(c.Info.UncompressedSize) {
+		return nil, false
+	}
+	f, base, size, ok := es.CachedExtent(ctx, c.Blob, &c.Info)
+	if !ok || size != int64(c.Info.UncompressedSize) {
+		return nil, false
+	}
+	return fuse.ReadResultFd(f.Fd(), base+in, int(want)), true
+}
 
 func (n *node) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
 	t, err := n.fs.img.Readlink(n.nid)
