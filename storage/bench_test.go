@@ -3,9 +3,13 @@ package storage_test
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
+	"log"
 	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -14,9 +18,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/registry"
+
 	"github.com/gonydus/nydus/rafs/builder"
 	"github.com/gonydus/nydus/rafs/layout"
 	"github.com/gonydus/nydus/storage"
+	"github.com/gonydus/nydus/storage/backend"
 	"github.com/gonydus/nydus/storage/cache"
 )
 
@@ -126,10 +133,9 @@ func buildBenchBlob(b *testing.B, dir string, total int64) *benchBlob {
 	return bb
 }
 
-// linkReader models a network link: every request waits rtt, and the bytes
-// of all requests share a bandwidth of bw bytes per second.
-type linkReader struct {
-	f   *os.File
+// link models a network link: every request waits rtt, and the bytes of
+// all requests share a bandwidth of bw bytes per second.
+type link struct {
 	rtt time.Duration
 	bw  float64
 
@@ -137,23 +143,153 @@ type linkReader struct {
 	next time.Time
 }
 
-func (l *linkReader) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
+func newLink() *link {
+	return &link{rtt: time.Duration(benchEnv("NYDUS_BENCH_RTT", int64(2*time.Millisecond))), bw: float64(benchEnv("NYDUS_BENCH_BW", 400<<20))}
+}
+
+// wait blocks until a transfer of n bytes would have completed.
+func (l *link) wait(ctx context.Context, n int) error {
 	l.mu.Lock()
 	now := time.Now()
 	if l.next.Before(now) {
 		l.next = now
 	}
-	l.next = l.next.Add(time.Duration(float64(len(p)) / l.bw * float64(time.Second)))
+	l.next = l.next.Add(time.Duration(float64(n) / l.bw * float64(time.Second)))
 	done := l.next.Add(l.rtt)
 	l.mu.Unlock()
 	t := time.NewTimer(time.Until(done))
 	defer t.Stop()
 	select {
 	case <-t.C:
+		return nil
 	case <-ctx.Done():
-		return 0, ctx.Err()
+		return ctx.Err()
+	}
+}
+
+// linkReader reads a local file as if over a link.
+type linkReader struct {
+	f    *os.File
+	link *link
+}
+
+func (l *linkReader) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
+	if err := l.link.wait(ctx, len(p)); err != nil {
+		return 0, err
 	}
 	return l.f.ReadAt(p, off)
+}
+
+// linkedRegistry serves an in-process OCI registry whose blob responses
+// go over a link.
+func linkedRegistry(b *testing.B, blobPath, id string) backend.Backend {
+	b.Helper()
+	inner := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
+	ln := newLink()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/blobs/sha256:") {
+			n := 0
+			if s, e, ok := parseRange(r.Header.Get("Range")); ok {
+				n = int(e - s + 1)
+			}
+			if err := ln.wait(r.Context(), n); err != nil {
+				return
+			}
+		}
+		inner.ServeHTTP(w, r)
+	}))
+	b.Cleanup(srv.Close)
+	f, err := os.Open(blobPath)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	resp, err := http.Post(srv.URL+"/v2/bench/blobs/blobs/uploads/?digest=sha256:"+id, "application/octet-stream", f)
+	if err != nil {
+		b.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		b.Fatalf("upload: %s", resp.Status)
+	}
+	cfg := fmt.Sprintf(`{"scheme":"http","host":%q,"repo":"bench/blobs","timeout":30}`, strings.TrimPrefix(srv.URL, "http://"))
+	be, err := backend.New("registry", json.RawMessage(cfg))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { be.Close() })
+	return be
+}
+
+// parseRange parses "bytes=s-e".
+func parseRange(h string) (s, e int64, ok bool) {
+	a, z, found := strings.Cut(strings.TrimPrefix(h, "bytes="), "-")
+	if !found {
+		return 0, 0, false
+	}
+	s, err1 := strconv.ParseInt(a, 10, 64)
+	e, err2 := strconv.ParseInt(z, 10, 64)
+	return s, e, err1 == nil && err2 == nil && e >= s
+}
+
+// coldRun reads every chunk of bb through a fresh cache, either as files
+// (ReadChunks per file, 4 readers: merged and parallel) or one chunk at a
+// time without amplification, and returns the time taken.
+func coldRun(b *testing.B, bb *benchBlob, work string, r storage.BlobReader, merged bool) time.Duration {
+	ctx := context.Background()
+	os.RemoveAll(work)
+	cf, err := cache.Open(work, bb.entry)
+	if err != nil {
+		b.Fatal(err)
+	}
+	opts := []storage.Option{storage.WithCache(cf), storage.WithChunkTable(bb.all)}
+	if !merged {
+		opts = append(opts, storage.WithAmplify(0))
+	}
+	blob, err := storage.NewBlob(bb.entry, r, opts...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer blob.Close()
+	start := time.Now()
+	if !merged {
+		for _, c := range bb.all {
+			if _, err := blob.ReadChunk(ctx, c, nil); err != nil {
+				b.Fatal(err)
+			}
+		}
+		return time.Since(start)
+	}
+	files := make(chan []*layout.ChunkInfo)
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for cs := range files {
+				if len(cs) == 0 {
+					continue
+				}
+				if _, err := blob.ReadChunks(ctx, cs); err != nil {
+					b.Error(err)
+				}
+			}
+		})
+	}
+	for _, cs := range bb.files {
+		files <- cs
+	}
+	close(files)
+	wg.Wait()
+	return time.Since(start)
+}
+
+// reportCold reports merged vs single times and their ratio.
+func reportCold(b *testing.B, what string, bb *benchBlob, merged, single time.Duration) {
+	n := float64(b.N)
+	b.ReportMetric(merged.Seconds()/n, "merged-s/op")
+	b.ReportMetric(single.Seconds()/n, "single-s/op")
+	b.ReportMetric(single.Seconds()/merged.Seconds(), "speedup")
+	fmt.Printf("cold read of %d MiB %s: merged+parallel %.2fs, one chunk at a time %.2fs, speedup %.2fx\n",
+		bb.size>>20, what, merged.Seconds()/n, single.Seconds()/n, single.Seconds()/merged.Seconds())
 }
 
 // BenchmarkReadChain reports, for a blob of NYDUS_BENCH_SIZE bytes:
@@ -169,9 +305,6 @@ func BenchmarkReadChain(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer f.Close()
-	link := func() *linkReader {
-		return &linkReader{f: f, rtt: time.Duration(benchEnv("NYDUS_BENCH_RTT", int64(2*time.Millisecond))), bw: float64(benchEnv("NYDUS_BENCH_BW", 400<<20))}
-	}
 	work := filepath.Join(dir, "cache")
 	openChain := func(b *testing.B, r storage.BlobReader, opts ...storage.Option) *storage.Blob {
 		cf, err := cache.Open(work, bb.entry)
@@ -190,47 +323,28 @@ func BenchmarkReadChain(b *testing.B) {
 		b.SetBytes(bb.size)
 		var merged, single time.Duration
 		for b.Loop() {
-			os.RemoveAll(work)
-			t0 := time.Now()
-			blob := openChain(b, link())
-			files := make(chan []*layout.ChunkInfo)
-			var wg sync.WaitGroup
-			for range 4 {
-				wg.Go(func() {
-					for cs := range files {
-						if len(cs) == 0 {
-							continue
-						}
-						if _, err := blob.ReadChunks(ctx, cs); err != nil {
-							b.Error(err)
-						}
-					}
-				})
-			}
-			for _, cs := range bb.files {
-				files <- cs
-			}
-			close(files)
-			wg.Wait()
-			blob.Close()
-			merged += time.Since(t0)
-
-			os.RemoveAll(work)
-			t0 = time.Now()
-			blob = openChain(b, link(), storage.WithAmplify(0))
-			for _, c := range bb.all {
-				if _, err := blob.ReadChunk(ctx, c, nil); err != nil {
-					b.Fatal(err)
-				}
-			}
-			blob.Close()
-			single += time.Since(t0)
+			merged += coldRun(b, bb, work, &linkReader{f: f, link: newLink()}, true)
+			single += coldRun(b, bb, work, &linkReader{f: f, link: newLink()}, false)
 		}
-		n := float64(b.N)
-		b.ReportMetric(merged.Seconds()/n, "merged-s/op")
-		b.ReportMetric(single.Seconds()/n, "single-s/op")
-		b.ReportMetric(single.Seconds()/merged.Seconds(), "speedup")
-		fmt.Printf("cold read of %d MiB: merged+parallel %.2fs, one chunk at a time %.2fs, speedup %.2fx\n", bb.size>>20, merged.Seconds()/n, single.Seconds()/n, single.Seconds()/merged.Seconds())
+		reportCold(b, "from a file over the link", bb, merged, single)
+	})
+
+	b.Run("cold-registry", func(b *testing.B) {
+		be := linkedRegistry(b, bb.path, bb.entry.ID())
+		open := func(ctx context.Context) storage.BlobReader {
+			r, err := be.Open(ctx, bb.entry.ID())
+			if err != nil {
+				b.Fatal(err)
+			}
+			return r
+		}
+		b.SetBytes(bb.size)
+		var merged, single time.Duration
+		for b.Loop() {
+			merged += coldRun(b, bb, work, open(context.Background()), true)
+			single += coldRun(b, bb, work, open(context.Background()), false)
+		}
+		reportCold(b, "from a registry over the link", bb, merged, single)
 	})
 
 	b.Run("warm", func(b *testing.B) {
