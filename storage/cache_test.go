@@ -206,3 +206,23 @@ func TestDisableIndexedMapKeepsStateInMemory(t *testing.T) {
 		t.Fatalf("chunk_map file written with disable_indexed_map: %v", err)
 	}
 }
+
+// TestRawFileSize checks that compressed mode sizes <blob_id>.blob.raw to
+// the blob's chunk data (upstream's compressed_data_size), not the tail.
+func TestRawFileSize(t *testing.T) {
+	tb := buildBlob(t, t.TempDir(), 64<<10, layout.CompressZstd, 300<<10)
+	dir := t.TempDir()
+	cf := openCache(t, dir, tb, cache.WithCompressed(true))
+	defer cf.Close()
+	var end uint64
+	for _, c := range tb.chunks {
+		end = max(end, c.CompressedOffset+uint64(c.CompressedSize))
+	}
+	st, err := os.Stat(filepath.Join(dir, tb.entry.ID()+cache.RawSuffix))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if uint64(st.Size()) != end {
+		t.Fatalf(".blob.raw has %d bytes, chunk data ends at %d (blob %d bytes)", st.Size(), end, tb.entry.CompressedSize)
+	}
+}
