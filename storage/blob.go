@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/gonydus/nydus/rafs/layout"
+	"github.com/gonydus/nydus/storage/cache"
 )
 
 // Blob reads verified chunks of one data blob through its cache. It is
@@ -379,6 +380,9 @@ func (b *Blob) store(c *layout.ChunkInfo, raw, data []byte) {
 		stored = raw
 	}
 	if err := cf.Put(c, stored); err != nil {
+		if errors.Is(err, cache.ErrClosed) {
+			return // the blob is closing (unmount); nothing to report
+		}
 		b.cfg.metrics.cacheErrors.Add(1)
 		if b.cacheWarned.CompareAndSwap(false, true) {
 			b.cfg.log.Warn("storage: cannot write chunk cache, serving reads uncached", "blob", b.id, "chunk", c.Index, "err", err)
