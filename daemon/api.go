@@ -348,11 +348,7 @@ func (a *API) metricsBackend(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, err)
 		return
 	}
-	s := m.Storage.Metrics().Snapshot()
-	writeJSON(w, 200, map[string]any{
-		"backend_type": m.Config.Backend.Type, "read_count": s.BackendReads, "read_errors": s.BackendErrors,
-		"read_amount_total": s.BackendBytes, "read_latency": s.BackendReadLatency,
-	})
+	writeJSON(w, 200, m.Backend.Metrics())
 }
 
 func (a *API) metricsBlobcache(w http.ResponseWriter, r *http.Request) {

@@ -2,20 +2,13 @@ package daemon
 
 import (
 	"github.com/gonydus/nydus/daemon/config"
-	"github.com/gonydus/nydus/storage"
 	"github.com/gonydus/nydus/storage/backend"
 )
 
-// BackendOpener turns a backend configuration into a blob opener. The
-// returned closer releases what the opener holds.
-type BackendOpener func(b config.Backend) (storage.OpenFunc, func() error, error)
+// BackendOpener turns a backend configuration into a backend.
+type BackendOpener func(b config.Backend) (backend.Backend, error)
 
-// OpenBackend opens blobs through the storage/backend package (localfs,
-// registry, http-proxy).
-func OpenBackend(b config.Backend) (storage.OpenFunc, func() error, error) {
-	be, err := backend.New(b.Type, b.Settings)
-	if err != nil {
-		return nil, nil, err
-	}
-	return storage.BackendOpen(be), be.Close, nil
+// OpenBackend opens localfs, registry and http-proxy backends.
+func OpenBackend(b config.Backend) (backend.Backend, error) {
+	return backend.New(b.Type, b.Settings)
 }

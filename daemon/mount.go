@@ -12,6 +12,7 @@ import (
 	"github.com/gonydus/nydus/rafs"
 	"github.com/gonydus/nydus/rafs/layout"
 	"github.com/gonydus/nydus/storage"
+	"github.com/gonydus/nydus/storage/backend"
 	"github.com/gonydus/nydus/storage/prefetch"
 )
 
@@ -23,6 +24,7 @@ type Mount struct {
 	Mounted    time.Time
 	Image      *rafs.Image
 	Storage    *storage.Source
+	Backend    backend.Backend
 	FS         *rafsfs.FS
 
 	prefetch     *prefetch.Run
@@ -60,10 +62,11 @@ func openMount(mountpoint, bootstrap string, cfg *config.Config, backends Backen
 		}
 		return nil, err
 	}
-	open, closeBackend, err := backends(cfg.Backend)
+	be, err := backends(cfg.Backend)
 	if err != nil {
 		return fail(err)
 	}
+	open, closeBackend := storage.BackendOpen(be), be.Close
 	tables, err := img.BlobChunks()
 	if err != nil {
 		closeBackend()
@@ -92,7 +95,7 @@ func openMount(mountpoint, bootstrap string, cfg *config.Config, backends Backen
 		return fail(err)
 	}
 	return &Mount{Mountpoint: mountpoint, Source: bootstrap, Config: cfg, Mounted: time.Now(), Image: img,
-		Storage: src, FS: fsys, closeBackend: closeBackend, bootFile: bootFile}, nil
+		Storage: src, FS: fsys, Backend: be, closeBackend: closeBackend, bootFile: bootFile}, nil
 }
 
 // PrefetchProgress reports the mount-time prefetch, if one runs.
