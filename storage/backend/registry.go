@@ -30,18 +30,19 @@ type ProxyConfig struct {
 
 // RegistryConfig is the registry backend section.
 type RegistryConfig struct {
-	Scheme             string      `json:"scheme"`
-	Host               string      `json:"host"`
-	Repo               string      `json:"repo"`
-	Auth               string      `json:"auth"`
-	RegistryToken      string      `json:"registry_token"`
-	BlobURLScheme      string      `json:"blob_url_scheme"`
-	BlobRedirectedHost string      `json:"blob_redirected_host"`
-	SkipVerify         bool        `json:"skip_verify"`
-	Timeout            int         `json:"timeout"`
-	ConnectTimeout     int         `json:"connect_timeout"`
-	RetryLimit         int         `json:"retry_limit"`
-	Proxy              ProxyConfig `json:"proxy"`
+	Scheme             string         `json:"scheme"`
+	Host               string         `json:"host"`
+	Repo               string         `json:"repo"`
+	Auth               string         `json:"auth"`
+	RegistryToken      string         `json:"registry_token"`
+	BlobURLScheme      string         `json:"blob_url_scheme"`
+	BlobRedirectedHost string         `json:"blob_redirected_host"`
+	SkipVerify         bool           `json:"skip_verify"`
+	Timeout            int            `json:"timeout"`
+	ConnectTimeout     int            `json:"connect_timeout"`
+	RetryLimit         int            `json:"retry_limit"`
+	Proxy              ProxyConfig    `json:"proxy"`
+	Mirrors            []MirrorConfig `json:"mirrors"`
 }
 
 // DefaultRegistryConfig returns upstream's defaults.
@@ -60,6 +61,7 @@ type Registry struct {
 	m       metrics
 
 	mu        sync.Mutex
+	mirrors   []*mirror
 	scheme    string            // resolved scheme when cfg.Scheme is ""
 	redirects map[string]string // blob id -> redirected blob URL
 	challenge *challenge
@@ -125,6 +127,7 @@ func NewRegistry(c RegistryConfig, o *options) (*Registry, error) {
 	if c.Scheme != "" {
 		r.scheme = c.Scheme
 	}
+	r.mirrors = newMirrors(c.Mirrors, c.Scheme)
 	return r, nil
 }
 
@@ -235,6 +238,11 @@ func backoff(attempt int) time.Duration {
 // attempt makes one try, handling auth challenges and the scheme probe.
 func (b *registryBlob) attempt(ctx context.Context, op, method, rng string, handle func(*http.Response) error) error {
 	r := b.r
+	if len(r.mirrors) > 0 {
+		if b.viaMirrors(ctx, method, rng, op, handle) {
+			return nil
+		}
+	}
 	r.mu.Lock()
 	redirected := r.redirects[b.id]
 	r.mu.Unlock()
@@ -380,6 +388,15 @@ func (b *registryBlob) send(ctx context.Context, method, u, rng, authz string) (
 }
 
 func (b *registryBlob) sendDirect(ctx context.Context, method, u, rng, authz string) (*http.Response, error) {
+	var h map[string]string
+	if authz != "" {
+		h = map[string]string{"Authorization": authz}
+	}
+	return b.sendHeaders(ctx, method, u, rng, h)
+}
+
+// sendHeaders sends one request with extra headers, directly.
+func (b *registryBlob) sendHeaders(ctx context.Context, method, u, rng string, headers map[string]string) (*http.Response, error) {
 	r := b.r
 	rctx, cancel := context.WithCancel(ctx)
 	req, err := http.NewRequestWithContext(rctx, method, u, nil)
@@ -390,8 +407,8 @@ func (b *registryBlob) sendDirect(ctx context.Context, method, u, rng, authz str
 	if rng != "" {
 		req.Header.Set("Range", rng)
 	}
-	if authz != "" {
-		req.Header.Set("Authorization", authz)
+	for k, v := range headers {
+		req.Header.Set(k, v)
 	}
 	resp, err := r.client.Do(req)
 	if err != nil {

@@ -533,3 +533,51 @@ func FuzzParseContentRange(f *testing.F) {
 		}
 	})
 }
+
+// TestMirrors: reads go to a healthy mirror (with its headers); a mirror
+// that keeps failing is skipped for the registry, and used again once its
+// health check passes.
+func TestMirrors(t *testing.T) {
+	tr := newTestRegistry(t)
+	data := randomData(50_000)
+	id := tr.push(data)
+	var healthy atomic.Bool
+	healthy.Store(true)
+	var mirrorGets, badHeader atomic.Int64
+	mirror := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !healthy.Load() {
+			w.WriteHeader(http.StatusBadGateway)
+			return
+		}
+		if r.Header.Get("X-Mirror") != "yes" && r.URL.Path != "/v2/" {
+			badHeader.Add(1)
+		}
+		if strings.Contains(r.URL.Path, "/blobs/") {
+			mirrorGets.Add(1)
+		}
+		tr.inner.ServeHTTP(w, r) // the mirror holds the same content
+	}))
+	defer mirror.Close()
+	b := newReg(t, tr, map[string]any{"mirrors": []map[string]any{{"host": mirror.URL, "headers": map[string]string{"X-Mirror": "yes"},
+		"health_check_interval": 1, "failure_limit": 2}}})
+	readBack(t, b, id, data)
+	if mirrorGets.Load() == 0 || badHeader.Load() != 0 {
+		t.Fatalf("mirror gets %d, requests without the mirror header %d", mirrorGets.Load(), badHeader.Load())
+	}
+	originBefore := tr.gets.Load()
+	healthy.Store(false)
+	readBack(t, b, id, data) // falls back to the registry
+	if tr.gets.Load() == originBefore {
+		t.Fatal("registry not used while the mirror is down")
+	}
+	healthy.Store(true)
+	time.Sleep(1100 * time.Millisecond)
+	blob, _ := b.Open(context.Background(), id)
+	blob.ReadAt(context.Background(), make([]byte, 10), 0) // triggers the health check
+	time.Sleep(200 * time.Millisecond)
+	before := mirrorGets.Load()
+	readBack(t, b, id, data)
+	if mirrorGets.Load() == before {
+		t.Fatal("mirror not used again after its health check passed")
+	}
+}
