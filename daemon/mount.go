@@ -81,7 +81,7 @@ func openMount(mountpoint, bootstrap string, cfg *config.Config, backends Backen
 		closeBackend()
 		return fail(err)
 	}
-	opts = append(opts, storage.WithChunkTables(func(e *layout.BlobEntry) []*layout.ChunkInfo { return byID[e.ID()] }),
+	opts = append(opts, storage.WithSourceMetrics(storage.NewMetrics(mountpoint, cfg.Cache.WorkDir())), storage.WithChunkTables(func(e *layout.BlobEntry) []*layout.ChunkInfo { return byID[e.ID()] }),
 		storage.WithSourceLogger(log))
 	src, err := storage.NewSource(open, opts...)
 	if err != nil {
