@@ -270,7 +270,7 @@ func (b *registryBlob) attempt(ctx context.Context, op, method, rng string, hand
 			r.scheme = scheme
 			r.mu.Unlock()
 		}
-		if err == nil && resp.Request != nil && resp.Request.URL.Host != r.cfg.Host && method == http.MethodGet {
+		if err == nil && method == http.MethodGet && r.redirected(resp) {
 			r.mu.Lock()
 			r.redirects[b.id] = r.rewriteRedirect(resp.Request.URL)
 			r.mu.Unlock()
@@ -278,6 +278,24 @@ func (b *registryBlob) attempt(ctx context.Context, op, method, rng string, hand
 		return b.finish(resp, err, op, handle)
 	}
 	return &errRetry{err: lastErr}
+}
+
+// redirected reports whether resp came from somewhere other than the
+// registry or its proxy, i.e. a redirect to blob storage worth caching.
+func (r *Registry) redirected(resp *http.Response) bool {
+	if resp.Request == nil {
+		return false
+	}
+	host := resp.Request.URL.Host
+	if host == r.cfg.Host {
+		return false
+	}
+	if r.cfg.Proxy.URL != "" {
+		if p, err := url.Parse(r.cfg.Proxy.URL); err == nil && p.Host == host {
+			return false
+		}
+	}
+	return true
 }
 
 func (r *Registry) rewriteRedirect(u *url.URL) string {

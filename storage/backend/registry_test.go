@@ -581,3 +581,27 @@ func TestMirrors(t *testing.T) {
 		t.Fatal("mirror not used again after its health check passed")
 	}
 }
+
+// TestProxyFallback: with proxy.url set, blob requests go through the
+// proxy; when the proxy is down they fall back to the registry.
+func TestProxyFallback(t *testing.T) {
+	tr := newTestRegistry(t)
+	data := randomData(60_000)
+	id := tr.push(data)
+	var proxied atomic.Int64
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		proxied.Add(1)
+		tr.serve(w, r)
+	}))
+	b := newReg(t, tr, map[string]any{"proxy": map[string]any{"url": proxy.URL, "fallback": true}})
+	readBack(t, b, id, data)
+	if proxied.Load() == 0 {
+		t.Fatal("no request went through the proxy")
+	}
+	proxy.Close()
+	before := tr.gets.Load()
+	readBack(t, b, id, data)
+	if tr.gets.Load() == before {
+		t.Fatal("no fallback to the registry with the proxy down")
+	}
+}
