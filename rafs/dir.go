@@ -1,6 +1,7 @@
 package rafs
 
 import (
+	"encoding/binary"
 	"fmt"
 	"strings"
 
@@ -43,6 +44,58 @@ func (m *Image) dirBlock(ino *Inode, i uint64) ([]DirEntry, error) {
 		return nil, fmt.Errorf("rafs: directory inode %d block %d: %w", ino.Nid, i, err)
 	}
 	return ents, nil
+}
+
+// dirBlockBytes returns block i of a directory and how many bytes of it
+// are used.
+func (m *Image) dirBlockBytes(ino *Inode, i uint64) ([]byte, int, error) {
+	start := i * m.bs
+	n := min(m.bs, ino.Size-start)
+	b, err := m.flatData(ino, start, n)
+	return b, int(n), err
+}
+
+// blockEntries returns how many dirents a directory block holds.
+func blockEntries(blk []byte, used int) (int, error) {
+	if used < layout.DirentSize || len(blk) < used {
+		return 0, formatErr("directory block of %d bytes holds no entry", used)
+	}
+	off := int(binary.LittleEndian.Uint16(blk[8:]))
+	if off < layout.DirentSize || off%layout.DirentSize != 0 || off > used {
+		return 0, formatErr("bad first name offset %d in directory block", off)
+	}
+	return off / layout.DirentSize, nil
+}
+
+// blockName returns the name of dirent k of a block without copying it,
+// with the same checks as layout.DecodeDirBlock.
+func blockName(blk []byte, used, k int) ([]byte, error) {
+	n, err := blockEntries(blk, used)
+	if err != nil {
+		return nil, err
+	}
+	if k >= n {
+		return nil, formatErr("dirent %d of %d", k, n)
+	}
+	first := int(binary.LittleEndian.Uint16(blk[8:]))
+	start := int(binary.LittleEndian.Uint16(blk[k*layout.DirentSize+8:]))
+	end := used
+	if k+1 < n {
+		end = int(binary.LittleEndian.Uint16(blk[(k+1)*layout.DirentSize+8:]))
+	}
+	if start > end || end > used || start < first {
+		return nil, formatErr("bad name bounds [%d,%d) in directory block", start, end)
+	}
+	name := blk[start:end]
+	if k+1 == n {
+		for len(name) > 0 && name[len(name)-1] == 0 {
+			name = name[:len(name)-1]
+		}
+	}
+	if len(name) == 0 || len(name) > 255 {
+		return nil, formatErr("directory entry with name length %d", len(name))
+	}
+	return name, nil
 }
 
 // ReadDirFunc calls fn for each entry of directory nid, in name order,
@@ -97,30 +150,42 @@ func (m *Image) Lookup(parent uint64, name string) (uint64, error) {
 	// Find the last block whose first name is <= name.
 	for hi-lo > 1 {
 		mid := lo + (hi-lo)/2
-		ents, err := m.dirBlock(ino, mid)
+		blk, used, err := m.dirBlockBytes(ino, mid)
 		if err != nil {
 			return 0, err
 		}
-		if ents[0].Name <= name {
+		first, err := blockName(blk, used, 0)
+		if err != nil {
+			return 0, fmt.Errorf("rafs: directory inode %d block %d: %w", ino.Nid, mid, err)
+		}
+		if string(first) <= name {
 			lo = mid
 		} else {
 			hi = mid
 		}
 	}
-	ents, err := m.dirBlock(ino, lo)
+	blk, used, err := m.dirBlockBytes(ino, lo)
 	if err != nil {
 		return 0, err
 	}
-	a, b := 0, len(ents)
-	for a < b {
-		mid := a + (b-a)/2
-		switch c := strings.Compare(ents[mid].Name, name); {
+	n, err := blockEntries(blk, used)
+	if err != nil {
+		return 0, fmt.Errorf("rafs: directory inode %d block %d: %w", ino.Nid, lo, err)
+	}
+	a, z := 0, n
+	for a < z {
+		mid := a + (z-a)/2
+		nm, err := blockName(blk, used, mid)
+		if err != nil {
+			return 0, fmt.Errorf("rafs: directory inode %d block %d: %w", ino.Nid, lo, err)
+		}
+		switch c := strings.Compare(string(nm), name); {
 		case c == 0:
-			return ents[mid].Nid, nil
+			return binary.LittleEndian.Uint64(blk[mid*layout.DirentSize:]), nil
 		case c < 0:
 			a = mid + 1
 		default:
-			b = mid
+			z = mid
 		}
 	}
 	return 0, fmt.Errorf("%w: %q in directory inode %d", ErrNotExist, name, parent)

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -59,7 +60,18 @@ func flags() (*flag.FlagSet, *options) {
 	return fs, o
 }
 
-func main() { os.Exit(run(os.Args[1:])) }
+func main() {
+	// NYDUSD_CPUPROFILE=FILE writes a CPU profile until exit (performance work).
+	if p := os.Getenv("NYDUSD_CPUPROFILE"); p != "" {
+		if f, err := os.Create(p); err == nil && pprof.StartCPUProfile(f) == nil {
+			code := run(os.Args[1:])
+			pprof.StopCPUProfile()
+			f.Close()
+			os.Exit(code)
+		}
+	}
+	os.Exit(run(os.Args[1:]))
+}
 
 func run(args []string) int {
 	if len(args) > 0 {
