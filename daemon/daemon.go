@@ -68,6 +68,14 @@ type Daemon struct {
 	server  *fuse.Server
 	mntDir  string
 	direct  *Mount // a mount serving the FUSE root itself
+	noOpen  bool   // the kernel supports zero-message open
+}
+
+// tune applies what the kernel negotiated to a mount's filesystem.
+func (d *Daemon) tune(m *Mount) {
+	if d.noOpen {
+		m.FS.EnableNoOpen()
+	}
 }
 
 // New returns a daemon in state INIT.
@@ -158,6 +166,10 @@ func (d *Daemon) Start(dir string, mountOpts []string, threads int) error {
 		return fmt.Errorf("daemon: mount FUSE at %s: %w", dir, err)
 	}
 	d.server, d.mntDir = srv, dir
+	d.noOpen = srv.KernelSettings().Flags64()&fuse.CAP_NO_OPEN_SUPPORT != 0
+	for _, m := range d.mounts {
+		d.tune(m)
+	}
 	// Mounts added before Start appear under the pseudo root now.
 	if d.root != nil {
 		for mp, m := range d.mounts {
@@ -214,6 +226,7 @@ func (d *Daemon) AddMount(mountpoint, bootstrap string, cfg *config.Config, pref
 	}
 	d.mounts[mp] = m
 	if d.root != nil && d.server != nil {
+		d.tune(m)
 		d.attach(mp, m)
 	}
 	if d.state == StateInit {

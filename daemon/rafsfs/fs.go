@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -24,7 +25,14 @@ type FS struct {
 	enableXattr bool
 	uid, gid    uint32 // reported when the image records no owners
 	stats       *Stats
+	noOpen      atomic.Bool
 }
+
+// EnableNoOpen makes opens zero-message: the first open answers ENOSYS,
+// after which the kernel (when it offered FUSE_NO_OPEN_SUPPORT) stops
+// sending OPEN and RELEASE and keeps the page cache, as it would with
+// FOPEN_KEEP_CACHE. Call it only when the kernel offered the capability.
+func (f *FS) EnableNoOpen() { f.noOpen.Store(true) }
 
 // Option configures an FS.
 type Option func(*FS) error
@@ -127,6 +135,7 @@ var (
 	_ fs.NodeGetxattrer  = (*node)(nil)
 	_ fs.NodeListxattrer = (*node)(nil)
 	_ fs.NodeStatfser    = (*node)(nil)
+	_ fs.NodeFlusher     = (*node)(nil)
 )
 
 func (f *FS) fillAttr(ino *rafs.Inode, out *fuse.Attr) {
@@ -204,6 +213,9 @@ func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 	if flags&(syscall.O_WRONLY|syscall.O_RDWR|syscall.O_TRUNC) != 0 {
 		return nil, 0, syscall.EROFS
 	}
+	if n.fs.noOpen.Load() {
+		return nil, 0, syscall.ENOSYS
+	}
 	n.once.Do(func() {
 		// The context of the first open must not bound later reads.
 		n.reader, n.rerr = n.fs.img.FileReader(context.Background(), n.fs.src, n.nid)
@@ -213,6 +225,10 @@ func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 	}
 	return nil, fuse.FOPEN_KEEP_CACHE, 0
 }
+
+// Flush answers ENOSYS so the kernel stops sending FLUSH on every close of
+// this read-only filesystem.
+func (n *node) Flush(ctx context.Context, fh fs.FileHandle) syscall.Errno { return syscall.ENOSYS }
 
 func (n *node) Read(ctx context.Context, fh fs.FileHandle, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
 	n.once.Do(func() {
