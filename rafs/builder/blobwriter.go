@@ -173,8 +173,8 @@ func NewBlobWriter(w io.Writer, opts ...BlobOption) (*BlobWriter, error) {
 		cfg:      cfg,
 		codec:    codec,
 		out:      &countingWriter{w: w, hash: sha256.New()},
-		jobs:     make(chan *chunkJob, cfg.workers*2),
-		ordered:  make(chan *chunkJob, cfg.workers*4),
+		jobs:     make(chan *chunkJob, cfg.workers*8),
+		ordered:  make(chan *chunkJob, inFlight(cfg.workers, cfg.chunkSize)),
 		done:     make(chan struct{}),
 		byDigest: make(map[digest.Digest]*layout.ChunkInfo),
 	}
@@ -327,6 +327,13 @@ func (b *BlobWriter) Abort() {
 	close(b.ordered)
 	b.wg.Wait()
 	<-b.done
+}
+
+// inFlight bounds the chunks read ahead of the writer: enough to keep the
+// workers busy through runs of tiny files, at most ~128 MiB of buffers.
+func inFlight(workers int, chunkSize uint32) int {
+	n := (128 << 20) / int(chunkSize)
+	return max(workers*4, min(workers*32, n))
 }
 
 func alignUp(n, a uint64) uint64 { return (n + a - 1) &^ (a - 1) }
