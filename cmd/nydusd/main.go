@@ -198,9 +198,6 @@ func serve(o *options, level *slog.LevelVar) error {
 		if cfg == nil {
 			return errors.New("--bootstrap needs --config or --localfs-dir")
 		}
-		if *o.virtualMountpoint != "/" {
-			return errors.New("--virtual-mountpoint other than / is not supported yet")
-		}
 		var files []string
 		if *o.prefetchFiles != "" {
 			b, err := os.ReadFile(*o.prefetchFiles)
@@ -209,7 +206,7 @@ func serve(o *options, level *slog.LevelVar) error {
 			}
 			files = strings.Fields(string(b))
 		}
-		if err := d.AddMount("/", *o.bootstrap, cfg, files...); err != nil {
+		if err := d.AddMount(*o.virtualMountpoint, *o.bootstrap, cfg, files...); err != nil {
 			return err
 		}
 	}
