@@ -235,7 +235,7 @@ func BenchmarkNydusdVsKernel(b *testing.B) {
 			}
 		}
 		kWarm, fWarm := best(read(kmnt, true)), best(read(fmnt, true)) // nydusd: blob cache warm, page cache dropped
-		kHot, fHot := best(read(kmnt, false)), best(read(fmnt, false))  // both in the page cache
+		kHot, fHot := best(read(kmnt, false)), best(read(fmnt, false)) // both in the page cache
 		kRand := best(func() time.Duration { dropCaches(b); return randomReads(b, kmnt, files, sizes, 20000) })
 		fRand := best(func() time.Duration { dropCaches(b); return randomReads(b, fmnt, files, sizes, 20000) })
 		kWalk := best(func() time.Duration { dropCaches(b); return walkStat(b, kmnt) })
