@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"os"
@@ -134,7 +135,8 @@ type tokenSource struct {
 	mu      sync.Mutex
 	token   string
 	expires time.Time
-	static  bool // registry_token: never refreshed
+	static  bool            // registry_token: never refreshed
+	getOnly map[string]bool // realm hosts that refused a POST
 }
 
 // get returns a cached token or fetches one for the challenge.
@@ -160,22 +162,11 @@ func (t *tokenSource) get(ctx context.Context, ch challenge, force bool) (string
 		q.Set("scope", s)
 	}
 	q.Set("client_id", "nydus-registry-client")
-	u.RawQuery = q.Encode()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	resp, err := t.fetch(ctx, u, q)
 	if err != nil {
 		return "", err
 	}
-	if t.creds != nil {
-		req.SetBasicAuth(t.creds.user, t.creds.pass)
-	}
-	resp, err := t.client.Do(req)
-	if err != nil {
-		return "", fmt.Errorf("token request to %s: %w", u.Host, redactURLError(err))
-	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("token request to %s: HTTP %d", u.Host, resp.StatusCode)
-	}
 	var body struct {
 		Token       string `json:"token"`
 		AccessToken string `json:"access_token"`
@@ -195,9 +186,74 @@ func (t *tokenSource) get(ctx context.Context, ch challenge, force bool) (string
 	if ttl <= 0 {
 		ttl = 600 * time.Second
 	}
-	// Refresh a little early so a long read does not cross the expiry.
-	t.token, t.expires = tok, time.Now().Add(ttl*9/10)
+	t.token, t.expires = tok, time.Now().Add(ttl-refreshMargin(ttl))
 	return tok, nil
+}
+
+// refreshMargin is how long before its expiry a token is replaced, so a
+// read does not cross it: 20 s plus a jitter of up to a tenth of the
+// lifetime, at most 300 s, and at most half of a short lifetime.
+func refreshMargin(ttl time.Duration) time.Duration {
+	m := 20*time.Second + time.Duration(rand.Int64N(int64(ttl/10)+1))
+	m = min(m, 300*time.Second)
+	if m > ttl/2 {
+		m = ttl / 2
+	}
+	return m
+}
+
+// fetch asks the realm u for a token with parameters q: with credentials
+// first by an OAuth2 POST form, falling back to GET (remembered per realm
+// host) when the server refuses it; anonymously by GET.
+func (t *tokenSource) fetch(ctx context.Context, u *url.URL, q url.Values) (*http.Response, error) {
+	if t.creds != nil && !t.getOnly[u.Host] {
+		form := url.Values{}
+		for k, v := range q {
+			form[k] = v
+		}
+		form.Set("grant_type", "password")
+		form.Set("username", t.creds.user)
+		form.Set("password", t.creds.pass)
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), strings.NewReader(form.Encode()))
+		if err != nil {
+			return nil, err
+		}
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.SetBasicAuth(t.creds.user, t.creds.pass)
+		resp, err := t.client.Do(req)
+		if err != nil {
+			return nil, fmt.Errorf("token request to %s: %w", u.Host, redactURLError(err))
+		}
+		if resp.StatusCode == http.StatusOK {
+			return resp, nil
+		}
+		drain(resp)
+		switch resp.StatusCode {
+		case http.StatusBadRequest, http.StatusNotFound, http.StatusMethodNotAllowed, http.StatusNotImplemented:
+			if t.getOnly == nil {
+				t.getOnly = map[string]bool{}
+			}
+			t.getOnly[u.Host] = true // no OAuth2 POST here
+		}
+	}
+	g := *u
+	g.RawQuery = q.Encode()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, g.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+	if t.creds != nil {
+		req.SetBasicAuth(t.creds.user, t.creds.pass)
+	}
+	resp, err := t.client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("token request to %s: %w", u.Host, redactURLError(err))
+	}
+	if resp.StatusCode != http.StatusOK {
+		drain(resp)
+		return nil, fmt.Errorf("token request to %s: HTTP %d", u.Host, resp.StatusCode)
+	}
+	return resp, nil
 }
 
 // redactURLError keeps a url.Error's operation and cause but drops the URL

@@ -3,19 +3,10 @@ package backend_test
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io/fs"
-	"net"
-	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strings"
 	"testing"
-	"time"
 
 	"github.com/gonydus/nydus/rafs"
 	"github.com/gonydus/nydus/rafs/builder"
@@ -23,80 +14,15 @@ import (
 	"github.com/gonydus/nydus/rafs/tree"
 	"github.com/gonydus/nydus/storage"
 	"github.com/gonydus/nydus/storage/backend"
+	"github.com/gonydus/nydus/storage/internal/testregistry"
 )
-
-// startDebianRegistry runs Debian's docker-registry (distribution 2.8) on a
-// free loopback port and returns host:port.
-func startDebianRegistry(t *testing.T) string {
-	t.Helper()
-	bin, err := exec.LookPath("docker-registry")
-	if err != nil {
-		t.Skip("docker-registry is not installed (apt-get install docker-registry; .ci/run does)")
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	dir := t.TempDir()
-	cfg := fmt.Sprintf("version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: %s\n", filepath.Join(dir, "data"), addr)
-	cfgPath := filepath.Join(dir, "config.yml")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "serve", cfgPath)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	for range 100 {
-		if resp, err := http.Get("http://" + addr + "/v2/"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return addr
-			}
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("docker-registry did not come up: %s", out.String())
-	return ""
-}
-
-func pushTo(t *testing.T, base string, data []byte) string {
-	t.Helper()
-	sum := sha256.Sum256(data)
-	id := hex.EncodeToString(sum[:])
-	resp, err := http.Post(base+"/v2/app/blobs/uploads/", "application/octet-stream", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	loc := resp.Header.Get("Location")
-	if !strings.HasPrefix(loc, "http") {
-		loc = base + loc
-	}
-	sep := "?"
-	if strings.Contains(loc, "?") {
-		sep = "&"
-	}
-	req, _ := http.NewRequest(http.MethodPut, loc+sep+"digest=sha256:"+id, bytes.NewReader(data))
-	resp, err = http.DefaultClient.Do(req)
-	if err != nil || resp.StatusCode != http.StatusCreated {
-		t.Fatalf("push: %v %v", err, resp)
-	}
-	resp.Body.Close()
-	return id
-}
 
 // TestDebianRegistryChain pushes a RAFS blob to Debian's docker-registry
 // and reads every file through the storage chain (registry range reads,
 // decompression, digest checks, file cache); reading one file fetches
 // exactly that file's chunks.
 func TestDebianRegistryChain(t *testing.T) {
-	addr := startDebianRegistry(t)
+	reg := testregistry.StartDebian(t)
 	files := map[string][]byte{}
 	var blob bytes.Buffer
 	res, err := builder.Build(context.Background(), func(_ context.Context, w builder.FileWriter) (*tree.Tree, error) {
@@ -116,7 +42,7 @@ func TestDebianRegistryChain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	id := pushTo(t, "http://"+addr, blob.Bytes())
+	id := reg.Push(t, "app", blob.Bytes())
 	if id != res.Blob.ID() {
 		t.Fatalf("pushed %s, blob id %s", id, res.Blob.ID())
 	}
@@ -124,7 +50,7 @@ func TestDebianRegistryChain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	raw, _ := json.Marshal(map[string]any{"host": addr, "repo": "app", "scheme": "http", "timeout": 5, "retry_limit": 2})
+	raw, _ := json.Marshal(map[string]any{"host": reg.Host, "repo": "app", "scheme": "http", "timeout": 5, "retry_limit": 2})
 	be, err := backend.New("registry", raw)
 	if err != nil {
 		t.Fatal(err)

@@ -114,9 +114,15 @@ func NewRegistry(c RegistryConfig, o *options) (*Registry, error) {
 		if len(via) >= 10 {
 			return errors.New("too many redirects")
 		}
-		// Never send registry credentials to the blob storage host.
+		// Never send registry credentials to the blob storage host, and
+		// reach it by the configured scheme and host.
 		if req.URL.Host != via[0].URL.Host {
 			req.Header.Del("Authorization")
+			rewritten, err := url.Parse(r.rewriteRedirect(req.URL))
+			if err != nil {
+				return err
+			}
+			req.URL = rewritten
 		}
 		return nil
 	}}
@@ -543,7 +549,7 @@ func readRange(ctx context.Context, b *registryBlob, size func(context.Context) 
 			if err != nil {
 				return fmt.Errorf("backend: blob %s: %w", b.id, err)
 			}
-			if first != off || last-first+1 > int64(len(p)) {
+			if first != off || last != off+int64(len(p))-1 {
 				return fmt.Errorf("backend: blob %s: asked for %s, got Content-Range %q", b.id, rng, resp.Header.Get("Content-Range"))
 			}
 			if total >= 0 {

@@ -1,0 +1,89 @@
+package backend
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gonydus/nydus/storage/internal/testregistry"
+)
+
+// TestMirrors: reads go to a healthy mirror (with its headers); a mirror
+// that keeps failing is skipped for the registry, and used again once its
+// health check passes.
+func TestMirrors(t *testing.T) {
+	reg := testregistry.Start(t)
+	data := randomData(50_000)
+	id := reg.Push(t, "app", data)
+	var healthy atomic.Bool
+	healthy.Store(true)
+	var mirrorGets, badHeader atomic.Int64
+	mirror := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !healthy.Load() {
+			w.WriteHeader(http.StatusBadGateway)
+			return
+		}
+		if r.Header.Get("X-Mirror") != "yes" && r.URL.Path != "/v2/" {
+			badHeader.Add(1)
+		}
+		if strings.Contains(r.URL.Path, "/blobs/") {
+			mirrorGets.Add(1)
+		}
+		reg.Handler().ServeHTTP(w, r) // the mirror holds the same content
+	}))
+	defer mirror.Close()
+	b := newReg(t, reg.Host, map[string]any{"mirrors": []map[string]any{{"host": mirror.URL, "headers": map[string]string{"X-Mirror": "yes"},
+		"health_check_interval": 1, "failure_limit": 2}}})
+	readBack(t, b, id, data)
+	if mirrorGets.Load() == 0 || badHeader.Load() != 0 || reg.BlobReads() != 0 {
+		t.Fatalf("mirror gets %d, requests without the mirror header %d, registry reads %d", mirrorGets.Load(), badHeader.Load(), reg.BlobReads())
+	}
+	healthy.Store(false)
+	readBack(t, b, id, data) // falls back to the registry
+	if reg.BlobReads() == 0 {
+		t.Fatal("registry not used while the mirror is down")
+	}
+	healthy.Store(true)
+	time.Sleep(1100 * time.Millisecond)
+	blob, _ := b.Open(context.Background(), id)
+	blob.ReadAt(context.Background(), make([]byte, 10), 0) // triggers the health check
+	time.Sleep(200 * time.Millisecond)
+	before := mirrorGets.Load()
+	readBack(t, b, id, data)
+	if mirrorGets.Load() == before {
+		t.Fatal("mirror not used again after its health check passed")
+	}
+}
+
+// TestProxyFallback: with proxy.url set, blob requests go through the
+// proxy; when the proxy is down they fall back to the registry.
+func TestProxyFallback(t *testing.T) {
+	reg := testregistry.Start(t)
+	data := randomData(60_000)
+	id := reg.Push(t, "app", data)
+	var proxied atomic.Int64
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		proxied.Add(1)
+		reg.Handler().ServeHTTP(w, r)
+	}))
+	b := newReg(t, reg.Host, map[string]any{"proxy": map[string]any{"url": proxy.URL, "fallback": true}})
+	readBack(t, b, id, data)
+	if proxied.Load() == 0 || reg.BlobReads() != 0 {
+		t.Fatalf("%d requests through the proxy, %d straight to the registry", proxied.Load(), reg.BlobReads())
+	}
+	proxy.Close()
+	readBack(t, b, id, data)
+	if reg.BlobReads() == 0 {
+		t.Fatal("no fallback to the registry with the proxy down")
+	}
+	// Without fallback, a dead proxy is an error.
+	nb := newReg(t, reg.Host, map[string]any{"retry_limit": 0, "proxy": map[string]any{"url": proxy.URL, "fallback": false}})
+	blob, _ := nb.Open(context.Background(), id)
+	if _, err := blob.ReadAt(context.Background(), make([]byte, 10), 0); err == nil {
+		t.Fatal("read through a dead proxy without fallback succeeded")
+	}
+}
