@@ -3,7 +3,9 @@ package backend
 import (
 	"bytes"
 	"context"
+	"errors"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -133,5 +135,43 @@ func TestFlippedByteReturnedAsIs(t *testing.T) {
 	}
 	if flips.Count() != 3 {
 		t.Fatalf("flip rule applied %d times", flips.Count())
+	}
+}
+
+// TestRangeIgnored: a server answering 200 with the whole blob is usable
+// for a read from offset 0 and rejected clearly elsewhere, never misread.
+func TestRangeIgnored(t *testing.T) {
+	reg := testregistry.Start(t)
+	data := randomData(100_000)
+	id := reg.Push(t, "app", data)
+	p := faultproxy.New(t, reg.URL)
+	p.Add(faultproxy.Rule{Method: http.MethodGet, Path: faultproxy.BlobPath, Fault: faultproxy.Fault{DropRange: true}})
+	b := newReg(t, p.Host(), nil)
+	blob, _ := b.Open(context.Background(), id)
+	buf := make([]byte, 5000)
+	if k, err := blob.ReadAt(context.Background(), buf, 0); err != nil || k != len(buf) || !bytes.Equal(buf, data[:len(buf)]) {
+		t.Fatalf("read at 0: %d %v", k, err)
+	}
+	if _, err := blob.ReadAt(context.Background(), buf, 10); err == nil || !strings.Contains(err.Error(), "ignored Range") {
+		t.Fatalf("read at 10 through a range-ignoring server: %v", err)
+	}
+}
+
+// TestContextCancel: a read stuck on a stalled body returns as soon as
+// its context ends, well before the backend's own timeout.
+func TestContextCancel(t *testing.T) {
+	reg := testregistry.Start(t)
+	data := randomData(100_000)
+	id := reg.Push(t, "app", data)
+	p := faultproxy.New(t, reg.URL)
+	p.Add(faultproxy.Rule{Method: http.MethodGet, Path: faultproxy.BlobPath, Fault: faultproxy.Fault{Body: faultproxy.BodyStall, At: 10}})
+	b := newReg(t, p.Host(), map[string]any{"timeout": 30})
+	blob, _ := b.Open(context.Background(), id)
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err := blob.ReadAt(ctx, make([]byte, 1000), 0)
+	if err == nil || !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > 2*time.Second {
+		t.Fatalf("cancelled read: %v after %v", err, time.Since(start))
 	}
 }

@@ -199,6 +199,9 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 		p.answer(w, f)
 		return
 	}
+	if f.DropRange {
+		r.Header.Del("Range")
+	}
 	resp, err := p.forward(r)
 	if err != nil {
 		http.Error(w, "faultproxy: "+err.Error(), http.StatusBadGateway)

@@ -42,6 +42,9 @@ type Fault struct {
 	At   int64
 	// ContentRange, when set, replaces the forwarded Content-Range.
 	ContentRange string
+	// DropRange forwards the request without its Range header, as a
+	// server that ignores ranges (200 with the whole body).
+	DropRange bool
 }
 
 // Rule selects requests and the fault injected into them. Rules are

@@ -1,0 +1,91 @@
+package testregistry
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+)
+
+func fetch(t *testing.T, r *Registry, id, authz string) (int, []byte) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, r.URL+"/v2/app/blobs/sha256:"+id, nil)
+	req.Header.Set("Range", "bytes=2-5")
+	if authz != "" {
+		req.Header.Set("Authorization", authz)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
+}
+
+func TestPushAndRangeRead(t *testing.T) {
+	for name, start := range map[string]func(testing.TB) *Registry{
+		"inprocess": func(t testing.TB) *Registry { return &Start(t).Registry },
+		"debian":    StartDebian,
+	} {
+		t.Run(name, func(t *testing.T) {
+			r := start(t)
+			id := r.Push(t, "app", []byte("0123456789"))
+			if id != "84d89877f0d4041efb6bf91a16f0248f2fd573e6af05c19f96bedb9f882f7882" {
+				t.Fatalf("id %s", id)
+			}
+			if code, b := fetch(t, r, id, ""); code != http.StatusPartialContent || string(b) != "2345" {
+				t.Fatalf("range read: %d %q", code, b)
+			}
+		})
+	}
+}
+
+func TestBearer(t *testing.T) {
+	r := Start(t, WithBearer("u", "p", 200*time.Millisecond, 7))
+	id := r.Push(t, "app", []byte("0123456789")) // uploads need no auth
+	code, _ := fetch(t, &r.Registry, id, "")
+	if code != http.StatusUnauthorized {
+		t.Fatalf("anonymous read: %d", code)
+	}
+	// POST form.
+	form := url.Values{"grant_type": {"password"}, "username": {"u"}, "password": {"p"}, "client_id": {"c"}, "service": {"testregistry"}}
+	resp, err := http.Post(r.URL+"/token", "application/x-www-form-urlencoded", strings.NewReader(form.Encode()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var body struct {
+		AccessToken string `json:"access_token"`
+		ExpiresIn   int    `json:"expires_in"`
+	}
+	json.NewDecoder(resp.Body).Decode(&body)
+	resp.Body.Close()
+	if body.AccessToken == "" || body.ExpiresIn != 7 {
+		t.Fatalf("token response %+v", body)
+	}
+	if code, b := fetch(t, &r.Registry, id, "Bearer "+body.AccessToken); code != http.StatusPartialContent || !bytes.Equal(b, []byte("2345")) {
+		t.Fatalf("read with token: %d", code)
+	}
+	time.Sleep(250 * time.Millisecond)
+	if code, _ := fetch(t, &r.Registry, id, "Bearer "+body.AccessToken); code != http.StatusUnauthorized {
+		t.Fatalf("expired token accepted: %d", code)
+	}
+	// GET with wrong Basic credentials.
+	req, _ := http.NewRequest(http.MethodGet, r.URL+"/token?service=testregistry", nil)
+	req.SetBasicAuth("u", "wrong")
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("wrong password got a token: %d", resp.StatusCode)
+	}
+	if post, get := r.TokenRequests(); post != 1 || get != 1 {
+		t.Fatalf("token requests %d POST %d GET", post, get)
+	}
+}
