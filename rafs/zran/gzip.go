@@ -1,0 +1,118 @@
+package zran
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// ErrFormat reports a stream that is not gzip or is corrupt.
+var ErrFormat = errors.New("zran: invalid gzip stream")
+
+const (
+	gzFlagHCRC    = 1 << 1
+	gzFlagExtra   = 1 << 2
+	gzFlagName    = 1 << 3
+	gzFlagComment = 1 << 4
+	gzTrailerSize = 8
+	maxHeaderLen  = 1 << 20 // names, comments and extra fields
+)
+
+// countingReader counts consumed bytes and remembers the last few, so a
+// checkpoint can name the partially consumed byte.
+type countingReader struct {
+	r    *bufio.Reader
+	n    int64
+	last [16]byte
+}
+
+func (c *countingReader) ReadByte() (byte, error) {
+	b, err := c.r.ReadByte()
+	if err == nil {
+		c.last[c.n%int64(len(c.last))] = b
+		c.n++
+	}
+	return b, err
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	// flate uses ReadByte when available; Read keeps the count honest.
+	n, err := c.r.Read(p)
+	for _, b := range p[:n] {
+		c.last[c.n%int64(len(c.last))] = b
+		c.n++
+	}
+	return n, err
+}
+
+// byteAt returns a recently consumed byte by absolute position.
+func (c *countingReader) byteAt(pos int64) (byte, bool) {
+	if pos < 0 || pos >= c.n || c.n-pos > int64(len(c.last)) {
+		return 0, false
+	}
+	return c.last[pos%int64(len(c.last))], true
+}
+
+func (c *countingReader) skip(n int64) error {
+	for range n {
+		if _, err := c.ReadByte(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// readHeader consumes one gzip member header; it returns io.EOF at a clean
+// end of stream.
+func (c *countingReader) readHeader() error {
+	start := c.n
+	var h [10]byte
+	for i := range h {
+		b, err := c.ReadByte()
+		if err != nil {
+			if i == 0 && errors.Is(err, io.EOF) {
+				return io.EOF
+			}
+			return fmt.Errorf("%w: truncated member header at %d", ErrFormat, start)
+		}
+		h[i] = b
+	}
+	if h[0] != 0x1f || h[1] != 0x8b || h[2] != 8 {
+		return fmt.Errorf("%w: no gzip member header at offset %d", ErrFormat, start)
+	}
+	flg := h[3]
+	if flg&0xe0 != 0 {
+		return fmt.Errorf("%w: reserved header flags %#x at offset %d", ErrFormat, flg, start)
+	}
+	if flg&gzFlagExtra != 0 {
+		lo, err1 := c.ReadByte()
+		hi, err2 := c.ReadByte()
+		if err1 != nil || err2 != nil {
+			return fmt.Errorf("%w: truncated extra field", ErrFormat)
+		}
+		if err := c.skip(int64(lo) | int64(hi)<<8); err != nil {
+			return fmt.Errorf("%w: truncated extra field", ErrFormat)
+		}
+	}
+	for _, f := range []byte{gzFlagName, gzFlagComment} {
+		if flg&f == 0 {
+			continue
+		}
+		for i := 0; ; i++ {
+			b, err := c.ReadByte()
+			if err != nil || i > maxHeaderLen {
+				return fmt.Errorf("%w: unterminated header string", ErrFormat)
+			}
+			if b == 0 {
+				break
+			}
+		}
+	}
+	if flg&gzFlagHCRC != 0 {
+		if err := c.skip(2); err != nil {
+			return fmt.Errorf("%w: truncated header CRC", ErrFormat)
+		}
+	}
+	return nil
+}
