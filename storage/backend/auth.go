@@ -270,3 +270,10 @@ func redactURLError(err error) error {
 	}
 	return err
 }
+
+// expire makes the next get fetch a new token.
+func (t *tokenSource) expire() {
+	t.mu.Lock()
+	t.expires = time.Time{}
+	t.mu.Unlock()
+}

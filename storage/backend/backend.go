@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 )
 
 // Blob is one blob of a backend.
@@ -50,6 +51,16 @@ func WithLogger(l *slog.Logger) Option {
 // WithEnv replaces os.Getenv (tests; IMAGE_PULL_AUTH, DOCKER_CONFIG, HOME).
 func WithEnv(f func(string) string) Option {
 	return func(o *options) error { o.env = f; return nil }
+}
+
+func newOptions(opts []Option) (*options, error) {
+	o := &options{log: slog.Default(), env: os.Getenv}
+	for _, f := range opts {
+		if err := f(o); err != nil {
+			return nil, err
+		}
+	}
+	return o, nil
 }
 
 // New returns the backend of type typ configured by settings (the JSON of

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"math/rand/v2"
 	"testing"
 
@@ -36,7 +37,7 @@ func newReg(t *testing.T, host string, extra map[string]any, opts ...Option) Bac
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := New("registry", raw, append([]Option{WithEnv(noEnv)}, opts...)...)
+	b, err := New("registry", raw, append([]Option{WithEnv(noEnv), WithLogger(slog.New(slog.DiscardHandler))}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

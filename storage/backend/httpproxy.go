@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -62,6 +61,7 @@ func NewHTTPProxy(c HTTPProxyConfig, o *options) (*HTTPProxy, error) {
 	}
 	reg.cfg.Host = base.Host
 	reg.scheme = base.Scheme
+	reg.kind = "http-proxy"
 	return &HTTPProxy{cfg: c, base: base, reg: reg}, nil
 }
 
@@ -69,7 +69,7 @@ func NewHTTPProxy(c HTTPProxyConfig, o *options) (*HTTPProxy, error) {
 func (h *HTTPProxy) Type() string { return "http-proxy" }
 
 // Metrics implements Backend.
-func (h *HTTPProxy) Metrics() MetricsSnapshot { return h.reg.m.snapshot("http-proxy") }
+func (h *HTTPProxy) Metrics() MetricsSnapshot { return h.reg.Metrics() }
 
 // Close implements Backend.
 func (h *HTTPProxy) Close() error { return h.reg.Close() }
@@ -81,69 +81,5 @@ func (h *HTTPProxy) Open(ctx context.Context, id string) (Blob, error) {
 	}
 	u := *h.base
 	u.Path = path.Join("/", h.base.Path, h.cfg.Path, id)
-	return &proxyBlob{registryBlob{r: h.reg, id: id, size: -1}, u.String()}, nil
+	return &registryBlob{r: h.reg, id: id, fixed: u.String(), size: -1}, nil
 }
-
-// proxyBlob is a registry blob at a fixed URL, without registry auth.
-type proxyBlob struct {
-	registryBlob
-	url string
-}
-
-func (p *proxyBlob) get(ctx context.Context, method, rng string, handle func(*http.Response) error) error {
-	r := p.r
-	var last error
-	for attempt := 0; attempt <= r.cfg.RetryLimit; attempt++ {
-		if attempt > 0 {
-			r.m.retry()
-			t := time.NewTimer(backoff(attempt))
-			select {
-			case <-ctx.Done():
-				t.Stop()
-				return errors.Join(ctx.Err(), last)
-			case <-t.C:
-			}
-		}
-		resp, err := p.sendDirect(ctx, method, p.url, rng, "")
-		err = p.finish(resp, err, method, handle)
-		if err == nil {
-			return nil
-		}
-		last = err
-		var re *errRetry
-		if !errors.As(err, &re) {
-			return err
-		}
-	}
-	return last
-}
-
-func (p *proxyBlob) ReadAt(ctx context.Context, buf []byte, off int64) (int, error) {
-	return readRange(ctx, &p.registryBlob, p.Size, buf, off, func(rng string, h func(*http.Response) error) error {
-		return p.get(ctx, http.MethodGet, rng, h)
-	})
-}
-
-func (p *proxyBlob) Size(ctx context.Context) (int64, error) {
-	p.mu.Lock()
-	s := p.size
-	p.mu.Unlock()
-	if s >= 0 {
-		return s, nil
-	}
-	err := p.get(ctx, http.MethodHead, "", func(resp *http.Response) error {
-		if resp.ContentLength < 0 {
-			return errors.New("backend: http-proxy HEAD without Content-Length")
-		}
-		p.setSize(resp.ContentLength)
-		return nil
-	})
-	if err != nil {
-		return 0, err
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.size, nil
-}
-
-var _ io.Closer = (*HTTPProxy)(nil)

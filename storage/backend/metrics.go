@@ -1,21 +1,9 @@
 package backend
 
 import (
-	"log/slog"
-	"os"
 	"sync"
 	"time"
 )
-
-func newOptions(opts []Option) (*options, error) {
-	o := &options{log: slog.Default(), env: os.Getenv}
-	for _, f := range opts {
-		if err := f(o); err != nil {
-			return nil, err
-		}
-	}
-	return o, nil
-}
 
 // latencyBounds are nydusd's latency buckets in milliseconds (the last
 // bucket is everything above 2000 ms).
@@ -25,15 +13,24 @@ var latencyBounds = [7]int64{1, 20, 50, 100, 500, 1000, 2000}
 var sizeBounds = [7]int64{1 << 10, 4 << 10, 16 << 10, 64 << 10, 128 << 10, 512 << 10, 1 << 20}
 
 // MetricsSnapshot has the shape of nydusd's /api/v1/metrics/backend.
+// Reads are bucketed by size (≤1K, ≤4K, ≤16K, ≤64K, ≤128K, ≤512K, ≤1M,
+// more) and latency (≤1, ≤20, ≤50, ≤100, ≤500, ≤1000, ≤2000, more ms).
 type MetricsSnapshot struct {
-	BackendType            string    `json:"backend_type"`
-	ReadCount              uint64    `json:"read_count"`
-	ReadErrors             uint64    `json:"read_errors"`
-	ReadAmountTotal        uint64    `json:"read_amount_total"`
-	ReadLatencyMillisTotal uint64    `json:"read_cumulative_latency_millis_total"`
-	ReadLatencyMillisDist  [8]uint64 `json:"read_cumulative_latency_millis_dist"`
+	BackendType            string `json:"backend_type"`
+	ReadCount              uint64 `json:"read_count"`
+	ReadErrors             uint64 `json:"read_errors"`
+	ReadAmountTotal        uint64 `json:"read_amount_total"`
+	ReadLatencyMillisTotal uint64 `json:"read_cumulative_latency_millis_total"`
+	// ReadLatencyMillisDist is the cumulative latency of the reads of
+	// each size bucket.
+	ReadLatencyMillisDist [8]uint64 `json:"read_cumulative_latency_millis_dist"`
+	// ReadCountBlockSizeDist counts the reads of each size bucket.
 	ReadCountBlockSizeDist [8]uint64 `json:"read_count_block_size_dist"`
-	Retries                uint64    `json:"retries"`
+	// ReadLatencySizesDist counts reads by size bucket, then latency
+	// bucket.
+	ReadLatencySizesDist [8][8]uint64 `json:"read_latency_sizes_dist"`
+	// Retries counts repeated attempts (not in upstream's shape).
+	Retries uint64 `json:"retries"`
 }
 
 type metrics struct {
@@ -59,9 +56,11 @@ func (m *metrics) record(n int, d time.Duration, err error) {
 	}
 	m.s.ReadAmountTotal += uint64(n)
 	ms := d.Milliseconds()
+	size := bucket(int64(n), sizeBounds)
 	m.s.ReadLatencyMillisTotal += uint64(ms)
-	m.s.ReadLatencyMillisDist[bucket(ms, latencyBounds)]++
-	m.s.ReadCountBlockSizeDist[bucket(int64(n), sizeBounds)]++
+	m.s.ReadLatencyMillisDist[size] += uint64(ms)
+	m.s.ReadCountBlockSizeDist[size]++
+	m.s.ReadLatencySizesDist[size][bucket(ms, latencyBounds)]++
 }
 
 func (m *metrics) retry() {

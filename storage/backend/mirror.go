@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
 )
 
@@ -22,16 +21,10 @@ type MirrorConfig struct {
 }
 
 type mirror struct {
-	cfg      MirrorConfig
-	base     string // scheme://host
-	interval time.Duration
-	limit    int
-
-	mu        sync.Mutex
-	failures  int
-	down      bool
-	lastCheck time.Time
-	checking  bool
+	health
+	cfg     MirrorConfig
+	base    string // scheme://host
+	headers http.Header
 }
 
 func newMirrors(cfgs []MirrorConfig, scheme string) []*mirror {
@@ -47,68 +40,25 @@ func newMirrors(cfgs []MirrorConfig, scheme string) []*mirror {
 			}
 			base = scheme + "://" + base
 		}
-		m := &mirror{cfg: c, base: base, interval: time.Duration(c.HealthCheckInterval) * time.Second, limit: c.FailureLimit}
+		m := &mirror{cfg: c, base: base, headers: http.Header{}}
+		for k, v := range c.Headers {
+			m.headers.Set(k, v)
+		}
+		m.ping = c.PingURL
+		if m.ping == "" {
+			m.ping = base + "/v2/"
+		}
+		m.interval = time.Duration(c.HealthCheckInterval) * time.Second
 		if m.interval <= 0 {
 			m.interval = 5 * time.Second
 		}
+		m.limit = c.FailureLimit
 		if m.limit <= 0 {
 			m.limit = 5
 		}
 		out = append(out, m)
 	}
 	return out
-}
-
-// usable reports whether the mirror may take a request, starting a health
-// check of a down mirror when one is due.
-func (m *mirror) usable(client *http.Client) bool {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if !m.down {
-		return true
-	}
-	if !m.checking && time.Since(m.lastCheck) >= m.interval {
-		m.checking = true
-		m.lastCheck = time.Now()
-		go m.check(client)
-	}
-	return false
-}
-
-func (m *mirror) check(client *http.Client) {
-	ping := m.cfg.PingURL
-	if ping == "" {
-		ping = m.base + "/v2/"
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), m.interval)
-	defer cancel()
-	ok := false
-	if req, err := http.NewRequestWithContext(ctx, http.MethodGet, ping, nil); err == nil {
-		if resp, err := client.Do(req); err == nil {
-			drain(resp)
-			ok = resp.StatusCode < 500
-		}
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.checking = false
-	if ok {
-		m.down, m.failures = false, 0
-	}
-}
-
-func (m *mirror) result(ok bool) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if ok {
-		m.failures = 0
-		return
-	}
-	m.failures++
-	if m.failures >= m.limit {
-		m.down = true
-		m.lastCheck = time.Now()
-	}
 }
 
 // viaMirrors tries the healthy mirrors in order; ok is false when none
@@ -120,7 +70,7 @@ func (b *registryBlob) viaMirrors(ctx context.Context, method, rng, op string, h
 			continue
 		}
 		u := m.base + "/v2/" + r.cfg.Repo + "/blobs/sha256:" + b.id
-		resp, err := b.sendHeaders(ctx, method, u, rng, m.cfg.Headers)
+		resp, err := b.sendHeaders(ctx, method, u, rng, m.headers)
 		if err != nil {
 			m.result(false)
 			r.log.Debug("registry mirror failed", "mirror", m.cfg.Host, "err", err)

@@ -87,3 +87,44 @@ func TestProxyFallback(t *testing.T) {
 		t.Fatal("read through a dead proxy without fallback succeeded")
 	}
 }
+
+// TestProxyHealth: a proxy answering 5xx is bypassed for the registry and
+// left alone until check_interval has passed and its ping_url answers.
+func TestProxyHealth(t *testing.T) {
+	reg := testregistry.Start(t)
+	data := randomData(40_000)
+	id := reg.Push(t, "app", data)
+	var healthy atomic.Bool
+	var proxied, pings atomic.Int64
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/ping" {
+			pings.Add(1)
+		} else {
+			proxied.Add(1)
+		}
+		if !healthy.Load() {
+			w.WriteHeader(http.StatusBadGateway)
+			return
+		}
+		reg.Handler().ServeHTTP(w, r)
+	}))
+	defer proxy.Close()
+	b := newReg(t, reg.Host, map[string]any{"proxy": map[string]any{"url": proxy.URL, "ping_url": proxy.URL + "/ping", "fallback": true, "check_interval": 1}})
+	readBack(t, b, id, data)
+	if proxied.Load() != 1 || reg.BlobReads() != 22 {
+		t.Fatalf("sick proxy: %d requests to it, %d registry reads; want 1 and all 22", proxied.Load(), reg.BlobReads())
+	}
+	healthy.Store(true)
+	time.Sleep(1100 * time.Millisecond)
+	blob, _ := b.Open(context.Background(), id)
+	blob.ReadAt(context.Background(), make([]byte, 10), 0) // starts the health check
+	time.Sleep(200 * time.Millisecond)
+	if pings.Load() == 0 {
+		t.Fatal("no health check of the proxy")
+	}
+	before := reg.BlobReads()
+	readBack(t, b, id, data)
+	if proxied.Load() < 20 || reg.BlobReads() != before {
+		t.Fatalf("healthy proxy not used again: %d requests to it, %d straight to the registry", proxied.Load(), reg.BlobReads()-before)
+	}
+}

@@ -1,0 +1,108 @@
+package backend
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+)
+
+// ReadAt implements Blob with one Range request per call, checking the
+// response's range and length. Ranges are clamped to the blob size
+// (learnt once, by HEAD): registries may answer 416 instead of truncating
+// a range past the end.
+func (b *registryBlob) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if off < 0 {
+		return 0, fmt.Errorf("backend: negative offset %d", off)
+	}
+	total, err := b.Size(ctx)
+	if err != nil {
+		return 0, err
+	}
+	if off >= total {
+		return 0, io.EOF
+	}
+	full := len(p)
+	p = p[:min(int64(len(p)), total-off)]
+	start := time.Now()
+	var n int
+	rng := fmt.Sprintf("bytes=%d-%d", off, off+int64(len(p))-1)
+	err = b.do(ctx, "range read", http.MethodGet, rng, func(resp *http.Response) error {
+		var err error
+		n, err = b.readBody(resp, p, off, rng)
+		return err
+	})
+	b.r.m.record(n, time.Since(start), err)
+	if err != nil {
+		return 0, err
+	}
+	if n < full {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+// readBody reads the response to the range request rng (for p at off)
+// into p.
+func (b *registryBlob) readBody(resp *http.Response, p []byte, off int64, rng string) (int, error) {
+	switch resp.StatusCode {
+	case http.StatusPartialContent:
+		first, last, total, err := parseContentRange(resp.Header.Get("Content-Range"))
+		if err != nil {
+			return 0, fmt.Errorf("backend: blob %s: %w", b.id, err)
+		}
+		if first != off || last != off+int64(len(p))-1 {
+			return 0, fmt.Errorf("backend: blob %s: asked for %s, got Content-Range %q", b.id, rng, resp.Header.Get("Content-Range"))
+		}
+		if total >= 0 {
+			b.setSize(total)
+		}
+	case http.StatusOK:
+		// The server ignored Range: only usable from the start.
+		if off != 0 {
+			return 0, fmt.Errorf("backend: blob %s: server ignored Range %s (HTTP 200)", b.id, rng)
+		}
+		if resp.ContentLength >= 0 {
+			b.setSize(resp.ContentLength)
+			p = p[:min(resp.ContentLength, int64(len(p)))]
+		}
+	}
+	n, err := io.ReadFull(resp.Body, p)
+	if err != nil {
+		return n, &errRetry{err: fmt.Errorf("backend: blob %s: body ended after %d of %d bytes: %w", b.id, n, len(p), err)}
+	}
+	return n, nil
+}
+
+func (b *registryBlob) setSize(n int64) {
+	b.mu.Lock()
+	b.size = n
+	b.mu.Unlock()
+}
+
+// Size implements Blob with a HEAD request (cached).
+func (b *registryBlob) Size(ctx context.Context) (int64, error) {
+	b.mu.Lock()
+	s := b.size
+	b.mu.Unlock()
+	if s >= 0 {
+		return s, nil
+	}
+	err := b.do(ctx, "size", http.MethodHead, "", func(resp *http.Response) error {
+		if resp.ContentLength < 0 {
+			return fmt.Errorf("backend: %s blob %s: HEAD without Content-Length", b.r.kind, b.id)
+		}
+		b.setSize(resp.ContentLength)
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.size, nil
+}
