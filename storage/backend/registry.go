@@ -3,11 +3,13 @@ package backend
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -23,6 +25,7 @@ type RegistryConfig struct {
 	BlobURLScheme      string         `json:"blob_url_scheme"`
 	BlobRedirectedHost string         `json:"blob_redirected_host"`
 	SkipVerify         bool           `json:"skip_verify"`
+	CACertFiles        []string       `json:"ca_cert_files"`
 	Timeout            int            `json:"timeout"`
 	ConnectTimeout     int            `json:"connect_timeout"`
 	RetryLimit         int            `json:"retry_limit"`
@@ -88,6 +91,10 @@ func NewRegistry(c RegistryConfig, o *options) (*Registry, error) {
 	if err != nil {
 		return nil, err
 	}
+	tlsConfig, err := tlsConfig(c.SkipVerify, c.CACertFiles)
+	if err != nil {
+		return nil, fmt.Errorf("backend: registry %s: %w", c.Host, err)
+	}
 	timeout := time.Duration(c.Timeout) * time.Second
 	connect := time.Duration(c.ConnectTimeout) * time.Second
 	transport := &http.Transport{
@@ -97,7 +104,7 @@ func NewRegistry(c RegistryConfig, o *options) (*Registry, error) {
 		ResponseHeaderTimeout: timeout,
 		MaxIdleConnsPerHost:   32,
 		IdleConnTimeout:       90 * time.Second,
-		TLSClientConfig:       &tls.Config{InsecureSkipVerify: c.SkipVerify}, //nolint:gosec // user's choice: skip_verify
+		TLSClientConfig:       tlsConfig,
 	}
 	r := &Registry{cfg: c, kind: "registry", log: o.log, timeout: timeout, creds: creds, proxy: proxy,
 		scheme: c.Scheme, redirects: map[string]string{}}
@@ -142,4 +149,28 @@ func (r *Registry) schemes() []string {
 		return []string{r.scheme}
 	}
 	return []string{"https", "http"}
+}
+
+// tlsConfig trusts the system roots plus the PEM certificates in caFiles,
+// or nothing at all with skipVerify.
+func tlsConfig(skipVerify bool, caFiles []string) (*tls.Config, error) {
+	c := &tls.Config{InsecureSkipVerify: skipVerify} //nolint:gosec // user's choice: skip_verify
+	if len(caFiles) == 0 {
+		return c, nil
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil {
+		pool = x509.NewCertPool()
+	}
+	for _, f := range caFiles {
+		pem, err := os.ReadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("ca_cert_files: %w", err)
+		}
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("ca_cert_files: %s holds no PEM certificate", f)
+		}
+	}
+	c.RootCAs = pool
+	return c, nil
 }
