@@ -139,14 +139,17 @@ type tokenSource struct {
 	getOnly map[string]bool // realm hosts that refused a POST
 }
 
-// get returns a cached token or fetches one for the challenge.
-func (t *tokenSource) get(ctx context.Context, ch challenge, force bool) (string, error) {
+// get returns the cached token, or fetches one for the challenge when
+// there is none, it is about to expire, or it is stale (the token a
+// request was just refused with; concurrent requests refused with the
+// same token share one refresh).
+func (t *tokenSource) get(ctx context.Context, ch challenge, stale string) (string, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.static {
 		return t.token, nil
 	}
-	if !force && t.token != "" && time.Now().Before(t.expires) {
+	if t.token != "" && t.token != stale && time.Now().Before(t.expires) {
 		return t.token, nil
 	}
 	realm := ch.Params["realm"]

@@ -143,7 +143,7 @@ func isTimeout(err error) bool {
 // authed sends a request to the registry, answering one auth challenge.
 func (b *registryBlob) authed(ctx context.Context, method, u, rng string) (*http.Response, error) {
 	r := b.r
-	authz, err := b.authorization(ctx, false)
+	authz, err := b.authorization(ctx, "")
 	if err != nil {
 		return nil, err
 	}
@@ -159,15 +159,16 @@ func (b *registryBlob) authed(ctx context.Context, method, u, rng string) (*http
 	r.mu.Lock()
 	r.challenge = &ch
 	r.mu.Unlock()
-	if authz, err = b.authorization(ctx, true); err != nil {
+	if authz, err = b.authorization(ctx, authz); err != nil {
 		return nil, err
 	}
 	return b.send(ctx, method, u, rng, authz)
 }
 
 // authorization returns the Authorization header for the last challenge;
-// force refreshes a bearer token.
-func (b *registryBlob) authorization(ctx context.Context, force bool) (string, error) {
+// refused is the header a request was just refused with ("" if none), so
+// a bearer token equal to it is replaced.
+func (b *registryBlob) authorization(ctx context.Context, refused string) (string, error) {
 	r := b.r
 	if r.tokens.static {
 		return "Bearer " + r.tokens.token, nil
@@ -187,7 +188,8 @@ func (b *registryBlob) authorization(ctx context.Context, force bool) (string, e
 		req.SetBasicAuth(r.creds.user, r.creds.pass)
 		return req.Header.Get("Authorization"), nil
 	case "bearer":
-		tok, err := r.tokens.get(ctx, *ch, force)
+		stale, _ := strings.CutPrefix(refused, "Bearer ")
+		tok, err := r.tokens.get(ctx, *ch, stale)
 		if err != nil {
 			return "", &errRetry{err: fmt.Errorf("backend: registry %s: %w", r.cfg.Host, err)}
 		}
