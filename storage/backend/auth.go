@@ -254,7 +254,7 @@ func (t *tokenSource) fetch(ctx context.Context, u *url.URL, q url.Values) (*htt
 	}
 	if resp.StatusCode != http.StatusOK {
 		drain(resp)
-		return nil, fmt.Errorf("token request to %s: HTTP %d", u.Host, resp.StatusCode)
+		return nil, &HTTPError{Backend: "registry", Op: "token request to " + u.Host, Status: resp.StatusCode}
 	}
 	return resp, nil
 }

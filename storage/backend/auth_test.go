@@ -172,8 +172,8 @@ func TestSecretsNeverLogged(t *testing.T) {
 	bad := newReg(t, reg.Host, map[string]any{"auth": basicAuth("alice", "wrong-pass"), "retry_limit": 1}, WithLogger(log))
 	blob, _ = bad.Open(context.Background(), id)
 	_, err2 := blob.ReadAt(context.Background(), make([]byte, 10), 0)
-	if err2 == nil {
-		t.Fatal("wrong password accepted")
+	if err2 == nil || !strings.Contains(err2.Error(), "token request") || !strings.Contains(err2.Error(), "401") || strings.Contains(err2.Error(), "attempts") {
+		t.Fatalf("wrong password: %v (want a 401 from the token server, not retried)", err2)
 	}
 	secrets := append([]string{"s3cret-pass", "wrong-pass", auth, basicAuth("alice", "wrong-pass")}, reg.Tokens()...)
 	for _, s := range secrets {

@@ -190,6 +190,10 @@ func (b *registryBlob) authorization(ctx context.Context, refused string) (strin
 	case "bearer":
 		stale, _ := strings.CutPrefix(refused, "Bearer ")
 		tok, err := r.tokens.get(ctx, *ch, stale)
+		var he *HTTPError
+		if errors.As(err, &he) && (he.Status == http.StatusUnauthorized || he.Status == http.StatusForbidden) {
+			return "", err // wrong credentials: no use retrying
+		}
 		if err != nil {
 			return "", &errRetry{err: fmt.Errorf("backend: registry %s: %w", r.cfg.Host, err)}
 		}
