@@ -2,6 +2,7 @@ package backend
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -84,7 +85,9 @@ func (b *registryBlob) setSize(n int64) {
 	b.mu.Unlock()
 }
 
-// Size implements Blob with a HEAD request (cached).
+// Size implements Blob with a HEAD request (cached). When HEAD is refused
+// or answers without a length (signed storage URLs often allow GET only),
+// a one-byte range GET gives the size in its Content-Range.
 func (b *registryBlob) Size(ctx context.Context) (int64, error) {
 	b.mu.Lock()
 	s := b.size
@@ -92,17 +95,31 @@ func (b *registryBlob) Size(ctx context.Context) (int64, error) {
 	if s >= 0 {
 		return s, nil
 	}
+	var size int64 = -1
 	err := b.do(ctx, "size", http.MethodHead, "", func(resp *http.Response) error {
-		if resp.ContentLength < 0 {
-			return fmt.Errorf("backend: %s blob %s: HEAD without Content-Length", b.r.kind, b.id)
-		}
-		b.setSize(resp.ContentLength)
+		size = resp.ContentLength
 		return nil
 	})
+	var he *HTTPError
+	if size < 0 && (err == nil || (errors.As(err, &he) && (he.Status == http.StatusForbidden || he.Status == http.StatusMethodNotAllowed))) {
+		err = b.do(ctx, "size", http.MethodGet, "bytes=0-0", func(resp *http.Response) error {
+			size = resp.ContentLength // a 200 ignoring Range
+			if resp.StatusCode == http.StatusPartialContent {
+				_, _, total, err := parseContentRange(resp.Header.Get("Content-Range"))
+				if err != nil {
+					return fmt.Errorf("backend: %s blob %s: %w", b.r.kind, b.id, err)
+				}
+				size = total
+			}
+			return nil
+		})
+	}
 	if err != nil {
 		return 0, err
 	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.size, nil
+	if size < 0 {
+		return 0, fmt.Errorf("backend: %s blob %s: size unknown (no Content-Length or Content-Range total)", b.r.kind, b.id)
+	}
+	b.setSize(size)
+	return size, nil
 }

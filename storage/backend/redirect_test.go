@@ -82,3 +82,21 @@ func TestRedirectRewrite(t *testing.T) {
 		t.Fatal("the registry did not redirect")
 	}
 }
+
+// TestSizeWithoutHEAD: blob storage that refuses HEAD (a URL signed for
+// GET) still gives the size, by a one-byte range GET.
+func TestSizeWithoutHEAD(t *testing.T) {
+	data := randomData(70_000)
+	storage := blobStorage(t, data)
+	signed := faultproxy.New(t, storage.URL)
+	heads := signed.Add(faultproxy.Rule{Method: http.MethodHead, Fault: faultproxy.Fault{Status: http.StatusForbidden}})
+	reg := testregistry.Start(t)
+	id := reg.Push(t, "app", data)
+	var redirects atomic.Int64
+	front := redirectingRegistry(t, reg, signed.URL+"/signed/blob", &redirects)
+	b := newReg(t, strings.TrimPrefix(front.URL, "http://"), nil)
+	readBack(t, b, id, data)
+	if heads.Count() == 0 {
+		t.Fatal("HEAD never reached the storage")
+	}
+}
