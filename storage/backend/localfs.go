@@ -25,7 +25,7 @@ type Localfs struct {
 	m   metrics
 
 	mu    sync.Mutex
-	files []*os.File
+	files map[string]*os.File // by path: opening a blob again reuses it
 }
 
 // NewLocalfs returns a localfs backend.
@@ -33,7 +33,7 @@ func NewLocalfs(c LocalfsConfig) (*Localfs, error) {
 	if c.BlobFile == "" && c.Dir == "" {
 		return nil, errors.New("backend: localfs needs dir or blob_file")
 	}
-	return &Localfs{cfg: c}, nil
+	return &Localfs{cfg: c, files: map[string]*os.File{}}, nil
 }
 
 // Type implements Backend.
@@ -55,7 +55,15 @@ func (l *Localfs) Open(ctx context.Context, id string) (Blob, error) {
 			paths = append(paths, filepath.Join(d, id))
 		}
 	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.files == nil {
+		l.files = map[string]*os.File{} // reopened after Close
+	}
 	for _, p := range paths {
+		if f := l.files[p]; f != nil {
+			return &localBlob{f: f, m: &l.m}, nil
+		}
 		f, err := os.Open(p)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
@@ -63,9 +71,7 @@ func (l *Localfs) Open(ctx context.Context, id string) (Blob, error) {
 		if err != nil {
 			return nil, fmt.Errorf("backend: localfs: %w", err)
 		}
-		l.mu.Lock()
-		l.files = append(l.files, f)
-		l.mu.Unlock()
+		l.files[p] = f
 		return &localBlob{f: f, m: &l.m}, nil
 	}
 	return nil, fmt.Errorf("%w: %s in %v", ErrNotFound, id, paths)

@@ -39,6 +39,9 @@ func TestLocalfs(t *testing.T) {
 	}
 	defer bf.Close()
 	readBack(t, bf, "anything", data)
+	if len(bf.(*Localfs).files) != 1 {
+		t.Fatalf("%d open files for one blob opened repeatedly", len(bf.(*Localfs).files))
+	}
 	if _, err := New("oss", raw); err == nil {
 		t.Fatal("unsupported backend type accepted")
 	}
