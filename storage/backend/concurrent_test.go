@@ -16,7 +16,7 @@ import (
 // one backend while tokens expire and the network misbehaves; every read
 // returns the right bytes.
 func TestConcurrentReadsWithFaults(t *testing.T) {
-	reg := testregistry.Start(t, testregistry.WithBearer("alice", "pw", 200*time.Millisecond, 3600))
+	reg := testregistry.Start(t, testregistry.WithBearer("alice", "pw", time.Hour, 3600))
 	blobs := map[string][]byte{}
 	for i := range 4 {
 		data := randomData(300_000 + i)
@@ -33,7 +33,10 @@ func TestConcurrentReadsWithFaults(t *testing.T) {
 	b := newReg(t, p.Host(), map[string]any{"auth": basicAuth("alice", "pw"), "retry_limit": 4})
 	var wg sync.WaitGroup
 	errs := make(chan error, 64)
+	first := true
 	for id, data := range blobs {
+		expirer := first // one reader expires every token half-way
+		first = false
 		for w := range 4 {
 			wg.Add(1)
 			go func() {
@@ -49,6 +52,9 @@ func TestConcurrentReadsWithFaults(t *testing.T) {
 					if !bytes.Equal(buf, data[off:off+len(buf)]) {
 						t.Errorf("blob %s at %d: wrong bytes", id[:8], off)
 						return
+					}
+					if expirer && w == 0 && i == 4 {
+						reg.ExpireTokens()
 					}
 					time.Sleep(10 * time.Millisecond)
 				}

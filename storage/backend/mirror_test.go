@@ -50,13 +50,23 @@ func TestMirrors(t *testing.T) {
 	healthy.Store(true)
 	time.Sleep(1100 * time.Millisecond)
 	blob, _ := b.Open(context.Background(), id)
-	blob.ReadAt(context.Background(), make([]byte, 10), 0) // triggers the health check
-	time.Sleep(200 * time.Millisecond)
-	before := mirrorGets.Load()
+	eventually(t, "mirror used again after its health check passed", func() bool {
+		before := mirrorGets.Load()
+		blob.ReadAt(context.Background(), make([]byte, 10), 0) // triggers the health check
+		return mirrorGets.Load() > before
+	})
 	readBack(t, b, id, data)
-	if mirrorGets.Load() == before {
-		t.Fatal("mirror not used again after its health check passed")
+}
+
+// eventually polls cond for up to 5 s (background health checks).
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if cond() {
+			return
+		}
 	}
+	t.Fatalf("not within 5 s: %s", what)
 }
 
 // TestProxyFallback: with proxy.url set, blob requests go through the
@@ -117,8 +127,11 @@ func TestProxyHealth(t *testing.T) {
 	healthy.Store(true)
 	time.Sleep(1100 * time.Millisecond)
 	blob, _ := b.Open(context.Background(), id)
-	blob.ReadAt(context.Background(), make([]byte, 10), 0) // starts the health check
-	time.Sleep(200 * time.Millisecond)
+	eventually(t, "proxy used again after its health check passed", func() bool {
+		before := proxied.Load()
+		blob.ReadAt(context.Background(), make([]byte, 10), 0) // starts the health check
+		return proxied.Load() > before
+	})
 	if pings.Load() == 0 {
 		t.Fatal("no health check of the proxy")
 	}
