@@ -24,7 +24,7 @@ const (
 type countingReader struct {
 	r    *bufio.Reader
 	n    int64
-	last [16]byte
+	last [64]byte
 }
 
 func (c *countingReader) ReadByte() (byte, error) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"sort"
 
 	"github.com/klauspost/compress/flate"
 )
@@ -25,9 +26,13 @@ type Checkpoint struct {
 	// Member is the index of the gzip member the checkpoint is in.
 	Member int
 	// crc is the CRC-32 of the output from Out to the next checkpoint or
-	// the member's end, recorded while indexing (for Verify).
-	crc uint32
+	// the member's end, recorded while indexing (for Verify); head is the
+	// CRC-32 of its first headLen bytes.
+	crc, head uint32
+	headLen   int
 }
+
+const headBytes = 4096
 
 // member is one gzip member: where its deflate data starts and its output.
 type member struct {
@@ -46,17 +51,18 @@ type Index struct {
 	CompressedSize int64
 }
 
-// Default and limits of the checkpoint spacing (uncompressed bytes).
+// Default and limits of the checkpoint spacing, in compressed bytes.
 const (
-	DefaultSpan = 1 << 20
-	minSpan     = 32 << 10
+	DefaultSpan = 2 << 20
+	minSpan     = 16 << 10
 	// MaxCheckpoints bounds an index (upstream allows 2^24 contexts).
 	MaxCheckpoints = 1 << 24
 )
 
 // BuildIndex inflates the gzip stream r once, verifying each member's CRC
 // and size, and records a checkpoint at every member start and then at the
-// first block boundary at least span output bytes after the previous one.
+// first block boundary at least span compressed bytes after the previous
+// one (a random read then inflates at most about span·ratio extra bytes).
 // out, when not nil, receives the uncompressed stream (so a builder can
 // parse the tar while indexing).
 func BuildIndex(r io.Reader, span int64, out io.Writer) (*Index, error) {
@@ -79,12 +85,12 @@ func BuildIndex(r io.Reader, span int64, out io.Writer) (*Index, error) {
 		}
 		mem := member{dataIn: cr.n, out: ix.Size}
 		ix.Checkpoints = append(ix.Checkpoints, Checkpoint{In: cr.n, Out: ix.Size, Member: m})
-		last := ix.Size
+		lastIn := cr.n
 		var cbErr error
 		dataIn, memOut := cr.n, ix.Size
 		fr := flate.NewReaderOpts(cr, flate.WithEobCallback(func(cp flate.InflateCheckpoint) {
 			abs := memOut + cp.UncompressedOffset
-			if cp.Final || abs-last < span || cbErr != nil {
+			if cp.Final || dataIn+cp.CompressedOffset-lastIn < span || cbErr != nil {
 				return
 			}
 			if len(ix.Checkpoints) >= MaxCheckpoints {
@@ -95,15 +101,14 @@ func BuildIndex(r io.Reader, span int64, out io.Writer) (*Index, error) {
 			if cp.BitOffset > 0 {
 				b, ok := cr.byteAt(c.In)
 				if !ok {
-					cbErr = errors.New("zran: lost the partial byte of a checkpoint")
-					return
+					return // the byte is gone (a stored block was copied past it): skip this boundary
 				}
 				c.In++
 				c.Bits = 8 - cp.BitOffset
 				c.Byte = b
 			}
 			ix.Checkpoints = append(ix.Checkpoints, c)
-			last = abs
+			lastIn = c.In
 		}))
 		crc := crc32.NewIEEE()
 		var n int64
@@ -120,6 +125,11 @@ func BuildIndex(r io.Reader, span int64, out io.Writer) (*Index, error) {
 						if next := ix.Checkpoints[seg+1].Out; next-pos < int64(cut) {
 							cut = int(max(next-pos, 0))
 						}
+					}
+					if h := &ix.Checkpoints[seg]; h.headLen < headBytes {
+						k := min(cut, headBytes-h.headLen)
+						h.head = crc32.Update(h.head, crc32.IEEETable, chunk[:k])
+						h.headLen += k
 					}
 					segCRC = crc32.Update(segCRC, crc32.IEEETable, chunk[:cut])
 					chunk, pos = chunk[cut:], pos+int64(cut)
@@ -167,10 +177,11 @@ func BuildIndex(r io.Reader, span int64, out io.Writer) (*Index, error) {
 	return ix, nil
 }
 
-// Verify re-inflates every checkpoint's segment from the checkpoint and
-// drops checkpoints whose output does not match what indexing saw (the
-// previous checkpoint then covers their range). It returns how many were
-// dropped. Member starts always verify.
+// Verify re-inflates every checkpoint's segment from the checkpoint; a
+// checkpoint whose output does not match what indexing saw is moved to the
+// true block start when one is found just before it, and dropped
+// otherwise (the previous checkpoint then covers its range). It returns
+// how many were dropped. Member starts always verify.
 func (ix *Index) Verify(ra io.ReaderAt) (int, error) {
 	kept := ix.Checkpoints[:0]
 	dropped := 0
@@ -184,6 +195,12 @@ func (ix *Index) Verify(ra io.ReaderAt) (int, error) {
 			return dropped, fmt.Errorf("%w: member %d does not re-inflate as indexed", ErrFormat, cp.Member)
 		}
 		if !ok {
+			// Some block boundaries are reported a few bits late (before
+			// stored blocks); look for the true start just before.
+			if fixed, found := ix.relocate(ra, cp, end); found {
+				kept = append(kept, fixed)
+				continue
+			}
 			// The previous checkpoint's stream continues through this
 			// segment correctly: reads resume there instead.
 			dropped++
@@ -193,6 +210,53 @@ func (ix *Index) Verify(ra io.ReaderAt) (int, error) {
 	}
 	ix.Checkpoints = kept
 	return dropped, nil
+}
+
+// relocate tries the bit positions up to 4 bytes before cp for one whose
+// output matches the segment's recorded head and then its whole CRC.
+func (ix *Index) relocate(ra io.ReaderAt, cp Checkpoint, end int64) (Checkpoint, bool) {
+	base := cp.In
+	if cp.Bits > 0 {
+		base--
+	}
+	for start := base; start >= base-4 && start > 0; start-- {
+		for bo := uint8(0); bo < 8; bo++ {
+			c := cp
+			c.In, c.Bits, c.Byte = start, 0, 0
+			if bo > 0 {
+				var b [1]byte
+				if _, err := ra.ReadAt(b[:], start); err != nil {
+					return cp, false
+				}
+				c.In, c.Bits, c.Byte = start+1, 8-bo, b[0]
+			}
+			if c.In == cp.In && c.Bits == cp.Bits {
+				continue
+			}
+			if ix.headMatches(ra, c) && ix.segmentMatches(ra, c, end) {
+				return c, true
+			}
+		}
+	}
+	return cp, false
+}
+
+func (ix *Index) headMatches(ra io.ReaderAt, cp Checkpoint) (ok bool) {
+	defer func() {
+		if recover() != nil {
+			ok = false
+		}
+	}()
+	fr, err := ix.resume(ra, cp)
+	if err != nil {
+		return false
+	}
+	defer fr.Close()
+	buf := make([]byte, cp.headLen)
+	if _, err := io.ReadFull(fr, buf); err != nil {
+		return false
+	}
+	return crc32.ChecksumIEEE(buf) == cp.head
 }
 
 func (ix *Index) segmentMatches(ra io.ReaderAt, cp Checkpoint, end int64) (ok bool) {
@@ -211,4 +275,23 @@ func (ix *Index) segmentMatches(ra io.ReaderAt, cp Checkpoint, end int64) (ok bo
 		return false
 	}
 	return h.Sum32() == cp.crc
+}
+
+// EncodedSize is the size of the index in upstream's zran layout: a
+// 40-byte context per checkpoint plus its dictionary.
+func (ix *Index) EncodedSize() int64 {
+	n := int64(0)
+	for _, cp := range ix.Checkpoints {
+		n += 40 + int64(len(cp.Window))
+	}
+	return n
+}
+
+// Checkpoint returns the checkpoint a read at off resumes from.
+func (ix *Index) Checkpoint(off int64) (Checkpoint, bool) {
+	i := sort.Search(len(ix.Checkpoints), func(i int) bool { return ix.Checkpoints[i].Out > off }) - 1
+	if i < 0 {
+		return Checkpoint{}, false
+	}
+	return ix.Checkpoints[i], true
 }
