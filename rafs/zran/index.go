@@ -212,14 +212,14 @@ func (ix *Index) Verify(ra io.ReaderAt) (int, error) {
 	return dropped, nil
 }
 
-// relocate tries the bit positions up to 4 bytes before cp for one whose
+// relocate tries the bit positions up to 64 bytes before cp for one whose
 // output matches the segment's recorded head and then its whole CRC.
 func (ix *Index) relocate(ra io.ReaderAt, cp Checkpoint, end int64) (Checkpoint, bool) {
 	base := cp.In
 	if cp.Bits > 0 {
 		base--
 	}
-	for start := base; start >= base-4 && start > 0; start-- {
+	for start := base; start >= base-64 && start > 0; start-- {
 		for bo := uint8(0); bo < 8; bo++ {
 			c := cp
 			c.In, c.Bits, c.Byte = start, 0, 0
