@@ -46,11 +46,7 @@ func onePath(args []string, flagVal, what string) (string, error) {
 
 func (o *checkOpts) run(args []string) error {
 	start := time.Now()
-	path, err := onePath(args, *o.bootstrap, "bootstrap")
-	if err != nil {
-		return err
-	}
-	l, err := loadImage(path)
+	path, l, err := loadArg(args, *o.bootstrap)
 	if err != nil {
 		return err
 	}
@@ -62,7 +58,6 @@ func (o *checkOpts) run(args []string) error {
 		if src, err = l.chunkSource(*o.blob, *o.blobDir); err != nil {
 			return err
 		}
-		defer src.Close()
 	}
 	ctx := context.Background()
 	var files, dirs, others, chunks int

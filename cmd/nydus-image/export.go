@@ -40,10 +40,6 @@ func newExport() *cli.Command {
 }
 
 func (o *exportOpts) run(args []string) error {
-	path, err := onePath(args, *o.bootstrap, "bootstrap")
-	if err != nil {
-		return err
-	}
 	if !*o.block {
 		return usagef("export needs --block")
 	}
@@ -53,7 +49,7 @@ func (o *exportOpts) run(args []string) error {
 	if *o.config != "" {
 		return usagef("exporting through a storage backend is not supported yet; pass --blob or --blob-dir")
 	}
-	l, err := loadImage(path)
+	path, l, err := loadArg(args, *o.bootstrap)
 	if err != nil {
 		return err
 	}
@@ -62,7 +58,6 @@ func (o *exportOpts) run(args []string) error {
 	if err != nil {
 		return err
 	}
-	defer src.Close()
 	out := *o.output
 	if out == "" {
 		out = path + ".disk"

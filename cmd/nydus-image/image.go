@@ -131,7 +131,21 @@ func (l *loadedImage) chunkSource(blobFile, blobDir string) (*rafs.LocalBlobs, e
 		}
 		files[id] = f
 	}
-	return rafs.NewLocalBlobs(blobDir, files), nil
+	src := rafs.NewLocalBlobs(blobDir, files)
+	l.close = append(l.close, src)
+	return src, nil
+}
+
+// loadArg resolves the bootstrap given as the only argument or with
+// --bootstrap, and loads it. The caller closes the image, which also
+// closes chunk sources made from it.
+func loadArg(args []string, flagVal string) (string, *loadedImage, error) {
+	path, err := onePath(args, flagVal, "bootstrap")
+	if err != nil {
+		return "", nil, err
+	}
+	l, err := loadImage(path)
+	return path, l, err
 }
 
 func (l *loadedImage) hasBlob(id string) bool {

@@ -39,11 +39,7 @@ type blobJSON struct {
 }
 
 func (o *inspectOpts) run(args []string) error {
-	path, err := onePath(args, *o.bootstrap, "bootstrap")
-	if err != nil {
-		return err
-	}
-	l, err := loadImage(path)
+	_, l, err := loadArg(args, *o.bootstrap)
 	if err != nil {
 		return err
 	}

@@ -36,17 +36,13 @@ func newUnpack() *cli.Command {
 }
 
 func (o *unpackOpts) run(args []string) error {
-	path, err := onePath(args, *o.bootstrap, "bootstrap")
-	if err != nil {
-		return err
-	}
 	if *o.output == "" {
 		return usagef("--output is required")
 	}
 	if *o.backendType != "" || *o.backendConfig != "" || *o.config != "" {
 		return usagef("unpacking through a storage backend is not supported yet; pass --blob or --blob-dir")
 	}
-	l, err := loadImage(path)
+	path, l, err := loadArg(args, *o.bootstrap)
 	if err != nil {
 		return err
 	}
@@ -55,7 +51,6 @@ func (o *unpackOpts) run(args []string) error {
 	if err != nil {
 		return err
 	}
-	defer src.Close()
 	t, err := l.img.Tree()
 	if err != nil {
 		return err
