@@ -49,7 +49,7 @@ func TestCrashChild(t *testing.T) {
 // cache and checks that every chunk marked ready holds verified data.
 func TestKillDuringCacheFill(t *testing.T) {
 	if os.Getenv(crashChildEnv) != "" {
-		t.Skip("in the child")
+		t.Skip("this process is the helper child of TestKillDuringCacheFill, not a test run")
 	}
 	tb := crashBlob(t, t.TempDir())
 	work := t.TempDir()

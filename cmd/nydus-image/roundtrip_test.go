@@ -245,7 +245,7 @@ func TestRoundTripUpstreamTars(t *testing.T) {
 			src := filepath.Join("../../../shared/testdata/upstream-nydus/tar", name)
 			f, err := os.Open(src)
 			if err != nil {
-				t.Skipf("upstream vector missing: %v", err)
+				t.Skipf("upstream test vector missing (%v): ../shared/testdata must sit beside the repository", err)
 			}
 			want := snapshotTar(t, f)
 			f.Close()

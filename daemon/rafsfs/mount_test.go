@@ -64,7 +64,7 @@ func TestMountUpstreamVector(t *testing.T) {
 	requireFUSE(t)
 	boot, err := os.ReadFile(filepath.Join(upstreamDir, "bootstrap/rafs-v6-2.2.boot"))
 	if err != nil {
-		t.Skipf("upstream vector missing: %v", err)
+		t.Skipf("upstream test vector missing (%v): ../shared/testdata must sit beside the repository", err)
 	}
 	img, err := rafs.Open(bytes.NewReader(boot), int64(len(boot)))
 	if err != nil {
@@ -267,7 +267,7 @@ func TestKernelDifferential(t *testing.T) {
 	kdir := t.TempDir()
 	if err := unix.Mount(imgPath, kdir, "erofs", unix.MS_RDONLY, ""); err != nil {
 		// Older kernels need a loop device; mount(8) sets one up.
-		t.Skipf("kernel EROFS mount of a file failed: %v", err)
+		t.Skipf("this kernel cannot mount an EROFS image file directly (needs a loop device): %v", err)
 	}
 	defer unix.Unmount(kdir, 0)
 	fdir := mount(t, bi.img, bi.src)

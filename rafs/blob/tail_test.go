@@ -22,7 +22,7 @@ func readVector(t testing.TB, rel string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(upstreamDir, rel))
 	if err != nil {
-		t.Skipf("upstream vector missing: %v", err)
+		t.Skipf("upstream test vector missing (%v): ../shared/testdata must sit beside the repository", err)
 	}
 	return b
 }

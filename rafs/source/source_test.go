@@ -60,7 +60,7 @@ func openVector(t *testing.T, name string) *os.File {
 	t.Helper()
 	f, err := os.Open(filepath.Join(upstreamTar, name))
 	if err != nil {
-		t.Skipf("upstream vector missing: %v", err)
+		t.Skipf("upstream test vector missing (%v): ../shared/testdata must sit beside the repository", err)
 	}
 	t.Cleanup(func() { f.Close() })
 	return f

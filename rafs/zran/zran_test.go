@@ -83,7 +83,7 @@ func TestUpstreamGzipVectors(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			gz, err := os.ReadFile(filepath.Join(vectors, name))
 			if err != nil {
-				t.Skipf("vector missing: %v", err)
+				t.Skipf("upstream test vector missing (%v): ../shared/testdata must sit beside the repository", err)
 			}
 			ix := checkRandomAccess(t, gz, minSpan)
 			bits := 0
