@@ -153,16 +153,7 @@ func unpackSnapshot(t testing.TB, boot, blobDir string) map[string]entry {
 	t.Helper()
 	fifo := filepath.Join(t.TempDir(), "out.tar")
 	must(t, unix.Mkfifo(fifo, 0o600))
-	done := make(chan map[string]entry)
-	go func() {
-		f, err := os.Open(fifo)
-		if err != nil {
-			done <- nil
-			return
-		}
-		defer f.Close()
-		done <- snapshotTar(t, f)
-	}()
+	done := snapshotFIFO(t, fifo)
 	if code := run([]string{"unpack", "--log-level", "warn", "--bootstrap", boot, "--blob-dir", blobDir, "--output", fifo}); code != 0 {
 		// Unblock the reader.
 		if f, err := os.OpenFile(fifo, os.O_WRONLY, 0); err == nil {

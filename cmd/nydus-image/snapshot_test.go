@@ -251,3 +251,20 @@ func compareSnapshots(t testing.TB, want, got map[string]entry) {
 		t.Logf("%d paths identical", len(want))
 	}
 }
+
+// snapshotFIFO snapshots the tar a writer will stream into the FIFO at
+// path; the result arrives when the writer closes it (nil if it cannot be
+// opened).
+func snapshotFIFO(t testing.TB, path string) <-chan map[string]entry {
+	done := make(chan map[string]entry, 1)
+	go func() {
+		f, err := os.Open(path)
+		if err != nil {
+			done <- nil
+			return
+		}
+		defer f.Close()
+		done <- snapshotTar(t, f)
+	}()
+	return done
+}

@@ -200,16 +200,7 @@ func TestSnapshotterConverterArgv(t *testing.T) {
 	must(t, unix.Mkfifo(fifo, 0o644))
 	ub := filepath.Join(wd, "image.boot")
 	must(t, os.WriteFile(ub, mustRead(t, filepath.Join(wd, hexes[1])), 0o644))
-	done := make(chan map[string]entry)
-	go func() {
-		f, err := os.Open(fifo)
-		if err != nil {
-			done <- nil
-			return
-		}
-		defer f.Close()
-		done <- snapshotTar(t, f)
-	}()
+	done := snapshotFIFO(t, fifo)
 	unpackCmd := exec.Command(bin, "unpack", "--log-level", "warn", "--bootstrap", ub, "--output", fifo,
 		"--blob", filepath.Join(wd, hexes[1]+".blob"))
 	if out, err := unpackCmd.CombinedOutput(); err != nil {
