@@ -19,6 +19,7 @@ var layers = map[string]int{
 	"daemon":      3,
 	"graphdriver": 4,
 	"exporter":    4,
+	"convert":     4,
 	"cmd":         5,
 	"examples":    5,
 }
@@ -30,7 +31,8 @@ func topDir(pkg string) string {
 }
 
 // TestDependencyDirection checks that imports between our packages point
-// one way: cmd -> integrations -> daemon/overlay -> storage -> rafs.
+// one way: cmd -> integrations (graphdriver, exporter, convert) ->
+// daemon/overlay -> storage -> rafs.
 func TestDependencyDirection(t *testing.T) {
 	out, err := exec.Command("go", "list", "-json", module+"/...").Output()
 	if err != nil {
