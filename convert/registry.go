@@ -62,3 +62,20 @@ func (r Remote) resolve(ctx context.Context, ref, what string) (*endpoint, error
 
 // repo returns the repository of the endpoint's reference.
 func (e *endpoint) repo() name.Repository { return e.ref.Context() }
+
+// parseRefIn returns "repo@digest" or "repo:tag" in e's repository.
+func parseRefIn(e *endpoint, suffix string) (name.Reference, error) {
+	var nopts []name.Option
+	if e.insecure {
+		nopts = append(nopts, name.Insecure)
+	}
+	sep := ":"
+	if len(suffix) > 7 && suffix[:7] == "sha256:" {
+		sep = "@"
+	}
+	r, err := name.ParseReference(e.repo().Name()+sep+suffix, nopts...)
+	if err != nil {
+		return nil, fmt.Errorf("reference %s%s%s: %w", e.repo().Name(), sep, suffix, err)
+	}
+	return r, nil
+}

@@ -1,0 +1,143 @@
+package convert
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"crypto/sha256"
+	"fmt"
+	"io"
+
+	"github.com/gonydus/nydus/rafs/builder"
+	"github.com/gonydus/nydus/rafs/layout"
+	"github.com/gonydus/nydus/rafs/merge"
+	"github.com/gonydus/nydus/rafs/tree"
+	"github.com/opencontainers/go-digest"
+)
+
+// mergeLayers overlays the layer trees, lowest first, with OCI whiteouts,
+// the way nydus-image merge does, and lays out the image bootstrap. The
+// trees are consumed. Whiteouts in the lowest layer delete nothing and are
+// dropped, as docker and containerd do when they unpack a first layer.
+func mergeLayers(layers []*builtLayer) ([]byte, *builder.BootstrapInfo, error) {
+	var merged *tree.Tree
+	for i, l := range layers {
+		lt := l.tree
+		if len(lt.Blobs) != 1 {
+			return nil, nil, fmt.Errorf("layer %d: tree has %d blobs, want 1", i, len(lt.Blobs))
+		}
+		// Every layer's chunks live in its own blob; in the merged blob
+		// table that blob has the layer's index.
+		err := lt.Walk(func(_ string, ino *tree.Inode) error {
+			for _, c := range ino.Chunks {
+				c.BlobIndex = uint32(i)
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, nil, err
+		}
+		if merged == nil {
+			merged = &tree.Tree{Root: lt.Root, ChunkSize: lt.ChunkSize, Flags: lt.Flags}
+			merge.Strip(merged.Root, merge.WhiteoutOCI)
+		} else {
+			if lt.ChunkSize != merged.ChunkSize {
+				return nil, nil, fmt.Errorf("layer %d: chunk size %#x differs from %#x", i, lt.ChunkSize, merged.ChunkSize)
+			}
+			merge.Apply(merged.Root, lt.Root, merge.WhiteoutOCI)
+			merged.Flags |= lt.Flags & layout.FlagExplicitUIDGID
+		}
+		merged.Blobs = append(merged.Blobs, lt.Blobs[0])
+		l.tree = nil
+	}
+	if merged == nil {
+		return nil, nil, fmt.Errorf("image has no layers")
+	}
+	boot, info, err := builder.EncodeBootstrap(merged)
+	if err != nil {
+		return nil, nil, fmt.Errorf("merged bootstrap: %w", err)
+	}
+	return boot, info, nil
+}
+
+// bootstrapLayer is the gzip tar holding image/image.boot.
+type bootstrapLayer struct {
+	data   []byte        // gzip tar
+	digest digest.Digest // of data
+	diffID digest.Digest // of the uncompressed tar
+}
+
+// packBootstrap wraps the bootstrap as nydus-snapshotter does: a
+// directory "image" (0755) and the file image/image.boot (0444), owned by
+// root, times zero, so equal bootstraps give equal layers.
+func packBootstrap(boot []byte) (*bootstrapLayer, error) {
+	var gz bytes.Buffer
+	gw := gzip.NewWriter(&gz)
+	diff := sha256.New()
+	tw := tar.NewWriter(io.MultiWriter(gw, diff))
+	hdrs := []*tar.Header{
+		{Name: "image", Typeflag: tar.TypeDir, Mode: 0o755},
+		{Name: BootstrapPath, Typeflag: tar.TypeReg, Mode: 0o444, Size: int64(len(boot))},
+	}
+	for _, h := range hdrs {
+		h.Format = tar.FormatUSTAR
+		if err := tw.WriteHeader(h); err != nil {
+			return nil, fmt.Errorf("bootstrap layer: %w", err)
+		}
+	}
+	if _, err := tw.Write(boot); err != nil {
+		return nil, fmt.Errorf("bootstrap layer: %w", err)
+	}
+	if err := tw.Close(); err != nil {
+		return nil, fmt.Errorf("bootstrap layer: %w", err)
+	}
+	if err := gw.Close(); err != nil {
+		return nil, fmt.Errorf("bootstrap layer: %w", err)
+	}
+	return &bootstrapLayer{data: gz.Bytes(), digest: digest.FromBytes(gz.Bytes()),
+		diffID: digest.NewDigestFromBytes(digest.SHA256, diff.Sum(nil))}, nil
+}
+
+// readBootstrapLayer extracts image/image.boot (or the legacy image.boot)
+// from a bootstrap layer (gzip or plain tar) and returns it with the
+// sha256 of the uncompressed tar.
+func readBootstrapLayer(r io.Reader) ([]byte, digest.Digest, error) {
+	br := newPeekReader(r)
+	var tr io.Reader = br
+	if br.isGzip() {
+		gr, err := gzip.NewReader(br)
+		if err != nil {
+			return nil, "", fmt.Errorf("bootstrap layer: %w", err)
+		}
+		defer gr.Close()
+		tr = gr
+	}
+	diff := sha256.New()
+	t := tar.NewReader(io.TeeReader(tr, diff))
+	var boot []byte
+	for {
+		h, err := t.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, "", fmt.Errorf("bootstrap layer: %w", err)
+		}
+		if h.Typeflag == tar.TypeReg && (h.Name == BootstrapPath || h.Name == "./"+BootstrapPath || h.Name == "image.boot") {
+			if h.Size > 1<<32 {
+				return nil, "", fmt.Errorf("bootstrap layer: %s is %d bytes", h.Name, h.Size)
+			}
+			if boot, err = io.ReadAll(t); err != nil {
+				return nil, "", fmt.Errorf("bootstrap layer: %w", err)
+			}
+		}
+	}
+	// The diff id covers the whole tar, padding after the end marker too.
+	if _, err := io.Copy(diff, tr); err != nil {
+		return nil, "", fmt.Errorf("bootstrap layer: %w", err)
+	}
+	if boot == nil {
+		return nil, "", fmt.Errorf("bootstrap layer has no %s", BootstrapPath)
+	}
+	return boot, digest.NewDigestFromBytes(digest.SHA256, diff.Sum(nil)), nil
+}

@@ -1,0 +1,165 @@
+package convert
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"golang.org/x/sync/errgroup"
+)
+
+// Result describes a pushed Nydus image.
+type Result struct {
+	// Ref is the target reference; Manifest describes what it now points to.
+	Ref      string
+	Manifest ocispec.Descriptor
+	Layout   Layout
+	// Blobs are the data blobs, in manifest (LayoutNydus) or blob-table
+	// (LayoutDockerRunnable) order; Bootstrap is the bootstrap layer.
+	Blobs     []ocispec.Descriptor
+	Bootstrap ocispec.Descriptor
+	// SourceBytes is the compressed size of the source layers.
+	SourceBytes int64
+	Elapsed     time.Duration
+}
+
+// ErrAlreadyNydus reports a source that is a Nydus image already.
+var ErrAlreadyNydus = errors.New("convert: source is already a nydus image")
+
+// Convert pulls the image sourceRef, converts it to a Nydus image and
+// pushes it to targetRef.
+func Convert(ctx context.Context, sourceRef, targetRef string, opts ...Option) (*Result, error) {
+	c, err := newConfig(opts)
+	if err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	srcEP, err := c.source.resolve(ctx, sourceRef, "source")
+	if err != nil {
+		return nil, err
+	}
+	dstEP, err := c.target.resolve(ctx, targetRef, "target")
+	if err != nil {
+		return nil, err
+	}
+	src, err := fetchImage(srcEP, c.platform, "source")
+	if err != nil {
+		return nil, err
+	}
+	if isNydus(&src.manifest) {
+		return nil, fmt.Errorf("%w: %s", ErrAlreadyNydus, srcEP.ref)
+	}
+	layers, err := src.img.Layers()
+	if err != nil {
+		return nil, fmt.Errorf("source image %s: layers: %w", srcEP.ref, err)
+	}
+	var srcBytes int64
+	for _, l := range src.manifest.Layers {
+		srcBytes += l.Size
+	}
+	c.log.Info("converting", "source", srcEP.ref, "target", dstEP.ref, "layers", len(layers),
+		"source_bytes", srcBytes, "layout", c.layout, "compressor", c.compressor, "chunk_size", c.chunkSize)
+
+	// Build every layer (and, for LayoutNydus, push its blob) in parallel.
+	built := make([]*builtLayer, len(layers))
+	defer func() {
+		for _, b := range built {
+			if b != nil {
+				b.remove()
+			}
+		}
+	}()
+	var done atomic.Int32
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(c.parallelism)
+	for i, l := range layers {
+		g.Go(func() error {
+			b, err := c.buildLayer(gctx, i, l)
+			if err != nil {
+				return err
+			}
+			built[i] = b
+			if c.layout == LayoutNydus {
+				if err := dstEP.pushBlob(&blob{digest: b.digest, size: b.size, mediaType: MediaTypeNydusBlob, open: fileBlob(b.path)}); err != nil {
+					return err
+				}
+				b.remove()
+			}
+			c.log.Info("progress", "layers_done", done.Add(1), "layers", len(layers))
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+
+	boot, info, err := mergeLayers(built)
+	if err != nil {
+		return nil, err
+	}
+	bl, err := packBootstrap(boot)
+	if err != nil {
+		return nil, err
+	}
+	c.log.Info("bootstrap merged", "bytes", len(boot), "inodes", info.Inodes, "blobs", len(info.Blobs), "layer_bytes", len(bl.data))
+
+	mt := dockerTypes
+	if src.oci() || c.oci {
+		mt = ociTypes
+	}
+	res := &Result{Ref: dstEP.ref.String(), Layout: c.layout, SourceBytes: srcBytes}
+	var layerDescs []ocispec.Descriptor
+	var diffIDs []digest.Digest
+	switch c.layout {
+	case LayoutNydus:
+		for _, b := range built {
+			d := blobDescriptor(b.digest, b.size)
+			res.Blobs = append(res.Blobs, d)
+			layerDescs = append(layerDescs, d)
+			diffIDs = append(diffIDs, b.digest)
+		}
+		if res.Bootstrap, err = bootstrapDescriptor(mt, bl, nil); err != nil {
+			return nil, err
+		}
+	case LayoutDockerRunnable:
+		if res.Blobs, err = c.pushReferenced(ctx, dstEP, built, info.Blobs); err != nil {
+			return nil, err
+		}
+		if res.Bootstrap, err = bootstrapDescriptor(mt, bl, res.Blobs); err != nil {
+			return nil, err
+		}
+	}
+	layerDescs = append(layerDescs, res.Bootstrap)
+	diffIDs = append(diffIDs, bl.diffID)
+	if err := dstEP.pushBlob(bytesBlob(bl.data, mt.bootstrap)); err != nil {
+		return nil, err
+	}
+
+	cfg, err := rewriteConfig(src.rawConfig, diffIDs, c.layout == LayoutDockerRunnable)
+	if err != nil {
+		return nil, err
+	}
+	cfgBlob := bytesBlob(cfg, mt.config)
+	if err := dstEP.pushBlob(cfgBlob); err != nil {
+		return nil, err
+	}
+	man, err := buildManifest(mt, &src.manifest, ocispec.Descriptor{MediaType: mt.config, Digest: cfgBlob.digest, Size: cfgBlob.size}, layerDescs)
+	if err != nil {
+		return nil, err
+	}
+	if err := dstEP.putManifest("", rawManifest{data: man, mediaType: mt.manifest}); err != nil {
+		return nil, err
+	}
+	res.Manifest = ocispec.Descriptor{MediaType: mt.manifest, Digest: digest.FromBytes(man), Size: int64(len(man))}
+	if c.layout == LayoutDockerRunnable {
+		c.pushBlobsManifest(dstEP, res)
+	}
+	res.Elapsed = time.Since(start)
+	c.log.Info("converted", "target", res.Ref, "manifest", res.Manifest.Digest, "layout", c.layout,
+		"blobs", len(res.Blobs), "elapsed", res.Elapsed.Round(time.Millisecond))
+	return res, nil
+}

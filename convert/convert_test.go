@@ -1,0 +1,17 @@
+package convert
+
+import (
+	"context"
+	"testing"
+)
+
+func TestConvertNydusLayout(t *testing.T) {
+	reg := newTestRegistry(t)
+	pushSource(t, reg, "app", true)
+	res, err := Convert(context.Background(), reg.ref("app:latest"), reg.ref("app:nydus"),
+		WithChunkSize(0x10000), WithWorkDir(t.TempDir()), WithLogger(testLogger(t)), WithPlatform("linux/amd64"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%+v", res)
+}

@@ -1,0 +1,123 @@
+package convert
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/gonydus/nydus/rafs/builder"
+	"github.com/gonydus/nydus/rafs/source"
+	"github.com/gonydus/nydus/rafs/tree"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/opencontainers/go-digest"
+)
+
+// builtLayer is one source layer converted to a RAFS blob staged on disk.
+type builtLayer struct {
+	index  int
+	source digest.Digest // the source layer's digest
+	path   string        // staged blob file
+	digest digest.Digest // sha256 of the blob = RAFS blob id
+	size   int64
+	tree   *tree.Tree // the layer's tree, input of the merge
+	chunks int
+}
+
+// remove deletes the staged blob file.
+func (b *builtLayer) remove() { os.Remove(b.path) }
+
+// buildLayer streams source layer l (plain, gzip or zstd tar) through the
+// tar parser into a RAFS blob with an inline bootstrap and ToC, staged in
+// the work directory. Nothing of the layer is unpacked to disk.
+func (c *config) buildLayer(ctx context.Context, index int, l v1.Layer) (_ *builtLayer, err error) {
+	start := time.Now()
+	h, err := l.Digest()
+	if err != nil {
+		return nil, fmt.Errorf("layer %d: %w", index, err)
+	}
+	src, err := parseDigest(h.String())
+	if err != nil {
+		return nil, fmt.Errorf("layer %d: %w", index, err)
+	}
+	rc, err := l.Compressed()
+	if err != nil {
+		return nil, fmt.Errorf("layer %d (%s): fetch: %w", index, src, err)
+	}
+	defer rc.Close()
+	counted := &countingReader{r: rc}
+
+	f, err := os.CreateTemp(c.workDir, "nydus-blob-*")
+	if err != nil {
+		return nil, fmt.Errorf("layer %d: stage blob: %w", index, err)
+	}
+	defer func() {
+		if cerr := f.Close(); err == nil && cerr != nil {
+			err = fmt.Errorf("layer %d: stage blob: %w", index, cerr)
+		}
+		if err != nil {
+			os.Remove(f.Name())
+		}
+	}()
+	sum := sha256.New()
+	bw := bufio.NewWriterSize(io.MultiWriter(f, sum), 1<<20)
+
+	cfg := builder.DefaultConfig()
+	cfg.Compressor = c.compressor
+	cfg.ChunkSize = c.chunkSize
+	cfg.Workers = c.workers
+	cfg.InlineBootstrap = true
+	cfg.TOC = true
+	fill := func(ctx context.Context, w builder.FileWriter) (*tree.Tree, error) {
+		return source.FromTar(ctx, counted, w, source.WithLogger(c.log.With("layer", index)))
+	}
+	res, err := builder.Build(ctx, fill, bw, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("layer %d (%s): %w", index, src, err)
+	}
+	if err := bw.Flush(); err != nil {
+		return nil, fmt.Errorf("layer %d: stage blob: %w", index, err)
+	}
+	// Read what the tar parser left (end-of-archive padding) so the
+	// registry client verifies the layer digest.
+	if _, err := io.Copy(io.Discard, counted); err != nil {
+		return nil, fmt.Errorf("layer %d (%s): %w", index, src, err)
+	}
+	if got := hex.EncodeToString(sum.Sum(nil)); got != res.Blob.ID() {
+		return nil, fmt.Errorf("layer %d: blob id %s differs from the staged bytes' sha256 %s", index, res.Blob.ID(), got)
+	}
+	for _, b := range res.Tree.Blobs {
+		if b != nil && b.ID() == builder.PlaceholderBlobID {
+			return nil, fmt.Errorf("layer %d: blob table keeps a placeholder id", index)
+		}
+	}
+	b := &builtLayer{index: index, source: src, path: f.Name(), digest: blobDigest(res.Blob.ID()),
+		size: int64(res.Blob.Size), tree: res.Tree, chunks: len(res.Blob.Chunks)}
+	el := time.Since(start)
+	c.log.Info("layer converted", "layer", index, "source", src, "source_bytes", counted.n,
+		"blob", b.digest, "blob_bytes", b.size, "chunks", b.chunks, "elapsed", el.Round(time.Millisecond),
+		"MiB/s", mibPerSec(counted.n, el))
+	return b, nil
+}
+
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+func mibPerSec(n int64, d time.Duration) string {
+	if d <= 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.1f", float64(n)/(1<<20)/d.Seconds())
+}
