@@ -44,6 +44,7 @@ func mergeLayers(layers []*builtLayer) ([]byte, *builder.BootstrapInfo, error) {
 			if lt.ChunkSize != merged.ChunkSize {
 				return nil, nil, fmt.Errorf("layer %d: chunk size %#x differs from %#x", i, lt.ChunkSize, merged.ChunkSize)
 			}
+			keepLowerDirAttrs(merged.Root, lt.Root)
 			merge.Apply(merged.Root, lt.Root, merge.WhiteoutOCI)
 			merged.Flags |= lt.Flags & layout.FlagExplicitUIDGID
 		}

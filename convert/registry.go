@@ -16,6 +16,7 @@ import (
 type endpoint struct {
 	ref      name.Reference
 	insecure bool
+	keychain authn.Keychain
 	opts     []remote.Option
 }
 
@@ -54,7 +55,7 @@ func (r Remote) resolve(ctx context.Context, ref, what string) (*endpoint, error
 	if kc == nil {
 		kc = authn.DefaultKeychain
 	}
-	return &endpoint{ref: parsed, insecure: r.Insecure, opts: []remote.Option{
+	return &endpoint{ref: parsed, insecure: r.Insecure, keychain: kc, opts: []remote.Option{
 		remote.WithContext(ctx), remote.WithTransport(tr), remote.WithAuthFromKeychain(kc),
 		remote.WithUserAgent("gonydus-nydusify"),
 	}}, nil

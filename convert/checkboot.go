@@ -1,0 +1,86 @@
+package convert
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/gonydus/nydus/rafs"
+)
+
+// checkBlobs asks the registry for every data blob's size.
+func (k *checker) checkBlobs(ctx context.Context) error {
+	var errs []error
+	for _, d := range k.blobs {
+		b, err := k.be.Open(ctx, d.Digest.Encoded())
+		if err != nil {
+			errs = append(errs, fmt.Errorf("blob %s: %w", d.Digest, err))
+			continue
+		}
+		size, err := b.Size(ctx)
+		switch {
+		case err != nil:
+			errs = append(errs, fmt.Errorf("blob %s is not in %s: %w", d.Digest, k.targetEP.repo(), err))
+		case size != d.Size:
+			errs = append(errs, fmt.Errorf("blob %s has %d bytes in the registry, the manifest says %d", d.Digest, size, d.Size))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// checkBootstrap downloads the bootstrap layer (digest verified), checks
+// its diff id, opens the bootstrap with the rafs reader and matches its
+// blob table with the manifest.
+func (k *checker) checkBootstrap(ctx context.Context) error {
+	ref, err := parseRefIn(k.targetEP, k.boot.Digest.String())
+	if err != nil {
+		return err
+	}
+	l, err := remote.Layer(ref.Context().Digest(k.boot.Digest.String()), k.targetEP.opts...)
+	if err != nil {
+		return fmt.Errorf("fetch %s: %w", k.boot.Digest, err)
+	}
+	rc, err := l.Compressed()
+	if err != nil {
+		return fmt.Errorf("fetch %s: %w", k.boot.Digest, err)
+	}
+	defer rc.Close()
+	boot, diffID, err := readBootstrapLayer(rc)
+	if err != nil {
+		return err
+	}
+	if want := k.diffIDs[len(k.diffIDs)-1]; diffID != want {
+		return fmt.Errorf("bootstrap layer diff id %s, config says %s", diffID, want)
+	}
+	if k.img, err = rafs.Open(bytes.NewReader(boot), int64(len(boot))); err != nil {
+		return fmt.Errorf("open %s: %w", BootstrapPath, err)
+	}
+	listed := map[string]int64{}
+	for _, b := range k.blobs {
+		listed[b.Digest.Encoded()] = b.Size
+	}
+	var errs []error
+	table := k.img.Blobs()
+	inTable := map[string]bool{}
+	for i, e := range table {
+		id := e.ID()
+		inTable[id] = true
+		size, ok := listed[id]
+		switch {
+		case !ok:
+			errs = append(errs, fmt.Errorf("blob table entry %d (%s) is not listed in the manifest", i, id))
+		case int64(e.CompressedSize) > size:
+			errs = append(errs, fmt.Errorf("blob %s: blob table says %d compressed bytes, the blob has %d", id, e.CompressedSize, size))
+		}
+	}
+	if k.layout == LayoutDockerRunnable {
+		for _, b := range k.blobs {
+			if !inTable[b.Digest.Encoded()] {
+				errs = append(errs, fmt.Errorf("%s lists blob %s, which the bootstrap does not reference", AnnotationBlobs, b.Digest))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,200 @@
+package convert
+
+import (
+	"archive/tar"
+	"compress/gzip"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"path"
+	"strings"
+
+	"github.com/klauspost/compress/zstd"
+	"github.com/opencontainers/go-digest"
+	"golang.org/x/sys/unix"
+)
+
+// node is one path of a flattened image: what check compares.
+type node struct {
+	mode     uint32 // st_mode: type and permission bits
+	uid, gid int
+	size     int64
+	digest   digest.Digest // regular files: sha256 of the content
+	link     string        // symlink target
+	rdev     uint64
+	xattrs   map[string]string
+	implicit bool   // a parent directory no tar entry describes
+	group    string // first path of the node's hardlink group
+}
+
+// flatTree is an image flattened the way docker and containerd unpack
+// layers: path ("/a/b") to node.
+type flatTree map[string]*node
+
+// newFlatTree returns a tree holding only the root directory.
+func newFlatTree() flatTree {
+	return flatTree{"/": {mode: unix.S_IFDIR | 0o755, implicit: true}}
+}
+
+// pending is a tar entry of the layer being applied, content digested.
+type pending struct {
+	name string
+	hdr  *tar.Header
+	node *node
+}
+
+// applyLayer applies one layer tar (plain, gzip or zstd) with OCI
+// whiteouts: ".wh.NAME" deletes NAME from lower layers, ".wh..wh..opq"
+// hides the directory's lower contents; both apply before the layer's own
+// entries, which they never hide.
+func (t flatTree) applyLayer(r io.Reader) error {
+	tr, closeFn, err := decompress(r)
+	if err != nil {
+		return err
+	}
+	defer closeFn()
+	rd := tar.NewReader(tr)
+	var entries []pending
+	for {
+		h, err := rd.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("source layer: %w", err)
+		}
+		p := path.Clean("/" + h.Name)
+		n := &node{mode: uint32(h.Mode) & 0o7777, uid: h.Uid, gid: h.Gid}
+		switch h.Typeflag {
+		case tar.TypeReg, tar.TypeRegA:
+			n.mode |= unix.S_IFREG
+			n.size = h.Size
+			hs := sha256.New()
+			if _, err := io.Copy(hs, rd); err != nil {
+				return fmt.Errorf("source layer: %s: %w", p, err)
+			}
+			n.digest = digest.NewDigestFromBytes(digest.SHA256, hs.Sum(nil))
+		case tar.TypeDir:
+			n.mode |= unix.S_IFDIR
+		case tar.TypeSymlink:
+			n.mode |= unix.S_IFLNK
+			n.link = h.Linkname
+		case tar.TypeChar:
+			n.mode |= unix.S_IFCHR
+			n.rdev = unix.Mkdev(uint32(h.Devmajor), uint32(h.Devminor))
+		case tar.TypeBlock:
+			n.mode |= unix.S_IFBLK
+			n.rdev = unix.Mkdev(uint32(h.Devmajor), uint32(h.Devminor))
+		case tar.TypeFifo:
+			n.mode |= unix.S_IFIFO
+		case tar.TypeLink:
+			n = nil // resolved in order below
+		default:
+			continue // PAX globals and the like carry no file
+		}
+		if n != nil {
+			for k, v := range h.PAXRecords {
+				if name, ok := strings.CutPrefix(k, "SCHILY.xattr."); ok {
+					if n.xattrs == nil {
+						n.xattrs = map[string]string{}
+					}
+					n.xattrs[name] = v
+				}
+			}
+		}
+		entries = append(entries, pending{name: p, hdr: h, node: n})
+	}
+	if _, err := io.Copy(io.Discard, tr); err != nil {
+		return fmt.Errorf("source layer: %w", err)
+	}
+
+	// Whiteouts first: they only hide what lower layers hold.
+	for _, e := range entries {
+		dir, base := path.Split(e.name)
+		dir = path.Clean(dir)
+		switch {
+		case base == ".wh..wh..opq":
+			t.removeUnder(dir)
+		case strings.HasPrefix(base, ".wh."):
+			t.remove(path.Join(dir, strings.TrimPrefix(base, ".wh.")))
+		}
+	}
+	for _, e := range entries {
+		if base := path.Base(e.name); strings.HasPrefix(base, ".wh.") || e.name == "/" {
+			continue
+		}
+		n := e.node
+		if n == nil { // hardlink
+			target := path.Clean("/" + e.hdr.Linkname)
+			tn := t[target]
+			if tn == nil || tn.mode&unix.S_IFMT == unix.S_IFDIR {
+				return fmt.Errorf("source layer: hardlink %s to missing or directory %s", e.name, target)
+			}
+			if tn.group == "" {
+				tn.group = target
+			}
+			c := *tn
+			n = &c
+		}
+		t.parents(e.name)
+		old := t[e.name]
+		if old != nil && (old.mode&unix.S_IFMT != unix.S_IFDIR || n.mode&unix.S_IFMT != unix.S_IFDIR) {
+			t.remove(e.name)
+		}
+		t[e.name] = n
+	}
+	return nil
+}
+
+// parents creates missing parent directories of p.
+func (t flatTree) parents(p string) {
+	dir := path.Dir(p)
+	if dir == p {
+		return
+	}
+	if n := t[dir]; n != nil && n.mode&unix.S_IFMT == unix.S_IFDIR {
+		return
+	}
+	t.parents(dir)
+	t.remove(dir)
+	t[dir] = &node{mode: unix.S_IFDIR | 0o755, implicit: true}
+}
+
+// remove deletes p and, for a directory, everything below it.
+func (t flatTree) remove(p string) {
+	n := t[p]
+	delete(t, p)
+	if n != nil && n.mode&unix.S_IFMT == unix.S_IFDIR {
+		t.removeUnder(p)
+	}
+}
+
+// removeUnder deletes everything below directory p.
+func (t flatTree) removeUnder(p string) {
+	prefix := strings.TrimSuffix(p, "/") + "/"
+	for k := range t {
+		if strings.HasPrefix(k, prefix) {
+			delete(t, k)
+		}
+	}
+}
+
+// decompress sniffs gzip and zstd.
+func decompress(r io.Reader) (io.Reader, func(), error) {
+	br := newPeekReader(r)
+	if br.isGzip() {
+		gr, err := gzip.NewReader(br)
+		if err != nil {
+			return nil, nil, fmt.Errorf("source layer: %w", err)
+		}
+		return gr, func() { gr.Close() }, nil
+	}
+	if b, err := br.Peek(4); err == nil && b[0] == 0x28 && b[1] == 0xb5 && b[2] == 0x2f && b[3] == 0xfd {
+		zr, err := zstd.NewReader(br)
+		if err != nil {
+			return nil, nil, fmt.Errorf("source layer: %w", err)
+		}
+		return zr, zr.Close, nil
+	}
+	return br, func() {}, nil
+}

@@ -1,0 +1,39 @@
+package convert
+
+import (
+	"github.com/gonydus/nydus/rafs/layout"
+	"github.com/gonydus/nydus/rafs/tree"
+)
+
+// keepLowerDirAttrs gives directories of layer that no tar entry described
+// (parents the tar parser had to create) the attributes of the directory
+// they land on in base, as docker and containerd leave an existing
+// directory untouched when a layer only adds below it. merge.Apply would
+// otherwise let the upper, made-up attributes win.
+//
+// The tree does not record which directories were made up, so they are
+// recognised by the attributes rafs/source gives them: mode 0755, owner
+// 0:0, mtime 0, no xattrs. An explicit entry with exactly those
+// attributes over a different lower directory is rare, and it is what a
+// reproducible build writes for directories it did not change either.
+func keepLowerDirAttrs(base, layer *tree.Inode) {
+	for _, e := range layer.Children {
+		if !e.Inode.IsDir() {
+			continue
+		}
+		lower := base.Child(e.Name)
+		if lower == nil || !lower.Inode.IsDir() {
+			continue
+		}
+		if madeUpDir(e.Inode) {
+			u, l := e.Inode, lower.Inode
+			u.Mode, u.UID, u.GID, u.Mtime, u.MtimeNsec = l.Mode, l.UID, l.GID, l.Mtime, l.MtimeNsec
+			u.Xattrs = append([]layout.Xattr(nil), l.Xattrs...)
+		}
+		keepLowerDirAttrs(lower.Inode, e.Inode)
+	}
+}
+
+func madeUpDir(d *tree.Inode) bool {
+	return d.Mode == layout.ModeDir|0o755 && d.UID == 0 && d.GID == 0 && d.Mtime == 0 && d.MtimeNsec == 0 && len(d.Xattrs) == 0
+}
