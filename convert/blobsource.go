@@ -6,8 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 
-	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/gonydus/nydus/storage/backend"
+	"github.com/google/go-containerregistry/pkg/authn"
 )
 
 // blobBackend returns our registry backend (range reads, retries, token
