@@ -1,0 +1,82 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"strconv"
+
+	"github.com/gonydus/nydus/cmd/internal/cli"
+	"github.com/gonydus/nydus/convert"
+)
+
+type convertOpts struct {
+	source, target, compressor, chunkSize, fsVersion, platform, workDir *string
+	sourceInsecure, targetInsecure, dockerRunnable, oci                 *bool
+	parallelism                                                         *int
+}
+
+func newConvert() *cli.Command {
+	fs := flag.NewFlagSet("convert", flag.ContinueOnError)
+	o := &convertOpts{
+		source:         cli.String(fs, "", "Source OCI image reference", "source"),
+		target:         cli.String(fs, "", "Target (Nydus) image reference", "target"),
+		sourceInsecure: cli.Bool(fs, "Skip verifying server certs for HTTPS source registry (plain HTTP allowed)", "source-insecure"),
+		targetInsecure: cli.Bool(fs, "Skip verifying server certs for HTTPS target registry (plain HTTP allowed)", "target-insecure"),
+		compressor:     cli.String(fs, "zstd", "Algorithm to compress image data blob, possible values: none, lz4_block, zstd", "compressor"),
+		chunkSize:      cli.String(fs, "0x100000", "Size of nydus image data chunk, power of two between 0x1000 and 0x1000000", "fs-chunk-size", "chunk-size"),
+		fsVersion:      cli.String(fs, "6", "Nydus image format version number (only 6 is written)", "fs-version"),
+		platform:       cli.String(fs, "", "Platform of a multi-platform source to convert, e.g. linux/amd64 (default linux/<host arch>)", "platform"),
+		workDir:        cli.String(fs, "", "Working directory for data blobs between build and push (default the system temporary directory)", "work-dir"),
+		dockerRunnable: cli.Bool(fs, "Write the docker-runnable layout: only the bootstrap layer in the manifest, data blobs beside it in the repository", "docker-runnable"),
+		oci:            cli.Bool(fs, "Convert Docker media types to OCI media types", "oci"),
+	}
+	o.parallelism = fs.Int("parallelism", 0, "Layers converted at once (default min(4, CPUs))")
+	c := &cli.Command{Name: "convert", Flags: fs,
+		Usage: "convert --source REF --target REF [OPTIONS]\nGenerate a Nydus image from an OCI image"}
+	c.Run = func([]string) error { return o.run() }
+	return c
+}
+
+func (o *convertOpts) options() ([]convert.Option, error) {
+	if *o.source == "" || *o.target == "" {
+		return nil, usagef("--source and --target are required")
+	}
+	size, err := strconv.ParseUint(*o.chunkSize, 0, 32)
+	if err != nil {
+		return nil, usagef("invalid --fs-chunk-size %q: %v", *o.chunkSize, err)
+	}
+	opts := []convert.Option{
+		convert.WithCompressor(*o.compressor), convert.WithChunkSize(uint32(size)), convert.WithFSVersion(*o.fsVersion),
+		convert.WithSource(convert.Remote{Insecure: *o.sourceInsecure}),
+		convert.WithTarget(convert.Remote{Insecure: *o.targetInsecure}),
+		convert.WithOCI(*o.oci),
+	}
+	if *o.dockerRunnable {
+		opts = append(opts, convert.WithLayout(convert.LayoutDockerRunnable))
+	}
+	if *o.platform != "" {
+		opts = append(opts, convert.WithPlatform(*o.platform))
+	}
+	if *o.workDir != "" {
+		opts = append(opts, convert.WithWorkDir(*o.workDir))
+	}
+	if *o.parallelism != 0 {
+		opts = append(opts, convert.WithParallelism(*o.parallelism))
+	}
+	return opts, nil
+}
+
+func (o *convertOpts) run() error {
+	opts, err := o.options()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := signalContext()
+	defer cancel()
+	res, err := convert.Convert(ctx, *o.source, *o.target, opts...)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("%s@%s\n", res.Ref, res.Manifest.Digest)
+	return nil
+}
