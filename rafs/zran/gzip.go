@@ -54,22 +54,17 @@ func (c *countingReader) byteAt(pos int64) (byte, bool) {
 	return c.last[pos%int64(len(c.last))], true
 }
 
-func (c *countingReader) skip(n int64) error {
-	for range n {
-		if _, err := c.ReadByte(); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // readHeader consumes one gzip member header; it returns io.EOF at a clean
 // end of stream.
-func (c *countingReader) readHeader() error {
-	start := c.n
+func (c *countingReader) readHeader() error { return skipGzipHeader(c, c.n) }
+
+// skipGzipHeader consumes one gzip member header from r (which starts at
+// stream offset start, for messages); it returns io.EOF at a clean end of
+// stream.
+func skipGzipHeader(r io.ByteReader, start int64) error {
 	var h [10]byte
 	for i := range h {
-		b, err := c.ReadByte()
+		b, err := r.ReadByte()
 		if err != nil {
 			if i == 0 && errors.Is(err, io.EOF) {
 				return io.EOF
@@ -85,13 +80,21 @@ func (c *countingReader) readHeader() error {
 	if flg&0xe0 != 0 {
 		return fmt.Errorf("%w: reserved header flags %#x at offset %d", ErrFormat, flg, start)
 	}
+	skip := func(n int) error {
+		for range n {
+			if _, err := r.ReadByte(); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 	if flg&gzFlagExtra != 0 {
-		lo, err1 := c.ReadByte()
-		hi, err2 := c.ReadByte()
+		lo, err1 := r.ReadByte()
+		hi, err2 := r.ReadByte()
 		if err1 != nil || err2 != nil {
 			return fmt.Errorf("%w: truncated extra field", ErrFormat)
 		}
-		if err := c.skip(int64(lo) | int64(hi)<<8); err != nil {
+		if err := skip(int(lo) | int(hi)<<8); err != nil {
 			return fmt.Errorf("%w: truncated extra field", ErrFormat)
 		}
 	}
@@ -100,7 +103,7 @@ func (c *countingReader) readHeader() error {
 			continue
 		}
 		for i := 0; ; i++ {
-			b, err := c.ReadByte()
+			b, err := r.ReadByte()
 			if err != nil || i > maxHeaderLen {
 				return fmt.Errorf("%w: unterminated header string", ErrFormat)
 			}
@@ -110,7 +113,7 @@ func (c *countingReader) readHeader() error {
 		}
 	}
 	if flg&gzFlagHCRC != 0 {
-		if err := c.skip(2); err != nil {
+		if err := skip(2); err != nil {
 			return fmt.Errorf("%w: truncated header CRC", ErrFormat)
 		}
 	}
