@@ -1,0 +1,202 @@
+package overlay
+
+import (
+	"context"
+	"fmt"
+	"syscall"
+	"time"
+
+	gofs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+	"golang.org/x/sys/unix"
+)
+
+var (
+	_ gofs.NodeLookuper   = (*node)(nil)
+	_ gofs.NodeGetattrer  = (*node)(nil)
+	_ gofs.NodeSetattrer  = (*node)(nil)
+	_ gofs.NodeStatfser   = (*node)(nil)
+	_ gofs.NodeReadlinker = (*node)(nil)
+)
+
+func fillUpper(st *unix.Statx_t, out *fuse.Attr) {
+	out.Ino = st.Ino
+	out.Size = st.Size
+	out.Blocks = st.Blocks
+	out.Mode = uint32(st.Mode)
+	out.Nlink = st.Nlink
+	out.Uid, out.Gid = st.Uid, st.Gid
+	out.Rdev = uint32(unix.Mkdev(st.Rdev_major, st.Rdev_minor))
+	out.Blksize = st.Blksize
+	out.Atime, out.Atimensec = uint64(st.Atime.Sec), st.Atime.Nsec
+	out.Mtime, out.Mtimensec = uint64(st.Mtime.Sec), st.Mtime.Nsec
+	out.Ctime, out.Ctimensec = uint64(st.Ctime.Sec), st.Ctime.Nsec
+}
+
+func fillLower(st Stat, out *fuse.Attr) {
+	out.Ino = st.Ino
+	out.Size = uint64(st.Size)
+	out.Blocks = (uint64(st.Size) + 511) / 512
+	out.Mode = st.Mode
+	out.Nlink = st.Nlink
+	out.Uid, out.Gid = st.UID, st.GID
+	out.Rdev = uint32(st.Rdev)
+	out.Blksize = 4096
+	setTime := func(t time.Time, s *uint64, ns *uint32) { *s, *ns = uint64(t.Unix()), uint32(t.Nanosecond()) }
+	setTime(st.Atime, &out.Atime, &out.Atimensec)
+	setTime(st.Mtime, &out.Mtime, &out.Mtimensec)
+	setTime(st.Ctime, &out.Ctime, &out.Ctimensec)
+}
+
+// fill reports e's attributes: the upper object's if there is one, else
+// the lower one's. A merged directory reports one link, as the kernel's
+// overlay does.
+func fill(e *entry, out *fuse.Attr) {
+	if e.upper != nil {
+		fillUpper(e.upper, out)
+		if e.merged() {
+			out.Nlink = 1
+		}
+		return
+	}
+	fillLower(e.lst, out)
+}
+
+func (f *FS) ident(e *entry) gofs.StableAttr {
+	if e.upper != nil {
+		return f.upperIdent(e.upper)
+	}
+	return f.lowerIdent(e.path, e.lst)
+}
+
+func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	p, err := n.path()
+	if err != nil {
+		return nil, n.fs.errno(ctx, "lookup", err)
+	}
+	e, err := n.fs.resolve(ctx, p, n.getLower(), name)
+	if err != nil {
+		return nil, n.fs.errno(ctx, "lookup", err)
+	}
+	if !e.exists() {
+		return nil, syscall.ENOENT
+	}
+	return n.newChild(ctx, e, &out.Attr), 0
+}
+
+// newChild returns the inode for e, filling out.
+func (n *node) newChild(ctx context.Context, e *entry, out *fuse.Attr) *gofs.Inode {
+	fill(e, out)
+	child := &node{fs: n.fs, lower: e.lower}
+	return n.NewInode(ctx, child, n.fs.ident(e))
+}
+
+func (n *node) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	if uf, ok := fh.(*upperFile); ok {
+		return uf.Getattr(ctx, out)
+	}
+	e, err := n.resolveSelf(ctx)
+	if err != nil {
+		return n.fs.errno(ctx, "getattr", err)
+	}
+	fill(e, &out.Attr)
+	return 0
+}
+
+func (n *node) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	if uf, ok := fh.(*upperFile); ok {
+		return uf.Setattr(ctx, in, out)
+	}
+	size, hasSize := in.GetSize()
+	n.fs.mu.Lock()
+	e, err := n.fs.copyUpNode(ctx, n, !hasSize || size > 0)
+	n.fs.mu.Unlock()
+	if err != nil {
+		return n.fs.errno(ctx, "setattr", err)
+	}
+	if err := n.fs.setattr(e.path, in); err != nil {
+		return n.fs.errno(ctx, "setattr", err)
+	}
+	return n.Getattr(ctx, nil, out)
+}
+
+// setattr applies in to the upper object at p: owner first, then mode (so
+// set-id bits given with an owner change stay), size, times.
+func (f *FS) setattr(p string, in *fuse.SetAttrIn) error {
+	uid, uok := in.GetUID()
+	gid, gok := in.GetGID()
+	if uok || gok {
+		u, g := -1, -1
+		if uok {
+			u = int(uid)
+		}
+		if gok {
+			g = int(gid)
+		}
+		if err := unix.Fchownat(f.upperFd, rel(p), u, g, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return fmt.Errorf("chown %s: %w", p, err)
+		}
+	}
+	if mode, ok := in.GetMode(); ok {
+		if err := unix.Fchmodat(f.upperFd, rel(p), mode&0o7777, 0); err != nil {
+			return fmt.Errorf("chmod %s: %w", p, err)
+		}
+	}
+	if size, ok := in.GetSize(); ok {
+		if err := unix.Truncate(f.full(p), int64(size)); err != nil {
+			return fmt.Errorf("truncate %s: %w", p, err)
+		}
+	}
+	if in.Valid&(fuse.FATTR_ATIME|fuse.FATTR_MTIME|fuse.FATTR_ATIME_NOW|fuse.FATTR_MTIME_NOW) != 0 {
+		ts := []unix.Timespec{{Nsec: unix.UTIME_OMIT}, {Nsec: unix.UTIME_OMIT}}
+		switch {
+		case in.Valid&fuse.FATTR_ATIME_NOW != 0:
+			ts[0].Nsec = unix.UTIME_NOW
+		case in.Valid&fuse.FATTR_ATIME != 0:
+			ts[0] = unix.Timespec{Sec: int64(in.Atime), Nsec: int64(in.Atimensec)}
+		}
+		switch {
+		case in.Valid&fuse.FATTR_MTIME_NOW != 0:
+			ts[1].Nsec = unix.UTIME_NOW
+		case in.Valid&fuse.FATTR_MTIME != 0:
+			ts[1] = unix.Timespec{Sec: int64(in.Mtime), Nsec: int64(in.Mtimensec)}
+		}
+		if err := unix.UtimesNanoAt(f.upperFd, rel(p), ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return fmt.Errorf("utimes %s: %w", p, err)
+		}
+	}
+	return nil
+}
+
+func (n *node) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
+	e, err := n.resolveSelf(ctx)
+	if err != nil {
+		return nil, n.fs.errno(ctx, "readlink", err)
+	}
+	if e.upper == nil {
+		t, err := e.lower.Readlink(ctx)
+		if err != nil {
+			return nil, n.fs.errno(ctx, "readlink", err)
+		}
+		return []byte(t), 0
+	}
+	buf := make([]byte, unix.PathMax)
+	k, err := unix.Readlinkat(n.fs.upperFd, e.path, buf)
+	if err != nil {
+		return nil, n.fs.errno(ctx, "readlink", err)
+	}
+	return buf[:k], 0
+}
+
+// Statfs reports the upper file system, as the kernel's overlay does.
+func (n *node) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
+	var st unix.Statfs_t
+	if err := unix.Fstatfs(n.fs.upperFd, &st); err != nil {
+		return n.fs.errno(ctx, "statfs", err)
+	}
+	out.Blocks, out.Bfree, out.Bavail = st.Blocks, st.Bfree, st.Bavail
+	out.Files, out.Ffree = st.Files, st.Ffree
+	out.Bsize, out.Frsize = uint32(st.Bsize), uint32(st.Frsize)
+	out.NameLen = uint32(st.Namelen)
+	return 0
+}

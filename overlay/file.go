@@ -1,0 +1,123 @@
+package overlay
+
+import (
+	"context"
+	"errors"
+	"io"
+	"sync"
+	"syscall"
+
+	gofs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+	"golang.org/x/sys/unix"
+)
+
+var _ gofs.NodeOpener = (*node)(nil)
+
+// upperFile is an open upper file: every file operation (read, write,
+// fsync, allocate, lseek, locks) goes to its descriptor.
+type upperFile struct{ *gofs.LoopbackFile }
+
+// openFlags are the flags an upper file is opened with: O_APPEND is left
+// to the kernel, which sends appending writes at the end of the file (an
+// O_APPEND descriptor would put page write-back of mmap'ed files there).
+func openFlags(flags uint32) int {
+	return int(flags)&^(unix.O_CREAT|unix.O_EXCL|unix.O_NOCTTY|unix.O_APPEND) | unix.O_CLOEXEC | unix.O_NOFOLLOW
+}
+
+func wantsWrite(flags uint32) bool {
+	return flags&unix.O_ACCMODE != unix.O_RDONLY || flags&unix.O_TRUNC != 0
+}
+
+func (n *node) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
+	var e *entry
+	var err error
+	if wantsWrite(flags) {
+		n.fs.mu.Lock()
+		e, err = n.fs.copyUpNode(ctx, n, flags&unix.O_TRUNC == 0)
+		n.fs.mu.Unlock()
+	} else {
+		e, err = n.resolveSelf(ctx)
+	}
+	if err != nil {
+		return nil, 0, n.fs.errno(ctx, "open", err)
+	}
+	if e.upper != nil {
+		fd, err := unix.Openat(n.fs.upperFd, e.path, openFlags(flags), 0)
+		if err != nil {
+			return nil, 0, n.fs.errno(ctx, "open", err)
+		}
+		return &upperFile{gofs.NewLoopbackFile(fd).(*gofs.LoopbackFile)}, fuse.FOPEN_KEEP_CACHE, 0
+	}
+	lf, err := e.lower.Open(ctx)
+	if err != nil {
+		return nil, 0, n.fs.errno(ctx, "open", err)
+	}
+	return &lowerFile{n: n, lower: lf}, fuse.FOPEN_KEEP_CACHE, 0
+}
+
+// lowerFile is a lower file open for reading. Once the file is copied up
+// (through another descriptor) it reads the upper copy, as the kernel's
+// overlay does since Linux 4.19.
+type lowerFile struct {
+	n     *node
+	lower LowerFile
+
+	mu    sync.Mutex
+	upper int // descriptor of the upper copy, or 0
+}
+
+var (
+	_ gofs.FileReader   = (*lowerFile)(nil)
+	_ gofs.FileReleaser = (*lowerFile)(nil)
+	_ gofs.FileFlusher  = (*lowerFile)(nil)
+	_ gofs.FileFsyncer  = (*lowerFile)(nil)
+)
+
+func (l *lowerFile) upperFd() int {
+	if !l.n.copiedUp.Load() {
+		return 0
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.upper == 0 {
+		p, err := l.n.path()
+		if err != nil {
+			return 0
+		}
+		fd, err := unix.Openat(l.n.fs.upperFd, p, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+		if err != nil {
+			return 0
+		}
+		l.upper = fd
+	}
+	return l.upper
+}
+
+func (l *lowerFile) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	if fd := l.upperFd(); fd > 0 {
+		k, err := unix.Pread(fd, dest, off)
+		if err != nil {
+			return nil, l.n.fs.errno(ctx, "read", err)
+		}
+		return fuse.ReadResultData(dest[:k]), 0
+	}
+	k, err := l.lower.ReadAt(dest, off)
+	if err != nil && !errors.Is(err, io.EOF) && k == 0 {
+		return nil, l.n.fs.errno(ctx, "read", err)
+	}
+	return fuse.ReadResultData(dest[:k]), 0
+}
+
+func (l *lowerFile) Flush(ctx context.Context) syscall.Errno { return 0 }
+
+func (l *lowerFile) Fsync(ctx context.Context, flags uint32) syscall.Errno { return 0 }
+
+func (l *lowerFile) Release(ctx context.Context) syscall.Errno {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.upper > 0 {
+		unix.Close(l.upper)
+	}
+	return l.n.fs.errno(ctx, "release", l.lower.Close())
+}

@@ -1,0 +1,164 @@
+package overlay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+	"golang.org/x/sys/unix"
+)
+
+// FS is a writable overlay of one read-only lower tree and an upper
+// directory.
+type FS struct {
+	lower    Lower
+	upperDir string
+	workDir  string // <work_dir>/work, as the kernel uses it
+	upperFd  int
+	workFd   int
+	xattrNS  string // "trusted.overlay." or "user.overlay."
+	log      *slog.Logger
+
+	// mu serialises changes of the upper tree (copy-up, create, remove,
+	// rename), so each works on a stable view.
+	mu        sync.Mutex
+	tmpSeq    atomic.Uint64
+	idMu      sync.Mutex
+	copied    map[upperID]fs.StableAttr // upper inode -> st_ino it had in the lower tree
+	copiedIno map[uint64]fs.StableAttr  // the same, by upper inode number alone (for readdir)
+	linkIno   map[string]uint64         // path of a hardlinked lower file -> its own st_ino
+	nextIno   uint64
+}
+
+type upperID struct{ ino, gen uint64 }
+
+// lowerInoTag separates lower inode numbers from upper ones.
+const lowerInoTag = 1 << 62
+
+// New returns an overlay of lower under upperDir, using workDir (on the
+// same file system as upperDir) for atomic copy-up and whiteouts.
+func New(lower Lower, upperDir, workDir string, opts ...Option) (*FS, error) {
+	var c config
+	for _, o := range opts {
+		o(&c)
+	}
+	if c.logger == nil {
+		c.logger = slog.Default()
+	}
+	if lower == nil {
+		return nil, errors.New("overlay: a lower tree is required")
+	}
+	up, err := filepath.Abs(upperDir)
+	if err != nil {
+		return nil, fmt.Errorf("overlay: upper dir: %w", err)
+	}
+	wd, err := filepath.Abs(workDir)
+	if err != nil {
+		return nil, fmt.Errorf("overlay: work dir: %w", err)
+	}
+	var ust, wst unix.Stat_t
+	if err := unix.Stat(up, &ust); err != nil {
+		return nil, fmt.Errorf("overlay: upper dir %s: %w", up, err)
+	}
+	if err := unix.Stat(wd, &wst); err != nil {
+		return nil, fmt.Errorf("overlay: work dir %s: %w", wd, err)
+	}
+	if ust.Dev != wst.Dev {
+		return nil, fmt.Errorf("overlay: upper dir %s and work dir %s are on different file systems: %w", up, wd, unix.EXDEV)
+	}
+	scratch := filepath.Join(wd, "work")
+	// As the kernel does at mount time: start from an empty work/work.
+	if err := os.RemoveAll(scratch); err != nil {
+		return nil, fmt.Errorf("overlay: clean work dir: %w", err)
+	}
+	if err := os.Mkdir(scratch, 0); err != nil {
+		return nil, fmt.Errorf("overlay: work dir: %w", err)
+	}
+	f := &FS{lower: lower, upperDir: up, workDir: scratch, log: c.logger,
+		xattrNS: "trusted.overlay.", copied: map[upperID]fs.StableAttr{}, copiedIno: map[uint64]fs.StableAttr{}, linkIno: map[string]uint64{},
+		nextIno: lowerInoTag | 1<<61}
+	if c.userXattr {
+		f.xattrNS = "user.overlay."
+	}
+	if f.upperFd, err = unix.Open(up, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err != nil {
+		return nil, fmt.Errorf("overlay: open upper dir: %w", err)
+	}
+	if f.workFd, err = unix.Open(scratch, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err != nil {
+		unix.Close(f.upperFd)
+		return nil, fmt.Errorf("overlay: open work dir: %w", err)
+	}
+	return f, nil
+}
+
+// Close releases the upper and work directory handles; call it after the
+// file system is unmounted.
+func (f *FS) Close() error {
+	return errors.Join(unix.Close(f.upperFd), unix.Close(f.workFd))
+}
+
+// Root returns the root node, for fs.Mount.
+func (f *FS) Root() fs.InodeEmbedder { return &node{fs: f, lower: f.lower} }
+
+// MountOptions returns go-fuse options for serving the overlay: one-second
+// entry and attribute caching (every change goes through this server),
+// 1 MiB writes, device files and set-uid honoured, as on a kernel overlay
+// mount, and passthrough off (reads and writes of upper files go through
+// the upper file descriptors).
+func MountOptions(name string) *fs.Options {
+	sec := time.Second
+	return &fs.Options{
+		EntryTimeout:    &sec,
+		AttrTimeout:     &sec,
+		NegativeTimeout: &sec,
+		MountOptions: fuse.MountOptions{
+			FsName:               name,
+			Name:                 "nydus-overlay",
+			MaxWrite:             1 << 20,
+			MaxReadAhead:         1 << 20,
+			Options:              []string{"default_permissions"},
+			AllowOther:           true,
+			DirectMount:          true,
+			DirectMountFlags:     syscall.MS_MGC_VAL,
+			DisabledCapabilities: fuse.CAP_PASSTHROUGH,
+		},
+	}
+}
+
+// rel turns a node path into a path for the *at calls on upperFd.
+func rel(p string) string {
+	if p == "" {
+		return "."
+	}
+	return p
+}
+
+// full is the absolute upper path of p, for calls without an *at form.
+func (f *FS) full(p string) string {
+	if p == "" {
+		return f.upperDir
+	}
+	return f.upperDir + "/" + p
+}
+
+func join(dir, name string) string {
+	if dir == "" {
+		return name
+	}
+	return dir + "/" + name
+}
+
+// tmpName returns a fresh name in the work directory.
+func (f *FS) tmpName() string { return fmt.Sprintf("#%x", f.tmpSeq.Add(1)) }
+
+func (f *FS) logErr(ctx context.Context, op string, err error) {
+	f.log.ErrorContext(ctx, "overlay: "+op, "err", err)
+}

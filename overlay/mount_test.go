@@ -1,0 +1,101 @@
+package overlay_test
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+
+	"github.com/gonydus/nydus/overlay"
+	gofs "github.com/hanwen/go-fuse/v2/fs"
+	"golang.org/x/sys/unix"
+)
+
+// requireMount skips unless the test can mount FUSE and overlayfs.
+func requireMount(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to mount FUSE and overlayfs")
+	}
+	if _, err := os.Stat("/dev/fuse"); err != nil {
+		t.Skipf("no /dev/fuse: %v", err)
+	}
+}
+
+// layers is one lower/upper/work triple under a fresh temp dir.
+type layers struct{ lower, upper, work string }
+
+func newLayers(t testing.TB, lower string) layers {
+	d := t.TempDir()
+	l := layers{lower: lower, upper: filepath.Join(d, "upper"), work: filepath.Join(d, "work")}
+	for _, p := range []string{l.upper, l.work} {
+		if err := os.Mkdir(p, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return l
+}
+
+// mountOurs serves our overlay of l at a new directory until cleanup.
+func mountOurs(t testing.TB, l layers, opts ...overlay.Option) string {
+	t.Helper()
+	lower, err := overlay.NewDirLower(l.lower)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mountLower(t, lower, l, opts...)
+}
+
+func mountLower(t testing.TB, lower overlay.Lower, l layers, opts ...overlay.Option) string {
+	t.Helper()
+	f, err := overlay.New(lower, l.upper, l.work, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mnt := filepath.Join(t.TempDir(), "mnt")
+	if err := os.Mkdir(mnt, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	srv, err := gofs.Mount(mnt, f.Root(), overlay.MountOptions("test"))
+	if err != nil {
+		t.Fatalf("mount: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := srv.Unmount(); err != nil {
+			t.Errorf("unmount: %v", err)
+			unix.Unmount(mnt, unix.MNT_DETACH)
+		}
+		f.Close()
+	})
+	return mnt
+}
+
+// mountKernel mounts kernel overlayfs of l (no redirect_dir, index,
+// metacopy or xino, so it behaves as ours) at a new directory.
+func mountKernel(t testing.TB, l layers, extra string) string {
+	t.Helper()
+	mnt := filepath.Join(t.TempDir(), "kmnt")
+	if err := os.Mkdir(mnt, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	data := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s,redirect_dir=off,index=off,metacopy=off,xino=off%s",
+		l.lower, l.upper, l.work, extra)
+	if err := unix.Mount("overlay", mnt, "overlay", 0, data); err != nil {
+		t.Skipf("kernel overlayfs mount refused (%v): no kernel overlayfs to compare with", err)
+	}
+	t.Cleanup(func() {
+		if err := unix.Unmount(mnt, 0); err != nil {
+			t.Errorf("unmount kernel overlay: %v", err)
+			unix.Unmount(mnt, unix.MNT_DETACH)
+		}
+	})
+	return mnt
+}
+
+func run(t testing.TB, name string, args ...string) {
+	t.Helper()
+	if out, err := exec.Command(name, args...).CombinedOutput(); err != nil {
+		t.Fatalf("%s %v: %v\n%s", name, args, err, out)
+	}
+}

@@ -1,0 +1,200 @@
+package overlay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"sync"
+	"sync/atomic"
+	"syscall"
+
+	gofs "github.com/hanwen/go-fuse/v2/fs"
+	"golang.org/x/sys/unix"
+)
+
+// node is one merged name. Where its upper object is, is recomputed from
+// its path for every operation; what it merges from the lower tree is
+// fixed when it is looked up (only directories merge, and a directory's
+// lower part never changes while the node lives).
+type node struct {
+	gofs.Inode
+	fs *FS
+
+	mu       sync.Mutex
+	lower    Lower       // nil when there is none, or the upper object hides it
+	copiedUp atomic.Bool // set when this node's lower object is copied up
+}
+
+// path is the node's path relative to the root ("" for the root). A node
+// unlinked from the tree has none.
+func (n *node) path() (string, error) {
+	var segs []string
+	p := &n.Inode
+	root := n.Root()
+	for p != root {
+		name, parent := p.Parent()
+		if parent == nil {
+			return "", fmt.Errorf("node is unlinked: %w", syscall.ENOENT)
+		}
+		segs = append(segs, name)
+		p = parent
+	}
+	out := ""
+	for i := len(segs) - 1; i >= 0; i-- {
+		out = join(out, segs[i])
+	}
+	return out, nil
+}
+
+func (n *node) getLower() Lower {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.lower
+}
+
+func (n *node) setLower(l Lower) {
+	n.mu.Lock()
+	n.lower = l
+	n.mu.Unlock()
+}
+
+func asNode(in *gofs.Inode) *node {
+	if in == nil {
+		return nil
+	}
+	nd, _ := in.Operations().(*node)
+	return nd
+}
+
+// entry is what one name resolves to in both layers.
+type entry struct {
+	path     string
+	upper    *unix.Statx_t // nil: no upper object (whiteouts included)
+	whiteout bool          // the upper object is a whiteout
+	opaque   bool          // the upper object is an opaque directory
+	lower    Lower         // visible lower object: nil if none or hidden
+	lowerPos bool          // the lower tree has an object under this name
+	lst      Stat          // stat of lower
+}
+
+func (e *entry) exists() bool { return e.upper != nil || e.lower != nil }
+
+func (e *entry) mode() uint32 {
+	if e.upper != nil {
+		return uint32(e.upper.Mode)
+	}
+	return e.lst.Mode
+}
+
+func (e *entry) isDir() bool { return e.exists() && e.mode()&unix.S_IFMT == unix.S_IFDIR }
+
+// merged reports a directory with an upper and a lower part.
+func (e *entry) merged() bool { return e.upper != nil && e.lower != nil }
+
+func isWhiteout(st *unix.Statx_t) bool {
+	return uint32(st.Mode)&unix.S_IFMT == unix.S_IFCHR && st.Rdev_major == 0 && st.Rdev_minor == 0
+}
+
+func (f *FS) statUpper(p string) (*unix.Statx_t, error) {
+	var st unix.Statx_t
+	err := unix.Statx(f.upperFd, rel(p), unix.AT_SYMLINK_NOFOLLOW|unix.AT_STATX_DONT_SYNC,
+		unix.STATX_BASIC_STATS|unix.STATX_BTIME, &st)
+	if err != nil {
+		return nil, fmt.Errorf("stat upper %s: %w", p, err)
+	}
+	return &st, nil
+}
+
+// resolve looks name up under the directory dir (at path dirPath, with
+// lower part dirLower).
+func (f *FS) resolve(ctx context.Context, dirPath string, dirLower Lower, name string) (*entry, error) {
+	e := &entry{path: join(dirPath, name)}
+	st, err := f.statUpper(e.path)
+	switch {
+	case err == nil && isWhiteout(st):
+		e.whiteout = true
+	case err == nil:
+		e.upper = st
+		if uint32(st.Mode)&unix.S_IFMT == unix.S_IFDIR {
+			if e.opaque, err = f.isOpaque(e.path); err != nil {
+				return nil, err
+			}
+		}
+	case errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR):
+	default:
+		return nil, err
+	}
+	if dirLower == nil {
+		return e, nil
+	}
+	l, err := dirLower.Lookup(ctx, name)
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
+		return e, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("lower lookup %s: %w", e.path, err)
+	}
+	lst, err := l.Stat(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("lower stat %s: %w", e.path, err)
+	}
+	if lst.Mode&unix.S_IFMT == unix.S_IFCHR && lst.Rdev == 0 {
+		return e, nil // a whiteout in the lower tree hides only itself
+	}
+	e.lowerPos = true
+	switch {
+	case e.whiteout || e.opaque:
+		return e, nil
+	case e.upper != nil && (uint32(e.upper.Mode)&unix.S_IFMT != unix.S_IFDIR || lst.Mode&unix.S_IFMT != unix.S_IFDIR):
+		return e, nil // an upper object hides a lower one unless both are directories
+	}
+	e.lower, e.lst = l, lst
+	return e, nil
+}
+
+// resolveSelf resolves the node's own name.
+func (n *node) resolveSelf(ctx context.Context) (*entry, error) {
+	p, err := n.path()
+	if err != nil {
+		return nil, err
+	}
+	if p == "" {
+		e := &entry{path: ""}
+		if e.upper, err = n.fs.statUpper(""); err != nil {
+			return nil, err
+		}
+		e.lower = n.getLower()
+		if e.lower != nil {
+			if e.lst, err = e.lower.Stat(ctx); err != nil {
+				return nil, err
+			}
+		}
+		return e, nil
+	}
+	e := &entry{path: p}
+	st, err := n.fs.statUpper(p)
+	switch {
+	case err == nil && isWhiteout(st):
+		return nil, fmt.Errorf("%s: %w", p, syscall.ENOENT)
+	case err == nil:
+		e.upper = st
+	case errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR):
+	default:
+		return nil, err
+	}
+	l := n.getLower()
+	if l != nil && (e.upper == nil || uint32(e.upper.Mode)&unix.S_IFMT == unix.S_IFDIR) {
+		e.lower = l
+		if e.lst, err = l.Stat(ctx); err != nil {
+			return nil, err
+		}
+	}
+	if !e.exists() {
+		return nil, fmt.Errorf("%s: %w", p, syscall.ENOENT)
+	}
+	return e, nil
+}
+
+// child returns the node registered for name under n, if the kernel knows it.
+func (n *node) child(name string) *node { return asNode(n.GetChild(name)) }

@@ -1,0 +1,146 @@
+package overlay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"syscall"
+
+	gofs "github.com/hanwen/go-fuse/v2/fs"
+	"golang.org/x/sys/unix"
+)
+
+var (
+	_ gofs.NodeGetxattrer    = (*node)(nil)
+	_ gofs.NodeSetxattrer    = (*node)(nil)
+	_ gofs.NodeRemovexattrer = (*node)(nil)
+	_ gofs.NodeListxattrer   = (*node)(nil)
+)
+
+// private reports the overlay's own xattrs, which the merged view hides.
+func (f *FS) private(name string) bool { return strings.HasPrefix(name, f.xattrNS) }
+
+func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
+	if n.fs.private(attr) {
+		return 0, syscall.ENODATA
+	}
+	e, err := n.resolveSelf(ctx)
+	if err != nil {
+		return 0, n.fs.errno(ctx, "getxattr", err)
+	}
+	if e.upper != nil {
+		k, err := unix.Lgetxattr(n.fs.full(e.path), attr, dest)
+		if errors.Is(err, unix.ERANGE) {
+			k, err = unix.Lgetxattr(n.fs.full(e.path), attr, nil)
+			if err == nil {
+				return uint32(k), syscall.ERANGE
+			}
+		}
+		if err != nil {
+			return 0, n.fs.errno(ctx, "getxattr", err)
+		}
+		return uint32(k), 0
+	}
+	xs, err := e.lower.Xattrs(ctx)
+	if err != nil {
+		return 0, n.fs.errno(ctx, "getxattr", err)
+	}
+	for _, x := range xs {
+		if x.Name == attr {
+			if len(dest) == 0 {
+				return uint32(len(x.Value)), 0
+			}
+			if len(dest) < len(x.Value) {
+				return uint32(len(x.Value)), syscall.ERANGE
+			}
+			return uint32(copy(dest, x.Value)), 0
+		}
+	}
+	return 0, syscall.ENODATA
+}
+
+func (n *node) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) {
+	e, err := n.resolveSelf(ctx)
+	if err != nil {
+		return 0, n.fs.errno(ctx, "listxattr", err)
+	}
+	var names []string
+	if e.upper != nil {
+		xs, err := listXattrs(n.fs.full(e.path))
+		if err != nil {
+			return 0, n.fs.errno(ctx, "listxattr", err)
+		}
+		for _, x := range xs {
+			names = append(names, x.Name)
+		}
+	} else {
+		xs, err := e.lower.Xattrs(ctx)
+		if err != nil {
+			return 0, n.fs.errno(ctx, "listxattr", err)
+		}
+		for _, x := range xs {
+			names = append(names, x.Name)
+		}
+	}
+	var buf []byte
+	for _, name := range names {
+		if !n.fs.private(name) && name != fuseOverlayfsOpaque {
+			buf = append(append(buf, name...), 0)
+		}
+	}
+	if len(dest) == 0 {
+		return uint32(len(buf)), 0
+	}
+	if len(dest) < len(buf) {
+		return uint32(len(buf)), syscall.ERANGE
+	}
+	return uint32(copy(dest, buf)), 0
+}
+
+func (n *node) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
+	if n.fs.private(attr) {
+		return syscall.EPERM
+	}
+	n.fs.mu.Lock()
+	e, err := n.fs.copyUpNode(ctx, n, true)
+	n.fs.mu.Unlock()
+	if err == nil {
+		err = unix.Lsetxattr(n.fs.full(e.path), attr, data, int(flags))
+	}
+	return n.fs.errno(ctx, "setxattr", err)
+}
+
+func (n *node) Removexattr(ctx context.Context, attr string) syscall.Errno {
+	if n.fs.private(attr) {
+		return syscall.ENODATA
+	}
+	e, err := n.resolveSelf(ctx)
+	if err != nil {
+		return n.fs.errno(ctx, "removexattr", err)
+	}
+	if e.upper == nil {
+		// Nothing to remove is no reason to copy up.
+		xs, err := e.lower.Xattrs(ctx)
+		if err != nil {
+			return n.fs.errno(ctx, "removexattr", err)
+		}
+		found := false
+		for _, x := range xs {
+			found = found || x.Name == attr
+		}
+		if !found {
+			return syscall.ENODATA
+		}
+	}
+	n.fs.mu.Lock()
+	e, err = n.fs.copyUpNode(ctx, n, true)
+	n.fs.mu.Unlock()
+	if err == nil {
+		err = unix.Lremovexattr(n.fs.full(e.path), attr)
+	}
+	if err != nil && !errors.Is(err, unix.ENODATA) {
+		err = fmt.Errorf("removexattr %s: %w", attr, err)
+	}
+	return n.fs.errno(ctx, "removexattr", err)
+}
