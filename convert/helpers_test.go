@@ -30,7 +30,7 @@ type testRegistry struct {
 	wrap func(http.Handler) http.Handler // set before requests
 }
 
-func newTestRegistry(t *testing.T) *testRegistry {
+func newTestRegistry(t testing.TB) *testRegistry {
 	t.Helper()
 	inner := registry.New(registry.Logger(log.New(io.Discard, "", 0)), registry.WithReferrersSupport(true))
 	r := &testRegistry{}
