@@ -5,8 +5,10 @@ import (
 	"bytes"
 	"compress/gzip"
 	"crypto/sha256"
+	"encoding/json"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/gonydus/nydus/rafs/builder"
 	"github.com/gonydus/nydus/rafs/layout"
@@ -70,24 +72,38 @@ type bootstrapLayer struct {
 
 // packBootstrap wraps the bootstrap as nydus-snapshotter does: a
 // directory "image" (0755) and the file image/image.boot (0444), owned by
-// root, times zero, so equal bootstraps give equal layers.
-func packBootstrap(boot []byte) (*bootstrapLayer, error) {
+// root, times zero, so equal bootstraps give equal layers. A non-nil
+// registry file (LayoutDockerRunnable) is added as image/registry.json.
+func packBootstrap(boot []byte, reg *RegistryFile) (*bootstrapLayer, error) {
+	files := []struct {
+		name string
+		data []byte
+	}{{BootstrapPath, boot}}
+	if reg != nil {
+		b, err := json.MarshalIndent(reg, "", "  ")
+		if err != nil {
+			return nil, err
+		}
+		files = append(files, struct {
+			name string
+			data []byte
+		}{RegistryFilePath, append(b, '\n')})
+	}
 	var gz bytes.Buffer
 	gw := gzip.NewWriter(&gz)
 	diff := sha256.New()
 	tw := tar.NewWriter(io.MultiWriter(gw, diff))
-	hdrs := []*tar.Header{
-		{Name: "image", Typeflag: tar.TypeDir, Mode: 0o755},
-		{Name: BootstrapPath, Typeflag: tar.TypeReg, Mode: 0o444, Size: int64(len(boot))},
+	if err := tw.WriteHeader(&tar.Header{Name: "image", Typeflag: tar.TypeDir, Mode: 0o755, Format: tar.FormatUSTAR}); err != nil {
+		return nil, fmt.Errorf("bootstrap layer: %w", err)
 	}
-	for _, h := range hdrs {
-		h.Format = tar.FormatUSTAR
+	for _, f := range files {
+		h := &tar.Header{Name: f.name, Typeflag: tar.TypeReg, Mode: 0o444, Size: int64(len(f.data)), Format: tar.FormatUSTAR}
 		if err := tw.WriteHeader(h); err != nil {
 			return nil, fmt.Errorf("bootstrap layer: %w", err)
 		}
-	}
-	if _, err := tw.Write(boot); err != nil {
-		return nil, fmt.Errorf("bootstrap layer: %w", err)
+		if _, err := tw.Write(f.data); err != nil {
+			return nil, fmt.Errorf("bootstrap layer: %w", err)
+		}
 	}
 	if err := tw.Close(); err != nil {
 		return nil, fmt.Errorf("bootstrap layer: %w", err)
@@ -99,46 +115,64 @@ func packBootstrap(boot []byte) (*bootstrapLayer, error) {
 		diffID: digest.NewDigestFromBytes(digest.SHA256, diff.Sum(nil))}, nil
 }
 
+// bootstrapFiles is what a bootstrap layer holds.
+type bootstrapFiles struct {
+	boot     []byte
+	registry *RegistryFile // image/registry.json, if present
+	diffID   digest.Digest // sha256 of the uncompressed tar
+}
+
 // readBootstrapLayer extracts image/image.boot (or the legacy image.boot)
-// from a bootstrap layer (gzip or plain tar) and returns it with the
-// sha256 of the uncompressed tar.
-func readBootstrapLayer(r io.Reader) ([]byte, digest.Digest, error) {
+// and image/registry.json from a bootstrap layer (gzip or plain tar).
+func readBootstrapLayer(r io.Reader) (*bootstrapFiles, error) {
 	br := newPeekReader(r)
 	var tr io.Reader = br
 	if br.isGzip() {
 		gr, err := gzip.NewReader(br)
 		if err != nil {
-			return nil, "", fmt.Errorf("bootstrap layer: %w", err)
+			return nil, fmt.Errorf("bootstrap layer: %w", err)
 		}
 		defer gr.Close()
 		tr = gr
 	}
 	diff := sha256.New()
 	t := tar.NewReader(io.TeeReader(tr, diff))
-	var boot []byte
+	var out bootstrapFiles
 	for {
 		h, err := t.Next()
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
-			return nil, "", fmt.Errorf("bootstrap layer: %w", err)
+			return nil, fmt.Errorf("bootstrap layer: %w", err)
 		}
-		if h.Typeflag == tar.TypeReg && (h.Name == BootstrapPath || h.Name == "./"+BootstrapPath || h.Name == "image.boot") {
-			if h.Size > 1<<32 {
-				return nil, "", fmt.Errorf("bootstrap layer: %s is %d bytes", h.Name, h.Size)
-			}
-			if boot, err = io.ReadAll(t); err != nil {
-				return nil, "", fmt.Errorf("bootstrap layer: %w", err)
-			}
+		name := strings.TrimPrefix(h.Name, "./")
+		if h.Typeflag != tar.TypeReg || (name != BootstrapPath && name != "image.boot" && name != RegistryFilePath) {
+			continue
 		}
+		if h.Size > 1<<32 {
+			return nil, fmt.Errorf("bootstrap layer: %s is %d bytes", h.Name, h.Size)
+		}
+		data, err := io.ReadAll(t)
+		if err != nil {
+			return nil, fmt.Errorf("bootstrap layer: %w", err)
+		}
+		if name == RegistryFilePath {
+			out.registry = new(RegistryFile)
+			if err := json.Unmarshal(data, out.registry); err != nil {
+				return nil, fmt.Errorf("bootstrap layer: %s: %w", RegistryFilePath, err)
+			}
+			continue
+		}
+		out.boot = data
 	}
 	// The diff id covers the whole tar, padding after the end marker too.
 	if _, err := io.Copy(diff, tr); err != nil {
-		return nil, "", fmt.Errorf("bootstrap layer: %w", err)
+		return nil, fmt.Errorf("bootstrap layer: %w", err)
 	}
-	if boot == nil {
-		return nil, "", fmt.Errorf("bootstrap layer has no %s", BootstrapPath)
+	if out.boot == nil {
+		return nil, fmt.Errorf("bootstrap layer has no %s", BootstrapPath)
 	}
-	return boot, digest.NewDigestFromBytes(digest.SHA256, diff.Sum(nil)), nil
+	out.diffID = digest.NewDigestFromBytes(digest.SHA256, diff.Sum(nil))
+	return &out, nil
 }

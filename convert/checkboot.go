@@ -47,13 +47,19 @@ func (k *checker) checkBootstrap(ctx context.Context) error {
 		return fmt.Errorf("fetch %s: %w", k.boot.Digest, err)
 	}
 	defer rc.Close()
-	boot, diffID, err := readBootstrapLayer(rc)
+	files, err := readBootstrapLayer(rc)
 	if err != nil {
 		return err
 	}
-	if want := k.diffIDs[len(k.diffIDs)-1]; diffID != want {
-		return fmt.Errorf("bootstrap layer diff id %s, config says %s", diffID, want)
+	if want := k.diffIDs[len(k.diffIDs)-1]; files.diffID != want {
+		return fmt.Errorf("bootstrap layer diff id %s, config says %s", files.diffID, want)
 	}
+	if k.layout == LayoutDockerRunnable {
+		if err := k.checkRegistryFile(files.registry); err != nil {
+			return err
+		}
+	}
+	boot := files.boot
 	if k.img, err = rafs.Open(bytes.NewReader(boot), int64(len(boot))); err != nil {
 		return fmt.Errorf("open %s: %w", BootstrapPath, err)
 	}
@@ -83,4 +89,27 @@ func (k *checker) checkBootstrap(ctx context.Context) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// checkRegistryFile matches image/registry.json with the manifest's blob
+// list; a different location (an image copied since) is only a warning.
+func (k *checker) checkRegistryFile(f *RegistryFile) error {
+	if f == nil {
+		return fmt.Errorf("docker-runnable bootstrap layer has no %s", RegistryFilePath)
+	}
+	if len(f.Blobs) != len(k.blobs) {
+		return fmt.Errorf("%s lists %d blobs, %s %d", RegistryFilePath, len(f.Blobs), AnnotationBlobs, len(k.blobs))
+	}
+	for i, b := range f.Blobs {
+		if b.Digest != k.blobs[i].Digest || b.Size != k.blobs[i].Size {
+			return fmt.Errorf("%s blob %d is %s (%d bytes), %s says %s (%d bytes)", RegistryFilePath, i,
+				b.Digest, b.Size, AnnotationBlobs, k.blobs[i].Digest, k.blobs[i].Size)
+		}
+	}
+	repo := k.targetEP.repo()
+	if f.Registry != repo.RegistryStr() || f.Repository != repo.RepositoryStr() {
+		k.log.Warn("data blobs were pushed elsewhere: consumers reading "+RegistryFilePath+" fetch them there unless configured otherwise",
+			"registry", f.Registry, "repository", f.Repository, "checked", repo)
+	}
+	return nil
 }

@@ -101,12 +101,6 @@ func Convert(ctx context.Context, sourceRef, targetRef string, opts ...Option) (
 	if err != nil {
 		return nil, err
 	}
-	bl, err := packBootstrap(boot)
-	if err != nil {
-		return nil, err
-	}
-	c.log.Info("bootstrap merged", "bytes", len(boot), "inodes", info.Inodes, "blobs", len(info.Blobs), "layer_bytes", len(bl.data))
-
 	mt := dockerTypes
 	if src.oci() || c.oci {
 		mt = ociTypes
@@ -114,6 +108,7 @@ func Convert(ctx context.Context, sourceRef, targetRef string, opts ...Option) (
 	res := &Result{Ref: dstEP.ref.String(), Layout: c.layout, SourceBytes: srcBytes}
 	var layerDescs []ocispec.Descriptor
 	var diffIDs []digest.Digest
+	var regFile *RegistryFile
 	switch c.layout {
 	case LayoutNydus:
 		for _, b := range built {
@@ -122,16 +117,31 @@ func Convert(ctx context.Context, sourceRef, targetRef string, opts ...Option) (
 			layerDescs = append(layerDescs, d)
 			diffIDs = append(diffIDs, b.digest)
 		}
-		if res.Bootstrap, err = bootstrapDescriptor(mt, bl, nil); err != nil {
-			return nil, err
-		}
 	case LayoutDockerRunnable:
-		if res.Blobs, err = c.pushReferenced(ctx, dstEP, built, info.Blobs); err != nil {
+		refd, err := referencedBlobs(built, info.Blobs)
+		if err != nil {
 			return nil, err
 		}
-		if res.Bootstrap, err = bootstrapDescriptor(mt, bl, res.Blobs); err != nil {
+		if err := c.pushStaged(ctx, dstEP, refd); err != nil {
 			return nil, err
 		}
+		for _, b := range refd {
+			res.Blobs = append(res.Blobs, blobDescriptor(b.digest, b.size))
+		}
+		regFile = &RegistryFile{Registry: dstEP.repo().RegistryStr(), Repository: dstEP.repo().RepositoryStr(),
+			Blobs: plainDescriptors(res.Blobs)}
+	}
+	bl, err := packBootstrap(boot, regFile)
+	if err != nil {
+		return nil, err
+	}
+	c.log.Info("bootstrap merged", "bytes", len(boot), "inodes", info.Inodes, "blobs", len(info.Blobs), "layer_bytes", len(bl.data))
+	var listed []ocispec.Descriptor
+	if regFile != nil {
+		listed = regFile.Blobs
+	}
+	if res.Bootstrap, err = bootstrapDescriptor(mt, bl, listed); err != nil {
+		return nil, err
 	}
 	layerDescs = append(layerDescs, res.Bootstrap)
 	diffIDs = append(diffIDs, bl.diffID)

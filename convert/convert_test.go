@@ -71,6 +71,7 @@ func TestConvertAndCheck(t *testing.T) {
 			}
 			if tc.layout == LayoutDockerRunnable {
 				checkBlobsReferrer(t, reg, srcDigest, res)
+				checkRegistryFile(t, reg, res)
 			}
 		})
 	}
@@ -346,4 +347,30 @@ func TestCheckDetectsWrongContent(t *testing.T) {
 		t.Fatalf("got %v, want the /bin mode reported", err)
 	}
 	t.Log(err)
+}
+
+// checkRegistryFile reads image/registry.json from the bootstrap layer.
+func checkRegistryFile(t *testing.T, reg *testRegistry, res *Result) {
+	t.Helper()
+	ep, err := Remote{}.resolve(context.Background(), reg.ref("app:nydus"), "target")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := remote.Layer(ep.repo().Digest(res.Bootstrap.Digest.String()), ep.opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := l.Compressed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	files, err := readBootstrapLayer(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := files.registry
+	if f == nil || f.Registry != reg.host || f.Repository != "app" || len(f.Blobs) != len(res.Blobs) || f.Blobs[1].Digest != res.Blobs[1].Digest {
+		t.Fatalf("registry file %+v", f)
+	}
 }

@@ -24,17 +24,22 @@ func blobDescriptor(d digest.Digest, size int64) ocispec.Descriptor {
 		Annotations: map[string]string{AnnotationNydusBlob: "true"}}
 }
 
+// plainDescriptors drops annotations: media type, digest and size only.
+func plainDescriptors(ds []ocispec.Descriptor) []ocispec.Descriptor {
+	out := make([]ocispec.Descriptor, len(ds))
+	for i, d := range ds {
+		out[i] = ocispec.Descriptor{MediaType: d.MediaType, Digest: d.Digest, Size: d.Size}
+	}
+	return out
+}
+
 // bootstrapDescriptor describes the bootstrap layer; blobs, for
 // LayoutDockerRunnable, are listed in AnnotationBlobs.
 func bootstrapDescriptor(mt mediaTypes, b *bootstrapLayer, blobs []ocispec.Descriptor) (ocispec.Descriptor, error) {
 	d := ocispec.Descriptor{MediaType: mt.bootstrap, Digest: b.digest, Size: int64(len(b.data)),
 		Annotations: map[string]string{AnnotationNydusBootstrap: "true", AnnotationFSVersion: FSVersion}}
 	if blobs != nil {
-		list := make([]ocispec.Descriptor, len(blobs))
-		for i, bl := range blobs {
-			list[i] = ocispec.Descriptor{MediaType: bl.MediaType, Digest: bl.Digest, Size: bl.Size}
-		}
-		v, err := json.Marshal(list)
+		v, err := json.Marshal(plainDescriptors(blobs))
 		if err != nil {
 			return d, err
 		}

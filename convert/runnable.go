@@ -5,36 +5,37 @@ import (
 	"fmt"
 
 	"github.com/gonydus/nydus/rafs/layout"
-	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sync/errgroup"
 )
 
-// pushReferenced pushes, for LayoutDockerRunnable, the data blobs the
-// merged bootstrap references (table, in blob-table order) and returns
-// their descriptors. Blobs of layers whose data was all deleted above, or
-// that hold no file data, are not pushed.
-func (c *config) pushReferenced(ctx context.Context, dst *endpoint, built []*builtLayer, table []layout.BlobEntry) ([]ocispec.Descriptor, error) {
+// referencedBlobs returns, for LayoutDockerRunnable, the layers whose
+// blobs the merged bootstrap references (table), in blob-table order.
+// Blobs of layers that hold no file data, or whose data later layers all
+// deleted, are left out: nothing will ever read them.
+func referencedBlobs(built []*builtLayer, table []layout.BlobEntry) ([]*builtLayer, error) {
 	byID := map[string]*builtLayer{}
 	for _, b := range built {
 		byID[b.digest.Encoded()] = b
 	}
-	descs := make([]ocispec.Descriptor, len(table))
-	g, _ := errgroup.WithContext(ctx)
-	g.SetLimit(c.parallelism)
+	out := make([]*builtLayer, len(table))
 	for i := range table {
-		b := byID[table[i].ID()]
-		if b == nil {
+		if out[i] = byID[table[i].ID()]; out[i] == nil {
 			return nil, fmt.Errorf("merged bootstrap references blob %s, which no layer produced", table[i].ID())
 		}
-		descs[i] = blobDescriptor(b.digest, b.size)
+	}
+	return out, nil
+}
+
+// pushStaged pushes staged blobs in parallel.
+func (c *config) pushStaged(ctx context.Context, dst *endpoint, blobs []*builtLayer) error {
+	g, _ := errgroup.WithContext(ctx)
+	g.SetLimit(c.parallelism)
+	for _, b := range blobs {
 		g.Go(func() error {
 			return dst.pushBlob(&blob{digest: b.digest, size: b.size, mediaType: MediaTypeNydusBlob, open: fileBlob(b.path)})
 		})
 	}
-	if err := g.Wait(); err != nil {
-		return nil, err
-	}
-	return descs, nil
+	return g.Wait()
 }
 
 // pushBlobsManifest pushes the artifact manifest that refers to the
