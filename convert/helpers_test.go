@@ -13,9 +13,11 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
 	"github.com/klauspost/compress/zstd"
 	"github.com/opencontainers/go-digest"
@@ -266,4 +268,28 @@ func corruptBlob(d digest.Digest) func(http.Handler) http.Handler {
 			w.Write(body)
 		})
 	}
+}
+
+// logBlobGets records the blob GETs that reach the registry.
+func logBlobGets(into *[]string) func(http.Handler) http.Handler {
+	var mu sync.Mutex
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/blobs/") {
+				mu.Lock()
+				*into = append(*into, r.URL.Path[strings.LastIndex(r.URL.Path, "/")+1:])
+				mu.Unlock()
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+}
+
+func mustRepo(t *testing.T, reg *testRegistry) name.Repository {
+	t.Helper()
+	r, err := name.NewRepository(reg.ref("app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
 }
