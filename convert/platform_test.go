@@ -1,0 +1,76 @@
+package convert
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+
+	"github.com/opencontainers/go-digest"
+	specs "github.com/opencontainers/image-spec/specs-go"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// TestConvertPlatform converts the arm64 manifest of a two-platform index.
+func TestConvertPlatform(t *testing.T) {
+	reg := newTestRegistry(t)
+	pushSource(t, reg, "app", true)
+	ctx := context.Background()
+	ep, err := Remote{}.resolve(ctx, reg.ref("app:multi"), "source")
+	if err != nil {
+		t.Fatal(err)
+	}
+	amd := fetchTarget(t, reg.ref("app:latest"))
+	// The same layers with an arm64 config.
+	var cfg map[string]any
+	if err := json.Unmarshal(amd.rawConfig, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	cfg["architecture"] = "arm64"
+	cb, _ := json.Marshal(cfg)
+	cblob := bytesBlob(cb, MediaTypeOCIConfig)
+	if err := ep.pushBlob(cblob); err != nil {
+		t.Fatal(err)
+	}
+	arm, err := buildManifest(ociTypes, &ocispec.Manifest{}, ocispec.Descriptor{MediaType: MediaTypeOCIConfig, Digest: cblob.digest, Size: cblob.size}, amd.manifest.Layers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	armDigest := digest.FromBytes(arm)
+	if err := ep.putManifest(armDigest.String(), rawManifest{data: arm, mediaType: MediaTypeOCIManifest}); err != nil {
+		t.Fatal(err)
+	}
+	idx := ocispec.Index{Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: ocispec.MediaTypeImageIndex, Manifests: []ocispec.Descriptor{
+		{MediaType: MediaTypeOCIManifest, Digest: amd.desc.Digest, Size: amd.desc.Size, Platform: &ocispec.Platform{OS: "linux", Architecture: "amd64"}},
+		{MediaType: MediaTypeOCIManifest, Digest: armDigest, Size: int64(len(arm)), Platform: &ocispec.Platform{OS: "linux", Architecture: "arm64"}},
+	}}
+	ib, _ := json.Marshal(idx)
+	if err := ep.putManifest("multi", rawManifest{data: ib, mediaType: ocispec.MediaTypeImageIndex}); err != nil {
+		t.Fatal(err)
+	}
+
+	if _, err := Convert(ctx, reg.ref("app:multi"), reg.ref("app:nydus-arm64"), WithPlatform("linux/arm64"),
+		WithWorkDir(t.TempDir()), WithLogger(testLogger(t))); err != nil {
+		t.Fatal(err)
+	}
+	got := fetchTarget(t, reg.ref("app:nydus-arm64"))
+	var gc ocispec.Image
+	if err := json.Unmarshal(got.rawConfig, &gc); err != nil {
+		t.Fatal(err)
+	}
+	if gc.Architecture != "arm64" {
+		t.Fatalf("converted %s, want the arm64 manifest", gc.Architecture)
+	}
+	if _, err := Check(ctx, reg.ref("app:nydus-arm64"), reg.ref("app:multi"), WithPlatform("linux/arm64"),
+		WithWorkDir(t.TempDir()), WithLogger(testLogger(t))); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Convert(ctx, reg.ref("app:multi"), reg.ref("app:nydus-s390x"), WithPlatform("linux/s390x"),
+		WithWorkDir(t.TempDir()), WithLogger(testLogger(t))); err == nil {
+		t.Fatal("converted a platform the index lacks")
+	} else {
+		t.Log(err)
+	}
+	if err := WithPlatform("linux")(&config{}); err == nil {
+		t.Fatal("accepted platform without architecture")
+	}
+}
