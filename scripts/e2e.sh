@@ -4,9 +4,11 @@
 #  2. Debian's docker-registry is started on loopback and the blob pushed;
 #  3. nydusd mounts the image lazily from the registry (FUSE), the tree is
 #     compared with the source, and the HTTP API is queried;
-#  4. nydusd restarts over the same cache and serves everything without
+#  4. nydusify converts an OCI image pushed to the registry (both layouts),
+#     checks it, and nydusd mounts the result lazily;
+#  5. nydusd restarts over the same cache and serves everything without
 #     touching the registry (it is stopped first);
-#  5. the same image is exported to an EROFS block image and mounted by
+#  6. the same image is exported to an EROFS block image and mounted by
 #     the kernel; both mounts must match.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,7 +17,7 @@ src="${1:-examples/demo-rootfs}"
 work="$(mktemp -d /tmp/nydus-e2e.XXXXXX)"
 pids=()
 cleanup() {
-  for m in "$work/merged" "$work/fuse" "$work/erofs"; do mountpoint -q "$m" 2>/dev/null && umount -l "$m" || true; done
+  for m in "$work/merged" "$work/fuse" "$work/nfuse" "$work/erofs"; do mountpoint -q "$m" 2>/dev/null && umount -l "$m" || true; done
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   rm -rf "$work"
 }
@@ -81,6 +83,47 @@ grep -q '"read_count":0,' "$work/backend.json" && fail "no registry reads record
 curl -fsS --unix-socket "$work/api.sock" http://unix/metrics | grep -q '^nydusd_up 1' || fail "no Prometheus metrics"
 [ "$(stat -c %a "$work/api.sock")" = 600 ] || fail "API socket is not 0600"
 stop_nydusd
+
+step "nydusify: OCI image in the registry -> Nydus image (both layouts) -> check -> lazy mount"
+# blob_push REPO FILE: upload FILE as a blob of REPO, print its digest.
+blob_push() {
+  local d l s
+  d="sha256:$(sha256sum "$2" | cut -d' ' -f1)"
+  l="$(curl -fsS -X POST -D - -o /dev/null "http://127.0.0.1:$port/v2/$1/blobs/uploads/" | tr -d '\r' | sed -n 's/^Location: //Ip')"
+  case "$l" in http*) ;; *) l="http://127.0.0.1:$port$l";; esac
+  case "$l" in *\?*) s='&';; *) s='?';; esac
+  curl -fsS -X PUT --data-binary "@$2" -H 'Content-Type: application/octet-stream' "$l${s}digest=$d" >/dev/null
+  echo "$d"
+}
+tar --numeric-owner -C "$src" -cf "$work/oci-layer.tar" . && gzip -k "$work/oci-layer.tar"
+diffid="sha256:$(sha256sum "$work/oci-layer.tar" | cut -d' ' -f1)"
+printf '{"architecture":"amd64","os":"linux","config":{"Cmd":["/bin/sh"]},"rootfs":{"type":"layers","diff_ids":["%s"]}}' "$diffid" >"$work/oci-config.json"
+cfgd="$(blob_push demo-oci "$work/oci-config.json")"; layd="$(blob_push demo-oci "$work/oci-layer.tar.gz")"
+printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"%s","size":%d},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"%s","size":%d}]}' \
+  "$cfgd" "$(stat -c %s "$work/oci-config.json")" "$layd" "$(stat -c %s "$work/oci-layer.tar.gz")" >"$work/oci-manifest.json"
+curl -fsS -X PUT -H 'Content-Type: application/vnd.oci.image.manifest.v1+json' --data-binary "@$work/oci-manifest.json" \
+  "http://127.0.0.1:$port/v2/demo-oci/manifests/latest" >/dev/null
+ref="127.0.0.1:$port/demo-oci"
+for layout in nydus docker; do
+  nflags=(); [ "$layout" = docker ] && nflags=(--docker-runnable)
+  "$bin/nydusify" convert --log-level warn --source "$ref:latest" --target "$ref:$layout" --work-dir "$work" "${nflags[@]}" \
+    || fail "nydusify convert ($layout layout)"
+  "$bin/nydusify" check --log-level warn --source "$ref:latest" --target "$ref:$layout" --work-dir "$work" \
+    || fail "nydusify check ($layout layout)"
+done
+bootd="$(curl -fsS -H 'Accept: application/vnd.oci.image.manifest.v1+json' "http://127.0.0.1:$port/v2/demo-oci/manifests/nydus" \
+  | python3 -c 'import json,sys; print(json.load(sys.stdin)["layers"][-1]["digest"])')"
+mkdir -p "$work/nydusify" "$work/nfuse"
+curl -fsS "http://127.0.0.1:$port/v2/demo-oci/blobs/$bootd" | tar -xz -C "$work/nydusify" image/image.boot
+sed "s/\"repo\":\"demo\"/\"repo\":\"demo-oci\"/; s#$work/cache#$work/nydusify/cache#" "$work/nydusd.json" >"$work/nydusify/nydusd.json"
+"$bin/nydusd" --config "$work/nydusify/nydusd.json" --bootstrap "$work/nydusify/image/image.boot" --mountpoint "$work/nfuse" \
+  --log-level warn &
+nfpid=$!; pids+=("$nfpid")
+for _ in $(seq 100); do mountpoint -q "$work/nfuse" && break; sleep 0.1; done
+mountpoint -q "$work/nfuse" || fail "nydusd did not mount the converted image"
+diff -r --no-dereference "$src" "$work/nfuse" || fail "converted image differs from the source"
+kill -TERM "$nfpid"; wait "$nfpid" || true
+echo "nydusify images pass check; the converted image mounts lazily and equals $src"
 
 step "restart over the same cache with the registry stopped"
 kill "$regpid"; wait "$regpid" 2>/dev/null || true
