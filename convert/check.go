@@ -68,6 +68,9 @@ func Check(ctx context.Context, targetRef, sourceRef string, opts ...Option) (*R
 	if k.targetEP, err = c.target.resolve(ctx, targetRef, "target"); err != nil {
 		return nil, err
 	}
+	if k.targetEP, err = resolveNydus(k.targetEP, c.platform); err != nil {
+		return nil, err
+	}
 	if k.target, err = fetchImage(k.targetEP, c.platform, "target"); err != nil {
 		return nil, err
 	}

@@ -74,3 +74,41 @@ func TestConvertPlatform(t *testing.T) {
 		t.Fatal("accepted platform without architecture")
 	}
 }
+
+// TestCheckMergedIndex checks the Nydus side of an index holding the OCI
+// and the Nydus manifest for one platform (nydusify --merge-platform).
+func TestCheckMergedIndex(t *testing.T) {
+	reg := newTestRegistry(t)
+	pushSource(t, reg, "app", true)
+	ctx := context.Background()
+	res, err := Convert(ctx, reg.ref("app:latest"), reg.ref("app:nydus"), WithWorkDir(t.TempDir()), WithLogger(testLogger(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := fetchTarget(t, reg.ref("app:latest"))
+	for _, marker := range []string{"os.features", "artifactType"} {
+		nydus := ocispec.Descriptor{MediaType: MediaTypeOCIManifest, Digest: res.Manifest.Digest, Size: res.Manifest.Size,
+			Platform: &ocispec.Platform{OS: "linux", Architecture: "amd64"}}
+		if marker == "os.features" {
+			nydus.Platform.OSFeatures = []string{"nydus.remoteimage.v1"}
+		} else {
+			nydus.ArtifactType = "application/vnd.nydus.image.manifest.v1+json"
+		}
+		idx := ocispec.Index{Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: ocispec.MediaTypeImageIndex, Manifests: []ocispec.Descriptor{
+			{MediaType: MediaTypeOCIManifest, Digest: src.desc.Digest, Size: src.desc.Size, Platform: &ocispec.Platform{OS: "linux", Architecture: "amd64"}},
+			nydus,
+		}}
+		ib, _ := json.Marshal(idx)
+		ep, _ := Remote{}.resolve(ctx, reg.ref("app:merged"), "target")
+		if err := ep.putManifest("merged", rawManifest{data: ib, mediaType: ocispec.MediaTypeImageIndex}); err != nil {
+			t.Fatal(err)
+		}
+		rep, err := Check(ctx, reg.ref("app:merged"), reg.ref("app:latest"), WithPlatform("linux/amd64"), WithWorkDir(t.TempDir()), WithLogger(testLogger(t)))
+		if err != nil {
+			t.Fatalf("%s: %v", marker, err)
+		}
+		if rep.Manifest != res.Manifest.Digest {
+			t.Fatalf("%s: checked %s, want the nydus manifest %s", marker, rep.Manifest, res.Manifest.Digest)
+		}
+	}
+}
