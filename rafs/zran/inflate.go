@@ -19,9 +19,14 @@ var ErrContext = errors.New("zran: invalid inflate context")
 // member's end the trailer and the next header are skipped, as upstream
 // nydusd does. It returns the number of bytes inflated, which is len(out)
 // on success.
-func (c *Context) Inflate(in, out []byte) (n int, err error) {
-	if uint64(len(out)) > uint64(c.OutLen) {
-		return 0, fmt.Errorf("%w: %d bytes wanted from a context of %d", ErrContext, len(out), c.OutLen)
+func (c *Context) Inflate(in, out []byte) (int, error) { return c.InflateAt(in, 0, out) }
+
+// InflateAt is Inflate for the output bytes from skip on: the first skip
+// bytes are inflated into a small scratch buffer and dropped. It returns
+// the number of bytes inflated (skip+len(out) on success).
+func (c *Context) InflateAt(in []byte, skip int, out []byte) (n int, err error) {
+	if skip < 0 || uint64(skip)+uint64(len(out)) > uint64(c.OutLen) {
+		return 0, fmt.Errorf("%w: %d+%d bytes wanted from a context of %d", ErrContext, skip, len(out), c.OutLen)
 	}
 	if len(c.Dict) > WindowSize || c.Bits > 7 {
 		return 0, fmt.Errorf("%w: dictionary %d bytes, %d pending bits", ErrContext, len(c.Dict), c.Bits)
@@ -45,10 +50,19 @@ func (c *Context) Inflate(in, out []byte) (n int, err error) {
 	// and a trailer and the next member's header can be read after it.
 	r := bytes.NewReader(src)
 	fr := flate.NewReaderOpts(r, flate.WithResumeFrom(cp))
-	for n < len(out) {
-		k, rerr := fr.Read(out[n:])
+	var scratch []byte
+	if skip > 0 {
+		scratch = make([]byte, min(skip, 64<<10))
+	}
+	want := skip + len(out)
+	for n < want {
+		dst := scratch[:min(len(scratch), skip-min(n, skip))]
+		if n >= skip {
+			dst = out[n-skip:]
+		}
+		k, rerr := fr.Read(dst)
 		n += k
-		if n == len(out) {
+		if n == want {
 			break
 		}
 		switch {

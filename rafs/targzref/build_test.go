@@ -1,0 +1,344 @@
+package targzref
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+
+	"github.com/gonydus/nydus/rafs"
+	"github.com/gonydus/nydus/rafs/layout"
+)
+
+const vectors = "../../../shared/testdata/upstream-nydus/zran"
+
+// countingReaderAt counts the layer bytes reads pull.
+type countingReaderAt struct {
+	r io.ReaderAt
+	n atomic.Int64
+}
+
+func (c *countingReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	n, err := c.r.ReadAt(p, off)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+type built struct {
+	gz    []byte
+	meta  []byte
+	res   *Result
+	img   *rafs.Image
+	layer *countingReaderAt
+	src   *Source
+}
+
+func build(t testing.TB, gz []byte, cfg Config) *built {
+	t.Helper()
+	var meta bytes.Buffer
+	res, err := Build(context.Background(), bytes.NewReader(gz), &meta, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := rafs.Open(bytes.NewReader(res.Bootstrap), int64(len(res.Bootstrap)))
+	if err != nil {
+		t.Fatalf("bootstrap does not open: %v", err)
+	}
+	b := &built{gz: gz, meta: meta.Bytes(), res: res, img: img, layer: &countingReaderAt{r: bytes.NewReader(gz)}}
+	b.src = &Source{
+		Layer: func(e *layout.BlobEntry) (io.ReaderAt, error) { return b.layer, nil },
+		Meta: func(e *layout.BlobEntry) (io.ReaderAt, int64, error) {
+			return bytes.NewReader(b.meta), int64(len(b.meta)), nil
+		},
+	}
+	return b
+}
+
+// tarFiles returns the content of the regular files of a gzip'd tar.
+func tarFiles(t testing.TB, gz []byte) map[string][]byte {
+	t.Helper()
+	zr, err := gzip.NewReader(bytes.NewReader(gz))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := tar.NewReader(zr)
+	out := map[string][]byte{}
+	for {
+		hdr, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return out
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if hdr.Typeflag == tar.TypeReg {
+			data, err := io.ReadAll(tr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out[path.Clean("/"+hdr.Name)] = data
+		}
+	}
+}
+
+// checkAllFiles reads every regular file of the tar through the zran path.
+func checkAllFiles(t testing.TB, b *built) {
+	t.Helper()
+	for name, want := range tarFiles(t, b.gz) {
+		nid, err := b.img.LookupPath(name)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		fr, err := b.img.FileReader(context.Background(), b.src, nid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := make([]byte, len(want))
+		if n, err := fr.ReadAt(got, 0); n != len(want) || (err != nil && !errors.Is(err, io.EOF)) {
+			t.Fatalf("%s: read %d of %d: %v", name, n, len(want), err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("%s differs through the zran path", name)
+		}
+	}
+}
+
+func checkEntry(t testing.TB, b *built, cfg Config) {
+	t.Helper()
+	e := b.img.Blobs()[0]
+	sum := sha256.Sum256(b.gz)
+	metaSum := sha256.Sum256(b.meta)
+	switch {
+	case e.ID() != hex.EncodeToString(sum[:]):
+		t.Fatalf("blob id %s is not the layer's sha256", e.ID())
+	case e.CompressedSize != uint64(len(b.gz)):
+		t.Fatalf("compressed size %d, layer %d", e.CompressedSize, len(b.gz))
+	case e.Compressor != layout.CompressGzip || e.Digester != layout.DigestSHA256:
+		t.Fatalf("compressor %v digester %v", e.Compressor, e.Digester)
+	case e.Features&zranFeatures != zranFeatures:
+		t.Fatalf("features %#x", uint32(e.Features))
+	case !cfg.InlineBootstrap && (e.MetaDigest != metaSum || e.MetaSize != uint64(len(b.meta))):
+		t.Fatal("blob_meta_digest/size do not describe the RAFS blob")
+	case b.res.MetaID != hex.EncodeToString(metaSum[:]):
+		t.Fatal("MetaID is not the RAFS blob's sha256")
+	}
+}
+
+func TestUpstreamVectors(t *testing.T) {
+	for _, name := range []string{"bgzip.tar.gz", "zran-two-streams.tar.gz", "zran-single-stream.tar.gz", "zran-zero-file.tar.gz"} {
+		t.Run(name, func(t *testing.T) {
+			gz, err := os.ReadFile(filepath.Join(vectors, name))
+			if err != nil {
+				t.Skipf("upstream test vector missing (%v)", err)
+			}
+			for _, cfg := range []Config{DefaultConfig(), {ChunkSize: 0x1000, TOC: true}, {ChunkSize: 0x10000, TOC: true, InlineBootstrap: true}} {
+				b := build(t, gz, cfg)
+				checkEntry(t, b, cfg)
+				checkAllFiles(t, b)
+				t.Logf("chunk size %#x: %s", cfg.ChunkSize, b.res)
+			}
+		})
+	}
+}
+
+func TestZlibSampleIsNotATar(t *testing.T) {
+	gz, err := os.ReadFile(filepath.Join(vectors, "zlib_sample.txt.gz"))
+	if err != nil {
+		t.Skip(err)
+	}
+	if _, err := Build(context.Background(), bytes.NewReader(gz), io.Discard, DefaultConfig()); err == nil {
+		t.Fatal("a gzip'd text file built as a tar layer")
+	}
+}
+
+// layerTarGz generates a deterministic gzip'd tar of about total bytes:
+// text-like, repetitive and random files of many sizes.
+func layerTarGz(t testing.TB, seed uint64, total int) []byte {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(seed, 11))
+	words := []string{"nydus ", "zran ", "chunk ", "layer ", "gzip ", "inflate ", "context ", "window ", "\n", "func ", "return ", "{}\n"}
+	var gz bytes.Buffer
+	zw, _ := gzip.NewWriterLevel(&gz, gzip.DefaultCompression)
+	tw := tar.NewWriter(zw)
+	written := 0
+	for i := 0; written < total; i++ {
+		var size int
+		switch rng.IntN(10) {
+		case 0:
+			size = rng.IntN(12 << 20)
+		case 1, 2, 3:
+			size = rng.IntN(1 << 20)
+		default:
+			size = rng.IntN(16 << 10)
+		}
+		data := make([]byte, 0, size)
+		for len(data) < size {
+			switch rng.IntN(4) {
+			case 0:
+				n := min(size-len(data), 1+rng.IntN(4096))
+				for range n {
+					data = append(data, byte(rng.UintN(256)))
+				}
+			default:
+				for k := rng.IntN(200); k > 0 && len(data) < size; k-- {
+					data = append(data, words[rng.IntN(len(words))]...)
+				}
+			}
+		}
+		data = data[:size]
+		dir := "d" + string(rune('a'+i%17))
+		if err := tw.WriteHeader(&tar.Header{Name: dir + "/f" + hex.EncodeToString([]byte{byte(i >> 8), byte(i)}), Mode: 0o644, Size: int64(size), Typeflag: tar.TypeReg}); err != nil {
+			t.Fatal(err)
+		}
+		tw.Write(data)
+		written += size
+	}
+	tw.Close()
+	zw.Close()
+	return gz.Bytes()
+}
+
+// TestLargeLayer builds a ~200 MB layer, reads every file through the
+// zran path and checks that random reads fetch and inflate only from the
+// chunk's context start to the chunk's end.
+func TestLargeLayer(t *testing.T) {
+	total := 200 << 20
+	if testing.Short() {
+		total = 24 << 20
+	}
+	gz := layerTarGz(t, 1, total)
+	b := build(t, gz, Config{ChunkSize: layout.DefaultChunkSize, TOC: true})
+	checkEntry(t, b, Config{})
+	t.Logf("%s (%d relocated, %d merged contexts)", b.res, b.res.Relocated, b.res.Merged)
+	checkAllFiles(t, b)
+
+	m, err := ReadMeta(bytes.NewReader(b.meta), int64(len(b.meta)), b.img.Blobs()[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	var maxFetch, maxInflate int
+	for range 300 {
+		c := b.res.Chunks[rng.IntN(len(b.res.Chunks))]
+		_, ctx, zoff, _ := m.context(c.Index)
+		before := b.layer.n.Load()
+		off, end, err := m.Span(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw := make([]byte, end-off)
+		b.layer.ReadAt(raw, int64(off))
+		data, inflated, err := m.Decode(c, raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fetched := int(b.layer.n.Load() - before)
+		// Reads start at the chunk's own context, the last block boundary
+		// at or before it, and stop at the chunk's end.
+		if off != ctx.In || fetched > int(ctx.InLen) || inflated != int(zoff)+len(data) || inflated > int(ctx.OutLen) {
+			t.Fatalf("chunk %d: fetched %d (context %d bytes), inflated %d (offset %d + %d)", c.Index, fetched, ctx.InLen, inflated, zoff, len(data))
+		}
+		// Contexts stay within upstream's limits (2 MiB of output before a
+		// new chunk, 512 KiB compressed) unless a block is larger.
+		if inflated > 3<<20 {
+			t.Fatalf("chunk %d: %d bytes inflated for a %d-byte chunk", c.Index, inflated, len(data))
+		}
+		maxFetch, maxInflate = max(maxFetch, fetched), max(maxInflate, inflated)
+	}
+	t.Logf("random chunk reads: at most %d layer bytes fetched, %d inflated (layer %d bytes)", maxFetch, maxInflate, len(gz))
+}
+
+func TestBadLayers(t *testing.T) {
+	gz := layerTarGz(t, 2, 3<<20)
+	cases := map[string][]byte{
+		"truncated":     gz[:len(gz)*2/3],
+		"no trailer":    gz[:len(gz)-8],
+		"bad crc":       func() []byte { b := bytes.Clone(gz); b[len(b)-7] ^= 1; return b }(),
+		"flipped":       func() []byte { b := bytes.Clone(gz); b[len(b)/2] ^= 0x10; return b }(),
+		"trailing junk": append(bytes.Clone(gz), 0x1f, 0x8b),
+		"plain tar":     tarOf(t, gz),
+		"empty":         nil,
+	}
+	for name, in := range cases {
+		if _, err := Build(context.Background(), bytes.NewReader(in), io.Discard, DefaultConfig()); err == nil {
+			t.Errorf("%s: built", name)
+		} else {
+			t.Logf("%s: %v", name, err)
+		}
+	}
+}
+
+func tarOf(t testing.TB, gz []byte) []byte {
+	zr, err := gzip.NewReader(bytes.NewReader(gz))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(zr)
+	return b
+}
+
+// A layer whose bytes differ from the one the image was built from is
+// never served: chunks fail their digest (or inflation) with a clear error.
+func TestWrongLayer(t *testing.T) {
+	gz := layerTarGz(t, 3, 4<<20)
+	b := build(t, gz, DefaultConfig())
+	other := layerTarGz(t, 4, 4<<20)
+	corrupt := bytes.Clone(gz)
+	for i := len(corrupt) / 4; i < len(corrupt); i += 4096 {
+		corrupt[i] ^= 0x5a
+	}
+	for name, layer := range map[string][]byte{"other layer": other, "corrupted layer": corrupt} {
+		b.layer = &countingReaderAt{r: bytes.NewReader(layer)}
+		served := 0
+		for _, c := range b.res.Chunks {
+			data, err := b.src.ReadChunk(context.Background(), b.img.Blobs()[0], c)
+			if err == nil {
+				if sha256.Sum256(data) != c.Digest {
+					t.Fatalf("%s: chunk %d served with the wrong digest", name, c.Index)
+				}
+				served++
+				continue
+			}
+			if !errors.Is(err, ErrDigestMismatch) && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
+				t.Fatalf("%s: chunk %d: unexpected error %v", name, c.Index, err)
+			}
+		}
+		if served == len(b.res.Chunks) {
+			t.Fatalf("%s: every chunk served", name)
+		}
+		t.Logf("%s: %d of %d chunks intact (verified), the rest refused", name, served, len(b.res.Chunks))
+	}
+}
+
+// A RAFS blob whose blob.meta does not match the bootstrap is refused.
+func TestBadMeta(t *testing.T) {
+	gz, err := os.ReadFile(filepath.Join(vectors, "zran-two-streams.tar.gz"))
+	if err != nil {
+		t.Skip(err)
+	}
+	b := build(t, gz, Config{ChunkSize: 0x1000, TOC: true})
+	e := *b.img.Blobs()[0]
+	for name, mut := range map[string]func(m []byte, e *layout.BlobEntry){
+		"header magic":  func(m []byte, e *layout.BlobEntry) { m[e.CIOffset+e.CICompressedSize] ^= 1 },
+		"ci bytes":      func(m []byte, e *layout.BlobEntry) { m[e.CIOffset+3] ^= 0xff },
+		"entry offset":  func(m []byte, e *layout.BlobEntry) { e.CIOffset++ },
+		"entry entries": func(m []byte, e *layout.BlobEntry) { e.ChunkCount++ },
+		"truncated":     func(m []byte, e *layout.BlobEntry) { e.CICompressedSize = uint64(len(m)) },
+	} {
+		m, e := bytes.Clone(b.meta), e
+		mut(m, &e)
+		if _, err := ReadMeta(bytes.NewReader(m), int64(len(m)), &e); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}

@@ -1,0 +1,99 @@
+package targzref
+
+import (
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/gonydus/nydus/rafs/digest"
+	"github.com/gonydus/nydus/rafs/layout"
+	"github.com/gonydus/nydus/rafs/zran"
+)
+
+// chunker is the source.FileWriter of a zran build: it cuts each file
+// into chunks as the tar streams through the generator, digests them
+// (sha256, as upstream forces for OCI-ref) and assigns each unique chunk
+// the next 4 KiB-aligned offset of the blob's uncompressed address space.
+type chunker struct {
+	g         *zran.Generator
+	chunkSize int64
+	buf       []byte
+
+	unique   []*layout.ChunkInfo
+	refs     []*zran.ChunkRef // by chunk-info index
+	byDigest map[digest.Digest]*layout.ChunkInfo
+	uoff     uint64
+}
+
+func newChunker(g *zran.Generator, chunkSize uint32) *chunker {
+	return &chunker{g: g, chunkSize: int64(chunkSize), buf: make([]byte, chunkSize), byDigest: map[digest.Digest]*layout.ChunkInfo{}}
+}
+
+// WriteFile implements source.FileWriter.
+func (c *chunker) WriteFile(r io.Reader, size int64) ([]*layout.ChunkInfo, error) {
+	if size < 0 {
+		return nil, fmt.Errorf("targzref: negative file size %d", size)
+	}
+	var out []*layout.ChunkInfo
+	for off := int64(0); off < size; {
+		n := min(c.chunkSize, size-off)
+		if err := c.g.BeginChunk(n); err != nil {
+			return nil, fmt.Errorf("targzref: chunk at file offset %d: %w", off, err)
+		}
+		data := c.buf[:n]
+		if _, err := io.ReadFull(r, data); err != nil {
+			if errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, fmt.Errorf("targzref: read file data at %d of %d: %w", off, size, err)
+		}
+		ref, err := c.g.EndChunk(data)
+		if err != nil {
+			return nil, fmt.Errorf("targzref: chunk at file offset %d: %w", off, err)
+		}
+		d := digest.Sum(layout.DigestSHA256, data)
+		if prev := c.byDigest[d]; prev != nil {
+			dup := *prev
+			dup.FileOffset = uint64(off)
+			out = append(out, &dup)
+			off += n
+			continue
+		}
+		if len(c.unique) >= layout.MaxChunksPerBlob-1 {
+			return nil, fmt.Errorf("targzref: layer exceeds %d chunks", layout.MaxChunksPerBlob-1)
+		}
+		if ref.InLen >= 1<<24 {
+			return nil, fmt.Errorf("targzref: chunk at file offset %d spans %d compressed bytes (limit 16 MiB): use a smaller --chunk-size", off, ref.InLen)
+		}
+		ci := &layout.ChunkInfo{Digest: d, Flags: layout.ChunkCompressed, CompressedOffset: ref.In, CompressedSize: ref.InLen,
+			UncompressedOffset: c.uoff, UncompressedSize: uint32(n), FileOffset: uint64(off), Index: uint32(len(c.unique))}
+		c.uoff += uint64(n+layout.BlockSize-1) &^ (layout.BlockSize - 1)
+		c.unique = append(c.unique, ci)
+		c.refs = append(c.refs, ref)
+		c.byDigest[d] = ci
+		out = append(out, ci)
+		off += n
+	}
+	return out, nil
+}
+
+// blobChunks returns the ci-array entries, once the generator has finished
+// (contexts are final).
+func (c *chunker) blobChunks() []layout.BlobChunk {
+	out := make([]layout.BlobChunk, len(c.unique))
+	for i, ci := range c.unique {
+		r := c.refs[i]
+		out[i] = layout.BlobChunk{UncompressedOffset: ci.UncompressedOffset, UncompressedSize: ci.UncompressedSize,
+			CompressedOffset: ci.CompressedOffset, CompressedSize: ci.CompressedSize, Compressed: true,
+			Flags: layout.CIv2Compressed | layout.CIv2Zran, Data: uint64(r.Context)<<32 | uint64(r.Offset)}
+	}
+	return out
+}
+
+func (c *chunker) digests() []byte {
+	out := make([]byte, 0, 32*len(c.unique))
+	for _, ci := range c.unique {
+		out = append(out, ci.Digest[:]...)
+	}
+	return out
+}
