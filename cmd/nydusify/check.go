@@ -23,6 +23,7 @@ func newCheck() *cli.Command {
 		platform:       cli.String(fs, "", "Platform of the manifest to check, e.g. linux/amd64 (default linux/<host arch>)", "platform"),
 		workDir:        cli.String(fs, "", "Working directory for the chunk cache (default the system temporary directory)", "work-dir"),
 	}
+	compatFlags(fs, "nydus-image", "nydusd")
 	c := &cli.Command{Name: "check", Flags: fs,
 		Usage: "check --target REF [--source REF] [OPTIONS]\nVerify nydus image format and content"}
 	c.Run = func([]string) error { return o.run() }

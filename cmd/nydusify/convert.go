@@ -31,6 +31,7 @@ func newConvert() *cli.Command {
 		oci:            cli.Bool(fs, "Convert Docker media types to OCI media types", "oci"),
 	}
 	o.parallelism = fs.Int("parallelism", 0, "Layers converted at once (default min(4, CPUs))")
+	compatFlags(fs, "nydus-image")
 	c := &cli.Command{Name: "convert", Flags: fs,
 		Usage: "convert --source REF --target REF [OPTIONS]\nGenerate a Nydus image from an OCI image"}
 	c.Run = func([]string) error { return o.run() }

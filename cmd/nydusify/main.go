@@ -103,6 +103,14 @@ func setupLog(level string) error {
 	return nil
 }
 
+// compatFlags accepts upstream flags naming helper binaries (scripts pass
+// them), which this pure-Go nydusify does not need.
+func compatFlags(fs *flag.FlagSet, names ...string) {
+	for _, n := range names {
+		cli.String(fs, "", "Accepted for upstream compatibility; unused (no helper binaries are run)", n)
+	}
+}
+
 // signalContext is cancelled by SIGINT or SIGTERM.
 func signalContext() (context.Context, context.CancelFunc) {
 	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

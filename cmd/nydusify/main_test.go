@@ -24,8 +24,9 @@ func TestUsage(t *testing.T) {
 		"convert --source a --target b x": 2,
 		"convert --source a --target b --fs-chunk-size 0x3000": 1,
 		"convert --source a --target b --fs-version 5":         1,
-		"check":                             2,
-		"check --target a --log-level loud": 2,
+		"check": 2,
+		"check --target 127.0.0.1:1/a:b --nydusd /x --nydus-image /y --log-level error": 1,
+		"check --target a --log-level loud":                                             2,
 	} {
 		if got := run(strings.Fields(args)); got != want {
 			t.Errorf("nydusify %s: exit %d, want %d", args, got, want)
