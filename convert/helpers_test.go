@@ -17,6 +17,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gonydus/nydus/rafs"
+	"github.com/gonydus/nydus/rafs/builder"
+	"github.com/gonydus/nydus/rafs/source"
+	"github.com/gonydus/nydus/rafs/tree"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
 	"github.com/klauspost/compress/zstd"
@@ -292,4 +296,21 @@ func mustRepo(t *testing.T, reg *testRegistry) name.Repository {
 		t.Fatal(err)
 	}
 	return r
+}
+
+type discard struct{}
+
+func (discard) Write(p []byte) (int, error) { return len(p), nil }
+
+func fromTarBytes(ctx context.Context, raw []byte, w builder.FileWriter) (*tree.Tree, error) {
+	return source.FromTar(ctx, bytes.NewReader(raw), w)
+}
+
+func openBoot(t *testing.T, boot []byte) *rafs.Image {
+	t.Helper()
+	img, err := rafs.Open(bytes.NewReader(boot), int64(len(boot)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img
 }

@@ -16,9 +16,15 @@ import (
 // 0:0, mtime 0, no xattrs. An explicit entry with exactly those
 // attributes over a different lower directory is rare, and it is what a
 // reproducible build writes for directories it did not change either.
+//
+// A directory the layer makes opaque, or whose name it whites out, starts
+// afresh: its lower contents are gone, so nothing below it inherits.
 func keepLowerDirAttrs(base, layer *tree.Inode) {
+	if layer.Child(whiteoutOpaque) != nil {
+		return
+	}
 	for _, e := range layer.Children {
-		if !e.Inode.IsDir() {
+		if !e.Inode.IsDir() || layer.Child(whiteoutPrefix+e.Name) != nil {
 			continue
 		}
 		lower := base.Child(e.Name)
@@ -33,6 +39,12 @@ func keepLowerDirAttrs(base, layer *tree.Inode) {
 		keepLowerDirAttrs(lower.Inode, e.Inode)
 	}
 }
+
+// OCI whiteout names.
+const (
+	whiteoutPrefix = ".wh."
+	whiteoutOpaque = ".wh..wh..opq"
+)
 
 func madeUpDir(d *tree.Inode) bool {
 	return d.Mode == layout.ModeDir|0o755 && d.UID == 0 && d.GID == 0 && d.Mtime == 0 && d.MtimeNsec == 0 && len(d.Xattrs) == 0
