@@ -106,6 +106,12 @@ func (k *checker) readImage(ctx context.Context) (flatTree, error) {
 
 	start := time.Now()
 	var read atomic.Int64
+	var filesDone atomic.Int32
+	stop := periodically(func(el time.Duration) {
+		k.log.Info("progress", "files_done", filesDone.Load(), "files", len(files), "read_bytes", read.Load(),
+			"MiB/s", mibPerSec(read.Load(), el))
+	})
+	defer stop()
 	var mu sync.Mutex
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(max(2, 2*k.c.parallelism))
@@ -121,6 +127,7 @@ func (k *checker) readImage(ctx context.Context) (flatTree, error) {
 				return fmt.Errorf("read %s: %w", p, err)
 			}
 			read.Add(n)
+			filesDone.Add(1)
 			mu.Lock()
 			t[p].digest = digest.NewDigestFromBytes(digest.SHA256, h.Sum(nil))
 			mu.Unlock()
@@ -154,11 +161,13 @@ func (k *checker) flattenSource() (flatTree, error) {
 		if err != nil {
 			return nil, fmt.Errorf("source layer %d: %w", i, err)
 		}
+		start := time.Now()
 		err = t.applyLayer(rc)
 		rc.Close()
 		if err != nil {
 			return nil, fmt.Errorf("source layer %d: %w", i, err)
 		}
+		k.log.Info("source layer flattened", "layer", i, "of", len(layers), "paths", len(t), "elapsed", time.Since(start).Round(time.Millisecond))
 	}
 	return t, nil
 }

@@ -74,11 +74,18 @@ func Convert(ctx context.Context, sourceRef, targetRef string, opts ...Option) (
 		}
 	}()
 	var done atomic.Int32
+	var read atomic.Int64
+	stop := periodically(func(el time.Duration) {
+		n := read.Load()
+		c.log.Info("progress", "layers_done", done.Load(), "layers", len(layers), "read_bytes", n,
+			"source_bytes", srcBytes, "MiB/s", mibPerSec(n, el))
+	})
+	defer stop()
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(c.parallelism)
 	for i, l := range layers {
 		g.Go(func() error {
-			b, err := c.buildLayer(gctx, i, l)
+			b, err := c.buildLayer(gctx, i, l, &read)
 			if err != nil {
 				return err
 			}
@@ -89,7 +96,7 @@ func Convert(ctx context.Context, sourceRef, targetRef string, opts ...Option) (
 				}
 				b.remove()
 			}
-			c.log.Info("progress", "layers_done", done.Add(1), "layers", len(layers))
+			done.Add(1)
 			return nil
 		})
 	}

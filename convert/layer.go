@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/gonydus/nydus/rafs/builder"
@@ -34,7 +35,9 @@ func (b *builtLayer) remove() { os.Remove(b.path) }
 // buildLayer streams source layer l (plain, gzip or zstd tar) through the
 // tar parser into a RAFS blob with an inline bootstrap and ToC, staged in
 // the work directory. Nothing of the layer is unpacked to disk.
-func (c *config) buildLayer(ctx context.Context, index int, l v1.Layer) (_ *builtLayer, err error) {
+// total, when non-nil, accumulates the bytes read across layers for
+// progress lines.
+func (c *config) buildLayer(ctx context.Context, index int, l v1.Layer, total *atomic.Int64) (_ *builtLayer, err error) {
 	start := time.Now()
 	h, err := l.Digest()
 	if err != nil {
@@ -49,7 +52,7 @@ func (c *config) buildLayer(ctx context.Context, index int, l v1.Layer) (_ *buil
 		return nil, fmt.Errorf("layer %d (%s): fetch: %w", index, src, err)
 	}
 	defer rc.Close()
-	counted := &countingReader{r: rc}
+	counted := &countingReader{r: rc, total: total}
 
 	f, err := os.CreateTemp(c.workDir, "nydus-blob-*")
 	if err != nil {
@@ -105,13 +108,17 @@ func (c *config) buildLayer(ctx context.Context, index int, l v1.Layer) (_ *buil
 }
 
 type countingReader struct {
-	r io.Reader
-	n int64
+	r     io.Reader
+	n     int64
+	total *atomic.Int64
 }
 
 func (c *countingReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	c.n += int64(n)
+	if c.total != nil {
+		c.total.Add(int64(n))
+	}
 	return n, err
 }
 
