@@ -20,6 +20,7 @@ type Blob struct {
 	r     BlobReader
 	cfg   blobConfig
 	dec   *decoder
+	zran  *zranBlob
 	table *chunkTable
 
 	flights flights
@@ -42,7 +43,7 @@ func NewBlob(entry *layout.BlobEntry, r BlobReader, opts ...Option) (*Blob, erro
 	if r == nil {
 		return nil, errors.New("storage: nil blob reader")
 	}
-	dec, err := newDecoder(entry)
+	dec, zr, err := newBlobDecoder(entry, &cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -56,7 +57,7 @@ func NewBlob(entry *layout.BlobEntry, r BlobReader, opts ...Option) (*Blob, erro
 		}
 		cfg.metrics = NewMetrics(entry.ID(), dir)
 	}
-	b := &Blob{entry: entry, id: entry.ID(), r: r, cfg: cfg, dec: dec}
+	b := &Blob{entry: entry, id: entry.ID(), r: r, cfg: cfg, dec: dec, zran: zr}
 	if len(cfg.table) > 0 {
 		b.table = newChunkTable(cfg.table)
 	}
@@ -235,9 +236,7 @@ func (b *Blob) fetchMissing(ctx context.Context, chunks []*layout.ChunkInfo, mis
 		leadFl = append(leadFl, f)
 	}
 	if len(lead) > 0 {
-		spans := planSpans(lead, leadFl, max(b.cfg.maxSpan, 1), 0)
-		b.amplify(spans)
-		for _, s := range spans {
+		for _, s := range b.plan(lead, leadFl) {
 			go b.fetchSpan(ctx, s, PriorityUser)
 		}
 	}
@@ -268,7 +267,9 @@ func (b *Blob) waitChunk(ctx context.Context, c *layout.ChunkInfo, f *flight) ([
 		}
 		var lead bool
 		if f, lead = b.flights.join(c.Index); lead {
-			go b.fetchSpan(ctx, &span{off: c.CompressedOffset, end: chunkEnd(c), chunks: []*layout.ChunkInfo{c}, flights: []*flight{f}}, PriorityUser)
+			if s := b.chunkSpan(c, f); s != nil {
+				go b.fetchSpan(ctx, s, PriorityUser)
+			}
 		}
 	}
 }
@@ -352,8 +353,7 @@ func (b *Blob) readSpan(ctx context.Context, s *span) error {
 	}
 	var first error
 	for i, c := range s.chunks {
-		raw := buf[c.CompressedOffset-s.off : chunkEnd(c)-s.off]
-		data, err := b.dec.decode(c, raw, nil, true)
+		raw, data, err := b.decodeIn(c, buf, s.off)
 		if err != nil {
 			m.corruptFetched.Add(1)
 			b.flights.finish(c.Index, s.flights[i], nil, err)

@@ -74,13 +74,21 @@ func (b *Blob) claim(s *span) []*span {
 			cur = nil
 			continue
 		}
-		if cur == nil || c.CompressedOffset != cur.end {
-			cur = &span{off: c.CompressedOffset}
+		off, end, err := b.extent(c)
+		if err != nil {
+			b.flights.finish(c.Index, f, nil, err)
+			cur = nil
+			continue
+		}
+		// Back-to-back chunks share a read; so do zran chunks whose
+		// ranges overlap (they share an inflate context).
+		if cur == nil || (off != cur.end && !(b.zran != nil && off < cur.end && off >= cur.off)) {
+			cur = &span{off: off}
 			runs = append(runs, cur)
 		}
 		cur.chunks = append(cur.chunks, c)
 		cur.flights = append(cur.flights, f)
-		cur.end = chunkEnd(c)
+		cur.end = max(cur.end, end)
 	}
 	return runs
 }

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 
 	"github.com/gonydus/nydus/rafs/layout"
+	"github.com/gonydus/nydus/rafs/targzref"
 	"github.com/gonydus/nydus/storage/cache"
 )
 
@@ -17,6 +18,7 @@ type blobConfig struct {
 	amplify  uint64
 	maxSpan  uint64
 	table    []*layout.ChunkInfo
+	zranMeta *targzref.Meta
 	gate     *Gate
 	metrics  *Metrics
 	log      *slog.Logger

@@ -9,6 +9,7 @@ import (
 
 	"github.com/gonydus/nydus/rafs"
 	"github.com/gonydus/nydus/rafs/layout"
+	"github.com/gonydus/nydus/rafs/targzref"
 	"github.com/gonydus/nydus/storage/cache"
 )
 
@@ -40,6 +41,7 @@ type sourceConfig struct {
 	cacheOpts []cache.Option
 	blobOpts  []Option
 	tables    func(*layout.BlobEntry) []*layout.ChunkInfo
+	zranMeta  func(context.Context, *layout.BlobEntry) (*targzref.Meta, error)
 	gate      *Gate
 	metrics   *Metrics
 	log       *slog.Logger
@@ -195,6 +197,13 @@ func (s *Source) newBlob(ctx context.Context, entry *layout.BlobEntry) (*Blob, e
 	opts := []Option{WithGate(s.cfg.gate), WithMetrics(s.cfg.metrics), WithLogger(s.cfg.log)}
 	if s.cfg.tables != nil {
 		opts = append(opts, WithChunkTable(s.cfg.tables(entry)))
+	}
+	if entry.Features&layout.BlobZran != 0 {
+		m, err := s.zranMeta(ctx, entry)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, WithZranMeta(m))
 	}
 	var cf *cache.BlobFile
 	if s.cfg.cacheDir != "" {

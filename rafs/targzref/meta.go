@@ -90,3 +90,12 @@ func (m *Meta) context(i uint32) (*layout.BlobChunk, *zran.Context, uint32, erro
 	c := &m.Chunks[i]
 	return c, &m.Contexts[c.Data>>32], uint32(c.Data), nil
 }
+
+// Locate returns the inflate context chunk-info index i is read from and
+// the chunk's offset in the context's output: a read of the chunk fetches
+// the layer from ctx.In to the chunk's compressed end and inflates
+// offset+size bytes.
+func (m *Meta) Locate(i uint32) (*zran.Context, uint32, error) {
+	_, ctx, off, err := m.context(i)
+	return ctx, off, err
+}

@@ -1,0 +1,249 @@
+package storage_test
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path"
+	"path/filepath"
+	"testing"
+
+	"github.com/gonydus/nydus/rafs"
+	"github.com/gonydus/nydus/rafs/layout"
+	"github.com/gonydus/nydus/rafs/targzref"
+	"github.com/gonydus/nydus/storage"
+)
+
+const zranVectors = "../../shared/testdata/upstream-nydus/zran"
+
+type zranImage struct {
+	gz, meta []byte
+	res      *targzref.Result
+	img      *rafs.Image
+	blobs    map[string][]byte
+}
+
+func buildZran(t testing.TB, gz []byte, cfg targzref.Config) *zranImage {
+	t.Helper()
+	var meta bytes.Buffer
+	res, err := targzref.Build(context.Background(), bytes.NewReader(gz), &meta, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := rafs.Open(bytes.NewReader(res.Bootstrap), int64(len(res.Bootstrap)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &zranImage{gz: gz, meta: meta.Bytes(), res: res, img: img,
+		blobs: map[string][]byte{res.Entry.ID(): gz, res.MetaID: meta.Bytes()}}
+}
+
+// open serves the layer and the RAFS blob by id, as a registry would.
+func (z *zranImage) open(ctx context.Context, id string) (storage.BlobReader, error) {
+	b, ok := z.blobs[id]
+	if !ok {
+		return nil, os.ErrNotExist
+	}
+	return storage.ReaderAt(bytes.NewReader(b)), nil
+}
+
+func zranTarFiles(t testing.TB, gz []byte) map[string][]byte {
+	t.Helper()
+	zr, err := gzip.NewReader(bytes.NewReader(gz))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := tar.NewReader(zr)
+	out := map[string][]byte{}
+	for {
+		hdr, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return out
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if hdr.Typeflag == tar.TypeReg {
+			b, _ := io.ReadAll(tr)
+			out[path.Clean("/"+hdr.Name)] = b
+		}
+	}
+}
+
+// readAll reads every file through src and compares it with the tar.
+func zranReadAll(t testing.TB, z *zranImage, src rafs.ChunkSource) {
+	t.Helper()
+	for name, want := range zranTarFiles(t, z.gz) {
+		nid, err := z.img.LookupPath(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fr, err := z.img.FileReader(context.Background(), src, nid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := make([]byte, len(want))
+		if n, err := fr.ReadAt(got, 0); n != len(want) || (err != nil && !errors.Is(err, io.EOF)) {
+			t.Fatalf("%s: %d of %d: %v", name, n, len(want), err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("%s differs through storage", name)
+		}
+	}
+}
+
+func TestZranVectorsThroughCache(t *testing.T) {
+	for _, name := range []string{"bgzip.tar.gz", "zran-two-streams.tar.gz", "zran-single-stream.tar.gz", "zran-zero-file.tar.gz"} {
+		t.Run(name, func(t *testing.T) {
+			gz, err := os.ReadFile(filepath.Join(zranVectors, name))
+			if err != nil {
+				t.Skipf("upstream test vector missing (%v)", err)
+			}
+			z := buildZran(t, gz, targzref.Config{ChunkSize: 0x10000, TOC: true})
+			src, err := storage.NewSource(z.open, storage.WithCacheDir(t.TempDir()), storage.WithBlobOptions(storage.WithValidate(true)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer src.Close()
+			zranReadAll(t, z, src)
+			b, err := src.Blob(context.Background(), z.img.Blobs()[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			first := b.Stats()
+			zranReadAll(t, z, src) // from the cache now
+			if again := b.Stats(); again != first {
+				t.Fatalf("second pass went to the backend: %+v then %+v", first, again)
+			}
+			t.Logf("%d backend reads, %d bytes for a %d-byte layer; %d bytes inflated", first.BackendReads, first.BackendBytes, len(gz), b.ZranInflated())
+		})
+	}
+}
+
+// Each uncached read of a chunk fetches the layer from its context start
+// to the chunk's end and inflates exactly the context prefix plus the
+// chunk, never more.
+func TestZranReadBounds(t *testing.T) {
+	total := 200 << 20
+	if testing.Short() {
+		total = 24 << 20
+	}
+	gz := zranLayer(t, 5, total)
+	z := buildZran(t, gz, targzref.Config{ChunkSize: layout.DefaultChunkSize})
+	src, err := storage.NewSource(z.open)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	zranReadAll(t, z, src)
+	entry := z.img.Blobs()[0]
+	b, err := src.Blob(context.Background(), entry)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := targzref.ReadMeta(bytes.NewReader(z.meta), int64(len(z.meta)), entry)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(8, 9))
+	var maxInflated, maxFetched uint64
+	for range 200 {
+		c := z.res.Chunks[rng.IntN(len(z.res.Chunks))]
+		ctx, zoff, err := m.Locate(c.Index)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, end, _ := m.Span(c)
+		st, inf := b.Stats(), b.ZranInflated()
+		data, err := b.ReadChunk(context.Background(), c, nil)
+		if err != nil || len(data) != int(c.UncompressedSize) {
+			t.Fatalf("chunk %d: %v", c.Index, err)
+		}
+		fetched := b.Stats().BackendBytes - st.BackendBytes
+		inflated := b.ZranInflated() - inf
+		if fetched != end-ctx.In || inflated != uint64(zoff)+uint64(c.UncompressedSize) {
+			t.Fatalf("chunk %d: fetched %d (want %d from the context start), inflated %d (want %d+%d)", c.Index, fetched, end-ctx.In, inflated, zoff, c.UncompressedSize)
+		}
+		if inflated > 3<<20 {
+			t.Fatalf("chunk %d: %d bytes inflated", c.Index, inflated)
+		}
+		maxInflated, maxFetched = max(maxInflated, inflated), max(maxFetched, fetched)
+	}
+	t.Logf("%s; random chunk reads fetched at most %d bytes and inflated at most %d", z.res, maxFetched, maxInflated)
+}
+
+// A layer that does not match the image (corrupt or another layer) is
+// never served and nothing of it is cached.
+func TestZranCorruptLayer(t *testing.T) {
+	gz := zranLayer(t, 6, 6<<20)
+	z := buildZran(t, gz, targzref.DefaultConfig())
+	bad := bytes.Clone(gz)
+	for i := 100; i < len(bad); i += 2000 {
+		bad[i] ^= 0x21
+	}
+	z.blobs[z.res.Entry.ID()] = bad
+	dir := t.TempDir()
+	src, err := storage.NewSource(z.open, storage.WithCacheDir(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	entry := z.img.Blobs()[0]
+	for _, c := range z.res.Chunks {
+		if _, err := src.ReadChunk(context.Background(), entry, c); !errors.Is(err, storage.ErrDigestMismatch) {
+			t.Fatalf("chunk %d of a corrupt layer: %v", c.Index, err)
+		}
+	}
+	src.Close()
+	// With the right layer, everything reads (nothing bad was cached).
+	z.blobs[z.res.Entry.ID()] = gz
+	src, err = storage.NewSource(z.open, storage.WithCacheDir(dir), storage.WithBlobOptions(storage.WithValidate(true)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	zranReadAll(t, z, src)
+	// A missing RAFS blob is a clear error.
+	delete(z.blobs, z.res.MetaID)
+	src2, _ := storage.NewSource(z.open)
+	if _, err := src2.ReadChunk(context.Background(), entry, z.res.Chunks[0]); err == nil || !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("missing RAFS blob: %v", err)
+	}
+}
+
+// zranLayer generates a deterministic gzip'd tar of about total bytes.
+func zranLayer(t testing.TB, seed uint64, total int) []byte {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(seed, 1))
+	var gz bytes.Buffer
+	zw, _ := gzip.NewWriterLevel(&gz, gzip.DefaultCompression)
+	tw := tar.NewWriter(zw)
+	words := []string{"alpha ", "beta ", "gamma ", "delta ", "\n", "zran ", "nydus "}
+	for i, written := 0, 0; written < total; i++ {
+		size := rng.IntN(32 << 10)
+		if rng.IntN(8) == 0 {
+			size = rng.IntN(6 << 20)
+		}
+		data := make([]byte, 0, size+16)
+		for len(data) < size {
+			if rng.IntN(5) == 0 {
+				for range min(size-len(data), 1+rng.IntN(2048)) {
+					data = append(data, byte(rng.UintN(256)))
+				}
+			} else {
+				data = append(data, words[rng.IntN(len(words))]...)
+			}
+		}
+		data = data[:size]
+		tw.WriteHeader(&tar.Header{Name: "dir/file" + string(rune('a'+i%26)) + string(rune('a'+i/26%26)) + string(rune('a'+i/676%26)), Mode: 0o644, Size: int64(size), Typeflag: tar.TypeReg})
+		tw.Write(data)
+		written += size
+	}
+	tw.Close()
+	zw.Close()
+	return gz.Bytes()
+}
