@@ -39,6 +39,7 @@ func TestConvertAndCheck(t *testing.T) {
 		{"docker-nydus-lz4", false, LayoutNydus, "lz4_block"},
 		{"docker-runnable", false, LayoutDockerRunnable, "zstd"},
 		{"oci-runnable-none", true, LayoutDockerRunnable, "none"},
+		{"docker-to-oci", false, LayoutNydus, "zstd"}, // with WithOCI
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -46,8 +47,9 @@ func TestConvertAndCheck(t *testing.T) {
 			srcDigest := pushSource(t, reg, "app", tc.oci)
 			ctx := context.Background()
 			work := t.TempDir()
+			toOCI := tc.name == "docker-to-oci"
 			res, err := Convert(ctx, reg.ref("app:latest"), reg.ref("app:nydus"), WithChunkSize(0x10000),
-				WithWorkDir(work), WithLogger(testLogger(t)), WithLayout(tc.layout), WithCompressor(tc.compressor))
+				WithWorkDir(work), WithLogger(testLogger(t)), WithLayout(tc.layout), WithCompressor(tc.compressor), WithOCI(toOCI))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -58,7 +60,7 @@ func TestConvertAndCheck(t *testing.T) {
 			if img.desc.Digest != res.Manifest.Digest {
 				t.Fatalf("tag points to %s, Convert reported %s", img.desc.Digest, res.Manifest.Digest)
 			}
-			checkShape(t, img, res, tc.oci, tc.layout)
+			checkShape(t, img, res, tc.oci || toOCI, tc.layout)
 
 			rep, err := Check(ctx, reg.ref("app:nydus"), reg.ref("app:latest"), WithWorkDir(t.TempDir()), WithLogger(testLogger(t)))
 			if err != nil {
