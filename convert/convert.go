@@ -91,7 +91,7 @@ func Convert(ctx context.Context, sourceRef, targetRef string, opts ...Option) (
 			}
 			built[i] = b
 			if c.layout == LayoutNydus {
-				if err := dstEP.pushBlob(&blob{digest: b.digest, size: b.size, mediaType: MediaTypeNydusBlob, open: fileBlob(b.path)}); err != nil {
+				if err := dstEP.withContext(gctx).pushBlob(&blob{digest: b.digest, size: b.size, mediaType: MediaTypeNydusBlob, open: fileBlob(b.path)}); err != nil {
 					return err
 				}
 				b.remove()

@@ -80,3 +80,10 @@ func parseRefIn(e *endpoint, suffix string) (name.Reference, error) {
 	}
 	return r, nil
 }
+
+// withContext returns a copy of e whose requests use ctx.
+func (e *endpoint) withContext(ctx context.Context) *endpoint {
+	out := *e
+	out.opts = append(e.opts[:len(e.opts):len(e.opts)], remote.WithContext(ctx))
+	return &out
+}

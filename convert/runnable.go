@@ -28,11 +28,11 @@ func referencedBlobs(built []*builtLayer, table []layout.BlobEntry) ([]*builtLay
 
 // pushStaged pushes staged blobs in parallel.
 func (c *config) pushStaged(ctx context.Context, dst *endpoint, blobs []*builtLayer) error {
-	g, _ := errgroup.WithContext(ctx)
+	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(c.parallelism)
 	for _, b := range blobs {
 		g.Go(func() error {
-			return dst.pushBlob(&blob{digest: b.digest, size: b.size, mediaType: MediaTypeNydusBlob, open: fileBlob(b.path)})
+			return dst.withContext(gctx).pushBlob(&blob{digest: b.digest, size: b.size, mediaType: MediaTypeNydusBlob, open: fileBlob(b.path)})
 		})
 	}
 	return g.Wait()
