@@ -1,0 +1,238 @@
+package overlay_test
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// step is one operation of the differential script; it returns what it
+// observed (compared too) and its error (compared by errno).
+type step struct {
+	name string
+	fn   func(m string) (string, error)
+}
+
+func errnoName(err error) string {
+	if err == nil {
+		return "OK"
+	}
+	var en syscall.Errno
+	if errors.As(err, &en) {
+		return unix.ErrnoName(en)
+	}
+	return "error: " + err.Error()
+}
+
+func writeFile(p string, flags int, data string) error {
+	fd, err := unix.Open(p, flags|unix.O_CLOEXEC, 0o644)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	_, err = unix.Write(fd, []byte(data))
+	return err
+}
+
+func readFile(p string) (string, error) {
+	b, err := os.ReadFile(p)
+	return string(b), err
+}
+
+func j(m, p string) string { return filepath.Join(m, p) }
+
+// script is the sequence run on both overlays.
+func script() []step {
+	ts := func(sec int64) []unix.Timespec {
+		return []unix.Timespec{{Sec: sec}, {Sec: sec + 1}}
+	}
+	return []step{
+		{"create", func(m string) (string, error) { return "", writeFile(j(m, "n1"), unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY, "hello") }},
+		{"create existing excl", func(m string) (string, error) { return "", writeFile(j(m, "a/f1"), unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY, "x") }},
+		{"write lower (trunc)", func(m string) (string, error) { return "", writeFile(j(m, "a/f1"), unix.O_WRONLY|unix.O_TRUNC, "ONE") }},
+		{"append lower", func(m string) (string, error) { return "", writeFile(j(m, "a/f2"), unix.O_WRONLY|unix.O_APPEND, "more") }},
+		{"read after append", func(m string) (string, error) { return readFile(j(m, "a/f2")) }},
+		{"truncate lower", func(m string) (string, error) { return "", unix.Truncate(j(m, "top.txt"), 3) }},
+		{"extend lower", func(m string) (string, error) { return "", unix.Truncate(j(m, "deep/x/y/z"), 10) }},
+		{"unlink lower", func(m string) (string, error) { return "", unix.Unlink(j(m, "a/sub/g")) }},
+		{"unlink missing", func(m string) (string, error) { return "", unix.Unlink(j(m, "a/sub/g")) }},
+		{"rmdir lower", func(m string) (string, error) { return "", unix.Rmdir(j(m, "a/sub")) }},
+		{"rmdir not empty", func(m string) (string, error) { return "", unix.Rmdir(j(m, "b")) }},
+		{"rmdir file", func(m string) (string, error) { return "", unix.Rmdir(j(m, "top2")) }},
+		{"unlink dir", func(m string) (string, error) { return "", unix.Unlink(j(m, "b")) }},
+		{"rename lower file", func(m string) (string, error) { return "", unix.Rename(j(m, "b/x"), j(m, "a/x2")) }},
+		{"rename lower dir", func(m string) (string, error) { return "", unix.Rename(j(m, "b"), j(m, "b2")) }},
+		{"rename merged dir", func(m string) (string, error) { return "", unix.Rename(j(m, "a"), j(m, "a2")) }},
+		{"mkdir", func(m string) (string, error) { return "", unix.Mkdir(j(m, "nd"), 0o750) }},
+		{"create in new dir", func(m string) (string, error) { return "", writeFile(j(m, "nd/z"), unix.O_CREAT|unix.O_WRONLY, "zz") }},
+		{"rename upper dir", func(m string) (string, error) { return "", unix.Rename(j(m, "nd"), j(m, "nd2")) }},
+		{"rename upper dir into merged", func(m string) (string, error) { return "", unix.Rename(j(m, "nd2"), j(m, "a/nd3")) }},
+		{"hardlink copied-up", func(m string) (string, error) { return "", unix.Link(j(m, "a/f1"), j(m, "a/f1link")) }},
+		{"hardlink lower", func(m string) (string, error) { return "", unix.Link(j(m, "h1"), j(m, "h3")) }},
+		{"hardlink exists", func(m string) (string, error) { return "", unix.Link(j(m, "h1"), j(m, "h2")) }},
+		{"hardlink dir", func(m string) (string, error) { return "", unix.Link(j(m, "b"), j(m, "blink")) }},
+		{"symlink", func(m string) (string, error) { return "", unix.Symlink("a/f1", j(m, "s")) }},
+		{"readlink lower", func(m string) (string, error) { return os.Readlink(j(m, "a/link")) }},
+		{"mkfifo", func(m string) (string, error) { return "", unix.Mkfifo(j(m, "newfifo"), 0o600) }},
+		{"mknod chr", func(m string) (string, error) {
+			return "", unix.Mknod(j(m, "newdev"), unix.S_IFCHR|0o640, int(unix.Mkdev(1, 5)))
+		}},
+		{"chmod lower", func(m string) (string, error) { return "", unix.Chmod(j(m, "a/f2"), 0o600) }},
+		{"chmod lower dir", func(m string) (string, error) { return "", unix.Chmod(j(m, "deep/x"), 0o711) }},
+		{"chmod fifo", func(m string) (string, error) { return "", unix.Chmod(j(m, "fifo"), 0o604) }},
+		{"chown lower", func(m string) (string, error) { return "", unix.Chown(j(m, "top.txt"), 2000, 3000) }},
+		{"lchown lower symlink", func(m string) (string, error) { return "", unix.Lchown(j(m, "a/link"), 5, 6) }},
+		{"utimes lower", func(m string) (string, error) {
+			return "", unix.UtimesNanoAt(unix.AT_FDCWD, j(m, "h2"), ts(1e9), 0)
+		}},
+		{"utimes lower dir", func(m string) (string, error) {
+			return "", unix.UtimesNanoAt(unix.AT_FDCWD, j(m, "e"), ts(1.1e9), 0)
+		}},
+		{"setxattr lower", func(m string) (string, error) { return "", unix.Setxattr(j(m, "a/f1"), "user.x", []byte("1"), 0) }},
+		{"setxattr lower dir", func(m string) (string, error) { return "", unix.Setxattr(j(m, "b"), "user.y", []byte("2"), 0) }},
+		{"getxattr lower", func(m string) (string, error) {
+			b := make([]byte, 64)
+			n, err := unix.Getxattr(j(m, "a"), "user.dir", b)
+			if err != nil {
+				return "", err
+			}
+			return string(b[:n]), nil
+		}},
+		{"removexattr lower", func(m string) (string, error) { return "", unix.Removexattr(j(m, "top.txt"), "user.k") }},
+		{"removexattr missing", func(m string) (string, error) { return "", unix.Removexattr(j(m, "h1"), "user.nope") }},
+		{"replace lower dir by opaque", func(m string) (string, error) {
+			if err := unix.Unlink(j(m, "c/y")); err != nil {
+				return "", err
+			}
+			if err := unix.Rmdir(j(m, "c")); err != nil {
+				return "", err
+			}
+			if err := unix.Mkdir(j(m, "c"), 0o700); err != nil {
+				return "", err
+			}
+			return "", writeFile(j(m, "c/new"), unix.O_CREAT|unix.O_WRONLY, "n")
+		}},
+		{"list opaque dir", func(m string) (string, error) {
+			ents, err := os.ReadDir(j(m, "c"))
+			return fmt.Sprint(ents), err
+		}},
+		{"mkdir over whiteout", func(m string) (string, error) {
+			if err := unix.Unlink(j(m, "top2")); err != nil {
+				return "", err
+			}
+			return "", unix.Mkdir(j(m, "top2"), 0o755)
+		}},
+		{"create over whiteout", func(m string) (string, error) {
+			return "", writeFile(j(m, "a/sub"), unix.O_CREAT|unix.O_WRONLY, "file now")
+		}},
+		{"symlink over whiteout", func(m string) (string, error) {
+			if err := unix.Unlink(j(m, "a/link")); err != nil {
+				return "", err
+			}
+			return "", unix.Symlink("elsewhere", j(m, "a/link"))
+		}},
+		{"mmap write lower", func(m string) (string, error) { return "", mmapWrite(j(m, "big"), 4096+10, "MMAP") }},
+		{"read mmap result", func(m string) (string, error) {
+			b, err := os.ReadFile(j(m, "big"))
+			if len(b) < 5000 {
+				return "", err
+			}
+			return string(b[4096+8 : 4096+16]), err
+		}},
+		{"read-only fd sees copy-up", func(m string) (string, error) {
+			f, err := os.Open(j(m, "deep/x/y/z"))
+			if err != nil {
+				return "", err
+			}
+			defer f.Close()
+			if err := writeFile(j(m, "deep/x/y/z"), unix.O_WRONLY, "ZED"); err != nil {
+				return "", err
+			}
+			b := make([]byte, 3)
+			_, err = f.ReadAt(b, 0)
+			return string(b), err
+		}},
+		{"rename over lower file", func(m string) (string, error) { return "", unix.Rename(j(m, "n1"), j(m, "a/f2")) }},
+		{"rename dir over empty lower dir", func(m string) (string, error) {
+			if err := unix.Mkdir(j(m, "d2"), 0o755); err != nil {
+				return "", err
+			}
+			return "", unix.Rename(j(m, "d2"), j(m, "e"))
+		}},
+		{"rmdir renamed opaque", func(m string) (string, error) { return "", unix.Rmdir(j(m, "e")) }},
+		{"rename over non-empty dir", func(m string) (string, error) {
+			if err := unix.Mkdir(j(m, "d3"), 0o755); err != nil {
+				return "", err
+			}
+			return "", unix.Rename(j(m, "d3"), j(m, "deep"))
+		}},
+		{"rename noreplace", func(m string) (string, error) {
+			return "", unix.Renameat2(unix.AT_FDCWD, j(m, "h1"), unix.AT_FDCWD, j(m, "h2"), unix.RENAME_NOREPLACE)
+		}},
+		{"rename exchange lower files", func(m string) (string, error) {
+			return "", unix.Renameat2(unix.AT_FDCWD, j(m, "a/f1"), unix.AT_FDCWD, j(m, "a/x2"), unix.RENAME_EXCHANGE)
+		}},
+		{"rename onto own hardlink", func(m string) (string, error) { return "", unix.Rename(j(m, "a/f1link"), j(m, "a/x2")) }},
+		{"rename file over whiteout", func(m string) (string, error) {
+			if err := unix.Unlink(j(m, "h2")); err != nil {
+				return "", err
+			}
+			return "", unix.Rename(j(m, "h3"), j(m, "h2"))
+		}},
+		{"rename upper dir over whiteout", func(m string) (string, error) {
+			if err := unix.Unlink(j(m, "fifo")); err != nil {
+				return "", err
+			}
+			if err := unix.Mkdir(j(m, "d4"), 0o755); err != nil {
+				return "", err
+			}
+			return "", unix.Rename(j(m, "d4"), j(m, "fifo"))
+		}},
+		{"unlink lower device", func(m string) (string, error) { return "", unix.Unlink(j(m, "null")) }},
+		{"fsync", func(m string) (string, error) {
+			f, err := os.OpenFile(j(m, "a/f2"), os.O_RDWR, 0)
+			if err != nil {
+				return "", err
+			}
+			defer f.Close()
+			if _, err := f.WriteAt([]byte("S"), 0); err != nil {
+				return "", err
+			}
+			return "", f.Sync()
+		}},
+		{"readdir merged", func(m string) (string, error) {
+			ents, err := os.ReadDir(j(m, "a"))
+			return fmt.Sprint(ents), err
+		}},
+		{"readdir root", func(m string) (string, error) {
+			ents, err := os.ReadDir(m)
+			return fmt.Sprint(ents), err
+		}},
+	}
+}
+
+func mmapWriteHere(p string, off int, data string) error {
+	f, err := os.OpenFile(p, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	mem, err := unix.Mmap(int(f.Fd()), 0, int(st.Size()), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		return err
+	}
+	copy(mem[off:], data)
+	if err := unix.Msync(mem, unix.MS_SYNC); err != nil {
+		unix.Munmap(mem)
+		return err
+	}
+	return unix.Munmap(mem)
+}
