@@ -51,10 +51,16 @@ func script() []step {
 		return []unix.Timespec{{Sec: sec}, {Sec: sec + 1}}
 	}
 	return []step{
-		{"create", func(m string) (string, error) { return "", writeFile(j(m, "n1"), unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY, "hello") }},
-		{"create existing excl", func(m string) (string, error) { return "", writeFile(j(m, "a/f1"), unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY, "x") }},
+		{"create", func(m string) (string, error) {
+			return "", writeFile(j(m, "n1"), unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY, "hello")
+		}},
+		{"create existing excl", func(m string) (string, error) {
+			return "", writeFile(j(m, "a/f1"), unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY, "x")
+		}},
 		{"write lower (trunc)", func(m string) (string, error) { return "", writeFile(j(m, "a/f1"), unix.O_WRONLY|unix.O_TRUNC, "ONE") }},
-		{"append lower", func(m string) (string, error) { return "", writeFile(j(m, "a/f2"), unix.O_WRONLY|unix.O_APPEND, "more") }},
+		{"append lower", func(m string) (string, error) {
+			return "", writeFile(j(m, "a/f2"), unix.O_WRONLY|unix.O_APPEND, "more")
+		}},
 		{"read after append", func(m string) (string, error) { return readFile(j(m, "a/f2")) }},
 		{"truncate lower", func(m string) (string, error) { return "", unix.Truncate(j(m, "top.txt"), 3) }},
 		{"extend lower", func(m string) (string, error) { return "", unix.Truncate(j(m, "deep/x/y/z"), 10) }},
