@@ -8,9 +8,11 @@ import (
 )
 
 // runScript runs the script at mnt and returns one line per step.
-func runScript(m string) []string {
+func runScript(m string) []string { return runSteps(m, script()) }
+
+func runSteps(m string, steps []step) []string {
 	var out []string
-	for _, s := range script() {
+	for _, s := range steps {
 		res, err := s.fn(m)
 		out = append(out, fmt.Sprintf("%s: %s %q", s.name, errnoName(err), res))
 	}

@@ -242,3 +242,39 @@ func mmapWriteHere(p string, off int, data string) error {
 	}
 	return unix.Munmap(mem)
 }
+
+// script2 continues on an upper dir script left behind.
+func script2() []step {
+	removeAll := func(m, d string) error {
+		ents, err := os.ReadDir(j(m, d))
+		if err != nil {
+			return err
+		}
+		for _, e := range ents {
+			if err := os.RemoveAll(j(m, filepath.Join(d, e.Name()))); err != nil {
+				return err
+			}
+		}
+		return unix.Rmdir(j(m, d))
+	}
+	return []step{
+		{"rmdir merged non-empty", func(m string) (string, error) { return "", unix.Rmdir(j(m, "a")) }},
+		{"empty and rmdir merged", func(m string) (string, error) { return "", removeAll(m, "a") }},
+		{"mkdir over merged whiteout", func(m string) (string, error) { return "", unix.Mkdir(j(m, "a"), 0o700) }},
+		{"list new a", func(m string) (string, error) {
+			ents, err := os.ReadDir(j(m, "a"))
+			return fmt.Sprint(ents), err
+		}},
+		{"rmdir opaque over lower", func(m string) (string, error) { return "", removeAll(m, "c") }},
+		{"rename opaque dir", func(m string) (string, error) { return "", unix.Rename(j(m, "top2"), j(m, "top3")) }},
+		{"create over old whiteout", func(m string) (string, error) { return "", writeFile(j(m, "b/x"), unix.O_CREAT|unix.O_WRONLY, "back") }},
+		{"rename opaque dir 2", func(m string) (string, error) { return "", unix.Rename(j(m, "fifo"), j(m, "b/fifo2")) }},
+		{"rename copied-up file", func(m string) (string, error) { return "", unix.Rename(j(m, "top.txt"), j(m, "deep/top")) }},
+		{"rename merged dir", func(m string) (string, error) { return "", unix.Rename(j(m, "deep"), j(m, "deep2")) }},
+		{"write copied-up", func(m string) (string, error) { return "", writeFile(j(m, "big"), unix.O_WRONLY|unix.O_APPEND, "tail") }},
+		{"readdir root", func(m string) (string, error) {
+			ents, err := os.ReadDir(m)
+			return fmt.Sprint(ents), err
+		}},
+	}
+}
