@@ -53,7 +53,7 @@ func (o *checkOpts) run(args []string) error {
 	defer l.Close()
 	img := l.img
 	verifyData := *o.blobDir != "" || *o.blob != "" || len(l.blobs) > 0
-	var src *rafs.LocalBlobs
+	var src rafs.ChunkSource
 	if verifyData {
 		if src, err = l.chunkSource(*o.blob, *o.blobDir); err != nil {
 			return err

@@ -33,10 +33,10 @@ type createOpts struct {
 func newCreate() *cli.Command {
 	fs := flag.NewFlagSet("create", flag.ContinueOnError)
 	o := &createOpts{
-		typ:            cli.String(fs, "dir-rafs", "Conversion type: dir-rafs, tar-rafs, targz-rafs (also 'directory')", "type", "t", "source-type"),
+		typ:            cli.String(fs, "dir-rafs", "Conversion type: dir-rafs, tar-rafs, targz-rafs, targz-ref (also 'directory')", "type", "t", "source-type"),
 		bootstrap:      cli.String(fs, "", "File path to save the generated RAFS metadata blob (bootstrap)", "bootstrap", "B"),
 		blobDir:        cli.String(fs, "", "Directory to save generated blobs, named by their sha256", "blob-dir", "D"),
-		blob:           cli.String(fs, "", "File path (or FIFO) to save the generated data blob", "blob", "b"),
+		blob:           cli.String(fs, "", "File path (or FIFO) to save the generated data blob (the RAFS blob for targz-ref)", "blob", "b"),
 		blobID:         cli.String(fs, "", "Blob id to record instead of the blob's sha256", "blob-id"),
 		inlineMeta:     cli.Bool(fs, "Inline RAFS metadata and blob metadata into the data blob", "blob-inline-meta", "inline-bootstrap"),
 		chunkSize:      cli.String(fs, "0x100000", "Chunk size: power of two in [0x1000, 0x1000000], hex or decimal", "chunk-size"),
@@ -79,7 +79,7 @@ func (o *createOpts) config() (builder.Config, error) {
 		return cfg, usagef("invalid --chunk-size %q: want a power of two in [0x1000, 0x1000000]", *o.chunkSize)
 	}
 	cfg.ChunkSize = uint32(cs)
-	if cfg.Compressor, err = layout.ParseCompressor(*o.compressor); err != nil || cfg.Compressor == layout.CompressGzip {
+	if cfg.Compressor, err = layout.ParseCompressor(*o.compressor); err != nil || (cfg.Compressor == layout.CompressGzip && *o.typ != "targz-ref") {
 		return cfg, usagef("invalid --compressor %q: want none, lz4_block or zstd", *o.compressor)
 	}
 	if cfg.Digester, err = layout.ParseDigester(*o.digester); err != nil {
@@ -118,6 +118,9 @@ func (o *createOpts) run(args []string) error {
 	case *o.bootstrap == "" && *o.blobDir == "" && !*o.inlineMeta:
 		return usagef("--bootstrap is required unless --blob-dir or --blob-inline-meta is given")
 	}
+	if *o.blobID != "" && *o.typ == "targz-ref" {
+		return usagef("conversion type 'targz-ref' conflicts with '--blob-id'")
+	}
 	if *o.blobID != "" {
 		return usagef("--blob-id is only meaningful for ref conversions, which this build does not support yet")
 	}
@@ -135,6 +138,9 @@ func (o *createOpts) run(args []string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if *o.typ == "targz-ref" {
+		return o.runTargzRef(ctx, source, cfg, prefetch)
+	}
 
 	if *o.chunkDict != "" {
 		p, ok := strings.CutPrefix(*o.chunkDict, "bootstrap=")

@@ -106,7 +106,7 @@ func loadImage(path string) (*loadedImage, error) {
 
 // chunkSource serves the image's blobs from --blob (a single file, matched
 // to the image's only data blob or by content hash) and --blob-dir.
-func (l *loadedImage) chunkSource(blobFile, blobDir string) (*rafs.LocalBlobs, error) {
+func (l *loadedImage) chunkSource(blobFile, blobDir string) (rafs.ChunkSource, error) {
 	files := map[string]io.ReaderAt{}
 	for id, r := range l.blobs {
 		files[id] = r
@@ -133,7 +133,7 @@ func (l *loadedImage) chunkSource(blobFile, blobDir string) (*rafs.LocalBlobs, e
 	}
 	src := rafs.NewLocalBlobs(blobDir, files)
 	l.close = append(l.close, src)
-	return src, nil
+	return l.withZran(src, files, blobDir), nil
 }
 
 // loadArg resolves the bootstrap given as the only argument or with

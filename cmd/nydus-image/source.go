@@ -40,8 +40,8 @@ func sourceFill(typ, src, whiteout string, prefetch []string) (builder.FillFunc,
 			defer f.Close()
 			return source.FromTar(ctx, f, w, opts...)
 		}, nil
-	case "estargz-rafs", "targz-ref", "estargz-ref", "estargztoc-ref", "tar-tarfs", "stargz_index":
-		return nil, usagef("--type %s is not supported by this nydus-image yet (use dir-rafs, tar-rafs or targz-rafs)", typ)
+	case "estargz-rafs", "estargz-ref", "estargztoc-ref", "tar-tarfs", "stargz_index":
+		return nil, usagef("--type %s is not supported by this nydus-image yet (use dir-rafs, tar-rafs, targz-rafs or targz-ref)", typ)
 	}
 	return nil, usagef("invalid --type %q", typ)
 }
