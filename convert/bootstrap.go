@@ -73,21 +73,21 @@ type bootstrapLayer struct {
 // packBootstrap wraps the bootstrap as nydus-snapshotter does: a
 // directory "image" (0755) and the file image/image.boot (0444), owned by
 // root, times zero, so equal bootstraps give equal layers. A non-nil
-// registry file (LayoutDockerRunnable) is added as image/registry.json.
-func packBootstrap(boot []byte, reg *RegistryFile) (*bootstrapLayer, error) {
+// backend file (LayoutDockerRunnable) is added as image/backend.json.
+func packBootstrap(boot []byte, backend *BackendFile) (*bootstrapLayer, error) {
 	files := []struct {
 		name string
 		data []byte
 	}{{BootstrapPath, boot}}
-	if reg != nil {
-		b, err := json.MarshalIndent(reg, "", "  ")
+	if backend != nil {
+		b, err := json.MarshalIndent(backend, "", "  ")
 		if err != nil {
 			return nil, err
 		}
 		files = append(files, struct {
 			name string
 			data []byte
-		}{RegistryFilePath, append(b, '\n')})
+		}{BackendFilePath, append(b, '\n')})
 	}
 	var gz bytes.Buffer
 	gw := gzip.NewWriter(&gz)
@@ -117,13 +117,13 @@ func packBootstrap(boot []byte, reg *RegistryFile) (*bootstrapLayer, error) {
 
 // bootstrapFiles is what a bootstrap layer holds.
 type bootstrapFiles struct {
-	boot     []byte
-	registry *RegistryFile // image/registry.json, if present
-	diffID   digest.Digest // sha256 of the uncompressed tar
+	boot    []byte
+	backend *BackendFile  // image/backend.json, if present
+	diffID  digest.Digest // sha256 of the uncompressed tar
 }
 
 // readBootstrapLayer extracts image/image.boot (or the legacy image.boot)
-// and image/registry.json from a bootstrap layer (gzip or plain tar).
+// and image/backend.json from a bootstrap layer (gzip or plain tar).
 func readBootstrapLayer(r io.Reader) (*bootstrapFiles, error) {
 	br := newPeekReader(r)
 	var tr io.Reader = br
@@ -147,7 +147,7 @@ func readBootstrapLayer(r io.Reader) (*bootstrapFiles, error) {
 			return nil, fmt.Errorf("bootstrap layer: %w", err)
 		}
 		name := strings.TrimPrefix(h.Name, "./")
-		if h.Typeflag != tar.TypeReg || (name != BootstrapPath && name != "image.boot" && name != RegistryFilePath) {
+		if h.Typeflag != tar.TypeReg || (name != BootstrapPath && name != "image.boot" && name != BackendFilePath) {
 			continue
 		}
 		if h.Size > 1<<32 {
@@ -157,10 +157,9 @@ func readBootstrapLayer(r io.Reader) (*bootstrapFiles, error) {
 		if err != nil {
 			return nil, fmt.Errorf("bootstrap layer: %w", err)
 		}
-		if name == RegistryFilePath {
-			out.registry = new(RegistryFile)
-			if err := json.Unmarshal(data, out.registry); err != nil {
-				return nil, fmt.Errorf("bootstrap layer: %s: %w", RegistryFilePath, err)
+		if name == BackendFilePath {
+			if out.backend, err = parseBackendFile(data); err != nil {
+				return nil, fmt.Errorf("bootstrap layer: %w", err)
 			}
 			continue
 		}

@@ -55,7 +55,7 @@ func (k *checker) checkBootstrap(ctx context.Context) error {
 		return fmt.Errorf("bootstrap layer diff id %s, config says %s", files.diffID, want)
 	}
 	if k.layout == LayoutDockerRunnable {
-		if err := k.checkRegistryFile(files.registry); err != nil {
+		if err := k.checkBackendFile(files.backend); err != nil {
 			return err
 		}
 	}
@@ -91,25 +91,17 @@ func (k *checker) checkBootstrap(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// checkRegistryFile matches image/registry.json with the manifest's blob
-// list; a different location (an image copied since) is only a warning.
-func (k *checker) checkRegistryFile(f *RegistryFile) error {
+// checkBackendFile checks that a docker-runnable bootstrap layer says
+// where its blobs are; a location other than the checked repository (an
+// image copied since) is only a warning.
+func (k *checker) checkBackendFile(f *BackendFile) error {
 	if f == nil {
-		return fmt.Errorf("docker-runnable bootstrap layer has no %s", RegistryFilePath)
-	}
-	if len(f.Blobs) != len(k.blobs) {
-		return fmt.Errorf("%s lists %d blobs, %s %d", RegistryFilePath, len(f.Blobs), AnnotationBlobs, len(k.blobs))
-	}
-	for i, b := range f.Blobs {
-		if b.Digest != k.blobs[i].Digest || b.Size != k.blobs[i].Size {
-			return fmt.Errorf("%s blob %d is %s (%d bytes), %s says %s (%d bytes)", RegistryFilePath, i,
-				b.Digest, b.Size, AnnotationBlobs, k.blobs[i].Digest, k.blobs[i].Size)
-		}
+		return fmt.Errorf("docker-runnable bootstrap layer has no %s", BackendFilePath)
 	}
 	repo := k.targetEP.repo()
-	if f.Registry != repo.RegistryStr() || f.Repository != repo.RepositoryStr() {
-		k.log.Warn("data blobs were pushed elsewhere: consumers reading "+RegistryFilePath+" fetch them there unless configured otherwise",
-			"registry", f.Registry, "repository", f.Repository, "checked", repo)
+	if f.Config.Host != repo.RegistryStr() || f.Config.Repo != repo.RepositoryStr() {
+		k.log.Warn("data blobs were pushed elsewhere: consumers reading "+BackendFilePath+" fetch them there unless configured otherwise",
+			"host", f.Config.Host, "repo", f.Config.Repo, "checked", repo)
 	}
 	return nil
 }

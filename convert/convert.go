@@ -115,7 +115,7 @@ func Convert(ctx context.Context, sourceRef, targetRef string, opts ...Option) (
 	res := &Result{Ref: dstEP.ref.String(), Layout: c.layout, SourceBytes: srcBytes}
 	var layerDescs []ocispec.Descriptor
 	var diffIDs []digest.Digest
-	var regFile *RegistryFile
+	var backend *BackendFile
 	switch c.layout {
 	case LayoutNydus:
 		for _, b := range built {
@@ -135,17 +135,18 @@ func Convert(ctx context.Context, sourceRef, targetRef string, opts ...Option) (
 		for _, b := range refd {
 			res.Blobs = append(res.Blobs, blobDescriptor(b.digest, b.size))
 		}
-		regFile = &RegistryFile{Registry: dstEP.repo().RegistryStr(), Repository: dstEP.repo().RepositoryStr(),
-			Blobs: plainDescriptors(res.Blobs)}
+		repo := dstEP.repo()
+		backend = &BackendFile{Type: "registry", Config: RegistryBackend{Scheme: dstEP.blobScheme(ctx),
+			Host: repo.RegistryStr(), Repo: repo.RepositoryStr(), SkipVerify: dstEP.insecure}}
 	}
-	bl, err := packBootstrap(boot, regFile)
+	bl, err := packBootstrap(boot, backend)
 	if err != nil {
 		return nil, err
 	}
 	c.log.Info("bootstrap merged", "bytes", len(boot), "inodes", info.Inodes, "blobs", len(info.Blobs), "layer_bytes", len(bl.data))
 	var listed []ocispec.Descriptor
-	if regFile != nil {
-		listed = regFile.Blobs
+	if c.layout == LayoutDockerRunnable {
+		listed = res.Blobs
 	}
 	if res.Bootstrap, err = bootstrapDescriptor(mt, bl, listed); err != nil {
 		return nil, err

@@ -73,7 +73,7 @@ func TestConvertAndCheck(t *testing.T) {
 			}
 			if tc.layout == LayoutDockerRunnable {
 				checkBlobsReferrer(t, reg, srcDigest, res)
-				checkRegistryFile(t, reg, res)
+				checkBackendFile(t, reg, res)
 			}
 		})
 	}
@@ -351,8 +351,8 @@ func TestCheckDetectsWrongContent(t *testing.T) {
 	t.Log(err)
 }
 
-// checkRegistryFile reads image/registry.json from the bootstrap layer.
-func checkRegistryFile(t *testing.T, reg *testRegistry, res *Result) {
+// checkBackendFile reads image/backend.json from the bootstrap layer.
+func checkBackendFile(t *testing.T, reg *testRegistry, res *Result) {
 	t.Helper()
 	ep, err := Remote{}.resolve(context.Background(), reg.ref("app:nydus"), "target")
 	if err != nil {
@@ -371,8 +371,8 @@ func checkRegistryFile(t *testing.T, reg *testRegistry, res *Result) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := files.registry
-	if f == nil || f.Registry != reg.host || f.Repository != "app" || len(f.Blobs) != len(res.Blobs) || f.Blobs[1].Digest != res.Blobs[1].Digest {
-		t.Fatalf("registry file %+v", f)
+	want := BackendFile{Type: "registry", Config: RegistryBackend{Scheme: "http", Host: reg.host, Repo: "app"}}
+	if f := files.backend; f == nil || *f != want {
+		t.Fatalf("backend file %+v, want %+v", f, want)
 	}
 }

@@ -27,11 +27,11 @@
 //     is the manifest's only layer, so docker pull downloads nothing but
 //     metadata. The data blobs are pushed to the same repository as plain
 //     blobs; the bootstrap layer lists them (annotation AnnotationBlobs, a
-//     JSON array of descriptors) and carries RegistryFilePath (a
-//     RegistryFile: where the blobs are, for a graphdriver, which sees
-//     layer files but never annotations), and a separate OCI artifact
-//     manifest whose subject is the image manifest references them so
-//     registry garbage collection keeps them.
+//     JSON array of descriptors) and carries BackendFilePath (a
+//     BackendFile: nydusd's backend section locating the blobs, for a
+//     graphdriver, which sees layer files but never annotations), and a
+//     separate OCI artifact manifest whose subject is the image manifest
+//     references them so registry garbage collection keeps them.
 //
 // Check verifies a pushed image: the manifest rules upstream nydusify
 // check applies, that every data blob exists with the recorded size, that

@@ -14,7 +14,7 @@ import (
 // TestDockerPullRunnable pulls a docker-runnable image with a real dockerd
 // (NYDUSIFY_DOCKER_HOST=unix:///path/docker.sock): only the bootstrap
 // layer is downloaded, diff ids verify, and the image's filesystem is
-// image/image.boot plus image/registry.json. Skipped without the variable.
+// image/image.boot plus image/backend.json. Skipped without the variable.
 func TestDockerPullRunnable(t *testing.T) {
 	host := os.Getenv("NYDUSIFY_DOCKER_HOST")
 	if host == "" {

@@ -60,3 +60,21 @@ func TestFlattenOCI(t *testing.T) {
 		t.Fatal("dangling hardlink accepted")
 	}
 }
+
+func TestParseBackendFile(t *testing.T) {
+	good := `{"type":"registry","config":{"scheme":"https","host":"r.example.com","repo":"a/b"}}`
+	if f, err := parseBackendFile([]byte(good)); err != nil || f.Config.Repo != "a/b" {
+		t.Fatalf("%+v %v", f, err)
+	}
+	for _, bad := range []string{
+		`{"type":"registry","config":{"scheme":"https","host":"r","repo":"a","auth":"dXNlcjpwYXNz"}}`,
+		`{"type":"localfs","config":{"dir":"/x"}}`,
+		`{"type":"registry","config":{"scheme":"ftp","host":"r","repo":"a"}}`,
+		`{"type":"registry","config":{"scheme":"https","host":"r"}}`,
+		`not json`,
+	} {
+		if _, err := parseBackendFile([]byte(bad)); err == nil {
+			t.Errorf("accepted %s", bad)
+		}
+	}
+}

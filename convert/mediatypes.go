@@ -36,10 +36,10 @@ const (
 
 	// BootstrapPath is the bootstrap's path inside the bootstrap layer tar.
 	BootstrapPath = "image/image.boot"
-	// RegistryFilePath is where a LayoutDockerRunnable bootstrap layer
-	// says where its data blobs are (a RegistryFile as JSON): a Docker
+	// BackendFilePath is where a LayoutDockerRunnable bootstrap layer says
+	// where its data blobs are (a BackendFile as JSON): a Docker
 	// graphdriver sees the layer's files, never the manifest.
-	RegistryFilePath = "image/registry.json"
+	BackendFilePath = "image/backend.json"
 
 	// FSVersion is the only RAFS version written.
 	FSVersion = "6"
