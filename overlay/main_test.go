@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"syscall"
 	"testing"
 )
 
@@ -19,6 +20,9 @@ func TestMain(m *testing.M) {
 	switch os.Getenv(helperEnv) {
 	case "":
 		os.Exit(m.Run())
+	case "lock":
+		fmt.Print(tryLock(os.Args[1]))
+		os.Exit(0)
 	case "mmap":
 		off, _ := strconv.Atoi(os.Args[2])
 		if err := mmapWriteHere(os.Args[1], off, os.Args[3]); err != nil {
@@ -33,11 +37,37 @@ func TestMain(m *testing.M) {
 // mmapWrite writes data at off of p through a shared writable mapping, in
 // a child process.
 func mmapWrite(p string, off int, data string) error {
-	cmd := exec.Command(os.Args[0], p, strconv.Itoa(off), data)
-	cmd.Env = append(os.Environ(), helperEnv+"=mmap")
+	_, err := helper("mmap", p, strconv.Itoa(off), data)
+	return err
+}
+
+// helper runs the test binary as helper action with args and returns its
+// output.
+func helper(action string, args ...string) (string, error) {
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = append(os.Environ(), helperEnv+"="+action)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		return fmt.Errorf("mmap helper: %v: %s", err, out)
+		return "", fmt.Errorf("%s helper: %v: %s", action, err, out)
 	}
-	return nil
+	return string(out), nil
+}
+
+// tryLock asks for a read lock on p and, refused, for its holder.
+func tryLock(p string) string {
+	f, err := os.Open(p)
+	if err != nil {
+		return err.Error()
+	}
+	defer f.Close()
+	lk := syscall.Flock_t{Type: syscall.F_RDLCK}
+	err = syscall.FcntlFlock(f.Fd(), syscall.F_SETLK, &lk)
+	if err == nil {
+		return "granted"
+	}
+	get := syscall.Flock_t{Type: syscall.F_RDLCK}
+	if err := syscall.FcntlFlock(f.Fd(), syscall.F_GETLK, &get); err != nil {
+		return "getlk: " + err.Error()
+	}
+	return fmt.Sprintf("%s holder=%d", errnoName(err), get.Pid)
 }
