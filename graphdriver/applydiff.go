@@ -1,0 +1,137 @@
+package graphdriver
+
+import (
+	"archive/tar"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/containerd/containerd/v2/pkg/archive"
+	"github.com/gonydus/nydus/rafs"
+)
+
+// ApplyDiff extracts the uncompressed layer tar r into layer id (created
+// with parent) and returns the tar's size. Docker-format whiteouts become
+// overlay whiteouts. A nydus bootstrap layer (see the package doc) is kept
+// as the layer's bootstrap after it opens as a valid RAFS v6 image.
+func (d *Driver) ApplyDiff(ctx context.Context, id, parent string, r io.Reader) (int64, error) {
+	dir, err := d.layerDir(id)
+	if err != nil {
+		return 0, err
+	}
+	if p, err := d.parentOf(id); err != nil {
+		return 0, err
+	} else if p != parent {
+		return 0, fmt.Errorf("graphdriver: ApplyDiff of %s with parent %q, but it was created with parent %q", id, parent, p)
+	}
+	diff := filepath.Join(dir, "diff")
+	opts := []archive.ApplyOpt{archive.WithConvertWhiteout(archive.OverlayConvertWhiteout)}
+	d.mu.Lock()
+	uidMaps, gidMaps := d.uidMaps, d.gidMaps
+	d.mu.Unlock()
+	if len(uidMaps) > 0 || len(gidMaps) > 0 {
+		opts = append(opts, archive.WithFilter(func(h *tar.Header) (bool, error) {
+			uid, gid := hostID(uidMaps, h.Uid), hostID(gidMaps, h.Gid)
+			if uid < 0 || gid < 0 {
+				return false, fmt.Errorf("graphdriver: %s: owner %d:%d is outside the user-namespace maps", h.Name, h.Uid, h.Gid)
+			}
+			h.Uid, h.Gid = uid, gid
+			return true, nil
+		}))
+	}
+	size, err := archive.Apply(ctx, diff, r, opts...)
+	if err != nil {
+		return 0, fmt.Errorf("graphdriver: apply layer %s: %w", id, err)
+	}
+	// Count what dockerd sent, including tar padding the extractor skips.
+	if n, _ := io.Copy(io.Discard, r); n > 0 {
+		size += n
+	}
+	nydus, err := isBootstrapLayer(diff)
+	if err != nil || !nydus {
+		return size, err
+	}
+	if len(uidMaps) > 0 || len(gidMaps) > 0 {
+		return 0, errors.New("graphdriver: nydus layers are not supported with user-namespace remapping")
+	}
+	if err := adoptBootstrap(dir); err != nil {
+		return 0, err
+	}
+	d.log.Info("nydus bootstrap layer", "layer", id)
+	return size, nil
+}
+
+// isBootstrapLayer reports whether an extracted layer holds only
+// image/image.boot and optionally image/backend.json.
+func isBootstrapLayer(diff string) (bool, error) {
+	top, err := os.ReadDir(diff)
+	if err != nil {
+		return false, fmt.Errorf("graphdriver: %w", err)
+	}
+	if len(top) != 1 || top[0].Name() != "image" || !top[0].IsDir() {
+		return false, nil
+	}
+	ents, err := os.ReadDir(filepath.Join(diff, "image"))
+	if err != nil {
+		return false, fmt.Errorf("graphdriver: %w", err)
+	}
+	boot := false
+	for _, e := range ents {
+		switch {
+		case e.Name() == bootstrapName && e.Type().IsRegular():
+			boot = true
+		case e.Name() == backendName && e.Type().IsRegular():
+		default:
+			return false, nil
+		}
+	}
+	return boot, nil
+}
+
+// adoptBootstrap moves diff/image/* into <dir>/nydus after validating the
+// bootstrap, leaving diff empty as the nydusd mountpoint.
+func adoptBootstrap(dir string) error {
+	src := filepath.Join(dir, "diff", "image")
+	if err := validateBootstrap(filepath.Join(src, bootstrapName)); err != nil {
+		return err
+	}
+	if b, err := os.ReadFile(filepath.Join(src, backendName)); err == nil {
+		if _, err := parseBackend(b); err != nil {
+			return err
+		}
+	}
+	nd := filepath.Join(dir, nydusDir)
+	if err := os.Mkdir(nd, 0o700); err != nil {
+		return fmt.Errorf("graphdriver: %w", err)
+	}
+	for _, name := range []string{bootstrapName, backendName} {
+		err := os.Rename(filepath.Join(src, name), filepath.Join(nd, name))
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("graphdriver: %w", err)
+		}
+	}
+	if err := os.Remove(src); err != nil {
+		return fmt.Errorf("graphdriver: %w", err)
+	}
+	return nil
+}
+
+// validateBootstrap opens path as a RAFS v6 bootstrap.
+func validateBootstrap(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("graphdriver: %w", err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("graphdriver: %w", err)
+	}
+	if _, err := rafs.Open(f, st.Size(), rafs.WithInMemoryLimit(0)); err != nil {
+		return fmt.Errorf("graphdriver: nydus bootstrap layer is not a valid RAFS v6 image: %w", err)
+	}
+	return nil
+}

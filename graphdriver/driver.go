@@ -1,0 +1,131 @@
+package graphdriver
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Driver is the graphdriver. Its methods are the protocol's operations;
+// Handler serves them over HTTP.
+type Driver struct {
+	nydusd       string
+	baseConfig   map[string]any
+	log          *slog.Logger
+	mountTimeout time.Duration
+	stateFile    string
+
+	mu      sync.Mutex
+	nydusMu sync.Mutex // serialises nydusd starts and stops
+	home    string
+	uidMaps []IDMap
+	gidMaps []IDMap
+	refs    map[string]int // Get minus Put per layer
+}
+
+// New returns a driver; Init gives it its home.
+func New(opts ...Option) (*Driver, error) {
+	d := &Driver{nydusd: "nydusd", log: slog.Default(), mountTimeout: 20 * time.Second, refs: map[string]int{}}
+	for _, o := range opts {
+		if err := o(d); err != nil {
+			return nil, err
+		}
+	}
+	return d, nil
+}
+
+// ErrNotInitialized is returned by operations before Init.
+var ErrNotInitialized = errors.New("graphdriver: not initialized")
+
+// Init sets the home directory (dockerd passes <data-root>/<name>) and the
+// user-namespace maps. A second Init with the same home is accepted (a
+// restarted dockerd).
+func (d *Driver) Init(home string, opts []string, uidMaps, gidMaps []IDMap) error {
+	if !filepath.IsAbs(home) {
+		return fmt.Errorf("graphdriver: home %q is not absolute", home)
+	}
+	for _, o := range opts {
+		return fmt.Errorf("graphdriver: unknown storage option %q", o)
+	}
+	if err := os.MkdirAll(filepath.Join(home, linkDir), 0o700); err != nil {
+		return fmt.Errorf("graphdriver: %w", err)
+	}
+	if err := d.saveState(initState{Home: home, UIDMaps: uidMaps, GIDMaps: gidMaps}); err != nil {
+		return err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.home, d.uidMaps, d.gidMaps = home, uidMaps, gidMaps
+	return nil
+}
+
+func (d *Driver) homeDir() (string, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.home == "" {
+		return "", ErrNotInitialized
+	}
+	return d.home, nil
+}
+
+// validID rejects ids that are not a single path element.
+func validID(id string) error {
+	if id == "" || id == "." || id == ".." || strings.ContainsAny(id, "/\x00") || id == linkDir {
+		return fmt.Errorf("graphdriver: invalid layer id %q", id)
+	}
+	return nil
+}
+
+// layerDir returns <home>/<id> after checking id.
+func (d *Driver) layerDir(id string) (string, error) {
+	if err := validID(id); err != nil {
+		return "", err
+	}
+	home, err := d.homeDir()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(home, id), nil
+}
+
+// Exists reports whether layer id exists.
+func (d *Driver) Exists(id string) bool {
+	dir, err := d.layerDir(id)
+	if err != nil {
+		return false
+	}
+	_, err = os.Stat(filepath.Join(dir, "diff"))
+	return err == nil
+}
+
+// Status is shown by docker info.
+func (d *Driver) Status() [][2]string {
+	home, _ := d.homeDir()
+	n, nydus := 0, 0
+	if ents, err := os.ReadDir(home); err == nil {
+		for _, e := range ents {
+			if !e.IsDir() || e.Name() == linkDir {
+				continue
+			}
+			n++
+			if isNydusLayer(filepath.Join(home, e.Name())) {
+				nydus++
+			}
+		}
+	}
+	return [][2]string{
+		{"Home", home},
+		{"Layers", fmt.Sprint(n)},
+		{"Nydus layers", fmt.Sprint(nydus)},
+		{"Nydusd", d.nydusd},
+		{"Writable layer", "kernel overlayfs"},
+	}
+}
+
+// Capabilities of the driver.
+func (d *Driver) Capabilities() Capabilities { return Capabilities{} }

@@ -1,0 +1,247 @@
+package graphdriver
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+const (
+	nydusDir      = "nydus"
+	bootstrapName = "image.boot"
+	backendName   = "backend.json"
+	configName    = "nydusd.json"
+	pidName       = "nydusd.pid"
+	logName       = "nydusd.log"
+	apiSockName   = "api.sock"
+)
+
+// isNydusLayer reports whether the layer at dir is a nydus bootstrap layer.
+func isNydusLayer(dir string) bool {
+	st, err := os.Stat(filepath.Join(dir, nydusDir, bootstrapName))
+	return err == nil && st.Mode().IsRegular()
+}
+
+// backendSpec is image/backend.json: where the converter pushed the
+// blobs, in the shape of nydusd's device.backend.
+type backendSpec struct {
+	Type   string         `json:"type"`
+	Config map[string]any `json:"config"`
+}
+
+func parseBackend(b []byte) (*backendSpec, error) {
+	var s backendSpec
+	if err := json.Unmarshal(b, &s); err != nil {
+		return nil, fmt.Errorf("graphdriver: image/backend.json: %w", err)
+	}
+	switch s.Type {
+	case "registry", "localfs", "http-proxy":
+	default:
+		return nil, fmt.Errorf("graphdriver: image/backend.json: unsupported backend type %q", s.Type)
+	}
+	for _, k := range []string{"auth", "registry_token", "password"} {
+		if _, ok := s.Config[k]; ok {
+			return nil, fmt.Errorf("graphdriver: image/backend.json carries %q: credentials belong in the plugin's nydusd config, not in an image", k)
+		}
+	}
+	return &s, nil
+}
+
+// nydusdConfig builds the nydusd v1 configuration of the layer at dir:
+// the plugin's base config, with the layer's backend location and its own
+// cache directory.
+func (d *Driver) nydusdConfig(dir string) ([]byte, error) {
+	cfg := deepCopy(d.baseConfig)
+	if cfg == nil {
+		cfg = map[string]any{"mode": "direct", "digest_validate": true, "enable_xattr": true}
+	}
+	device := childMap(cfg, "device")
+	backend := childMap(device, "backend")
+	if b, err := os.ReadFile(filepath.Join(dir, nydusDir, backendName)); err == nil {
+		spec, err := parseBackend(b)
+		if err != nil {
+			return nil, err
+		}
+		conf := map[string]any{}
+		if backend["type"] == spec.Type {
+			conf = childMap(backend, "config")
+		}
+		for k, v := range spec.Config {
+			conf[k] = v
+		}
+		backend["type"], backend["config"] = spec.Type, conf
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("graphdriver: %w", err)
+	}
+	if backend["type"] == nil {
+		return nil, errors.New("graphdriver: nydus layer has no image/backend.json and the plugin's nydusd config names no backend")
+	}
+	cache := childMap(device, "cache")
+	if cache["type"] == nil {
+		cache["type"] = "blobcache"
+	}
+	childMap(cache, "config")["work_dir"] = filepath.Join(dir, nydusDir, "cache")
+	return json.MarshalIndent(cfg, "", "  ")
+}
+
+func childMap(m map[string]any, key string) map[string]any {
+	if c, ok := m[key].(map[string]any); ok {
+		return c
+	}
+	c := map[string]any{}
+	m[key] = c
+	return c
+}
+
+func deepCopy(m map[string]any) map[string]any {
+	if m == nil {
+		return nil
+	}
+	b, _ := json.Marshal(m)
+	var out map[string]any
+	json.Unmarshal(b, &out)
+	return out
+}
+
+// ensureNydusd makes sure the layer at dir is served by a live nydusd at
+// its diff dir, starting one if needed (a plugin restart finds the old
+// one still serving).
+func (d *Driver) ensureNydusd(dir string) error {
+	d.nydusMu.Lock()
+	defer d.nydusMu.Unlock()
+	mp := filepath.Join(dir, "diff")
+	t, err := mountedAt(mp)
+	if err != nil {
+		return err
+	}
+	if strings.HasPrefix(t, "fuse") {
+		if _, err := os.Stat(mp); err == nil {
+			return nil
+		}
+		d.log.Warn("nydusd mount is dead, remounting", "layer", filepath.Base(dir))
+		if err := unmountIfMounted(mp); err != nil {
+			return err
+		}
+	}
+	return d.startNydusd(dir)
+}
+
+func (d *Driver) startNydusd(dir string) error {
+	nd := filepath.Join(dir, nydusDir)
+	cfg, err := d.nydusdConfig(dir)
+	if err != nil {
+		return err
+	}
+	cfgPath := filepath.Join(nd, configName)
+	if err := os.WriteFile(cfgPath, cfg, 0o600); err != nil {
+		return fmt.Errorf("graphdriver: %w", err)
+	}
+	logf, err := os.OpenFile(filepath.Join(nd, logName), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return fmt.Errorf("graphdriver: %w", err)
+	}
+	defer logf.Close()
+	sock := filepath.Join(nd, apiSockName)
+	os.Remove(sock)
+	mp := filepath.Join(dir, "diff")
+	cmd := exec.Command(d.nydusd, "--config", cfgPath, "--bootstrap", filepath.Join(nd, bootstrapName),
+		"--mountpoint", mp, "--apisock", sock, "--log-level", "info")
+	cmd.Stdout, cmd.Stderr = logf, logf
+	// Its own session: a plugin restart leaves running containers' nydusd alone.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("graphdriver: start nydusd: %w", err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	deadline := time.After(d.mountTimeout)
+	for {
+		if t, _ := mountedAt(mp); strings.HasPrefix(t, "fuse") {
+			break
+		}
+		select {
+		case err := <-exited:
+			return fmt.Errorf("graphdriver: nydusd for layer %s exited before mounting (%v): %s", filepath.Base(dir), err, logTail(filepath.Join(nd, logName)))
+		case <-deadline:
+			cmd.Process.Kill()
+			unmountIfMounted(mp)
+			return fmt.Errorf("graphdriver: nydusd for layer %s did not mount within %v: %s", filepath.Base(dir), d.mountTimeout, logTail(filepath.Join(nd, logName)))
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	if err := os.WriteFile(filepath.Join(nd, pidName), []byte(strconv.Itoa(cmd.Process.Pid)), 0o600); err != nil {
+		return fmt.Errorf("graphdriver: %w", err)
+	}
+	d.log.Info("nydusd started", "layer", filepath.Base(dir), "pid", cmd.Process.Pid)
+	return nil
+}
+
+// logTail returns the last lines of a log file, for error messages.
+func logTail(path string) string {
+	b, _ := os.ReadFile(path)
+	b = bytes.TrimSpace(b)
+	lines := bytes.Split(b, []byte("\n"))
+	if len(lines) > 5 {
+		lines = lines[len(lines)-5:]
+	}
+	return string(bytes.Join(lines, []byte(" | ")))
+}
+
+// stopNydusd stops the layer's nydusd and removes its mount.
+func (d *Driver) stopNydusd(dir string) error {
+	d.nydusMu.Lock()
+	defer d.nydusMu.Unlock()
+	nd := filepath.Join(dir, nydusDir)
+	mp := filepath.Join(dir, "diff")
+	if b, err := os.ReadFile(filepath.Join(nd, pidName)); err == nil {
+		if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && isNydusdOf(pid, mp) {
+			unix.Kill(pid, unix.SIGTERM)
+			for i := 0; i < 200 && processAlive(pid); i++ {
+				time.Sleep(25 * time.Millisecond)
+			}
+			if processAlive(pid) {
+				unix.Kill(pid, unix.SIGKILL)
+			}
+		}
+		os.Remove(filepath.Join(nd, pidName))
+	}
+	return unmountIfMounted(mp)
+}
+
+// isNydusdOf checks that pid is a nydusd serving mountpoint mp (not a
+// recycled pid).
+func isNydusdOf(pid int, mp string) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil {
+		return false
+	}
+	args := strings.Split(string(b), "\x00")
+	for i, a := range args {
+		if a == "--mountpoint" && i+1 < len(args) && args[i+1] == mp {
+			return true
+		}
+	}
+	return false
+}
+
+func processAlive(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	// A zombie has exited: field 3 is its state.
+	if i := bytes.LastIndexByte(b, ')'); i >= 0 && i+2 < len(b) {
+		return b[i+2] != 'Z'
+	}
+	return true
+}
