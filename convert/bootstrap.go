@@ -21,7 +21,8 @@ import (
 // the way nydus-image merge does, and lays out the image bootstrap. The
 // trees are consumed. Whiteouts in the lowest layer delete nothing and are
 // dropped, as docker and containerd do when they unpack a first layer.
-func mergeLayers(layers []*builtLayer) ([]byte, *builder.BootstrapInfo, error) {
+// The merged prefetch table lists prefetch's paths that exist.
+func mergeLayers(layers []*builtLayer, prefetch []string) ([]byte, *builder.BootstrapInfo, error) {
 	var merged *tree.Tree
 	for i, l := range layers {
 		lt := l.tree
@@ -56,6 +57,7 @@ func mergeLayers(layers []*builtLayer) ([]byte, *builder.BootstrapInfo, error) {
 	if merged == nil {
 		return nil, nil, fmt.Errorf("image has no layers")
 	}
+	merged.Prefetch = prefetch
 	boot, info, err := builder.EncodeBootstrap(merged)
 	if err != nil {
 		return nil, nil, fmt.Errorf("merged bootstrap: %w", err)

@@ -104,7 +104,7 @@ func Convert(ctx context.Context, sourceRef, targetRef string, opts ...Option) (
 		return nil, err
 	}
 
-	boot, info, err := mergeLayers(built)
+	boot, info, err := mergeLayers(built, c.prefetch)
 	if err != nil {
 		return nil, err
 	}

@@ -251,7 +251,7 @@ func TestCheckNydusManifestRules(t *testing.T) {
 		mutate     func(m *ocispec.Manifest)
 		keepDiffs  bool // leave the config's diff ids as converted
 	}{
-		{"blob size", "has 3354838 bytes in the registry", func(m *ocispec.Manifest) { m.Layers[0].Size++ }, false},
+		{"blob size", "bytes in the registry, the manifest says", func(m *ocispec.Manifest) { m.Layers[0].Size++ }, false},
 		{"blob annotation", "want a nydus blob layer", func(m *ocispec.Manifest) { delete(m.Layers[1].Annotations, AnnotationNydusBlob) }, false},
 		{"no bootstrap", "lacks containerd.io/snapshot/nydus-bootstrap=true", func(m *ocispec.Manifest) { m.Layers = m.Layers[:len(m.Layers)-1] }, false},
 		{"bootstrap first", "lacks containerd.io/snapshot/nydus-bootstrap=true", func(m *ocispec.Manifest) { m.Layers[0], m.Layers[3] = m.Layers[3], m.Layers[0] }, false},

@@ -35,7 +35,7 @@ func TestMergeImpliedDirs(t *testing.T) {
 		}
 		built = append(built, &builtLayer{index: i, tree: res.Tree})
 	}
-	boot, _, err := mergeLayers(built)
+	boot, _, err := mergeLayers(built, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -76,7 +76,7 @@ func (c *config) buildLayer(ctx context.Context, index int, l v1.Layer, total *a
 	cfg.InlineBootstrap = true
 	cfg.TOC = true
 	fill := func(ctx context.Context, w builder.FileWriter) (*tree.Tree, error) {
-		return source.FromTar(ctx, counted, w, source.WithLogger(c.log.With("layer", index)))
+		return source.FromTar(ctx, counted, w, source.WithLogger(c.log.With("layer", index)), source.WithPrefetch(c.prefetch))
 	}
 	res, err := builder.Build(ctx, fill, bw, cfg)
 	if err != nil {

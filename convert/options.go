@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
+	"slices"
+	"strings"
 
 	"github.com/gonydus/nydus/rafs/layout"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -44,6 +46,7 @@ type config struct {
 	workDir     string
 	parallelism int
 	workers     int
+	prefetch    []string
 	log         *slog.Logger
 }
 
@@ -54,6 +57,7 @@ func newConfig(opts []Option) (*config, error) {
 		platform:    &v1.Platform{OS: "linux", Architecture: runtime.GOARCH},
 		workDir:     os.TempDir(),
 		parallelism: min(4, runtime.GOMAXPROCS(0)),
+		prefetch:    []string{"/"},
 		log:         slog.Default(),
 	}
 	for _, o := range opts {
@@ -179,6 +183,22 @@ func WithWorkers(n int) Option {
 			return fmt.Errorf("convert: workers %d < 0", n)
 		}
 		c.workers = n
+		return nil
+	}
+}
+
+// WithPrefetch sets the paths whose files nydusd prefetches when it mounts
+// the image (the bootstrap's prefetch table; nydusify --prefetch-dir or
+// --prefetch-patterns). The default, as upstream's converters write it, is
+// "/": everything. Paths must be absolute; missing ones are skipped.
+func WithPrefetch(paths []string) Option {
+	return func(c *config) error {
+		for _, p := range paths {
+			if !strings.HasPrefix(p, "/") {
+				return fmt.Errorf("convert: prefetch path %q is not absolute", p)
+			}
+		}
+		c.prefetch = slices.Clone(paths)
 		return nil
 	}
 }

@@ -3,8 +3,10 @@ package convert
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"testing"
 
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/opencontainers/go-digest"
 	specs "github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -110,5 +112,52 @@ func TestCheckMergedIndex(t *testing.T) {
 		if rep.Manifest != res.Manifest.Digest {
 			t.Fatalf("%s: checked %s, want the nydus manifest %s", marker, rep.Manifest, res.Manifest.Digest)
 		}
+	}
+}
+
+// TestConvertPrefetch: the prefetch table is "/" by default, as upstream
+// writes it, or the given paths.
+func TestConvertPrefetch(t *testing.T) {
+	reg := newTestRegistry(t)
+	pushSource(t, reg, "app", true)
+	ctx := context.Background()
+	for _, tc := range []struct {
+		paths []string
+		want  []string
+	}{{nil, []string{"/"}}, {[]string{"/etc", "/missing", "/etc/passwd", "/bin/tool"}, []string{"/etc", "/bin/tool"}}} {
+		opts := []Option{WithWorkDir(t.TempDir()), WithLogger(testLogger(t))}
+		if tc.paths != nil {
+			opts = append(opts, WithPrefetch(tc.paths))
+		}
+		res, err := Convert(ctx, reg.ref("app:latest"), reg.ref("app:prefetch"), opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ep, _ := Remote{}.resolve(ctx, reg.ref("app:prefetch"), "target")
+		l, err := remote.Layer(ep.repo().Digest(res.Bootstrap.Digest.String()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		rc, _ := l.Compressed()
+		files, err := readBootstrapLayer(rc)
+		rc.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		img := openBoot(t, files.boot)
+		var want []uint64
+		for _, p := range tc.want {
+			nid, err := img.LookupPath(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want = append(want, nid)
+		}
+		if got := img.PrefetchTable(); !slices.Equal(got, want) {
+			t.Fatalf("prefetch %v: table %v, want %v (%v)", tc.paths, got, want, tc.want)
+		}
+	}
+	if err := WithPrefetch([]string{"etc"})(&config{}); err == nil {
+		t.Fatal("accepted a relative prefetch path")
 	}
 }

@@ -3,15 +3,18 @@ package main
 import (
 	"flag"
 	"fmt"
+	"os"
 	"strconv"
 
 	"github.com/gonydus/nydus/cmd/internal/cli"
 	"github.com/gonydus/nydus/convert"
+	"github.com/gonydus/nydus/rafs/source"
 )
 
 type convertOpts struct {
 	source, target, compressor, chunkSize, fsVersion, platform, workDir *string
-	sourceInsecure, targetInsecure, dockerRunnable, oci                 *bool
+	prefetchDir                                                         *string
+	sourceInsecure, targetInsecure, dockerRunnable, oci, prefetchStdin  *bool
 	parallelism                                                         *int
 }
 
@@ -29,6 +32,8 @@ func newConvert() *cli.Command {
 		workDir:        cli.String(fs, "", "Working directory for data blobs between build and push (default the system temporary directory)", "work-dir"),
 		dockerRunnable: cli.Bool(fs, "Write the docker-runnable layout: only the bootstrap layer in the manifest, data blobs beside it in the repository", "docker-runnable"),
 		oci:            cli.Bool(fs, "Convert Docker media types to OCI media types", "oci"),
+		prefetchDir:    cli.String(fs, "", "Specify an absolute path within the image for prefetch (default: everything)", "prefetch-dir"),
+		prefetchStdin:  cli.Bool(fs, "Read prefetch list from STDIN, please input absolute paths line by line", "prefetch-patterns"),
 	}
 	o.parallelism = fs.Int("parallelism", 0, "Layers converted at once (default min(4, CPUs))")
 	compatFlags(fs, "nydus-image")
@@ -60,6 +65,20 @@ func (o *convertOpts) options() ([]convert.Option, error) {
 	}
 	if *o.workDir != "" {
 		opts = append(opts, convert.WithWorkDir(*o.workDir))
+	}
+	var prefetch []string
+	if *o.prefetchDir != "" {
+		prefetch = append(prefetch, *o.prefetchDir)
+	}
+	if *o.prefetchStdin {
+		ps, err := source.ParsePrefetchPatterns(os.Stdin)
+		if err != nil {
+			return nil, usagef("--prefetch-patterns: %v", err)
+		}
+		prefetch = append(prefetch, ps...)
+	}
+	if len(prefetch) > 0 {
+		opts = append(opts, convert.WithPrefetch(prefetch))
 	}
 	if *o.parallelism != 0 {
 		opts = append(opts, convert.WithParallelism(*o.parallelism))

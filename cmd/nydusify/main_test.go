@@ -24,6 +24,7 @@ func TestUsage(t *testing.T) {
 		"convert --source a --target b x": 2,
 		"convert --source a --target b --fs-chunk-size 0x3000": 1,
 		"convert --source a --target b --fs-version 5":         1,
+		"convert --source a --target b --prefetch-dir etc":     1,
 		"check": 2,
 		"check --target 127.0.0.1:1/a:b --nydusd /x --nydus-image /y --log-level error": 1,
 		"check --target a --log-level loud":                                             2,
