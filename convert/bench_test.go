@@ -65,7 +65,7 @@ func BenchmarkConvert(b *testing.B) {
 	}
 	cfg := bytesBlob([]byte(`{"architecture":"amd64","os":"linux","config":{},"rootfs":{"type":"layers","diff_ids":[]}}`), MediaTypeOCIConfig)
 	ep.pushBlob(cfg)
-	man, _ := buildManifest(ociTypes, &ocispec.Manifest{}, ocispec.Descriptor{MediaType: MediaTypeOCIConfig, Digest: cfg.digest, Size: cfg.size}, descs)
+	man, _ := buildManifest(ociTypes, &ocispec.Manifest{}, ocispec.Descriptor{MediaType: MediaTypeOCIConfig, Digest: cfg.digest, Size: cfg.size}, descs, nil)
 	if err := ep.putManifest("", rawManifest{data: man, mediaType: MediaTypeOCIManifest}); err != nil {
 		b.Fatal(err)
 	}

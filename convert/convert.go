@@ -165,7 +165,11 @@ func Convert(ctx context.Context, sourceRef, targetRef string, opts ...Option) (
 	if err := dstEP.pushBlob(cfgBlob); err != nil {
 		return nil, err
 	}
-	man, err := buildManifest(mt, &src.manifest, ocispec.Descriptor{MediaType: mt.config, Digest: cfgBlob.digest, Size: cfgBlob.size}, layerDescs)
+	var subject *ocispec.Descriptor
+	if c.referrer {
+		subject = &src.desc
+	}
+	man, err := buildManifest(mt, &src.manifest, ocispec.Descriptor{MediaType: mt.config, Digest: cfgBlob.digest, Size: cfgBlob.size}, layerDescs, subject)
 	if err != nil {
 		return nil, err
 	}

@@ -215,7 +215,7 @@ func pushSource(t *testing.T, reg *testRegistry, repo string, oci bool) string {
 	if err := ep.pushBlob(cblob); err != nil {
 		t.Fatal(err)
 	}
-	man, err := buildManifest(mt, &ocispec.Manifest{}, ocispec.Descriptor{MediaType: mt.config, Digest: cblob.digest, Size: cblob.size}, descs)
+	man, err := buildManifest(mt, &ocispec.Manifest{}, ocispec.Descriptor{MediaType: mt.config, Digest: cblob.digest, Size: cblob.size}, descs, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -90,10 +90,10 @@ func rewriteConfig(raw []byte, diffIDs []digest.Digest, onlyBootstrap bool) ([]b
 }
 
 // buildManifest lays out the target manifest: the source's annotations,
-// the new config and layers.
-func buildManifest(mt mediaTypes, src *ocispec.Manifest, config ocispec.Descriptor, layers []ocispec.Descriptor) ([]byte, error) {
+// the new config and layers, and subject when non-nil (--with-referrer).
+func buildManifest(mt mediaTypes, src *ocispec.Manifest, config ocispec.Descriptor, layers []ocispec.Descriptor, subject *ocispec.Descriptor) ([]byte, error) {
 	m := ocispec.Manifest{Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: mt.manifest,
-		Config: config, Layers: layers, Annotations: src.Annotations}
+		Config: config, Layers: layers, Annotations: src.Annotations, Subject: subject}
 	return json.MarshalIndent(m, "", "  ")
 }
 

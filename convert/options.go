@@ -47,6 +47,7 @@ type config struct {
 	parallelism int
 	workers     int
 	prefetch    []string
+	referrer    bool
 	log         *slog.Logger
 }
 
@@ -201,6 +202,13 @@ func WithPrefetch(paths []string) Option {
 		c.prefetch = slices.Clone(paths)
 		return nil
 	}
+}
+
+// WithReferrer makes the target manifest refer to the source manifest
+// (its subject), so the referrers API lists the Nydus image as an
+// alternative of the source (nydusify --with-referrer).
+func WithReferrer(on bool) Option {
+	return func(c *config) error { c.referrer = on; return nil }
 }
 
 // WithLogger sets the logger for progress lines (default slog.Default()).

@@ -33,7 +33,7 @@ func TestConvertPlatform(t *testing.T) {
 	if err := ep.pushBlob(cblob); err != nil {
 		t.Fatal(err)
 	}
-	arm, err := buildManifest(ociTypes, &ocispec.Manifest{}, ocispec.Descriptor{MediaType: MediaTypeOCIConfig, Digest: cblob.digest, Size: cblob.size}, amd.manifest.Layers)
+	arm, err := buildManifest(ociTypes, &ocispec.Manifest{}, ocispec.Descriptor{MediaType: MediaTypeOCIConfig, Digest: cblob.digest, Size: cblob.size}, amd.manifest.Layers, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,5 +159,33 @@ func TestConvertPrefetch(t *testing.T) {
 	}
 	if err := WithPrefetch([]string{"etc"})(&config{}); err == nil {
 		t.Fatal("accepted a relative prefetch path")
+	}
+}
+
+// TestConvertWithReferrer: the Nydus manifest's subject is the source
+// manifest, and the referrers API lists it.
+func TestConvertWithReferrer(t *testing.T) {
+	reg := newTestRegistry(t)
+	srcDigest := pushSource(t, reg, "app", true)
+	ctx := context.Background()
+	res, err := Convert(ctx, reg.ref("app:latest"), reg.ref("app:nydus"), WithReferrer(true), WithWorkDir(t.TempDir()), WithLogger(testLogger(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := fetchTarget(t, reg.ref("app:nydus"))
+	if s := img.manifest.Subject; s == nil || s.Digest.String() != srcDigest || s.Platform != nil {
+		t.Fatalf("subject %+v, want the source manifest %s", s, srcDigest)
+	}
+	ep, _ := Remote{}.resolve(ctx, reg.ref("app:latest"), "source")
+	idx, err := remote.Referrers(ep.repo().Digest(srcDigest), ep.opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	im, _ := idx.IndexManifest()
+	if len(im.Manifests) != 1 || im.Manifests[0].Digest.String() != res.Manifest.Digest.String() {
+		t.Fatalf("referrers of the source: %+v", im.Manifests)
+	}
+	if _, err := Check(ctx, reg.ref("app:nydus"), reg.ref("app:latest"), WithWorkDir(t.TempDir()), WithLogger(testLogger(t))); err != nil {
+		t.Fatal(err)
 	}
 }

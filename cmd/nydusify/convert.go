@@ -15,6 +15,7 @@ type convertOpts struct {
 	source, target, compressor, chunkSize, fsVersion, platform, workDir *string
 	prefetchDir                                                         *string
 	sourceInsecure, targetInsecure, dockerRunnable, oci, prefetchStdin  *bool
+	withReferrer                                                        *bool
 	parallelism                                                         *int
 }
 
@@ -34,6 +35,7 @@ func newConvert() *cli.Command {
 		oci:            cli.Bool(fs, "Convert Docker media types to OCI media types", "oci"),
 		prefetchDir:    cli.String(fs, "", "Specify an absolute path within the image for prefetch (default: everything)", "prefetch-dir"),
 		prefetchStdin:  cli.Bool(fs, "Read prefetch list from STDIN, please input absolute paths line by line", "prefetch-patterns"),
+		withReferrer:   cli.Bool(fs, "Associate a reference to the source image (manifest subject, for the referrers API)", "with-referrer"),
 	}
 	o.parallelism = fs.Int("parallelism", 0, "Layers converted at once (default min(4, CPUs))")
 	compatFlags(fs, "nydus-image")
@@ -55,7 +57,7 @@ func (o *convertOpts) options() ([]convert.Option, error) {
 		convert.WithCompressor(*o.compressor), convert.WithChunkSize(uint32(size)), convert.WithFSVersion(*o.fsVersion),
 		convert.WithSource(convert.Remote{Insecure: *o.sourceInsecure}),
 		convert.WithTarget(convert.Remote{Insecure: *o.targetInsecure}),
-		convert.WithOCI(*o.oci),
+		convert.WithOCI(*o.oci), convert.WithReferrer(*o.withReferrer),
 	}
 	if *o.dockerRunnable {
 		opts = append(opts, convert.WithLayout(convert.LayoutDockerRunnable))
