@@ -13,7 +13,7 @@ import (
 
 type convertOpts struct {
 	source, target, compressor, chunkSize, fsVersion, platform, workDir *string
-	prefetchDir                                                         *string
+	prefetchDir, targetSuffix                                           *string
 	sourceInsecure, targetInsecure, dockerRunnable, oci, prefetchStdin  *bool
 	withReferrer                                                        *bool
 	parallelism                                                         *int
@@ -24,6 +24,7 @@ func newConvert() *cli.Command {
 	o := &convertOpts{
 		source:         cli.String(fs, "", "Source OCI image reference", "source"),
 		target:         cli.String(fs, "", "Target (Nydus) image reference", "target"),
+		targetSuffix:   cli.String(fs, "", "Generate the target image reference by adding a suffix to the source image reference, conflicts with --target", "target-suffix"),
 		sourceInsecure: cli.Bool(fs, "Skip verifying server certs for HTTPS source registry (plain HTTP allowed)", "source-insecure"),
 		targetInsecure: cli.Bool(fs, "Skip verifying server certs for HTTPS target registry (plain HTTP allowed)", "target-insecure"),
 		compressor:     cli.String(fs, "zstd", "Algorithm to compress image data blob, possible values: none, lz4_block, zstd", "compressor"),
@@ -46,8 +47,14 @@ func newConvert() *cli.Command {
 }
 
 func (o *convertOpts) options() ([]convert.Option, error) {
+	switch {
+	case *o.target != "" && *o.targetSuffix != "":
+		return nil, usagef("--target and --target-suffix conflict")
+	case *o.targetSuffix != "":
+		*o.target = *o.source + *o.targetSuffix
+	}
 	if *o.source == "" || *o.target == "" {
-		return nil, usagef("--source and --target are required")
+		return nil, usagef("--source and --target (or --target-suffix) are required")
 	}
 	size, err := strconv.ParseUint(*o.chunkSize, 0, 32)
 	if err != nil {

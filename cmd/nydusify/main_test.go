@@ -22,10 +22,12 @@ func TestUsage(t *testing.T) {
 		"convert --help":                  0,
 		"convert --source a":              2,
 		"convert --source a --target b x": 2,
-		"convert --source a --target b --fs-chunk-size 0x3000": 1,
-		"convert --source a --target b --fs-version 5":         1,
-		"convert --source a --target b --prefetch-dir etc":     1,
-		"check": 2,
+		"convert --source a --target b --fs-chunk-size 0x3000":                          1,
+		"convert --source a --target b --fs-version 5":                                  1,
+		"convert --source a --target b --prefetch-dir etc":                              1,
+		"convert --source a --target b --target-suffix -nydus":                          2,
+		"convert --target-suffix -nydus":                                                2,
+		"check":                                                                         2,
 		"check --target 127.0.0.1:1/a:b --nydusd /x --nydus-image /y --log-level error": 1,
 		"check --target a --log-level loud":                                             2,
 	} {
@@ -53,8 +55,9 @@ func TestConvertCheck(t *testing.T) {
 	}
 	work := t.TempDir()
 	for _, layout := range []string{"", "--docker-runnable"} {
-		tag := host + "/random:nydus" + strings.TrimPrefix(layout, "--")
-		args := []string{"convert", "--source", host + "/random:latest", "--target", tag, "--work-dir", work,
+		suffix := "-nydus" + strings.TrimPrefix(layout, "--")
+		tag := host + "/random:latest" + suffix
+		args := []string{"convert", "--source", host + "/random:latest", "--target-suffix", suffix, "--work-dir", work,
 			"--fs-chunk-size", "0x10000", "--log-level", "warn", "--platform", "linux/amd64"}
 		if layout != "" {
 			args = append(args, layout)
