@@ -55,8 +55,9 @@ type boundary struct {
 
 // chunkRec remembers a chunk of the context being built, to verify it.
 type chunkRec struct {
-	ref *ChunkRef
-	crc uint32
+	ref  *ChunkRef
+	crc  uint32
+	head uint32 // CRC-32 of the first headBytes bytes (or fewer)
 }
 
 // Generator builds upstream's zran inflate contexts for the chunks of a
@@ -335,7 +336,7 @@ func (g *Generator) EndChunk(data []byte) (*ChunkRef, error) {
 	}
 	ref := &ChunkRef{Context: uint32(len(g.ctxs) - 1), Offset: uint32(g.chunkOut - int64(c.Out)),
 		Size: uint32(g.chunkLen), In: uint64(in), InLen: uint32(inEnd - in)}
-	g.recs = append(g.recs, chunkRec{ref: ref, crc: g.chunkCRC})
+	g.recs = append(g.recs, chunkRec{ref: ref, crc: g.chunkCRC, head: crc32.ChecksumIEEE(data[:min(len(data), headBytes)])})
 	return ref, nil
 }
 

@@ -18,7 +18,7 @@ func (g *Generator) closeContext() error {
 	defer func() { g.recs = g.recs[:0] }()
 	i := len(g.ctxs) - 1
 	c := g.ctxs[i]
-	if g.contextMatches(&c, g.recs, false) {
+	if g.contextMatches(&c, g.recs, true) && g.contextMatches(&c, g.recs, false) {
 		return nil
 	}
 	if fixed, ok := g.relocate(c); ok {
@@ -51,7 +51,7 @@ func (g *Generator) closeContext() error {
 }
 
 // contextMatches inflates c from the kept stream bytes and compares the
-// CRC of each recorded chunk (only the first one when quick).
+// CRC of each recorded chunk (only the head of the first one when quick).
 func (g *Generator) contextMatches(c *Context, recs []chunkRec, quick bool) bool {
 	in, ok := g.s.consumed(int64(c.In), int64(c.InEnd()))
 	if !ok {
@@ -59,7 +59,14 @@ func (g *Generator) contextMatches(c *Context, recs []chunkRec, quick bool) bool
 	}
 	n := int(c.OutLen)
 	if quick {
-		n = int(recs[0].ref.Offset + recs[0].ref.Size)
+		first := recs[0]
+		n = int(first.ref.Offset) + min(int(first.ref.Size), headBytes)
+		if cap(g.verifyBuf) < n {
+			g.verifyBuf = make([]byte, n)
+		}
+		out := g.verifyBuf[:n]
+		k, err := c.Inflate(in, out)
+		return err == nil && k == n && crc32.ChecksumIEEE(out[first.ref.Offset:]) == first.head
 	}
 	if cap(g.verifyBuf) < n {
 		g.verifyBuf = make([]byte, n)
@@ -87,8 +94,19 @@ func (g *Generator) relocate(c Context) (Context, bool) {
 	if c.Bits > 0 {
 		base--
 	}
+	// The late reports seen are byte-aligned starts a few bytes back, so
+	// byte-aligned candidates are tried first.
+	for _, bos := range [][]uint8{{0}, {1, 2, 3, 4, 5, 6, 7}} {
+		if t, ok := g.relocateTry(c, base, bos); ok {
+			return t, true
+		}
+	}
+	return c, false
+}
+
+func (g *Generator) relocateTry(c Context, base int64, bos []uint8) (Context, bool) {
 	for start := base; start >= base-relocateBack && start > 0; start-- {
-		for bo := uint8(0); bo < 8; bo++ {
+		for _, bo := range bos {
 			t := c
 			t.In, t.Bits, t.Byte = uint64(start), 0, 0
 			if bo > 0 {
