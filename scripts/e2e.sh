@@ -5,7 +5,8 @@
 #  3. nydusd mounts the image lazily from the registry (FUSE), the tree is
 #     compared with the source, and the HTTP API is queried;
 #  4. nydusify converts an OCI image pushed to the registry (both layouts),
-#     checks it, and nydusd mounts the result lazily;
+#     checks both, and nydusd mounts both lazily (the docker-runnable one
+#     with the backend its bootstrap layer's image/backend.json names);
 #  5. nydusd restarts over the same cache and serves everything without
 #     touching the registry (it is stopped first);
 #  6. the same image is exported to an EROFS block image and mounted by
@@ -111,19 +112,33 @@ for layout in nydus docker; do
   "$bin/nydusify" check --log-level warn --source "$ref:latest" --target "$ref:$layout" --work-dir "$work" \
     || fail "nydusify check ($layout layout)"
 done
-bootd="$(curl -fsS -H 'Accept: application/vnd.oci.image.manifest.v1+json' "http://127.0.0.1:$port/v2/demo-oci/manifests/nydus" \
-  | python3 -c 'import json,sys; print(json.load(sys.stdin)["layers"][-1]["digest"])')"
-mkdir -p "$work/nydusify" "$work/nfuse"
-curl -fsS "http://127.0.0.1:$port/v2/demo-oci/blobs/$bootd" | tar -xz -C "$work/nydusify" image/image.boot
-sed "s/\"repo\":\"demo\"/\"repo\":\"demo-oci\"/; s#$work/cache#$work/nydusify/cache#" "$work/nydusd.json" >"$work/nydusify/nydusd.json"
-"$bin/nydusd" --config "$work/nydusify/nydusd.json" --bootstrap "$work/nydusify/image/image.boot" --mountpoint "$work/nfuse" \
-  --log-level warn &
-nfpid=$!; pids+=("$nfpid")
-for _ in $(seq 100); do mountpoint -q "$work/nfuse" && break; sleep 0.1; done
-mountpoint -q "$work/nfuse" || fail "nydusd did not mount the converted image"
-diff -r --no-dereference "$src" "$work/nfuse" || fail "converted image differs from the source"
-kill -TERM "$nfpid"; wait "$nfpid" || true
-echo "nydusify images pass check; the converted image mounts lazily and equals $src"
+# Mount both: the docker-runnable bootstrap layer's image/backend.json is the
+# nydusd backend section as is (what the graphdriver does with it).
+for layout in nydus docker; do
+  bootd="$(curl -fsS -H 'Accept: application/vnd.oci.image.manifest.v1+json' "http://127.0.0.1:$port/v2/demo-oci/manifests/$layout" \
+    | python3 -c 'import json,sys; print(json.load(sys.stdin)["layers"][-1]["digest"])')"
+  nd="$work/nydusify/$layout"; mkdir -p "$nd" "$work/nfuse"
+  curl -fsS "http://127.0.0.1:$port/v2/demo-oci/blobs/$bootd" | tar -xz -C "$nd"
+  python3 - "$nd" "127.0.0.1:$port" <<'PY'
+import json, os, sys
+nd, host = sys.argv[1], sys.argv[2]
+try:
+    backend = json.load(open(os.path.join(nd, "image/backend.json")))
+except FileNotFoundError:
+    backend = {"type": "registry", "config": {"scheme": "http", "host": host, "repo": "demo-oci"}}
+backend["config"].update(timeout=5, retry_limit=2)
+json.dump({"device": {"backend": backend, "cache": {"type": "blobcache", "config": {"work_dir": os.path.join(nd, "cache")}}},
+           "mode": "direct", "digest_validate": True, "enable_xattr": True}, open(os.path.join(nd, "nydusd.json"), "w"))
+PY
+  [ "$layout" = docker ] && { [ -f "$nd/image/backend.json" ] || fail "docker-runnable bootstrap layer has no image/backend.json"; }
+  "$bin/nydusd" --config "$nd/nydusd.json" --bootstrap "$nd/image/image.boot" --mountpoint "$work/nfuse" --log-level warn &
+  nfpid=$!; pids+=("$nfpid")
+  for _ in $(seq 100); do mountpoint -q "$work/nfuse" && break; sleep 0.1; done
+  mountpoint -q "$work/nfuse" || fail "nydusd did not mount the converted image ($layout layout)"
+  diff -r --no-dereference "$src" "$work/nfuse" || fail "converted image ($layout layout) differs from the source"
+  kill -TERM "$nfpid"; wait "$nfpid" || true
+done
+echo "nydusify images pass check; both layouts mount lazily and equal $src"
 
 step "restart over the same cache with the registry stopped"
 kill "$regpid"; wait "$regpid" 2>/dev/null || true
