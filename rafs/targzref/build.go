@@ -118,10 +118,12 @@ func Build(ctx context.Context, layer io.Reader, metaOut io.Writer, cfg Config, 
 		if cfg.TOC {
 			entry.Features |= layout.BlobInlinedChunkDigest
 		}
-		ci, err := encodeCI(ch.blobChunks(), ctxs)
+		chunks, used := ch.blobChunks(ctxs)
+		ci, err := encodeCI(chunks, used)
 		if err != nil {
 			return nil, err
 		}
+		ctxs = used
 		ext := uint64(len(ch.unique)) * layout.ChunkInfoV2Size
 		if err := mw.writeMeta(&entry, ci, ext, uint64(len(ci))-ext, uint32(len(ctxs)), ch.digests(), framed, cfg.TOC); err != nil {
 			return nil, err

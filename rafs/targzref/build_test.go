@@ -342,3 +342,27 @@ func TestBadMeta(t *testing.T) {
 		}
 	}
 }
+
+// A layer holding the same file many times keeps one chunk and only the
+// contexts its unique chunks use (nydusd refuses more contexts than chunks).
+func TestDuplicateFiles(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 9))
+	data := make([]byte, 300<<10)
+	for i := range data {
+		data[i] = byte(rng.UintN(256))
+	}
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	tw := tar.NewWriter(zw)
+	for i := range 20 {
+		tw.WriteHeader(&tar.Header{Name: "copy" + hex.EncodeToString([]byte{byte(i)}), Mode: 0o644, Size: int64(len(data)), Typeflag: tar.TypeReg})
+		tw.Write(data)
+	}
+	tw.Close()
+	zw.Close()
+	b := build(t, gz.Bytes(), DefaultConfig())
+	if len(b.res.Chunks) != 1 || b.res.Contexts > len(b.res.Chunks) {
+		t.Fatalf("%d chunks, %d contexts", len(b.res.Chunks), b.res.Contexts)
+	}
+	checkAllFiles(t, b)
+}

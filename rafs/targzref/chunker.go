@@ -77,17 +77,28 @@ func (c *chunker) WriteFile(r io.Reader, size int64) ([]*layout.ChunkInfo, error
 	return out, nil
 }
 
-// blobChunks returns the ci-array entries, once the generator has finished
-// (contexts are final).
-func (c *chunker) blobChunks() []layout.BlobChunk {
+// blobChunks returns the ci-array entries and the contexts they use, once
+// the generator has finished (contexts are final). Contexts only
+// duplicate chunks used are dropped: nydusd refuses more contexts than
+// chunks.
+func (c *chunker) blobChunks(ctxs []zran.Context) ([]layout.BlobChunk, []zran.Context) {
+	remap := make([]int, len(ctxs))
+	for i := range remap {
+		remap[i] = -1
+	}
+	var used []zran.Context
 	out := make([]layout.BlobChunk, len(c.unique))
 	for i, ci := range c.unique {
 		r := c.refs[i]
+		if remap[r.Context] < 0 {
+			remap[r.Context] = len(used)
+			used = append(used, ctxs[r.Context])
+		}
 		out[i] = layout.BlobChunk{UncompressedOffset: ci.UncompressedOffset, UncompressedSize: ci.UncompressedSize,
 			CompressedOffset: ci.CompressedOffset, CompressedSize: ci.CompressedSize, Compressed: true,
-			Flags: layout.CIv2Compressed | layout.CIv2Zran, Data: uint64(r.Context)<<32 | uint64(r.Offset)}
+			Flags: layout.CIv2Compressed | layout.CIv2Zran, Data: uint64(remap[r.Context])<<32 | uint64(r.Offset)}
 	}
-	return out
+	return out, used
 }
 
 func (c *chunker) digests() []byte {
