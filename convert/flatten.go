@@ -9,6 +9,7 @@ import (
 	"path"
 	"strings"
 
+	"github.com/gonydus/nydus/rafs/layout"
 	"github.com/klauspost/compress/zstd"
 	"github.com/opencontainers/go-digest"
 	"golang.org/x/sys/unix"
@@ -94,7 +95,9 @@ func (t flatTree) applyLayer(r io.Reader) error {
 		}
 		if n != nil {
 			for k, v := range h.PAXRecords {
-				if name, ok := strings.CutPrefix(k, "SCHILY.xattr."); ok {
+				// Only names RAFS (and Linux) can store: docker and
+				// containerd drop the rest when they unpack, too.
+				if name, ok := strings.CutPrefix(k, "SCHILY.xattr."); ok && storableXattr(name) {
 					if n.xattrs == nil {
 						n.xattrs = map[string]string{}
 					}
@@ -177,6 +180,13 @@ func (t flatTree) removeUnder(p string) {
 			delete(t, k)
 		}
 	}
+}
+
+// storableXattr reports whether an xattr name has a namespace RAFS can
+// store (user., trusted., security., the POSIX ACLs).
+func storableXattr(name string) bool {
+	_, _, err := layout.SplitXattrName(name)
+	return err == nil
 }
 
 // decompress sniffs gzip and zstd.
