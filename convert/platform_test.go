@@ -189,3 +189,23 @@ func TestConvertWithReferrer(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestConvertReproducible: the same source and options give the same
+// manifest digest whatever the parallelism.
+func TestConvertReproducible(t *testing.T) {
+	reg := newTestRegistry(t)
+	pushSource(t, reg, "app", true)
+	ctx := context.Background()
+	var digests []string
+	for _, p := range []int{1, 3} {
+		res, err := Convert(ctx, reg.ref("app:latest"), reg.ref("app:nydus"), WithParallelism(p), WithWorkers(p),
+			WithWorkDir(t.TempDir()), WithLogger(testLogger(t)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		digests = append(digests, res.Manifest.Digest.String())
+	}
+	if digests[0] != digests[1] {
+		t.Fatalf("manifests %v differ", digests)
+	}
+}
