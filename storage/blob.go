@@ -352,8 +352,9 @@ func (b *Blob) readSpan(ctx context.Context, s *span) error {
 		return err
 	}
 	var first error
+	decode := b.spanDecoder(s, buf)
 	for i, c := range s.chunks {
-		raw, data, err := b.decodeIn(c, buf, s.off)
+		raw, data, err := decode(i, c)
 		if err != nil {
 			m.corruptFetched.Add(1)
 			b.flights.finish(c.Index, s.flights[i], nil, err)

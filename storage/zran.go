@@ -105,6 +105,9 @@ func (b *Blob) plan(chunks []*layout.ChunkInfo, fl []*flight) []*span {
 		cur = &span{off: e.off, end: e.end, chunks: []*layout.ChunkInfo{c}, flights: []*flight{fl[e.i]}}
 		out = append(out, cur)
 	}
+	for _, s := range out {
+		b.zranSiblings(s)
+	}
 	return out
 }
 
@@ -144,4 +147,99 @@ func (b *Blob) decodeIn(c *layout.ChunkInfo, buf []byte, off uint64) (raw, data 
 		return nil, nil, err
 	}
 	return nil, data, nil
+}
+
+// spanDecoder returns the decoder of the chunks of span s from its
+// backend bytes buf: chunk by chunk for ordinary blobs; for a zran blob,
+// the chunks sharing an inflate context are inflated together, once.
+func (b *Blob) spanDecoder(s *span, buf []byte) func(i int, c *layout.ChunkInfo) (raw, data []byte, err error) {
+	if b.zran == nil {
+		return func(_ int, c *layout.ChunkInfo) ([]byte, []byte, error) { return b.decodeIn(c, buf, s.off) }
+	}
+	datas := make([][]byte, len(s.chunks))
+	errs := make([]error, len(s.chunks))
+	groups := map[any][]int{}
+	var order []any
+	for i, c := range s.chunks {
+		ctx, _, err := b.zran.meta.Locate(c.Index)
+		if err != nil {
+			errs[i] = err
+			continue
+		}
+		if _, ok := groups[ctx]; !ok {
+			order = append(order, ctx)
+		}
+		groups[ctx] = append(groups[ctx], i)
+	}
+	for _, k := range order {
+		idx := groups[k]
+		cs := make([]*layout.ChunkInfo, len(idx))
+		for j, i := range idx {
+			cs[j] = s.chunks[i]
+		}
+		ds, es, n := b.zran.meta.DecodeRun(cs, buf, s.off)
+		b.zran.inflated.Add(uint64(n))
+		for j, i := range idx {
+			datas[i], errs[i] = ds[j], es[j]
+			if errs[i] != nil && errors.Is(errs[i], targzref.ErrDigestMismatch) {
+				errs[i] = fmt.Errorf("%w: %w", ErrDigestMismatch, errs[i])
+			}
+			if errs[i] == nil {
+				errs[i] = b.dec.verify(cs[j], datas[i], false)
+			}
+		}
+	}
+	return func(i int, _ *layout.ChunkInfo) ([]byte, []byte, error) {
+		if errs[i] != nil {
+			return nil, nil, errs[i]
+		}
+		return nil, datas[i], nil
+	}
+}
+
+// zranSiblings adds to span s the uncached chunks of the same inflate
+// contexts as its chunks that the read covers anyway (they end within it:
+// inflating them costs nothing extra) and, up to the amplify size, the
+// ones that follow them in their context, as upstream nydusd reads whole
+// contexts. It needs the chunk table and a cache.
+func (b *Blob) zranSiblings(s *span) {
+	if b.table == nil || b.cfg.cache == nil {
+		return
+	}
+	for _, c := range append([]*layout.ChunkInfo(nil), s.chunks...) {
+		p, ok := b.table.pos[c.Index]
+		if !ok {
+			continue
+		}
+		ctx, _, err := b.zran.meta.Locate(c.Index)
+		if err != nil {
+			continue
+		}
+		add := func(d *layout.ChunkInfo, extend bool) bool {
+			dctx, _, err := b.zran.meta.Locate(d.Index)
+			if err != nil || dctx != ctx {
+				return false
+			}
+			off, end, err := b.extent(d)
+			if err != nil || off < s.off {
+				return false
+			}
+			if end > s.end && (!extend || end-s.off > b.cfg.amplify) {
+				return false
+			}
+			if b.cfg.cache.Ready(d) {
+				return true
+			}
+			if f := b.flights.lead(d.Index); f != nil {
+				s.chunks = append(s.chunks, d)
+				s.flights = append(s.flights, f)
+				s.end = max(s.end, end)
+			}
+			return true
+		}
+		for q := p - 1; q >= 0 && add(b.table.chunks[q], false); q-- {
+		}
+		for q := p + 1; q < len(b.table.chunks) && add(b.table.chunks[q], true); q++ {
+		}
+	}
 }

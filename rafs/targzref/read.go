@@ -7,6 +7,7 @@ import (
 
 	"github.com/gonydus/nydus/rafs/digest"
 	"github.com/gonydus/nydus/rafs/layout"
+	"github.com/gonydus/nydus/rafs/zran"
 )
 
 // ErrDigestMismatch reports chunk bytes inflated from the layer that do
@@ -63,4 +64,59 @@ func (m *Meta) ReadChunk(layer io.ReaderAt, c *layout.ChunkInfo) ([]byte, error)
 	}
 	data, _, err := m.Decode(c, raw)
 	return data, err
+}
+
+// DecodeRun decodes chunks that share one inflate context in a single
+// inflation from the context start to the furthest chunk end: raw holds
+// the layer bytes from rawOff and must cover every chunk's Span. It
+// returns each chunk's verified bytes or its error, and the number of
+// bytes inflated.
+func (m *Meta) DecodeRun(chunks []*layout.ChunkInfo, raw []byte, rawOff uint64) ([][]byte, []error, int) {
+	datas, errs := make([][]byte, len(chunks)), make([]error, len(chunks))
+	var ctx *zran.Context
+	var inEnd uint64
+	outEnd := 0
+	offs := make([]uint32, len(chunks))
+	for i, c := range chunks {
+		off, end, err := m.Span(c)
+		if err == nil && (off < rawOff || end-rawOff > uint64(len(raw))) {
+			err = fmt.Errorf("%w: blob %s chunk %d range %d..%d outside the %d bytes read at %d", ErrMeta, m.blobID, c.Index, off, end, len(raw), rawOff)
+		}
+		var cctx *zran.Context
+		if err == nil {
+			cctx, offs[i], err = m.Locate(c.Index)
+		}
+		if err == nil && ctx != nil && cctx != ctx {
+			err = fmt.Errorf("targzref: DecodeRun: chunk %d is in another context", c.Index)
+		}
+		if err != nil {
+			errs[i] = err
+			continue
+		}
+		ctx = cctx
+		inEnd = max(inEnd, end)
+		outEnd = max(outEnd, int(offs[i])+int(c.UncompressedSize))
+	}
+	if ctx == nil {
+		return datas, errs, 0
+	}
+	out := make([]byte, outEnd)
+	n, ierr := ctx.Inflate(raw[ctx.In-rawOff:inEnd-rawOff], out)
+	for i, c := range chunks {
+		if errs[i] != nil {
+			continue
+		}
+		end := int(offs[i]) + int(c.UncompressedSize)
+		if end > n {
+			errs[i] = fmt.Errorf("%w: blob %s chunk %d: %w", ErrDigestMismatch, m.blobID, c.Index, ierr)
+			continue
+		}
+		data := append([]byte(nil), out[offs[i]:end]...)
+		if got := digest.Sum(m.digester, data); got != c.Digest {
+			errs[i] = fmt.Errorf("%w: blob %s chunk %d: got %x, want %x", ErrDigestMismatch, m.blobID, c.Index, got[:8], c.Digest[:8])
+			continue
+		}
+		datas[i] = data
+	}
+	return datas, errs, n
 }
