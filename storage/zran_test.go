@@ -263,3 +263,36 @@ func zranLayer(t testing.TB, seed uint64, total int) []byte {
 	zw.Close()
 	return gz.Bytes()
 }
+
+// The gzip layer and its RAFS blob in one registry repository, as zran
+// images are published: files read lazily through the registry backend
+// with range requests, the blob.meta fetched from the RAFS blob.
+func TestZranOverRegistry(t *testing.T) {
+	gz := zranLayer(t, 7, 8<<20)
+	z := buildZran(t, gz, targzref.Config{ChunkSize: 0x40000, TOC: true})
+	dir := t.TempDir()
+	for id, data := range z.blobs {
+		p := filepath.Join(dir, id)
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reg := newTestRegistry(t)
+	reg.push(t, filepath.Join(dir, z.res.Entry.ID()))
+	reg.push(t, filepath.Join(dir, z.res.MetaID))
+	tables, err := storage.ChunkTables(z.img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := storage.NewSource(storage.BackendOpen(reg.backend(t)), storage.WithCacheDir(t.TempDir()), storage.WithChunkTables(tables))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	zranReadAll(t, z, src)
+	m := src.Metrics().Snapshot()
+	t.Logf("%d range reads, %d bytes of a %d-byte layer", m.BackendReads, m.BackendBytes, len(gz))
+	if m.BackendReads == 0 {
+		t.Fatal("no backend reads")
+	}
+}
