@@ -14,7 +14,7 @@ import (
 )
 
 // ApplyDiff extracts the uncompressed layer tar r into layer id (created
-// with parent) and returns the tar's size. Docker-format whiteouts become
+// with parent) and returns the size of its contents, as overlay2 does. Docker-format whiteouts become
 // overlay whiteouts. A nydus bootstrap layer (see the package doc) is kept
 // as the layer's bootstrap after it opens as a valid RAFS v6 image.
 func (d *Driver) ApplyDiff(ctx context.Context, id, parent string, r io.Reader) (int64, error) {
@@ -46,10 +46,9 @@ func (d *Driver) ApplyDiff(ctx context.Context, id, parent string, r io.Reader) 
 	if err != nil {
 		return 0, fmt.Errorf("graphdriver: apply layer %s: %w", id, err)
 	}
-	// Count what dockerd sent, including tar padding the extractor skips.
-	if n, _ := io.Copy(io.Discard, r); n > 0 {
-		size += n
-	}
+	// Drain what the extractor left (the tar's end padding) so dockerd's
+	// digest of the stream completes.
+	io.Copy(io.Discard, r)
 	nydus, err := isBootstrapLayer(diff)
 	if err != nil || !nydus {
 		return size, err
@@ -95,13 +94,13 @@ func isBootstrapLayer(diff string) (bool, error) {
 // bootstrap, leaving diff empty as the nydusd mountpoint.
 func adoptBootstrap(dir string) error {
 	src := filepath.Join(dir, "diff", "image")
-	if err := validateBootstrap(filepath.Join(src, bootstrapName)); err != nil {
-		return err
-	}
 	if b, err := os.ReadFile(filepath.Join(src, backendName)); err == nil {
 		if _, err := parseBackend(b); err != nil {
 			return err
 		}
+	}
+	if err := validateBootstrap(filepath.Join(src, bootstrapName)); err != nil {
+		return err
 	}
 	nd := filepath.Join(dir, nydusDir)
 	if err := os.Mkdir(nd, 0o700); err != nil {

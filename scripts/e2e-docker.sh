@@ -1,0 +1,263 @@
+#!/usr/bin/env bash
+# End-to-end suite of the Docker graphdriver plugin (part of `make e2e`):
+# Debian's dockerd 20.10 runs with --experimental --storage-driver nydus
+# against our plugin, images come from Debian's docker-registry on
+# loopback.
+#  1. an ordinary image: import, run, diff, commit, push;
+#  2. nydusify converts it (docker-runnable layout) and checks it;
+#  3. docker pull of the nydus image fetches only the bootstrap layer;
+#     docker run reads lazily and fetches only what it reads;
+#  4. docker export equals the source rootfs; commit and a classic
+#     docker build FROM the nydus image work;
+#  5. containers survive a plugin restart and a dockerd restart;
+#  6. bad input (a corrupt bootstrap layer, a missing blob, an unreachable
+#     registry) fails clearly and leaves no mount behind;
+#  7. docker rm/rmi leave no mounts, nydusd processes or layer dirs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bin="${BIN:-$PWD/bin}"
+sock_path=/run/docker/plugins/nydus.sock
+
+if [ "$(id -u)" != 0 ] || [ ! -e /dev/fuse ]; then
+  echo "docker e2e needs root and /dev/fuse; skipping"; exit 0
+fi
+for c in dockerd docker docker-registry busybox; do
+  command -v "$c" >/dev/null || { echo "E2E FAILED: $c is not installed (apt-get install docker.io docker-registry busybox-static)" >&2; exit 1; }
+done
+
+work="$(mktemp -d /tmp/ndk.XXXXXX)" # short: overlay mount data holds every layer path
+root="$work/root"
+home="$root/nydus"
+pids=()
+plugin_pid=""
+dockerd_pid=""
+D() { timeout 120 docker -H "unix://$work/docker.sock" "$@"; }
+step() { printf '\n== %s\n' "$*"; }
+fail() {
+  echo "E2E FAILED: $*" >&2
+  echo "--- plugin log (tail)"; tail -20 "$work/plugin.log" 2>/dev/null || true
+  echo "--- dockerd log (tail)"; tail -20 "$work/dockerd.log" 2>/dev/null || true
+  exit 1
+}
+stop_dockerd() {
+  [ -n "$dockerd_pid" ] || return 0
+  kill -TERM "$dockerd_pid" 2>/dev/null || true
+  for _ in $(seq 200); do kill -0 "$dockerd_pid" 2>/dev/null || break; sleep 0.1; done
+  dockerd_pid=""
+}
+stop_plugin() {
+  [ -n "$plugin_pid" ] || return 0
+  kill -TERM "$plugin_pid" 2>/dev/null || true
+  wait "$plugin_pid" 2>/dev/null || true
+  plugin_pid=""
+}
+cleanup() {
+  set +e
+  if [ -n "$dockerd_pid" ]; then
+    D ps -aq | xargs -r timeout 60 docker -H "unix://$work/docker.sock" rm -f >/dev/null 2>&1
+  fi
+  stop_dockerd
+  stop_plugin
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+  pkill -f -- "--mountpoint $home/" 2>/dev/null
+  grep -o " $work[^ ]*" /proc/self/mountinfo | sort -r | while read -r m; do umount -l "$m" 2>/dev/null; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+start_plugin() {
+  "$bin/docker-nydus-graphdriver" --socket "$sock_path" --nydusd "$bin/nydusd" \
+    --state-file "$work/plugin-state.json" --nydusd-config "$work/nydusd-base.json" --log-level info \
+    >>"$work/plugin.log" 2>&1 &
+  plugin_pid=$!
+  for _ in $(seq 100); do [ -S "$sock_path" ] && return 0; sleep 0.05; done
+  fail "plugin socket did not appear"
+}
+start_dockerd() {
+  dockerd --experimental --storage-driver nydus --data-root "$root" --exec-root "$work/exec" \
+    -H "unix://$work/docker.sock" --pidfile "$work/docker.pid" --iptables=false --bridge=none \
+    >>"$work/dockerd.log" 2>&1 &
+  dockerd_pid=$!
+  for _ in $(seq 300); do D info >/dev/null 2>&1 && break; sleep 0.1; done
+  D info 2>/dev/null | grep -q 'Storage Driver: nydus' || fail "dockerd did not start with the nydus storage driver"
+}
+
+step "docker-registry on loopback"
+port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+reg="127.0.0.1:$port"
+cat >"$work/registry.yml" <<YML
+version: 0.1
+log:
+  level: info
+storage:
+  filesystem:
+    rootdirectory: $work/registry-data
+  delete:
+    enabled: true
+http:
+  addr: $reg
+YML
+docker-registry serve "$work/registry.yml" >"$work/registry.log" 2>&1 &
+regpid=$!; pids+=("$regpid")
+for _ in $(seq 100); do curl -fsS "http://$reg/v2/" >/dev/null 2>&1 && break; sleep 0.1; done
+
+# Credentials, cache and validation settings come from the plugin's
+# nydusd config; the registry and repository from each image.
+cat >"$work/nydusd-base.json" <<JSON
+{"device":{"backend":{"type":"registry","config":{"timeout":5,"connect_timeout":5,"retry_limit":1}},"cache":{"type":"blobcache"}},
+ "mode":"direct","digest_validate":true,"enable_xattr":true}
+JSON
+
+step "plugin and dockerd --experimental --storage-driver nydus"
+[ -S "$sock_path" ] && fail "$sock_path exists: another nydus plugin is running"
+start_plugin
+start_dockerd
+D info | grep -A4 'Storage Driver'
+
+step "an ordinary image: import, run, diff, commit, push"
+rootfs="$work/rootfs"
+mkdir -p "$rootfs"/{bin,tmp,etc,proc,sys,dev,data}
+cp "$(command -v busybox)" "$rootfs/bin/"
+for c in sh echo ls cat mkdir rm touch sleep env id true wc head md5sum; do ln -s busybox "$rootfs/bin/$c"; done
+echo hello >"$rootfs/etc/greeting"
+chmod 0640 "$rootfs/etc/greeting"
+ln "$rootfs/etc/greeting" "$rootfs/etc/greeting.link"
+head -c 48M /dev/urandom >"$rootfs/data/big"
+big_md5="$(md5sum <"$rootfs/data/big" | cut -d' ' -f1)"
+tar --numeric-owner -C "$rootfs" -cf "$work/rootfs.tar" .
+D import -c 'CMD ["/bin/sh"]' -c 'ENV PATH=/bin' "$work/rootfs.tar" app:plain >/dev/null
+[ "$(D run --rm --network none app:plain cat /etc/greeting)" = hello ] || fail "docker run of an ordinary image"
+D run --name edit --network none app:plain sh -c 'echo x >/tmp/new; rm /etc/greeting.link' >/dev/null
+D diff edit | tee "$work/diff.txt"
+grep -qx 'A /tmp/new' "$work/diff.txt" && grep -qx 'D /etc/greeting.link' "$work/diff.txt" || fail "docker diff"
+D commit edit app:edited >/dev/null
+[ "$(D run --rm --network none app:edited sh -c 'cat /tmp/new; ls /etc/greeting.link 2>&1 | wc -l')" = "x
+1" ] || fail "committed image does not carry the changes"
+D rm edit >/dev/null
+D tag app:plain "$reg/app:plain"
+D push "$reg/app:plain" >/dev/null || fail "docker push"
+echo "ordinary images work through the plugin"
+
+step "nydusify: convert to the docker-runnable layout and check"
+"$bin/nydusify" convert --log-level warn --source "$reg/app:plain" --target "$reg/app:nydus" --docker-runnable --work-dir "$work" \
+  || fail "nydusify convert --docker-runnable"
+"$bin/nydusify" check --log-level warn --source "$reg/app:plain" --target "$reg/app:nydus" --work-dir "$work" \
+  || fail "nydusify check"
+manifest="$(curl -fsS -H 'Accept: application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json' "http://$reg/v2/app/manifests/nydus")"
+nlayers="$(python3 -c 'import json,sys; print(len(json.loads(sys.argv[1])["layers"]))' "$manifest")"
+[ "$nlayers" = 1 ] || fail "docker-runnable manifest has $nlayers layers"
+bootd="$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["layers"][0]["digest"])' "$manifest")"
+blobs="$(python3 -c 'import json,sys; m=json.loads(sys.argv[1])["layers"][0]["annotations"]; print(" ".join(b["digest"] for b in json.loads(m["io.github.gonydus.nydus.blobs"])))' "$manifest")"
+[ -n "$blobs" ] || fail "no data blobs annotated"
+echo "bootstrap layer $bootd, data blobs $blobs"
+
+step "docker pull fetches only the bootstrap layer"
+mark="$(wc -l <"$work/registry.log")"
+D pull "$reg/app:nydus" >/dev/null || fail "docker pull of the nydus image"
+tail -n +"$((mark + 1))" "$work/registry.log" | grep -o '"GET /v2/app/blobs/sha256:[0-9a-f]*' | sort -u >"$work/pull-gets.txt" || true
+cat "$work/pull-gets.txt"
+grep -q "${bootd}" "$work/pull-gets.txt" || fail "the bootstrap layer was not fetched"
+for b in $blobs; do grep -q "$b" "$work/pull-gets.txt" && fail "docker pull fetched data blob $b"; done
+echo "pull fetched the bootstrap only"
+
+step "docker run reads lazily"
+[ "$(D run --rm --network none "$reg/app:nydus" cat /etc/greeting)" = hello ] || fail "docker run of the nydus image"
+[ "$(D run --rm --network none "$reg/app:plain" sh -c 'ls -l /etc; id')" = "$(D run --rm --network none "$reg/app:nydus" sh -c 'ls -l /etc; id')" ] \
+  || fail "nydus image prints something else than the original"
+layer="$(ls "$home" | grep -v '^l$' | while read -r l; do [ -f "$home/$l/nydus/image.boot" ] && echo "$l"; done | head -1)"
+[ -n "$layer" ] || fail "no nydus layer in the plugin's home"
+api="$home/$layer/nydus/api.sock"
+fetched="$(curl -fsS --unix-socket "$api" http://unix/api/v1/metrics/backend | python3 -c 'import json,sys; print(json.load(sys.stdin)["read_amount_total"])')"
+echo "fetched $fetched bytes to run busybox and read small files (image holds a 48 MiB file)"
+[ "$fetched" -gt 0 ] && [ "$fetched" -lt $((8 << 20)) ] || fail "fetched $fetched bytes: not lazy"
+[ "$(D run --rm --network none "$reg/app:nydus" md5sum /data/big | cut -d' ' -f1)" = "$big_md5" ] || fail "big file content"
+
+step "docker export equals the source rootfs; commit and build FROM the nydus image"
+D create --name ex "$reg/app:nydus" >/dev/null
+mkdir -p "$work/exported"
+D export ex | tar -x -C "$work/exported"
+D rm ex >/dev/null
+listing() { (cd "$1" && find . \( -path ./proc -o -path ./sys -o -path ./dev -o -name .dockerenv -o -path ./etc/hostname -o -path ./etc/hosts -o -path ./etc/resolv.conf -o -path ./etc/mtab \) -prune -o -printf '%p %y %m %U:%G %s %n %l\n' | sort); }
+diff <(listing "$rootfs") <(listing "$work/exported") || fail "docker export differs from the source (metadata)"
+diff -r --no-dereference -x proc -x sys -x dev -x .dockerenv -x hostname -x hosts -x resolv.conf -x mtab "$rootfs" "$work/exported" \
+  || fail "docker export differs from the source (content)"
+D run --name nedit --network none "$reg/app:nydus" sh -c 'echo y >/data/added; rm /etc/greeting' >/dev/null
+D commit nedit app:nydus-edited >/dev/null
+D rm nedit >/dev/null
+[ "$(D run --rm --network none app:nydus-edited sh -c 'cat /data/added; cat /etc/greeting 2>&1 | wc -l; cat /etc/greeting.link')" = "y
+1
+hello" ] || fail "commit of a container of the nydus image"
+mkdir -p "$work/build"
+printf 'FROM %s\nRUN echo built >/built && rm /data/big\nCMD ["cat", "/built"]\n' "$reg/app:nydus" >"$work/build/Dockerfile"
+DOCKER_BUILDKIT=0 D build -q -t app:built "$work/build" >/dev/null 2>"$work/build.err" || { cat "$work/build.err"; fail "classic docker build FROM the nydus image"; }
+[ "$(D run --rm --network none app:built)" = built ] || fail "built image"
+[ "$(D run --rm --network none app:built sh -c 'ls /data | wc -l')" = 0 ] || fail "built image still has /data/big"
+echo "export, commit and build work"
+
+step "containers survive a plugin restart and a dockerd restart"
+D run -d --name long --network none "$reg/app:nydus" sleep 1000 >/dev/null
+stop_plugin
+start_plugin
+[ "$(D exec long cat /etc/greeting)" = hello ] || fail "running container after a plugin restart"
+[ "$(D run --rm --network none "$reg/app:nydus" cat /etc/greeting.link)" = hello ] || fail "new container after a plugin restart"
+stop_dockerd
+start_dockerd
+D start long >/dev/null || fail "docker start after a dockerd restart"
+[ "$(D exec long cat /etc/greeting)" = hello ] || fail "container after a dockerd restart"
+D rm -f long >/dev/null
+echo "plugin and dockerd restarts keep containers runnable"
+
+no_stuck_mounts() {
+  local n
+  n="$(grep -c " $root/" /proc/self/mountinfo || true)"
+  [ "$n" -le "$1" ] || { grep " $root/" /proc/self/mountinfo; fail "$2: $n mounts under the data root"; }
+}
+
+step "bad input fails clearly"
+mkdir -p "$work/bad/image"
+head -c 8192 /dev/urandom >"$work/bad/image/image.boot"
+tar -C "$work/bad" -cf "$work/bad.tar" image
+if D import "$work/bad.tar" bad:1 >/dev/null 2>"$work/bad.err"; then fail "a corrupt bootstrap layer was accepted"; fi
+cat "$work/bad.err"
+grep -q 'not a valid RAFS v6 image' "$work/bad.err" || fail "corrupt bootstrap: unclear error"
+# A missing blob: an image whose only blob is deleted from the registry.
+echo gone >"$rootfs/etc/gone"
+tar --numeric-owner -C "$rootfs" -cf "$work/gone.tar" .
+D import -c 'ENV PATH=/bin' "$work/gone.tar" "$reg/app:gone-src" >/dev/null
+D push "$reg/app:gone-src" >/dev/null
+"$bin/nydusify" convert --log-level warn --source "$reg/app:gone-src" --target "$reg/app:gone" --docker-runnable --work-dir "$work" >/dev/null
+D pull "$reg/app:gone" >/dev/null
+gone_blobs="$(curl -fsS -H 'Accept: application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json' "http://$reg/v2/app/manifests/gone" \
+  | python3 -c 'import json,sys; m=json.load(sys.stdin)["layers"][0]["annotations"]; print(" ".join(b["digest"] for b in json.loads(m["io.github.gonydus.nydus.blobs"])))')"
+for b in $gone_blobs; do curl -fsS -X DELETE "http://$reg/v2/app/blobs/$b" >/dev/null || fail "cannot delete blob $b"; done
+mounts_before="$(grep -c " $root/" /proc/self/mountinfo || true)"
+if D run --name gone --network none "$reg/app:gone" cat /etc/gone >"$work/gone.out" 2>&1; then fail "a run with a missing blob succeeded"; fi
+cat "$work/gone.out"
+grep -qiE 'input/output error|I/O error' "$work/gone.out" || fail "missing blob: unclear error"
+D rm -f gone >/dev/null 2>&1 || true
+no_stuck_mounts "$((mounts_before + 1))" "after a missing blob" # the image's own nydusd mount may stay until rmi
+# An unreachable registry: stop it, then run an image whose data was never fetched.
+echo unreachable >"$rootfs/etc/unreachable"
+tar --numeric-owner -C "$rootfs" -cf "$work/unr.tar" .
+D import -c 'ENV PATH=/bin' "$work/unr.tar" "$reg/app:unr-src" >/dev/null
+D push "$reg/app:unr-src" >/dev/null
+"$bin/nydusify" convert --log-level warn --source "$reg/app:unr-src" --target "$reg/app:unr" --docker-runnable --work-dir "$work" >/dev/null
+D pull "$reg/app:unr" >/dev/null
+kill "$regpid"; wait "$regpid" 2>/dev/null || true
+if D run --name unr --network none "$reg/app:unr" cat /etc/unreachable >"$work/unr.out" 2>&1; then fail "a run with the registry down succeeded"; fi
+cat "$work/unr.out"
+grep -qiE 'input/output error|I/O error' "$work/unr.out" || fail "unreachable registry: unclear error"
+D rm -f unr >/dev/null 2>&1 || true
+echo "bad input gives clear errors"
+
+step "docker rm / rmi leave nothing behind"
+D ps -aq | xargs -r timeout 60 docker -H "unix://$work/docker.sock" rm -f >/dev/null
+D images -q | sort -u | xargs -r timeout 60 docker -H "unix://$work/docker.sock" rmi -f >/dev/null
+no_stuck_mounts 0 "after rm and rmi"
+pgrep -f -- "--mountpoint $home/" && fail "nydusd processes left after rmi"
+left="$(ls "$home" | grep -v '^l$' || true)"
+[ -z "$left" ] || fail "layer dirs left after rmi: $left"
+[ -z "$(ls "$home/l")" ] || fail "short links left after rmi"
+echo "no mounts, nydusd processes or layer dirs left"
+
+step "docker e2e passed"
