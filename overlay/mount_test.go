@@ -27,8 +27,13 @@ func requireMount(t testing.TB) {
 // layers is one lower/upper/work triple under a fresh temp dir.
 type layers struct{ lower, upper, work string }
 
-func newLayers(t testing.TB, lower string) layers {
-	d := t.TempDir()
+func newLayers(t testing.TB, lower string) layers { return newLayersIn(t, t.TempDir(), lower) }
+
+func newLayersIn(t testing.TB, d, lower string) layers {
+	d, err := os.MkdirTemp(d, "layers")
+	if err != nil {
+		t.Fatal(err)
+	}
 	l := layers{lower: lower, upper: filepath.Join(d, "upper"), work: filepath.Join(d, "work")}
 	for _, p := range []string{l.upper, l.work} {
 		if err := os.Mkdir(p, 0o755); err != nil {
@@ -50,6 +55,15 @@ func mountOurs(t testing.TB, l layers, opts ...overlay.Option) string {
 
 func mountLower(t testing.TB, lower overlay.Lower, l layers, opts ...overlay.Option) string {
 	t.Helper()
+	mnt, unmount := serve(t, lower, l, opts...)
+	t.Cleanup(unmount)
+	return mnt
+}
+
+// serve mounts our overlay of lower and l and returns the mount point and
+// the function that unmounts it.
+func serve(t testing.TB, lower overlay.Lower, l layers, opts ...overlay.Option) (string, func()) {
+	t.Helper()
 	f, err := overlay.New(lower, l.upper, l.work, opts...)
 	if err != nil {
 		t.Fatal(err)
@@ -62,20 +76,26 @@ func mountLower(t testing.TB, lower overlay.Lower, l layers, opts ...overlay.Opt
 	if err != nil {
 		t.Fatalf("mount: %v", err)
 	}
-	t.Cleanup(func() {
+	return mnt, func() {
 		if err := srv.Unmount(); err != nil {
 			t.Errorf("unmount: %v", err)
 			unix.Unmount(mnt, unix.MNT_DETACH)
 		}
 		f.Close()
-	})
-	return mnt
+	}
 }
 
 // mountKernel mounts kernel overlayfs of l (no redirect_dir, index,
 // metacopy or xino, so it behaves as ours; redirects are neither written
 // nor followed, as by ours) at a new directory.
 func mountKernel(t testing.TB, l layers, extra string) string {
+	t.Helper()
+	mnt, unmount := kernelMount(t, l, extra)
+	t.Cleanup(unmount)
+	return mnt
+}
+
+func kernelMount(t testing.TB, l layers, extra string) (string, func()) {
 	t.Helper()
 	mnt := filepath.Join(t.TempDir(), "kmnt")
 	if err := os.Mkdir(mnt, 0o755); err != nil {
@@ -88,13 +108,12 @@ func mountKernel(t testing.TB, l layers, extra string) string {
 	} else if err != nil {
 		t.Fatalf("mount kernel overlayfs (%s): %v", data, err)
 	}
-	t.Cleanup(func() {
+	return mnt, func() {
 		if err := unix.Unmount(mnt, 0); err != nil {
 			t.Errorf("unmount kernel overlay: %v", err)
 			unix.Unmount(mnt, unix.MNT_DETACH)
 		}
-	})
-	return mnt
+	}
 }
 
 func run(t testing.TB, name string, args ...string) {
