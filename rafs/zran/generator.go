@@ -89,6 +89,7 @@ type Generator struct {
 	ctxs     []Context
 	recs     []chunkRec // chunks of the current context
 	blockIn  int64      // boundary the current context started at
+	verified bool       // the current context's start is known good
 	switched bool       // a member started since the last chunk call
 
 	inChunk  bool
@@ -100,6 +101,9 @@ type Generator struct {
 	verifyBuf []byte
 	relocated int
 	merged    int
+
+	// newContext, when set (tests), may alter each context as it opens.
+	newContext func(*Context)
 }
 
 // NewGenerator returns a generator reading the gzip stream r.
@@ -236,7 +240,7 @@ func (g *Generator) advance() {
 		g.bounds = append(g.bounds[:0], g.bounds[i:]...)
 	}
 	keep := g.s.n() - relocateBack
-	if len(g.ctxs) > 0 {
+	if len(g.ctxs) > 0 && !g.verified {
 		keep = min(keep, int64(g.ctxs[len(g.ctxs)-1].In)-relocateBack-1)
 	}
 	if len(g.bounds) > 0 {
@@ -306,6 +310,10 @@ func (g *Generator) BeginChunk(size int64) error {
 		g.ctxs = append(g.ctxs, Context{In: uint64(blk.in), Out: uint64(blk.out), Byte: blk.byte, Bits: blk.bits,
 			Dict: append([]byte(nil), blk.window...)})
 		g.blockIn = blk.in
+		g.verified = false
+		if g.newContext != nil {
+			g.newContext(&g.ctxs[len(g.ctxs)-1])
+		}
 	}
 	g.inChunk, g.switched = true, false
 	g.chunkOut, g.chunkIn, g.chunkLen, g.chunkCRC = g.out, g.s.n(), size, 0

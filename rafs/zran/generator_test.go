@@ -24,6 +24,12 @@ type genChunk struct {
 func generate(t testing.TB, gz []byte, chunkSize int64) ([]Context, []genChunk, *Generator, error) {
 	t.Helper()
 	g := NewGenerator(bytes.NewReader(gz))
+	ctxs, chunks, err := generateWith(t, g, chunkSize)
+	return ctxs, chunks, g, err
+}
+
+func generateWith(t testing.TB, g *Generator, chunkSize int64) ([]Context, []genChunk, error) {
+	t.Helper()
 	tr := tar.NewReader(bufio.NewReaderSize(g, 1<<20))
 	var chunks []genChunk
 	for {
@@ -32,7 +38,7 @@ func generate(t testing.TB, gz []byte, chunkSize int64) ([]Context, []genChunk, 
 			break
 		}
 		if err != nil {
-			return nil, nil, g, err
+			return nil, nil, err
 		}
 		if hdr.Typeflag != tar.TypeReg {
 			continue
@@ -40,21 +46,21 @@ func generate(t testing.TB, gz []byte, chunkSize int64) ([]Context, []genChunk, 
 		for off := int64(0); off < hdr.Size; off += chunkSize {
 			n := min(chunkSize, hdr.Size-off)
 			if err := g.BeginChunk(n); err != nil {
-				return nil, nil, g, err
+				return nil, nil, err
 			}
 			buf := make([]byte, n)
 			if _, err := io.ReadFull(tr, buf); err != nil {
-				return nil, nil, g, err
+				return nil, nil, err
 			}
 			ref, err := g.EndChunk(buf)
 			if err != nil {
-				return nil, nil, g, err
+				return nil, nil, err
 			}
 			chunks = append(chunks, genChunk{ref, buf})
 		}
 	}
 	ctxs, err := g.Finish()
-	return ctxs, chunks, g, err
+	return ctxs, chunks, err
 }
 
 // checkChunks reads every chunk back from its context, fetching only the
@@ -219,4 +225,34 @@ func FuzzDecodeContexts(f *testing.F) {
 			c.Inflate(in, out) // must not panic
 		}
 	})
+}
+
+// Contexts opened at a wrong block start are repaired when they close:
+// moved back to the true start when it is near, merged into the previous
+// context otherwise; every chunk still inflates to its data.
+func TestGeneratorRepairsContexts(t *testing.T) {
+	gz := randomTarGz(t, 21, 12<<20, gzip.BestSpeed, 1)
+	for _, tc := range []struct {
+		name  string
+		shift uint64
+	}{{"relocated", 3}, {"merged", 4096}} {
+		n := 0
+		g := NewGenerator(bytes.NewReader(gz))
+		g.newContext = func(c *Context) {
+			if n++; n > 1 && c.Out > 0 {
+				c.In += tc.shift // as if the inflater had reported it late
+				c.Bits = 0
+			}
+		}
+		ctxs, chunks, err := generateWith(t, g, 1<<20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkChunks(t, gz, ctxs, chunks)
+		rel, mer := g.Repairs()
+		t.Logf("%s: %d contexts, %d relocated, %d merged", tc.name, len(ctxs), rel, mer)
+		if (tc.name == "relocated" && rel == 0) || (tc.name == "merged" && mer == 0) {
+			t.Fatalf("%s: no context was %s", tc.name, tc.name)
+		}
+	}
 }

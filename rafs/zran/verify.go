@@ -16,6 +16,11 @@ func (g *Generator) closeContext() error {
 		return nil
 	}
 	defer func() { g.recs = g.recs[:0] }()
+	if g.verified {
+		// A context merged into earlier: inflation from its verified
+		// start reproduces everything after it.
+		return nil
+	}
 	i := len(g.ctxs) - 1
 	c := g.ctxs[i]
 	if g.contextMatches(&c, g.recs, true) && g.contextMatches(&c, g.recs, false) {
@@ -46,6 +51,7 @@ func (g *Generator) closeContext() error {
 	prev.OutLen = uint32(c.Out + uint64(c.OutLen) - prev.Out)
 	g.ctxs = g.ctxs[:i]
 	g.blockIn = int64(prev.In)
+	g.verified = true
 	g.merged++
 	return nil
 }
