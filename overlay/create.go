@@ -119,7 +119,7 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 		return nil, nil, 0, n.fs.errno(ctx, "create", err)
 	}
 	ch := n.newChild(ctx, e, &out.Attr)
-	return ch, &upperFile{gofs.NewLoopbackFile(fd).(*gofs.LoopbackFile)}, fuse.FOPEN_KEEP_CACHE, 0
+	return ch, asNode(ch).newUpperFile(fd), fuse.FOPEN_KEEP_CACHE, 0
 }
 
 func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {

@@ -29,9 +29,17 @@ func NewDirLower(dir string) (Lower, error) {
 	return dirLower{path: abs}, nil
 }
 
-type dirLower struct{ path string }
+// dirLower is one path of the tree; st, when set, is its stat from the
+// lookup that found it (the tree does not change).
+type dirLower struct {
+	path string
+	st   *Stat
+}
 
 func (d dirLower) Stat(ctx context.Context) (Stat, error) {
+	if d.st != nil {
+		return *d.st, nil
+	}
 	var st unix.Stat_t
 	if err := unix.Lstat(d.path, &st); err != nil {
 		return Stat{}, fmt.Errorf("lstat %s: %w", d.path, err)
@@ -59,7 +67,8 @@ func (d dirLower) Lookup(ctx context.Context, name string) (Lower, error) {
 		}
 		return nil, fmt.Errorf("lookup %s: %w", p, err)
 	}
-	return dirLower{path: p}, nil
+	s := statFromUnix(&st)
+	return dirLower{path: p, st: &s}, nil
 }
 
 func (d dirLower) ReadDir(ctx context.Context) ([]DirEntry, error) {

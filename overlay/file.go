@@ -12,11 +12,55 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-var _ gofs.NodeOpener = (*node)(nil)
+var (
+	_ gofs.NodeOpener  = (*node)(nil)
+	_ gofs.NodeFlusher = (*node)(nil)
+)
+
+// Flush answers ENOSYS, after which the kernel stops sending FLUSH on
+// every close: upper files are local (nothing to flush before close) and
+// POSIX locks are kept by the kernel, not forwarded.
+func (n *node) Flush(ctx context.Context, fh gofs.FileHandle) syscall.Errno { return syscall.ENOSYS }
 
 // upperFile is an open upper file: every file operation (read, write,
-// fsync, allocate, lseek, locks) goes to its descriptor.
-type upperFile struct{ *gofs.LoopbackFile }
+// fsync, allocate, lseek) goes to its descriptor, or, with FUSE
+// passthrough, the kernel reads and writes the descriptor itself. The
+// kernel refuses to mix passthrough and cached opens of one inode, so a
+// file still open through a cached handle (a lowerFile, or an upperFile
+// opened while one was) gets cached handles until they are all closed.
+type upperFile struct {
+	*gofs.LoopbackFile
+	n      *node
+	cached bool
+}
+
+var (
+	_ gofs.FilePassthroughFder = (*upperFile)(nil)
+	_ gofs.FileReleaser        = (*upperFile)(nil)
+)
+
+func (n *node) newUpperFile(fd int) *upperFile {
+	u := &upperFile{LoopbackFile: gofs.NewLoopbackFile(fd).(*gofs.LoopbackFile), n: n}
+	if n.cachedOpens.Load() > 0 {
+		u.cached = true
+		n.cachedOpens.Add(1)
+	}
+	return u
+}
+
+func (u *upperFile) PassthroughFd() (int, bool) {
+	if u.cached {
+		return -1, false
+	}
+	return u.LoopbackFile.PassthroughFd()
+}
+
+func (u *upperFile) Release(ctx context.Context) syscall.Errno {
+	if u.cached {
+		u.n.cachedOpens.Add(-1)
+	}
+	return u.LoopbackFile.Release(ctx)
+}
 
 // openFlags are the flags an upper file is opened with: O_APPEND is left
 // to the kernel, which sends appending writes at the end of the file (an
@@ -47,12 +91,13 @@ func (n *node) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32,
 		if err != nil {
 			return nil, 0, n.fs.errno(ctx, "open", err)
 		}
-		return &upperFile{gofs.NewLoopbackFile(fd).(*gofs.LoopbackFile)}, fuse.FOPEN_KEEP_CACHE, 0
+		return n.newUpperFile(fd), fuse.FOPEN_KEEP_CACHE, 0
 	}
 	lf, err := e.lower.Open(ctx)
 	if err != nil {
 		return nil, 0, n.fs.errno(ctx, "open", err)
 	}
+	n.cachedOpens.Add(1)
 	return &lowerFile{n: n, lower: lf}, fuse.FOPEN_KEEP_CACHE, 0
 }
 
@@ -70,7 +115,6 @@ type lowerFile struct {
 var (
 	_ gofs.FileReader   = (*lowerFile)(nil)
 	_ gofs.FileReleaser = (*lowerFile)(nil)
-	_ gofs.FileFlusher  = (*lowerFile)(nil)
 	_ gofs.FileFsyncer  = (*lowerFile)(nil)
 )
 
@@ -109,8 +153,6 @@ func (l *lowerFile) Read(ctx context.Context, dest []byte, off int64) (fuse.Read
 	return fuse.ReadResultData(dest[:k]), 0
 }
 
-func (l *lowerFile) Flush(ctx context.Context) syscall.Errno { return 0 }
-
 func (l *lowerFile) Fsync(ctx context.Context, flags uint32) syscall.Errno { return 0 }
 
 func (l *lowerFile) Release(ctx context.Context) syscall.Errno {
@@ -119,5 +161,6 @@ func (l *lowerFile) Release(ctx context.Context) syscall.Errno {
 	if l.upper > 0 {
 		unix.Close(l.upper)
 	}
+	l.n.cachedOpens.Add(-1)
 	return l.n.fs.errno(ctx, "release", l.lower.Close())
 }

@@ -111,8 +111,9 @@ func (f *FS) Root() fs.InodeEmbedder { return &node{fs: f, lower: f.lower} }
 // MountOptions returns go-fuse options for serving the overlay: one-second
 // entry and attribute caching (every change goes through this server),
 // 1 MiB writes, device files and set-uid honoured, as on a kernel overlay
-// mount, and passthrough off (reads and writes of upper files go through
-// the upper file descriptors).
+// mount. Where the kernel offers FUSE passthrough (Linux 6.9+, needs
+// CAP_SYS_ADMIN), reads, writes and mmap of upper files bypass this
+// process; add fuse.CAP_PASSTHROUGH to DisabledCapabilities to turn it off.
 func MountOptions(name string) *fs.Options {
 	sec := time.Second
 	return &fs.Options{
@@ -120,15 +121,14 @@ func MountOptions(name string) *fs.Options {
 		AttrTimeout:     &sec,
 		NegativeTimeout: &sec,
 		MountOptions: fuse.MountOptions{
-			FsName:               name,
-			Name:                 "nydus-overlay",
-			MaxWrite:             1 << 20,
-			MaxReadAhead:         1 << 20,
-			Options:              []string{"default_permissions"},
-			AllowOther:           true,
-			DirectMount:          true,
-			DirectMountFlags:     syscall.MS_MGC_VAL,
-			DisabledCapabilities: fuse.CAP_PASSTHROUGH,
+			FsName:           name,
+			Name:             "nydus-overlay",
+			MaxWrite:         1 << 20,
+			MaxReadAhead:     1 << 20,
+			Options:          []string{"default_permissions"},
+			AllowOther:       true,
+			DirectMount:      true,
+			DirectMountFlags: syscall.MS_MGC_VAL,
 		},
 	}
 }

@@ -24,6 +24,9 @@ type node struct {
 	mu       sync.Mutex
 	lower    Lower       // nil when there is none, or the upper object hides it
 	copiedUp atomic.Bool // set when this node's lower object is copied up
+
+	// cachedOpens counts open handles the kernel caches (not passthrough).
+	cachedOpens atomic.Int32
 }
 
 // path is the node's path relative to the root ("" for the root). A node
@@ -165,11 +168,6 @@ func (n *node) resolveSelf(ctx context.Context) (*entry, error) {
 			return nil, err
 		}
 		e.lower = n.getLower()
-		if e.lower != nil {
-			if e.lst, err = e.lower.Stat(ctx); err != nil {
-				return nil, err
-			}
-		}
 		return e, nil
 	}
 	e := &entry{path: p}
@@ -186,8 +184,10 @@ func (n *node) resolveSelf(ctx context.Context) (*entry, error) {
 	l := n.getLower()
 	if l != nil && (e.upper == nil || uint32(e.upper.Mode)&unix.S_IFMT == unix.S_IFDIR) {
 		e.lower = l
-		if e.lst, err = l.Stat(ctx); err != nil {
-			return nil, err
+		if e.upper == nil { // the lower stat is only used without an upper object
+			if e.lst, err = l.Stat(ctx); err != nil {
+				return nil, err
+			}
 		}
 	}
 	if !e.exists() {

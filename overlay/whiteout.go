@@ -15,6 +15,17 @@ func (f *FS) opaqueName() string { return f.xattrNS + "opaque" }
 const fuseOverlayfsOpaque = "user.fuseoverlayfs.opaque"
 
 func (f *FS) isOpaque(p string) (bool, error) {
+	// One listxattr answers for most directories, which have no xattrs.
+	var names [1024]byte
+	n, err := unix.Llistxattr(f.full(p), names[:])
+	switch {
+	case errors.Is(err, unix.ENOTSUP):
+		return false, nil
+	case err == nil && n == 0:
+		return false, nil
+	case err != nil && !errors.Is(err, unix.ERANGE):
+		return false, fmt.Errorf("list xattrs of %s: %w", p, err)
+	}
 	for _, name := range []string{f.opaqueName(), fuseOverlayfsOpaque} {
 		var b [4]byte
 		n, err := unix.Lgetxattr(f.full(p), name, b[:])
