@@ -162,9 +162,12 @@ echo "pull fetched the bootstrap only"
 
 step "docker run reads lazily"
 [ "$(D run --rm --network none "$reg/app:nydus" cat /etc/greeting)" = hello ] || fail "docker run of the nydus image"
-[ "$(D run --rm --network none "$reg/app:plain" sh -c 'ls -l /etc; id')" = "$(D run --rm --network none "$reg/app:nydus" sh -c 'ls -l /etc; id')" ] \
-  || fail "nydus image prints something else than the original"
-layer="$(ls "$home" | grep -v '^l$' | while read -r l; do [ -f "$home/$l/nydus/image.boot" ] && echo "$l"; done | head -1)"
+probe='ls -ln /etc /data /bin | grep -v -e hostname -e ^total; id; md5sum /etc/greeting'
+D run --rm --network none "$reg/app:plain" sh -c "$probe" >"$work/plain.out"
+D run --rm --network none "$reg/app:nydus" sh -c "$probe" >"$work/nydus.out"
+diff "$work/plain.out" "$work/nydus.out" || fail "the nydus image prints something else than the original"
+layer=""
+for l in "$home"/*/nydus/image.boot; do [ -f "$l" ] && layer="$(basename "$(dirname "$(dirname "$l")")")"; done
 [ -n "$layer" ] || fail "no nydus layer in the plugin's home"
 api="$home/$layer/nydus/api.sock"
 fetched="$(curl -fsS --unix-socket "$api" http://unix/api/v1/metrics/backend | python3 -c 'import json,sys; print(json.load(sys.stdin)["read_amount_total"])')"
@@ -252,7 +255,10 @@ echo "bad input gives clear errors"
 
 step "docker rm / rmi leave nothing behind"
 D ps -aq | xargs -r timeout 60 docker -H "unix://$work/docker.sock" rm -f >/dev/null
-D images -q | sort -u | xargs -r timeout 60 docker -H "unix://$work/docker.sock" rmi -f >/dev/null
+for _ in 1 2 3 4 5; do # children before parents
+  D images -aq | sort -u | xargs -r timeout 60 docker -H "unix://$work/docker.sock" rmi -f >/dev/null 2>&1 || true
+done
+[ -z "$(D images -aq)" ] || fail "images left after rmi: $(D images -a)"
 no_stuck_mounts 0 "after rm and rmi"
 pgrep -f -- "--mountpoint $home/" && fail "nydusd processes left after rmi"
 left="$(ls "$home" | grep -v '^l$' || true)"
