@@ -97,10 +97,24 @@ func (n *node) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.AttrOu
 	}
 	e, err := n.resolveSelf(ctx)
 	if err != nil {
+		// An open file or directory whose name is gone still has attributes.
+		if h, ok := fh.(interface{ stat(*fuse.Attr) bool }); ok && h.stat(&out.Attr) {
+			return 0
+		}
 		return n.fs.errno(ctx, "getattr", err)
 	}
 	fill(e, &out.Attr)
 	return 0
+}
+
+// fstatAttr fills out from the open descriptor fd.
+func fstatAttr(fd int, out *fuse.Attr) bool {
+	var st unix.Statx_t
+	if err := unix.Statx(fd, "", unix.AT_EMPTY_PATH, unix.STATX_BASIC_STATS, &st); err != nil {
+		return false
+	}
+	fillUpper(&st, out)
+	return true
 }
 
 func (n *node) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {

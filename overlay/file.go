@@ -138,6 +138,19 @@ func (l *lowerFile) upperFd() int {
 	return l.upper
 }
 
+// stat reports the file's attributes once its name is gone.
+func (l *lowerFile) stat(out *fuse.Attr) bool {
+	if fd := l.upperFd(); fd > 0 {
+		return fstatAttr(fd, out)
+	}
+	st, err := l.n.lowerStat()
+	if err != nil {
+		return false
+	}
+	fillLower(st, out)
+	return true
+}
+
 func (l *lowerFile) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
 	if fd := l.upperFd(); fd > 0 {
 		k, err := unix.Pread(fd, dest, off)

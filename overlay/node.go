@@ -198,3 +198,12 @@ func (n *node) resolveSelf(ctx context.Context) (*entry, error) {
 
 // child returns the node registered for name under n, if the kernel knows it.
 func (n *node) child(name string) *node { return asNode(n.GetChild(name)) }
+
+// lowerStat is the stat of the node's lower object.
+func (n *node) lowerStat() (Stat, error) {
+	l := n.getLower()
+	if l == nil {
+		return Stat{}, fmt.Errorf("no lower object: %w", syscall.ENOENT)
+	}
+	return l.Stat(context.Background())
+}

@@ -107,6 +107,7 @@ func (f *FS) isEmpty(ctx context.Context, e *entry) (bool, error) {
 // are indexes into it (so seekdir/telldir are stable).
 type dirHandle struct {
 	n    *node
+	fd   int // the upper directory when it was opened, or -1
 	mu   sync.Mutex
 	ents []fuse.DirEntry
 	idx  int
@@ -121,10 +122,31 @@ var (
 )
 
 func (n *node) OpendirHandle(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
-	if _, err := n.resolveSelf(ctx); err != nil {
+	e, err := n.resolveSelf(ctx)
+	if err != nil {
 		return nil, 0, n.fs.errno(ctx, "opendir", err)
 	}
-	return &dirHandle{n: n}, 0, 0
+	d := &dirHandle{n: n, fd: -1}
+	if e.upper != nil {
+		// Kept for fstat and fsync after the directory is renamed over or removed.
+		if fd, err := unix.Openat(n.fs.upperFd, rel(e.path), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err == nil {
+			d.fd = fd
+		}
+	}
+	return d, 0, 0
+}
+
+// stat reports the directory's attributes once its name is gone.
+func (d *dirHandle) stat(out *fuse.Attr) bool {
+	if d.fd >= 0 {
+		return fstatAttr(d.fd, out)
+	}
+	st, err := d.n.lowerStat()
+	if err != nil {
+		return false
+	}
+	fillLower(st, out)
+	return true
 }
 
 func (d *dirHandle) load(ctx context.Context) syscall.Errno {
@@ -185,6 +207,9 @@ func (d *dirHandle) Seekdir(ctx context.Context, off uint64) syscall.Errno {
 }
 
 func (d *dirHandle) Fsyncdir(ctx context.Context, flags uint32) syscall.Errno {
+	if d.fd >= 0 {
+		return d.n.fs.errno(ctx, "fsyncdir", unix.Fsync(d.fd))
+	}
 	p, err := d.n.path()
 	if err != nil {
 		return d.n.fs.errno(ctx, "fsyncdir", err)
@@ -197,4 +222,8 @@ func (d *dirHandle) Fsyncdir(ctx context.Context, flags uint32) syscall.Errno {
 	return d.n.fs.errno(ctx, "fsyncdir", unix.Fsync(fd))
 }
 
-func (d *dirHandle) Releasedir(ctx context.Context, flags uint32) {}
+func (d *dirHandle) Releasedir(ctx context.Context, flags uint32) {
+	if d.fd >= 0 {
+		unix.Close(d.fd)
+	}
+}

@@ -210,6 +210,28 @@ func script() []step {
 			}
 			return "", f.Sync()
 		}},
+		{"fstat and read unlinked lower file", func(m string) (string, error) {
+			f, err := os.Open(j(m, "gone"))
+			if err != nil {
+				return "", err
+			}
+			defer f.Close()
+			if err := unix.Unlink(j(m, "gone")); err != nil {
+				return "", err
+			}
+			var st unix.Stat_t
+			if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+				return "", err
+			}
+			b := make([]byte, 3)
+			_, err = f.ReadAt(b, 0)
+			return fmt.Sprintf("mode=%o size=%d nlink=%d %s", st.Mode, st.Size, st.Nlink, b), err
+		}},
+		{"statfs", func(m string) (string, error) {
+			var st unix.Statfs_t
+			err := unix.Statfs(m, &st)
+			return fmt.Sprintf("bsize=%d namelen=%d", st.Bsize, st.Namelen), err
+		}},
 		{"readdir merged", func(m string) (string, error) {
 			ents, err := os.ReadDir(j(m, "a"))
 			return fmt.Sprint(ents), err

@@ -34,7 +34,7 @@ func makeLower(t testing.TB) string {
 	}
 	files := map[string]string{
 		"a/f1": "one\n", "a/f2": "two\n", "a/sub/g": "gee", "b/x": "ex", "c/y": "why",
-		"top.txt": "top file contents", "top2": "t2", "h1": "hard", "deep/x/y/z": "zed",
+		"top.txt": "top file contents", "top2": "t2", "h1": "hard", "gone": "bye", "deep/x/y/z": "zed",
 	}
 	for p, c := range files {
 		must(os.WriteFile(filepath.Join(d, p), []byte(c), 0o644))
