@@ -168,10 +168,6 @@ func (n *node) Link(ctx context.Context, target gofs.InodeEmbedder, name string,
 }
 
 func (n *node) link(ctx context.Context, tn *node, name string) (*entry, error) {
-	te, err := n.fs.copyUpNode(ctx, tn, true)
-	if err != nil {
-		return nil, err
-	}
 	p, err := n.path()
 	if err != nil {
 		return nil, err
@@ -186,17 +182,27 @@ func (n *node) link(ctx context.Context, tn *node, name string) (*entry, error) 
 	if _, err := n.fs.copyUpNode(ctx, n, true); err != nil {
 		return nil, err
 	}
+	dirfd, target := n.fs.upperFd, e.path
 	if e.whiteout {
-		tmp := n.fs.tmpName()
-		if err := unix.Linkat(n.fs.upperFd, te.path, n.fs.workFd, tmp, 0); err != nil {
+		dirfd, target = n.fs.workFd, n.fs.tmpName()
+	}
+	if done, err := n.linkTmpfile(tn, dirfd, target); err != nil {
+		return nil, err
+	} else if !done {
+		te, err := n.fs.copyUpNode(ctx, tn, true)
+		if err != nil {
+			return nil, err
+		}
+		if err := unix.Linkat(n.fs.upperFd, te.path, dirfd, target, 0); err != nil {
 			return nil, fmt.Errorf("link %s: %w", e.path, err)
 		}
+	}
+	if e.whiteout {
+		tmp := target
 		if err := n.fs.replaceWhiteout(tmp, e.path); err != nil {
 			unix.Unlinkat(n.fs.workFd, tmp, 0)
 			return nil, err
 		}
-	} else if err := unix.Linkat(n.fs.upperFd, te.path, n.fs.upperFd, e.path, 0); err != nil {
-		return nil, fmt.Errorf("link %s: %w", e.path, err)
 	}
 	if e.upper, err = n.fs.statUpper(e.path); err != nil {
 		return nil, err

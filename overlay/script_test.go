@@ -227,6 +227,17 @@ func script() []step {
 			_, err = f.ReadAt(b, 0)
 			return fmt.Sprintf("mode=%o size=%d nlink=%d %s", st.Mode, st.Size, st.Nlink, b), err
 		}},
+		{"O_TMPFILE and linkat", func(m string) (string, error) {
+			fd, err := unix.Open(j(m, "a"), unix.O_TMPFILE|unix.O_RDWR, 0o640)
+			if err != nil {
+				return "", err
+			}
+			defer unix.Close(fd)
+			if _, err := unix.Write(fd, []byte("tmp")); err != nil {
+				return "", err
+			}
+			return "", unix.Linkat(fd, "", unix.AT_FDCWD, j(m, "a/fromtmp"), unix.AT_EMPTY_PATH)
+		}},
 		{"statfs", func(m string) (string, error) {
 			var st unix.Statfs_t
 			err := unix.Statfs(m, &st)
