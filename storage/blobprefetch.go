@@ -35,7 +35,7 @@ func (b *Blob) Prefetch(ctx context.Context, chunks []*layout.ChunkInfo, maxSpan
 		todo = append(todo, c)
 	}
 	var errs []error
-	for _, s := range planSpans(todo, make([]*flight, len(todo)), max(maxSpan, 1), 0) {
+	for _, s := range b.prefetchPlan(todo, maxSpan) {
 		if err := b.cfg.gate.Acquire(ctx, PriorityPrefetch); err != nil {
 			return res, errors.Join(append(errs, err)...)
 		}

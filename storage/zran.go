@@ -70,6 +70,17 @@ func (b *Blob) extent(c *layout.ChunkInfo) (off, end uint64, err error) {
 	return off, end, err
 }
 
+// prefetchPlan groups chunks to prefetch into backend reads of about
+// maxSpan bytes; a zran read never splits an inflate context (its chunks
+// would fetch the context's start again).
+func (b *Blob) prefetchPlan(chunks []*layout.ChunkInfo, maxSpan uint64) []*span {
+	fl := make([]*flight, len(chunks))
+	if b.zran == nil {
+		return planSpans(chunks, fl, max(maxSpan, 1), 0)
+	}
+	return b.zranPlan(chunks, fl, maxSpan, func(c *layout.ChunkInfo, f *flight, err error) {})
+}
+
 // plan groups the chunks a reader leads into backend reads.
 func (b *Blob) plan(chunks []*layout.ChunkInfo, fl []*flight) []*span {
 	if b.zran == nil {
@@ -77,6 +88,20 @@ func (b *Blob) plan(chunks []*layout.ChunkInfo, fl []*flight) []*span {
 		b.amplify(spans)
 		return spans
 	}
+	out := b.zranPlan(chunks, fl, b.cfg.maxSpan, func(c *layout.ChunkInfo, f *flight, err error) {
+		b.flights.finish(c.Index, f, nil, err)
+	})
+	for _, s := range out {
+		b.zranSiblings(s)
+	}
+	return out
+}
+
+// zranPlan groups zran chunks by backend range: chunks of one context
+// always share a read, chunks of overlapping or back-to-back contexts
+// while the read stays within maxSpan. Chunks without a valid range go to
+// fail.
+func (b *Blob) zranPlan(chunks []*layout.ChunkInfo, fl []*flight, maxSpan uint64, fail func(*layout.ChunkInfo, *flight, error)) []*span {
 	// Chunks sharing a context (their ranges overlap) are read together.
 	type ext struct {
 		off, end uint64
@@ -86,7 +111,7 @@ func (b *Blob) plan(chunks []*layout.ChunkInfo, fl []*flight) []*span {
 	for i, c := range chunks {
 		off, end, err := b.extent(c)
 		if err != nil {
-			b.flights.finish(c.Index, fl[i], nil, err)
+			fail(c, fl[i], err)
 			continue
 		}
 		exts = append(exts, ext{off, end, i})
@@ -94,9 +119,13 @@ func (b *Blob) plan(chunks []*layout.ChunkInfo, fl []*flight) []*span {
 	slices.SortFunc(exts, func(a, b ext) int { return cmpU64(a.off, b.off) })
 	var out []*span
 	var cur *span
+	var curCtx any
 	for _, e := range exts {
 		c := chunks[e.i]
-		if cur != nil && (e.off < cur.end || (e.off == cur.end && e.end-cur.off <= b.cfg.maxSpan)) {
+		ctx, _, _ := b.zran.meta.Locate(c.Index)
+		sameCtx := cur != nil && any(ctx) == curCtx
+		curCtx = ctx
+		if cur != nil && (sameCtx || (e.off <= cur.end && e.end-cur.off <= maxSpan)) {
 			cur.chunks = append(cur.chunks, c)
 			cur.flights = append(cur.flights, fl[e.i])
 			cur.end = max(cur.end, e.end)
@@ -104,9 +133,6 @@ func (b *Blob) plan(chunks []*layout.ChunkInfo, fl []*flight) []*span {
 		}
 		cur = &span{off: e.off, end: e.end, chunks: []*layout.ChunkInfo{c}, flights: []*flight{fl[e.i]}}
 		out = append(out, cur)
-	}
-	for _, s := range out {
-		b.zranSiblings(s)
 	}
 	return out
 }

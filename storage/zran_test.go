@@ -296,3 +296,41 @@ func TestZranOverRegistry(t *testing.T) {
 		t.Fatal("no backend reads")
 	}
 }
+
+// Whole-blob prefetch of a zran blob reads contexts, caches every chunk,
+// and reads are then served without the backend.
+func TestZranPrefetch(t *testing.T) {
+	gz := zranLayer(t, 10, 10<<20)
+	z := buildZran(t, gz, targzref.Config{ChunkSize: 0x40000})
+	tables, err := storage.ChunkTables(z.img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := storage.NewSource(z.open, storage.WithCacheDir(t.TempDir()), storage.WithChunkTables(tables))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	entry := z.img.Blobs()[0]
+	b, err := src.Blob(context.Background(), entry)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := b.Prefetch(context.Background(), b.Table(), 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Chunks != len(z.res.Chunks) {
+		t.Fatalf("prefetched %d of %d chunks", res.Chunks, len(z.res.Chunks))
+	}
+	// Reads stay near the span size and contexts are not fetched twice.
+	if res.Requests < len(gz)/(2<<20) || res.Bytes > uint64(len(gz))*11/10 {
+		t.Fatalf("prefetch: %d requests, %d bytes for a %d-byte layer", res.Requests, res.Bytes, len(gz))
+	}
+	before := b.Stats()
+	zranReadAll(t, z, src)
+	if after := b.Stats(); after != before {
+		t.Fatalf("reads after prefetch went to the backend: %+v -> %+v", before, after)
+	}
+	t.Logf("prefetch: %d requests, %d bytes for a %d-byte layer; %d inflated", res.Requests, res.Bytes, len(gz), b.ZranInflated())
+}

@@ -26,6 +26,7 @@ type chunker struct {
 }
 
 func newChunker(g *zran.Generator, chunkSize uint32) *chunker {
+	g.SetChunkSize(int64(chunkSize))
 	return &chunker{g: g, chunkSize: int64(chunkSize), buf: make([]byte, chunkSize), byDigest: map[digest.Digest]*layout.ChunkInfo{}}
 }
 

@@ -102,6 +102,8 @@ type Generator struct {
 	relocated int
 	merged    int
 
+	chunkSize int64 // the image chunk size, for upstream's 2 MiB rule
+
 	// newContext, when set (tests), may alter each context as it opens.
 	newContext func(*Context)
 }
@@ -263,6 +265,11 @@ func (g *Generator) produced(b []byte) {
 	g.advance()
 }
 
+// SetChunkSize sets the image chunk size: like upstream, a chunk opens a
+// new context when the current one's output plus a whole chunk would
+// reach 2 MiB, whatever the chunk's own size.
+func (g *Generator) SetChunkSize(n int64) { g.chunkSize = n }
+
 // Offset is the uncompressed offset of the next byte Read returns.
 func (g *Generator) Offset() int64 { return g.out }
 
@@ -295,7 +302,7 @@ func (g *Generator) BeginChunk(size int64) error {
 		comp := g.s.n() - int64(c.In)
 		uncomp := g.out - int64(c.Out)
 		first := blk.in == g.blockIn
-		enough := !first && (comp >= ctxMaxComp/2 || uncomp+size >= ctxMaxUncomp)
+		enough := !first && (comp >= ctxMaxComp/2 || uncomp+max(size, g.chunkSize) >= ctxMaxUncomp)
 		gap := !first && comp > 2*int64(c.InLen) && int64(c.InLen) > ctxMinComp
 		newCtx = g.switched || enough || gap
 	}
