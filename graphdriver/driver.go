@@ -19,6 +19,7 @@ type Driver struct {
 	log          *slog.Logger
 	mountTimeout time.Duration
 	stateFile    string
+	runDir       string // nydusd API sockets
 
 	mu      sync.Mutex
 	nydusMu sync.Mutex // serialises nydusd starts and stops
@@ -30,7 +31,7 @@ type Driver struct {
 
 // New returns a driver; Init gives it its home.
 func New(opts ...Option) (*Driver, error) {
-	d := &Driver{nydusd: "nydusd", log: slog.Default(), mountTimeout: 20 * time.Second, refs: map[string]int{}}
+	d := &Driver{nydusd: "nydusd", runDir: "/run/docker-nydus-graphdriver", log: slog.Default(), mountTimeout: 20 * time.Second, refs: map[string]int{}}
 	for _, o := range opts {
 		if err := o(d); err != nil {
 			return nil, err

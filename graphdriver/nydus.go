@@ -151,8 +151,10 @@ func (d *Driver) startNydusd(dir string) error {
 		return fmt.Errorf("graphdriver: %w", err)
 	}
 	defer logf.Close()
-	sock := filepath.Join(nd, apiSockName)
-	os.Remove(sock)
+	sock, err := d.apiSocket(dir)
+	if err != nil {
+		return err
+	}
 	mp := filepath.Join(dir, "diff")
 	cmd := exec.Command(d.nydusd, "--config", cfgPath, "--bootstrap", filepath.Join(nd, bootstrapName),
 		"--mountpoint", mp, "--apisock", sock, "--log-level", "info")
@@ -215,6 +217,9 @@ func (d *Driver) stopNydusd(dir string) error {
 		}
 		os.Remove(filepath.Join(nd, pidName))
 	}
+	if t, err := os.Readlink(filepath.Join(nd, apiSockName)); err == nil {
+		os.Remove(t)
+	}
 	return unmountIfMounted(mp)
 }
 
@@ -244,4 +249,26 @@ func processAlive(pid int) bool {
 		return b[i+2] != 'Z'
 	}
 	return true
+}
+
+// apiSocket returns the path of the nydusd API socket of the layer at dir:
+// a short path in the runtime dir (a unix socket path is limited to 107
+// bytes), reachable as <dir>/nydus/api.sock through a symlink.
+func (d *Driver) apiSocket(dir string) (string, error) {
+	id := filepath.Base(dir)
+	short, err := d.shortLink(id)
+	if err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(d.runDir, 0o700); err != nil {
+		return "", fmt.Errorf("graphdriver: %w", err)
+	}
+	sock := filepath.Join(d.runDir, filepath.Base(short)+".sock")
+	os.Remove(sock)
+	link := filepath.Join(dir, nydusDir, apiSockName)
+	os.Remove(link)
+	if err := os.Symlink(sock, link); err != nil {
+		return "", fmt.Errorf("graphdriver: %w", err)
+	}
+	return sock, nil
 }

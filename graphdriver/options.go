@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"time"
 )
 
@@ -55,6 +56,18 @@ func WithMountTimeout(t time.Duration) Option {
 			return fmt.Errorf("graphdriver: mount timeout %v must be positive", t)
 		}
 		d.mountTimeout = t
+		return nil
+	}
+}
+
+// WithRuntimeDir sets where nydusd API sockets live (default
+// /run/docker-nydus-graphdriver).
+func WithRuntimeDir(dir string) Option {
+	return func(d *Driver) error {
+		if !filepath.IsAbs(dir) {
+			return fmt.Errorf("graphdriver: runtime dir %q is not absolute", dir)
+		}
+		d.runDir = dir
 		return nil
 	}
 }

@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# Docker pull-to-entrypoint benchmark (part of `make bench`): an image of
+# SIZE_MB (default 512) MiB whose entrypoint reads one small file, served
+# by Debian's docker-registry from a network namespace whose egress is
+# capped at RATE (default 100mbit) with tc tbf. It times `docker pull` +
+# `docker run` to the entrypoint's output twice in the same run:
+#   baseline: dockerd with the built-in overlay2 driver, the ordinary image;
+#   nydus:    dockerd with our graphdriver plugin, the docker-runnable image
+#             made by nydusify from the same image;
+# and prints the ratio (baseline time / nydus time; target >= 5).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bin="${BIN:-$PWD/bin}"
+size_mb="${SIZE_MB:-512}"
+rate="${RATE:-100mbit}"
+ns=ndkbench
+sock_path=/run/docker/plugins/nydus.sock
+
+if [ "$(id -u)" != 0 ] || [ ! -e /dev/fuse ]; then echo "bench-docker needs root and /dev/fuse; skipping"; exit 0; fi
+for c in dockerd docker docker-registry busybox ip tc; do
+  command -v "$c" >/dev/null || { echo "bench-docker: $c is not installed; skipping"; exit 0; }
+done
+[ -S "$sock_path" ] && { echo "bench-docker: $sock_path exists (another nydus plugin runs); skipping"; exit 0; }
+
+work="$(mktemp -d /tmp/ndb.XXXXXX)"
+pids=()
+dpid=""
+cleanup() {
+  set +e
+  [ -n "$dpid" ] && { kill -TERM "$dpid"; for _ in $(seq 100); do kill -0 "$dpid" 2>/dev/null || break; sleep 0.1; done; }
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+  pkill -f -- "--mountpoint $work/" 2>/dev/null
+  grep -o " $work[^ ]*" /proc/self/mountinfo | sort -r | while read -r m; do umount -l "$m" 2>/dev/null; done
+  ip netns pids "$ns" 2>/dev/null | xargs -r kill 2>/dev/null
+  ip link del veth-ndk 2>/dev/null
+  ip netns del "$ns" 2>/dev/null
+  rm -rf "$work"
+}
+trap cleanup EXIT
+D() { timeout 600 docker -H "unix://$work/docker.sock" "$@"; }
+
+# The registry's storage is shared by two registry processes: one on
+# loopback for setup (pushes are not what is measured), one in the
+# namespace behind the rate cap for the pulls.
+cat >"$work/registry.yml" <<YML
+version: 0.1
+log: {level: error}
+storage: {filesystem: {rootdirectory: $work/registry-data}}
+http: {addr: ADDR}
+YML
+lport="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+sed "s/ADDR/127.0.0.1:$lport/" "$work/registry.yml" >"$work/registry-lo.yml"
+docker-registry serve "$work/registry-lo.yml" >"$work/registry-lo.log" 2>&1 &
+pids+=($!)
+
+ip netns del "$ns" 2>/dev/null || true
+ip link del veth-ndk 2>/dev/null || true
+ip netns add "$ns"
+ip link add veth-ndk type veth peer name veth-ndk-ns
+ip link set veth-ndk-ns netns "$ns"
+ip addr add 10.213.0.1/24 dev veth-ndk && ip link set veth-ndk up
+ip netns exec "$ns" ip addr add 10.213.0.2/24 dev veth-ndk-ns
+ip netns exec "$ns" ip link set veth-ndk-ns up
+ip netns exec "$ns" ip link set lo up
+ip netns exec "$ns" tc qdisc add dev veth-ndk-ns root tbf rate "$rate" burst 64kb latency 200ms
+remote="10.213.0.2:5000"
+sed "s/ADDR/$remote/" "$work/registry.yml" >"$work/registry-ns.yml"
+ip netns exec "$ns" docker-registry serve "$work/registry-ns.yml" >"$work/registry-ns.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do curl -fsS "http://127.0.0.1:$lport/v2/" >/dev/null 2>&1 && curl -fsS "http://$remote/v2/" >/dev/null 2>&1 && break; sleep 0.1; done
+
+start_dockerd() { # driver
+  dockerd --experimental --storage-driver "$1" --data-root "$work/root-$1" --exec-root "$work/exec-$1" \
+    -H "unix://$work/docker.sock" --pidfile "$work/docker-$1.pid" --iptables=false --bridge=none \
+    --insecure-registry "$remote" --insecure-registry "127.0.0.1:$lport" >"$work/dockerd-$1.log" 2>&1 &
+  dpid=$!
+  for _ in $(seq 300); do D info >/dev/null 2>&1 && return 0; sleep 0.1; done
+  echo "bench-docker: dockerd ($1) did not start"; tail "$work/dockerd-$1.log"; exit 1
+}
+stop_dockerd() { kill -TERM "$dpid"; for _ in $(seq 200); do kill -0 "$dpid" 2>/dev/null || break; sleep 0.1; done; dpid=""; }
+
+echo "== building a ${size_mb} MiB image (random data; the entrypoint reads /etc/greeting)"
+rootfs="$work/rootfs"
+mkdir -p "$rootfs"/{bin,etc,proc,sys,dev,tmp,data}
+cp "$(command -v busybox)" "$rootfs/bin/"
+for c in sh cat; do ln -s busybox "$rootfs/bin/$c"; done
+echo "entrypoint ran" >"$rootfs/etc/greeting"
+for i in $(seq "$((size_mb / 32))"); do head -c 32M /dev/urandom >"$rootfs/data/part$i"; done
+tar --numeric-owner -C "$rootfs" -cf "$work/rootfs.tar" .
+start_dockerd overlay2
+D import -c 'ENTRYPOINT ["cat", "/etc/greeting"]' "$work/rootfs.tar" "127.0.0.1:$lport/big:plain" >/dev/null
+D push "127.0.0.1:$lport/big:plain" >/dev/null
+D rmi "127.0.0.1:$lport/big:plain" >/dev/null
+"$bin/nydusify" convert --log-level warn --source "127.0.0.1:$lport/big:plain" --target "$remote/big:nydus" \
+  --source-insecure --target-insecure --docker-runnable --work-dir "$work" >/dev/null
+
+pull_run() { # image -> seconds from pull to the entrypoint's output
+  local t0 out
+  t0="$(date +%s.%N)"
+  D pull -q "$1" >/dev/null
+  out="$(D run --rm --network none "$1")"
+  [ "$out" = "entrypoint ran" ] || { echo "bench-docker: entrypoint printed '$out'"; exit 1; }
+  python3 -c "import time; print(f'{time.time() - $t0:.2f}')"
+}
+
+echo "== baseline: overlay2, ordinary image, registry capped at $rate"
+base="$(pull_run "$remote/big:plain")"
+stop_dockerd
+echo "overlay2: ${base}s from docker pull to the entrypoint's output"
+
+echo "== nydus: graphdriver plugin, docker-runnable image, same cap"
+echo '{"device":{"backend":{"type":"registry","config":{"timeout":30}}},"mode":"direct","digest_validate":true}' >"$work/nydusd-base.json"
+"$bin/docker-nydus-graphdriver" --socket "$sock_path" --nydusd "$bin/nydusd" --state-file "$work/plugin-state.json" \
+  --nydusd-config "$work/nydusd-base.json" >"$work/plugin.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do [ -S "$sock_path" ] && break; sleep 0.05; done
+start_dockerd nydus
+nyd="$(pull_run "$remote/big:nydus")"
+api="$(readlink -f "$(ls "$work"/root-nydus/nydus/*/nydus/api.sock | head -1)")"
+curl -sS --unix-socket "$api" http://unix/api/v1/metrics/backend >"$work/backend-metrics.json" || { echo "bench-docker: nydusd API at $api: no answer"; ls -l "$api"; exit 1; }
+fetched="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["read_amount_total"])' "$work/backend-metrics.json")"
+D ps -aq | xargs -r timeout 60 docker -H "unix://$work/docker.sock" rm -f >/dev/null
+D rmi -f "$remote/big:nydus" >/dev/null
+stop_dockerd
+echo "nydus: ${nyd}s from docker pull to the entrypoint's output; nydusd fetched $fetched bytes of data"
+python3 -c "print(f'pull-to-entrypoint, {$size_mb} MiB image at $rate: overlay2 {$base}s, nydus {$nyd}s: nydus is {$base/$nyd:.1f}x faster (target >= 5x)')"
