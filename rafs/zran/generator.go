@@ -372,8 +372,22 @@ func (g *Generator) Finish() ([]Context, error) {
 	if err := g.closeContext(); err != nil {
 		return nil, err
 	}
+	// Upstream's inflater, reading a context that ends right where a
+	// gzip member ends, goes on to skip the member's trailer and parse the
+	// next header: give every context the bytes that may need, within the
+	// stream (its input is otherwise exactly what the chunks needed).
+	for i := range g.ctxs {
+		c := &g.ctxs[i]
+		ext := min(uint64(trailerSlack), uint64(g.s.size)-min(c.InEnd(), uint64(g.s.size)))
+		if uint64(c.InLen)+ext <= math.MaxUint32 {
+			c.InLen += uint32(ext)
+		}
+	}
 	return g.ctxs, nil
 }
+
+// trailerSlack covers a gzip trailer and a plain next-member header.
+const trailerSlack = 64
 
 // Digest returns the sha256 of the gzip stream read so far (all of it
 // after Finish), and Size its length.
