@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Builds the managed (v2) plugin from static binaries and creates it:
+#   examples/docker-graphdriver/build-plugin.sh [NAME]   (default gonydus/nydus:dev)
+# then: docker plugin enable NAME, and start dockerd with
+#   --experimental --storage-driver NAME
+set -euo pipefail
+cd "$(dirname "$0")"
+name="${1:-gonydus/nydus:dev}"
+bin="${BIN:-$(cd ../.. && pwd)/bin}"
+out="$(mktemp -d)"
+trap 'rm -rf "$out"' EXIT
+mkdir -p "$out/rootfs"/{run/docker/plugins,var/lib/docker,tmp,dev,proc,sys,etc/nydus,etc/ssl/certs}
+install -m 0755 "$bin/docker-nydus-graphdriver" "$bin/nydusd" "$out/rootfs/"
+install -m 0644 nydusd-config.json "$out/rootfs/etc/nydus/nydusd-config.json"
+# HTTPS registries: the host's CA bundle.
+[ -f /etc/ssl/certs/ca-certificates.crt ] && cp /etc/ssl/certs/ca-certificates.crt "$out/rootfs/etc/ssl/certs/"
+cp plugin/config.json "$out/config.json"
+docker plugin create "$name" "$out"
