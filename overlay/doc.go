@@ -4,17 +4,45 @@
 //
 // FS merges a read-only lower tree (any Lower: a RAFS image through
 // NewRAFSLower, or a directory on disk through NewDirLower) with a writable
-// upper directory, following kernel overlayfs without redirect_dir,
-// metacopy or index: the topmost name wins, directories merge unless the
-// upper one is opaque (xattr trusted.overlay.opaque=y, or user.overlay.opaque
-// with WithUserXattr), deletions of lower names leave whiteouts (character
-// devices 0/0), and any change to a lower object first copies it up (data,
-// mode, owner, times, xattrs), built in work_dir and renamed into place.
-// Renaming a directory that exists in the lower tree fails with EXDEV, as
-// the kernel does without redirect_dir. The upper directory it writes is a
-// valid kernel overlayfs upper directory, and it accepts one the kernel
-// wrote.
+// upper directory, following kernel overlayfs mounted with
+// redirect_dir=nofollow, index=off, metacopy=off:
 //
+//   - the topmost name wins; directories merge unless the upper one is
+//     opaque (xattr trusted.overlay.opaque=y, or user.overlay.opaque=y with
+//     WithUserXattr; user.fuseoverlayfs.opaque=y is honoured too);
+//   - removing a name the lower tree has leaves a whiteout (a character
+//     device 0/0); a directory made over a whiteout is opaque;
+//   - any change to a lower object first copies it up (data, xattrs,
+//     owner, mode, times; parents first, their times kept): it is built in
+//     <work_dir>/work and renamed into place, and replacements of whiteouts
+//     and of upper objects are RENAME_EXCHANGEs through the work dir, as
+//     the kernel does;
+//   - renaming a directory that has a lower part fails with EXDEV; other
+//     renames copy up and leave a whiteout where a lower object showed
+//     through (RENAME_WHITEOUT), and a directory moved into a merged one is
+//     made opaque; RENAME_NOREPLACE and RENAME_EXCHANGE are supported;
+//   - hard links (a copied-up lower link is no longer linked to the other
+//     lower names), symlinks, device nodes and FIFOs, xattrs, truncate,
+//     O_APPEND, O_TMPFILE, shared writable mmap, fsync, statfs (the upper
+//     file system's), POSIX and flock locks (kept by the kernel), and
+//     readdir with stable offsets (a snapshot per open directory, taken
+//     again on rewind);
+//   - a merged directory reports one link, as on the kernel.
+//
+// The upper directory it writes is a valid kernel overlayfs upper
+// directory, and it accepts one the kernel wrote (kernel bookkeeping xattrs
+// such as trusted.overlay.origin and impure are ignored). It does not
+// follow trusted.overlay.redirect or honour trusted.overlay.metacopy, so an
+// upper directory written with redirect_dir=on or metacopy=on is not
+// supported, as the kernel's with redirect_dir=nofollow does not follow
+// redirects either.
+//
+// Inode numbers: upper objects report their upper inode numbers, lower
+// objects theirs with bit 62 set, and an object copied up while mounted
+// keeps its number. Where the kernel offers FUSE passthrough, reads,
+// writes and mmap of upper files bypass the server.
+//
+// Changes of the upper tree are serialised by one lock; data I/O is not.
 // Errors stay Go errors (wrapping syscall.Errno where the upper file system
 // produced one) until the FUSE boundary, where errno maps them.
 package overlay

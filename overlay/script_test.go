@@ -238,6 +238,21 @@ func script() []step {
 			}
 			return "", unix.Linkat(fd, "", unix.AT_FDCWD, j(m, "a/fromtmp"), unix.AT_EMPTY_PATH)
 		}},
+		{"set-group-ID directory", func(m string) (string, error) {
+			if err := unix.Mkdir(j(m, "sg"), 0o755); err != nil {
+				return "", err
+			}
+			if err := unix.Chown(j(m, "sg"), 0, 100); err != nil {
+				return "", err
+			}
+			if err := unix.Chmod(j(m, "sg"), 0o2775); err != nil {
+				return "", err
+			}
+			if err := unix.Mkdir(j(m, "sg/sub"), 0o755); err != nil {
+				return "", err
+			}
+			return "", writeFile(j(m, "sg/sub/f"), unix.O_CREAT|unix.O_WRONLY, "g")
+		}},
 		{"statfs", func(m string) (string, error) {
 			var st unix.Statfs_t
 			err := unix.Statfs(m, &st)
