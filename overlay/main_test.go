@@ -1,10 +1,12 @@
 package overlay_test
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 )
@@ -70,4 +72,30 @@ func tryLock(p string) string {
 		return "getlk: " + err.Error()
 	}
 	return fmt.Sprintf("%s holder=%d", errnoName(err), get.Pid)
+}
+
+// asUser runs one shell operation as uid and gid uid (through setpriv:
+// the test binary's directory is not open to other users) and returns its
+// exit status and error output.
+func asUser(uid int, op, path string) (string, error) {
+	script := map[string]string{
+		"create": `set -C; echo user > "$1"`,
+		"write":  `echo user >> "$1"`,
+		"chmod":  `chmod 777 "$1"`,
+		"mkdir":  `mkdir "$1"`,
+		"unlink": `rm -f "$1"`,
+	}[op]
+	if script == "" {
+		return "", fmt.Errorf("unknown op %s", op)
+	}
+	id := strconv.Itoa(uid)
+	cmd := exec.Command("setpriv", "--reuid="+id, "--regid="+id, "--clear-groups", "sh", "-c", script, "sh", path)
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if err != nil && !errors.As(err, &ee) {
+		return "", fmt.Errorf("setpriv: %w", err)
+	}
+	// Messages name the path, which differs between mounts.
+	msg := strings.ReplaceAll(string(out), path, "PATH")
+	return fmt.Sprintf("exit=%d %s", cmd.ProcessState.ExitCode(), strings.TrimSpace(msg)), nil
 }

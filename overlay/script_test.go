@@ -253,6 +253,33 @@ func script() []step {
 			}
 			return "", writeFile(j(m, "sg/sub/f"), unix.O_CREAT|unix.O_WRONLY, "g")
 		}},
+		{"unprivileged user", func(m string) (string, error) {
+			// Let the user reach the mount point through the test's temp dirs.
+			for p := filepath.Dir(m); p != os.TempDir() && p != "/"; p = filepath.Dir(p) {
+				if err := os.Chmod(p, 0o755); err != nil {
+					return "", err
+				}
+			}
+			if err := unix.Mkdir(j(m, "users"), 0o777); err != nil {
+				return "", err
+			}
+			if err := unix.Chmod(j(m, "users"), 0o1777); err != nil {
+				return "", err
+			}
+			var out []string
+			for _, op := range [][2]string{
+				{"create", "users/u1"}, {"mkdir", "users/ud"}, {"create", "users/ud/f"}, {"create", "a/nope"},
+				{"write", "a/f2"}, {"write", "users/u1"}, {"chmod", "users/u1"}, {"chmod", "h1"}, {"unlink", "h1"},
+				{"create", "users/u2"}, {"unlink", "users/u2"},
+			} {
+				r, err := asUser(1000, op[0], j(m, op[1]))
+				if err != nil {
+					return "", err
+				}
+				out = append(out, op[0]+" "+op[1]+": "+r)
+			}
+			return fmt.Sprint(out), nil
+		}},
 		{"statfs", func(m string) (string, error) {
 			var st unix.Statfs_t
 			err := unix.Statfs(m, &st)
