@@ -73,11 +73,11 @@ func (d *Driver) overlayData(home, dir string, chain []string) (string, uintptr,
 		if err != nil {
 			return "", 0, err
 		}
-		lowers = append(lowers, filepath.Join(home, link))
+		lowers = append(lowers, escapeOverlayPath(filepath.Join(home, link)))
 	}
 	data := "lowerdir=" + strings.Join(lowers, ":")
 	if upper {
-		data += ",upperdir=" + filepath.Join(dir, "diff") + ",workdir=" + filepath.Join(dir, "work")
+		data += ",upperdir=" + escapeOverlayPath(filepath.Join(dir, "diff")) + ",workdir=" + escapeOverlayPath(filepath.Join(dir, "work"))
 	}
 	if len(data) >= os.Getpagesize() {
 		return "", 0, fmt.Errorf("graphdriver: overlay mount data of %d layers exceeds a page (%d bytes); use a shorter home", len(chain), len(data))
@@ -162,4 +162,11 @@ func (d *Driver) Metadata(id string) (map[string]string, error) {
 		m["NydusBootstrap"] = filepath.Join(dir, nydusDir, bootstrapName)
 	}
 	return m, nil
+}
+
+// escapeOverlayPath escapes the characters overlayfs's mount data gives a
+// meaning (a managed plugin's home is named after the plugin reference,
+// e.g. /var/lib/docker/gonydus/nydus:dev).
+func escapeOverlayPath(p string) string {
+	return strings.NewReplacer(`\`, `\\`, ":", `\:`, ",", `\,`).Replace(p)
 }

@@ -1,0 +1,30 @@
+package graphdriver
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// TestHomeWithColon: a managed plugin's home holds the plugin reference
+// (name:tag); overlay mount data must escape it.
+func TestHomeWithColon(t *testing.T) {
+	requireMounts(t)
+	d, err := New()
+	must(t, err)
+	home := filepath.Join(t.TempDir(), "gonydus", "nydus:dev,x")
+	must(t, d.Init(home, nil, nil, nil))
+	defer d.Cleanup()
+	must(t, d.Create("base", "", nil))
+	if _, err := d.ApplyDiff(context.Background(), "base", "", tarOf(t, file("f", "data"))); err != nil {
+		t.Fatal(err)
+	}
+	must(t, d.CreateReadWrite("rw", "base", nil))
+	root, err := d.Get("rw", "")
+	must(t, err)
+	defer d.Put("rw")
+	if b, err := os.ReadFile(filepath.Join(root, "f")); err != nil || string(b) != "data" {
+		t.Fatalf("read through the overlay: %q, %v", b, err)
+	}
+}
