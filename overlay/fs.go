@@ -27,6 +27,7 @@ type FS struct {
 	workFd   int
 	xattrNS  string // "trusted.overlay." or "user.overlay."
 	log      *slog.Logger
+	root     *node
 
 	// mu serialises changes of the upper tree (copy-up, create, remove,
 	// rename), so each works on a stable view.
@@ -89,6 +90,7 @@ func New(lower Lower, upperDir, workDir string, opts ...Option) (*FS, error) {
 	if c.userXattr {
 		f.xattrNS = "user.overlay."
 	}
+	f.root = &node{fs: f, lower: lower}
 	if f.upperFd, err = unix.Open(up, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err != nil {
 		return nil, fmt.Errorf("overlay: open upper dir: %w", err)
 	}
@@ -105,8 +107,16 @@ func (f *FS) Close() error {
 	return errors.Join(unix.Close(f.upperFd), unix.Close(f.workFd))
 }
 
-// Root returns the root node, for fs.Mount.
-func (f *FS) Root() fs.InodeEmbedder { return &node{fs: f, lower: f.lower} }
+// Root returns the root node: the root of a mount (fs.Mount), or a
+// directory anywhere in another go-fuse tree (paths in the upper dir are
+// relative to it).
+func (f *FS) Root() fs.InodeEmbedder { return f.root }
+
+// RootStableAttr is a stable attribute for the root node when it is the
+// root of a mount.
+func (f *FS) RootStableAttr() *fs.StableAttr {
+	return &fs.StableAttr{Mode: fuse.S_IFDIR, Ino: fuse.FUSE_ROOT_ID}
+}
 
 // MountOptions returns go-fuse options for serving the overlay: one-second
 // entry and attribute caching (every change goes through this server),

@@ -31,12 +31,13 @@ type node struct {
 	cachedOpens atomic.Int32
 }
 
-// path is the node's path relative to the root ("" for the root). A node
-// unlinked from the tree has none.
+// path is the node's path relative to the overlay's root ("" for the
+// root), which need not be the root of the mount. A node unlinked from the
+// tree has none.
 func (n *node) path() (string, error) {
 	var segs []string
 	p := &n.Inode
-	root := n.Root()
+	root := &n.fs.root.Inode
 	for p != root {
 		name, parent := p.Parent()
 		if parent == nil {

@@ -1,0 +1,75 @@
+package overlay_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+
+	"github.com/gonydus/nydus/overlay"
+	gofs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+	"golang.org/x/sys/unix"
+)
+
+// pseudoRoot holds overlays as sub-directories, as a shared nydusd does.
+type pseudoRoot struct {
+	gofs.Inode
+	children map[string]gofs.InodeEmbedder
+}
+
+func (r *pseudoRoot) OnAdd(ctx context.Context) {
+	for name, c := range r.children {
+		r.AddChild(name, r.NewPersistentInode(ctx, c, gofs.StableAttr{Mode: fuse.S_IFDIR}), false)
+	}
+}
+
+// TestSubtreeMount serves the overlay as a directory below another root:
+// upper paths are relative to the overlay, not to the mount.
+func TestSubtreeMount(t *testing.T) {
+	requireMount(t)
+	lower := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(lower, "d"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(lower, "d/f"), []byte("lower"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	l := newLayers(t, lower)
+	dl, err := overlay.NewDirLower(lower)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := overlay.New(dl, l.upper, l.work)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	mnt := t.TempDir()
+	srv, err := gofs.Mount(mnt, &pseudoRoot{children: map[string]gofs.InodeEmbedder{"ovl": f.Root()}}, overlay.MountOptions("test"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Unmount()
+	m := filepath.Join(mnt, "ovl")
+	if err := os.WriteFile(filepath.Join(m, "d/f"), []byte("upper"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(m, "new"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(m, "d/f")); err != nil {
+		t.Fatal(err)
+	}
+	var st unix.Stat_t
+	if err := unix.Lstat(filepath.Join(l.upper, "d/f"), &st); err != nil || st.Mode&syscall.S_IFMT != syscall.S_IFCHR || st.Rdev != 0 {
+		t.Fatalf("upper d/f: %+v %v, want a whiteout", st, err)
+	}
+	if _, err := os.Stat(filepath.Join(l.upper, "new")); err != nil {
+		t.Fatalf("upper new: %v", err)
+	}
+	if ents, err := os.ReadDir(m); err != nil || len(ents) != 2 {
+		t.Fatalf("overlay root: %v %v", ents, err)
+	}
+}
