@@ -20,8 +20,9 @@ type Meta struct {
 	Chunks   []layout.BlobChunk
 	Contexts []zran.Context
 
-	digester layout.Digester
-	blobID   string
+	digester  layout.Digester
+	blobID    string
+	layerSize uint64
 }
 
 // Features every zran blob carries (upstream sets them for targz-ref).

@@ -15,7 +15,8 @@ import (
 var ErrDigestMismatch = errors.New("targzref: chunk digest mismatch")
 
 // Span returns the byte range of the gzip layer chunk c needs: from the
-// start of its inflate context to the end of its own compressed bytes.
+// start of its inflate context to the end of its own compressed bytes
+// (plus zran.ReadSlack bytes, within the layer).
 func (m *Meta) Span(c *layout.ChunkInfo) (off, end uint64, err error) {
 	ci, ctx, _, err := m.context(c.Index)
 	if err != nil {
@@ -25,7 +26,8 @@ func (m *Meta) Span(c *layout.ChunkInfo) (off, end uint64, err error) {
 		return 0, 0, fmt.Errorf("%w: blob %s chunk %d: bootstrap says %d+%d, blob.meta %d+%d", ErrMeta, m.blobID, c.Index,
 			c.UncompressedOffset, c.UncompressedSize, ci.UncompressedOffset, ci.UncompressedSize)
 	}
-	return ctx.In, ci.CompressedOffset + uint64(ci.CompressedSize), nil
+	end = ci.CompressedOffset + uint64(ci.CompressedSize)
+	return ctx.In, max(end, min(end+zran.ReadSlack, m.layerSize)), nil
 }
 
 // Decode inflates chunk c from raw, the layer bytes Span named, and

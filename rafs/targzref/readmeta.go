@@ -62,6 +62,7 @@ func ReadMeta(ra io.ReaderAt, size int64, entry *layout.BlobEntry) (*Meta, error
 		}
 	}
 	m.digester = entry.Digester
+	m.layerSize = entry.CompressedSize
 	m.blobID = entry.ID()
 	return m, nil
 }

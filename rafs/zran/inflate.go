@@ -13,6 +13,12 @@ import (
 // inflate its compressed bytes.
 var ErrContext = errors.New("zran: invalid inflate context")
 
+// ReadSlack is how many bytes past the compressed end recorded by zlib
+// (upstream's in_len and chunk sizes count exactly what zlib consumed)
+// a reader should give Inflate: klauspost's inflater looks up to a few
+// bytes further ahead before it emits the last symbols.
+const ReadSlack = 16
+
 // Inflate fills out with the first len(out) uncompressed bytes of context
 // c, given in, the gzip stream's bytes from c.In on (at most c.InLen are
 // needed; fewer fail). A context may run across gzip members: at a
