@@ -119,7 +119,10 @@ func fstatAttr(fd int, out *fuse.Attr) bool {
 
 func (n *node) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
 	if uf, ok := fh.(*upperFile); ok {
-		return uf.Setattr(ctx, in, out)
+		if errno := uf.Setattr(ctx, in, out); errno != 0 {
+			return errno
+		}
+		return n.setattrReply(ctx, fh, out)
 	}
 	size, hasSize := in.GetSize()
 	n.fs.mu.Lock()
@@ -131,7 +134,16 @@ func (n *node) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.SetAttr
 	if err := n.fs.setattr(e.path, in); err != nil {
 		return n.fs.errno(ctx, "setattr", err)
 	}
-	return n.Getattr(ctx, nil, out)
+	return n.setattrReply(ctx, nil, out)
+}
+
+// setattrReply fills the reply to SETATTR, with the attribute timeout
+// go-fuse leaves unset there (without it the kernel asks again at once).
+func (n *node) setattrReply(ctx context.Context, fh gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	errno := n.Getattr(ctx, fh, out)
+	out.Ino = n.StableAttr().Ino
+	out.SetTimeout(attrTimeout)
+	return errno
 }
 
 // setattr applies in to the upper object at p: owner first, then mode (so

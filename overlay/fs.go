@@ -42,6 +42,9 @@ type FS struct {
 
 type upperID struct{ ino, gen uint64 }
 
+// attrTimeout is how long the kernel may cache entries and attributes.
+const attrTimeout = time.Second
+
 // lowerInoTag separates lower inode numbers from upper ones.
 const lowerInoTag = 1 << 62
 
@@ -125,7 +128,7 @@ func (f *FS) RootStableAttr() *fs.StableAttr {
 // CAP_SYS_ADMIN), reads, writes and mmap of upper files bypass this
 // process; add fuse.CAP_PASSTHROUGH to DisabledCapabilities to turn it off.
 func MountOptions(name string) *fs.Options {
-	sec := time.Second
+	sec := attrTimeout
 	return &fs.Options{
 		EntryTimeout:    &sec,
 		AttrTimeout:     &sec,
