@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"encoding/hex"
 	"fmt"
 
 	"github.com/gonydus/nydus/rafs"
+	"github.com/gonydus/nydus/rafs/layout"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 )
 
@@ -72,6 +74,19 @@ func (k *checker) checkBootstrap(ctx context.Context) error {
 	inTable := map[string]bool{}
 	for i, e := range table {
 		id := e.ID()
+		if e.Features&layout.BlobZran != 0 {
+			// oci-ref: the data is the source gzip layer (id), the manifest
+			// lists its RAFS blob (the meta digest).
+			meta := hex.EncodeToString(e.MetaDigest[:])
+			inTable[meta] = true
+			if size, ok := listed[meta]; !ok {
+				errs = append(errs, fmt.Errorf("blob table entry %d (zran layer %s): its RAFS blob %s is not listed in the manifest", i, id, meta))
+			} else if uint64(size) != e.MetaSize {
+				errs = append(errs, fmt.Errorf("zran layer %s: blob table says its RAFS blob has %d bytes, the manifest %d", id, e.MetaSize, size))
+			}
+			errs = append(errs, k.checkRefLayer(ctx, id, int64(e.CompressedSize)))
+			continue
+		}
 		inTable[id] = true
 		size, ok := listed[id]
 		switch {
@@ -102,6 +117,23 @@ func (k *checker) checkBackendFile(f *BackendFile) error {
 	if f.Config.Host != repo.RegistryStr() || f.Config.Repo != repo.RepositoryStr() {
 		k.log.Warn("data blobs were pushed elsewhere: consumers reading "+BackendFilePath+" fetch them there unless configured otherwise",
 			"host", f.Config.Host, "repo", f.Config.Repo, "checked", repo)
+	}
+	return nil
+}
+
+// checkRefLayer checks that the gzip layer an oci-ref blob indexes is in
+// the target repository with the size the bootstrap records.
+func (k *checker) checkRefLayer(ctx context.Context, id string, want int64) error {
+	b, err := k.be.Open(ctx, id)
+	if err != nil {
+		return fmt.Errorf("zran layer sha256:%s: %w", id, err)
+	}
+	size, err := b.Size(ctx)
+	switch {
+	case err != nil:
+		return fmt.Errorf("zran layer sha256:%s is not in %s: %w", id, k.targetEP.repo(), err)
+	case size != want:
+		return fmt.Errorf("zran layer sha256:%s has %d bytes in the registry, the bootstrap says %d", id, size, want)
 	}
 	return nil
 }

@@ -85,9 +85,20 @@ func Convert(ctx context.Context, sourceRef, targetRef string, opts ...Option) (
 	g.SetLimit(c.parallelism)
 	for i, l := range layers {
 		g.Go(func() error {
-			b, err := c.buildLayer(gctx, i, l, &read)
+			build := c.buildLayer
+			if c.ociRef {
+				build = c.buildRefLayer
+			}
+			b, err := build(gctx, i, l, &read)
 			if err != nil {
 				return err
+			}
+			if b.ref {
+				// The data stays in the source layer, fetched by digest
+				// from the target repository.
+				if err := c.ensureLayer(gctx, srcEP, dstEP, l, b.source); err != nil {
+					return err
+				}
 			}
 			built[i] = b
 			if c.layout == LayoutNydus {
@@ -120,6 +131,9 @@ func Convert(ctx context.Context, sourceRef, targetRef string, opts ...Option) (
 	case LayoutNydus:
 		for _, b := range built {
 			d := blobDescriptor(b.digest, b.size)
+			if b.ref {
+				d.Annotations[AnnotationNydusRef] = b.source.String()
+			}
 			res.Blobs = append(res.Blobs, d)
 			layerDescs = append(layerDescs, d)
 			diffIDs = append(diffIDs, b.digest)

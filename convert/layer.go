@@ -27,6 +27,10 @@ type builtLayer struct {
 	size   int64
 	tree   *tree.Tree // the layer's tree, input of the merge
 	chunks int
+	// tableID is the id the bootstrap's blob table gives this layer's data:
+	// the blob's own for RAFS blobs, the source layer's for oci-ref.
+	tableID string
+	ref     bool // an oci-ref (zran) layer: the blob is metadata only
 }
 
 // remove deletes the staged blob file.
@@ -99,7 +103,7 @@ func (c *config) buildLayer(ctx context.Context, index int, l v1.Layer, total *a
 		}
 	}
 	b := &builtLayer{index: index, source: src, path: f.Name(), digest: blobDigest(res.Blob.ID()),
-		size: int64(res.Blob.Size), tree: res.Tree, chunks: len(res.Blob.Chunks)}
+		size: int64(res.Blob.Size), tree: res.Tree, chunks: len(res.Blob.Chunks), tableID: res.Blob.ID()}
 	el := time.Since(start)
 	c.log.Info("layer converted", "layer", index, "source", src, "source_bytes", counted.n,
 		"blob", b.digest, "blob_bytes", b.size, "chunks", b.chunks, "elapsed", el.Round(time.Millisecond),

@@ -18,6 +18,9 @@ const (
 
 	// AnnotationNydusBlob marks a data layer.
 	AnnotationNydusBlob = "containerd.io/snapshot/nydus-blob"
+	// AnnotationNydusRef, on an oci-ref data layer, names the source gzip
+	// layer whose data its zran index refers to.
+	AnnotationNydusRef = "containerd.io/snapshot/nydus-ref"
 	// AnnotationNydusBootstrap marks the bootstrap layer.
 	AnnotationNydusBootstrap = "containerd.io/snapshot/nydus-bootstrap"
 	// AnnotationFSVersion records the RAFS version on the bootstrap layer.

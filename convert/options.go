@@ -48,6 +48,7 @@ type config struct {
 	workers     int
 	prefetch    []string
 	referrer    bool
+	ociRef      bool
 	log         *slog.Logger
 }
 
@@ -221,3 +222,10 @@ func WithLogger(l *slog.Logger) Option {
 		return nil
 	}
 }
+
+// WithOCIRef converts gzip layers to zran (targz-ref) RAFS blobs that
+// reference the original layers instead of copying their data (upstream's
+// --oci-ref): only the small RAFS blobs and the bootstrap are pushed, and
+// the original layers must be in (or mountable into) the target
+// repository.
+func WithOCIRef(on bool) Option { return func(c *config) error { c.ociRef = on; return nil } }

@@ -15,7 +15,7 @@ import (
 func referencedBlobs(built []*builtLayer, table []layout.BlobEntry) ([]*builtLayer, error) {
 	byID := map[string]*builtLayer{}
 	for _, b := range built {
-		byID[b.digest.Encoded()] = b
+		byID[b.tableID] = b
 	}
 	out := make([]*builtLayer, len(table))
 	for i := range table {

@@ -15,6 +15,7 @@ type convertOpts struct {
 	source, target, compressor, chunkSize, fsVersion, platform, workDir *string
 	prefetchDir, targetSuffix                                           *string
 	sourceInsecure, targetInsecure, dockerRunnable, oci, prefetchStdin  *bool
+	ociRef                                                              *bool
 	withReferrer                                                        *bool
 	parallelism                                                         *int
 }
@@ -32,6 +33,7 @@ func newConvert() *cli.Command {
 		fsVersion:      cli.String(fs, "6", "Nydus image format version number (only 6 is written)", "fs-version"),
 		platform:       cli.String(fs, "", "Platform of a multi-platform source to convert, e.g. linux/amd64 (default linux/<host arch>)", "platform"),
 		workDir:        cli.String(fs, "", "Working directory for data blobs between build and push (default the system temporary directory)", "work-dir"),
+		ociRef:         cli.Bool(fs, "Convert to an OCI-ref (zran) image: reference the source's gzip layers instead of copying their data", "oci-ref"),
 		dockerRunnable: cli.Bool(fs, "Write the docker-runnable layout: only the bootstrap layer in the manifest, data blobs beside it in the repository", "docker-runnable"),
 		oci:            cli.Bool(fs, "Convert Docker media types to OCI media types", "oci"),
 		prefetchDir:    cli.String(fs, "", "Specify an absolute path within the image for prefetch (default: everything)", "prefetch-dir"),
@@ -64,7 +66,7 @@ func (o *convertOpts) options() ([]convert.Option, error) {
 		convert.WithCompressor(*o.compressor), convert.WithChunkSize(uint32(size)), convert.WithFSVersion(*o.fsVersion),
 		convert.WithSource(convert.Remote{Insecure: *o.sourceInsecure}),
 		convert.WithTarget(convert.Remote{Insecure: *o.targetInsecure}),
-		convert.WithOCI(*o.oci), convert.WithReferrer(*o.withReferrer),
+		convert.WithOCI(*o.oci), convert.WithReferrer(*o.withReferrer), convert.WithOCIRef(*o.ociRef),
 	}
 	if *o.dockerRunnable {
 		opts = append(opts, convert.WithLayout(convert.LayoutDockerRunnable))
