@@ -3,8 +3,8 @@ package convert
 import (
 	"bytes"
 	"context"
-	"errors"
 	"encoding/hex"
+	"errors"
 	"fmt"
 
 	"github.com/gonydus/nydus/rafs"
