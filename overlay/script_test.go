@@ -285,6 +285,53 @@ func script() []step {
 			err := unix.Statfs(m, &st)
 			return fmt.Sprintf("bsize=%d namelen=%d", st.Bsize, st.Namelen), err
 		}},
+		{"create deep in lower-only dirs", func(m string) (string, error) {
+			return "", writeFile(j(m, "m/n/o/new"), unix.O_CREAT|unix.O_WRONLY, "deep")
+		}},
+		{"hardlink into lower-only dir", func(m string) (string, error) { return "", unix.Link(j(m, "m/n/o/p"), j(m, "v/v1/plink")) }},
+		{"rename file over lower symlink", func(m string) (string, error) { return "", unix.Rename(j(m, "w/s"), j(m, "ln2")) }},
+		{"readlink through dir symlink", func(m string) (string, error) {
+			b, err := os.ReadFile(j(m, "dirlink/o/p"))
+			return string(b), err
+		}},
+		{"ftruncate open fd", func(m string) (string, error) {
+			f, err := os.OpenFile(j(m, "w/q/r"), os.O_RDWR, 0)
+			if err != nil {
+				return "", err
+			}
+			defer f.Close()
+			return "", f.Truncate(1)
+		}},
+		{"utimes now and omit", func(m string) (string, error) {
+			ts := []unix.Timespec{{Nsec: unix.UTIME_OMIT}, {Nsec: unix.UTIME_NOW}}
+			return "", unix.UtimesNanoAt(unix.AT_FDCWD, j(m, "v/v1/k"), ts, 0)
+		}},
+		{"rename upper dir over emptied merged dir", func(m string) (string, error) {
+			if err := unix.Unlink(j(m, "w/q/r")); err != nil {
+				return "", err
+			}
+			if err := unix.Mkdir(j(m, "w/q2"), 0o700); err != nil {
+				return "", err
+			}
+			if err := writeFile(j(m, "w/q2/in"), unix.O_CREAT|unix.O_WRONLY, "in"); err != nil {
+				return "", err
+			}
+			return "", unix.Rename(j(m, "w/q2"), j(m, "w/q"))
+		}},
+		{"list replaced dir", func(m string) (string, error) {
+			ents, err := os.ReadDir(j(m, "w/q"))
+			return fmt.Sprint(ents), err
+		}},
+		{"exchange upper dir and lower file", func(m string) (string, error) {
+			if err := unix.Mkdir(j(m, "xd"), 0o755); err != nil {
+				return "", err
+			}
+			return "", unix.Renameat2(unix.AT_FDCWD, j(m, "xd"), unix.AT_FDCWD, j(m, "lnk-target"), unix.RENAME_EXCHANGE)
+		}},
+		{"chmod root", func(m string) (string, error) { return "", unix.Chmod(m, 0o711) }},
+		{"removexattr upper dir", func(m string) (string, error) { return "", unix.Removexattr(j(m, "a"), "user.dir") }},
+		{"rename into own subdir", func(m string) (string, error) { return "", unix.Rename(j(m, "c"), j(m, "c/new/x")) }},
+		{"rmdir mount root entry dot", func(m string) (string, error) { return "", unix.Rmdir(j(m, "v/.")) }},
 		{"readdir merged", func(m string) (string, error) {
 			ents, err := os.ReadDir(j(m, "a"))
 			return fmt.Sprint(ents), err

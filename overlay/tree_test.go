@@ -29,12 +29,12 @@ func makeLower(t testing.TB) string {
 			t.Fatal(err)
 		}
 	}
-	for _, p := range []string{"a/sub", "b", "c", "e", "deep/x/y"} {
+	for _, p := range []string{"a/sub", "b", "c", "e", "deep/x/y", "m/n/o", "w/q", "v/v1"} {
 		must(os.MkdirAll(filepath.Join(d, p), 0o755))
 	}
 	files := map[string]string{
 		"a/f1": "one\n", "a/f2": "two\n", "a/sub/g": "gee", "b/x": "ex", "c/y": "why",
-		"top.txt": "top file contents", "top2": "t2", "h1": "hard", "gone": "bye", "deep/x/y/z": "zed",
+		"top.txt": "top file contents", "top2": "t2", "h1": "hard", "gone": "bye", "m/n/o/p": "pee", "w/q/r": "arr", "w/s": "ess", "v/v1/k": "kay", "lnk-target": "t", "deep/x/y/z": "zed",
 	}
 	for p, c := range files {
 		must(os.WriteFile(filepath.Join(d, p), []byte(c), 0o644))
@@ -46,6 +46,8 @@ func makeLower(t testing.TB) string {
 	must(os.WriteFile(filepath.Join(d, "big"), big, 0o644))
 	must(os.Link(filepath.Join(d, "h1"), filepath.Join(d, "h2")))
 	must(os.Symlink("f1", filepath.Join(d, "a/link")))
+	must(os.Symlink("m/n", filepath.Join(d, "dirlink")))
+	must(os.Symlink("lnk-target", filepath.Join(d, "ln2")))
 	must(unix.Mkfifo(filepath.Join(d, "fifo"), 0o640))
 	must(unix.Mknod(filepath.Join(d, "null"), unix.S_IFCHR|0o666, int(unix.Mkdev(1, 3))))
 	must(os.Chmod(filepath.Join(d, "top.txt"), 0o640))
