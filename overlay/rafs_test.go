@@ -4,17 +4,34 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/gonydus/nydus/overlay"
 	"github.com/gonydus/nydus/rafs"
 	"github.com/gonydus/nydus/rafs/builder"
+	"github.com/gonydus/nydus/rafs/export"
 	"github.com/gonydus/nydus/rafs/source"
 	"github.com/gonydus/nydus/rafs/tree"
+	"golang.org/x/sys/unix"
 )
 
 // rafsLower builds a RAFS image of dir and returns it as a Lower.
 func rafsLower(t testing.TB, dir string) overlay.Lower {
+	t.Helper()
+	return buildRAFS(t, dir).lower
+}
+
+// rafsImage is a RAFS image built from a directory.
+type rafsImage struct {
+	boot  []byte
+	src   *rafs.LocalBlobs
+	lower overlay.Lower
+}
+
+func buildRAFS(t testing.TB, dir string) rafsImage {
 	t.Helper()
 	var blob bytes.Buffer
 	res, err := builder.Build(context.Background(), func(ctx context.Context, w builder.FileWriter) (*tree.Tree, error) {
@@ -28,7 +45,64 @@ func rafsLower(t testing.TB, dir string) overlay.Lower {
 		t.Fatalf("open image: %v", err)
 	}
 	src := rafs.NewLocalBlobs("", map[string]io.ReaderAt{res.Blob.Entry.ID(): bytes.NewReader(blob.Bytes())})
-	return overlay.NewRAFSLower(img, src)
+	return rafsImage{boot: res.Bootstrap, src: src, lower: overlay.NewRAFSLower(img, src)}
+}
+
+// mountEROFS exports im as an EROFS block image and mounts it with the
+// kernel, read-only, until cleanup.
+func mountEROFS(t *testing.T, im rafsImage) string {
+	t.Helper()
+	fss, _ := os.ReadFile("/proc/filesystems")
+	if !strings.Contains(string(fss), "erofs") {
+		t.Skip("no EROFS in this kernel")
+	}
+	p := filepath.Join(t.TempDir(), "image.erofs")
+	f, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := export.Block(context.Background(), bytes.NewReader(im.boot), int64(len(im.boot)), im.src, f); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	dir := t.TempDir()
+	if err := unix.Mount(p, dir, "erofs", unix.MS_RDONLY, ""); err != nil {
+		t.Skipf("this kernel cannot mount an EROFS image file directly (needs a loop device): %v", err)
+	}
+	t.Cleanup(func() { unix.Unmount(dir, 0) })
+	return dir
+}
+
+// TestRAFSUpperOnKernelEROFS runs the script on ours over a RAFS image,
+// then mounts the upper dir it wrote with kernel overlayfs over the kernel
+// EROFS mount of the same image (the deployment nydus-snapshotter makes
+// without the FUSE overlay), and the reverse: the merged trees match.
+func TestRAFSUpperOnKernelEROFS(t *testing.T) {
+	requireMount(t)
+	im := buildRAFS(t, makeLower(t))
+	erofs := mountEROFS(t, im)
+	t.Run("ours then kernel", func(t *testing.T) {
+		l := newLayers(t, erofs)
+		var want map[string]string
+		t.Run("ours", func(t *testing.T) {
+			m := mountLower(t, im.lower, l)
+			runScript(m)
+			want = snapshot(t, m, false)
+		})
+		l.work = freshWork(t)
+		diffTrees(t, "kernel over EROFS with our upper", want, snapshot(t, mountKernel(t, l, ""), false))
+	})
+	t.Run("kernel then ours", func(t *testing.T) {
+		l := newLayers(t, erofs)
+		var want map[string]string
+		t.Run("kernel", func(t *testing.T) {
+			m := mountKernel(t, l, "")
+			runScript(m)
+			want = snapshot(t, m, false)
+		})
+		l.work = freshWork(t)
+		diffTrees(t, "ours over RAFS with the kernel's upper", want, snapshot(t, mountLower(t, im.lower, l), false))
+	})
 }
 
 // TestDifferentialRAFS runs the script on kernel overlayfs over a
