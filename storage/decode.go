@@ -82,7 +82,10 @@ func checkChunk(blob *layout.BlobEntry, c *layout.ChunkInfo) error {
 		return fmt.Errorf("%w: nil chunk", ErrBadChunk)
 	case c.Index >= blob.ChunkCount:
 		return fmt.Errorf("%w: blob %s chunk index %d >= %d chunks", ErrBadChunk, blob.ID(), c.Index, blob.ChunkCount)
-	case c.UncompressedSize == 0 || c.UncompressedSize > layout.MaxChunkSize || c.CompressedSize == 0 || c.CompressedSize > layout.MaxChunkSize:
+	case c.UncompressedSize == 0 || c.UncompressedSize > layout.MaxChunkSize || c.CompressedSize > layout.MaxChunkSize,
+		// zran chunks upstream builds may record no compressed bytes of
+		// their own (they inflate from their context).
+		c.CompressedSize == 0 && blob.Features&layout.BlobZran == 0:
 		return fmt.Errorf("%w: blob %s chunk %d sizes %d/%d", ErrBadChunk, blob.ID(), c.Index, c.CompressedSize, c.UncompressedSize)
 	case c.UncompressedOffset+uint64(c.UncompressedSize) > blob.UncompressedSize:
 		return fmt.Errorf("%w: blob %s chunk %d ends past the blob's %d uncompressed bytes", ErrBadChunk, blob.ID(), c.Index, blob.UncompressedSize)

@@ -334,3 +334,21 @@ func TestZranPrefetch(t *testing.T) {
 	}
 	t.Logf("prefetch: %d requests, %d bytes for a %d-byte layer; %d inflated", res.Requests, res.Bytes, len(gz), b.ZranInflated())
 }
+
+// Upstream records chunk compressed sizes as zlib's consumption while the
+// chunk streamed past, which can be 0; such chunks read from their context.
+func TestZranZeroCompressedSize(t *testing.T) {
+	gz := zranLayer(t, 11, 2<<20)
+	z := buildZran(t, gz, targzref.DefaultConfig())
+	src, err := storage.NewSource(z.open)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	entry := z.img.Blobs()[0]
+	c := *z.res.Chunks[0]
+	c.CompressedSize = 0
+	if _, err := src.ReadChunk(context.Background(), entry, &c); err != nil {
+		t.Fatalf("chunk with no compressed bytes of its own: %v", err)
+	}
+}
