@@ -37,6 +37,11 @@
 // supported, as the kernel's with redirect_dir=nofollow does not follow
 // redirects either.
 //
+// Known difference, from FUSE: a set-group-ID file without group execute
+// permission written by a user outside its group keeps its set-group-ID
+// bit (the kernel's overlay drops it; FUSE drops set-group-ID only with
+// group execute, and passthrough writes never reach the server).
+//
 // Inode numbers: upper objects report their upper inode numbers, lower
 // objects theirs with bit 62 set, and an object copied up while mounted
 // keeps its number. Where the kernel offers FUSE passthrough, reads,

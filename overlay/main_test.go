@@ -81,6 +81,8 @@ func asUser(uid int, op, path string) (string, error) {
 	script := map[string]string{
 		"create": `set -C; echo user > "$1"`,
 		"write":  `echo user >> "$1"`,
+		"trunc":  `: > "$1"`,
+		"modes":  `stat -c %a "$1"`,
 		"chmod":  `chmod 777 "$1"`,
 		"mkdir":  `mkdir "$1"`,
 		"unlink": `rm -f "$1"`,

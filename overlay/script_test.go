@@ -280,6 +280,36 @@ func script() []step {
 			}
 			return fmt.Sprint(out), nil
 		}},
+		{"unprivileged writes drop set-ID bits", func(m string) (string, error) {
+			var out []string
+			// Not here: a set-group-ID file without group execute written by
+			// a user outside its group. The kernel's overlay drops the bit
+			// (setattr_should_drop_sgid); FUSE keeps it (it drops set-group-ID
+			// only with group execute, and the server never sees the write).
+			for _, f := range []string{"users/suid-w", "users/suid-t", "users/sgid-w"} {
+				if err := writeFile(j(m, f), unix.O_CREAT|unix.O_WRONLY, "x"); err != nil {
+					return "", err
+				}
+				mode := map[string]uint32{"users/suid-w": 0o4777, "users/suid-t": 0o4777, "users/sgid-w": 0o2777}[f]
+				if err := unix.Chmod(j(m, f), mode); err != nil {
+					return "", err
+				}
+				op := "write"
+				if f == "users/suid-t" {
+					op = "trunc"
+				}
+				r, err := asUser(1000, op, j(m, f))
+				if err != nil {
+					return "", err
+				}
+				var st unix.Stat_t
+				if err := unix.Stat(j(m, f), &st); err != nil {
+					return "", err
+				}
+				out = append(out, fmt.Sprintf("%s %s: %s mode=%o", op, f, r, st.Mode&0o7777))
+			}
+			return fmt.Sprint(out), nil
+		}},
 		{"statfs", func(m string) (string, error) {
 			var st unix.Statfs_t
 			err := unix.Statfs(m, &st)
