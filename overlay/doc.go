@@ -43,8 +43,9 @@
 // group execute, and passthrough writes never reach the server).
 //
 // Inode numbers: upper objects report their upper inode numbers, lower
-// objects theirs with bit 62 set, and an object copied up while mounted
-// keeps its number. Where the kernel offers FUSE passthrough, reads,
+// objects theirs with bit 55 set, and an object copied up while mounted
+// keeps its number; the top byte is the overlay's WithInodeIndex, so
+// several overlays can share one FUSE session. Where the kernel offers FUSE passthrough, reads,
 // writes and mmap of upper files bypass the server.
 //
 // Changes of the upper tree are serialised by one lock; data I/O is not.

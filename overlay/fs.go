@@ -38,6 +38,7 @@ type FS struct {
 	copiedIno map[uint64]fs.StableAttr  // the same, by upper inode number alone (for readdir)
 	linkIno   map[string]uint64         // path of a hardlinked lower file -> its own st_ino
 	nextIno   uint64
+	inoBase   uint64 // the overlay's index, in place
 }
 
 type upperID struct{ ino, gen uint64 }
@@ -45,8 +46,15 @@ type upperID struct{ ino, gen uint64 }
 // attrTimeout is how long the kernel may cache entries and attributes.
 const attrTimeout = time.Second
 
-// lowerInoTag separates lower inode numbers from upper ones.
-const lowerInoTag = 1 << 62
+// Inode number layout: bits 63-56 are the overlay's index (WithInodeIndex),
+// bit 55 marks a lower object, bit 54 a per-path number of a hard-linked
+// lower file, and the low 54 bits are the upper or lower inode number.
+const (
+	inoIndexShift = 56
+	lowerInoTag   = 1 << 55
+	linkInoTag    = 1 << 54
+	inoMask       = 1<<54 - 1
+)
 
 // New returns an overlay of lower under upperDir, using workDir (on the
 // same file system as upperDir) for atomic copy-up and whiteouts.
@@ -89,7 +97,7 @@ func New(lower Lower, upperDir, workDir string, opts ...Option) (*FS, error) {
 	}
 	f := &FS{lower: lower, upperDir: up, workDir: scratch, log: c.logger,
 		xattrNS: "trusted.overlay.", copied: map[upperID]fs.StableAttr{}, copiedIno: map[uint64]fs.StableAttr{}, linkIno: map[string]uint64{},
-		nextIno: lowerInoTag | 1<<61}
+		inoBase: uint64(c.inoIndex) << inoIndexShift}
 	if c.userXattr {
 		f.xattrNS = "user.overlay."
 	}

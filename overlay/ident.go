@@ -5,12 +5,13 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Inode numbers: an upper object reports its upper inode number, with the
-// birth time as generation (so a reused upper inode is a new node); a
-// lower object reports its lower inode number tagged with lowerInoTag; an
-// object copied up while mounted keeps the number it had. Lower files with
-// several links get one number per path, because copying one of them up
-// breaks the link (as on the kernel without index=on).
+// Inode numbers (laid out as fs.go says): an upper object reports its
+// upper inode number, with the birth time as generation (so a reused upper
+// inode is a new node); a lower object reports its lower inode number
+// tagged with lowerInoTag; an object copied up while mounted keeps the
+// number it had. Lower files with several links get one number per path,
+// because copying one of them up breaks the link (as on the kernel without
+// index=on).
 
 func genOf(st *unix.Statx_t) uint64 {
 	return uint64(st.Btime.Sec)<<30 ^ uint64(st.Btime.Nsec)
@@ -24,7 +25,7 @@ func (f *FS) upperIdent(st *unix.Statx_t) gofs.StableAttr {
 	if ok {
 		return orig
 	}
-	return gofs.StableAttr{Mode: uint32(st.Mode) & unix.S_IFMT, Ino: st.Ino, Gen: id.gen}
+	return gofs.StableAttr{Mode: uint32(st.Mode) & unix.S_IFMT, Ino: f.upperIno(st.Ino), Gen: id.gen}
 }
 
 func (f *FS) lowerIdent(p string, st Stat) gofs.StableAttr {
@@ -33,18 +34,23 @@ func (f *FS) lowerIdent(p string, st Stat) gofs.StableAttr {
 
 func (f *FS) lowerIno(p string, st Stat) uint64 {
 	if st.Nlink <= 1 || st.Mode&unix.S_IFMT == unix.S_IFDIR {
-		return lowerInoTag | st.Ino
+		return f.lowerDirentIno(st.Ino)
 	}
 	f.idMu.Lock()
 	defer f.idMu.Unlock()
 	ino, ok := f.linkIno[p]
 	if !ok {
 		f.nextIno++
-		ino = f.nextIno
+		ino = f.inoBase | lowerInoTag | linkInoTag | f.nextIno&inoMask
 		f.linkIno[p] = ino
 	}
 	return ino
 }
+
+func (f *FS) upperIno(ino uint64) uint64 { return f.inoBase | ino&inoMask }
+
+// lowerDirentIno is the number of the lower object with inode number ino.
+func (f *FS) lowerDirentIno(ino uint64) uint64 { return f.inoBase | lowerInoTag | ino&inoMask }
 
 // direntIno is the d_ino readdir reports for an upper entry.
 func (f *FS) direntIno(ino uint64) uint64 {
@@ -53,7 +59,7 @@ func (f *FS) direntIno(ino uint64) uint64 {
 	if v, ok := f.copiedIno[ino]; ok {
 		return v.Ino
 	}
-	return ino
+	return f.upperIno(ino)
 }
 
 // recordCopyUp keeps the identity id for the upper object st.

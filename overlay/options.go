@@ -8,6 +8,7 @@ type Option func(*config)
 type config struct {
 	userXattr bool
 	logger    *slog.Logger
+	inoIndex  uint8
 }
 
 // WithUserXattr makes the overlay write and honour user.overlay.* xattrs
@@ -16,3 +17,9 @@ func WithUserXattr() Option { return func(c *config) { c.userXattr = true } }
 
 // WithLogger sets the logger for errors that become EIO.
 func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }
+
+// WithInodeIndex puts index in the top byte of every inode number the
+// overlay reports, so several overlays (and RAFS mounts, which use
+// index<<56 too) can share one FUSE session without their nodes mixing:
+// a shared nydusd gives each mount its own index.
+func WithInodeIndex(index uint8) Option { return func(c *config) { c.inoIndex = index } }

@@ -91,7 +91,7 @@ func (f *FS) readMerged(ctx context.Context, e *entry) ([]fuse.DirEntry, error) 
 				}
 			}
 		}
-		out = append(out, fuse.DirEntry{Name: l.Name, Mode: l.Mode, Ino: lowerInoTag | l.Ino})
+		out = append(out, fuse.DirEntry{Name: l.Name, Mode: l.Mode, Ino: f.lowerDirentIno(l.Ino)})
 	}
 	return out, nil
 }
