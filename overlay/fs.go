@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -14,13 +12,13 @@ import (
 
 	"github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
-	"golang.org/x/sys/unix"
 )
 
 // FS is a writable overlay of one read-only lower tree and an upper
 // directory.
 type FS struct {
 	lower    Lower
+	dirs     *dirs
 	upperDir string
 	workDir  string // <work_dir>/work, as the kernel uses it
 	upperFd  int
@@ -69,54 +67,23 @@ func New(lower Lower, upperDir, workDir string, opts ...Option) (*FS, error) {
 	if lower == nil {
 		return nil, errors.New("overlay: a lower tree is required")
 	}
-	up, err := filepath.Abs(upperDir)
+	d, err := openDirs(upperDir, workDir)
 	if err != nil {
-		return nil, fmt.Errorf("overlay: upper dir: %w", err)
+		return nil, err
 	}
-	wd, err := filepath.Abs(workDir)
-	if err != nil {
-		return nil, fmt.Errorf("overlay: work dir: %w", err)
-	}
-	var ust, wst unix.Stat_t
-	if err := unix.Stat(up, &ust); err != nil {
-		return nil, fmt.Errorf("overlay: upper dir %s: %w", up, err)
-	}
-	if err := unix.Stat(wd, &wst); err != nil {
-		return nil, fmt.Errorf("overlay: work dir %s: %w", wd, err)
-	}
-	if ust.Dev != wst.Dev {
-		return nil, fmt.Errorf("overlay: upper dir %s and work dir %s are on different file systems: %w", up, wd, unix.EXDEV)
-	}
-	scratch := filepath.Join(wd, "work")
-	// As the kernel does at mount time: start from an empty work/work.
-	if err := os.RemoveAll(scratch); err != nil {
-		return nil, fmt.Errorf("overlay: clean work dir: %w", err)
-	}
-	if err := os.Mkdir(scratch, 0); err != nil {
-		return nil, fmt.Errorf("overlay: work dir: %w", err)
-	}
-	f := &FS{lower: lower, upperDir: up, workDir: scratch, log: c.logger,
+	f := &FS{lower: lower, dirs: d, upperDir: d.upper, workDir: d.scratch, upperFd: d.upperFd, workFd: d.workFd, log: c.logger,
 		xattrNS: "trusted.overlay.", copied: map[upperID]fs.StableAttr{}, copiedIno: map[uint64]fs.StableAttr{}, linkIno: map[string]uint64{},
 		inoBase: uint64(c.inoIndex) << inoIndexShift}
 	if c.userXattr {
 		f.xattrNS = "user.overlay."
 	}
 	f.root = &node{fs: f, lower: lower}
-	if f.upperFd, err = unix.Open(up, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err != nil {
-		return nil, fmt.Errorf("overlay: open upper dir: %w", err)
-	}
-	if f.workFd, err = unix.Open(scratch, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err != nil {
-		unix.Close(f.upperFd)
-		return nil, fmt.Errorf("overlay: open work dir: %w", err)
-	}
 	return f, nil
 }
 
-// Close releases the upper and work directory handles; call it after the
-// file system is unmounted.
-func (f *FS) Close() error {
-	return errors.Join(unix.Close(f.upperFd), unix.Close(f.workFd))
-}
+// Close releases the upper and work directories (and their locks); call
+// it after the file system is unmounted.
+func (f *FS) Close() error { return f.dirs.close() }
 
 // Root returns the root node: the root of a mount (fs.Mount), or a
 // directory anywhere in another go-fuse tree (paths in the upper dir are

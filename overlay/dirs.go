@@ -1,0 +1,89 @@
+package overlay
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// dirs are the upper and work directories an FS holds: checked as the
+// kernel checks them, locked against a second overlay using them, and
+// <work_dir>/work emptied, as the kernel does at mount time.
+type dirs struct {
+	upper, scratch  string
+	upperFd, workFd int // O_PATH handles for the *at calls
+	locks           []int
+}
+
+func openDirs(upperDir, workDir string) (_ *dirs, err error) {
+	up, err := filepath.Abs(upperDir)
+	if err != nil {
+		return nil, fmt.Errorf("overlay: upper dir: %w", err)
+	}
+	wd, err := filepath.Abs(workDir)
+	if err != nil {
+		return nil, fmt.Errorf("overlay: work dir: %w", err)
+	}
+	if inside(up, wd) || inside(wd, up) {
+		return nil, fmt.Errorf("overlay: upper dir %s and work dir %s must be separate trees: %w", up, wd, unix.EINVAL)
+	}
+	var ust, wst unix.Stat_t
+	if err := unix.Stat(up, &ust); err != nil {
+		return nil, fmt.Errorf("overlay: upper dir %s: %w", up, err)
+	}
+	if err := unix.Stat(wd, &wst); err != nil {
+		return nil, fmt.Errorf("overlay: work dir %s: %w", wd, err)
+	}
+	if ust.Dev != wst.Dev {
+		return nil, fmt.Errorf("overlay: upper dir %s and work dir %s are on different file systems: %w", up, wd, unix.EXDEV)
+	}
+	d := &dirs{upper: up, scratch: filepath.Join(wd, "work"), upperFd: -1, workFd: -1}
+	defer func() {
+		if err != nil {
+			d.close()
+		}
+	}()
+	for _, p := range []string{up, wd} {
+		fd, err := unix.Open(p, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return nil, fmt.Errorf("overlay: open %s: %w", p, err)
+		}
+		d.locks = append(d.locks, fd)
+		if err := unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB); err != nil {
+			return nil, fmt.Errorf("overlay: %s is in use by another overlay: %w", p, err)
+		}
+	}
+	if err := os.RemoveAll(d.scratch); err != nil {
+		return nil, fmt.Errorf("overlay: clean work dir: %w", err)
+	}
+	if err := os.Mkdir(d.scratch, 0); err != nil {
+		return nil, fmt.Errorf("overlay: work dir: %w", err)
+	}
+	if d.upperFd, err = unix.Open(up, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err != nil {
+		return nil, fmt.Errorf("overlay: open upper dir: %w", err)
+	}
+	if d.workFd, err = unix.Open(d.scratch, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err != nil {
+		return nil, fmt.Errorf("overlay: open work dir: %w", err)
+	}
+	return d, nil
+}
+
+// inside reports whether p is dir or below it.
+func inside(p, dir string) bool {
+	return p == dir || strings.HasPrefix(p, dir+string(filepath.Separator))
+}
+
+func (d *dirs) close() error {
+	var errs []error
+	for _, fd := range append([]int{d.upperFd, d.workFd}, d.locks...) {
+		if fd >= 0 {
+			errs = append(errs, unix.Close(fd))
+		}
+	}
+	d.upperFd, d.workFd, d.locks = -1, -1, nil
+	return errors.Join(errs...)
+}
