@@ -1,0 +1,191 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/containerd/containerd/v2/defaults"
+	"github.com/containerd/containerd/v2/pkg/sys"
+	"github.com/moby/buildkit/cache/remotecache"
+	inlineremotecache "github.com/moby/buildkit/cache/remotecache/inline"
+	localremotecache "github.com/moby/buildkit/cache/remotecache/local"
+	registryremotecache "github.com/moby/buildkit/cache/remotecache/registry"
+	"github.com/moby/buildkit/cmd/buildkitd/config"
+	"github.com/moby/buildkit/control"
+	"github.com/moby/buildkit/frontend"
+	dockerfile "github.com/moby/buildkit/frontend/dockerfile/builder"
+	"github.com/moby/buildkit/frontend/gateway"
+	"github.com/moby/buildkit/frontend/gateway/forwarder"
+	"github.com/moby/buildkit/session"
+	"github.com/moby/buildkit/solver"
+	"github.com/moby/buildkit/solver/bboltcachestorage"
+	"github.com/moby/buildkit/util/apicaps"
+	"github.com/moby/buildkit/util/db/boltutil"
+	"github.com/moby/buildkit/util/grpcerrors"
+	_ "github.com/moby/buildkit/util/grpcutil/encoding/proto" // buildkitd's gRPC codec
+	"github.com/moby/buildkit/util/resolver"
+	"github.com/moby/buildkit/worker"
+	bolt "go.etcd.io/bbolt"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthv1 "google.golang.org/grpc/health/grpc_health_v1"
+)
+
+// run starts the controller and serves the BuildKit API until ctx ends.
+func run(ctx context.Context, cfg *config.Config, cacheDir string) error {
+	apicaps.ExportedProduct = "buildkit"
+	root, err := filepath.Abs(cfg.Root)
+	if err != nil {
+		return err
+	}
+	cfg.Root = root
+	if err := os.MkdirAll(root, 0o700); err != nil {
+		return fmt.Errorf("state directory: %w", err)
+	}
+	listeners, err := listen(cfg.GRPC)
+	if err != nil {
+		return err
+	}
+	ctrl, err := newController(ctx, cfg, cacheDir)
+	if err != nil {
+		closeAll(listeners)
+		return err
+	}
+	defer ctrl.Close()
+
+	server := grpc.NewServer(
+		grpc.ChainUnaryInterceptor(grpcerrors.UnaryServerInterceptor),
+		grpc.StreamInterceptor(grpcerrors.StreamServerInterceptor),
+		grpc.MaxRecvMsgSize(defaults.DefaultMaxRecvMsgSize),
+		grpc.MaxSendMsgSize(defaults.DefaultMaxSendMsgSize),
+	)
+	healthv1.RegisterHealthServer(server, health.NewServer())
+	ctrl.Register(server)
+
+	errCh := make(chan error, len(listeners))
+	for _, l := range listeners {
+		slog.Info("serving the BuildKit API", "addr", l.Addr().String(), "root", root, "nydus_cache", cacheDir)
+		go func() { errCh <- server.Serve(l) }()
+	}
+	select {
+	case err = <-errCh:
+	case <-ctx.Done():
+	}
+	slog.Info("stopping")
+	server.GracefulStop()
+	return err
+}
+
+// newController assembles the BuildKit controller: one OCI worker, the
+// dockerfile.v0 and gateway.v0 frontends, registry/local/inline cache
+// import and export.
+func newController(ctx context.Context, cfg *config.Config, cacheDir string) (*control.Controller, error) {
+	sm, err := session.NewManager()
+	if err != nil {
+		return nil, err
+	}
+	w, err := newWorker(ctx, cfg, "", cacheDir)
+	if err != nil {
+		return nil, err
+	}
+	wc := &worker.Controller{}
+	if err := wc.Add(w); err != nil {
+		return nil, err
+	}
+	slog.Info("worker ready", "id", w.ID(), "snapshotter", cfg.Workers.OCI.Snapshotter, "labels", w.Labels())
+
+	frontends := map[string]frontend.Frontend{
+		"dockerfile.v0": forwarder.NewGatewayForwarder(wc.Infos(), dockerfile.Build),
+	}
+	gw, err := gateway.NewGatewayFrontend(wc.Infos(), cfg.Frontends.Gateway.AllowedRepositories)
+	if err != nil {
+		return nil, err
+	}
+	frontends["gateway.v0"] = gw
+
+	cacheStorage, err := bboltcachestorage.NewStore(filepath.Join(cfg.Root, "cache.db"))
+	if err != nil {
+		return nil, err
+	}
+	historyDB, err := boltutil.SafeOpen(filepath.Join(cfg.Root, "history.db"), 0o600,
+		&bolt.Options{FreelistType: bolt.FreelistMapType, NoFreelistSync: true})
+	if err != nil {
+		return nil, err
+	}
+	hosts := resolver.NewRegistryConfig(cfg.Registries)
+	bw, ok := w.(*nydusWorker)
+	if !ok {
+		return nil, errors.New("unexpected worker type")
+	}
+	return control.NewController(control.Opt{
+		SessionManager:   sm,
+		WorkerController: wc,
+		Frontends:        frontends,
+		ResolveCacheExporterFuncs: map[string]remotecache.ResolveCacheExporterFunc{
+			"registry": registryremotecache.ResolveCacheExporterFunc(sm, hosts),
+			"local":    localremotecache.ResolveCacheExporterFunc(sm),
+			"inline":   inlineremotecache.ResolveCacheExporterFunc(),
+		},
+		ResolveCacheImporterFuncs: map[string]remotecache.ResolveCacheImporterFunc{
+			"registry": registryremotecache.ResolveCacheImporterFunc(sm, bw.ContentStore(), hosts),
+			"local":    localremotecache.ResolveCacheImporterFunc(sm),
+		},
+		CacheManager:   solver.NewCacheManager(ctx, "local", cacheStorage, worker.NewCacheResultStorage(wc)),
+		Entitlements:   cfg.Entitlements,
+		HistoryDB:      historyDB,
+		CacheStore:     cacheStorage,
+		LeaseManager:   bw.LeaseManager(),
+		ContentStore:   bw.ContentStore(),
+		HistoryConfig:  cfg.History,
+		GarbageCollect: bw.GarbageCollect,
+		GracefulStop:   ctx.Done(),
+	})
+}
+
+// listen opens the gRPC listeners: unix sockets (created 0660, root's
+// group unless grpc.gid says otherwise) and plain TCP.
+func listen(cfg config.GRPCConfig) ([]net.Listener, error) {
+	uid, gid := 0, 0
+	if cfg.UID != nil {
+		uid = *cfg.UID
+	}
+	if cfg.GID != nil {
+		gid = *cfg.GID
+	}
+	var out []net.Listener
+	for _, addr := range cfg.Address {
+		proto, path, ok := strings.Cut(addr, "://")
+		var l net.Listener
+		var err error
+		switch {
+		case !ok:
+			err = fmt.Errorf("address %q has no scheme (unix:// or tcp://)", addr)
+		case proto == "unix":
+			if err = os.MkdirAll(filepath.Dir(path), 0o711); err == nil {
+				l, err = sys.GetLocalListener(path, uid, gid)
+			}
+		case proto == "tcp":
+			l, err = net.Listen("tcp", path)
+		default:
+			err = fmt.Errorf("address %q: scheme %q is not supported", addr, proto)
+		}
+		if err != nil {
+			closeAll(out)
+			return nil, fmt.Errorf("listen %s: %w", addr, err)
+		}
+		out = append(out, l)
+	}
+	return out, nil
+}
+
+func closeAll(ls []net.Listener) {
+	for _, l := range ls {
+		l.Close()
+	}
+}

@@ -1,0 +1,85 @@
+// Command buildkit-nydus-exporter is a BuildKit daemon (buildkitd's gRPC
+// API, the OCI/runc worker with the overlayfs snapshotter, the built-in
+// Dockerfile frontend) whose worker also knows the exporter type "nydus":
+//
+//	docker buildx create --name nydus --driver remote unix:///run/buildkit-nydus/buildkitd.sock
+//	docker buildx build --builder nydus --output type=nydus,name=REG/APP:TAG,push=true .
+//
+// It reads buildkitd's TOML configuration (--config); the image, oci, tar,
+// local and docker exporters work as in upstream buildkitd. See the
+// exporter package for type=nydus's attributes.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/moby/buildkit/cmd/buildkitd/config"
+	"github.com/sirupsen/logrus"
+)
+
+var version = "dev"
+
+func main() {
+	var (
+		cfgPath  = flag.String("config", "/etc/buildkit-nydus/buildkitd.toml", "buildkitd TOML configuration file (missing: defaults)")
+		root     = flag.String("root", "", "state directory (overrides the configuration's root; default /var/lib/buildkit-nydus)")
+		addr     = flag.String("addr", "", "listening address, unix:///path or tcp://host:port (overrides the configuration's grpc.address)")
+		cacheDir = flag.String("nydus-cache-dir", "", "where converted layers are cached (default <root>/nydus-cache)")
+		debug    = flag.Bool("debug", false, "debug logs")
+		showVer  = flag.Bool("version", false, "print the version and exit")
+	)
+	flag.Parse()
+	if *showVer {
+		fmt.Println("buildkit-nydus-exporter", version)
+		return
+	}
+	level := slog.LevelInfo
+	if *debug {
+		level = slog.LevelDebug
+		logrus.SetLevel(logrus.DebugLevel)
+	}
+	logrus.SetFormatter(&logrus.TextFormatter{FullTimestamp: true})
+	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})))
+
+	cfg, err := loadConfig(*cfgPath)
+	if err != nil {
+		fail(err)
+	}
+	if *root != "" {
+		cfg.Root = *root
+	}
+	if *addr != "" {
+		cfg.GRPC.Address = []string{*addr}
+	}
+	setDefaults(&cfg)
+	if *cacheDir == "" {
+		*cacheDir = filepath.Join(cfg.Root, "nydus-cache")
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, &cfg, *cacheDir); err != nil {
+		fail(err)
+	}
+}
+
+// loadConfig reads buildkitd's configuration; a missing file means defaults.
+func loadConfig(path string) (config.Config, error) {
+	cfg, err := config.LoadFile(path)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return cfg, fmt.Errorf("config %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+func fail(err error) {
+	fmt.Fprintf(os.Stderr, "buildkit-nydus-exporter: %v\n", err)
+	os.Exit(1)
+}
