@@ -74,6 +74,10 @@ func wantsWrite(flags uint32) bool {
 }
 
 func (n *node) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
+	// One open of a node at a time: the choice between a cached and a
+	// passthrough handle must see the handles opened before it.
+	n.openMu.Lock()
+	defer n.openMu.Unlock()
 	var e *entry
 	var err error
 	if wantsWrite(flags) {

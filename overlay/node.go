@@ -29,6 +29,7 @@ type node struct {
 
 	// cachedOpens counts open handles the kernel caches (not passthrough).
 	cachedOpens atomic.Int32
+	openMu      sync.Mutex // serialises Open (taken before FS.mu)
 }
 
 // path is the node's path relative to the overlay's root ("" for the
