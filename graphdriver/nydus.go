@@ -125,10 +125,12 @@ func (d *Driver) ensureNydusd(dir string) error {
 		return err
 	}
 	if strings.HasPrefix(t, "fuse") {
-		if _, err := os.Stat(mp); err == nil {
+		// The kernel answers stat of the root from its attribute cache even
+		// when the daemon is gone: ask about the process instead.
+		if d.nydusdAlive(dir) {
 			return nil
 		}
-		d.log.Warn("nydusd mount is dead, remounting", "layer", filepath.Base(dir))
+		d.log.Warn("nydusd of the layer is gone, remounting", "layer", filepath.Base(dir))
 		if err := unmountIfMounted(mp); err != nil {
 			return err
 		}
@@ -271,4 +273,15 @@ func (d *Driver) apiSocket(dir string) (string, error) {
 		return "", fmt.Errorf("graphdriver: %w", err)
 	}
 	return sock, nil
+}
+
+// nydusdAlive reports whether the nydusd recorded for the layer at dir
+// still runs and serves its diff dir.
+func (d *Driver) nydusdAlive(dir string) bool {
+	b, err := os.ReadFile(filepath.Join(dir, nydusDir, pidName))
+	if err != nil {
+		return false
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	return err == nil && isNydusdOf(pid, filepath.Join(dir, "diff")) && processAlive(pid)
 }

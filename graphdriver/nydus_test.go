@@ -8,7 +8,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // nydusLayerTar builds a RAFS image of src with nydus-image and returns
@@ -80,7 +82,19 @@ func TestNydusLayer(t *testing.T) {
 		t.Fatalf("after a plugin restart: %q, %v", b, err)
 	}
 	must(t, d2.Put("rw"))
+	// A nydusd that died leaves a dead mount; the next Get replaces it.
 	pid, _ := os.ReadFile(filepath.Join(home, "img", nydusDir, pidName))
+	must(t, syscall.Kill(atoi(t, string(pid)), syscall.SIGKILL))
+	for i := 0; i < 100 && processAlive(atoi(t, string(pid))); i++ {
+		time.Sleep(20 * time.Millisecond)
+	}
+	root, err = d2.Get("rw", "")
+	must(t, err)
+	if b, err := os.ReadFile(filepath.Join(root, "big")); err != nil || len(b) != 3_000_000 {
+		t.Fatalf("reading the nydus layer after its nydusd died: %d bytes, %v", len(b), err)
+	}
+	must(t, d2.Put("rw"))
+	pid, _ = os.ReadFile(filepath.Join(home, "img", nydusDir, pidName))
 	for _, id := range []string{"rw", "init", "img"} {
 		must(t, d2.Remove(id))
 	}

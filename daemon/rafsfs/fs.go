@@ -237,6 +237,13 @@ func (n *node) Read(ctx context.Context, fh fs.FileHandle, dest []byte, off int6
 	if n.rerr != nil {
 		return nil, errno(n.rerr)
 	}
+	// A signal to the reader makes the kernel send INTERRUPT, and go-fuse
+	// cancels ctx. Finishing the fetch instead (as upstream nydusd does) is
+	// what keeps a retried read from starting over: a process whose
+	// syscalls are interrupted and restarted (execve in runc init, say)
+	// would otherwise never get an answer from a slow or failing backend,
+	// whose own timeouts and retry limit still bound the read.
+	ctx = context.WithoutCancel(ctx)
 	start := time.Now()
 	if rr, ok := n.splice(ctx, dest, off); ok {
 		n.fs.stats.read(n.nid, rr.Size(), time.Since(start), false)
