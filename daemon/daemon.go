@@ -13,6 +13,7 @@ import (
 
 	"github.com/gonydus/nydus/daemon/config"
 	"github.com/gonydus/nydus/daemon/rafsfs"
+	"github.com/gonydus/nydus/overlay"
 	"github.com/gonydus/nydus/storage/prefetch"
 	"github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
@@ -52,6 +53,9 @@ type Options struct {
 	Backends       BackendOpener
 	Logger         *slog.Logger
 	FsName         string
+	// Writable mounts a root image that has an overlay configuration
+	// read-write (nydusd --writable); without it the overlay is read-only.
+	Writable bool
 }
 
 // Daemon serves RAFS mounts over one FUSE session.
@@ -152,7 +156,18 @@ func (d *Daemon) Start(dir string, mountOpts []string, threads int) error {
 		opts.SingleThreaded = true
 	}
 	var rootNode fs.InodeEmbedder
-	if m, ok := d.mounts["/"]; ok {
+	if m, ok := d.mounts["/"]; ok && m.Overlay != nil {
+		d.direct = m
+		threaded := opts.SingleThreaded
+		opts = overlay.MountOptions(d.opts.FsName)
+		opts.SingleThreaded = threaded
+		opts.MountOptions.Options = append(opts.MountOptions.Options, mountOpts...)
+		if !d.opts.Writable {
+			opts.MountOptions.Options = append(opts.MountOptions.Options, "ro")
+		}
+		rootNode = m.Overlay.Root()
+		opts.RootStableAttr = m.Overlay.RootStableAttr()
+	} else if ok {
 		d.direct = m
 		rootNode = m.FS.Root()
 		opts.RootStableAttr = m.FS.RootStableAttr()
@@ -214,6 +229,9 @@ func (d *Daemon) AddMount(mountpoint, bootstrap string, cfg *config.Config, pref
 	d.nextIdx++
 	d.mu.Unlock()
 
+	if cfg != nil && cfg.Overlay != nil && mp != "/" {
+		return fmt.Errorf("%w: the writable overlay serves the root image only (--bootstrap), not the pseudo-mount %s", ErrUnsupported, mp)
+	}
 	m, err := openMount(mp, bootstrap, cfg, d.opts.Backends, idx, d.log)
 	if err != nil {
 		return err
@@ -315,7 +333,8 @@ func (d *Daemon) Stop() error {
 	if srv != nil {
 		if err := srv.Unmount(); err != nil {
 			d.log.Warn("unmount busy, detaching lazily", "mountpoint", dir, "err", err)
-			if err := syscall.Unmount(dir, syscall.MNT_DETACH); err != nil {
+			// EINVAL: not a mountpoint any more (someone ran umount).
+			if err := syscall.Unmount(dir, syscall.MNT_DETACH); err != nil && !errors.Is(err, syscall.EINVAL) {
 				errs = append(errs, fmt.Errorf("lazy unmount %s: %w", dir, err))
 			}
 		}

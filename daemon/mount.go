@@ -9,6 +9,7 @@ import (
 
 	"github.com/gonydus/nydus/daemon/config"
 	"github.com/gonydus/nydus/daemon/rafsfs"
+	"github.com/gonydus/nydus/overlay"
 	"github.com/gonydus/nydus/rafs"
 	"github.com/gonydus/nydus/rafs/layout"
 	"github.com/gonydus/nydus/storage"
@@ -26,6 +27,9 @@ type Mount struct {
 	Storage    *storage.Source
 	Backend    backend.Backend
 	FS         *rafsfs.FS
+	// Overlay is the writable overlay over the image, when the mount's
+	// configuration has an overlay section.
+	Overlay *overlay.FS
 
 	prefetch     *prefetch.Run
 	closeBackend func() error
@@ -94,8 +98,23 @@ func openMount(mountpoint, bootstrap string, cfg *config.Config, backends Backen
 		closeBackend()
 		return fail(err)
 	}
+	var ovl *overlay.FS
+	if o := cfg.Overlay; o != nil {
+		if o.UpperDir == "" || o.WorkDir == "" {
+			src.Close()
+			closeBackend()
+			return fail(fmt.Errorf("%w: the overlay section needs upper_dir and work_dir", ErrInvalidInput))
+		}
+		ovl, err = overlay.New(overlay.NewRAFSLower(img, src), o.UpperDir, o.WorkDir,
+			overlay.WithInodeIndex(uint8(index)), overlay.WithLogger(log))
+		if err != nil {
+			src.Close()
+			closeBackend()
+			return fail(fmt.Errorf("overlay: %w", err))
+		}
+	}
 	return &Mount{Mountpoint: mountpoint, Source: bootstrap, Config: cfg, Mounted: time.Now(), Image: img,
-		Storage: src, FS: fsys, Backend: be, closeBackend: closeBackend, bootFile: bootFile}, nil
+		Storage: src, FS: fsys, Overlay: ovl, Backend: be, closeBackend: closeBackend, bootFile: bootFile}, nil
 }
 
 // PrefetchProgress reports the mount-time prefetch, if one runs.
@@ -119,7 +138,13 @@ func (m *Mount) Close() error {
 	if m.cancel != nil {
 		m.cancel()
 	}
-	err := m.Storage.Close()
+	var err error
+	if m.Overlay != nil {
+		err = m.Overlay.Close()
+	}
+	if e := m.Storage.Close(); err == nil {
+		err = e
+	}
 	if m.bootFile != nil {
 		m.bootFile.Close()
 	}

@@ -169,9 +169,6 @@ func serve(o *options, level *slog.LevelVar) error {
 	if *o.upgrade {
 		return errors.New("--upgrade (FUSE session takeover) is not supported yet")
 	}
-	if *o.writable {
-		return errors.New("--writable needs the userspace overlay, which is not supported yet")
-	}
 	threads, err := strconv.Atoi(*o.threads)
 	if err != nil || threads < 1 || threads > 1024 {
 		return fmt.Errorf("invalid --thread-num %q (1..1024)", *o.threads)
@@ -193,7 +190,13 @@ func serve(o *options, level *slog.LevelVar) error {
 	if err != nil {
 		return err
 	}
-	d := daemon.New(daemon.Options{ID: *o.id, Supervisor: *o.supervisor, Version: version, Logger: slog.Default()})
+	if *o.writable && *o.readonly {
+		return errors.New("--writable conflicts with --readonly")
+	}
+	if *o.writable && (cfg == nil || cfg.Overlay == nil || *o.bootstrap == "") {
+		return errors.New(`--writable needs --bootstrap and an "overlay" section (upper_dir, work_dir) in the config`)
+	}
+	d := daemon.New(daemon.Options{ID: *o.id, Supervisor: *o.supervisor, Version: version, Logger: slog.Default(), Writable: *o.writable})
 	if *o.bootstrap != "" {
 		if cfg == nil {
 			return errors.New("--bootstrap needs --config or --localfs-dir")
