@@ -22,9 +22,10 @@ test: ## run all tests (root tests mount EROFS/FUSE/overlay for real)
 	$(GO) vet $(PKGS)
 	$(GO) test -count=1 -timeout 20m $(PKGS)
 
-e2e: build ## end-to-end suites against real daemons (scripts/e2e.sh, scripts/e2e-docker.sh)
+e2e: build ## end-to-end suites against real daemons (scripts/e2e.sh, e2e-docker.sh, e2e-buildkit.sh)
 	bash scripts/e2e.sh
 	bash scripts/e2e-docker.sh
+	bash scripts/e2e-buildkit.sh
 
 bench: build ## benchmarks; each prints a ratio against a baseline run in the same process
 	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -timeout 60m $(PKGS)

@@ -1,0 +1,271 @@
+#!/usr/bin/env bash
+# End-to-end suite for the BuildKit exporter (`make e2e`):
+#  1. Debian's docker-registry runs on loopback (plus a read-only one that
+#     refuses pushes); a busybox base image is pushed to it;
+#  2. our buildkitd (bin/buildkit-nydus-exporter) starts with the runc
+#     worker; buildx v0.38.2 (go install, cached) talks to it through a
+#     remote builder;
+#  3. a multi-stage Dockerfile FROM the local registry is built with
+#     --output type=nydus,...,push=true: manifest, media types, annotations
+#     and config are checked, nydusify check passes, and nydusd mounts the
+#     image lazily from the registry; its tree equals --output type=local;
+#  4. a rebuild after touching one file converts only the changed layer
+#     (the exporter response, written by buildx --metadata-file, counts
+#     converted and cached layers; the daemon log agrees);
+#  5. docker-runnable=true: one bootstrap layer naming the blobs; mounts too;
+#  6. bad input (unknown attribute, unreachable registry, denied push)
+#     fails with a clear message in buildx's output and leaves no manifest;
+#  7. the image, oci and tar exporters still work.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bin="${BIN:-$PWD/bin}"
+cache="${GONYDUS_E2E_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/gonydus-e2e}"
+work="$(mktemp -d /tmp/nydus-e2e-bk.XXXXXX)"
+pids=()
+cleanup() {
+  set +e
+  for m in "$work/fuse"; do mountpoint -q "$m" 2>/dev/null && umount -l "$m" || true; done
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  # buildkitd's overlay snapshots may still be mounted under its root.
+  grep -o " $work/[^ ]*" /proc/self/mounts | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+step() { printf '\n== %s\n' "$*"; }
+fail() {
+  echo "E2E FAILED: $*" >&2
+  [ -f "$work/bk.log" ] && { echo "--- buildkitd log (tail)" >&2; tail -40 "$work/bk.log" >&2; }
+  exit 1
+}
+
+if [ "$(id -u)" != 0 ] || [ ! -e /dev/fuse ]; then
+  echo "e2e-buildkit needs root and /dev/fuse; skipping"; exit 0
+fi
+if ! command -v runc >/dev/null; then
+  echo "e2e-buildkit needs runc (apt-get install runc); skipping"; exit 0
+fi
+for c in docker-registry busybox curl python3; do
+  command -v "$c" >/dev/null || fail "$c is not installed"
+done
+[ -x "$bin/buildkit-nydus-exporter" ] || fail "$bin/buildkit-nydus-exporter missing (make build)"
+
+step "buildx v0.38.2 (go install, cached in $cache)"
+if [ ! -x "$cache/bin/buildx" ]; then
+  mkdir -p "$cache/bin"
+  GOBIN="$cache/bin" go install github.com/docker/buildx/cmd/buildx@v0.38.2
+fi
+export DOCKER_CONFIG="$work/dockercfg"
+mkdir -p "$DOCKER_CONFIG/cli-plugins"
+ln -s "$cache/bin/buildx" "$DOCKER_CONFIG/cli-plugins/docker-buildx"
+if command -v docker >/dev/null; then buildx=(docker buildx); else buildx=("$cache/bin/buildx"); fi
+"${buildx[@]}" version
+
+step "registries on loopback; busybox base image"
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+start_registry() { # NAME PORT READONLY
+  cat > "$work/$1.yml" <<YML
+version: 0.1
+log:
+  level: error
+storage:
+  filesystem:
+    rootdirectory: $work/$1-data
+  maintenance:
+    readonly:
+      enabled: $3
+http:
+  addr: 127.0.0.1:$2
+YML
+  docker-registry serve "$work/$1.yml" >"$work/$1.log" 2>&1 &
+  pids+=("$!")
+  for _ in $(seq 100); do curl -fsS "http://127.0.0.1:$2/v2/" >/dev/null 2>&1 && return 0; sleep 0.1; done
+  fail "registry $1 did not start"
+}
+port="$(free_port)"; start_registry registry "$port" false
+roport="$(free_port)"; start_registry readonly "$roport" true
+reg="127.0.0.1:$port"
+# blob_push REPO FILE: upload FILE as a blob of REPO, print its digest.
+blob_push() {
+  local d l s
+  d="sha256:$(sha256sum "$2" | cut -d' ' -f1)"
+  l="$(curl -fsS -X POST -D - -o /dev/null "http://$reg/v2/$1/blobs/uploads/" | tr -d '\r' | sed -n 's/^Location: //Ip')"
+  case "$l" in http*) ;; *) l="http://$reg$l";; esac
+  case "$l" in *\?*) s='&';; *) s='?';; esac
+  curl -fsS -X PUT --data-binary "@$2" -H 'Content-Type: application/octet-stream' "$l${s}digest=$d" >/dev/null
+  echo "$d"
+}
+rootfs="$work/base-rootfs"
+mkdir -p "$rootfs"/{bin,etc,tmp,root}
+cp "$(command -v busybox)" "$rootfs/bin/busybox"
+for c in sh echo ls cat mkdir rm touch cp env true seq; do ln -s busybox "$rootfs/bin/$c"; done
+echo "root:x:0:0:root:/root:/bin/sh" > "$rootfs/etc/passwd"
+echo "from the base" > "$rootfs/etc/motd"
+echo "removed by the build" > "$rootfs/etc/gone"
+tar --numeric-owner -C "$rootfs" -cf "$work/base.tar" . && gzip -k "$work/base.tar"
+diffid="sha256:$(sha256sum "$work/base.tar" | cut -d' ' -f1)"
+printf '{"architecture":"amd64","os":"linux","config":{"Env":["PATH=/bin"],"Cmd":["/bin/sh"]},"rootfs":{"type":"layers","diff_ids":["%s"]},"history":[{"created_by":"busybox rootfs"}]}' "$diffid" >"$work/base-config.json"
+cfgd="$(blob_push base "$work/base-config.json")"; layd="$(blob_push base "$work/base.tar.gz")"
+printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"%s","size":%d},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"%s","size":%d}]}' \
+  "$cfgd" "$(stat -c %s "$work/base-config.json")" "$layd" "$(stat -c %s "$work/base.tar.gz")" >"$work/base-manifest.json"
+curl -fsS -X PUT -H 'Content-Type: application/vnd.oci.image.manifest.v1+json' --data-binary "@$work/base-manifest.json" \
+  "http://$reg/v2/base/manifests/1" >/dev/null
+echo "pushed $reg/base:1"
+
+step "our buildkitd"
+cat > "$work/buildkitd.toml" <<TOML
+root = "$work/bk"
+[grpc]
+  address = ["unix://$work/bk.sock"]
+[worker.oci]
+  snapshotter = "overlayfs"
+  gc = false
+[registry."$reg"]
+  http = true
+  insecure = true
+TOML
+"$bin/buildkit-nydus-exporter" --config "$work/buildkitd.toml" --nydus-cache-dir "$work/nydus-cache" >"$work/bk.log" 2>&1 &
+pids+=("$!")
+for _ in $(seq 100); do [ -S "$work/bk.sock" ] && break; sleep 0.1; done
+[ -S "$work/bk.sock" ] || fail "buildkitd did not listen"
+"${buildx[@]}" create --name nydus-e2e --driver remote "unix://$work/bk.sock" >/dev/null
+"${buildx[@]}" inspect --bootstrap nydus-e2e | grep -q 'Status: *running' || fail "builder not running"
+
+step "multi-stage build -> type=nydus,push=true"
+ctx="$work/ctx"; mkdir -p "$ctx"
+cat > "$ctx/Dockerfile" <<DF
+FROM $reg/base:1 AS build
+RUN mkdir -p /out && for i in \$(seq 1 200); do echo "line \$i of a generated file" >> /out/generated.txt; done
+FROM $reg/base:1
+COPY --from=build /out /app
+RUN rm /etc/gone && echo "ran in the final stage" > /etc/ran
+COPY hello.txt /app/hello.txt
+DF
+echo "hello v1" > "$ctx/hello.txt"
+build() { "${buildx[@]}" build --builder nydus-e2e --progress plain "$@" "$ctx"; }
+target="$reg/app:nydus"
+build --metadata-file "$work/meta1.json" --output "type=nydus,name=$target,push=true,registry.insecure=true" \
+  >"$work/build1.log" 2>&1 || { cat "$work/build1.log"; fail "type=nydus build"; }
+grep -q 'converting layer' "$work/build1.log" || fail "no conversion progress in buildx output"
+meta() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1])).get(sys.argv[2],""))' "$@"; }
+[ "$(meta "$work/meta1.json" nydus.layers.converted)" = 4 ] || { cat "$work/meta1.json"; fail "want 4 converted layers (base + 3)"; }
+echo "built and pushed $target: $(meta "$work/meta1.json" containerimage.digest)"
+
+step "manifest, media types, annotations, config"
+manifest() { curl -fsS -H 'Accept: application/vnd.oci.image.manifest.v1+json' "http://$reg/v2/$1/manifests/$2"; }
+manifest app nydus > "$work/manifest.json"
+python3 - "$work/manifest.json" "http://$reg/v2/app/blobs/" <<'PY' || fail "manifest checks"
+import json, sys, urllib.request
+m = json.load(open(sys.argv[1]))
+assert m["mediaType"] == "application/vnd.oci.image.manifest.v1+json", m["mediaType"]
+assert m["config"]["mediaType"] == "application/vnd.oci.image.config.v1+json"
+layers = m["layers"]
+assert len(layers) == 5, len(layers)
+for l in layers[:-1]:
+    assert l["mediaType"] == "application/vnd.oci.image.layer.nydus.blob.v1", l
+    assert l["annotations"] == {"containerd.io/snapshot/nydus-blob": "true"}, l
+boot = layers[-1]
+assert boot["mediaType"] == "application/vnd.oci.image.layer.v1.tar+gzip", boot
+assert boot["annotations"]["containerd.io/snapshot/nydus-bootstrap"] == "true", boot
+assert boot["annotations"]["containerd.io/snapshot/nydus-fs-version"] == "6", boot
+cfg = json.load(urllib.request.urlopen(sys.argv[2] + m["config"]["digest"]))
+diff_ids = cfg["rootfs"]["diff_ids"]
+assert len(diff_ids) == len(layers), (diff_ids, layers)
+assert diff_ids[:-1] == [l["digest"] for l in layers[:-1]], "a data layer's diff id is its digest"
+assert cfg["history"][-1]["comment"] == "Nydus Bootstrap Layer", cfg["history"][-1]
+assert cfg["config"]["Env"] == ["PATH=/bin"], cfg["config"]
+print("manifest: %d nydus blobs + bootstrap layer; config diff_ids and history as nydusify writes them" % (len(layers) - 1))
+PY
+"$bin/nydusify" check --log-level warn --target "$target" --work-dir "$work" || fail "nydusify check"
+echo "nydusify check passed"
+
+step "nydusd mounts it lazily; tree equals --output type=local"
+build --output "type=local,dest=$work/local" >"$work/build-local.log" 2>&1 || { cat "$work/build-local.log"; fail "type=local build"; }
+# mount_image TAG: fetch the bootstrap layer, mount with nydusd (registry
+# backend, or the backend image/backend.json names), compare with type=local.
+mount_image() {
+  local tag="$1" nd="$work/mnt-$1" bootd
+  mkdir -p "$nd" "$work/fuse"
+  bootd="$(manifest app "$tag" | python3 -c 'import json,sys; print(json.load(sys.stdin)["layers"][-1]["digest"])')"
+  curl -fsS "http://$reg/v2/app/blobs/$bootd" | tar -xz -C "$nd"
+  python3 - "$nd" "$reg" <<'PY'
+import json, os, sys
+nd, host = sys.argv[1], sys.argv[2]
+try:
+    backend = json.load(open(os.path.join(nd, "image/backend.json")))
+except FileNotFoundError:
+    backend = {"type": "registry", "config": {"scheme": "http", "host": host, "repo": "app"}}
+backend["config"].update(timeout=5, retry_limit=2)
+json.dump({"device": {"backend": backend, "cache": {"type": "blobcache", "config": {"work_dir": os.path.join(nd, "cache")}}},
+           "mode": "direct", "digest_validate": True, "enable_xattr": True}, open(os.path.join(nd, "nydusd.json"), "w"))
+PY
+  "$bin/nydusd" --config "$nd/nydusd.json" --bootstrap "$nd/image/image.boot" --mountpoint "$work/fuse" --log-level warn &
+  local np=$!; pids+=("$np")
+  for _ in $(seq 100); do mountpoint -q "$work/fuse" && break; sleep 0.1; done
+  mountpoint -q "$work/fuse" || fail "nydusd did not mount $tag"
+  diff -r --no-dereference "$work/local" "$work/fuse" || fail "nydus image $tag differs from type=local"
+  [ ! -e "$work/fuse/etc/gone" ] && [ -f "$work/fuse/etc/ran" ] && [ -f "$work/fuse/app/generated.txt" ] || fail "$tag: build steps missing"
+  kill -TERM "$np"; wait "$np" || true
+  echo "$tag: lazily mounted tree equals type=local"
+}
+mount_image nydus
+
+step "rebuild after touching one file converts only that layer"
+echo "hello v2" > "$ctx/hello.txt"
+build --metadata-file "$work/meta2.json" --output "type=nydus,name=$target,push=true,registry.insecure=true" \
+  >"$work/build2.log" 2>&1 || { cat "$work/build2.log"; fail "rebuild"; }
+conv="$(meta "$work/meta2.json" nydus.layers.converted)"; cached="$(meta "$work/meta2.json" nydus.layers.cached)"
+[ "$conv" = 1 ] && [ "$cached" = 3 ] || { cat "$work/meta2.json"; fail "rebuild converted $conv layers, cached $cached (want 1 and 3)"; }
+[ "$(grep -c 'layer converted' "$work/bk.log")" = 5 ] || fail "daemon log: want 5 'layer converted' lines in total"
+grep -q 'cached nydus blob' "$work/build2.log" || fail "no cache hits in buildx output"
+echo "rebuild: $conv layer converted, $cached from the cache"
+rm -rf "$work/local"
+build --output "type=local,dest=$work/local" >"$work/build-local2.log" 2>&1 || fail "type=local rebuild"
+mount_image nydus
+
+step "docker-runnable=true"
+build --metadata-file "$work/meta3.json" --output "type=nydus,name=$reg/app:docker,push=true,registry.insecure=true,docker-runnable=true" \
+  >"$work/build3.log" 2>&1 || { cat "$work/build3.log"; fail "docker-runnable build"; }
+[ "$(meta "$work/meta3.json" nydus.layers.converted)" = 0 ] || fail "docker-runnable export converted layers again"
+manifest app docker | python3 -c '
+import json, sys
+m = json.load(sys.stdin)
+assert len(m["layers"]) == 1, m["layers"]
+a = m["layers"][0]["annotations"]
+assert a["containerd.io/snapshot/nydus-bootstrap"] == "true" and json.loads(a["io.github.gonydus.nydus.blobs"]), a
+' || fail "docker-runnable manifest"
+"$bin/nydusify" check --log-level warn --target "$reg/app:docker" --work-dir "$work" || fail "nydusify check (docker-runnable)"
+mount_image docker
+
+step "bad input: clear errors, no manifest"
+no_manifest() { # REGISTRY REPO TAG
+  local code
+  code="$(curl -s -o /dev/null -w '%{http_code}' -H 'Accept: application/vnd.oci.image.manifest.v1+json' "http://$1/v2/$2/manifests/$3")"
+  [ "$code" = 404 ] || fail "manifest $1/$2:$3 exists after a failed export (HTTP $code)"
+}
+expect_fail() { # WHAT PATTERN OUTPUT-ATTRS
+  local what="$1" pat="$2"; shift 2
+  if build --output "$@" >"$work/bad.log" 2>&1; then cat "$work/bad.log"; fail "$what: build succeeded"; fi
+  grep -Eq "ERROR.*$pat" "$work/bad.log" || { cat "$work/bad.log"; fail "$what: no error matching '$pat' in buildx output"; }
+  echo "$what: $(grep -E "ERROR.*$pat" "$work/bad.log" | tail -1 | cut -c1-240)"
+}
+expect_fail "unknown attribute" 'unknown attribute "compresion"' "type=nydus,name=$reg/app:bad,push=true,compresion=zstd"
+no_manifest "$reg" app bad
+expect_fail "unreachable registry" '127\.0\.0\.1:1/app' "type=nydus,name=127.0.0.1:1/app:x,push=true,registry.insecure=true"
+expect_fail "denied push" "127\.0\.0\.1:$roport/app.*(UNSUPPORTED|read-only|405|denied|not allowed)" \
+  "type=nydus,name=127.0.0.1:$roport/app:x,push=true,registry.insecure=true"
+no_manifest "127.0.0.1:$roport" app x
+[ -z "$(ls "$work/readonly-data" 2>/dev/null)" ] || fail "the read-only registry stored something"
+
+step "the stock exporters still work"
+build --output "type=image,name=$reg/app:gzip,push=true,registry.insecure=true" >"$work/build-image.log" 2>&1 \
+  || { cat "$work/build-image.log"; fail "type=image"; }
+curl -fsS -o /dev/null -H 'Accept: application/vnd.oci.image.index.v1+json' -H 'Accept: application/vnd.oci.image.manifest.v1+json' \
+  "http://$reg/v2/app/manifests/gzip" || fail "type=image: nothing pushed"
+build --output "type=oci,dest=$work/out-oci.tar" >"$work/build-oci.log" 2>&1 || fail "type=oci"
+tar -tf "$work/out-oci.tar" | grep -q '^index.json$' || fail "type=oci: no index.json"
+build --output "type=tar,dest=$work/out.tar" >"$work/build-tar.log" 2>&1 || fail "type=tar"
+tar -tf "$work/out.tar" | grep -q 'app/hello.txt' || fail "type=tar: no app/hello.txt"
+echo "image, oci, tar and local exporters work"
+
+step "e2e-buildkit passed"
