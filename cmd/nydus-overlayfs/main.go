@@ -1,13 +1,17 @@
 // Command nydus-overlayfs is the mount helper containerd runs (through
-// mount.fuse3) for mounts of type "fuse.nydus-overlayfs": it drops the
-// options meant for Kata and nydusd (extraoption=, io.katacontainers.*)
-// and mounts kernel overlayfs with the rest.
+// mount.fuse3) for mounts of type "fuse.nydus-overlayfs". Mode 1 (the
+// default): it drops the options meant for Kata and nydusd (extraoption=,
+// io.katacontainers.*) and mounts kernel overlayfs with the rest. Mode 2
+// (nydus.overlay=userspace, or when the kernel has no overlayfs): nydusd
+// serves the extraoption's image at the target with its writable overlay
+// on upperdir/workdir.
 //
 // Install it on /bin/sh's default PATH (e.g. /usr/local/bin): mount(8)
 // removes PATH from the helper's environment.
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 
@@ -23,6 +27,13 @@ func run(args []string) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
 	}
+	if m.Overlay == "userspace" {
+		if err := mountUserspace(m); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		return 0
+	}
 	data := m.DataString()
 	if len(data) >= os.Getpagesize()-512 {
 		if dir := m.Compact(); dir != "" {
@@ -34,6 +45,14 @@ func run(args []string) int {
 		}
 	}
 	if err := unix.Mount("overlay", m.Target, "overlay", m.Flags, data); err != nil {
+		if errors.Is(err, unix.ENODEV) && m.Overlay == "" && m.Extra != nil {
+			// No overlayfs in this kernel: nydusd's overlay instead.
+			if err := mountUserspace(m); err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				return 1
+			}
+			return 0
+		}
 		fmt.Fprintf(os.Stderr, "nydus-overlayfs: mount overlay at %s (options %q): %v\n", m.Target, data, err)
 		return 1
 	}

@@ -70,6 +70,10 @@ type Mount struct {
 	Extra *ExtraOption
 	// Dropped lists options removed because they are not for the kernel.
 	Dropped []string
+	// Overlay is the nydus.overlay= choice: "" (kernel overlayfs, falling
+	// back to the userspace overlay when the kernel has none), "kernel",
+	// or "userspace" (nydusd's writable overlay over the extraoption image).
+	Overlay string
 }
 
 // ErrUsage reports a malformed command line or option.
@@ -108,6 +112,13 @@ func ParseArgs(args []string) (*Mount, error) {
 			m.Dropped = append(m.Dropped, key)
 			continue
 		case strings.HasPrefix(key, "io.katacontainers."):
+			m.Dropped = append(m.Dropped, key)
+			continue
+		case key == "nydus.overlay":
+			if val != "kernel" && val != "userspace" {
+				return nil, fmt.Errorf("%w: nydus.overlay=%q: want kernel or userspace", ErrUsage, val)
+			}
+			m.Overlay = val
 			m.Dropped = append(m.Dropped, key)
 			continue
 		}
@@ -215,4 +226,14 @@ func commonDir(paths []string) string {
 		}
 	}
 	return common
+}
+
+// Value returns the value of data option key ("" when absent).
+func (m *Mount) Value(key string) string {
+	for _, d := range m.Data {
+		if v, ok := strings.CutPrefix(d, key+"="); ok {
+			return v
+		}
+	}
+	return ""
 }

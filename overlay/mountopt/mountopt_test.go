@@ -111,3 +111,16 @@ func FuzzParseArgs(f *testing.F) {
 		}
 	})
 }
+
+func TestOverlayModeOption(t *testing.T) {
+	m, err := ParseArgs([]string{"overlay", "/t", "-o", "lowerdir=/l,upperdir=/u,workdir=/w,nydus.overlay=userspace"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Overlay != "userspace" || m.DataString() != "lowerdir=/l,upperdir=/u,workdir=/w" || m.Value("upperdir") != "/u" {
+		t.Fatalf("mode %q data %q", m.Overlay, m.DataString())
+	}
+	if _, err := ParseArgs([]string{"overlay", "/t", "-o", "lowerdir=/l,nydus.overlay=fast"}); err == nil || !strings.Contains(err.Error(), "nydus.overlay") {
+		t.Fatalf("bad nydus.overlay value: %v", err)
+	}
+}

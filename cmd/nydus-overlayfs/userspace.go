@@ -1,0 +1,141 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/gonydus/nydus/overlay/mountopt"
+	"golang.org/x/sys/unix"
+)
+
+// mountUserspace is mode 2: nydusd serves the image of the extraoption
+// (bootstrap and nydusd configuration, as nydus-snapshotter passes them)
+// at the target, with its writable overlay on upperdir/workdir. nydusd
+// keeps running in its own session after the helper exits; unmounting the
+// target ends it.
+func mountUserspace(m *mountopt.Mount) error {
+	e := m.Extra
+	if e == nil {
+		return errors.New("nydus-overlayfs: the userspace overlay needs extraoption= (the image's bootstrap and nydusd config)")
+	}
+	if e.Source == "" || e.Config == "" || e.Snapshotdir == "" {
+		return errors.New("nydus-overlayfs: extraoption lacks source, config or snapshotdir")
+	}
+	if e.Version != "" && e.Version != "v6" {
+		return fmt.Errorf("nydus-overlayfs: extraoption fs_version %q: only RAFS v6 is supported", e.Version)
+	}
+	if lower := m.Value("lowerdir"); strings.Contains(lower, ":") {
+		return fmt.Errorf("nydus-overlayfs: the userspace overlay has one lower layer, the image; lowerdir=%s lists several", lower)
+	}
+	upper, work := m.Value("upperdir"), m.Value("workdir")
+	writable := upper != "" && m.Flags&unix.MS_RDONLY == 0
+	var cfg map[string]any
+	if err := json.Unmarshal([]byte(e.Config), &cfg); err != nil {
+		return fmt.Errorf("nydus-overlayfs: extraoption config is not JSON: %w", err)
+	}
+	if upper != "" {
+		cfg["overlay"] = map[string]string{"upper_dir": upper, "work_dir": work}
+	}
+	dir := filepath.Join(e.Snapshotdir, "nydus-overlayfs")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("nydus-overlayfs: %w", err)
+	}
+	doc, _ := json.Marshal(cfg)
+	cfgPath := filepath.Join(dir, "nydusd.json") // may hold registry credentials: 0600
+	if err := os.WriteFile(cfgPath, doc, 0o600); err != nil {
+		return fmt.Errorf("nydus-overlayfs: %w", err)
+	}
+	nydusd, err := findNydusd()
+	if err != nil {
+		return err
+	}
+	args := []string{"--config", cfgPath, "--bootstrap", e.Source, "--mountpoint", m.Target,
+		"--apisock", filepath.Join(dir, "api.sock"), "--log-level", "info"}
+	if writable {
+		args = append(args, "--writable")
+	}
+	logPath := filepath.Join(dir, "nydusd.log")
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return fmt.Errorf("nydus-overlayfs: %w", err)
+	}
+	defer logf.Close()
+	cmd := exec.Command(nydusd, args...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("nydus-overlayfs: start %s: %w", nydusd, err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	deadline := time.After(30 * time.Second)
+	for !fuseMountedAt(m.Target) {
+		select {
+		case err := <-exited:
+			return fmt.Errorf("nydus-overlayfs: nydusd exited before mounting (%v): %s", err, tail(logPath))
+		case <-deadline:
+			cmd.Process.Kill()
+			unix.Unmount(m.Target, unix.MNT_DETACH)
+			return fmt.Errorf("nydus-overlayfs: nydusd did not mount %s within 30s: %s", m.Target, tail(logPath))
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
+// findNydusd looks beside this helper first, then on the default PATH
+// (mount(8) runs helpers without one).
+func findNydusd() (string, error) {
+	if self, err := os.Executable(); err == nil {
+		p := filepath.Join(filepath.Dir(self), "nydusd")
+		if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() {
+			return p, nil
+		}
+	}
+	for _, d := range []string{"/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"} {
+		if st, err := os.Stat(filepath.Join(d, "nydusd")); err == nil && st.Mode().IsRegular() {
+			return filepath.Join(d, "nydusd"), nil
+		}
+	}
+	if p, err := exec.LookPath("nydusd"); err == nil {
+		return p, nil
+	}
+	return "", errors.New("nydus-overlayfs: nydusd not found beside the helper or on the default PATH")
+}
+
+// fuseMountedAt reports whether a FUSE filesystem is mounted at dir.
+func fuseMountedAt(dir string) bool {
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 10 || f[4] != dir {
+			continue
+		}
+		for i := 6; i+1 < len(f); i++ {
+			if f[i] == "-" && strings.HasPrefix(f[i+1], "fuse") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func tail(path string) string {
+	b, _ := os.ReadFile(path)
+	lines := bytes.Split(bytes.TrimSpace(b), []byte("\n"))
+	if len(lines) > 5 {
+		lines = lines[len(lines)-5:]
+	}
+	return string(bytes.Join(lines, []byte(" | ")))
+}

@@ -1,0 +1,107 @@
+package main
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// TestUserspaceMode runs mode 2 through mount.fuse3 as containerd does:
+// nydusd serves the extraoption's image at the target with its writable
+// overlay on upperdir/workdir; unmounting ends nydusd.
+func TestUserspaceMode(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to mount FUSE")
+	}
+	if _, err := os.Stat("/dev/fuse"); err != nil {
+		t.Skipf("no /dev/fuse: %v", err)
+	}
+	helper, err := exec.LookPath("mount.fuse3")
+	if err != nil {
+		t.Skip("mount.fuse3 is not installed (apt-get install fuse3)")
+	}
+	bin := t.TempDir()
+	for pkg, name := range map[string]string{".": "nydus-overlayfs", "../nydusd": "nydusd", "../nydus-image": "nydus-image"} {
+		if out, err := exec.Command("go", "build", "-o", filepath.Join(bin, name), pkg).CombinedOutput(); err != nil {
+			t.Fatalf("build %s: %v: %s", name, err, out)
+		}
+	}
+	root := t.TempDir()
+	src, snap, upper, work, target, lower := filepath.Join(root, "src"), filepath.Join(root, "snap"), filepath.Join(root, "upper"),
+		filepath.Join(root, "work"), filepath.Join(root, "target"), filepath.Join(root, "lower")
+	for _, d := range []string{src, snap, upper, work, target, lower} {
+		must(t, os.MkdirAll(d, 0o755))
+	}
+	must(t, os.WriteFile(filepath.Join(src, "keep"), []byte("kept"), 0o644))
+	must(t, os.WriteFile(filepath.Join(src, "gone"), []byte("to delete"), 0o644))
+	boot, blobs := filepath.Join(snap, "image.boot"), filepath.Join(root, "blobs")
+	if out, err := exec.Command(filepath.Join(bin, "nydus-image"), "create", "--log-level", "warn", "--bootstrap", boot, "--blob-dir", blobs, src).CombinedOutput(); err != nil {
+		t.Fatalf("nydus-image: %v: %s", err, out)
+	}
+	cfg, _ := json.Marshal(map[string]any{
+		"device": map[string]any{"backend": map[string]any{"type": "localfs", "config": map[string]any{"dir": blobs}},
+			"cache": map[string]any{"type": "blobcache", "config": map[string]any{"work_dir": filepath.Join(snap, "cache")}}},
+		"mode": "direct", "digest_validate": true, "enable_xattr": true})
+	extra, _ := json.Marshal(map[string]string{"source": boot, "config": string(cfg), "snapshotdir": snap, "fs_version": "v6"})
+	mountIt := func(opts string) ([]byte, error) {
+		cmd := exec.Command(helper, "overlay", target, "-o", opts, "-t", "nydus-overlayfs")
+		cmd.Env = append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"))
+		return cmd.CombinedOutput()
+	}
+	opts := "lowerdir=" + lower + ",upperdir=" + upper + ",workdir=" + work + ",extraoption=" + base64.StdEncoding.EncodeToString(extra) + ",nydus.overlay=userspace"
+	if out, err := mountIt(opts); err != nil {
+		t.Fatalf("mount.fuse3: %v: %s", err, out)
+	}
+	defer unix.Unmount(target, unix.MNT_DETACH)
+	if !fuseMountedAt(target) {
+		t.Fatal("no FUSE mount at the target")
+	}
+	if b, err := os.ReadFile(filepath.Join(target, "keep")); err != nil || string(b) != "kept" {
+		t.Fatalf("keep = %q, %v", b, err)
+	}
+	must(t, os.WriteFile(filepath.Join(target, "new"), []byte("written"), 0o644))
+	must(t, os.Remove(filepath.Join(target, "gone")))
+	if b, _ := os.ReadFile(filepath.Join(upper, "new")); string(b) != "written" {
+		t.Fatalf("upper/new = %q", b)
+	}
+	var st unix.Stat_t
+	if err := unix.Lstat(filepath.Join(upper, "gone"), &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFCHR || st.Rdev != 0 {
+		t.Fatalf("no 0/0 whiteout for a deleted lower file: %v mode %o", err, st.Mode)
+	}
+	if fi, err := os.Stat(filepath.Join(snap, "nydus-overlayfs", "nydusd.json")); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("nydusd config (may hold credentials) not 0600: %v", err)
+	}
+	must(t, unix.Unmount(target, 0))
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		out, _ := exec.Command("pgrep", "-f", "--", "--mountpoint "+target).Output()
+		if len(strings.TrimSpace(string(out))) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("nydusd still runs after unmount: %s", out)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	// Bad input: no extraoption; a broken image path. Clear errors, nothing mounted.
+	out, err := mountIt("lowerdir=" + lower + ",upperdir=" + upper + ",workdir=" + work + ",nydus.overlay=userspace")
+	if err == nil || !strings.Contains(string(out), "extraoption") {
+		t.Fatalf("userspace mode without extraoption: %v: %s", err, out)
+	}
+	extra, _ = json.Marshal(map[string]string{"source": filepath.Join(snap, "missing.boot"), "config": string(cfg), "snapshotdir": snap, "fs_version": "v6"})
+	out, err = mountIt("lowerdir=" + lower + ",upperdir=" + upper + ",workdir=" + work + ",extraoption=" + base64.StdEncoding.EncodeToString(extra) + ",nydus.overlay=userspace")
+	if err == nil || !strings.Contains(string(out), "nydusd exited before mounting") {
+		t.Fatalf("missing bootstrap: %v: %s", err, out)
+	}
+	if fuseMountedAt(target) {
+		t.Fatal("something is mounted after the failures")
+	}
+}
