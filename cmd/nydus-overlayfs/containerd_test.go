@@ -1,0 +1,83 @@
+package main
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/containerd/containerd/v2/core/mount"
+	"golang.org/x/sys/unix"
+)
+
+// TestContainerdMountPackage mounts through containerd's own mount code,
+// as the runc shim does for nydus-snapshotter's mounts: mount.Mount{Type:
+// "fuse.nydus-overlayfs"}.Mount(target) runs mount.fuse3, which runs the
+// helper found on containerd's PATH. Both modes.
+func TestContainerdMountPackage(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to mount")
+	}
+	if _, err := exec.LookPath("mount.fuse3"); err != nil {
+		t.Skip("mount.fuse3 is not installed (apt-get install fuse3)")
+	}
+	bin := t.TempDir()
+	for pkg, name := range map[string]string{".": "nydus-overlayfs", "../nydusd": "nydusd", "../nydus-image": "nydus-image"} {
+		if out, err := exec.Command("go", "build", "-o", filepath.Join(bin, name), pkg).CombinedOutput(); err != nil {
+			t.Fatalf("build %s: %v: %s", name, err, out)
+		}
+	}
+	t.Setenv("PATH", bin+":"+os.Getenv("PATH"))
+	root := t.TempDir()
+	src, snap, lower := filepath.Join(root, "src"), filepath.Join(root, "snap"), filepath.Join(root, "lower")
+	for _, d := range []string{src, snap, lower} {
+		must(t, os.MkdirAll(d, 0o755))
+	}
+	must(t, os.WriteFile(filepath.Join(src, "f"), []byte("image file"), 0o644))
+	must(t, os.WriteFile(filepath.Join(lower, "f"), []byte("image file"), 0o644))
+	boot, blobs := filepath.Join(snap, "image.boot"), filepath.Join(root, "blobs")
+	if out, err := exec.Command(filepath.Join(bin, "nydus-image"), "create", "--log-level", "warn", "--bootstrap", boot, "--blob-dir", blobs, src).CombinedOutput(); err != nil {
+		t.Fatalf("nydus-image: %v: %s", err, out)
+	}
+	cfg, _ := json.Marshal(map[string]any{"device": map[string]any{"backend": map[string]any{"type": "localfs", "config": map[string]any{"dir": blobs}},
+		"cache": map[string]any{"type": "blobcache", "config": map[string]any{"work_dir": filepath.Join(snap, "cache")}}}, "mode": "direct"})
+	extra, _ := json.Marshal(map[string]string{"source": boot, "config": string(cfg), "snapshotdir": snap, "fs_version": "v6"})
+
+	for _, mode := range []string{"kernel", "userspace"} {
+		t.Run(mode, func(t *testing.T) {
+			upper, work, target := filepath.Join(root, mode, "upper"), filepath.Join(root, mode, "work"), filepath.Join(root, mode, "target")
+			for _, d := range []string{upper, work, target} {
+				must(t, os.MkdirAll(d, 0o755))
+			}
+			m := mount.Mount{Type: "fuse.nydus-overlayfs", Source: "overlay", Options: []string{
+				"lowerdir=" + lower, "upperdir=" + upper, "workdir=" + work,
+				"extraoption=" + base64.StdEncoding.EncodeToString(extra), "nydus.overlay=" + mode}}
+			if err := m.Mount(target); err != nil {
+				t.Fatalf("containerd mount: %v", err)
+			}
+			defer unix.Unmount(target, unix.MNT_DETACH)
+			info, _ := os.ReadFile("/proc/self/mountinfo")
+			want := map[string]string{"kernel": " - overlay overlay ", "userspace": " - fuse."}[mode]
+			found := false
+			for _, l := range strings.Split(string(info), "\n") {
+				if strings.Contains(l, " "+target+" ") && strings.Contains(l, want) {
+					found = true
+				}
+			}
+			if !found {
+				t.Fatalf("no %q mount at %s", want, target)
+			}
+			if b, err := os.ReadFile(filepath.Join(target, "f")); err != nil || string(b) != "image file" {
+				t.Fatalf("f = %q, %v", b, err)
+			}
+			must(t, os.WriteFile(filepath.Join(target, "new"), []byte(mode), 0o644))
+			if b, _ := os.ReadFile(filepath.Join(upper, "new")); string(b) != mode {
+				t.Fatalf("upper/new = %q", b)
+			}
+			must(t, mount.UnmountAll(target, 0))
+		})
+	}
+}
