@@ -10,7 +10,10 @@
 #  5. nydusd restarts over the same cache and serves everything without
 #     touching the registry (it is stopped first);
 #  6. the same image is exported to an EROFS block image and mounted by
-#     the kernel; both mounts must match.
+#     the kernel; both mounts must match;
+#  7. mount -t fuse.nydus-overlayfs (util-linux -> mount.fuse3 -> helper):
+#     mode 1 (kernel overlayfs over the nydusd mount) and mode 2
+#     (nydus.overlay=userspace: nydusd's writable overlay).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin="${BIN:-$PWD/bin}"
@@ -170,5 +173,23 @@ echo changed > "$work/merged/etc/new-file"
 umount "$work/merged"
 stop_nydusd
 echo "container-style overlay over the lazy image works"
+
+step "nydus-overlayfs mode 2 through mount(8): nydusd's writable overlay over the cached image"
+install -m 0755 "$bin/nydusd" /usr/local/bin/nydusd # the helper starts the nydusd beside it
+rm -rf "$work/upper2" "$work/owork2" && mkdir -p "$work/upper2" "$work/owork2" "$work/snap2"
+cfgjson="$(tr -d '\n' <"$work/nydusd.json")" # the registry is stopped by now: blobs come from the warm cache
+extra="$(python3 -c 'import json,sys; print(json.dumps({"source":sys.argv[1],"config":sys.argv[2],"snapshotdir":sys.argv[3],"fs_version":"v6"}))' \
+  "$work/image.boot" "$cfgjson" "$work/snap2" | base64 -w0)"
+(cd / && mount -t fuse.nydus-overlayfs overlay "$work/merged" \
+  -o "lowerdir=$work/lower-unused,upperdir=$work/upper2,workdir=$work/owork2,extraoption=$extra,nydus.overlay=userspace") \
+  || fail "mode 2 mount: $(tail -3 "$work/snap2/nydus-overlayfs/nydusd.log" 2>/dev/null)"
+grep " $work/merged " /proc/self/mountinfo | grep -q ' - fuse\.' || fail "mode 2 is not a FUSE mount"
+diff -r --no-dereference "$src" "$work/merged" || fail "userspace overlay differs from the source"
+echo changed > "$work/merged/etc/new-file"
+[ "$(cat "$work/upper2/etc/new-file")" = changed ] || fail "mode 2: write did not land in the upper dir"
+umount "$work/merged"
+for _ in $(seq 100); do pgrep -f -- "--mountpoint $work/merged" >/dev/null || break; sleep 0.1; done
+pgrep -f -- "--mountpoint $work/merged" >/dev/null && fail "nydusd still runs after umount"
+echo "mode 2 mounts nydusd's writable overlay; umount ends it"
 
 step "e2e passed"
