@@ -30,6 +30,7 @@ e2e: build ## end-to-end suites against real daemons (scripts/e2e.sh, e2e-docker
 bench: build ## benchmarks; each prints a ratio against a baseline run in the same process
 	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -timeout 60m $(PKGS)
 	bash scripts/bench-docker.sh
+	bash scripts/bench-buildkit.sh
 
 fuzz: ## run every fuzz target for FUZZTIME each
 	bash scripts/fuzz.sh $(FUZZTIME)

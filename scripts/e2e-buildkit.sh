@@ -18,118 +18,22 @@
 #  7. the image, oci and tar exporters still work.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bin="${BIN:-$PWD/bin}"
-cache="${GONYDUS_E2E_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/gonydus-e2e}"
 work="$(mktemp -d /tmp/nydus-e2e-bk.XXXXXX)"
-pids=()
-cleanup() {
-  set +e
-  for m in "$work/fuse"; do mountpoint -q "$m" 2>/dev/null && umount -l "$m" || true; done
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  # buildkitd's overlay snapshots may still be mounted under its root.
-  grep -o " $work/[^ ]*" /proc/self/mounts | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
-  rm -rf "$work"
-}
+. scripts/buildkit-env.sh
 trap cleanup EXIT
-step() { printf '\n== %s\n' "$*"; }
-fail() {
-  echo "E2E FAILED: $*" >&2
-  [ -f "$work/bk.log" ] && { echo "--- buildkitd log (tail)" >&2; tail -40 "$work/bk.log" >&2; }
-  exit 1
-}
+buildkit_preflight e2e-buildkit
 
-if [ "$(id -u)" != 0 ] || [ ! -e /dev/fuse ]; then
-  echo "e2e-buildkit needs root and /dev/fuse; skipping"; exit 0
-fi
-if ! command -v runc >/dev/null; then
-  echo "e2e-buildkit needs runc (apt-get install runc); skipping"; exit 0
-fi
-for c in docker-registry busybox curl python3; do
-  command -v "$c" >/dev/null || fail "$c is not installed"
-done
-[ -x "$bin/buildkit-nydus-exporter" ] || fail "$bin/buildkit-nydus-exporter missing (make build)"
-
-step "buildx v0.38.2 (go install, cached in $cache)"
-if [ ! -x "$cache/bin/buildx" ]; then
-  mkdir -p "$cache/bin"
-  GOBIN="$cache/bin" go install github.com/docker/buildx/cmd/buildx@v0.38.2
-fi
-export DOCKER_CONFIG="$work/dockercfg"
-mkdir -p "$DOCKER_CONFIG/cli-plugins"
-ln -s "$cache/bin/buildx" "$DOCKER_CONFIG/cli-plugins/docker-buildx"
-if command -v docker >/dev/null; then buildx=(docker buildx); else buildx=("$cache/bin/buildx"); fi
-"${buildx[@]}" version
+step "buildx v0.38.2 (go install, cached)"
+setup_buildx
 
 step "registries on loopback; busybox base image"
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-start_registry() { # NAME PORT READONLY
-  cat > "$work/$1.yml" <<YML
-version: 0.1
-log:
-  level: error
-storage:
-  filesystem:
-    rootdirectory: $work/$1-data
-  maintenance:
-    readonly:
-      enabled: $3
-http:
-  addr: 127.0.0.1:$2
-YML
-  docker-registry serve "$work/$1.yml" >"$work/$1.log" 2>&1 &
-  pids+=("$!")
-  for _ in $(seq 100); do curl -fsS "http://127.0.0.1:$2/v2/" >/dev/null 2>&1 && return 0; sleep 0.1; done
-  fail "registry $1 did not start"
-}
 port="$(free_port)"; start_registry registry "$port" false
 roport="$(free_port)"; start_registry readonly "$roport" true
 reg="127.0.0.1:$port"
-# blob_push REPO FILE: upload FILE as a blob of REPO, print its digest.
-blob_push() {
-  local d l s
-  d="sha256:$(sha256sum "$2" | cut -d' ' -f1)"
-  l="$(curl -fsS -X POST -D - -o /dev/null "http://$reg/v2/$1/blobs/uploads/" | tr -d '\r' | sed -n 's/^Location: //Ip')"
-  case "$l" in http*) ;; *) l="http://$reg$l";; esac
-  case "$l" in *\?*) s='&';; *) s='?';; esac
-  curl -fsS -X PUT --data-binary "@$2" -H 'Content-Type: application/octet-stream' "$l${s}digest=$d" >/dev/null
-  echo "$d"
-}
-rootfs="$work/base-rootfs"
-mkdir -p "$rootfs"/{bin,etc,tmp,root}
-cp "$(command -v busybox)" "$rootfs/bin/busybox"
-for c in sh echo ls cat mkdir rm touch cp env true seq; do ln -s busybox "$rootfs/bin/$c"; done
-echo "root:x:0:0:root:/root:/bin/sh" > "$rootfs/etc/passwd"
-echo "from the base" > "$rootfs/etc/motd"
-echo "removed by the build" > "$rootfs/etc/gone"
-tar --numeric-owner -C "$rootfs" -cf "$work/base.tar" . && gzip -k "$work/base.tar"
-diffid="sha256:$(sha256sum "$work/base.tar" | cut -d' ' -f1)"
-printf '{"architecture":"amd64","os":"linux","config":{"Env":["PATH=/bin"],"Cmd":["/bin/sh"]},"rootfs":{"type":"layers","diff_ids":["%s"]},"history":[{"created_by":"busybox rootfs"}]}' "$diffid" >"$work/base-config.json"
-cfgd="$(blob_push base "$work/base-config.json")"; layd="$(blob_push base "$work/base.tar.gz")"
-printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"%s","size":%d},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"%s","size":%d}]}' \
-  "$cfgd" "$(stat -c %s "$work/base-config.json")" "$layd" "$(stat -c %s "$work/base.tar.gz")" >"$work/base-manifest.json"
-curl -fsS -X PUT -H 'Content-Type: application/vnd.oci.image.manifest.v1+json' --data-binary "@$work/base-manifest.json" \
-  "http://$reg/v2/base/manifests/1" >/dev/null
-echo "pushed $reg/base:1"
+push_base_image
 
 step "our buildkitd"
-cat > "$work/buildkitd.toml" <<TOML
-root = "$work/bk"
-[grpc]
-  address = ["unix://$work/bk.sock"]
-[worker.oci]
-  snapshotter = "overlayfs"
-  gc = false
-[registry."$reg"]
-  http = true
-  insecure = true
-TOML
-"$bin/buildkit-nydus-exporter" --config "$work/buildkitd.toml" --nydus-cache-dir "$work/nydus-cache" >"$work/bk.log" 2>&1 &
-pids+=("$!")
-for _ in $(seq 100); do [ -S "$work/bk.sock" ] && break; sleep 0.1; done
-[ -S "$work/bk.sock" ] || fail "buildkitd did not listen"
-"${buildx[@]}" create --name nydus-e2e --driver remote "unix://$work/bk.sock" >/dev/null
-"${buildx[@]}" inspect --bootstrap nydus-e2e | grep -q 'Status: *running' || fail "builder not running"
+start_buildkitd nydus-e2e
 
 step "multi-stage build -> type=nydus,push=true"
 ctx="$work/ctx"; mkdir -p "$ctx"
@@ -152,7 +56,6 @@ meta() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1])).get(sys
 echo "built and pushed $target: $(meta "$work/meta1.json" containerimage.digest)"
 
 step "manifest, media types, annotations, config"
-manifest() { curl -fsS -H 'Accept: application/vnd.oci.image.manifest.v1+json' "http://$reg/v2/$1/manifests/$2"; }
 manifest app nydus > "$work/manifest.json"
 python3 - "$work/manifest.json" "http://$reg/v2/app/blobs/" <<'PY' || fail "manifest checks"
 import json, sys, urllib.request
