@@ -86,7 +86,7 @@ func (i *instance) Export(ctx context.Context, src *bkexporter.Source, info bkex
 		}
 		r := remotes[0]
 		for _, d := range r.Descriptors {
-			layers = append(layers, Layer{DiffID: d.Digest, Open: func(ctx context.Context) (io.ReadCloser, error) {
+			layers = append(layers, Layer{DiffID: d.Digest, Size: d.Size, Open: func(ctx context.Context) (io.ReadCloser, error) {
 				ra, err := r.Provider.ReaderAt(ctx, d)
 				if err != nil {
 					return nil, err
@@ -100,12 +100,12 @@ func (i *instance) Export(ctx context.Context, src *bkexporter.Source, info bkex
 	}
 	kc := sessionKeychain{creds: authCredentials(ctx, i.e.opt.SessionManager, g)}
 	res, err := Export(ctx, i.e.opt.Cache, &Request{
-		Layers:  layers,
-		Config:  cfg,
-		Options: i.opts,
-		Remote:  convert.Remote{Keychain: kc},
-		Step:    func(name string) func(error) error { return progress.OneOff(ctx, name) },
-		Log:     i.e.opt.Logger.With("session", info.SessionID),
+		Layers:   layers,
+		Config:   cfg,
+		Options:  i.opts,
+		Remote:   convert.Remote{Keychain: kc},
+		Progress: bkProgress{ctx: ctx},
+		Log:      i.e.opt.Logger.With("session", info.SessionID),
 	})
 	if err != nil {
 		return nil, nil, nil, err

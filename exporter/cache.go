@@ -32,7 +32,7 @@ const cacheVersion = "gonydus-exporter-cache-v1"
 // bootstrap, from which its tree is reloaded) and meta.json. Entries are
 // written to a temporary directory and renamed into place, so a crash
 // leaves no half entry; concurrent conversions of one layer wait for each
-// other. Nothing is evicted: remove the directory to reclaim space.
+// other. Prune evicts entries unused for a while.
 type Cache struct {
 	dir   string
 	log   *slog.Logger
@@ -105,8 +105,9 @@ func (c *Cache) lock(k string) func() {
 
 // Convert returns the converted layer of diffID, from the cache or by
 // streaming open's uncompressed tar through rafs/source and rafs/builder
-// into a blob. The tar must hash to diffID.
-func (c *Cache) Convert(ctx context.Context, diffID digest.Digest, open func(context.Context) (io.ReadCloser, error), o *Options) (*ConvertedLayer, error) {
+// into a blob. The tar must hash to diffID. advance, when not nil, is
+// told how many tar bytes were read as the conversion goes.
+func (c *Cache) Convert(ctx context.Context, diffID digest.Digest, open func(context.Context) (io.ReadCloser, error), o *Options, advance func(int64)) (*ConvertedLayer, error) {
 	k := key(diffID, o)
 	unlock := c.lock(k)
 	defer unlock()
@@ -126,7 +127,7 @@ func (c *Cache) Convert(ctx context.Context, diffID digest.Digest, open func(con
 		return nil, fmt.Errorf("nydus cache: %w", err)
 	}
 	defer os.RemoveAll(tmp)
-	if _, err := c.build(ctx, tmp, diffID, open, o); err != nil {
+	if _, err := c.build(ctx, tmp, diffID, open, o, advance); err != nil {
 		return nil, err
 	}
 	if err := os.Rename(tmp, dir); err != nil {
@@ -157,7 +158,7 @@ func (c *Cache) load(dir string) (*ConvertedLayer, error) {
 }
 
 // build converts one layer into dir.
-func (c *Cache) build(ctx context.Context, dir string, diffID digest.Digest, open func(context.Context) (io.ReadCloser, error), o *Options) (*ConvertedLayer, error) {
+func (c *Cache) build(ctx context.Context, dir string, diffID digest.Digest, open func(context.Context) (io.ReadCloser, error), o *Options, advance func(int64)) (*ConvertedLayer, error) {
 	start := time.Now()
 	rc, err := open(ctx)
 	if err != nil {
@@ -165,7 +166,7 @@ func (c *Cache) build(ctx context.Context, dir string, diffID digest.Digest, ope
 	}
 	defer rc.Close()
 	tarSum := sha256.New()
-	in := &countingReader{r: io.TeeReader(rc, tarSum)}
+	in := &countingReader{r: io.TeeReader(rc, tarSum), advance: advance}
 
 	f, err := os.Create(filepath.Join(dir, "blob"))
 	if err != nil {
@@ -227,12 +228,16 @@ func (c *Cache) build(ctx context.Context, dir string, diffID digest.Digest, ope
 }
 
 type countingReader struct {
-	r io.Reader
-	n int64
+	r       io.Reader
+	n       int64
+	advance func(int64)
 }
 
 func (c *countingReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	c.n += int64(n)
+	if c.advance != nil && n > 0 {
+		c.advance(int64(n))
+	}
 	return n, err
 }

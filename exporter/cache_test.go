@@ -4,8 +4,10 @@ import (
 	"context"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gonydus/nydus/rafs/layout"
 	"github.com/opencontainers/go-digest"
@@ -20,7 +22,7 @@ func TestCacheConvertsOnce(t *testing.T) {
 	o, _ := ParseAttrs(nil)
 	l := &tarLayer{data: makeTar(t, file{name: "etc/"}, file{name: "etc/hosts", data: strings.Repeat("127.0.0.1 x\n", 5000)},
 		file{name: "bin/", data: ""}, file{name: "bin/sh", link: "busybox"})}
-	first, err := c.Convert(ctx, l.layer().DiffID, l.layer().Open, o)
+	first, err := c.Convert(ctx, l.layer().DiffID, l.layer().Open, o, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,7 +36,7 @@ func TestCacheConvertsOnce(t *testing.T) {
 	if digest.FromBytes(b) != first.Digest || int64(len(b)) != first.Size {
 		t.Fatalf("blob %s/%d, recorded %s/%d", digest.FromBytes(b), len(b), first.Digest, first.Size)
 	}
-	second, err := c.Convert(ctx, l.layer().DiffID, l.layer().Open, o)
+	second, err := c.Convert(ctx, l.layer().DiffID, l.layer().Open, o, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,7 +57,7 @@ func TestCacheConvertsOnce(t *testing.T) {
 	// Other blob options are another entry.
 	o2 := *o
 	o2.Compressor = layout.CompressLZ4
-	third, err := c.Convert(ctx, l.layer().DiffID, l.layer().Open, &o2)
+	third, err := c.Convert(ctx, l.layer().DiffID, l.layer().Open, &o2, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +76,7 @@ func TestCacheRejectsWrongDiffID(t *testing.T) {
 	o, _ := ParseAttrs(nil)
 	l := &tarLayer{data: makeTar(t, file{name: "a", data: "a"})}
 	wrong := digest.FromString("something else")
-	_, err = c.Convert(ctx, wrong, l.layer().Open, o)
+	_, err = c.Convert(ctx, wrong, l.layer().Open, o, nil)
 	if err == nil || !strings.Contains(err.Error(), "hashes to") {
 		t.Fatalf("got %v, want a diff id mismatch", err)
 	}
@@ -92,14 +94,14 @@ func TestCacheRebuildsDamagedEntry(t *testing.T) {
 	}
 	o, _ := ParseAttrs(nil)
 	l := &tarLayer{data: makeTar(t, file{name: "a", data: "hello"})}
-	first, err := c.Convert(ctx, l.layer().DiffID, l.layer().Open, o)
+	first, err := c.Convert(ctx, l.layer().DiffID, l.layer().Open, o, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := os.Truncate(first.Blob, 10); err != nil {
 		t.Fatal(err)
 	}
-	again, err := c.Convert(ctx, l.layer().DiffID, l.layer().Open, o)
+	again, err := c.Convert(ctx, l.layer().DiffID, l.layer().Open, o, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,8 +118,55 @@ func TestCacheOpenError(t *testing.T) {
 	o, _ := ParseAttrs(nil)
 	_, err = c.Convert(context.Background(), digest.FromString("x"), func(context.Context) (io.ReadCloser, error) {
 		return nil, os.ErrPermission
-	}, o)
+	}, o, nil)
 	if err == nil || !strings.Contains(err.Error(), "permission") {
 		t.Fatalf("got %v", err)
+	}
+}
+
+func TestCacheReportsProgress(t *testing.T) {
+	c, err := NewCache(t.TempDir(), quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, _ := ParseAttrs(nil)
+	l := &tarLayer{data: makeTar(t, file{name: "big", data: strings.Repeat("x", 3<<20)})}
+	var read int64
+	if _, err := c.Convert(context.Background(), l.layer().DiffID, l.layer().Open, o, func(n int64) { read += n }); err != nil {
+		t.Fatal(err)
+	}
+	if read != int64(len(l.data)) {
+		t.Fatalf("progress counted %d bytes of %d", read, len(l.data))
+	}
+}
+
+func TestCachePrune(t *testing.T) {
+	dir := t.TempDir()
+	c, err := NewCache(dir, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, _ := ParseAttrs(nil)
+	old := &tarLayer{data: makeTar(t, file{name: "old", data: "old"})}
+	fresh := &tarLayer{data: makeTar(t, file{name: "fresh", data: "fresh"})}
+	lo, err := c.Convert(context.Background(), old.layer().DiffID, old.layer().Open, o, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Convert(context.Background(), fresh.layer().DiffID, fresh.layer().Open, o, nil); err != nil {
+		t.Fatal(err)
+	}
+	long := time.Now().Add(-48 * time.Hour)
+	if err := os.Chtimes(filepath.Dir(lo.Blob), long, long); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := c.Prune(24 * time.Hour); err != nil || n != 1 {
+		t.Fatalf("pruned %d: %v", n, err)
+	}
+	if _, err := c.Convert(context.Background(), fresh.layer().DiffID, fresh.layer().Open, o, nil); err != nil || fresh.opens != 1 {
+		t.Fatalf("fresh entry lost (opens %d): %v", fresh.opens, err)
+	}
+	if l, err := c.Convert(context.Background(), old.layer().DiffID, old.layer().Open, o, nil); err != nil || l.Cached {
+		t.Fatalf("old entry kept: %v", err)
 	}
 }

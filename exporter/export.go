@@ -14,16 +14,28 @@ import (
 	"golang.org/x/sync/errgroup"
 )
 
-// Layer is one layer of a build result: its diff id and how to read its
-// uncompressed tar.
+// Layer is one layer of a build result: its diff id, the size of its
+// uncompressed tar (for progress; 0 if unknown) and how to read it.
 type Layer struct {
 	DiffID digest.Digest
+	Size   int64
 	Open   func(context.Context) (io.ReadCloser, error)
 }
 
-// Step reports a named step in the client's progress display; the
-// returned function ends it.
-type Step func(name string) (done func(error) error)
+// Progress shows named steps in the client's progress display.
+type Progress interface {
+	// Start begins a step of total bytes (0: not counted).
+	Start(name string, total int64) Step
+}
+
+// Step is one running step.
+type Step interface {
+	// Advance records n more bytes done.
+	Advance(n int64)
+	// Done ends the step and returns err; a failed step is left
+	// unfinished, the build's error says why.
+	Done(err error) error
+}
 
 // Request is one export.
 type Request struct {
@@ -34,9 +46,9 @@ type Request struct {
 	// Remote says how to reach the registry (Insecure is or-ed with
 	// Options.Insecure).
 	Remote convert.Remote
-	// Step, when set, reports progress steps.
-	Step Step
-	Log  *slog.Logger
+	// Progress, when set, shows the steps to the client.
+	Progress Progress
+	Log      *slog.Logger
 }
 
 // Result is what Export did.
@@ -74,9 +86,9 @@ func Export(ctx context.Context, c *Cache, req *Request) (*Result, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	step := req.Step
-	if step == nil {
-		step = func(string) func(error) error { return func(err error) error { return err } }
+	pr := req.Progress
+	if pr == nil {
+		pr = noProgress{}
 	}
 	layers := make([]*ConvertedLayer, len(req.Layers))
 	var converted, cached atomic.Int32
@@ -84,19 +96,25 @@ func Export(ctx context.Context, c *Cache, req *Request) (*Result, error) {
 	g.SetLimit(2)
 	for i, l := range req.Layers {
 		g.Go(func() error {
-			done := step(fmt.Sprintf("converting layer %d/%d %s to nydus", i+1, len(req.Layers), short(l.DiffID)))
-			cl, err := c.Convert(gctx, l.DiffID, l.Open, o)
+			// The conversion step shows only when the cache misses and
+			// the layer is read.
+			var st Step = noProgress{}
+			open := func(ctx context.Context) (io.ReadCloser, error) {
+				st = pr.Start(fmt.Sprintf("converting layer %d/%d %s to nydus", i+1, len(req.Layers), short(l.DiffID)), l.Size)
+				return l.Open(ctx)
+			}
+			cl, err := c.Convert(gctx, l.DiffID, open, o, func(n int64) { st.Advance(n) })
 			if err != nil {
-				return done(fmt.Errorf("layer %d: %w", i, err))
+				return st.Done(fmt.Errorf("layer %d: %w", i, err))
 			}
 			if cl.Cached {
 				cached.Add(1)
-				step(fmt.Sprintf("layer %d/%d %s: cached nydus blob %s", i+1, len(req.Layers), short(l.DiffID), short(cl.Digest)))(nil)
+				pr.Start(fmt.Sprintf("layer %d/%d %s: cached nydus blob %s", i+1, len(req.Layers), short(l.DiffID), short(cl.Digest)), 0).Done(nil)
 			} else {
 				converted.Add(1)
 			}
 			layers[i] = cl
-			return done(nil)
+			return st.Done(nil)
 		})
 	}
 	if err := g.Wait(); err != nil {
@@ -117,16 +135,23 @@ func Export(ctx context.Context, c *Cache, req *Request) (*Result, error) {
 	}
 	remote := req.Remote
 	remote.Insecure = remote.Insecure || o.Insecure
-	done := step(fmt.Sprintf("pushing nydus image to %s", strings.Join(o.Names, ", ")))
+	st := pr.Start(fmt.Sprintf("pushing nydus image to %s", strings.Join(o.Names, ", ")), 0)
 	pushed, err := convert.Publish(ctx, o.Names, img,
 		convert.WithLayout(o.Layout), convert.WithOCI(o.OCI), convert.WithPrefetch(o.Prefetch),
 		convert.WithTarget(remote), convert.WithLogger(log))
-	if err := done(err); err != nil {
+	if err := st.Done(err); err != nil {
 		return nil, err
 	}
 	res.Pushed = pushed
 	return res, nil
 }
+
+// noProgress shows nothing.
+type noProgress struct{}
+
+func (noProgress) Start(string, int64) Step { return noProgress{} }
+func (noProgress) Advance(int64)            {}
+func (noProgress) Done(err error) error     { return err }
 
 // short abbreviates a digest for progress lines.
 func short(d digest.Digest) string {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/gonydus/nydus/convert"
@@ -196,5 +197,87 @@ func TestExportLayerError(t *testing.T) {
 		Open: func(context.Context) (io.ReadCloser, error) { return nil, boom }}
 	if _, err := Export(context.Background(), c, &Request{Layers: []Layer{bad}, Options: o}); !errors.Is(err, boom) {
 		t.Fatalf("got %v", err)
+	}
+}
+
+// recorder is a Progress that remembers its steps.
+type recorder struct {
+	mu    sync.Mutex
+	steps []*recStep
+}
+
+type recStep struct {
+	name        string
+	total, done int64
+	finished    bool
+}
+
+func (r *recorder) Start(name string, total int64) Step {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s := &recStep{name: name, total: total}
+	r.steps = append(r.steps, s)
+	return s
+}
+func (s *recStep) Advance(n int64) { s.done += n }
+func (s *recStep) Done(err error) error {
+	s.finished = err == nil
+	return err
+}
+
+func TestExportProgress(t *testing.T) {
+	host := newRegistry(t)
+	c, err := NewCache(t.TempDir(), quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &tarLayer{data: makeTar(t, file{name: "a", data: strings.Repeat("a", 1<<20)})}
+	o, err := ParseAttrs(map[string]string{"name": host + "/p:1", "push": "true"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rec recorder
+	layer := l.layer()
+	layer.Size = int64(len(l.data))
+	if _, err := Export(context.Background(), c, &Request{Layers: []Layer{layer}, Config: testConfig(), Options: o, Progress: &rec, Log: quiet}); err != nil {
+		t.Fatal(err)
+	}
+	if len(rec.steps) != 2 || !strings.HasPrefix(rec.steps[0].name, "converting layer 1/1 sha256:") ||
+		rec.steps[0].total != layer.Size || rec.steps[0].done != layer.Size || !rec.steps[0].finished ||
+		!strings.HasPrefix(rec.steps[1].name, "pushing nydus image to "+host+"/p:1") || !rec.steps[1].finished {
+		for _, s := range rec.steps {
+			t.Logf("step %+v", *s)
+		}
+		t.Fatal("unexpected steps")
+	}
+	// A failed push leaves its step unfinished.
+	o.Names = []string{"127.0.0.1:1/p:1"}
+	rec = recorder{}
+	if _, err := Export(context.Background(), c, &Request{Layers: []Layer{layer}, Config: testConfig(), Options: o, Progress: &rec, Log: quiet}); err == nil {
+		t.Fatal("push to a closed port succeeded")
+	}
+	if last := rec.steps[len(rec.steps)-1]; !strings.HasPrefix(last.name, "pushing") || last.finished {
+		t.Fatalf("last step %+v", *last)
+	}
+}
+
+func TestExportProgressCached(t *testing.T) {
+	c, err := NewCache(t.TempDir(), quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &tarLayer{data: makeTar(t, file{name: "a", data: "a"})}
+	o, _ := ParseAttrs(nil)
+	// A converted layer shows one conversion step, a cached one only its
+	// cache hit.
+	for _, want := range []string{"converting layer 1/1 sha256:", "layer 1/1 sha256:"} {
+		var rec recorder
+		if _, err := Export(context.Background(), c, &Request{Layers: []Layer{l.layer()}, Options: o, Progress: &rec, Log: quiet}); err != nil {
+			t.Fatal(err)
+		}
+		if len(rec.steps) != 1 || !rec.steps[0].finished || !strings.HasPrefix(rec.steps[0].name, want) ||
+			strings.Contains(rec.steps[0].name, "cached") != (want == "layer 1/1 sha256:") {
+			t.Fatalf("steps %d, first %+v, want %q", len(rec.steps), *rec.steps[0], want)
+		}
 	}
 }

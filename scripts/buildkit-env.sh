@@ -127,5 +127,6 @@ TOML
   for _ in $(seq 100); do [ -S "$work/bk.sock" ] && break; sleep 0.1; done
   [ -S "$work/bk.sock" ] || fail "buildkitd did not listen"
   "${buildx[@]}" create --name "$1" --driver remote "unix://$work/bk.sock" >/dev/null
-  "${buildx[@]}" inspect --bootstrap "$1" | grep -q 'Status: *running' || fail "builder $1 not running"
+  "${buildx[@]}" inspect --bootstrap "$1" > "$work/inspect.txt" 2>&1 && grep -q 'Status: *running' "$work/inspect.txt" \
+    || { cat "$work/inspect.txt"; fail "builder $1 not running"; }
 }

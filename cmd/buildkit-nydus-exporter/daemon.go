@@ -2,16 +2,17 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/containerd/containerd/v2/defaults"
 	"github.com/containerd/containerd/v2/pkg/sys"
+	nydusexporter "github.com/gonydus/nydus/exporter"
 	"github.com/moby/buildkit/cache/remotecache"
 	inlineremotecache "github.com/moby/buildkit/cache/remotecache/inline"
 	localremotecache "github.com/moby/buildkit/cache/remotecache/local"
@@ -38,7 +39,7 @@ import (
 )
 
 // run starts the controller and serves the BuildKit API until ctx ends.
-func run(ctx context.Context, cfg *config.Config, cacheDir string) error {
+func run(ctx context.Context, cfg *config.Config, cacheDir string, cacheAge time.Duration) error {
 	apicaps.ExportedProduct = "buildkit"
 	root, err := filepath.Abs(cfg.Root)
 	if err != nil {
@@ -52,12 +53,15 @@ func run(ctx context.Context, cfg *config.Config, cacheDir string) error {
 	if err != nil {
 		return err
 	}
-	ctrl, err := newController(ctx, cfg, cacheDir)
+	ctrl, w, err := newController(ctx, cfg, cacheDir)
 	if err != nil {
 		closeAll(listeners)
 		return err
 	}
 	defer ctrl.Close()
+	if cacheAge > 0 {
+		go pruneLoop(ctx, w.cache, cacheAge)
+	}
 
 	server := grpc.NewServer(
 		grpc.ChainUnaryInterceptor(grpcerrors.UnaryServerInterceptor),
@@ -85,18 +89,18 @@ func run(ctx context.Context, cfg *config.Config, cacheDir string) error {
 // newController assembles the BuildKit controller: one OCI worker, the
 // dockerfile.v0 and gateway.v0 frontends, registry/local/inline cache
 // import and export.
-func newController(ctx context.Context, cfg *config.Config, cacheDir string) (*control.Controller, error) {
+func newController(ctx context.Context, cfg *config.Config, cacheDir string) (*control.Controller, *nydusWorker, error) {
 	sm, err := session.NewManager()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	w, err := newWorker(ctx, cfg, "", cacheDir)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	wc := &worker.Controller{}
 	if err := wc.Add(w); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	slog.Info("worker ready", "id", w.ID(), "snapshotter", cfg.Workers.OCI.Snapshotter, "labels", w.Labels())
 
@@ -105,25 +109,21 @@ func newController(ctx context.Context, cfg *config.Config, cacheDir string) (*c
 	}
 	gw, err := gateway.NewGatewayFrontend(wc.Infos(), cfg.Frontends.Gateway.AllowedRepositories)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	frontends["gateway.v0"] = gw
 
 	cacheStorage, err := bboltcachestorage.NewStore(filepath.Join(cfg.Root, "cache.db"))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	historyDB, err := boltutil.SafeOpen(filepath.Join(cfg.Root, "history.db"), 0o600,
 		&bolt.Options{FreelistType: bolt.FreelistMapType, NoFreelistSync: true})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	hosts := resolver.NewRegistryConfig(cfg.Registries)
-	bw, ok := w.(*nydusWorker)
-	if !ok {
-		return nil, errors.New("unexpected worker type")
-	}
-	return control.NewController(control.Opt{
+	ctrl, err := control.NewController(control.Opt{
 		SessionManager:   sm,
 		WorkerController: wc,
 		Frontends:        frontends,
@@ -133,19 +133,36 @@ func newController(ctx context.Context, cfg *config.Config, cacheDir string) (*c
 			"inline":   inlineremotecache.ResolveCacheExporterFunc(),
 		},
 		ResolveCacheImporterFuncs: map[string]remotecache.ResolveCacheImporterFunc{
-			"registry": registryremotecache.ResolveCacheImporterFunc(sm, bw.ContentStore(), hosts),
+			"registry": registryremotecache.ResolveCacheImporterFunc(sm, w.ContentStore(), hosts),
 			"local":    localremotecache.ResolveCacheImporterFunc(sm),
 		},
 		CacheManager:   solver.NewCacheManager(ctx, "local", cacheStorage, worker.NewCacheResultStorage(wc)),
 		Entitlements:   cfg.Entitlements,
 		HistoryDB:      historyDB,
 		CacheStore:     cacheStorage,
-		LeaseManager:   bw.LeaseManager(),
-		ContentStore:   bw.ContentStore(),
+		LeaseManager:   w.LeaseManager(),
+		ContentStore:   w.ContentStore(),
 		HistoryConfig:  cfg.History,
-		GarbageCollect: bw.GarbageCollect,
+		GarbageCollect: w.GarbageCollect,
 		GracefulStop:   ctx.Done(),
 	})
+	return ctrl, w, err
+}
+
+// pruneLoop prunes the nydus cache now and every hour until ctx ends.
+func pruneLoop(ctx context.Context, c *nydusexporter.Cache, maxAge time.Duration) {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		if _, err := c.Prune(maxAge); err != nil {
+			slog.Warn("nydus cache prune", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // listen opens the gRPC listeners: unix sockets (created 0660, root's

@@ -20,6 +20,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"github.com/moby/buildkit/cmd/buildkitd/config"
 	"github.com/sirupsen/logrus"
@@ -33,6 +34,7 @@ func main() {
 		root     = flag.String("root", "", "state directory (overrides the configuration's root; default /var/lib/buildkit-nydus)")
 		addr     = flag.String("addr", "", "listening address, unix:///path or tcp://host:port (overrides the configuration's grpc.address)")
 		cacheDir = flag.String("nydus-cache-dir", "", "where converted layers are cached (default <root>/nydus-cache)")
+		cacheAge = flag.Duration("nydus-cache-max-age", 7*24*time.Hour, "remove converted layers unused for this long (checked at start and hourly; 0 keeps them)")
 		debug    = flag.Bool("debug", false, "debug logs")
 		showVer  = flag.Bool("version", false, "print the version and exit")
 	)
@@ -65,7 +67,7 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, &cfg, *cacheDir); err != nil {
+	if err := run(ctx, &cfg, *cacheDir, *cacheAge); err != nil {
 		fail(err)
 	}
 }

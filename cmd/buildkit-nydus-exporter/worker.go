@@ -21,7 +21,6 @@ import (
 	"github.com/moby/buildkit/util/network/netproviders"
 	"github.com/moby/buildkit/util/resolver"
 	bkversion "github.com/moby/buildkit/version"
-	"github.com/moby/buildkit/worker"
 	"github.com/moby/buildkit/worker/base"
 	"github.com/moby/buildkit/worker/runc"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
@@ -46,7 +45,7 @@ func (w *nydusWorker) Exporter(name string, sm *session.Manager) (bkexporter.Exp
 
 // newWorker sets up the OCI (runc) worker as buildkitd does, with the
 // overlayfs or native snapshotter.
-func newWorker(ctx context.Context, cfg *config.Config, traceSocket, cacheDir string) (worker.Worker, error) {
+func newWorker(ctx context.Context, cfg *config.Config, traceSocket, cacheDir string) (*nydusWorker, error) {
 	oc := cfg.Workers.OCI
 	if oc.Binary == "" {
 		if _, err := exec.LookPath("runc"); err != nil {
