@@ -119,10 +119,12 @@ func fstatAttr(fd int, out *fuse.Attr) bool {
 
 func (n *node) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
 	if uf, ok := fh.(*upperFile); ok {
+		// The file's Setattr fills out from its descriptor.
 		if errno := uf.Setattr(ctx, in, out); errno != 0 {
 			return errno
 		}
-		return n.setattrReply(ctx, fh, out)
+		n.setattrReply(out)
+		return 0
 	}
 	size, hasSize := in.GetSize()
 	n.fs.mu.Lock()
@@ -134,16 +136,27 @@ func (n *node) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.SetAttr
 	if err := n.fs.setattr(e.path, in); err != nil {
 		return n.fs.errno(ctx, "setattr", err)
 	}
-	return n.setattrReply(ctx, nil, out)
+	// The object is in the upper tree now: its stat is the reply, as
+	// resolveSelf would make it.
+	st, err := n.fs.statUpper(e.path)
+	if err != nil {
+		return n.fs.errno(ctx, "setattr", err)
+	}
+	re := &entry{path: e.path, upper: st}
+	if uint32(st.Mode)&unix.S_IFMT == unix.S_IFDIR {
+		re.lower = n.getLower()
+	}
+	fill(re, &out.Attr)
+	n.setattrReply(out)
+	return 0
 }
 
-// setattrReply fills the reply to SETATTR, with the attribute timeout
-// go-fuse leaves unset there (without it the kernel asks again at once).
-func (n *node) setattrReply(ctx context.Context, fh gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
-	errno := n.Getattr(ctx, fh, out)
+// setattrReply completes the reply to SETATTR with the node's inode number
+// and the attribute timeout go-fuse leaves unset there (without it the
+// kernel asks again at once).
+func (n *node) setattrReply(out *fuse.AttrOut) {
 	out.Ino = n.StableAttr().Ino
 	out.SetTimeout(attrTimeout)
-	return errno
 }
 
 // setattr applies in to the upper object at p: owner first, then mode (so

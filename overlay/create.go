@@ -104,13 +104,15 @@ func (n *node) create(ctx context.Context, name string, mode uint32, mk maker) (
 }
 
 func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (*gofs.Inode, gofs.FileHandle, uint32, syscall.Errno) {
-	fd := -1
 	n.fs.mu.Lock()
-	e, err := n.create(ctx, name, unix.S_IFREG|mode, func(dirfd int, name string) error {
-		var err error
-		fd, err = unix.Openat(dirfd, name, openFlags(flags)|unix.O_CREAT|unix.O_EXCL, mode&0o7777)
-		return err
-	})
+	e, fd, ok, err := n.createInUpperDir(ctx, name, flags, mode)
+	if err == nil && !ok {
+		e, err = n.create(ctx, name, unix.S_IFREG|mode, func(dirfd int, name string) error {
+			var err error
+			fd, err = unix.Openat(dirfd, name, openFlags(flags)|unix.O_CREAT|unix.O_EXCL, mode&0o7777)
+			return err
+		})
+	}
 	n.fs.mu.Unlock()
 	if err != nil {
 		if fd >= 0 {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -36,7 +37,9 @@ type node struct {
 // root), which need not be the root of the mount. A node unlinked from the
 // tree has none.
 func (n *node) path() (string, error) {
-	var segs []string
+	var buf [16]string
+	segs := buf[:0]
+	size := 0
 	p := &n.Inode
 	root := &n.fs.root.Inode
 	for p != root {
@@ -45,13 +48,24 @@ func (n *node) path() (string, error) {
 			return "", fmt.Errorf("node is unlinked: %w", syscall.ENOENT)
 		}
 		segs = append(segs, name)
+		size += len(name) + 1
 		p = parent
 	}
-	out := ""
-	for i := len(segs) - 1; i >= 0; i-- {
-		out = join(out, segs[i])
+	switch len(segs) {
+	case 0:
+		return "", nil
+	case 1:
+		return segs[0], nil
 	}
-	return out, nil
+	var b strings.Builder
+	b.Grow(size)
+	for i := len(segs) - 1; i >= 0; i-- {
+		b.WriteString(segs[i])
+		if i > 0 {
+			b.WriteByte('/')
+		}
+	}
+	return b.String(), nil
 }
 
 func (n *node) getLower() Lower {

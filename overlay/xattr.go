@@ -25,6 +25,9 @@ func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, 
 	if n.fs.private(attr) {
 		return 0, syscall.ENODATA
 	}
+	if k, errno, ok := n.getUpperXattr(ctx, attr, dest); ok {
+		return k, errno
+	}
 	e, err := n.resolveSelf(ctx)
 	if err != nil {
 		return 0, n.fs.errno(ctx, "getxattr", err)
@@ -58,6 +61,33 @@ func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, 
 		}
 	}
 	return 0, syscall.ENODATA
+}
+
+// getUpperXattr answers GETXATTR (the kernel asks for security.capability
+// before every write) for a node with no lower object, which lives in the
+// upper tree, without resolving it first. ok false (its upper object is
+// not where its path says) leaves it to the full resolution.
+func (n *node) getUpperXattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno, bool) {
+	if n.getLower() != nil {
+		return 0, 0, false
+	}
+	p, err := n.path()
+	if err != nil {
+		return 0, 0, false
+	}
+	k, err := unix.Lgetxattr(n.fs.full(p), attr, dest)
+	switch {
+	case errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR):
+		return 0, 0, false
+	case errors.Is(err, unix.ERANGE):
+		if k, err = unix.Lgetxattr(n.fs.full(p), attr, nil); err == nil {
+			return uint32(k), syscall.ERANGE, true
+		}
+	}
+	if err != nil {
+		return 0, n.fs.errno(ctx, "getxattr", err), true
+	}
+	return uint32(k), 0, true
 }
 
 func (n *node) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) {

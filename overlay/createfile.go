@@ -1,0 +1,64 @@
+package overlay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"golang.org/x/sys/unix"
+)
+
+// createInUpperDir creates the regular file name in n when n is a
+// directory with no lower part, in the fewest system calls: with no lower
+// tree under n a name free in its upper directory is free in the overlay,
+// so O_EXCL decides, and owner, mode and the reply's attributes go through
+// the new descriptor. ok false (n has a lower part, or the name is taken
+// in the upper directory, maybe by a whiteout) leaves the request to
+// create's full resolution. The caller holds f.mu.
+func (n *node) createInUpperDir(ctx context.Context, name string, flags, mode uint32) (e *entry, fd int, ok bool, err error) {
+	if n.getLower() != nil {
+		return nil, -1, false, nil
+	}
+	p, err := n.path()
+	if err != nil {
+		return nil, -1, false, err
+	}
+	dir, err := n.fs.statUpper(p)
+	if err != nil || uint32(dir.Mode)&unix.S_IFMT != unix.S_IFDIR {
+		return nil, -1, false, nil
+	}
+	e = &entry{path: join(p, name)}
+	// O_NONBLOCK means nothing for a regular file, but would have Go try
+	// (and fail) to register the descriptor with its poller.
+	fd, err = unix.Openat(n.fs.upperFd, e.path, openFlags(flags)&^unix.O_NONBLOCK|unix.O_CREAT|unix.O_EXCL, mode&0o7777)
+	if errors.Is(err, unix.EEXIST) {
+		return nil, -1, false, nil
+	}
+	if err != nil {
+		return nil, -1, false, fmt.Errorf("create %s: %w", e.path, err)
+	}
+	if e.upper, err = setupNewFile(ctx, fd, dir, mode); err != nil {
+		unix.Close(fd)
+		unix.Unlinkat(n.fs.upperFd, e.path, 0)
+		return nil, -1, false, fmt.Errorf("create %s: %w", e.path, err)
+	}
+	return e, fd, true, nil
+}
+
+// setupNewFile gives the file just created as fd, in the directory whose
+// stat is dir, its owner and mode (owner first, as create does), and
+// returns its stat.
+func setupNewFile(ctx context.Context, fd int, dir *unix.Statx_t, mode uint32) (*unix.Statx_t, error) {
+	uid, gid, _ := owner(ctx, dir)
+	if err := unix.Fchown(fd, uid, gid); err != nil {
+		return nil, fmt.Errorf("chown: %w", err)
+	}
+	if err := unix.Fchmod(fd, mode&0o7777); err != nil {
+		return nil, fmt.Errorf("chmod: %w", err)
+	}
+	var st unix.Statx_t
+	if err := unix.Statx(fd, "", unix.AT_EMPTY_PATH|unix.AT_STATX_DONT_SYNC, unix.STATX_BASIC_STATS|unix.STATX_BTIME, &st); err != nil {
+		return nil, fmt.Errorf("stat: %w", err)
+	}
+	return &st, nil
+}
