@@ -98,6 +98,9 @@ func (i *instance) Export(ctx context.Context, src *bkexporter.Source, info bkex
 	if len(layers) == 0 {
 		return nil, nil, nil, errors.New("nydus exporter: the result has no layers")
 	}
+	if n := len(src.Attestations); n > 0 {
+		i.e.opt.Logger.Info("attestations are not pushed with nydus images", "platforms", n)
+	}
 	kc := sessionKeychain{creds: authCredentials(ctx, i.e.opt.SessionManager, g)}
 	res, err := Export(ctx, i.e.opt.Cache, &Request{
 		Layers:   layers,

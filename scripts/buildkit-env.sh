@@ -7,7 +7,7 @@
 # fail, step, free_port, start_registry, blob_push, manifest,
 # push_base_image, start_buildkitd.
 bin="${BIN:-$PWD/bin}"
-cache="${GONYDUS_E2E_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/gonydus-e2e}"
+cache="${GONYDUS_E2E_CACHE:-${XDG_CACHE_HOME:-${HOME:-/root}/.cache}/gonydus-e2e}"
 pids=()
 cleanup() {
   set +e
