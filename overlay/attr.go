@@ -126,10 +126,7 @@ func (n *node) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.SetAttr
 		n.setattrReply(out)
 		return 0
 	}
-	size, hasSize := in.GetSize()
-	n.fs.mu.Lock()
-	e, err := n.fs.copyUpNode(ctx, n, !hasSize || size > 0)
-	n.fs.mu.Unlock()
+	e, err := n.setattrTarget(ctx, in)
 	if err != nil {
 		return n.fs.errno(ctx, "setattr", err)
 	}
@@ -149,6 +146,26 @@ func (n *node) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.SetAttr
 	fill(re, &out.Attr)
 	n.setattrReply(out)
 	return 0
+}
+
+// setattrTarget returns where SETATTR applies: a node with no lower
+// object lives in the upper tree under its path (a chmod, chown or utimens
+// of a file just made, as tar does, needs nothing else); any other is
+// copied up first (its data only if it is not truncated to 0).
+func (n *node) setattrTarget(ctx context.Context, in *fuse.SetAttrIn) (*entry, error) {
+	if n.getLower() == nil {
+		p, err := n.path()
+		if err != nil {
+			return nil, err
+		}
+		if p != "" {
+			return &entry{path: p}, nil
+		}
+	}
+	size, hasSize := in.GetSize()
+	n.fs.mu.Lock()
+	defer n.fs.mu.Unlock()
+	return n.fs.copyUpNode(ctx, n, !hasSize || size > 0)
 }
 
 // setattrReply completes the reply to SETATTR with the node's inode number
