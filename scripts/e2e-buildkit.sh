@@ -12,7 +12,8 @@
 #  4. a rebuild after touching one file converts only the changed layer
 #     (the exporter response, written by buildx --metadata-file, counts
 #     converted and cached layers; the daemon log agrees);
-#  5. docker-runnable=true: one bootstrap layer naming the blobs; mounts too;
+#  5. docker-runnable=true: one bootstrap layer naming the blobs; mounts too,
+#     and dockerd with our graphdriver plugin pulls and runs it;
 #  6. bad input (unknown attribute, unreachable registry, denied push)
 #     fails with a clear message in buildx's output and leaves no manifest;
 #  7. the image, oci and tar exporters still work.
@@ -141,6 +142,31 @@ assert a["containerd.io/snapshot/nydus-bootstrap"] == "true" and json.loads(a["i
 ' || fail "docker-runnable manifest"
 "$bin/nydusify" check --log-level warn --target "$reg/app:docker" --work-dir "$work" || fail "nydusify check (docker-runnable)"
 mount_image docker
+
+step "the docker-runnable image runs under the Docker graphdriver"
+if ! command -v dockerd >/dev/null || ! command -v docker >/dev/null; then
+  echo "dockerd is not installed (apt-get install docker.io): skipping the graphdriver run"
+elif [ -S /run/docker/plugins/nydus.sock ]; then
+  fail "/run/docker/plugins/nydus.sock exists: another nydus graphdriver runs"
+else
+  echo '{"device":{"backend":{"type":"registry","config":{"timeout":10,"retry_limit":2}}},"mode":"direct","digest_validate":true}' >"$work/gd-nydusd.json"
+  "$bin/docker-nydus-graphdriver" --socket /run/docker/plugins/nydus.sock --nydusd "$bin/nydusd" \
+    --state-file "$work/gd-state.json" --nydusd-config "$work/gd-nydusd.json" >"$work/gd.log" 2>&1 &
+  gdpid=$!; pids+=("$gdpid")
+  for _ in $(seq 100); do [ -S /run/docker/plugins/nydus.sock ] && break; sleep 0.05; done
+  dockerd --experimental --storage-driver nydus --data-root "$work/droot" --exec-root "$work/dexec" \
+    -H "unix://$work/docker.sock" --pidfile "$work/docker.pid" --iptables=false --bridge=none >"$work/dockerd.log" 2>&1 &
+  dpid=$!
+  D() { timeout 120 docker -H "unix://$work/docker.sock" "$@"; }
+  for _ in $(seq 300); do D info >/dev/null 2>&1 && break; sleep 0.1; done
+  D pull -q "$reg/app:docker" >/dev/null || { tail "$work/dockerd.log"; fail "docker pull of the docker-runnable image"; }
+  got="$(D run --rm --network none "$reg/app:docker" cat /app/hello.txt /etc/ran /app/generated.txt)" || { tail "$work/gd.log"; fail "docker run"; }
+  [ "$got" = "$(cat "$work/local/app/hello.txt" "$work/local/etc/ran" "$work/local/app/generated.txt")" ] || fail "docker run printed something else than the build's files"
+  D rmi -f "$reg/app:docker" >/dev/null
+  kill -TERM "$dpid"; for _ in $(seq 200); do kill -0 "$dpid" 2>/dev/null || break; sleep 0.1; done
+  kill -TERM "$gdpid"; wait "$gdpid" 2>/dev/null || true
+  echo "docker pull + docker run of the BuildKit-built docker-runnable image print the build's files"
+fi
 
 step "bad input: clear errors, no manifest"
 no_manifest() { # REGISTRY REPO TAG
