@@ -123,6 +123,16 @@ func (n *node) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.SetAttr
 		if errno := uf.Setattr(ctx, in, out); errno != 0 {
 			return errno
 		}
+		if wantsKill(in) {
+			if fd, ok := uf.PassthroughFd(); ok {
+				if err := killFd(fd); err != nil {
+					return n.fs.errno(ctx, "setattr", err)
+				}
+			}
+			if errno := uf.Getattr(ctx, out); errno != 0 {
+				return errno
+			}
+		}
 		n.setattrReply(out)
 		return 0
 	}
@@ -220,6 +230,9 @@ func (f *FS) setattr(p string, in *fuse.SetAttrIn) error {
 		if err := unix.UtimesNanoAt(f.upperFd, rel(p), ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 			return fmt.Errorf("utimes %s: %w", p, err)
 		}
+	}
+	if wantsKill(in) {
+		return f.killPath(p)
 	}
 	return nil
 }
