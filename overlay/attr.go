@@ -119,22 +119,13 @@ func fstatAttr(fd int, out *fuse.Attr) bool {
 
 func (n *node) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
 	if uf, ok := fh.(*upperFile); ok {
-		// The file's Setattr fills out from its descriptor.
-		if errno := uf.Setattr(ctx, in, out); errno != 0 {
+		return n.setattrFile(ctx, uf, in, out)
+	}
+	if uf := n.openedFor(in); uf != nil {
+		// EBADF: it was closed meanwhile; the path still works.
+		if errno := n.setattrFile(ctx, uf, in, out); errno != syscall.EBADF {
 			return errno
 		}
-		if wantsKill(in) {
-			if fd, ok := uf.PassthroughFd(); ok {
-				if err := killFd(fd); err != nil {
-					return n.fs.errno(ctx, "setattr", err)
-				}
-			}
-			if errno := uf.Getattr(ctx, out); errno != 0 {
-				return errno
-			}
-		}
-		n.setattrReply(out)
-		return 0
 	}
 	e, err := n.setattrTarget(ctx, in)
 	if err != nil {
@@ -154,6 +145,26 @@ func (n *node) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.SetAttr
 		re.lower = n.getLower()
 	}
 	fill(re, &out.Attr)
+	n.setattrReply(out)
+	return 0
+}
+
+// setattrFile applies in through the open upper file uf.
+func (n *node) setattrFile(ctx context.Context, uf *upperFile, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	// The file's Setattr fills out from its descriptor.
+	if errno := uf.Setattr(ctx, in, out); errno != 0 {
+		return errno
+	}
+	if wantsKill(in) && !chowns(in) {
+		if fd, ok := uf.PassthroughFd(); ok {
+			if err := killFd(fd); err != nil {
+				return n.fs.errno(ctx, "setattr", err)
+			}
+		}
+		if errno := uf.Getattr(ctx, out); errno != 0 {
+			return errno
+		}
+	}
 	n.setattrReply(out)
 	return 0
 }
@@ -231,7 +242,7 @@ func (f *FS) setattr(p string, in *fuse.SetAttrIn) error {
 			return fmt.Errorf("utimes %s: %w", p, err)
 		}
 	}
-	if wantsKill(in) {
+	if wantsKill(in) && !chowns(in) {
 		return f.killPath(p)
 	}
 	return nil

@@ -45,6 +45,7 @@ func (n *node) newUpperFile(fd int) *upperFile {
 		u.cached = true
 		n.cachedOpens.Add(1)
 	}
+	n.addOpened(u)
 	return u
 }
 
@@ -59,6 +60,7 @@ func (u *upperFile) Release(ctx context.Context) syscall.Errno {
 	if u.cached {
 		u.n.cachedOpens.Add(-1)
 	}
+	u.n.removeOpened(u)
 	return u.LoopbackFile.Release(ctx)
 }
 

@@ -22,6 +22,10 @@ func wantsKill(in *fuse.SetAttrIn) bool {
 	return in.Valid&fuse.FATTR_KILL_SUIDGID != 0 || in.Valid&^(fuse.FATTR_FH|fuse.FATTR_LOCKOWNER) == 0
 }
 
+// chowns reports a SETATTR that changes the owner: the upper file system
+// has dropped the set-ID bits then.
+func chowns(in *fuse.SetAttrIn) bool { return in.Valid&(fuse.FATTR_UID|fuse.FATTR_GID) != 0 }
+
 // killedMode is mode without the set-ID bits a write or truncate by an
 // unprivileged caller drops (set-group-ID only with group execute, as
 // FUSE does), and whether that changes anything; only regular files have

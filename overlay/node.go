@@ -26,7 +26,8 @@ type node struct {
 	lower    Lower       // nil when there is none, or the upper object hides it
 	copiedUp atomic.Bool // set when this node's lower object is copied up
 
-	tmpfd int // an O_TMPFILE file's descriptor (under mu), for linkat
+	tmpfd  int          // an O_TMPFILE file's descriptor (under mu), for linkat
+	opened []*upperFile // open upper handles (under mu), for SETATTR without one
 
 	// cachedOpens counts open handles the kernel caches (not passthrough).
 	cachedOpens atomic.Int32
