@@ -99,7 +99,8 @@ func (f *FS) RootStableAttr() *fs.StableAttr {
 // MountOptions returns go-fuse options for serving the overlay: one-second
 // entry and attribute caching (every change goes through this server),
 // 1 MiB writes, device files and set-uid honoured, as on a kernel overlay
-// mount. Where the kernel offers FUSE passthrough (Linux 6.9+, needs
+// mount; set-ID bits are dropped by the server (FUSE_HANDLE_KILLPRIV_V2,
+// see killpriv.go), which spares two requests per written file. Where the kernel offers FUSE passthrough (Linux 6.9+, needs
 // CAP_SYS_ADMIN), reads, writes and mmap of upper files bypass this
 // process; add fuse.CAP_PASSTHROUGH to DisabledCapabilities to turn it off.
 func MountOptions(name string) *fs.Options {
