@@ -1,6 +1,7 @@
 package zran
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"hash/crc32"
@@ -16,12 +17,7 @@ import (
 // a contiguous range of the tar).
 var ErrPosition = errors.New("zran: chunk data is not a contiguous range of the stream")
 
-// Upstream nydus-image's context limits for OCI-ref conversion (the
-// defaults of its zran generator are scaled to its 1 MiB default chunk).
 const (
-	ctxMinComp   = 512 << 10
-	ctxMaxComp   = 1 << 20
-	ctxMaxUncomp = 2 << 20
 	// recordSize aligns the generator's reads to tar records, so a tar
 	// reader behind a buffered reader never holds unread bytes across a
 	// header (see Generator.Read).
@@ -56,8 +52,7 @@ type boundary struct {
 // chunkRec remembers a chunk of the context being built, to verify it.
 type chunkRec struct {
 	ref  *ChunkRef
-	crc  uint32
-	head uint32 // CRC-32 of the first headBytes bytes (or fewer)
+	head uint32 // CRC-32 of the first verifyBytes bytes (or fewer)
 }
 
 // Generator builds upstream's zran inflate contexts for the chunks of a
@@ -65,14 +60,17 @@ type chunkRec struct {
 // io.Reader of the uncompressed stream, and a consumer (a tar parser)
 // brackets the bytes of each chunk with BeginChunk and EndChunk. A chunk
 // joins the current context or opens one at the last deflate block
-// boundary before it, by upstream's rules (a new gzip member, 512 KiB of
-// compressed or 2 MiB of uncompressed data since the context start, or a
-// large gap). Each context is verified when it is closed by re-inflating
-// it from the bytes kept since its start; a context whose block start
-// klauspost reported wrongly is moved to the true start or merged into the
-// previous context. The input's sha256 and size come with it.
+// boundary before it, by upstream's rules with configurable limits (a new
+// gzip member, enough compressed or uncompressed data since the context
+// start, or a large gap; see Limits). Each context is verified when it is
+// closed by re-inflating its first chunk from the bytes kept since its
+// start; a context whose block start klauspost reported wrongly is moved
+// to the true start or merged into the previous context. The input's sha256 and size come with it.
 type Generator struct {
-	s   *streamReader
+	s *streamReader
+	// in buffers s for the inflater: a *bufio.Reader takes klauspost's
+	// fast input path (not one interface call per byte).
+	in  *bufio.Reader
 	fr  io.ReadCloser
 	err error
 	eof bool
@@ -82,9 +80,12 @@ type Generator struct {
 	memOut  int64
 	memCRC  uint32
 	memSize int64
-	out     int64 // uncompressed bytes returned
-	bounds  []boundary
-	spare   [][]byte
+	drift   int64 // bytes klauspost over-counts in this member (see onBlock)
+	// driftFixes counts the reports that revealed more drift (tests).
+	driftFixes int
+	out        int64 // uncompressed bytes returned
+	bounds     []boundary
+	spare      [][]byte
 
 	ctxs     []Context
 	recs     []chunkRec // chunks of the current context
@@ -102,7 +103,8 @@ type Generator struct {
 	relocated int
 	merged    int
 
-	chunkSize int64 // the image chunk size, for upstream's 2 MiB rule
+	chunkSize int64 // the image chunk size, for the uncompressed rule
+	limits    Limits
 
 	// newContext, when set (tests), may alter each context as it opens.
 	newContext func(*Context)
@@ -110,7 +112,25 @@ type Generator struct {
 
 // NewGenerator returns a generator reading the gzip stream r.
 func NewGenerator(r io.Reader) *Generator {
-	return &Generator{s: newStreamReader(r)}
+	s := newStreamReader(r)
+	return &Generator{s: s, in: bufio.NewReaderSize(s, inflateBufSize), limits: UpstreamLimits()}
+}
+
+// inflateBufSize is the inflater's input buffer.
+const inflateBufSize = 64 << 10
+
+// pos is the stream offset of the next byte the generator or its inflater
+// consumes (the stream reader is ahead by what in holds).
+func (g *Generator) pos() int64 { return g.s.n() - int64(g.in.Buffered()) }
+
+// SetLimits sets the context spacing rules (UpstreamLimits unless set);
+// call it before the first chunk.
+func (g *Generator) SetLimits(l Limits) error {
+	if err := l.Validate(); err != nil {
+		return err
+	}
+	g.limits = l
+	return nil
 }
 
 // Read reads uncompressed bytes. Reads never cross a 512-byte tar record
@@ -154,7 +174,7 @@ func (g *Generator) Read(p []byte) (int, error) {
 }
 
 func (g *Generator) startMember() error {
-	err := skipGzipHeader(g.s, g.s.n())
+	err := skipGzipHeader(g.in, g.pos())
 	if errors.Is(err, io.EOF) {
 		if g.member == 0 {
 			return fmt.Errorf("%w: empty stream", ErrFormat)
@@ -174,16 +194,16 @@ func (g *Generator) startMember() error {
 	if g.member > 0 {
 		g.switched = true
 	}
-	g.dataIn, g.memOut, g.memCRC, g.memSize = g.s.n(), g.out, 0, 0
+	g.dataIn, g.memOut, g.memCRC, g.memSize, g.drift = g.pos(), g.out, 0, 0, 0
 	g.push(boundary{in: g.dataIn, out: g.out})
-	g.fr = flate.NewReaderOpts(g.s, flate.WithEobCallback(g.onBlock))
+	g.fr = flate.NewReaderOpts(g.in, flate.WithEobCallback(g.onBlock))
 	return nil
 }
 
 func (g *Generator) endMember() error {
 	var tr [gzTrailerSize]byte
 	for i := range tr {
-		b, err := g.s.ReadByte()
+		b, err := g.in.ReadByte()
 		if err != nil {
 			return fmt.Errorf("%w: member %d: truncated trailer", ErrFormat, g.member)
 		}
@@ -201,18 +221,33 @@ func (g *Generator) endMember() error {
 }
 
 // onBlock records a block boundary reported by the inflater.
+//
+// klauspost's decompressor counts the whole bytes left in its bit buffer
+// twice when a stored block starts, so every later report of the member
+// is late by the bytes miscounted so far (its drift). Right after a
+// stored block the bit buffer is empty, so the true position is exactly
+// the bytes the inflater has read from the stream: a report beyond that
+// reveals the drift, which only grows, and is subtracted from every report
+// after it. Verification (closeContext) still checks each context start.
 func (g *Generator) onBlock(cp flate.InflateCheckpoint) {
 	if cp.Final {
 		return
 	}
-	b := boundary{in: g.dataIn + cp.CompressedOffset, out: g.memOut + cp.UncompressedOffset}
-	if cp.BitOffset > 0 {
+	pos := cp.CompressedOffset*8 + int64(cp.BitOffset) - g.drift*8
+	if over := pos - (g.pos()-g.dataIn)*8; over > 0 {
+		d := (over + 7) / 8
+		g.drift += d
+		g.driftFixes++
+		pos -= d * 8
+	}
+	b := boundary{in: g.dataIn + pos/8, out: g.memOut + cp.UncompressedOffset}
+	if bo := uint8(pos % 8); bo > 0 {
 		raw, ok := g.s.consumed(b.in, b.in+1)
 		if !ok {
 			return
 		}
 		b.in++
-		b.bits = 8 - cp.BitOffset
+		b.bits = 8 - bo
 		b.byte = raw[0]
 	}
 	var w []byte
@@ -241,7 +276,7 @@ func (g *Generator) advance() {
 	if i > 0 {
 		g.bounds = append(g.bounds[:0], g.bounds[i:]...)
 	}
-	keep := g.s.n() - relocateBack
+	keep := g.pos() - relocateBack
 	if len(g.ctxs) > 0 && !g.verified {
 		keep = min(keep, int64(g.ctxs[len(g.ctxs)-1].In)-relocateBack-1)
 	}
@@ -267,7 +302,7 @@ func (g *Generator) produced(b []byte) {
 
 // SetChunkSize sets the image chunk size: like upstream, a chunk opens a
 // new context when the current one's output plus a whole chunk would
-// reach 2 MiB, whatever the chunk's own size.
+// reach the limit, whatever the chunk's own size.
 func (g *Generator) SetChunkSize(n int64) { g.chunkSize = n }
 
 // Offset is the uncompressed offset of the next byte Read returns.
@@ -299,11 +334,12 @@ func (g *Generator) BeginChunk(size int64) error {
 	newCtx := len(g.ctxs) == 0
 	if !newCtx {
 		c := &g.ctxs[len(g.ctxs)-1]
-		comp := g.s.n() - int64(c.In)
+		comp := g.pos() - int64(c.In)
 		uncomp := g.out - int64(c.Out)
 		first := blk.in == g.blockIn
-		enough := !first && (comp >= ctxMaxComp/2 || uncomp+max(size, g.chunkSize) >= ctxMaxUncomp)
-		gap := !first && comp > 2*int64(c.InLen) && int64(c.InLen) > ctxMinComp
+		l := &g.limits
+		enough := !first && (comp >= l.MaxCompressed/2 || uncomp+max(size, g.chunkSize) >= l.MaxUncompressed)
+		gap := !first && comp > 2*int64(c.InLen) && int64(c.InLen) > l.MinCompressed
 		newCtx = g.switched || enough || gap
 	}
 	if newCtx {
@@ -323,7 +359,7 @@ func (g *Generator) BeginChunk(size int64) error {
 		}
 	}
 	g.inChunk, g.switched = true, false
-	g.chunkOut, g.chunkIn, g.chunkLen, g.chunkCRC = g.out, g.s.n(), size, 0
+	g.chunkOut, g.chunkIn, g.chunkLen, g.chunkCRC = g.out, g.pos(), size, 0
 	return nil
 }
 
@@ -339,9 +375,11 @@ func (g *Generator) EndChunk(data []byte) (*ChunkRef, error) {
 		return nil, fmt.Errorf("%w: %d bytes at offset %d", ErrPosition, g.chunkLen, g.chunkOut)
 	}
 	c := &g.ctxs[len(g.ctxs)-1]
-	inEnd := g.s.n()
-	if uint64(inEnd)-c.In > math.MaxUint32 || uint64(end)-c.Out > math.MaxUint32 {
-		return nil, fmt.Errorf("zran: context at %d grew past 4 GiB", c.In)
+	inEnd := g.pos()
+	if uint64(inEnd)-c.In > math.MaxUint32 || uint64(end)-c.Out > MaxContextOut {
+		// Only a single deflate block longer than the limit (a very long
+		// run of repeated bytes) can take a context there.
+		return nil, fmt.Errorf("zran: context at %d covers %d uncompressed bytes, more than upstream nydusd inflates (%d): use smaller context limits", c.In, uint64(end)-c.Out, MaxContextOut)
 	}
 	c.InLen = uint32(uint64(inEnd) - c.In)
 	c.OutLen = uint32(uint64(end) - c.Out)
@@ -351,7 +389,7 @@ func (g *Generator) EndChunk(data []byte) (*ChunkRef, error) {
 	}
 	ref := &ChunkRef{Context: uint32(len(g.ctxs) - 1), Offset: uint32(g.chunkOut - int64(c.Out)),
 		Size: uint32(g.chunkLen), In: uint64(in), InLen: uint32(inEnd - in)}
-	g.recs = append(g.recs, chunkRec{ref: ref, crc: g.chunkCRC, head: crc32.ChecksumIEEE(data[:min(len(data), headBytes)])})
+	g.recs = append(g.recs, chunkRec{ref: ref, head: crc32.ChecksumIEEE(data[:min(len(data), verifyBytes)])})
 	return ref, nil
 }
 
@@ -364,9 +402,10 @@ func (g *Generator) Finish() ([]Context, error) {
 	if _, err := io.Copy(io.Discard, g); err != nil {
 		return nil, err
 	}
+	buffered := int64(g.in.Buffered())
 	if rest, err := g.s.drain(); err != nil {
 		return nil, fmt.Errorf("zran: read gzip stream: %w", err)
-	} else if rest > 0 {
+	} else if rest += buffered; rest > 0 {
 		return nil, fmt.Errorf("%w: %d bytes after the last member", ErrFormat, rest)
 	}
 	if err := g.closeContext(); err != nil {
@@ -389,13 +428,19 @@ func (g *Generator) Finish() ([]Context, error) {
 // trailerSlack covers a gzip trailer and a plain next-member header.
 const trailerSlack = 64
 
-// Digest returns the sha256 of the gzip stream read so far (all of it
-// after Finish), and Size its length.
+// Digest returns the sha256 of the gzip stream once Finish has read all
+// of it (zero before), and Size its length.
 func (g *Generator) Digest() [32]byte {
 	var d [32]byte
-	copy(d[:], g.s.sum.Sum(nil))
+	if g.s.r.err != nil {
+		copy(d[:], g.s.r.digest())
+	}
 	return d
 }
+
+// Close stops the goroutine reading the gzip stream ahead; a generator
+// abandoned before Finish should be closed.
+func (g *Generator) Close() { g.s.r.close() }
 
 // Size returns the number of gzip stream bytes read.
 func (g *Generator) Size() int64 { return g.s.size }

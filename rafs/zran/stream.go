@@ -1,30 +1,26 @@
 package zran
 
-import (
-	"crypto/sha256"
-	"hash"
-	"io"
-)
+import "io"
 
-// streamReader reads a gzip stream once, hashing every byte, and keeps the
+// streamReader reads a gzip stream once (through an aheadReader, which
+// hashes every byte on its own goroutine) and keeps the
 // consumed bytes from a movable mark on, so the generator can read the
 // partially consumed byte of a block boundary and re-inflate a context to
 // verify it without a second pass over the input.
 type streamReader struct {
-	r    io.Reader
+	r    *aheadReader
 	buf  []byte // stream bytes from base; buf[:pos] are consumed
 	base int64
 	pos  int
 	keep int64 // bytes before this offset may be dropped
 	err  error
-	sum  hash.Hash
 	size int64 // bytes read from r
 }
 
 const streamReadSize = 256 << 10
 
 func newStreamReader(r io.Reader) *streamReader {
-	return &streamReader{r: r, buf: make([]byte, 0, 4*streamReadSize), sum: sha256.New()}
+	return &streamReader{r: newAheadReader(r), buf: make([]byte, 0, 4*streamReadSize)}
 }
 
 // n is the stream offset of the next byte to consume.
@@ -50,7 +46,6 @@ func (s *streamReader) fill() bool {
 	for {
 		k, err := s.r.Read(s.buf[len(s.buf):cap(s.buf)])
 		if k > 0 {
-			s.sum.Write(s.buf[len(s.buf) : len(s.buf)+k])
 			s.buf = s.buf[:len(s.buf)+k]
 			s.size += int64(k)
 		}
