@@ -16,6 +16,7 @@ import (
 	"github.com/gonydus/nydus/rafs"
 	"github.com/gonydus/nydus/rafs/layout"
 	"github.com/gonydus/nydus/rafs/targzref"
+	"github.com/gonydus/nydus/rafs/zran"
 	"github.com/gonydus/nydus/storage"
 )
 
@@ -185,8 +186,10 @@ func TestZranReadBounds(t *testing.T) {
 		if fetched != end-ctx.In || inflated != uint64(zoff)+uint64(c.UncompressedSize) {
 			t.Fatalf("chunk %d: fetched %d (want %d from the context start), inflated %d (want %d+%d)", c.Index, fetched, end-ctx.In, inflated, zoff, c.UncompressedSize)
 		}
-		if inflated > 3<<20 {
-			t.Fatalf("chunk %d: %d bytes inflated", c.Index, inflated)
+		// The default context limits: under 8 MiB of output before a new
+		// chunk (plus a block), about 2 MiB compressed.
+		if lim := zran.DefaultLimits(); inflated > uint64(lim.MaxUncompressed)+1<<20 || fetched > uint64(lim.MaxCompressed/2)+uint64(c.CompressedSize)+64<<10 {
+			t.Fatalf("chunk %d: %d bytes fetched, %d inflated", c.Index, fetched, inflated)
 		}
 		maxInflated, maxFetched = max(maxInflated, inflated), max(maxFetched, fetched)
 	}

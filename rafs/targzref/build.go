@@ -31,6 +31,10 @@ type Config struct {
 	InlineBootstrap bool
 	// ExplicitUIDGID records owners (cleared by --repeatable).
 	ExplicitUIDGID bool
+	// Contexts spaces the zran inflate contexts (zero: zran.DefaultLimits,
+	// about half upstream's index size; zran.UpstreamLimits reproduces
+	// upstream's spacing). Upstream nydusd reads either.
+	Contexts zran.Limits
 }
 
 // DefaultConfig returns upstream nydus-image's defaults for targz-ref.
@@ -75,6 +79,12 @@ func Build(ctx context.Context, layer io.Reader, metaOut io.Writer, cfg Config, 
 	if !layout.ValidChunkSize(uint64(cfg.ChunkSize)) {
 		return nil, fmt.Errorf("targzref: invalid chunk size %#x", cfg.ChunkSize)
 	}
+	if cfg.Contexts == (zran.Limits{}) {
+		cfg.Contexts = zran.DefaultLimits()
+	}
+	if err := cfg.Contexts.Validate(); err != nil {
+		return nil, fmt.Errorf("targzref: %w", err)
+	}
 	br := bufio.NewReaderSize(layer, 1<<20)
 	if magic, err := br.Peek(2); err != nil || magic[0] != 0x1f || magic[1] != 0x8b {
 		if err != nil && !errors.Is(err, io.EOF) {
@@ -83,9 +93,17 @@ func Build(ctx context.Context, layer io.Reader, metaOut io.Writer, cfg Config, 
 		return nil, ErrNotGzip
 	}
 	g := zran.NewGenerator(br)
+	defer g.Close()
+	if err := g.SetLimits(cfg.Contexts); err != nil {
+		return nil, fmt.Errorf("targzref: %w", err)
+	}
 	ch := newChunker(g, cfg.ChunkSize)
+	defer ch.close()
 	t, err := source.FromTar(ctx, g, ch, opts...)
 	if err != nil {
+		return nil, err
+	}
+	if err := ch.finish(); err != nil {
 		return nil, err
 	}
 	ctxs, err := g.Finish()

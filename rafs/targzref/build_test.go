@@ -249,10 +249,11 @@ func TestLargeLayer(t *testing.T) {
 		if off != ctx.In || fetched > int(ctx.InLen)+zran.ReadSlack || inflated != int(zoff)+len(data) || inflated > int(ctx.OutLen) {
 			t.Fatalf("chunk %d: fetched %d (context %d bytes), inflated %d (offset %d + %d)", c.Index, fetched, ctx.InLen, inflated, zoff, len(data))
 		}
-		// Contexts stay within upstream's limits (2 MiB of output before a
-		// new chunk, 512 KiB compressed) unless a block is larger.
-		if inflated > 3<<20 {
-			t.Fatalf("chunk %d: %d bytes inflated for a %d-byte chunk", c.Index, inflated, len(data))
+		// Contexts stay within their limits (the default 8 MiB of output
+		// before a new chunk, 2 MiB compressed) unless a block is larger.
+		lim := zran.DefaultLimits()
+		if inflated > int(lim.MaxUncompressed)+1<<20 || fetched > int(lim.MaxCompressed/2)+int(c.CompressedSize)+64<<10 {
+			t.Fatalf("chunk %d: %d bytes fetched, %d inflated for a %d-byte chunk (%d compressed)", c.Index, fetched, inflated, len(data), c.CompressedSize)
 		}
 		maxFetch, maxInflate = max(maxFetch, fetched), max(maxInflate, inflated)
 	}
@@ -366,4 +367,24 @@ func TestDuplicateFiles(t *testing.T) {
 		t.Fatalf("%d chunks, %d contexts", len(b.res.Chunks), b.res.Contexts)
 	}
 	checkAllFiles(t, b)
+}
+
+// Context limits are validated, and upstream's limits give the same files
+// through more contexts than the defaults.
+func TestContextLimits(t *testing.T) {
+	gz := layerTarGz(t, 4, 16<<20)
+	bad := DefaultConfig()
+	bad.Contexts = zran.Limits{MinCompressed: 1 << 20, MaxCompressed: 1 << 20, MaxUncompressed: 32 << 20}
+	if _, err := Build(context.Background(), bytes.NewReader(gz), io.Discard, bad); err == nil {
+		t.Fatal("invalid context limits accepted")
+	}
+	up := DefaultConfig()
+	up.Contexts = zran.UpstreamLimits()
+	bu, bd := build(t, gz, up), build(t, gz, DefaultConfig())
+	checkAllFiles(t, bu)
+	checkAllFiles(t, bd)
+	if bd.res.Contexts >= bu.res.Contexts || bd.res.MetaSize >= bu.res.MetaSize {
+		t.Fatalf("defaults: %d contexts, %d bytes; upstream limits: %d contexts, %d bytes", bd.res.Contexts, bd.res.MetaSize, bu.res.Contexts, bu.res.MetaSize)
+	}
+	t.Logf("defaults: %d contexts, RAFS blob %d bytes; upstream limits: %d contexts, %d bytes", bd.res.Contexts, bd.res.MetaSize, bu.res.Contexts, bu.res.MetaSize)
 }

@@ -11,13 +11,19 @@ import (
 )
 
 // chunker is the source.FileWriter of a zran build: it cuts each file
-// into chunks as the tar streams through the generator, digests them
-// (sha256, as upstream forces for OCI-ref) and assigns each unique chunk
-// the next 4 KiB-aligned offset of the blob's uncompressed address space.
+// into chunks as the tar streams through the generator and has them
+// digested (sha256, as upstream forces for OCI-ref) on the hasher's
+// goroutine. The chunk infos it returns are completed by finish, which
+// deduplicates chunks by digest in stream order and assigns each unique
+// chunk the next 4 KiB-aligned offset of the blob's uncompressed address
+// space (source.FileWriter allows completion once the writer finishes).
 type chunker struct {
 	g         *zran.Generator
 	chunkSize int64
 	buf       []byte
+	h         *hasher
+
+	pending []pendingChunk
 
 	unique   []*layout.ChunkInfo
 	refs     []*zran.ChunkRef // by chunk-info index
@@ -25,9 +31,16 @@ type chunker struct {
 	uoff     uint64
 }
 
+// pendingChunk is a chunk whose digest may not be known yet.
+type pendingChunk struct {
+	ci  *layout.ChunkInfo
+	ref *zran.ChunkRef
+}
+
 func newChunker(g *zran.Generator, chunkSize uint32) *chunker {
 	g.SetChunkSize(int64(chunkSize))
-	return &chunker{g: g, chunkSize: int64(chunkSize), buf: make([]byte, chunkSize), byDigest: map[digest.Digest]*layout.ChunkInfo{}}
+	return &chunker{g: g, chunkSize: int64(chunkSize), buf: make([]byte, chunkSize), h: newHasher(int(chunkSize)),
+		byDigest: map[digest.Digest]*layout.ChunkInfo{}}
 }
 
 // WriteFile implements source.FileWriter.
@@ -52,31 +65,51 @@ func (c *chunker) WriteFile(r io.Reader, size int64) ([]*layout.ChunkInfo, error
 		if err != nil {
 			return nil, fmt.Errorf("targzref: chunk at file offset %d: %w", off, err)
 		}
-		d := digest.Sum(layout.DigestSHA256, data)
-		if prev := c.byDigest[d]; prev != nil {
-			dup := *prev
-			dup.FileOffset = uint64(off)
-			out = append(out, &dup)
-			off += n
-			continue
+		if len(c.pending) >= layout.MaxChunksPerBlob*4 {
+			return nil, fmt.Errorf("targzref: layer exceeds %d chunks", layout.MaxChunksPerBlob*4)
 		}
-		if len(c.unique) >= layout.MaxChunksPerBlob-1 {
-			return nil, fmt.Errorf("targzref: layer exceeds %d chunks", layout.MaxChunksPerBlob-1)
-		}
-		if ref.InLen >= 1<<24 {
-			return nil, fmt.Errorf("targzref: chunk at file offset %d spans %d compressed bytes (limit 16 MiB): use a smaller --chunk-size", off, ref.InLen)
-		}
-		ci := &layout.ChunkInfo{Digest: d, Flags: layout.ChunkCompressed, CompressedOffset: ref.In, CompressedSize: ref.InLen,
-			UncompressedOffset: c.uoff, UncompressedSize: uint32(n), FileOffset: uint64(off), Index: uint32(len(c.unique))}
-		c.uoff += uint64(n+layout.BlockSize-1) &^ (layout.BlockSize - 1)
-		c.unique = append(c.unique, ci)
-		c.refs = append(c.refs, ref)
-		c.byDigest[d] = ci
+		ci := &layout.ChunkInfo{Flags: layout.ChunkCompressed, UncompressedSize: uint32(n), FileOffset: uint64(off)}
+		c.h.add(data, &ci.Digest)
+		c.pending = append(c.pending, pendingChunk{ci: ci, ref: ref})
 		out = append(out, ci)
 		off += n
 	}
 	return out, nil
 }
+
+// finish waits for the digests and completes the chunk infos: a chunk
+// whose digest was seen before becomes a copy of the first one (at its
+// own file offset); the others are the blob's unique chunks, in stream
+// order.
+func (c *chunker) finish() error {
+	c.h.wait()
+	for _, p := range c.pending {
+		ci := p.ci
+		if prev := c.byDigest[ci.Digest]; prev != nil {
+			off := ci.FileOffset
+			*ci = *prev
+			ci.FileOffset = off
+			continue
+		}
+		if len(c.unique) >= layout.MaxChunksPerBlob-1 {
+			return fmt.Errorf("targzref: layer exceeds %d chunks", layout.MaxChunksPerBlob-1)
+		}
+		if p.ref.InLen >= 1<<24 {
+			return fmt.Errorf("targzref: chunk at file offset %d spans %d compressed bytes (limit 16 MiB): use a smaller --chunk-size", ci.FileOffset, p.ref.InLen)
+		}
+		ci.CompressedOffset, ci.CompressedSize = p.ref.In, p.ref.InLen
+		ci.UncompressedOffset, ci.Index = c.uoff, uint32(len(c.unique))
+		c.uoff += uint64(ci.UncompressedSize+layout.BlockSize-1) &^ (layout.BlockSize - 1)
+		c.unique = append(c.unique, ci)
+		c.refs = append(c.refs, p.ref)
+		c.byDigest[ci.Digest] = ci
+	}
+	c.pending = nil
+	return nil
+}
+
+// close stops the hasher (on every path out of Build).
+func (c *chunker) close() { c.h.wait() }
 
 // blobChunks returns the ci-array entries and the contexts they use, once
 // the generator has finished (contexts are final). Contexts only

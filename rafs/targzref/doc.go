@@ -9,7 +9,11 @@
 // RAFS blob's sha256 and size (blob_meta_digest, blob_meta_size), which
 // is how nydusd finds it in the registry.
 //
-// Build reads the layer once as a stream. Meta decodes a RAFS blob's
+// Build reads the layer once as a stream: the zran generator inflates it
+// and opens contexts (spaced by Config.Contexts, by default about every
+// 2 MiB of compressed input or 8 MiB of output, half upstream's index
+// size), the tar parser cuts files into chunks, and the chunks are
+// digested on a second goroutine. Meta decodes a RAFS blob's
 // blob.meta; Meta.ReadChunk reads one chunk by range-reading the gzip layer
 // from the chunk's context start to the chunk's end, inflating from there
 // and verifying the chunk's sha256.

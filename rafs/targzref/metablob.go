@@ -50,12 +50,12 @@ func (m *metaWriter) id() string { return hex.EncodeToString(m.hash.Sum(nil)) }
 // its tar header, ToC entries and the chunk digests; it fills entry's ci
 // fields.
 func (m *metaWriter) writeMeta(entry *layout.BlobEntry, ci []byte, extOffset, extSize uint64, extCount uint32, digests []byte, framed, toc bool) error {
-	z, err := compress.New(layout.CompressZstd)
+	stored, ciComp := ci, layout.CompressNone
+	c, err := compressMeta(ci)
 	if err != nil {
 		return err
 	}
-	stored, ciComp := ci, layout.CompressNone
-	if c, err := z.Compress(nil, ci); err == nil && len(c) < len(ci) {
+	if len(c) < len(ci) {
 		stored, ciComp = c, layout.CompressZstd
 	}
 	entry.CICompressor = ciComp
