@@ -122,7 +122,10 @@ func (f *FS) statUpper(p string) (*unix.Statx_t, error) {
 	var st unix.Statx_t
 	err := unix.Statx(f.upperFd, rel(p), unix.AT_SYMLINK_NOFOLLOW|unix.AT_STATX_DONT_SYNC,
 		unix.STATX_BASIC_STATS|unix.STATX_BTIME, &st)
-	if err != nil {
+	switch {
+	case err == unix.ENOENT || err == unix.ENOTDIR:
+		return nil, err // the common miss of a lookup, not worth a message
+	case err != nil:
 		return nil, fmt.Errorf("stat upper %s: %w", p, err)
 	}
 	return &st, nil

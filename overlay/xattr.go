@@ -68,6 +68,12 @@ func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, 
 // upper tree, without resolving it first. ok false (its upper object is
 // not where its path says) leaves it to the full resolution.
 func (n *node) getUpperXattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno, bool) {
+	if k, ok, err := n.getxattrOpened(attr, dest); ok {
+		if errors.Is(err, unix.ERANGE) {
+			return k, syscall.ERANGE, true
+		}
+		return k, n.fs.errno(ctx, "getxattr", err), true
+	}
 	if n.getLower() != nil {
 		return 0, 0, false
 	}
