@@ -4,20 +4,25 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
 
 // createInUpperDir creates the regular file name in n when n is a
-// directory with no lower part, in the fewest system calls: with no lower
-// tree under n a name free in its upper directory is free in the overlay,
-// so O_EXCL decides, and owner, mode and the reply's attributes go through
-// the new descriptor. ok false (n has a lower part, or the name is taken
+// directory in the upper tree, in the fewest system calls: once the lower
+// part of n (if any) has no such name, a name free in the upper directory
+// is free in the overlay, so O_EXCL decides, and owner, mode and the
+// reply's attributes go through the new descriptor. ok false (the lower
+// part has the name, n is not in the upper tree yet, or the name is taken
 // in the upper directory, maybe by a whiteout) leaves the request to
 // create's full resolution. The caller holds f.mu.
 func (n *node) createInUpperDir(ctx context.Context, name string, flags, mode uint32) (e *entry, fd int, ok bool, err error) {
-	if n.getLower() != nil {
-		return nil, -1, false, nil
+	if l := n.getLower(); l != nil {
+		if _, err := l.Lookup(ctx, name); !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR) {
+			return nil, -1, false, nil
+		}
 	}
 	p, err := n.path()
 	if err != nil {

@@ -63,8 +63,10 @@ func (n *node) remove(ctx context.Context, name string, dir bool) error {
 			}
 		}
 	}
-	if _, err := n.fs.copyUpNode(ctx, n, true); err != nil {
-		return err
+	if e.upper == nil { // an upper object's directory is in the upper tree
+		if _, err := n.fs.copyUpNode(ctx, n, true); err != nil {
+			return err
+		}
 	}
 	if !e.lowerPos {
 		flag := 0
