@@ -225,9 +225,11 @@ func (b *Blob) spanDecoder(s *span, buf []byte) func(i int, c *layout.ChunkInfo)
 
 // zranSiblings adds to span s the uncached chunks of the same inflate
 // contexts as its chunks that the read covers anyway (they end within it:
-// inflating them costs nothing extra) and, up to the amplify size, the
-// ones that follow them in their context, as upstream nydusd reads whole
-// contexts. It needs the chunk table and a cache.
+// inflating them costs nothing extra) and the ones that follow them to the
+// end of their context, as upstream nydusd reads whole contexts (bounded
+// by the context limits, rafs/zran.Limits: a sequential read then fetches
+// each context once instead of its start again for every amplify_io
+// window). It needs the chunk table and a cache.
 func (b *Blob) zranSiblings(s *span) {
 	if b.table == nil || b.cfg.cache == nil {
 		return
@@ -250,7 +252,7 @@ func (b *Blob) zranSiblings(s *span) {
 			if err != nil || off < s.off {
 				return false
 			}
-			if end > s.end && (!extend || end-s.off > b.cfg.amplify) {
+			if end > s.end && !extend {
 				return false
 			}
 			if b.cfg.cache.Ready(d) {
