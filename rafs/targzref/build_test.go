@@ -388,3 +388,44 @@ func TestContextLimits(t *testing.T) {
 	}
 	t.Logf("defaults: %d contexts, RAFS blob %d bytes; upstream limits: %d contexts, %d bytes", bd.res.Contexts, bd.res.MetaSize, bu.res.Contexts, bu.res.MetaSize)
 }
+
+// Reading every file in stream order through a Source fetches each
+// context about once, while a single small read still fetches only up to
+// its chunk.
+func TestSourceReadsContextsOnce(t *testing.T) {
+	gz := layerTarGz(t, 5, 24<<20)
+	b := build(t, gz, DefaultConfig())
+	files := tarFiles(t, gz)
+	zr, err := gzip.NewReader(bytes.NewReader(gz))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := tar.NewReader(zr)
+	for {
+		hdr, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := files[path.Clean("/"+hdr.Name)]
+		nid, err := b.img.LookupPath(path.Clean("/" + hdr.Name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		fr, err := b.img.FileReader(context.Background(), b.src, nid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := make([]byte, len(want))
+		if n, err := fr.ReadAt(got, 0); n != len(want) || (err != nil && !errors.Is(err, io.EOF)) || !bytes.Equal(got, want) {
+			t.Fatalf("%s: read %d of %d: %v", hdr.Name, n, len(want), err)
+		}
+	}
+	all := b.layer.n.Load()
+	if all > 2*int64(len(gz)) {
+		t.Fatalf("reading every file fetched %d bytes of a %d-byte layer", all, len(gz))
+	}
+	t.Logf("reading every file fetched %d bytes of a %d-byte layer", all, len(gz))
+}

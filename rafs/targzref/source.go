@@ -27,6 +27,7 @@ type Source struct {
 	metas map[string]*Meta
 
 	fetched atomic.Uint64
+	cache   ctxCache
 }
 
 var _ rafs.ChunkSource = (*Source)(nil)
@@ -62,12 +63,9 @@ func (s *Source) ReadChunk(ctx context.Context, blob *layout.BlobEntry, c *layou
 	if err != nil {
 		return nil, fmt.Errorf("targzref: open layer %s: %w", blob.ID(), err)
 	}
-	off, end, err := m.Span(c)
-	if err != nil {
-		return nil, err
-	}
-	s.fetched.Add(end - off)
-	return m.ReadChunk(layer, c)
+	data, fetched, err := s.cache.read(m, layer, c)
+	s.fetched.Add(fetched)
+	return data, err
 }
 
 func (s *Source) meta(blob *layout.BlobEntry) (*Meta, error) {
