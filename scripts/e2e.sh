@@ -144,7 +144,7 @@ done
 echo "nydusify images pass check; both layouts mount lazily and equal $src"
 
 step "zran: an OCI-ref image runs lazily under nydusd from its original gzip layer"
-zsrc="$(go env GOROOT 2>/dev/null || echo /usr/local/go)/src/cmd/compile/internal"
+zsrc="$(go env GOROOT 2>/dev/null || echo /usr/local/go)/src/cmd"
 tar --numeric-owner -C "$zsrc" -cf "$work/zran-layer.tar" . && gzip -6 -k "$work/zran-layer.tar"
 zdiff="sha256:$(sha256sum "$work/zran-layer.tar" | cut -d' ' -f1)"
 printf '{"architecture":"amd64","os":"linux","config":{},"rootfs":{"type":"layers","diff_ids":["%s"]}}' "$zdiff" >"$work/zran-config.json"
@@ -173,7 +173,9 @@ one="$(cd "$zsrc" && find . -type f -name '*.go' | sort | sed -n 100p)"
 cmp "$zsrc/$one" "$work/zfuse/$one" || fail "zran: $one differs"
 first="$(zread)"
 echo "reading $one fetched $first bytes (RAFS blob $zmeta bytes, gzip layer $zsize bytes)"
-[ "$first" -lt $((zmeta + zsize / 4)) ] || fail "zran: one small file fetched $first bytes"
+# A cold chunk read fetches its inflate context from the start: at most
+# 2 MiB + the chunk's compressed bytes + 64 KiB (asserted in storage's tests).
+[ "$first" -le $((zmeta + (3 << 20) + (64 << 10))) ] && [ "$first" -lt $((zsize / 4)) ] || fail "zran: one small file fetched $first bytes"
 diff -r --no-dereference "$zsrc" "$work/zfuse" || fail "zran image differs from its layer's tree"
 all="$(zread)"
 echo "reading every file fetched $all bytes"
