@@ -309,6 +309,12 @@ func (b *Blob) amplify(spans []*span) {
 // fetchSpan reads one span from the backend under a gate slot and finishes
 // its flights.
 func (b *Blob) fetchSpan(ctx context.Context, s *span, p Priority) {
+	if b.zran != nil {
+		defer b.lockContexts(s.chunks)()
+		if !b.pruneCached(s) {
+			return
+		}
+	}
 	if err := b.cfg.gate.Acquire(ctx, p); err != nil {
 		b.failSpan(s, err)
 		return
@@ -317,9 +323,13 @@ func (b *Blob) fetchSpan(ctx context.Context, s *span, p Priority) {
 	_ = b.readSpan(ctx, s) // errors reach the readers through the flights
 }
 
+// failSpan fails the flights s leads (a nil flight is a chunk s only
+// caches for another reader, whose own fetch reports for it).
 func (b *Blob) failSpan(s *span, err error) {
 	for i, c := range s.chunks {
-		b.flights.finish(c.Index, s.flights[i], nil, err)
+		if s.flights[i] != nil {
+			b.flights.finish(c.Index, s.flights[i], nil, err)
+		}
 	}
 }
 
@@ -357,14 +367,18 @@ func (b *Blob) readSpan(ctx context.Context, s *span) error {
 		raw, data, err := decode(i, c)
 		if err != nil {
 			m.corruptFetched.Add(1)
-			b.flights.finish(c.Index, s.flights[i], nil, err)
+			if s.flights[i] != nil {
+				b.flights.finish(c.Index, s.flights[i], nil, err)
+			}
 			if first == nil {
 				first = err
 			}
 			continue
 		}
 		b.store(c, raw, data)
-		b.flights.finish(c.Index, s.flights[i], data, nil)
+		if s.flights[i] != nil {
+			b.flights.finish(c.Index, s.flights[i], data, nil)
+		}
 	}
 	return first
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/gonydus/nydus/rafs/layout"
 	"github.com/gonydus/nydus/rafs/targzref"
+	"github.com/gonydus/nydus/rafs/zran"
 )
 
 // zranBlob is the read side of a zran blob (an unmodified gzip layer,
@@ -17,6 +18,7 @@ import (
 type zranBlob struct {
 	meta     *targzref.Meta
 	inflated atomic.Uint64
+	locks    zranLocks
 }
 
 // WithZranMeta gives the blob.meta (chunk infos and inflate contexts) of a
@@ -223,51 +225,65 @@ func (b *Blob) spanDecoder(s *span, buf []byte) func(i int, c *layout.ChunkInfo)
 	}
 }
 
-// zranSiblings adds to span s the uncached chunks of the same inflate
-// contexts as its chunks that the read covers anyway (they end within it:
-// inflating them costs nothing extra) and the ones that follow them to the
-// end of their context, as upstream nydusd reads whole contexts (bounded
-// by the context limits, rafs/zran.Limits: a sequential read then fetches
-// each context once instead of its start again for every amplify_io
-// window). It needs the chunk table and a cache.
+// zranContextSlack is how far a chunk's recorded compressed start may lie
+// outside its context's range (contexts carry up to 64 bytes past their
+// chunks' input; block starts are a few bytes before them).
+const zranContextSlack = 64
+
+// zranSiblings adds to span s every uncached chunk of the inflate contexts
+// of its chunks, as upstream nydusd reads whole contexts (bounded by the
+// context limits, rafs/zran.Limits): the context's start is then fetched
+// and inflated once, not again for each of its chunks. It needs the chunk
+// table and a cache.
 func (b *Blob) zranSiblings(s *span) {
 	if b.table == nil || b.cfg.cache == nil {
 		return
 	}
+	in := make(map[uint32]bool, len(s.chunks))
+	for _, c := range s.chunks {
+		in[c.Index] = true
+	}
+	done := map[*zran.Context]bool{}
 	for _, c := range append([]*layout.ChunkInfo(nil), s.chunks...) {
 		p, ok := b.table.pos[c.Index]
 		if !ok {
 			continue
 		}
 		ctx, _, err := b.zran.meta.Locate(c.Index)
-		if err != nil {
+		if err != nil || done[ctx] {
 			continue
 		}
-		add := func(d *layout.ChunkInfo, extend bool) bool {
+		done[ctx] = true
+		add := func(d *layout.ChunkInfo) {
+			if in[d.Index] {
+				return
+			}
 			dctx, _, err := b.zran.meta.Locate(d.Index)
 			if err != nil || dctx != ctx {
-				return false
+				return
 			}
 			off, end, err := b.extent(d)
-			if err != nil || off < s.off {
-				return false
+			if err != nil || off < s.off || b.cfg.cache.Ready(d) {
+				return
 			}
-			if end > s.end && !extend {
-				return false
-			}
-			if b.cfg.cache.Ready(d) {
-				return true
-			}
-			if f := b.flights.lead(d.Index); f != nil {
-				s.chunks = append(s.chunks, d)
-				s.flights = append(s.flights, f)
-				s.end = max(s.end, end)
-			}
-			return true
+			// A chunk another reader leads is decoded and cached here too
+			// (its flight, nil here, stays with that reader, which waits
+			// for this context's lock and then finds it cached): the
+			// context's start is fetched once.
+			in[d.Index] = true
+			s.chunks = append(s.chunks, d)
+			s.flights = append(s.flights, b.flights.lead(d.Index))
+			s.end = max(s.end, end)
 		}
-		for q := p - 1; q >= 0 && add(b.table.chunks[q], false); q-- {
+		// The table is in compressed-offset order, where the last chunks of
+		// one context and the first of the next interleave: walk the whole
+		// compressed range of the context, skipping other contexts' chunks.
+		lo, hi := ctx.In, ctx.In+uint64(ctx.InLen)+zranContextSlack
+		for q := p - 1; q >= 0 && b.table.chunks[q].CompressedOffset+zranContextSlack >= lo; q-- {
+			add(b.table.chunks[q])
 		}
-		for q := p + 1; q < len(b.table.chunks) && add(b.table.chunks[q], true); q++ {
+		for q := p + 1; q < len(b.table.chunks) && b.table.chunks[q].CompressedOffset < hi; q++ {
+			add(b.table.chunks[q])
 		}
 	}
 }
