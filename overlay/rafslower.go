@@ -76,27 +76,9 @@ func (l rafsLower) ReadDir(ctx context.Context) ([]DirEntry, error) {
 		if e.Name == "." || e.Name == ".." {
 			continue
 		}
-		out = append(out, DirEntry{Name: e.Name, Mode: rafsTypeMode(e.FileType), Ino: rafsInoBase | e.Nid})
+		out = append(out, DirEntry{Name: e.Name, Mode: layout.ModeOfFileType(e.FileType), Ino: rafsInoBase | e.Nid})
 	}
 	return out, nil
-}
-
-func rafsTypeMode(t uint8) uint32 {
-	switch t {
-	case layout.FileTypeDir:
-		return syscall.S_IFDIR
-	case layout.FileTypeChr:
-		return syscall.S_IFCHR
-	case layout.FileTypeBlk:
-		return syscall.S_IFBLK
-	case layout.FileTypeFifo:
-		return syscall.S_IFIFO
-	case layout.FileTypeSock:
-		return syscall.S_IFSOCK
-	case layout.FileTypeSymlink:
-		return syscall.S_IFLNK
-	}
-	return syscall.S_IFREG
 }
 
 func (l rafsLower) Readlink(ctx context.Context) (string, error) {

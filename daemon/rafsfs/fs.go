@@ -179,24 +179,6 @@ func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs
 	return n.NewInode(ctx, child, fs.StableAttr{Mode: ino.Mode & syscall.S_IFMT, Ino: n.fs.inoBase | nid}), 0
 }
 
-func fileTypeMode(t uint8) uint32 {
-	switch t {
-	case layout.FileTypeDir:
-		return syscall.S_IFDIR
-	case layout.FileTypeChr:
-		return syscall.S_IFCHR
-	case layout.FileTypeBlk:
-		return syscall.S_IFBLK
-	case layout.FileTypeFifo:
-		return syscall.S_IFIFO
-	case layout.FileTypeSock:
-		return syscall.S_IFSOCK
-	case layout.FileTypeSymlink:
-		return syscall.S_IFLNK
-	}
-	return syscall.S_IFREG
-}
-
 func (n *node) Readdir(ctx context.Context) (fs.DirStream, syscall.Errno) {
 	ents, err := n.fs.img.ReadDir(n.nid)
 	if err != nil {
@@ -204,7 +186,7 @@ func (n *node) Readdir(ctx context.Context) (fs.DirStream, syscall.Errno) {
 	}
 	list := make([]fuse.DirEntry, 0, len(ents))
 	for _, e := range ents {
-		list = append(list, fuse.DirEntry{Name: e.Name, Ino: n.fs.inoBase | e.Nid, Mode: fileTypeMode(e.FileType)})
+		list = append(list, fuse.DirEntry{Name: e.Name, Ino: n.fs.inoBase | e.Nid, Mode: layout.ModeOfFileType(e.FileType)})
 	}
 	return fs.NewListDirStream(list), 0
 }

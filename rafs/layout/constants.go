@@ -346,6 +346,26 @@ func FileTypeOfMode(mode uint32) uint8 {
 	return FileTypeUnknown
 }
 
+// ModeOfFileType returns the Unix mode type bits of a dirent file type
+// (regular file for an unknown type).
+func ModeOfFileType(t uint8) uint32 {
+	switch t {
+	case FileTypeDir:
+		return ModeDir
+	case FileTypeChr:
+		return ModeChr
+	case FileTypeBlk:
+		return ModeBlk
+	case FileTypeFifo:
+		return ModeFifo
+	case FileTypeSock:
+		return ModeSock
+	case FileTypeSymlink:
+		return ModeSymlink
+	}
+	return ModeReg
+}
+
 func popcount(v uint64) int {
 	n := 0
 	for ; v != 0; v &= v - 1 {
