@@ -7,7 +7,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sync/errgroup"
 )
@@ -119,81 +118,21 @@ func Convert(ctx context.Context, sourceRef, targetRef string, opts ...Option) (
 	if err != nil {
 		return nil, err
 	}
+	c.log.Info("bootstrap merged", "bytes", len(boot), "inodes", info.Inodes, "blobs", len(info.Blobs))
 	mt := dockerTypes
 	if src.oci() || c.oci {
 		mt = ociTypes
-	}
-	res := &Result{Ref: dstEP.ref.String(), Layout: c.layout, SourceBytes: srcBytes}
-	var layerDescs []ocispec.Descriptor
-	var diffIDs []digest.Digest
-	var backend *BackendFile
-	switch c.layout {
-	case LayoutNydus:
-		for _, b := range built {
-			d := blobDescriptor(b.digest, b.size)
-			if b.ref {
-				d.Annotations[AnnotationNydusRef] = b.source.String()
-			}
-			res.Blobs = append(res.Blobs, d)
-			layerDescs = append(layerDescs, d)
-			diffIDs = append(diffIDs, b.digest)
-		}
-	case LayoutDockerRunnable:
-		refd, err := referencedBlobs(built, info.Blobs)
-		if err != nil {
-			return nil, err
-		}
-		if err := c.pushStaged(ctx, dstEP, refd); err != nil {
-			return nil, err
-		}
-		for _, b := range refd {
-			res.Blobs = append(res.Blobs, blobDescriptor(b.digest, b.size))
-		}
-		repo := dstEP.repo()
-		backend = &BackendFile{Type: "registry", Config: RegistryBackend{Scheme: dstEP.blobScheme(ctx),
-			Host: repo.RegistryStr(), Repo: repo.RepositoryStr(), SkipVerify: dstEP.insecure}}
-	}
-	bl, err := packBootstrap(boot, backend)
-	if err != nil {
-		return nil, err
-	}
-	c.log.Info("bootstrap merged", "bytes", len(boot), "inodes", info.Inodes, "blobs", len(info.Blobs), "layer_bytes", len(bl.data))
-	var listed []ocispec.Descriptor
-	if c.layout == LayoutDockerRunnable {
-		listed = res.Blobs
-	}
-	if res.Bootstrap, err = bootstrapDescriptor(mt, bl, listed); err != nil {
-		return nil, err
-	}
-	layerDescs = append(layerDescs, res.Bootstrap)
-	diffIDs = append(diffIDs, bl.diffID)
-	if err := dstEP.pushBlob(bytesBlob(bl.data, mt.bootstrap)); err != nil {
-		return nil, err
-	}
-
-	cfg, err := rewriteConfig(src.rawConfig, diffIDs, c.layout == LayoutDockerRunnable)
-	if err != nil {
-		return nil, err
-	}
-	cfgBlob := bytesBlob(cfg, mt.config)
-	if err := dstEP.pushBlob(cfgBlob); err != nil {
-		return nil, err
 	}
 	var subject *ocispec.Descriptor
 	if c.referrer {
 		subject = &src.desc
 	}
-	man, err := buildManifest(mt, &src.manifest, ocispec.Descriptor{MediaType: mt.config, Digest: cfgBlob.digest, Size: cfgBlob.size}, layerDescs, subject)
+	res, err := c.publishTo(ctx, dstEP, built, boot, info, mt, manifestSpec{config: src.rawConfig, base: &src.manifest,
+		subject: subject, blobsPushed: true})
 	if err != nil {
 		return nil, err
 	}
-	if err := dstEP.putManifest("", rawManifest{data: man, mediaType: mt.manifest}); err != nil {
-		return nil, err
-	}
-	res.Manifest = ocispec.Descriptor{MediaType: mt.manifest, Digest: digest.FromBytes(man), Size: int64(len(man))}
-	if c.layout == LayoutDockerRunnable {
-		c.pushBlobsManifest(dstEP, res)
-	}
+	res.SourceBytes = srcBytes
 	res.Elapsed = time.Since(start)
 	c.log.Info("converted", "target", res.Ref, "manifest", res.Manifest.Digest, "layout", c.layout,
 		"blobs", len(res.Blobs), "elapsed", res.Elapsed.Round(time.Millisecond))

@@ -14,9 +14,8 @@ import (
 
 // This file exports the second half of Convert — merge, bootstrap layer,
 // config, manifest, push — for callers that convert layers themselves
-// (the BuildKit exporter converts a build's layer diffs). Convert itself
-// is unchanged; both share mergeLayers, packBootstrap,
-// bootstrapDescriptor, rewriteConfig, buildManifest and the push helpers.
+// (the BuildKit exporter converts a build's layer diffs). Convert ends in
+// the same publishTo.
 
 // ConvertedLayer is one layer already converted to a RAFS data blob: what
 // rafs/builder.Build wrote with an inline bootstrap and ToC (as Convert's
@@ -82,7 +81,7 @@ func Publish(ctx context.Context, targets []string, img *PublishImage, opts ...O
 	}
 	var out []*Result
 	for _, ep := range eps {
-		res, err := c.publishTo(ctx, ep, built, boot, info, mt, img)
+		res, err := c.publishTo(ctx, ep, built, boot, info, mt, manifestSpec{config: img.Config, base: &ocispec.Manifest{Annotations: img.Annotations}})
 		if err != nil {
 			return out, err
 		}
@@ -93,19 +92,36 @@ func Publish(ctx context.Context, targets []string, img *PublishImage, opts ...O
 	return out, nil
 }
 
-// publishTo pushes the merged image to one target.
-func (c *config) publishTo(ctx context.Context, dst *endpoint, built []*builtLayer, boot []byte, info *builder.BootstrapInfo, mt mediaTypes, img *PublishImage) (*Result, error) {
+// manifestSpec is what, besides the layers, makes the pushed image.
+type manifestSpec struct {
+	config  []byte              // the source image config, rewritten
+	base    *ocispec.Manifest   // annotations to keep
+	subject *ocispec.Descriptor // referrers subject, or nil
+	// blobsPushed: the LayoutNydus data blobs are already in the target
+	// (Convert pushes each as its layer finishes).
+	blobsPushed bool
+}
+
+// publishTo pushes the merged image to one target: data blobs (unless
+// pushed already), bootstrap layer, config, then the manifest, so a failed
+// push leaves no manifest behind.
+func (c *config) publishTo(ctx context.Context, dst *endpoint, built []*builtLayer, boot []byte, info *builder.BootstrapInfo, mt mediaTypes, spec manifestSpec) (*Result, error) {
 	res := &Result{Ref: dst.ref.String(), Layout: c.layout}
 	var layerDescs []ocispec.Descriptor
 	var diffIDs []digest.Digest
 	var backend *BackendFile
 	switch c.layout {
 	case LayoutNydus:
-		if err := c.pushStaged(ctx, dst, built); err != nil {
-			return nil, err
+		if !spec.blobsPushed {
+			if err := c.pushStaged(ctx, dst, built); err != nil {
+				return nil, err
+			}
 		}
 		for _, b := range built {
 			d := blobDescriptor(b.digest, b.size)
+			if b.ref {
+				d.Annotations[AnnotationNydusRef] = b.source.String()
+			}
 			res.Blobs = append(res.Blobs, d)
 			layerDescs = append(layerDescs, d)
 			diffIDs = append(diffIDs, b.digest)
@@ -141,7 +157,7 @@ func (c *config) publishTo(ctx context.Context, dst *endpoint, built []*builtLay
 	if err := dst.withContext(ctx).pushBlob(bytesBlob(bl.data, mt.bootstrap)); err != nil {
 		return nil, err
 	}
-	cfg, err := rewriteConfig(img.Config, diffIDs, c.layout == LayoutDockerRunnable)
+	cfg, err := rewriteConfig(spec.config, diffIDs, c.layout == LayoutDockerRunnable)
 	if err != nil {
 		return nil, err
 	}
@@ -149,8 +165,8 @@ func (c *config) publishTo(ctx context.Context, dst *endpoint, built []*builtLay
 	if err := dst.withContext(ctx).pushBlob(cfgBlob); err != nil {
 		return nil, err
 	}
-	man, err := buildManifest(mt, &ocispec.Manifest{Annotations: img.Annotations},
-		ocispec.Descriptor{MediaType: mt.config, Digest: cfgBlob.digest, Size: cfgBlob.size}, layerDescs, nil)
+	man, err := buildManifest(mt, spec.base,
+		ocispec.Descriptor{MediaType: mt.config, Digest: cfgBlob.digest, Size: cfgBlob.size}, layerDescs, spec.subject)
 	if err != nil {
 		return nil, err
 	}
