@@ -43,33 +43,16 @@ func (b *builtLayer) remove() { os.Remove(b.path) }
 // progress lines.
 func (c *config) buildLayer(ctx context.Context, index int, l v1.Layer, total *atomic.Int64) (_ *builtLayer, err error) {
 	start := time.Now()
-	h, err := l.Digest()
+	src, counted, rc, err := openSourceLayer(index, l, total)
 	if err != nil {
-		return nil, fmt.Errorf("layer %d: %w", index, err)
-	}
-	src, err := parseDigest(h.String())
-	if err != nil {
-		return nil, fmt.Errorf("layer %d: %w", index, err)
-	}
-	rc, err := l.Compressed()
-	if err != nil {
-		return nil, fmt.Errorf("layer %d (%s): fetch: %w", index, src, err)
+		return nil, err
 	}
 	defer rc.Close()
-	counted := &countingReader{r: rc, total: total}
-
-	f, err := os.CreateTemp(c.workDir, "nydus-blob-*")
+	f, done, err := c.stageFile(index, "nydus-blob-*")
 	if err != nil {
-		return nil, fmt.Errorf("layer %d: stage blob: %w", index, err)
+		return nil, err
 	}
-	defer func() {
-		if cerr := f.Close(); err == nil && cerr != nil {
-			err = fmt.Errorf("layer %d: stage blob: %w", index, cerr)
-		}
-		if err != nil {
-			os.Remove(f.Name())
-		}
-	}()
+	defer done(&err)
 	sum := sha256.New()
 	bw := bufio.NewWriterSize(io.MultiWriter(f, sum), 1<<20)
 

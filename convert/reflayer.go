@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"os"
 	"sync/atomic"
 	"time"
 
@@ -25,32 +24,16 @@ import (
 // id = its digest) and records the RAFS blob as its meta blob.
 func (c *config) buildRefLayer(ctx context.Context, index int, l v1.Layer, total *atomic.Int64) (_ *builtLayer, err error) {
 	start := time.Now()
-	h, err := l.Digest()
+	src, counted, rc, err := openSourceLayer(index, l, total)
 	if err != nil {
-		return nil, fmt.Errorf("layer %d: %w", index, err)
-	}
-	src, err := parseDigest(h.String())
-	if err != nil {
-		return nil, fmt.Errorf("layer %d: %w", index, err)
-	}
-	rc, err := l.Compressed()
-	if err != nil {
-		return nil, fmt.Errorf("layer %d (%s): fetch: %w", index, src, err)
+		return nil, err
 	}
 	defer rc.Close()
-	counted := &countingReader{r: rc, total: total}
-	f, err := os.CreateTemp(c.workDir, "nydus-ref-blob-*")
+	f, done, err := c.stageFile(index, "nydus-ref-blob-*")
 	if err != nil {
-		return nil, fmt.Errorf("layer %d: stage blob: %w", index, err)
+		return nil, err
 	}
-	defer func() {
-		if cerr := f.Close(); err == nil && cerr != nil {
-			err = fmt.Errorf("layer %d: stage blob: %w", index, cerr)
-		}
-		if err != nil {
-			os.Remove(f.Name())
-		}
-	}()
+	defer done(&err)
 	bw := bufio.NewWriterSize(f, 1<<20)
 	cfg := targzref.DefaultConfig()
 	cfg.ChunkSize = c.chunkSize
