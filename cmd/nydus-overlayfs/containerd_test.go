@@ -1,8 +1,6 @@
 package main
 
 import (
-	"encoding/base64"
-	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -24,27 +22,9 @@ func TestContainerdMountPackage(t *testing.T) {
 	if _, err := exec.LookPath("mount.fuse3"); err != nil {
 		t.Skip("mount.fuse3 is not installed (apt-get install fuse3)")
 	}
-	bin := t.TempDir()
-	for pkg, name := range map[string]string{".": "nydus-overlayfs", "../nydusd": "nydusd", "../nydus-image": "nydus-image"} {
-		if out, err := exec.Command("go", "build", "-o", filepath.Join(bin, name), pkg).CombinedOutput(); err != nil {
-			t.Fatalf("build %s: %v: %s", name, err, out)
-		}
-	}
-	t.Setenv("PATH", bin+":"+os.Getenv("PATH"))
-	root := t.TempDir()
-	src, snap, lower := filepath.Join(root, "src"), filepath.Join(root, "snap"), filepath.Join(root, "lower")
-	for _, d := range []string{src, snap, lower} {
-		must(t, os.MkdirAll(d, 0o755))
-	}
-	must(t, os.WriteFile(filepath.Join(src, "f"), []byte("image file"), 0o644))
-	must(t, os.WriteFile(filepath.Join(lower, "f"), []byte("image file"), 0o644))
-	boot, blobs := filepath.Join(snap, "image.boot"), filepath.Join(root, "blobs")
-	if out, err := exec.Command(filepath.Join(bin, "nydus-image"), "create", "--log-level", "warn", "--bootstrap", boot, "--blob-dir", blobs, src).CombinedOutput(); err != nil {
-		t.Fatalf("nydus-image: %v: %s", err, out)
-	}
-	cfg, _ := json.Marshal(map[string]any{"device": map[string]any{"backend": map[string]any{"type": "localfs", "config": map[string]any{"dir": blobs}},
-		"cache": map[string]any{"type": "blobcache", "config": map[string]any{"work_dir": filepath.Join(snap, "cache")}}}, "mode": "direct"})
-	extra, _ := json.Marshal(map[string]string{"source": boot, "config": string(cfg), "snapshotdir": snap, "fs_version": "v6"})
+	f := newImageFixture(t, map[string]string{"f": "image file"})
+	t.Setenv("PATH", f.bin+":"+os.Getenv("PATH"))
+	root, lower := f.root, f.lower
 
 	for _, mode := range []string{"kernel", "userspace"} {
 		t.Run(mode, func(t *testing.T) {
@@ -54,7 +34,7 @@ func TestContainerdMountPackage(t *testing.T) {
 			}
 			m := mount.Mount{Type: "fuse.nydus-overlayfs", Source: "overlay", Options: []string{
 				"lowerdir=" + lower, "upperdir=" + upper, "workdir=" + work,
-				"extraoption=" + base64.StdEncoding.EncodeToString(extra), "nydus.overlay=" + mode}}
+				"extraoption=" + f.extraOption(f.boot), "nydus.overlay=" + mode}}
 			if err := m.Mount(target); err != nil {
 				t.Fatalf("containerd mount: %v", err)
 			}

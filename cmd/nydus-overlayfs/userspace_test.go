@@ -1,8 +1,6 @@
 package main
 
 import (
-	"encoding/base64"
-	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -27,35 +25,15 @@ func TestUserspaceMode(t *testing.T) {
 	if err != nil {
 		t.Skip("mount.fuse3 is not installed (apt-get install fuse3)")
 	}
-	bin := t.TempDir()
-	for pkg, name := range map[string]string{".": "nydus-overlayfs", "../nydusd": "nydusd", "../nydus-image": "nydus-image"} {
-		if out, err := exec.Command("go", "build", "-o", filepath.Join(bin, name), pkg).CombinedOutput(); err != nil {
-			t.Fatalf("build %s: %v: %s", name, err, out)
-		}
-	}
-	root := t.TempDir()
-	src, snap, upper, work, target, lower := filepath.Join(root, "src"), filepath.Join(root, "snap"), filepath.Join(root, "upper"),
-		filepath.Join(root, "work"), filepath.Join(root, "target"), filepath.Join(root, "lower")
-	for _, d := range []string{src, snap, upper, work, target, lower} {
-		must(t, os.MkdirAll(d, 0o755))
-	}
-	must(t, os.WriteFile(filepath.Join(src, "keep"), []byte("kept"), 0o644))
-	must(t, os.WriteFile(filepath.Join(src, "gone"), []byte("to delete"), 0o644))
-	boot, blobs := filepath.Join(snap, "image.boot"), filepath.Join(root, "blobs")
-	if out, err := exec.Command(filepath.Join(bin, "nydus-image"), "create", "--log-level", "warn", "--bootstrap", boot, "--blob-dir", blobs, src).CombinedOutput(); err != nil {
-		t.Fatalf("nydus-image: %v: %s", err, out)
-	}
-	cfg, _ := json.Marshal(map[string]any{
-		"device": map[string]any{"backend": map[string]any{"type": "localfs", "config": map[string]any{"dir": blobs}},
-			"cache": map[string]any{"type": "blobcache", "config": map[string]any{"work_dir": filepath.Join(snap, "cache")}}},
-		"mode": "direct", "digest_validate": true, "enable_xattr": true})
-	extra, _ := json.Marshal(map[string]string{"source": boot, "config": string(cfg), "snapshotdir": snap, "fs_version": "v6"})
+	f := newImageFixture(t, map[string]string{"keep": "kept", "gone": "to delete"})
+	d := f.dirs(t, "upper", "work", "target")
+	bin, snap, lower, upper, work, target := f.bin, f.snap, f.lower, d[0], d[1], d[2]
 	mountIt := func(opts string) ([]byte, error) {
 		cmd := exec.Command(helper, "overlay", target, "-o", opts, "-t", "nydus-overlayfs")
 		cmd.Env = append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"))
 		return cmd.CombinedOutput()
 	}
-	opts := "lowerdir=" + lower + ",upperdir=" + upper + ",workdir=" + work + ",extraoption=" + base64.StdEncoding.EncodeToString(extra) + ",nydus.overlay=userspace"
+	opts := "lowerdir=" + lower + ",upperdir=" + upper + ",workdir=" + work + ",extraoption=" + f.extraOption(f.boot) + ",nydus.overlay=userspace"
 	if out, err := mountIt(opts); err != nil {
 		t.Fatalf("mount.fuse3: %v: %s", err, out)
 	}
@@ -96,8 +74,7 @@ func TestUserspaceMode(t *testing.T) {
 	if err == nil || !strings.Contains(string(out), "extraoption") {
 		t.Fatalf("userspace mode without extraoption: %v: %s", err, out)
 	}
-	extra, _ = json.Marshal(map[string]string{"source": filepath.Join(snap, "missing.boot"), "config": string(cfg), "snapshotdir": snap, "fs_version": "v6"})
-	out, err = mountIt("lowerdir=" + lower + ",upperdir=" + upper + ",workdir=" + work + ",extraoption=" + base64.StdEncoding.EncodeToString(extra) + ",nydus.overlay=userspace")
+	out, err = mountIt("lowerdir=" + lower + ",upperdir=" + upper + ",workdir=" + work + ",extraoption=" + f.extraOption(filepath.Join(snap, "missing.boot")) + ",nydus.overlay=userspace")
 	if err == nil || !strings.Contains(string(out), "nydusd exited before mounting") {
 		t.Fatalf("missing bootstrap: %v: %s", err, out)
 	}
