@@ -64,7 +64,7 @@ func TestTargzRef(t *testing.T) {
 func TestTargzRefInline(t *testing.T) {
 	src := "../../../shared/testdata/upstream-nydus/zran/zran-two-streams.tar.gz"
 	if _, err := os.Stat(src); err != nil {
-		t.Skip(err)
+		t.Skipf("upstream test vector missing (%v): ../shared/testdata must sit beside the repository", err)
 	}
 	out := t.TempDir()
 	blob := filepath.Join(out, "rafs.blob")

@@ -155,7 +155,7 @@ func TestUpstreamVectors(t *testing.T) {
 func TestZlibSampleIsNotATar(t *testing.T) {
 	gz, err := os.ReadFile(filepath.Join(vectors, "zlib_sample.txt.gz"))
 	if err != nil {
-		t.Skip(err)
+		t.Skipf("upstream test vector missing (%v): ../shared/testdata must sit beside the repository", err)
 	}
 	if _, err := Build(context.Background(), bytes.NewReader(gz), io.Discard, DefaultConfig()); err == nil {
 		t.Fatal("a gzip'd text file built as a tar layer")
@@ -326,7 +326,7 @@ func TestWrongLayer(t *testing.T) {
 func TestBadMeta(t *testing.T) {
 	gz, err := os.ReadFile(filepath.Join(vectors, "zran-two-streams.tar.gz"))
 	if err != nil {
-		t.Skip(err)
+		t.Skipf("upstream test vector missing (%v): ../shared/testdata must sit beside the repository", err)
 	}
 	b := build(t, gz, Config{ChunkSize: 0x1000, TOC: true})
 	e := *b.img.Blobs()[0]

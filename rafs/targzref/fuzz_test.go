@@ -15,7 +15,7 @@ import (
 func FuzzDecodeMeta(f *testing.F) {
 	gz, err := os.ReadFile(filepath.Join(vectors, "zran-two-streams.tar.gz"))
 	if err != nil {
-		f.Skip(err)
+		f.Skipf("upstream test vector missing (%v): ../shared/testdata must sit beside the repository", err)
 	}
 	b := build(f, gz, Config{ChunkSize: 0x1000})
 	m, err := ReadMeta(bytes.NewReader(b.meta), int64(len(b.meta)), b.img.Blobs()[0])
