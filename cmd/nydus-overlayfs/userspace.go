@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/gonydus/nydus/overlay/mountopt"
+	"github.com/moby/sys/mountinfo"
 	"golang.org/x/sys/unix"
 )
 
@@ -113,22 +114,8 @@ func findNydusd() (string, error) {
 
 // fuseMountedAt reports whether a FUSE filesystem is mounted at dir.
 func fuseMountedAt(dir string) bool {
-	data, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return false
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 10 || f[4] != dir {
-			continue
-		}
-		for i := 6; i+1 < len(f); i++ {
-			if f[i] == "-" && strings.HasPrefix(f[i+1], "fuse") {
-				return true
-			}
-		}
-	}
-	return false
+	ms, err := mountinfo.GetMounts(mountinfo.SingleEntryFilter(dir))
+	return err == nil && len(ms) > 0 && strings.HasPrefix(ms[len(ms)-1].FSType, "fuse")
 }
 
 func tail(path string) string {
