@@ -6,13 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
+	"github.com/gonydus/nydus/daemon/spawn"
 	"golang.org/x/sys/unix"
 )
 
@@ -148,57 +147,21 @@ func (d *Driver) startNydusd(dir string) error {
 	if err := os.WriteFile(cfgPath, cfg, 0o600); err != nil {
 		return fmt.Errorf("graphdriver: %w", err)
 	}
-	logf, err := os.OpenFile(filepath.Join(nd, logName), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		return fmt.Errorf("graphdriver: %w", err)
-	}
-	defer logf.Close()
 	sock, err := d.apiSocket(dir)
 	if err != nil {
 		return err
 	}
 	mp := filepath.Join(dir, "diff")
-	cmd := exec.Command(d.nydusd, "--config", cfgPath, "--bootstrap", filepath.Join(nd, bootstrapName),
-		"--mountpoint", mp, "--apisock", sock, "--log-level", "info")
-	cmd.Stdout, cmd.Stderr = logf, logf
-	// Its own session: a plugin restart leaves running containers' nydusd alone.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("graphdriver: start nydusd: %w", err)
+	pid, err := spawn.Start(spawn.Nydusd{Binary: d.nydusd, Mountpoint: mp, LogFile: filepath.Join(nd, logName), Timeout: d.mountTimeout,
+		Args: []string{"--config", cfgPath, "--bootstrap", filepath.Join(nd, bootstrapName), "--mountpoint", mp, "--apisock", sock, "--log-level", "info"}})
+	if err != nil {
+		return fmt.Errorf("graphdriver: layer %s: %w", filepath.Base(dir), err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	deadline := time.After(d.mountTimeout)
-	for {
-		if t, _ := mountedAt(mp); strings.HasPrefix(t, "fuse") {
-			break
-		}
-		select {
-		case err := <-exited:
-			return fmt.Errorf("graphdriver: nydusd for layer %s exited before mounting (%v): %s", filepath.Base(dir), err, logTail(filepath.Join(nd, logName)))
-		case <-deadline:
-			cmd.Process.Kill()
-			unmountIfMounted(mp)
-			return fmt.Errorf("graphdriver: nydusd for layer %s did not mount within %v: %s", filepath.Base(dir), d.mountTimeout, logTail(filepath.Join(nd, logName)))
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-	if err := os.WriteFile(filepath.Join(nd, pidName), []byte(strconv.Itoa(cmd.Process.Pid)), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(nd, pidName), []byte(strconv.Itoa(pid)), 0o600); err != nil {
 		return fmt.Errorf("graphdriver: %w", err)
 	}
-	d.log.Info("nydusd started", "layer", filepath.Base(dir), "pid", cmd.Process.Pid)
+	d.log.Info("nydusd started", "layer", filepath.Base(dir), "pid", pid)
 	return nil
-}
-
-// logTail returns the last lines of a log file, for error messages.
-func logTail(path string) string {
-	b, _ := os.ReadFile(path)
-	b = bytes.TrimSpace(b)
-	lines := bytes.Split(b, []byte("\n"))
-	if len(lines) > 5 {
-		lines = lines[len(lines)-5:]
-	}
-	return string(bytes.Join(lines, []byte(" | ")))
 }
 
 // stopNydusd stops the layer's nydusd and removes its mount.

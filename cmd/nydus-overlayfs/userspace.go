@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,11 +8,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
-	"time"
 
+	"github.com/gonydus/nydus/daemon/spawn"
 	"github.com/gonydus/nydus/overlay/mountopt"
-	"github.com/moby/sys/mountinfo"
 	"golang.org/x/sys/unix"
 )
 
@@ -63,31 +60,8 @@ func mountUserspace(m *mountopt.Mount) error {
 	if writable {
 		args = append(args, "--writable")
 	}
-	logPath := filepath.Join(dir, "nydusd.log")
-	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
+	if _, err := spawn.Start(spawn.Nydusd{Binary: nydusd, Args: args, Mountpoint: m.Target, LogFile: filepath.Join(dir, "nydusd.log")}); err != nil {
 		return fmt.Errorf("nydus-overlayfs: %w", err)
-	}
-	defer logf.Close()
-	cmd := exec.Command(nydusd, args...)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("nydus-overlayfs: start %s: %w", nydusd, err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	deadline := time.After(30 * time.Second)
-	for !fuseMountedAt(m.Target) {
-		select {
-		case err := <-exited:
-			return fmt.Errorf("nydus-overlayfs: nydusd exited before mounting (%v): %s", err, tail(logPath))
-		case <-deadline:
-			cmd.Process.Kill()
-			unix.Unmount(m.Target, unix.MNT_DETACH)
-			return fmt.Errorf("nydus-overlayfs: nydusd did not mount %s within 30s: %s", m.Target, tail(logPath))
-		case <-time.After(20 * time.Millisecond):
-		}
 	}
 	return nil
 }
@@ -110,19 +84,4 @@ func findNydusd() (string, error) {
 		return p, nil
 	}
 	return "", errors.New("nydus-overlayfs: nydusd not found beside the helper or on the default PATH")
-}
-
-// fuseMountedAt reports whether a FUSE filesystem is mounted at dir.
-func fuseMountedAt(dir string) bool {
-	ms, err := mountinfo.GetMounts(mountinfo.SingleEntryFilter(dir))
-	return err == nil && len(ms) > 0 && strings.HasPrefix(ms[len(ms)-1].FSType, "fuse")
-}
-
-func tail(path string) string {
-	b, _ := os.ReadFile(path)
-	lines := bytes.Split(bytes.TrimSpace(b), []byte("\n"))
-	if len(lines) > 5 {
-		lines = lines[len(lines)-5:]
-	}
-	return string(bytes.Join(lines, []byte(" | ")))
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gonydus/nydus/daemon/spawn"
 	"golang.org/x/sys/unix"
 )
 
@@ -38,7 +39,7 @@ func TestUserspaceMode(t *testing.T) {
 		t.Fatalf("mount.fuse3: %v: %s", err, out)
 	}
 	defer unix.Unmount(target, unix.MNT_DETACH)
-	if !fuseMountedAt(target) {
+	if !spawn.FUSEMountedAt(target) {
 		t.Fatal("no FUSE mount at the target")
 	}
 	if b, err := os.ReadFile(filepath.Join(target, "keep")); err != nil || string(b) != "kept" {
@@ -78,7 +79,7 @@ func TestUserspaceMode(t *testing.T) {
 	if err == nil || !strings.Contains(string(out), "nydusd exited before mounting") {
 		t.Fatalf("missing bootstrap: %v: %s", err, out)
 	}
-	if fuseMountedAt(target) {
+	if spawn.FUSEMountedAt(target) {
 		t.Fatal("something is mounted after the failures")
 	}
 }
