@@ -1,0 +1,355 @@
+package fuseuring
+
+import (
+	"bytes"
+	"unsafe"
+
+	"github.com/hanwen/go-fuse/v2/fuse"
+)
+
+// go-fuse answers these itself (see fuse.Server.WaitMount): a LOOKUP of
+// this name in the root and any request on this node id.
+const (
+	pollHackName  = ".go-fuse-epoll-hack"
+	pollHackInode = ^uint64(0)
+)
+
+// entry is one ring entry: its registered buffers and per-request state.
+type entry struct {
+	idx     int
+	hdr     *reqHeader
+	payload []byte
+	iov     [2]iovec
+	// scratch holds the decoded input struct (InHeader + op struct),
+	// 8-byte aligned.
+	scratch [32]uint64
+}
+
+// inStruct assembles *T (a go-fuse input type that starts with an
+// InHeader) from the in_out and op_in areas of the entry's header.
+func inStruct[T any](e *entry) *T {
+	var zero T
+	size := int(unsafe.Sizeof(zero))
+	if size > len(e.scratch)*8 {
+		panic("fuseuring: input struct too large")
+	}
+	buf := unsafe.Slice((*byte)(unsafe.Pointer(&e.scratch[0])), len(e.scratch)*8)
+	clear(buf[:size])
+	copy(buf[:inHeaderSize], e.hdr.InOut[:inHeaderSize])
+	if size > inHeaderSize {
+		copy(buf[inHeaderSize:size], e.hdr.OpIn[:min(size-inHeaderSize, uringOpInSize)])
+	}
+	return (*T)(unsafe.Pointer(&e.scratch[0]))
+}
+
+// outStruct zeroes the start of the payload and returns it as *T.
+func outStruct[T any](e *entry) (*T, uint32) {
+	var zero T
+	size := int(unsafe.Sizeof(zero))
+	clear(e.payload[:size])
+	return (*T)(unsafe.Pointer(&e.payload[0])), uint32(size)
+}
+
+// cstrings splits n NUL-terminated strings off the front of b, copying
+// them (the payload is reused for the reply). rest is what follows.
+func cstrings(b []byte, n int) (names []string, rest []byte, ok bool) {
+	names = make([]string, 0, n)
+	for range n {
+		i := bytes.IndexByte(b, 0)
+		if i < 0 {
+			return nil, nil, false
+		}
+		names = append(names, string(b[:i]))
+		b = b[i+1:]
+	}
+	return names, b, true
+}
+
+func cstring(b []byte) (string, bool) {
+	i := bytes.IndexByte(b, 0)
+	if i < 0 {
+		return "", false
+	}
+	return string(b[:i]), true
+}
+
+// serve decodes the request in e, calls fs and leaves the reply
+// arguments at the start of e.payload. It returns their length and the
+// status. Unknown opcodes get ENOSYS; a panic in fs becomes EIO.
+func serve(fs fuse.RawFileSystem, e *entry, in []byte, cancel <-chan struct{}) (n uint32, st fuse.Status) {
+	h := inStruct[fuse.InHeader](e)
+	hdr := *h
+	if hdr.NodeId == pollHackInode || hdr.NodeId == fuse.FUSE_ROOT_ID && hdr.Opcode == opLookup && bytes.Equal(bytes.TrimRight(in, "\x00"), []byte(pollHackName)) {
+		return pollHack(e, hdr.Opcode)
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			n, st = 0, fuse.EIO
+		}
+	}()
+	switch hdr.Opcode {
+	case opLookup:
+		name, ok := cstring(in)
+		if !ok {
+			return 0, fuse.EINVAL
+		}
+		out, sz := outStruct[fuse.EntryOut](e)
+		return sz, fs.Lookup(cancel, &hdr, name, out)
+	case opGetattr:
+		out, sz := outStruct[fuse.AttrOut](e)
+		return sz, fs.GetAttr(cancel, inStruct[fuse.GetAttrIn](e), out)
+	case opSetattr:
+		out, sz := outStruct[fuse.AttrOut](e)
+		return sz, fs.SetAttr(cancel, inStruct[fuse.SetAttrIn](e), out)
+	case opReadlink:
+		b, st := fs.Readlink(cancel, &hdr)
+		if !st.Ok() {
+			return 0, st
+		}
+		if len(b) > len(e.payload) {
+			return 0, fuse.Status(34) // ERANGE
+		}
+		return uint32(copy(e.payload, b)), fuse.OK
+	case opSymlink:
+		names, _, ok := cstrings(in, 2)
+		if !ok {
+			return 0, fuse.EINVAL
+		}
+		out, sz := outStruct[fuse.EntryOut](e)
+		return sz, fs.Symlink(cancel, &hdr, names[1], names[0], out)
+	case opMknod:
+		name, ok := cstring(in)
+		if !ok {
+			return 0, fuse.EINVAL
+		}
+		out, sz := outStruct[fuse.EntryOut](e)
+		return sz, fs.Mknod(cancel, inStruct[fuse.MknodIn](e), name, out)
+	case opMkdir:
+		name, ok := cstring(in)
+		if !ok {
+			return 0, fuse.EINVAL
+		}
+		out, sz := outStruct[fuse.EntryOut](e)
+		return sz, fs.Mkdir(cancel, inStruct[fuse.MkdirIn](e), name, out)
+	case opUnlink, opRmdir:
+		name, ok := cstring(in)
+		if !ok {
+			return 0, fuse.EINVAL
+		}
+		if hdr.Opcode == opUnlink {
+			return 0, fs.Unlink(cancel, &hdr, name)
+		}
+		return 0, fs.Rmdir(cancel, &hdr, name)
+	case opRename, opRename2:
+		names, _, ok := cstrings(in, 2)
+		if !ok {
+			return 0, fuse.EINVAL
+		}
+		return 0, fs.Rename(cancel, inStruct[fuse.RenameIn](e), names[0], names[1])
+	case opLink:
+		name, ok := cstring(in)
+		if !ok {
+			return 0, fuse.EINVAL
+		}
+		out, sz := outStruct[fuse.EntryOut](e)
+		return sz, fs.Link(cancel, inStruct[fuse.LinkIn](e), name, out)
+	case opOpen, opOpendir:
+		out, sz := outStruct[fuse.OpenOut](e)
+		if hdr.Opcode == opOpen {
+			return sz, fs.Open(cancel, inStruct[fuse.OpenIn](e), out)
+		}
+		return sz, fs.OpenDir(cancel, inStruct[fuse.OpenIn](e), out)
+	case opRead:
+		rin := inStruct[fuse.ReadIn](e)
+		size := min(int(rin.Size), len(e.payload))
+		buf := e.payload[:size]
+		res, st := fs.Read(cancel, rin, buf)
+		if res != nil {
+			defer res.Done()
+		}
+		if !st.Ok() {
+			return 0, st
+		}
+		if res == nil {
+			return 0, fuse.OK
+		}
+		data, st := res.Bytes(buf)
+		if !st.Ok() {
+			return 0, st
+		}
+		if len(data) > size {
+			data = data[:size]
+		}
+		if len(data) > 0 && unsafe.SliceData(data) != unsafe.SliceData(buf) {
+			copy(buf, data)
+		}
+		return uint32(len(data)), fuse.OK
+	case opWrite:
+		win := inStruct[fuse.WriteIn](e)
+		data := in
+		if int(win.Size) < len(data) {
+			data = data[:win.Size]
+		}
+		written, st := fs.Writev(cancel, win, [][]byte{data})
+		if st == fuse.ENOSYS {
+			written, st = fs.Write(cancel, win, data)
+		}
+		if !st.Ok() {
+			return 0, st
+		}
+		out, sz := outStruct[fuse.WriteOut](e)
+		out.Size = written
+		return sz, fuse.OK
+	case opStatfs:
+		out, sz := outStruct[fuse.StatfsOut](e)
+		return sz, fs.StatFs(cancel, &hdr, out)
+	case opRelease:
+		fs.Release(cancel, inStruct[fuse.ReleaseIn](e))
+		return 0, fuse.OK
+	case opReleasedir:
+		fs.ReleaseDir(inStruct[fuse.ReleaseIn](e))
+		return 0, fuse.OK
+	case opFsync:
+		return 0, fs.Fsync(cancel, inStruct[fuse.FsyncIn](e))
+	case opFsyncdir:
+		return 0, fs.FsyncDir(cancel, inStruct[fuse.FsyncIn](e))
+	case opSetxattr:
+		name, ok := cstring(in)
+		if !ok {
+			return 0, fuse.EINVAL
+		}
+		sin := inStruct[fuse.SetXAttrIn](e)
+		value := in[len(name)+1:]
+		if int(sin.Size) < len(value) {
+			value = value[:sin.Size]
+		}
+		return 0, fs.SetXAttr(cancel, sin, name, value)
+	case opGetxattr, opListxattr:
+		gin := inStruct[fuse.GetXAttrIn](e)
+		var name string
+		if hdr.Opcode == opGetxattr {
+			var ok bool
+			if name, ok = cstring(in); !ok {
+				return 0, fuse.EINVAL
+			}
+		}
+		dest := e.payload[:min(int(gin.Size), len(e.payload))]
+		var sz uint32
+		if hdr.Opcode == opGetxattr {
+			sz, st = fs.GetXAttr(cancel, &hdr, name, dest)
+		} else {
+			sz, st = fs.ListXAttr(cancel, &hdr, dest)
+		}
+		if gin.Size == 0 {
+			if st == fuse.ERANGE {
+				st = fuse.OK
+			}
+			if !st.Ok() {
+				return 0, st
+			}
+			out, n := outStruct[fuse.GetXAttrOut](e)
+			out.Size = sz
+			return n, fuse.OK
+		}
+		if !st.Ok() {
+			return 0, st
+		}
+		if int(sz) > len(dest) {
+			return 0, fuse.ERANGE
+		}
+		return sz, fuse.OK
+	case opRemovexattr:
+		name, ok := cstring(in)
+		if !ok {
+			return 0, fuse.EINVAL
+		}
+		return 0, fs.RemoveXAttr(cancel, &hdr, name)
+	case opFlush:
+		return 0, fs.Flush(cancel, inStruct[fuse.FlushIn](e))
+	case opReaddir, opReaddirplus:
+		rin := inStruct[fuse.ReadIn](e)
+		list := fuse.NewDirEntryList(e.payload[:min(int(rin.Size), len(e.payload))], rin.Offset)
+		if hdr.Opcode == opReaddir {
+			st = fs.ReadDir(cancel, rin, list)
+		} else {
+			st = fs.ReadDirPlus(cancel, rin, list)
+		}
+		if !st.Ok() {
+			return 0, st
+		}
+		return uint32(len(list.Bytes())), fuse.OK
+	case opGetlk:
+		out, sz := outStruct[fuse.LkOut](e)
+		return sz, fs.GetLk(cancel, inStruct[fuse.LkIn](e), out)
+	case opSetlk:
+		return 0, fs.SetLk(cancel, inStruct[fuse.LkIn](e))
+	case opSetlkw:
+		return 0, fs.SetLkw(cancel, inStruct[fuse.LkIn](e))
+	case opAccess:
+		return 0, fs.Access(cancel, inStruct[fuse.AccessIn](e))
+	case opCreate, opTmpfile:
+		cin := inStruct[fuse.CreateIn](e)
+		if hdr.Opcode == opTmpfile {
+			out, sz := outStruct[fuse.CreateOut](e)
+			return sz, fs.Tmpfile(cancel, cin, out)
+		}
+		name, ok := cstring(in)
+		if !ok {
+			return 0, fuse.EINVAL
+		}
+		out, sz := outStruct[fuse.CreateOut](e)
+		return sz, fs.Create(cancel, cin, name, out)
+	case opFallocate:
+		return 0, fs.Fallocate(cancel, inStruct[fuse.FallocateIn](e))
+	case opLseek:
+		out, sz := outStruct[fuse.LseekOut](e)
+		return sz, fs.Lseek(cancel, inStruct[fuse.LseekIn](e), out)
+	case opCopyFileRange:
+		written, st := fs.CopyFileRange(cancel, inStruct[fuse.CopyFileRangeIn](e))
+		if !st.Ok() {
+			return 0, st
+		}
+		out, sz := outStruct[fuse.WriteOut](e)
+		out.Size = written
+		return sz, fuse.OK
+	case opStatx:
+		out, sz := outStruct[fuse.StatxOut](e)
+		return sz, fs.Statx(cancel, inStruct[fuse.StatxIn](e), out)
+	case opDestroy:
+		return 0, fuse.OK
+	default:
+		// IOCTL, POLL, BMAP, NOTIFY_REPLY, SYNCFS, mappings and anything
+		// newer. (INIT, FORGET, BATCH_FORGET and INTERRUPT never come
+		// through a ring: the kernel keeps them on /dev/fuse.)
+		return 0, fuse.ENOSYS
+	}
+}
+
+// pollHack answers like go-fuse does for its ".go-fuse-epoll-hack" file,
+// which fuse.Server.WaitMount opens and polls.
+func pollHack(e *entry, opcode uint32) (uint32, fuse.Status) {
+	attr := fuse.Attr{Ino: pollHackInode, Mode: fuse.S_IFREG | 0o644, Nlink: 1}
+	switch opcode {
+	case opLookup:
+		out, sz := outStruct[fuse.EntryOut](e)
+		out.NodeId = pollHackInode
+		out.Attr = attr
+		return sz, fuse.OK
+	case opOpen:
+		out, sz := outStruct[fuse.OpenOut](e)
+		out.Fh = pollHackInode
+		return sz, fuse.OK
+	case opGetattr, opSetattr:
+		out, sz := outStruct[fuse.AttrOut](e)
+		out.Attr = attr
+		return sz, fuse.OK
+	case opGetxattr:
+		return 0, fuse.ENODATA
+	case opPoll:
+		return 0, fuse.ENOSYS
+	case opAccess, opFlush, opRelease:
+		return 0, fuse.OK
+	default:
+		return 0, fuse.ERANGE
+	}
+}

@@ -1,0 +1,580 @@
+package fuseuring
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+	"golang.org/x/sys/unix"
+)
+
+// needURing makes sure FUSE over io_uring can be used, turning the fuse
+// module's enable_uring on for the test and back to its old value after,
+// or skips saying why.
+func needURing(tb testing.TB) {
+	tb.Helper()
+	if os.Geteuid() != 0 {
+		tb.Skip("skipped: needs root to mount FUSE and set fuse.enable_uring")
+	}
+	if _, err := os.Stat("/dev/fuse"); err != nil {
+		tb.Skipf("skipped: no /dev/fuse: %v", err)
+	}
+	old, err := os.ReadFile(enableURingParam)
+	if err != nil {
+		tb.Skipf("skipped: kernel has no FUSE io_uring (CONFIG_FUSE_IO_URING): %v", err)
+	}
+	if strings.TrimSpace(string(old)) != "Y" {
+		if err := os.WriteFile(enableURingParam, []byte("Y"), 0o644); err != nil {
+			tb.Skipf("skipped: cannot set %s to Y: %v", enableURingParam, err)
+		}
+		tb.Cleanup(func() {
+			if err := os.WriteFile(enableURingParam, old, 0o644); err != nil {
+				tb.Errorf("restore %s: %v", enableURingParam, err)
+			}
+		})
+	}
+	if err := Available(); err != nil {
+		tb.Skipf("skipped: %v", err)
+	}
+}
+
+type mounted struct {
+	dir string
+	srv *fuse.Server
+	tr  *Transport // nil without the ring
+}
+
+// mount serves root at a new directory, with the io_uring transport when
+// ring is set.
+func mount(tb testing.TB, root fs.InodeEmbedder, ring bool, topts ...Option) *mounted {
+	tb.Helper()
+	return mountWith(tb, root, ring, nil, topts...)
+}
+
+func mountWith(tb testing.TB, root fs.InodeEmbedder, ring bool, tweak func(*fs.Options), topts ...Option) *mounted {
+	tb.Helper()
+	dir := tb.TempDir()
+	zero := time.Duration(0)
+	opts := &fs.Options{EntryTimeout: &zero, AttrTimeout: &zero, NegativeTimeout: &zero}
+	opts.MountOptions = fuse.MountOptions{FsName: "fuseuring-test", Name: "fuseuringtest"}
+	if ring {
+		opts.MountOptions.ExtraCapabilities = fuse.CAP_OVER_IO_URING
+	}
+	if tweak != nil {
+		tweak(opts)
+	}
+	raw := fs.NewNodeFS(root, opts)
+	srv, err := fuse.NewServer(raw, dir, &opts.MountOptions)
+	if err != nil {
+		tb.Fatalf("mount: %v", err)
+	}
+	m := &mounted{dir: dir, srv: srv}
+	if ring {
+		m.tr, err = Start(srv, raw, topts...)
+		if err != nil {
+			// The kernel now waits for rings that never come unless
+			// registration failed; unmount to be safe.
+			go srv.Serve()
+			srv.Unmount()
+			tb.Fatalf("Start: %v", err)
+		}
+	}
+	go srv.Serve()
+	if err := srv.WaitMount(); err != nil {
+		tb.Fatalf("WaitMount: %v", err)
+	}
+	tb.Cleanup(func() { m.unmount(tb) })
+	return m
+}
+
+func (m *mounted) unmount(tb testing.TB) {
+	if m.srv == nil {
+		return
+	}
+	if err := m.srv.Unmount(); err != nil {
+		tb.Errorf("unmount: %v", err)
+	}
+	waitOrFail(tb, "go-fuse Serve to end", func() { m.srv.Wait() })
+	if m.tr != nil {
+		select {
+		case <-m.tr.Done():
+		case <-time.After(10 * time.Second):
+			tb.Errorf("queues still running 10s after unmount")
+		}
+		if err := m.tr.Close(); err != nil {
+			tb.Errorf("Close: %v", err)
+		}
+	}
+	m.srv = nil
+}
+
+func waitOrFail(tb testing.TB, what string, f func()) {
+	done := make(chan struct{})
+	go func() { f(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		tb.Errorf("timed out waiting for %s", what)
+	}
+}
+
+// xattrFile is an in-memory file with extended attributes.
+type xattrFile struct {
+	fs.MemRegularFile
+	mu    sync.Mutex
+	attrs map[string][]byte
+}
+
+var _ = (fs.NodeGetxattrer)((*xattrFile)(nil))
+var _ = (fs.NodeListxattrer)((*xattrFile)(nil))
+var _ = (fs.NodeSetxattrer)((*xattrFile)(nil))
+
+func (f *xattrFile) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	v, ok := f.attrs[attr]
+	if !ok {
+		return 0, syscall.ENODATA
+	}
+	if len(dest) < len(v) {
+		return uint32(len(v)), syscall.ERANGE
+	}
+	return uint32(copy(dest, v)), 0
+}
+
+func (f *xattrFile) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var b []byte
+	for k := range f.attrs {
+		b = append(append(b, k...), 0)
+	}
+	if len(dest) < len(b) {
+		return uint32(len(b)), syscall.ERANGE
+	}
+	return uint32(copy(dest, b)), 0
+}
+
+func (f *xattrFile) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.attrs[attr] = bytes.Clone(data)
+	return 0
+}
+
+var bigData = func() []byte {
+	b := make([]byte, 300*1024+123)
+	for i := range b {
+		b[i] = byte(i*7 + i>>10)
+	}
+	return b
+}()
+
+// testTree is: d/ (dir) with d/f ("hello"), big (300 KiB), l -> d/f, x (xattrs).
+type testTree struct{ fs.Inode }
+
+func (r *testTree) OnAdd(ctx context.Context) {
+	d := r.NewPersistentInode(ctx, &fs.Inode{}, fs.StableAttr{Mode: syscall.S_IFDIR})
+	r.AddChild("d", d, false)
+	d.AddChild("f", r.NewPersistentInode(ctx, &fs.MemRegularFile{Data: []byte("hello"), Attr: fuse.Attr{Mode: 0o644}}, fs.StableAttr{}), false)
+	r.AddChild("big", r.NewPersistentInode(ctx, &fs.MemRegularFile{Data: bigData, Attr: fuse.Attr{Mode: 0o444}}, fs.StableAttr{}), false)
+	r.AddChild("l", r.NewPersistentInode(ctx, &fs.MemSymlink{Data: []byte("d/f")}, fs.StableAttr{Mode: syscall.S_IFLNK}), false)
+	x := &xattrFile{attrs: map[string][]byte{"user.a": []byte("alpha"), "user.b": []byte("beta")}}
+	x.Data = []byte("x")
+	r.AddChild("x", r.NewPersistentInode(ctx, x, fs.StableAttr{}), false)
+}
+
+func TestReadOnlyTreeThroughRing(t *testing.T) {
+	needURing(t)
+	m := mount(t, &testTree{}, true)
+	before := m.tr.Stats()
+
+	st, err := os.Lstat(filepath.Join(m.dir, "d", "f"))
+	if err != nil || st.Size() != 5 || st.Mode().Perm() != 0o644 {
+		t.Fatalf("lstat d/f: %v %v", st, err)
+	}
+	if _, err := os.Lstat(filepath.Join(m.dir, "nope")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("lstat nope: %v", err)
+	}
+	ents, err := os.ReadDir(m.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	if got := strings.Join(names, ","); got != "big,d,l,x" {
+		t.Fatalf("readdir: %s", got)
+	}
+	b, err := os.ReadFile(filepath.Join(m.dir, "d", "f"))
+	if err != nil || string(b) != "hello" {
+		t.Fatalf("read d/f: %q %v", b, err)
+	}
+	b, err = os.ReadFile(filepath.Join(m.dir, "big"))
+	if err != nil || !bytes.Equal(b, bigData) {
+		t.Fatalf("read big: %d bytes, %v", len(b), err)
+	}
+	target, err := os.Readlink(filepath.Join(m.dir, "l"))
+	if err != nil || target != "d/f" {
+		t.Fatalf("readlink: %q %v", target, err)
+	}
+	b, err = os.ReadFile(filepath.Join(m.dir, "l"))
+	if err != nil || string(b) != "hello" {
+		t.Fatalf("read via symlink: %q %v", b, err)
+	}
+	buf := make([]byte, 64)
+	n, err := unix.Getxattr(filepath.Join(m.dir, "x"), "user.a", buf)
+	if err != nil || string(buf[:n]) != "alpha" {
+		t.Fatalf("getxattr: %q %v", buf[:n], err)
+	}
+	if n, err := unix.Getxattr(filepath.Join(m.dir, "x"), "user.b", nil); err != nil || n != 4 {
+		t.Fatalf("getxattr size: %d %v", n, err)
+	}
+	if _, err := unix.Getxattr(filepath.Join(m.dir, "x"), "user.none", buf); err != unix.ENODATA {
+		t.Fatalf("getxattr missing: %v", err)
+	}
+	n, err = unix.Listxattr(filepath.Join(m.dir, "x"), buf)
+	if err != nil || !strings.Contains(string(buf[:n]), "user.a\x00") || !strings.Contains(string(buf[:n]), "user.b\x00") {
+		t.Fatalf("listxattr: %q %v", buf[:n], err)
+	}
+	var sfs unix.Statfs_t
+	if err := unix.Statfs(m.dir, &sfs); err != nil {
+		t.Fatalf("statfs: %v", err)
+	}
+
+	after := m.tr.Stats()
+	ops := map[string]uint64{}
+	for _, q := range after.Queues {
+		for k, v := range q.Ops {
+			ops[k] += v
+		}
+	}
+	for _, q := range before.Queues {
+		for k, v := range q.Ops {
+			ops[k] -= v
+		}
+	}
+	t.Logf("served by the ring: %d requests, per op %v", after.Requests-before.Requests, ops)
+	for _, op := range []string{"LOOKUP", "GETATTR", "READDIRPLUS", "OPEN", "READ", "READLINK", "GETXATTR", "LISTXATTR", "RELEASE", "STATFS"} {
+		if ops[op] == 0 && !(op == "READDIRPLUS" && ops["READDIR"] > 0) && !(op == "GETATTR") {
+			t.Errorf("no %s served by the ring", op)
+		}
+	}
+	for _, q := range after.Queues {
+		t.Logf("queue %d: %d requests, %d errors", q.QID, q.Requests, q.Errors)
+	}
+}
+
+// TestOnEveryCPU checks that requests issued from each CPU are served by
+// that CPU's queue.
+func TestOnEveryCPU(t *testing.T) {
+	needURing(t)
+	m := mount(t, &testTree{}, true)
+	n, _ := possibleCPUs()
+	for cpu := range n {
+		before := m.tr.Stats().Queues[cpu].Requests
+		done := make(chan error)
+		go func() {
+			runtime.LockOSThread()
+			var set unix.CPUSet
+			set.Set(cpu)
+			if err := unix.SchedSetaffinity(0, &set); err != nil {
+				done <- err
+				return
+			}
+			for i := range 50 {
+				os.Lstat(filepath.Join(m.dir, fmt.Sprintf("none%d", i)))
+			}
+			done <- nil
+		}()
+		if err := <-done; err != nil {
+			t.Logf("cpu %d: %v", cpu, err)
+			continue
+		}
+		if got := m.tr.Stats().Queues[cpu].Requests - before; got < 50 {
+			t.Errorf("cpu %d: queue %d served %d of 50 lookups", cpu, cpu, got)
+		}
+	}
+}
+
+// TestLoopbackWritableThroughRing runs file system changes through a
+// loopback mount, once with FUSE passthrough off (so READ and WRITE come
+// through the ring) and once with go-fuse's default passthrough (OPEN
+// replies carrying a backing id go through the ring; data bypasses it).
+func TestLoopbackWritableThroughRing(t *testing.T) {
+	needURing(t)
+	t.Run("no-passthrough", func(t *testing.T) { testLoopback(t, false) })
+	t.Run("passthrough", func(t *testing.T) { testLoopback(t, true) })
+}
+
+func testLoopback(t *testing.T, passthrough bool) {
+	back := t.TempDir()
+	root, err := fs.NewLoopbackRoot(back)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := mountWith(t, root, true, func(o *fs.Options) {
+		if !passthrough {
+			o.MountOptions.DisabledCapabilities |= fuse.CAP_PASSTHROUGH
+		}
+	})
+	before := m.tr.Stats().Requests
+	p := func(s string) string { return filepath.Join(m.dir, s) }
+	bp := func(s string) string { return filepath.Join(back, s) }
+
+	if err := os.Mkdir(p("sub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(p("sub/a"), os.O_CREATE|os.O_RDWR|os.O_EXCL, 0o640)
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload := bytes.Repeat([]byte("0123456789abcdef"), 20000) // 320 KB: several WRITEs
+	if _, err := f.Write(payload); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(bp("sub/a")); err != nil || !bytes.Equal(b, payload) {
+		t.Fatalf("backing file: %d bytes %v", len(b), err)
+	}
+	if err := os.Rename(p("sub/a"), p("sub/b")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(bp("sub/b")); err != nil {
+		t.Fatalf("rename not in backing dir: %v", err)
+	}
+	if err := os.Truncate(p("sub/b"), 1000); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := os.Stat(bp("sub/b")); err != nil || st.Size() != 1000 {
+		t.Fatalf("truncate: %v %v", st, err)
+	}
+	if err := unix.Setxattr(p("sub/b"), "user.k", []byte("v1"), 0); err != nil {
+		t.Fatalf("setxattr: %v", err)
+	}
+	buf := make([]byte, 16)
+	if n, err := unix.Getxattr(bp("sub/b"), "user.k", buf); err != nil || string(buf[:n]) != "v1" {
+		t.Fatalf("xattr in backing file: %q %v", buf[:n], err)
+	}
+	if err := unix.Removexattr(p("sub/b"), "user.k"); err != nil {
+		t.Fatalf("removexattr: %v", err)
+	}
+	if err := os.Symlink("b", p("sub/s")); err != nil {
+		t.Fatal(err)
+	}
+	if tgt, err := os.Readlink(bp("sub/s")); err != nil || tgt != "b" {
+		t.Fatalf("symlink: %q %v", tgt, err)
+	}
+	if err := os.Link(p("sub/b"), p("sub/h")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(p("sub/b"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := os.Stat(bp("sub/b")); st.Mode().Perm() != 0o600 {
+		t.Fatalf("chmod: %v", st.Mode())
+	}
+	// Append and read back through the mount.
+	f, err = os.OpenFile(p("sub/b"), os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString("tail")
+	f.Close()
+	b, err := os.ReadFile(p("sub/h"))
+	if err != nil || len(b) != 1004 || string(b[1000:]) != "tail" {
+		t.Fatalf("read back: %d %v", len(b), err)
+	}
+	for _, s := range []string{"sub/b", "sub/h", "sub/s"} {
+		if err := os.Remove(p(s)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Remove(p("sub")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(bp("sub")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("rmdir not in backing dir: %v", err)
+	}
+	st := m.tr.Stats()
+	ops := map[string]uint64{}
+	for _, q := range st.Queues {
+		for k, v := range q.Ops {
+			ops[k] += v
+		}
+	}
+	t.Logf("served by the ring: %d requests, per op %v", st.Requests-before, ops)
+	want := []string{"MKDIR", "CREATE", "RENAME", "SETATTR", "SETXATTR", "REMOVEXATTR", "SYMLINK", "LINK", "UNLINK", "RMDIR", "FSYNC", "FLUSH"}
+	if !passthrough {
+		want = append(want, "WRITE", "READ")
+	}
+	for _, op := range want {
+		if ops[op] == 0 && !(op == "RENAME" && ops["RENAME2"] > 0) {
+			t.Errorf("no %s served by the ring", op)
+		}
+	}
+}
+
+func goroutinesSettle(tb testing.TB, base int) {
+	tb.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		n := runtime.NumGoroutine()
+		if n <= base {
+			return
+		}
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<20)
+			buf = buf[:runtime.Stack(buf, true)]
+			tb.Fatalf("goroutines: %d, want <= %d\n%s", n, base, buf)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestUnmountIdle(t *testing.T) {
+	needURing(t)
+	base := runtime.NumGoroutine()
+	m := mount(t, &testTree{}, true)
+	if _, err := os.ReadFile(filepath.Join(m.dir, "d", "f")); err != nil {
+		t.Fatal(err)
+	}
+	m.unmount(t)
+	goroutinesSettle(t, base)
+}
+
+// TestUnmountWhileReading detaches the mount while a reader is busy in it,
+// then aborts the connection: the reader gets an error, nothing hangs.
+func TestUnmountWhileReading(t *testing.T) {
+	needURing(t)
+	base := runtime.NumGoroutine()
+	m := mount(t, &testTree{}, true)
+	var st unix.Stat_t
+	if err := unix.Stat(m.dir, &st); err != nil {
+		t.Fatal(err)
+	}
+	conn := unix.Minor(st.Dev)
+
+	stop := make(chan struct{})
+	readerDone := make(chan error)
+	go func() {
+		f, err := os.Open(filepath.Join(m.dir, "big"))
+		if err != nil {
+			readerDone <- err
+			return
+		}
+		defer f.Close()
+		buf := make([]byte, 4096)
+		for i := int64(0); ; i++ {
+			select {
+			case <-stop:
+				readerDone <- nil
+				return
+			default:
+			}
+			if _, err := f.ReadAt(buf, (i*4096)%int64(len(bigData)-4096)); err != nil {
+				readerDone <- err
+				return
+			}
+			unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED)
+		}
+	}()
+	time.Sleep(100 * time.Millisecond)
+	// Lazy unmount: the open file keeps the connection alive.
+	if err := unix.Unmount(m.dir, unix.MNT_DETACH); err != nil {
+		t.Fatalf("umount -l: %v", err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	select {
+	case err := <-readerDone:
+		t.Fatalf("reader ended early: %v", err)
+	default:
+	}
+	// Abort the connection under the reader.
+	abort := fmt.Sprintf("/sys/fs/fuse/connections/%d/abort", conn)
+	if err := os.WriteFile(abort, []byte("1"), 0o200); err != nil {
+		close(stop)
+		t.Fatalf("abort: %v", err)
+	}
+	select {
+	case err := <-readerDone:
+		if err == nil {
+			t.Fatalf("reader saw no error after abort")
+		}
+		t.Logf("reader after abort: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatalf("reader hangs after abort")
+	}
+	close(stop)
+	waitOrFail(t, "go-fuse Serve to end", func() { m.srv.Wait() })
+	select {
+	case <-m.tr.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatalf("queues still running after abort")
+	}
+	if err := m.tr.Close(); err != nil {
+		t.Fatal(err)
+	}
+	m.srv = nil
+	goroutinesSettle(t, base)
+}
+
+// TestUnmountDetachReaderCloses lazily unmounts under an active reader that
+// then closes its file: the connection ends cleanly.
+func TestUnmountDetachReaderCloses(t *testing.T) {
+	needURing(t)
+	base := runtime.NumGoroutine()
+	m := mount(t, &testTree{}, true)
+	f, err := os.Open(filepath.Join(m.dir, "big"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Unmount(m.dir, unix.MNT_DETACH); err != nil {
+		t.Fatalf("umount -l: %v", err)
+	}
+	buf := make([]byte, 8192)
+	if _, err := f.ReadAt(buf, 8192); err != nil {
+		t.Fatalf("read after lazy unmount: %v", err)
+	}
+	f.Close()
+	waitOrFail(t, "go-fuse Serve to end", func() { m.srv.Wait() })
+	select {
+	case <-m.tr.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatalf("queues still running after the last file closed")
+	}
+	if err := m.tr.Close(); err != nil {
+		t.Fatal(err)
+	}
+	m.srv = nil
+	goroutinesSettle(t, base)
+}
+
+func TestOptions(t *testing.T) {
+	for _, o := range []Option{WithEntries(0), WithEntries(65), WithMaxWrite(100), WithDeviceFD(-1), WithLogger(nil), WithStartTimeout(0)} {
+		var c config
+		if err := o(&c); err == nil {
+			t.Errorf("option accepted a bad value")
+		}
+	}
+	if _, err := Start(nil, nil); err == nil {
+		t.Errorf("Start(nil, nil) succeeded")
+	}
+}

@@ -1,0 +1,661 @@
+// Package fuseuring serves the requests of a go-fuse mount over FUSE's
+// io_uring transport (Linux 6.14+, CONFIG_FUSE_IO_URING, module parameter
+// fuse.enable_uring=Y), next to go-fuse's own /dev/fuse reader loop.
+//
+// With io_uring the kernel queues each request on the ring of the CPU the
+// calling task runs on. Start runs one queue per possible CPU: a goroutine
+// locked to an OS thread pinned to that CPU, with a few ring entries, that
+// waits for requests, calls the fuse.RawFileSystem inline and sends the
+// reply together with the request for the next entry in one
+// io_uring_enter. There is no hand-off to another thread and no
+// cross-CPU wake-up.
+//
+// go-fuse keeps serving what the kernel still sends on /dev/fuse: INIT,
+// FORGET and BATCH_FORGET, INTERRUPT, and notifications. INTERRUPTs thus
+// never reach requests served here: their cancel channel is never closed.
+//
+// Use:
+//
+//	opts.MountOptions.ExtraCapabilities |= fuse.CAP_OVER_IO_URING
+//	raw := fs.NewNodeFS(root, opts)
+//	srv, err := fuse.NewServer(raw, dir, &opts.MountOptions) // answers INIT
+//	tr, err := fuseuring.Start(srv, raw)                     // before Serve/WaitMount
+//	go srv.Serve()
+//	err = srv.WaitMount()
+//	...
+//	srv.Unmount(); tr.Close()
+//
+// Once INIT negotiated FUSE_OVER_IO_URING the kernel holds back every new
+// request until all queues are registered, so Start must follow NewServer
+// promptly and come before WaitMount. If registration fails the kernel
+// turns io_uring off for the connection and /dev/fuse serves everything.
+// Once the rings are in use the kernel never falls back to /dev/fuse:
+// closing the transport while still mounted leaves new requests waiting
+// until the mount is unmounted or aborted, so Close belongs after unmount.
+package fuseuring
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"reflect"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"github.com/hanwen/go-fuse/v2/fuse"
+	"golang.org/x/sys/unix"
+)
+
+// ErrUnavailable is wrapped by the errors of Available and Start when the
+// kernel cannot serve FUSE over io_uring.
+var ErrUnavailable = errors.New("FUSE over io_uring unavailable")
+
+const enableURingParam = "/sys/module/fuse/parameters/enable_uring"
+
+// Available reports whether this kernel can serve FUSE over io_uring now:
+// the fuse module has enable_uring=Y and io_uring_setup accepts an
+// SQE128 ring. Mounts made while it was N can't use io_uring.
+func Available() error {
+	b, err := os.ReadFile(enableURingParam)
+	if err != nil {
+		return fmt.Errorf("%w: kernel without CONFIG_FUSE_IO_URING? %w", ErrUnavailable, err)
+	}
+	if v := strings.TrimSpace(string(b)); v != "Y" {
+		return fmt.Errorf("%w: %s is %q (echo Y > %s)", ErrUnavailable, enableURingParam, v, enableURingParam)
+	}
+	r, err := newRing(4)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	r.close()
+	return nil
+}
+
+type config struct {
+	entries      int
+	payloadSize  int
+	devFD        int
+	logger       *slog.Logger
+	startTimeout time.Duration
+	pin          bool
+}
+
+// Option configures Start.
+type Option func(*config) error
+
+// WithEntries sets the ring entries per queue (1..64, default 2). Each
+// entry can hold one request; each queue serves its entries one after the
+// other on one thread.
+func WithEntries(n int) Option {
+	return func(c *config) error {
+		if n < 1 || n > 64 {
+			return fmt.Errorf("fuseuring: entries per queue %d not in 1..64", n)
+		}
+		c.entries = n
+		return nil
+	}
+}
+
+// WithMaxWrite sets the payload buffer size of every entry. It must be at
+// least the mount's MountOptions.MaxWrite rounded up to pages (the kernel
+// rejects smaller buffers). The default, 1 MiB, fits any go-fuse mount.
+func WithMaxWrite(n int) Option {
+	return func(c *config) error {
+		if n < fuseMinReadBuffer || n > 16<<20 {
+			return fmt.Errorf("fuseuring: max write %d not in %d..%d", n, fuseMinReadBuffer, 16<<20)
+		}
+		c.payloadSize = (n + os.Getpagesize() - 1) &^ (os.Getpagesize() - 1)
+		return nil
+	}
+}
+
+// WithDeviceFD names the mount's /dev/fuse file descriptor. Without it,
+// Start finds go-fuse's descriptor inside the fuse.Server, or else the only
+// /dev/fuse descriptor of this process.
+func WithDeviceFD(fd int) Option {
+	return func(c *config) error {
+		if fd < 0 {
+			return fmt.Errorf("fuseuring: bad device fd %d", fd)
+		}
+		c.devFD = fd
+		return nil
+	}
+}
+
+// WithLogger sets the logger (default slog.Default()).
+func WithLogger(l *slog.Logger) Option {
+	return func(c *config) error {
+		if l == nil {
+			return errors.New("fuseuring: nil logger")
+		}
+		c.logger = l
+		return nil
+	}
+}
+
+// WithStartTimeout bounds how long Start waits for the queues to register
+// (default 10s).
+func WithStartTimeout(d time.Duration) Option {
+	return func(c *config) error {
+		if d <= 0 {
+			return fmt.Errorf("fuseuring: start timeout %v", d)
+		}
+		c.startTimeout = d
+		return nil
+	}
+}
+
+// WithPinning sets whether each queue thread is pinned to its CPU
+// (default true).
+func WithPinning(pin bool) Option {
+	return func(c *config) error {
+		c.pin = pin
+		return nil
+	}
+}
+
+// QueueStats counts what one queue served.
+type QueueStats struct {
+	QID      int
+	Requests uint64 // requests answered
+	Errors   uint64 // of which with an error status
+	Ops      map[string]uint64
+}
+
+// Stats is a snapshot of a Transport's counters.
+type Stats struct {
+	Queues   []QueueStats
+	Requests uint64
+}
+
+// Transport serves a mount's requests over io_uring queues.
+type Transport struct {
+	fs        fuse.RawFileSystem
+	cfg       config
+	log       *slog.Logger
+	queues    []*queue
+	cancel    chan struct{} // never closed: see the package doc
+	done      chan struct{}
+	closeOnce sync.Once
+	stopping  atomic.Bool
+	wakeMu    sync.Mutex // guards the queues' wakeFD against Close
+}
+
+type queue struct {
+	t       *Transport
+	qid     int
+	devFD   int
+	wakeFD  int
+	hdrMem  []byte
+	payMem  []byte
+	entries []*entry
+	wakeBuf [1]uint64
+	reqs    atomic.Uint64
+	errs    atomic.Uint64
+	ops     [numOpcodes]atomic.Uint64
+	done    chan struct{}
+}
+
+// Start registers io_uring queues for the mount served by srv (after
+// fuse.NewServer returned, i.e. after INIT) and serves rawFS through them
+// until the connection ends or Close is called. rawFS is the file system
+// srv serves, e.g. the value of fs.NewNodeFS.
+func Start(srv *fuse.Server, rawFS fuse.RawFileSystem, opts ...Option) (*Transport, error) {
+	if rawFS == nil {
+		return nil, errors.New("fuseuring: nil RawFileSystem")
+	}
+	cfg := config{entries: 2, payloadSize: maxKernelWrite, devFD: -1, logger: slog.Default(), startTimeout: 10 * time.Second, pin: true}
+	for _, o := range opts {
+		if err := o(&cfg); err != nil {
+			return nil, err
+		}
+	}
+	if srv != nil {
+		if ks := srv.KernelSettings(); ks.Flags64()&fuse.CAP_OVER_IO_URING == 0 {
+			return nil, fmt.Errorf("%w: the kernel did not offer FUSE_OVER_IO_URING at INIT (enable_uring was not Y at mount time, or protocol %d.%d too old)", ErrUnavailable, ks.Major, ks.Minor)
+		}
+	}
+	clone, err := deviceCloner(srv, cfg.devFD)
+	if err != nil {
+		return nil, err
+	}
+	n, err := possibleCPUs()
+	if err != nil {
+		return nil, err
+	}
+	t := &Transport{fs: rawFS, cfg: cfg, log: cfg.logger, cancel: make(chan struct{}), done: make(chan struct{})}
+	ready := make(chan error, n)
+	for qid := range n {
+		q, err := t.newQueue(qid, clone)
+		if err != nil {
+			t.abortStart()
+			return nil, err
+		}
+		t.queues = append(t.queues, q)
+	}
+	for _, q := range t.queues {
+		go q.run(ready)
+	}
+	go func() {
+		for _, q := range t.queues {
+			<-q.done
+		}
+		t.closeWakeFDs()
+		close(t.done)
+	}()
+	timer := time.NewTimer(cfg.startTimeout)
+	defer timer.Stop()
+	for range t.queues {
+		select {
+		case err := <-ready:
+			if err != nil {
+				t.Close()
+				return nil, err
+			}
+		case <-timer.C:
+			t.Close()
+			return nil, fmt.Errorf("fuseuring: queues not registered within %v", cfg.startTimeout)
+		}
+	}
+	t.log.Debug("fuseuring: serving", "queues", n, "entries", cfg.entries, "payload", cfg.payloadSize)
+	return t, nil
+}
+
+// abortStart releases queues that were set up but never run.
+func (t *Transport) abortStart() {
+	for _, q := range t.queues {
+		q.release(true)
+	}
+	t.closeWakeFDs()
+	t.queues = nil
+	close(t.done)
+}
+
+func (t *Transport) newQueue(qid int, clone func() (int, error)) (*queue, error) {
+	q := &queue{t: t, qid: qid, devFD: -1, wakeFD: -1, done: make(chan struct{})}
+	ok := false
+	defer func() {
+		if !ok {
+			q.release(true)
+			if q.wakeFD >= 0 {
+				unix.Close(q.wakeFD)
+			}
+		}
+	}()
+	var err error
+	if q.devFD, err = clone(); err != nil {
+		return nil, err
+	}
+	if q.wakeFD, err = unix.Eventfd(0, unix.EFD_CLOEXEC); err != nil {
+		return nil, fmt.Errorf("fuseuring: eventfd: %w", err)
+	}
+	ne := t.cfg.entries
+	if q.hdrMem, err = unix.Mmap(-1, 0, ne*reqHeaderSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS); err != nil {
+		return nil, fmt.Errorf("fuseuring: mmap headers: %w", err)
+	}
+	if q.payMem, err = unix.Mmap(-1, 0, ne*t.cfg.payloadSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS); err != nil {
+		return nil, fmt.Errorf("fuseuring: mmap payload buffers: %w", err)
+	}
+	for i := range ne {
+		e := &entry{
+			idx:     i,
+			hdr:     (*reqHeader)(unsafe.Pointer(&q.hdrMem[i*reqHeaderSize])),
+			payload: q.payMem[i*t.cfg.payloadSize : (i+1)*t.cfg.payloadSize : (i+1)*t.cfg.payloadSize],
+		}
+		e.iov[0] = iovec{Base: uintptr(unsafe.Pointer(e.hdr)), Len: uint64(reqHeaderSize)}
+		e.iov[1] = iovec{Base: uintptr(unsafe.Pointer(&e.payload[0])), Len: uint64(len(e.payload))}
+		q.entries = append(q.entries, e)
+	}
+	ok = true
+	return q, nil
+}
+
+// release closes the queue's descriptors and, if freeMem, unmaps its
+// buffers (only safe once the kernel holds no entry of it).
+func (q *queue) release(freeMem bool) {
+	if q.devFD >= 0 {
+		unix.Close(q.devFD)
+		q.devFD = -1
+	}
+	if freeMem {
+		if q.hdrMem != nil {
+			unix.Munmap(q.hdrMem)
+			q.hdrMem = nil
+		}
+		if q.payMem != nil {
+			unix.Munmap(q.payMem)
+			q.payMem = nil
+		}
+	}
+}
+
+const wakeTag = ^uint64(0)
+
+// run is the queue's thread: register the entries, then serve requests
+// until the connection ends or Close wakes it.
+func (q *queue) run(ready chan<- error) {
+	// The thread stays locked: it exits with the goroutine, and the ring
+	// (created and used only here) goes with it.
+	runtime.LockOSThread()
+	defer close(q.done)
+	log := q.t.log.With("qid", q.qid)
+
+	if q.t.cfg.pin {
+		var set unix.CPUSet
+		set.Set(q.qid)
+		if err := unix.SchedSetaffinity(0, &set); err != nil {
+			log.Debug("fuseuring: cannot pin queue thread", "err", err)
+		}
+	}
+	r, err := newRing(uint32(len(q.entries) + 1))
+	if err != nil {
+		q.release(true)
+		ready <- fmt.Errorf("%w: queue %d: %w", ErrUnavailable, q.qid, err)
+		return
+	}
+	live := 0
+	freeMem := true
+	defer func() {
+		r.close()
+		q.release(freeMem)
+	}()
+
+	for _, e := range q.entries {
+		s := r.getSQE()
+		s.Opcode = opURingCmd
+		s.Fd = int32(q.devFD)
+		s.Off = uringCmdRegister
+		s.Addr = uint64(uintptr(unsafe.Pointer(&e.iov[0])))
+		s.Len = 2
+		s.UserData = uint64(e.idx)
+		*(*cmdReq)(unsafe.Pointer(&s.Cmd[0])) = cmdReq{QID: uint16(q.qid)}
+	}
+	q.armWake(r)
+	err = r.submitAndWait(0)
+	runtime.KeepAlive(q.entries)
+	if err == nil {
+		live = len(q.entries)
+		// A failed REGISTER completes at once; a good one stays queued.
+		for {
+			c, ok := r.peekCQE()
+			if !ok {
+				break
+			}
+			if c.UserData != wakeTag && c.Res < 0 {
+				err = fmt.Errorf("fuseuring: queue %d: FUSE_IO_URING_CMD_REGISTER: %w", q.qid, syscall.Errno(-c.Res))
+				live--
+			}
+		}
+	}
+	if err != nil {
+		freeMem = false // other entries may still be registered
+		ready <- err
+		return
+	}
+	ready <- nil
+
+	for live > 0 {
+		if err := r.submitAndWait(1); err != nil {
+			log.Error("fuseuring: queue stops", "err", err)
+			freeMem = false
+			return
+		}
+		for {
+			c, ok := r.peekCQE()
+			if !ok {
+				break
+			}
+			if c.UserData == wakeTag {
+				if q.t.stopping.Load() {
+					freeMem = false
+					return
+				}
+				q.armWake(r)
+				continue
+			}
+			if c.UserData >= uint64(len(q.entries)) {
+				continue
+			}
+			e := q.entries[c.UserData]
+			if c.Res < 0 {
+				live--
+				errno := syscall.Errno(-c.Res)
+				if errno != unix.ENOTCONN && errno != unix.ECANCELED && errno != unix.ECONNABORTED {
+					log.Warn("fuseuring: ring entry ended", "entry", e.idx, "err", errno)
+					freeMem = false
+				}
+				continue
+			}
+			q.handle(r, e)
+		}
+	}
+	log.Debug("fuseuring: queue done (connection ended)")
+}
+
+// armWake queues an 8-byte read of the wake eventfd.
+func (q *queue) armWake(r *ring) {
+	s := r.getSQE()
+	s.Opcode = uringOpRead
+	s.Fd = int32(q.wakeFD)
+	s.Addr = uint64(uintptr(unsafe.Pointer(&q.wakeBuf[0])))
+	s.Len = 8
+	s.UserData = wakeTag
+}
+
+// handle serves the request in e and queues its COMMIT_AND_FETCH.
+func (q *queue) handle(r *ring, e *entry) {
+	h := e.hdr
+	commitID := h.EntInOut.CommitID
+	in := e.payload[:min(int(h.EntInOut.PayloadSz), len(e.payload))]
+	opcode := (*fuse.InHeader)(unsafe.Pointer(&h.InOut[0])).Opcode
+	n, st := serve(q.t.fs, e, in, q.t.cancel)
+	if st != fuse.OK {
+		n = 0
+		if st < 0 || st >= 512 {
+			st = fuse.EIO
+		}
+		q.errs.Add(1)
+	}
+	clear(h.OpIn[:])
+	out := (*fuse.OutHeader)(unsafe.Pointer(&h.InOut[0]))
+	*out = fuse.OutHeader{Length: outHeaderSize + n, Status: -int32(st), Unique: commitID}
+	h.EntInOut.PayloadSz = n
+	q.reqs.Add(1)
+	if opcode < numOpcodes {
+		q.ops[opcode].Add(1)
+	}
+
+	s := r.getSQE()
+	s.Opcode = opURingCmd
+	s.Fd = int32(q.devFD)
+	s.Off = uringCmdCommitAndFetch
+	s.UserData = uint64(e.idx)
+	*(*cmdReq)(unsafe.Pointer(&s.Cmd[0])) = cmdReq{CommitID: commitID, QID: uint16(q.qid)}
+}
+
+// Close stops the queues and waits (bounded) for them to end. Call it
+// after unmounting; see the package doc. It is safe to call more than
+// once.
+func (t *Transport) Close() error {
+	t.closeOnce.Do(func() {
+		t.stopping.Store(true)
+		one := []byte{1, 0, 0, 0, 0, 0, 0, 0}
+		t.wakeMu.Lock()
+		for _, q := range t.queues {
+			if q.wakeFD >= 0 {
+				unix.Write(q.wakeFD, one)
+			}
+		}
+		t.wakeMu.Unlock()
+	})
+	select {
+	case <-t.done:
+		return nil
+	case <-time.After(10 * time.Second):
+		return errors.New("fuseuring: queues did not stop within 10s")
+	}
+}
+
+func (t *Transport) closeWakeFDs() {
+	t.wakeMu.Lock()
+	defer t.wakeMu.Unlock()
+	for _, q := range t.queues {
+		if q.wakeFD >= 0 {
+			unix.Close(q.wakeFD)
+			q.wakeFD = -1
+		}
+	}
+}
+
+// Done is closed when every queue has ended (connection gone, or Close).
+func (t *Transport) Done() <-chan struct{} { return t.done }
+
+// Stats returns per-queue request counts.
+func (t *Transport) Stats() Stats {
+	var s Stats
+	for _, q := range t.queues {
+		qs := QueueStats{QID: q.qid, Requests: q.reqs.Load(), Errors: q.errs.Load(), Ops: map[string]uint64{}}
+		for op := range q.ops {
+			if v := q.ops[op].Load(); v > 0 {
+				qs.Ops[opName(uint32(op))] = v
+			}
+		}
+		s.Requests += qs.Requests
+		s.Queues = append(s.Queues, qs)
+	}
+	return s
+}
+
+func opName(op uint32) string {
+	names := map[uint32]string{
+		opLookup: "LOOKUP", opGetattr: "GETATTR", opSetattr: "SETATTR", opReadlink: "READLINK",
+		opSymlink: "SYMLINK", opMknod: "MKNOD", opMkdir: "MKDIR", opUnlink: "UNLINK", opRmdir: "RMDIR",
+		opRename: "RENAME", opLink: "LINK", opOpen: "OPEN", opRead: "READ", opWrite: "WRITE",
+		opStatfs: "STATFS", opRelease: "RELEASE", opFsync: "FSYNC", opSetxattr: "SETXATTR",
+		opGetxattr: "GETXATTR", opListxattr: "LISTXATTR", opRemovexattr: "REMOVEXATTR", opFlush: "FLUSH",
+		opOpendir: "OPENDIR", opReaddir: "READDIR", opReleasedir: "RELEASEDIR", opFsyncdir: "FSYNCDIR",
+		opGetlk: "GETLK", opSetlk: "SETLK", opSetlkw: "SETLKW", opAccess: "ACCESS", opCreate: "CREATE",
+		opBmap: "BMAP", opDestroy: "DESTROY", opIoctl: "IOCTL", opPoll: "POLL", opFallocate: "FALLOCATE",
+		opReaddirplus: "READDIRPLUS", opRename2: "RENAME2", opLseek: "LSEEK", opCopyFileRange: "COPY_FILE_RANGE",
+		opTmpfile: "TMPFILE", opStatx: "STATX",
+	}
+	if n, ok := names[op]; ok {
+		return n
+	}
+	return "OP" + strconv.Itoa(int(op))
+}
+
+// possibleCPUs is the kernel's number of ring queues (num_possible_cpus,
+// CPU ids being contiguous from 0).
+func possibleCPUs() (int, error) {
+	b, err := os.ReadFile("/sys/devices/system/cpu/possible")
+	if err != nil {
+		return 0, fmt.Errorf("fuseuring: %w", err)
+	}
+	maxID := -1
+	for _, part := range strings.Split(strings.TrimSpace(string(b)), ",") {
+		_, hi, _ := strings.Cut(part, "-")
+		if hi == "" {
+			hi = part
+		}
+		v, err := strconv.Atoi(hi)
+		if err != nil {
+			return 0, fmt.Errorf("fuseuring: parse /sys/devices/system/cpu/possible %q: %w", b, err)
+		}
+		maxID = max(maxID, v)
+	}
+	if maxID < 0 {
+		return 0, fmt.Errorf("fuseuring: no CPUs in /sys/devices/system/cpu/possible")
+	}
+	return maxID + 1, nil
+}
+
+// deviceCloner returns a function giving a new /dev/fuse descriptor
+// attached (FUSE_DEV_IOC_CLONE) to the mount's connection, so the queues
+// own their descriptor's lifetime.
+func deviceCloner(srv *fuse.Server, fd int) (func() (int, error), error) {
+	if fd >= 0 {
+		return func() (int, error) { return cloneDev(fd) }, nil
+	}
+	if rc, err := serverConn(srv); err == nil {
+		return func() (int, error) {
+			var nfd int
+			var cerr error
+			if err := rc.Control(func(fd uintptr) { nfd, cerr = cloneDev(int(fd)) }); err != nil {
+				return -1, fmt.Errorf("fuseuring: go-fuse device fd: %w", err)
+			}
+			return nfd, cerr
+		}, nil
+	}
+	fd, err := onlyFuseFD()
+	if err != nil {
+		return nil, err
+	}
+	return func() (int, error) { return cloneDev(fd) }, nil
+}
+
+// serverConn digs go-fuse's /dev/fuse RawConn out of the Server (go-fuse
+// v2.12 keeps it in the unexported fuseFD.conn). Guarded by type checks,
+// so a layout change only makes it fail.
+func serverConn(srv *fuse.Server) (syscall.RawConn, error) {
+	if srv == nil {
+		return nil, errors.New("no server")
+	}
+	v := reflect.ValueOf(srv).Elem().FieldByName("fuseFD")
+	if !v.IsValid() || v.Kind() != reflect.Pointer || v.IsNil() || v.Elem().Kind() != reflect.Struct {
+		return nil, errors.New("fuse.Server has no fuseFD")
+	}
+	c := v.Elem().FieldByName("conn")
+	if !c.IsValid() || c.Type() != reflect.TypeFor[syscall.RawConn]() || c.IsNil() {
+		return nil, errors.New("fuseFD has no conn")
+	}
+	return *(*syscall.RawConn)(unsafe.Pointer(c.UnsafeAddr())), nil
+}
+
+// onlyFuseFD finds the single /dev/fuse descriptor of this process.
+func onlyFuseFD() (int, error) {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return -1, fmt.Errorf("fuseuring: %w", err)
+	}
+	found := -1
+	for _, e := range ents {
+		target, err := os.Readlink(filepath.Join("/proc/self/fd", e.Name()))
+		if err != nil || target != "/dev/fuse" {
+			continue
+		}
+		fd, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if found >= 0 {
+			return -1, errors.New("fuseuring: several /dev/fuse descriptors; use WithDeviceFD")
+		}
+		found = fd
+	}
+	if found < 0 {
+		return -1, errors.New("fuseuring: no /dev/fuse descriptor found; use WithDeviceFD")
+	}
+	return found, nil
+}
+
+func cloneDev(fd int) (int, error) {
+	nfd, err := unix.Open("/dev/fuse", unix.O_RDWR|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, fmt.Errorf("fuseuring: open /dev/fuse: %w", err)
+	}
+	src := uint32(fd)
+	if _, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(nfd), fuseDevIocClone, uintptr(unsafe.Pointer(&src))); errno != 0 {
+		unix.Close(nfd)
+		return -1, fmt.Errorf("fuseuring: FUSE_DEV_IOC_CLONE: %w", errno)
+	}
+	return nfd, nil
+}
