@@ -73,12 +73,16 @@ type Daemon struct {
 	mntDir  string
 	direct  *Mount // a mount serving the FUSE root itself
 	noOpen  bool   // the kernel supports zero-message open
+	serial  bool   // requests are handled one at a time (--thread-num 1)
 }
 
 // tune applies what the kernel negotiated to a mount's filesystem.
 func (d *Daemon) tune(m *Mount) {
 	if d.noOpen {
 		m.FS.EnableNoOpen()
+	}
+	if d.serial {
+		m.FS.DisableTailPush()
 	}
 }
 
@@ -154,6 +158,7 @@ func (d *Daemon) Start(dir string, mountOpts []string, threads int) error {
 	opts.MountOptions.Options = append(opts.MountOptions.Options, mountOpts...)
 	if threads == 1 {
 		opts.SingleThreaded = true
+		d.serial = true
 	}
 	var rootNode fs.InodeEmbedder
 	if m, ok := d.mounts["/"]; ok && m.Overlay != nil {

@@ -26,6 +26,7 @@ type FS struct {
 	uid, gid    uint32 // reported when the image records no owners
 	stats       *Stats
 	noOpen      atomic.Bool
+	tailPush    atomic.Int64
 }
 
 // EnableNoOpen makes opens zero-message: the first open answers ENOSYS,
@@ -59,6 +60,7 @@ func New(img *rafs.Image, src rafs.ChunkSource, opts ...Option) (*FS, error) {
 	}
 	f := &FS{img: img, src: src, inoBase: 1 << 56, enableXattr: true,
 		uid: uint32(os.Geteuid()), gid: uint32(os.Getegid()), stats: newStats()}
+	f.tailPush.Store(DefaultTailPush)
 	for _, o := range opts {
 		if err := o(f); err != nil {
 			return nil, err
@@ -227,9 +229,20 @@ func (n *node) Read(ctx context.Context, fh fs.FileHandle, dest []byte, off int6
 	// whose own timeouts and retry limit still bound the read.
 	ctx = context.WithoutCancel(ctx)
 	start := time.Now()
-	if rr, ok := n.splice(ctx, dest, off); ok {
-		n.fs.stats.read(n.nid, rr.Size(), time.Since(start), false)
-		return rr, 0
+	if len(dest) >= spliceMin {
+		if rr, ok := n.splice(ctx, dest, off); ok {
+			n.fs.stats.read(n.nid, rr.Size(), time.Since(start), false)
+			n.tail(ctx, off+int64(rr.Size()))
+			return rr, 0
+		}
+	} else if k, ok, err := n.readLocal(ctx, dest, off); ok {
+		if err != nil {
+			n.fs.stats.read(n.nid, 0, time.Since(start), true)
+			return nil, errno(err)
+		}
+		n.fs.stats.read(n.nid, k, time.Since(start), false)
+		n.tail(ctx, off+int64(k))
+		return fuse.ReadResultData(dest[:k]), 0
 	}
 	k, err := n.reader.ReadAtContext(ctx, dest, off)
 	if err != nil && k == 0 && !isEOF(err) {
@@ -237,7 +250,16 @@ func (n *node) Read(ctx context.Context, fh fs.FileHandle, dest []byte, off int6
 		return nil, errno(err)
 	}
 	n.fs.stats.read(n.nid, k, time.Since(start), false)
+	n.tail(ctx, off+int64(k))
 	return fuse.ReadResultData(dest[:k]), 0
+}
+
+// tail pushes the file's tail after a READ ending at end; a failed push is
+// counted and otherwise costs only the READ it would have saved.
+func (n *node) tail(ctx context.Context, end int64) {
+	if err := n.pushTail(ctx, end); err != nil {
+		n.fs.stats.pushFailed.Add(1)
+	}
 }
 
 func isEOF(err error) bool { return errors.Is(err, io.EOF) }

@@ -2,6 +2,7 @@ package rafsfs
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -19,7 +20,17 @@ type Stats struct {
 	mu    sync.Mutex
 	files map[uint64]*FileStats
 	order []uint64 // access order, for /metrics/pattern
+
+	pushedBytes atomic.Int64 // file tails stored in the page cache
+	pushFailed  atomic.Int64
 }
+
+func (s *Stats) pushed(n int64) { s.pushedBytes.Add(n) }
+
+// Pushed reports the bytes of file tails stored in the kernel's page cache
+// ahead of their READs, and how many such pushes failed (each failure only
+// costs the READ the push would have saved).
+func (s *Stats) Pushed() (bytes, failed int64) { return s.pushedBytes.Load(), s.pushFailed.Load() }
 
 func newStats() *Stats { return &Stats{files: map[uint64]*FileStats{}} }
 
