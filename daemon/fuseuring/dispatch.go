@@ -20,6 +20,8 @@ type entry struct {
 	hdr     *reqHeader
 	payload []byte
 	iov     [2]iovec
+	// commitID is the unique of the request being served.
+	commitID uint64
 	// scratch holds the decoded input struct (InHeader + op struct),
 	// 8-byte aligned.
 	scratch [32]uint64
@@ -73,20 +75,48 @@ func cstring(b []byte) (string, bool) {
 	return string(b[:i]), true
 }
 
-// serve decodes the request in e, calls fs and leaves the reply
-// arguments at the start of e.payload. It returns their length and the
-// status. Unknown opcodes get ENOSYS; a panic in fs becomes EIO.
-func serve(fs fuse.RawFileSystem, e *entry, in []byte, cancel <-chan struct{}) (n uint32, st fuse.Status) {
-	h := inStruct[fuse.InHeader](e)
-	hdr := *h
+// handler calls the file system the way go-fuse's own server would,
+// honouring the mount options that change what reaches it.
+type handler struct {
+	fs                   fuse.RawFileSystem
+	cancel               chan struct{} // never closed: see the package doc
+	noXattr              bool          // MountOptions.DisableXAttrs
+	ignoreSecurityLabels bool          // MountOptions.IgnoreSecurityLabels
+	panicHandler         func(any) fuse.Status
+}
+
+// serve decodes the request in e, calls the file system and leaves the
+// reply arguments at the start of e.payload. It returns their length and
+// the status. Unknown opcodes get ENOSYS; a panic in the file system goes
+// to MountOptions.PanicHandler, or becomes EIO.
+func (h *handler) serve(e *entry, in []byte) (n uint32, st fuse.Status) {
+	hdr := *inStruct[fuse.InHeader](e)
 	if hdr.NodeId == pollHackInode || hdr.NodeId == fuse.FUSE_ROOT_ID && hdr.Opcode == opLookup && bytes.Equal(bytes.TrimRight(in, "\x00"), []byte(pollHackName)) {
 		return pollHack(e, hdr.Opcode)
+	}
+	switch hdr.Opcode {
+	case opSetxattr, opGetxattr, opListxattr, opRemovexattr:
+		if h.noXattr {
+			return 0, fuse.ENOSYS
+		}
+		if h.ignoreSecurityLabels && hdr.Opcode == opGetxattr {
+			switch name, _ := cstring(in); name {
+			case "security.capability", "system.posix_acl_access", "system.posix_acl_default":
+				return 0, fuse.ENOATTR
+			}
+		}
 	}
 	defer func() {
 		if r := recover(); r != nil {
 			n, st = 0, fuse.EIO
+			if h.panicHandler != nil {
+				if s := h.panicHandler(r); s != fuse.OK {
+					st = s
+				}
+			}
 		}
 	}()
+	fs, cancel := h.fs, h.cancel
 	switch hdr.Opcode {
 	case opLookup:
 		name, ok := cstring(in)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -197,7 +198,12 @@ func (r *testTree) OnAdd(ctx context.Context) {
 
 func TestReadOnlyTreeThroughRing(t *testing.T) {
 	needURing(t)
-	m := mount(t, &testTree{}, true)
+	t.Run("inline", func(t *testing.T) { testReadOnlyTree(t) })
+	t.Run("async", func(t *testing.T) { testReadOnlyTree(t, WithAsync(true), WithEntries(4)) })
+}
+
+func testReadOnlyTree(t *testing.T, topts ...Option) {
+	m := mount(t, &testTree{}, true, topts...)
 	before := m.tr.Stats()
 
 	st, err := os.Lstat(filepath.Join(m.dir, "d", "f"))
@@ -317,9 +323,10 @@ func TestLoopbackWritableThroughRing(t *testing.T) {
 	needURing(t)
 	t.Run("no-passthrough", func(t *testing.T) { testLoopback(t, false) })
 	t.Run("passthrough", func(t *testing.T) { testLoopback(t, true) })
+	t.Run("no-passthrough-async", func(t *testing.T) { testLoopback(t, false, WithAsync(true)) })
 }
 
-func testLoopback(t *testing.T, passthrough bool) {
+func testLoopback(t *testing.T, passthrough bool, topts ...Option) {
 	back := t.TempDir()
 	root, err := fs.NewLoopbackRoot(back)
 	if err != nil {
@@ -329,7 +336,7 @@ func testLoopback(t *testing.T, passthrough bool) {
 		if !passthrough {
 			o.MountOptions.DisabledCapabilities |= fuse.CAP_PASSTHROUGH
 		}
-	})
+	}, topts...)
 	before := m.tr.Stats().Requests
 	p := func(s string) string { return filepath.Join(m.dir, s) }
 	bp := func(s string) string { return filepath.Join(back, s) }
@@ -565,6 +572,103 @@ func TestUnmountDetachReaderCloses(t *testing.T) {
 	}
 	m.srv = nil
 	goroutinesSettle(t, base)
+}
+
+// TestStartFailureFallsBack makes registration fail (payload buffers
+// smaller than the mount's max_write): Start reports it, and the kernel,
+// told to give up on io_uring, serves the mount through /dev/fuse.
+func TestStartFailureFallsBack(t *testing.T) {
+	needURing(t)
+	dir := t.TempDir()
+	opts := &fs.Options{}
+	opts.MountOptions = fuse.MountOptions{FsName: "fuseuring-test", ExtraCapabilities: fuse.CAP_OVER_IO_URING, MaxWrite: 1 << 20}
+	raw := fs.NewNodeFS(&testTree{}, opts)
+	srv, err := fuse.NewServer(raw, dir, &opts.MountOptions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := Start(srv, raw, WithMaxWrite(64<<10))
+	if err == nil {
+		tr.Close()
+		t.Fatalf("Start with too small buffers succeeded")
+	}
+	t.Logf("Start: %v", err)
+	go srv.Serve()
+	defer func() {
+		srv.Unmount()
+		waitOrFail(t, "go-fuse Serve to end", func() { srv.Wait() })
+	}()
+	done := make(chan error, 1)
+	go func() {
+		if err := srv.WaitMount(); err != nil {
+			done <- err
+			return
+		}
+		b, err := os.ReadFile(filepath.Join(dir, "d", "f"))
+		if err == nil && string(b) != "hello" {
+			err = fmt.Errorf("read %q", b)
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		// Unblock the stuck request so the test can end.
+		var st unix.Stat_t
+		if unix.Stat(dir, &st) == nil {
+			os.WriteFile(fmt.Sprintf("/sys/fs/fuse/connections/%d/abort", unix.Minor(st.Dev)), []byte("1"), 0o200)
+		}
+		t.Fatalf("mount hangs after a failed Start")
+	}
+}
+
+// TestTurnOffURing: a mount whose INIT negotiated io_uring holds requests
+// back until rings are registered; turnOffURing releases them to
+// /dev/fuse (what Start does when it fails before registering).
+func TestTurnOffURing(t *testing.T) {
+	needURing(t)
+	dir := t.TempDir()
+	opts := &fs.Options{}
+	opts.MountOptions = fuse.MountOptions{FsName: "fuseuring-test", ExtraCapabilities: fuse.CAP_OVER_IO_URING}
+	raw := fs.NewNodeFS(&testTree{}, opts)
+	srv, err := fuse.NewServer(raw, dir, &opts.MountOptions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clone, err := deviceCloner(srv, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	turnOffURing(clone, slog.Default())
+	go srv.Serve()
+	defer func() {
+		srv.Unmount()
+		waitOrFail(t, "go-fuse Serve to end", func() { srv.Wait() })
+	}()
+	done := make(chan error, 1)
+	go func() {
+		if err := srv.WaitMount(); err != nil {
+			done <- err
+			return
+		}
+		_, err := os.ReadFile(filepath.Join(dir, "d", "f"))
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		var st unix.Stat_t
+		if unix.Stat(dir, &st) == nil {
+			os.WriteFile(fmt.Sprintf("/sys/fs/fuse/connections/%d/abort", unix.Minor(st.Dev)), []byte("1"), 0o200)
+		}
+		t.Fatalf("mount hangs after turnOffURing")
+	}
 }
 
 func TestOptions(t *testing.T) {

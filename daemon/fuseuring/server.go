@@ -39,8 +39,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"path/filepath"
-	"reflect"
 	"runtime"
 	"strconv"
 	"strings"
@@ -86,6 +84,7 @@ type config struct {
 	logger       *slog.Logger
 	startTimeout time.Duration
 	pin          bool
+	async        bool
 }
 
 // Option configures Start.
@@ -162,6 +161,19 @@ func WithPinning(pin bool) Option {
 	}
 }
 
+// WithAsync makes each queue hand every request to its own goroutine
+// instead of serving it on the queue thread (default false). Use it when
+// requests may block for long (a read that fetches from the network, a
+// SETLKW): inline, such a request stalls every other request of that
+// CPU. The reply still goes out through the queue thread. Pair it with
+// more entries (WithEntries), which bound the requests in flight per CPU.
+func WithAsync(async bool) Option {
+	return func(c *config) error {
+		c.async = async
+		return nil
+	}
+}
+
 // QueueStats counts what one queue served.
 type QueueStats struct {
 	QID      int
@@ -178,11 +190,10 @@ type Stats struct {
 
 // Transport serves a mount's requests over io_uring queues.
 type Transport struct {
-	fs        fuse.RawFileSystem
+	h         *handler
 	cfg       config
 	log       *slog.Logger
 	queues    []*queue
-	cancel    chan struct{} // never closed: see the package doc
 	done      chan struct{}
 	closeOnce sync.Once
 	stopping  atomic.Bool
@@ -198,10 +209,13 @@ type queue struct {
 	payMem  []byte
 	entries []*entry
 	wakeBuf [1]uint64
-	reqs    atomic.Uint64
-	errs    atomic.Uint64
-	ops     [numOpcodes]atomic.Uint64
-	done    chan struct{}
+	// completed carries entries served by goroutines (WithAsync) back
+	// to the queue thread.
+	completed chan *entry
+	reqs      atomic.Uint64
+	errs      atomic.Uint64
+	ops       [numOpcodes]atomic.Uint64
+	done      chan struct{}
 }
 
 // Start registers io_uring queues for the mount served by srv (after
@@ -212,16 +226,43 @@ func Start(srv *fuse.Server, rawFS fuse.RawFileSystem, opts ...Option) (*Transpo
 	if rawFS == nil {
 		return nil, errors.New("fuseuring: nil RawFileSystem")
 	}
-	cfg := config{entries: 2, payloadSize: maxKernelWrite, devFD: -1, logger: slog.Default(), startTimeout: 10 * time.Second, pin: true}
+	cfg := config{entries: 2, devFD: -1, logger: slog.Default(), startTimeout: 10 * time.Second, pin: true}
 	for _, o := range opts {
 		if err := o(&cfg); err != nil {
 			return nil, err
 		}
 	}
+	h := &handler{fs: rawFS, cancel: make(chan struct{})}
+	pageSize := os.Getpagesize()
+	auto := maxKernelWrite
 	if srv != nil {
 		if ks := srv.KernelSettings(); ks.Flags64()&fuse.CAP_OVER_IO_URING == 0 {
 			return nil, fmt.Errorf("%w: the kernel did not offer FUSE_OVER_IO_URING at INIT (enable_uring was not Y at mount time, or protocol %d.%d too old)", ErrUnavailable, ks.Major, ks.Minor)
 		}
+		neg, negErr := negotiatedFlags(srv)
+		if negErr == nil && neg&fuse.CAP_OVER_IO_URING == 0 {
+			return nil, fmt.Errorf("%w: the INIT reply lacked FUSE_OVER_IO_URING: add fuse.CAP_OVER_IO_URING to MountOptions.ExtraCapabilities", ErrUnavailable)
+		}
+		if mo, err := serverOptions(srv); err == nil {
+			h.noXattr = mo.DisableXAttrs
+			h.ignoreSecurityLabels = mo.IgnoreSecurityLabels
+			h.panicHandler = mo.PanicHandler
+			if mo.MaxWrite > 0 {
+				// The kernel wants max(FUSE_MIN_READ_BUFFER, max_write,
+				// max_pages*PAGE_SIZE); go-fuse asks for max_pages =
+				// max_write in pages, else the kernel keeps 32.
+				pages := (mo.MaxWrite + pageSize - 1) / pageSize
+				if negErr != nil {
+					pages = max(pages, 32)
+				} else if neg&fuse.CAP_MAX_PAGES == 0 {
+					pages = 32
+				}
+				auto = max(fuseMinReadBuffer, mo.MaxWrite, pages*pageSize)
+			}
+		}
+	}
+	if cfg.payloadSize == 0 {
+		cfg.payloadSize = (auto + pageSize - 1) &^ (pageSize - 1)
 	}
 	clone, err := deviceCloner(srv, cfg.devFD)
 	if err != nil {
@@ -229,14 +270,16 @@ func Start(srv *fuse.Server, rawFS fuse.RawFileSystem, opts ...Option) (*Transpo
 	}
 	n, err := possibleCPUs()
 	if err != nil {
+		turnOffURing(clone, cfg.logger)
 		return nil, err
 	}
-	t := &Transport{fs: rawFS, cfg: cfg, log: cfg.logger, cancel: make(chan struct{}), done: make(chan struct{})}
+	t := &Transport{h: h, cfg: cfg, log: cfg.logger, done: make(chan struct{})}
 	ready := make(chan error, n)
 	for qid := range n {
 		q, err := t.newQueue(qid, clone)
 		if err != nil {
 			t.abortStart()
+			turnOffURing(clone, cfg.logger)
 			return nil, err
 		}
 		t.queues = append(t.queues, q)
@@ -258,15 +301,53 @@ func Start(srv *fuse.Server, rawFS fuse.RawFileSystem, opts ...Option) (*Transpo
 		case err := <-ready:
 			if err != nil {
 				t.Close()
+				turnOffURing(clone, cfg.logger)
 				return nil, err
 			}
 		case <-timer.C:
 			t.Close()
+			turnOffURing(clone, cfg.logger)
 			return nil, fmt.Errorf("fuseuring: queues not registered within %v", cfg.startTimeout)
 		}
 	}
-	t.log.Debug("fuseuring: serving", "queues", n, "entries", cfg.entries, "payload", cfg.payloadSize)
+	t.log.Debug("fuseuring: serving", "queues", n, "entries", cfg.entries, "payload", cfg.payloadSize, "async", cfg.async)
 	return t, nil
+}
+
+// turnOffURing makes the kernel give up on io_uring for the connection,
+// so that requests it holds back flow to /dev/fuse again: any failed
+// FUSE_IO_URING_CMD_REGISTER does that, here one with an impossible queue
+// id. It is a no-op if the rings were complete already.
+func turnOffURing(clone func() (int, error), log *slog.Logger) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	fd, err := clone()
+	if err != nil {
+		log.Warn("fuseuring: cannot hand the connection back to /dev/fuse", "err", err)
+		return
+	}
+	defer unix.Close(fd)
+	r, err := newRing(2)
+	if err != nil {
+		log.Warn("fuseuring: cannot hand the connection back to /dev/fuse", "err", err)
+		return
+	}
+	defer r.close()
+	var iov [2]iovec
+	s := r.getSQE()
+	s.Opcode = opURingCmd
+	s.Fd = int32(fd)
+	s.Off = uringCmdRegister
+	s.Addr = uint64(uintptr(unsafe.Pointer(&iov[0])))
+	s.Len = 2
+	*(*cmdReq)(unsafe.Pointer(&s.Cmd[0])) = cmdReq{QID: 0xffff}
+	if err := r.submitAndWait(1); err != nil {
+		log.Warn("fuseuring: cannot hand the connection back to /dev/fuse", "err", err)
+		return
+	}
+	c, _ := r.peekCQE()
+	runtime.KeepAlive(&iov)
+	log.Debug("fuseuring: io_uring turned off for the connection", "register", syscall.Errno(-c.Res))
 }
 
 // abortStart releases queues that were set up but never run.
@@ -280,7 +361,7 @@ func (t *Transport) abortStart() {
 }
 
 func (t *Transport) newQueue(qid int, clone func() (int, error)) (*queue, error) {
-	q := &queue{t: t, qid: qid, devFD: -1, wakeFD: -1, done: make(chan struct{})}
+	q := &queue{t: t, qid: qid, devFD: -1, wakeFD: -1, done: make(chan struct{}), completed: make(chan *entry, t.cfg.entries)}
 	ok := false
 	defer func() {
 		if !ok {
@@ -418,6 +499,14 @@ func (q *queue) run(ready chan<- error) {
 					freeMem = false
 					return
 				}
+				for drained := false; !drained; {
+					select {
+					case e := <-q.completed:
+						q.commit(r, e)
+					default:
+						drained = true
+					}
+				}
 				q.armWake(r)
 				continue
 			}
@@ -434,7 +523,16 @@ func (q *queue) run(ready chan<- error) {
 				}
 				continue
 			}
-			q.handle(r, e)
+			if q.t.cfg.async {
+				go func() {
+					q.process(e)
+					q.completed <- e
+					q.t.wake(q)
+				}()
+				continue
+			}
+			q.process(e)
+			q.commit(r, e)
 		}
 	}
 	log.Debug("fuseuring: queue done (connection ended)")
@@ -450,13 +548,13 @@ func (q *queue) armWake(r *ring) {
 	s.UserData = wakeTag
 }
 
-// handle serves the request in e and queues its COMMIT_AND_FETCH.
-func (q *queue) handle(r *ring, e *entry) {
+// process serves the request in e and lays out its reply in e's buffers.
+func (q *queue) process(e *entry) {
 	h := e.hdr
-	commitID := h.EntInOut.CommitID
+	e.commitID = h.EntInOut.CommitID
 	in := e.payload[:min(int(h.EntInOut.PayloadSz), len(e.payload))]
 	opcode := (*fuse.InHeader)(unsafe.Pointer(&h.InOut[0])).Opcode
-	n, st := serve(q.t.fs, e, in, q.t.cancel)
+	n, st := q.t.h.serve(e, in)
 	if st != fuse.OK {
 		n = 0
 		if st < 0 || st >= 512 {
@@ -466,19 +564,33 @@ func (q *queue) handle(r *ring, e *entry) {
 	}
 	clear(h.OpIn[:])
 	out := (*fuse.OutHeader)(unsafe.Pointer(&h.InOut[0]))
-	*out = fuse.OutHeader{Length: outHeaderSize + n, Status: -int32(st), Unique: commitID}
+	*out = fuse.OutHeader{Length: outHeaderSize + n, Status: -int32(st), Unique: e.commitID}
 	h.EntInOut.PayloadSz = n
 	q.reqs.Add(1)
 	if opcode < numOpcodes {
 		q.ops[opcode].Add(1)
 	}
+}
 
+// commit queues the COMMIT_AND_FETCH that sends e's reply and makes e
+// available for the next request.
+func (q *queue) commit(r *ring, e *entry) {
 	s := r.getSQE()
 	s.Opcode = opURingCmd
 	s.Fd = int32(q.devFD)
 	s.Off = uringCmdCommitAndFetch
 	s.UserData = uint64(e.idx)
-	*(*cmdReq)(unsafe.Pointer(&s.Cmd[0])) = cmdReq{CommitID: commitID, QID: uint16(q.qid)}
+	*(*cmdReq)(unsafe.Pointer(&s.Cmd[0])) = cmdReq{CommitID: e.commitID, QID: uint16(q.qid)}
+}
+
+// wake makes the queue thread look at its completions and stop flag.
+func (t *Transport) wake(q *queue) {
+	one := []byte{1, 0, 0, 0, 0, 0, 0, 0}
+	t.wakeMu.Lock()
+	if q.wakeFD >= 0 {
+		unix.Write(q.wakeFD, one)
+	}
+	t.wakeMu.Unlock()
 }
 
 // Close stops the queues and waits (bounded) for them to end. Call it
@@ -487,14 +599,9 @@ func (q *queue) handle(r *ring, e *entry) {
 func (t *Transport) Close() error {
 	t.closeOnce.Do(func() {
 		t.stopping.Store(true)
-		one := []byte{1, 0, 0, 0, 0, 0, 0, 0}
-		t.wakeMu.Lock()
 		for _, q := range t.queues {
-			if q.wakeFD >= 0 {
-				unix.Write(q.wakeFD, one)
-			}
+			t.wake(q)
 		}
-		t.wakeMu.Unlock()
 	})
 	select {
 	case <-t.done:
@@ -576,86 +683,4 @@ func possibleCPUs() (int, error) {
 		return 0, fmt.Errorf("fuseuring: no CPUs in /sys/devices/system/cpu/possible")
 	}
 	return maxID + 1, nil
-}
-
-// deviceCloner returns a function giving a new /dev/fuse descriptor
-// attached (FUSE_DEV_IOC_CLONE) to the mount's connection, so the queues
-// own their descriptor's lifetime.
-func deviceCloner(srv *fuse.Server, fd int) (func() (int, error), error) {
-	if fd >= 0 {
-		return func() (int, error) { return cloneDev(fd) }, nil
-	}
-	if rc, err := serverConn(srv); err == nil {
-		return func() (int, error) {
-			var nfd int
-			var cerr error
-			if err := rc.Control(func(fd uintptr) { nfd, cerr = cloneDev(int(fd)) }); err != nil {
-				return -1, fmt.Errorf("fuseuring: go-fuse device fd: %w", err)
-			}
-			return nfd, cerr
-		}, nil
-	}
-	fd, err := onlyFuseFD()
-	if err != nil {
-		return nil, err
-	}
-	return func() (int, error) { return cloneDev(fd) }, nil
-}
-
-// serverConn digs go-fuse's /dev/fuse RawConn out of the Server (go-fuse
-// v2.12 keeps it in the unexported fuseFD.conn). Guarded by type checks,
-// so a layout change only makes it fail.
-func serverConn(srv *fuse.Server) (syscall.RawConn, error) {
-	if srv == nil {
-		return nil, errors.New("no server")
-	}
-	v := reflect.ValueOf(srv).Elem().FieldByName("fuseFD")
-	if !v.IsValid() || v.Kind() != reflect.Pointer || v.IsNil() || v.Elem().Kind() != reflect.Struct {
-		return nil, errors.New("fuse.Server has no fuseFD")
-	}
-	c := v.Elem().FieldByName("conn")
-	if !c.IsValid() || c.Type() != reflect.TypeFor[syscall.RawConn]() || c.IsNil() {
-		return nil, errors.New("fuseFD has no conn")
-	}
-	return *(*syscall.RawConn)(unsafe.Pointer(c.UnsafeAddr())), nil
-}
-
-// onlyFuseFD finds the single /dev/fuse descriptor of this process.
-func onlyFuseFD() (int, error) {
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		return -1, fmt.Errorf("fuseuring: %w", err)
-	}
-	found := -1
-	for _, e := range ents {
-		target, err := os.Readlink(filepath.Join("/proc/self/fd", e.Name()))
-		if err != nil || target != "/dev/fuse" {
-			continue
-		}
-		fd, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		if found >= 0 {
-			return -1, errors.New("fuseuring: several /dev/fuse descriptors; use WithDeviceFD")
-		}
-		found = fd
-	}
-	if found < 0 {
-		return -1, errors.New("fuseuring: no /dev/fuse descriptor found; use WithDeviceFD")
-	}
-	return found, nil
-}
-
-func cloneDev(fd int) (int, error) {
-	nfd, err := unix.Open("/dev/fuse", unix.O_RDWR|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return -1, fmt.Errorf("fuseuring: open /dev/fuse: %w", err)
-	}
-	src := uint32(fd)
-	if _, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(nfd), fuseDevIocClone, uintptr(unsafe.Pointer(&src))); errno != 0 {
-		unix.Close(nfd)
-		return -1, fmt.Errorf("fuseuring: FUSE_DEV_IOC_CLONE: %w", errno)
-	}
-	return nfd, nil
 }

@@ -1,0 +1,138 @@
+package fuseuring
+
+// What go-fuse v2.12 knows but does not export, read from its Server by
+// reflection under type checks (a layout change makes these fail, and
+// the callers fall back), and /dev/fuse descriptor handling.
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strconv"
+	"syscall"
+	"unsafe"
+
+	"github.com/hanwen/go-fuse/v2/fuse"
+	"golang.org/x/sys/unix"
+)
+
+// serverField returns the (possibly unexported) field name of *srv.
+func serverField(srv *fuse.Server, name string) (reflect.Value, error) {
+	if srv == nil {
+		return reflect.Value{}, errors.New("no server")
+	}
+	f := reflect.ValueOf(srv).Elem().FieldByName(name)
+	if !f.IsValid() {
+		return reflect.Value{}, fmt.Errorf("fuse.Server has no field %s", name)
+	}
+	return f, nil
+}
+
+// serverOptions returns the effective MountOptions of srv (defaults
+// filled in, MaxWrite clamped), not to be modified.
+func serverOptions(srv *fuse.Server) (*fuse.MountOptions, error) {
+	f, err := serverField(srv, "opts")
+	if err != nil {
+		return nil, err
+	}
+	if f.Type() != reflect.TypeFor[*fuse.MountOptions]() || f.IsNil() {
+		return nil, errors.New("fuse.Server.opts is not a *MountOptions")
+	}
+	return *(**fuse.MountOptions)(unsafe.Pointer(f.UnsafeAddr())), nil
+}
+
+// negotiatedFlags returns the capability flags srv sent in its INIT reply.
+func negotiatedFlags(srv *fuse.Server) (uint64, error) {
+	f, err := serverField(srv, "negotiatedFlags")
+	if err != nil {
+		return 0, err
+	}
+	if f.Kind() != reflect.Uint64 {
+		return 0, errors.New("fuse.Server.negotiatedFlags is not a uint64")
+	}
+	return f.Uint(), nil
+}
+
+// deviceCloner returns a function giving a new /dev/fuse descriptor
+// attached (FUSE_DEV_IOC_CLONE) to the mount's connection, so the queues
+// own their descriptor's lifetime.
+func deviceCloner(srv *fuse.Server, fd int) (func() (int, error), error) {
+	if fd >= 0 {
+		return func() (int, error) { return cloneDev(fd) }, nil
+	}
+	if rc, err := serverConn(srv); err == nil {
+		return func() (int, error) {
+			var nfd int
+			var cerr error
+			if err := rc.Control(func(fd uintptr) { nfd, cerr = cloneDev(int(fd)) }); err != nil {
+				return -1, fmt.Errorf("fuseuring: go-fuse device fd: %w", err)
+			}
+			return nfd, cerr
+		}, nil
+	}
+	fd, err := onlyFuseFD()
+	if err != nil {
+		return nil, err
+	}
+	return func() (int, error) { return cloneDev(fd) }, nil
+}
+
+// serverConn digs go-fuse's /dev/fuse RawConn out of the Server (go-fuse
+// v2.12 keeps it in the unexported fuseFD.conn). Guarded by type checks,
+// so a layout change only makes it fail.
+func serverConn(srv *fuse.Server) (syscall.RawConn, error) {
+	v, err := serverField(srv, "fuseFD")
+	if err != nil {
+		return nil, err
+	}
+	if v.Kind() != reflect.Pointer || v.IsNil() || v.Elem().Kind() != reflect.Struct {
+		return nil, errors.New("fuse.Server has no fuseFD")
+	}
+	c := v.Elem().FieldByName("conn")
+	if !c.IsValid() || c.Type() != reflect.TypeFor[syscall.RawConn]() || c.IsNil() {
+		return nil, errors.New("fuseFD has no conn")
+	}
+	return *(*syscall.RawConn)(unsafe.Pointer(c.UnsafeAddr())), nil
+}
+
+// onlyFuseFD finds the single /dev/fuse descriptor of this process.
+func onlyFuseFD() (int, error) {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return -1, fmt.Errorf("fuseuring: %w", err)
+	}
+	found := -1
+	for _, e := range ents {
+		target, err := os.Readlink(filepath.Join("/proc/self/fd", e.Name()))
+		if err != nil || target != "/dev/fuse" {
+			continue
+		}
+		fd, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if found >= 0 {
+			return -1, errors.New("fuseuring: several /dev/fuse descriptors; use WithDeviceFD")
+		}
+		found = fd
+	}
+	if found < 0 {
+		return -1, errors.New("fuseuring: no /dev/fuse descriptor found; use WithDeviceFD")
+	}
+	return found, nil
+}
+
+func cloneDev(fd int) (int, error) {
+	nfd, err := unix.Open("/dev/fuse", unix.O_RDWR|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, fmt.Errorf("fuseuring: open /dev/fuse: %w", err)
+	}
+	src := uint32(fd)
+	if _, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(nfd), fuseDevIocClone, uintptr(unsafe.Pointer(&src))); errno != 0 {
+		unix.Close(nfd)
+		return -1, fmt.Errorf("fuseuring: FUSE_DEV_IOC_CLONE: %w", errno)
+	}
+	return nfd, nil
+}
