@@ -106,49 +106,57 @@ const (
 	benchRounds   = 3
 )
 
-// compare runs the client workload on the plain go-fuse mount and on the
-// io_uring one, alternating, benchRounds times each, and reports the best
-// time per operation of each and their ratio.
-func compare(b *testing.B, plain, ring *mounted, work string, n int, before func()) {
+type variant struct {
+	name string
+	m    *mounted
+}
+
+// compare runs the client workload on each mount (plain go-fuse first),
+// alternating, benchRounds times each, and reports the best time per
+// operation of each and the speed-up over plain go-fuse.
+func compare(b *testing.B, vs []variant, work string, n int, before func()) {
 	best := map[string]time.Duration{}
 	for range b.N {
 		for range benchRounds {
-			for _, m := range []struct {
-				name string
-				m    *mounted
-			}{{"gofuse", plain}, {"uring", ring}} {
+			for _, v := range vs {
 				if before != nil {
 					before()
 				}
-				d := runClient(b, fmt.Sprintf("%s %s %d", work, m.m.dir, n))
-				if cur, ok := best[m.name]; !ok || d < cur {
-					best[m.name] = d
+				d := runClient(b, fmt.Sprintf("%s %s %d", work, v.m.dir, n))
+				if cur, ok := best[v.name]; !ok || d < cur {
+					best[v.name] = d
 				}
 			}
 		}
 	}
-	g := float64(best["gofuse"].Nanoseconds()) / float64(n)
-	u := float64(best["uring"].Nanoseconds()) / float64(n)
-	b.ReportMetric(g, "gofuse-ns/op")
-	b.ReportMetric(u, "uring-ns/op")
-	b.ReportMetric(g/u, "speedup")
-	b.ReportMetric(0, "ns/op")
-	st := ring.tr.Stats()
-	var per []string
-	for _, q := range st.Queues {
-		per = append(per, fmt.Sprintf("q%d=%d", q.QID, q.Requests))
+	perOp := func(name string) float64 { return float64(best[name].Nanoseconds()) / float64(n) }
+	base := perOp(vs[0].name)
+	line := fmt.Sprintf("%s: %s x%d: %s %.1f µs/op", b.Name(), work, n, vs[0].name, base/1000)
+	b.ReportMetric(base, vs[0].name+"-ns/op")
+	for _, v := range vs[1:] {
+		u := perOp(v.name)
+		b.ReportMetric(u, v.name+"-ns/op")
+		b.ReportMetric(base/u, v.name+"-speedup")
+		st := v.m.tr.Stats()
+		var per []string
+		for _, q := range st.Queues {
+			per = append(per, fmt.Sprintf("q%d=%d", q.QID, q.Requests))
+		}
+		line += fmt.Sprintf(", %s %.1f µs/op (%.2fx; ring served %d requests: %s)", v.name, u/1000, base/u, st.Requests, strings.Join(per, " "))
 	}
-	fmt.Printf("%s: %s x%d: go-fuse %.1f µs/op, go-fuse+io_uring %.1f µs/op, ratio %.2fx (ring served %d requests: %s)\n",
-		b.Name(), work, n, g/1000, u/1000, g/u, st.Requests, strings.Join(per, " "))
+	b.ReportMetric(0, "ns/op")
+	fmt.Println(line)
 }
 
 // BenchmarkLookupRoundTrip: lstat of distinct missing names, each a
 // negative LOOKUP round trip to the daemon (no negative caching).
 func BenchmarkLookupRoundTrip(b *testing.B) {
 	needURing(b)
-	plain := mount(b, &testTree{}, false)
-	ring := mount(b, &testTree{}, true)
-	compare(b, plain, ring, "lookup", benchLookups, nil)
+	compare(b, []variant{
+		{"gofuse", mount(b, &testTree{}, false)},
+		{"uring", mount(b, &testTree{}, true)},
+		{"uring-async", mount(b, &testTree{}, true, WithAsync(true), WithEntries(4))},
+	}, "lookup", benchLookups, nil)
 }
 
 // BenchmarkReadSmallFiles: open and read 24 KiB files of a loopback mount
@@ -175,13 +183,20 @@ func BenchmarkReadSmallFiles(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	plain := mountWith(b, root1, false, noPassthrough)
-	ring := mountWith(b, root2, true, noPassthrough)
+	root3, err := fs.NewLoopbackRoot(back)
+	if err != nil {
+		b.Fatal(err)
+	}
+	vs := []variant{
+		{"gofuse", mountWith(b, root1, false, noPassthrough)},
+		{"uring", mountWith(b, root2, true, noPassthrough)},
+		{"uring-async", mountWith(b, root3, true, noPassthrough, WithAsync(true), WithEntries(4))},
+	}
 	dropCaches := func() {
 		unix.Sync()
 		if err := os.WriteFile("/proc/sys/vm/drop_caches", []byte("3"), 0o200); err != nil {
 			b.Fatalf("drop_caches: %v", err)
 		}
 	}
-	compare(b, plain, ring, "read", benchFiles, dropCaches)
+	compare(b, vs, "read", benchFiles, dropCaches)
 }

@@ -671,8 +671,83 @@ func TestTurnOffURing(t *testing.T) {
 	}
 }
 
+// blockingFile's reads wait until release is closed.
+type blockingFile struct {
+	fs.Inode
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (f *blockingFile) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
+	return nil, fuse.FOPEN_DIRECT_IO, 0
+}
+
+func (f *blockingFile) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	out.Mode = fuse.S_IFREG | 0o444
+	out.Size = 4096
+	return 0
+}
+
+func (f *blockingFile) Read(ctx context.Context, fh fs.FileHandle, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	if off > 0 {
+		return fuse.ReadResultData(nil), 0
+	}
+	f.entered <- struct{}{}
+	<-f.release
+	return fuse.ReadResultData([]byte("done")), 0
+}
+
+type blockingTree struct {
+	fs.Inode
+	file *blockingFile
+}
+
+func (r *blockingTree) OnAdd(ctx context.Context) {
+	r.AddChild("slow", r.NewPersistentInode(ctx, r.file, fs.StableAttr{}), false)
+}
+
+// TestAsyncOpsDoNotStallQueue: with READ handed to goroutines, a read that
+// blocks in the file system does not hold up a lookup from the same CPU.
+func TestAsyncOpsDoNotStallQueue(t *testing.T) {
+	needURing(t)
+	bf := &blockingFile{entered: make(chan struct{}, 1), release: make(chan struct{})}
+	m := mount(t, &blockingTree{file: bf}, true, WithAsyncOps("READ"), WithEntries(2))
+	onCPU0 := func(f func()) chan struct{} {
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			runtime.LockOSThread()
+			var set unix.CPUSet
+			set.Set(0)
+			unix.SchedSetaffinity(0, &set)
+			f()
+		}()
+		return done
+	}
+	var got []byte
+	var readErr error
+	readDone := onCPU0(func() { got, readErr = os.ReadFile(filepath.Join(m.dir, "slow")) })
+	select {
+	case <-bf.entered:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("read never reached the file system")
+	}
+	lookupDone := onCPU0(func() { os.Lstat(filepath.Join(m.dir, "nothing")) })
+	select {
+	case <-lookupDone:
+	case <-time.After(5 * time.Second):
+		close(bf.release)
+		t.Fatalf("lookup stalled behind a blocked read")
+	}
+	close(bf.release)
+	<-readDone
+	if readErr != nil || string(got) != "done" {
+		t.Fatalf("read: %q %v", got, readErr)
+	}
+}
+
 func TestOptions(t *testing.T) {
-	for _, o := range []Option{WithEntries(0), WithEntries(65), WithMaxWrite(100), WithDeviceFD(-1), WithLogger(nil), WithStartTimeout(0)} {
+	for _, o := range []Option{WithEntries(0), WithEntries(65), WithMaxWrite(100), WithDeviceFD(-1), WithLogger(nil), WithStartTimeout(0), WithAsyncOps("NOPE")} {
 		var c config
 		if err := o(&c); err == nil {
 			t.Errorf("option accepted a bad value")
