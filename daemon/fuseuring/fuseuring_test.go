@@ -51,9 +51,38 @@ func needURing(tb testing.TB) {
 }
 
 type mounted struct {
-	dir string
-	srv *fuse.Server
-	tr  *Transport // nil without the ring
+	dir  string
+	conn int // FUSE connection id, for /sys/fs/fuse/connections
+	srv  *fuse.Server
+	tr   *Transport // nil without the ring
+}
+
+// connOf finds the FUSE connection id (the minor of the mount's device)
+// of the mount at dir from /proc/self/mountinfo, without a FUSE request.
+func connOf(dir string) int {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return -1
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 4 && f[4] == dir {
+			var major, minor int
+			if _, err := fmt.Sscanf(f[2], "%d:%d", &major, &minor); err == nil {
+				return minor
+			}
+		}
+	}
+	return -1
+}
+
+// abort ends the FUSE connection: nothing waits on this process's own
+// daemon any more (a client thread stuck on it would keep the test
+// process from exiting).
+func (m *mounted) abort() {
+	if m.conn >= 0 {
+		os.WriteFile(fmt.Sprintf("/sys/fs/fuse/connections/%d/abort", m.conn), []byte("1"), 0o200)
+	}
 }
 
 // mount serves root at a new directory, with the io_uring transport when
@@ -80,22 +109,26 @@ func mountWith(tb testing.TB, root fs.InodeEmbedder, ring bool, tweak func(*fs.O
 	if err != nil {
 		tb.Fatalf("mount: %v", err)
 	}
-	m := &mounted{dir: dir, srv: srv}
+	m := &mounted{dir: dir, conn: connOf(dir), srv: srv}
 	if ring {
 		m.tr, err = Start(srv, raw, topts...)
 		if err != nil {
-			// The kernel now waits for rings that never come unless
-			// registration failed; unmount to be safe.
+			m.abort()
 			go srv.Serve()
 			srv.Unmount()
 			tb.Fatalf("Start: %v", err)
 		}
 	}
 	go srv.Serve()
+	tb.Cleanup(func() {
+		if tb.Failed() {
+			m.abort()
+		}
+		m.unmount(tb)
+	})
 	if err := srv.WaitMount(); err != nil {
 		tb.Fatalf("WaitMount: %v", err)
 	}
-	tb.Cleanup(func() { m.unmount(tb) })
 	return m
 }
 
@@ -105,8 +138,12 @@ func (m *mounted) unmount(tb testing.TB) {
 	}
 	if err := m.srv.Unmount(); err != nil {
 		tb.Errorf("unmount: %v", err)
+		m.abort()
+		unix.Unmount(m.dir, unix.MNT_DETACH)
 	}
-	waitOrFail(tb, "go-fuse Serve to end", func() { m.srv.Wait() })
+	if !waitOrFail(tb, "go-fuse Serve to end", func() { m.srv.Wait() }) {
+		m.abort()
+	}
 	if m.tr != nil {
 		select {
 		case <-m.tr.Done():
@@ -120,13 +157,15 @@ func (m *mounted) unmount(tb testing.TB) {
 	m.srv = nil
 }
 
-func waitOrFail(tb testing.TB, what string, f func()) {
+func waitOrFail(tb testing.TB, what string, f func()) bool {
 	done := make(chan struct{})
 	go func() { f(); close(done) }()
 	select {
 	case <-done:
+		return true
 	case <-time.After(10 * time.Second):
 		tb.Errorf("timed out waiting for %s", what)
+		return false
 	}
 }
 
