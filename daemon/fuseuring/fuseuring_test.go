@@ -749,8 +749,13 @@ func (r *blockingTree) OnAdd(ctx context.Context) {
 // blocks in the file system does not hold up a lookup from the same CPU.
 func TestAsyncOpsDoNotStallQueue(t *testing.T) {
 	needURing(t)
+	t.Run("ops", func(t *testing.T) { testAsyncOps(t, WithAsyncOps("READ")) })
+	t.Run("if", func(t *testing.T) { testAsyncOps(t, WithAsyncIf(func(op uint32) bool { return op == 15 })) })
+}
+
+func testAsyncOps(t *testing.T, async Option) {
 	bf := &blockingFile{entered: make(chan struct{}, 1), release: make(chan struct{})}
-	m := mount(t, &blockingTree{file: bf}, true, WithAsyncOps("READ"), WithEntries(2))
+	m := mount(t, &blockingTree{file: bf}, true, async, WithEntries(2))
 	onCPU0 := func(f func()) chan struct{} {
 		done := make(chan struct{})
 		go func() {
@@ -786,7 +791,7 @@ func TestAsyncOpsDoNotStallQueue(t *testing.T) {
 }
 
 func TestOptions(t *testing.T) {
-	for _, o := range []Option{WithEntries(0), WithEntries(65), WithMaxWrite(100), WithDeviceFD(-1), WithLogger(nil), WithStartTimeout(0), WithAsyncOps("NOPE")} {
+	for _, o := range []Option{WithEntries(0), WithEntries(65), WithMaxWrite(100), WithDeviceFD(-1), WithLogger(nil), WithStartTimeout(0), WithAsyncOps("NOPE"), WithAsyncIf(nil)} {
 		var c config
 		if err := o(&c); err == nil {
 			t.Errorf("option accepted a bad value")

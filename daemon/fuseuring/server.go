@@ -85,6 +85,7 @@ type config struct {
 	startTimeout time.Duration
 	pin          bool
 	async        [numOpcodes]bool // opcodes handed to goroutines
+	asyncIf      func(opcode uint32) bool
 }
 
 // Option configures Start.
@@ -190,6 +191,21 @@ func WithAsyncOps(names ...string) Option {
 			}
 			c.async[op] = true
 		}
+		return nil
+	}
+}
+
+// WithAsyncIf hands a request to a goroutine when pred(opcode) is true,
+// opcode being the FUSE wire opcode (include/uapi/linux/fuse.h: 1 LOOKUP,
+// 15 READ, ...), in addition to WithAsync/WithAsyncOps. pred runs on the
+// queue thread for every request, so it must be quick and never block;
+// it may change its answer over time (e.g. inline once data is local).
+func WithAsyncIf(pred func(opcode uint32) bool) Option {
+	return func(c *config) error {
+		if pred == nil {
+			return errors.New("fuseuring: nil WithAsyncIf predicate")
+		}
+		c.asyncIf = pred
 		return nil
 	}
 }
@@ -552,7 +568,7 @@ func (q *queue) run(ready chan<- error) {
 				}
 				continue
 			}
-			if op := (*fuse.InHeader)(unsafe.Pointer(&e.hdr.InOut[0])).Opcode; op < numOpcodes && q.t.cfg.async[op] {
+			if q.async((*fuse.InHeader)(unsafe.Pointer(&e.hdr.InOut[0])).Opcode) {
 				go func() {
 					q.process(e)
 					q.completed <- e
@@ -566,6 +582,14 @@ func (q *queue) run(ready chan<- error) {
 		}
 	}
 	log.Debug("fuseuring: queue done (connection ended)")
+}
+
+// async says whether a request with this opcode goes to a goroutine.
+func (q *queue) async(op uint32) bool {
+	if op < numOpcodes && q.t.cfg.async[op] {
+		return true
+	}
+	return q.t.cfg.asyncIf != nil && q.t.cfg.asyncIf(op)
 }
 
 // armWake queues an 8-byte read of the wake eventfd.
