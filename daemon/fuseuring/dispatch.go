@@ -2,6 +2,7 @@ package fuseuring
 
 import (
 	"bytes"
+	"sync"
 	"unsafe"
 
 	"github.com/hanwen/go-fuse/v2/fuse"
@@ -83,6 +84,8 @@ type handler struct {
 	noXattr              bool          // MountOptions.DisableXAttrs
 	ignoreSecurityLabels bool          // MountOptions.IgnoreSecurityLabels
 	panicHandler         func(any) fuse.Status
+	singleThreaded       bool       // MountOptions.SingleThreaded
+	mu                   sync.Mutex // serializes calls when singleThreaded
 }
 
 // serve decodes the request in e, calls the file system and leaves the
@@ -105,6 +108,10 @@ func (h *handler) serve(e *entry, in []byte) (n uint32, st fuse.Status) {
 				return 0, fuse.ENOATTR
 			}
 		}
+	}
+	if h.singleThreaded {
+		h.mu.Lock()
+		defer h.mu.Unlock()
 	}
 	defer func() {
 		if r := recover(); r != nil {
