@@ -790,6 +790,78 @@ func testAsyncOps(t *testing.T, async Option) {
 	}
 }
 
+func TestRingSetupFlags(t *testing.T) {
+	needURing(t)
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	r, err := newRing(4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.close()
+	t.Logf("io_uring setup flags %#x (single issuer + defer taskrun: %v)", r.flags, r.flags&setupDeferTaskrun != 0)
+	if r.flags&setupSQE128 == 0 {
+		t.Fatalf("ring without SQE128")
+	}
+}
+
+// TestConcurrentClients runs many clients on all CPUs at once against
+// queues with few entries, checking every answer.
+func TestConcurrentClients(t *testing.T) {
+	needURing(t)
+	for _, name := range []string{"inline", "async"} {
+		t.Run(name, func(t *testing.T) {
+			var topts []Option
+			if name == "async" {
+				topts = append(topts, WithAsyncOps("READ", "LOOKUP"), WithEntries(3))
+			}
+			m := mount(t, &testTree{}, true, topts...)
+			var wg sync.WaitGroup
+			errs := make(chan error, 16)
+			for c := range 8 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					f, err := os.Open(filepath.Join(m.dir, "big"))
+					if err != nil {
+						errs <- err
+						return
+					}
+					defer f.Close()
+					buf := make([]byte, 5000)
+					for i := range 300 {
+						off := int64((c*7919 + i*4093) % (len(bigData) - len(buf)))
+						unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED)
+						if _, err := f.ReadAt(buf, off); err != nil {
+							errs <- err
+							return
+						}
+						if !bytes.Equal(buf, bigData[off:off+int64(len(buf))]) {
+							errs <- fmt.Errorf("client %d: wrong data at %d", c, off)
+							return
+						}
+						if _, err := os.Lstat(filepath.Join(m.dir, fmt.Sprintf("missing-%d-%d", c, i))); !errors.Is(err, os.ErrNotExist) {
+							errs <- fmt.Errorf("lstat: %v", err)
+							return
+						}
+						if b, err := os.ReadFile(filepath.Join(m.dir, "d", "f")); err != nil || string(b) != "hello" {
+							errs <- fmt.Errorf("read d/f: %q %v", b, err)
+							return
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				t.Error(err)
+			}
+			st := m.tr.Stats()
+			t.Logf("ring served %d requests (queue 0: %d, queue 1: %d)", st.Requests, st.Queues[0].Requests, st.Queues[len(st.Queues)-1].Requests)
+		})
+	}
+}
+
 func TestOptions(t *testing.T) {
 	for _, o := range []Option{WithEntries(0), WithEntries(65), WithMaxWrite(100), WithDeviceFD(-1), WithLogger(nil), WithStartTimeout(0), WithAsyncOps("NOPE"), WithAsyncIf(nil)} {
 		var c config

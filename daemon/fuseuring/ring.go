@@ -86,6 +86,7 @@ type cqe struct {
 // ring is one io_uring instance. It is used from a single OS thread.
 type ring struct {
 	fd       int
+	flags    uint32 // IORING_SETUP_* the kernel accepted
 	sqMap    []byte
 	cqMap    []byte // aliases sqMap with IORING_FEAT_SINGLE_MMAP
 	sqeMap   []byte
@@ -132,7 +133,7 @@ func setupRing(entries, flags uint32) (*ring, error) {
 	if errno != 0 {
 		return nil, fmt.Errorf("io_uring_setup(entries=%d, flags=%#x): %w", entries, flags, errno)
 	}
-	r := &ring{fd: int(fd)}
+	r := &ring{fd: int(fd), flags: flags}
 	ok := false
 	defer func() {
 		if !ok {
