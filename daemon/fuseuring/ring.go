@@ -3,9 +3,9 @@ package fuseuring
 // A minimal io_uring, driven by raw syscalls. It does only what the FUSE
 // transport needs: 128-byte SQEs (IORING_SETUP_SQE128, so that
 // IORING_OP_URING_CMD has its 80-byte command area), one submitter thread
-// per ring, and blocking waits for completions. No io_uring library from
-// the module proxy is used: the few in the list of served modules either
-// lack SQE128/URING_CMD or pull in cgo, and this file is small.
+// per ring, and blocking waits for completions. No io_uring library is
+// used: the list of modules the Go proxy serves here has none, and this
+// file is small enough to carry without adding to go.mod.
 
 import (
 	"errors"
