@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gonydus/nydus/daemon/config"
+	"github.com/gonydus/nydus/daemon/fuseuring"
 	"github.com/gonydus/nydus/daemon/rafsfs"
 	"github.com/gonydus/nydus/overlay"
 	"github.com/gonydus/nydus/storage/prefetch"
@@ -56,6 +57,8 @@ type Options struct {
 	// Writable mounts a root image that has an overlay configuration
 	// read-write (nydusd --writable); without it the overlay is read-only.
 	Writable bool
+	// URing chooses FUSE over io_uring (default URingAuto).
+	URing URingMode
 }
 
 // Daemon serves RAFS mounts over one FUSE session.
@@ -74,6 +77,8 @@ type Daemon struct {
 	direct  *Mount // a mount serving the FUSE root itself
 	noOpen  bool   // the kernel supports zero-message open
 	serial  bool   // requests are handled one at a time (--thread-num 1)
+	ring    *fuseuring.Transport
+	local   localState
 }
 
 // tune applies what the kernel negotiated to a mount's filesystem.
@@ -181,11 +186,11 @@ func (d *Daemon) Start(dir string, mountOpts []string, threads int) error {
 		rootNode = d.root
 		opts.RootStableAttr = &fs.StableAttr{Mode: fuse.S_IFDIR, Ino: 1}
 	}
-	srv, err := fs.Mount(dir, rootNode, opts)
+	srv, ring, err := d.mountFUSE(dir, rootNode, opts, d.serial)
 	if err != nil {
 		return fmt.Errorf("daemon: mount FUSE at %s: %w", dir, err)
 	}
-	d.server, d.mntDir = srv, dir
+	d.server, d.ring, d.mntDir = srv, ring, dir
 	d.noOpen = srv.KernelSettings().Flags64()&fuse.CAP_NO_OPEN_SUPPORT != 0
 	for _, m := range d.mounts {
 		d.tune(m)
@@ -248,6 +253,7 @@ func (d *Daemon) AddMount(mountpoint, bootstrap string, cfg *config.Config, pref
 		return fmt.Errorf("%w: %s", ErrExists, mp)
 	}
 	d.mounts[mp] = m
+	d.local.all.Store(false)
 	if d.root != nil && d.server != nil {
 		d.tune(m)
 		d.attach(mp, m)
@@ -327,8 +333,8 @@ func (d *Daemon) startPrefetch(m *Mount, files []string) error {
 // Stop unmounts the FUSE session (lazily if busy) and closes every mount.
 func (d *Daemon) Stop() error {
 	d.mu.Lock()
-	srv, dir := d.server, d.mntDir
-	d.server = nil
+	srv, dir, ring := d.server, d.mntDir, d.ring
+	d.server, d.ring = nil, nil
 	mounts := d.mounts
 	d.mounts = map[string]*Mount{}
 	d.state = StateStopped
@@ -343,6 +349,11 @@ func (d *Daemon) Stop() error {
 				errs = append(errs, fmt.Errorf("lazy unmount %s: %w", dir, err))
 			}
 		}
+	}
+	if ring != nil {
+		// After the unmount: closed while mounted, the rings would leave
+		// new requests waiting (the kernel never falls back to /dev/fuse).
+		ring.Close()
 	}
 	for _, m := range mounts {
 		errs = append(errs, m.Close())

@@ -80,13 +80,13 @@ func dropCaches(b *testing.B) {
 }
 
 // startNydusd mounts boot at mnt and returns a stop function and the pid.
-func startNydusd(b *testing.B, nydusd, boot, blobs, cache, mnt string) (int, func()) {
+func startNydusd(b *testing.B, nydusd, boot, blobs, cache, mnt string, extra ...string) (int, func()) {
 	cfg := filepath.Join(b.TempDir(), "nydusd.json")
 	doc := fmt.Sprintf(`{"device":{"backend":{"type":"localfs","config":{"dir":%q}},"cache":{"type":"blobcache","config":{"work_dir":%q}}},"mode":"direct","digest_validate":false,"enable_xattr":true}`, blobs, cache)
 	if err := os.WriteFile(cfg, []byte(doc), 0o644); err != nil {
 		b.Fatal(err)
 	}
-	cmd := exec.Command(nydusd, "--config", cfg, "--bootstrap", boot, "--mountpoint", mnt, "--log-level", "warn")
+	cmd := exec.Command(nydusd, append([]string{"--config", cfg, "--bootstrap", boot, "--mountpoint", mnt, "--log-level", "warn"}, extra...)...)
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
@@ -205,57 +205,94 @@ func BenchmarkNydusdVsKernel(b *testing.B) {
 		st, _ := os.Stat(filepath.Join(src, f))
 		sizes[f] = st.Size()
 	}
+	modes := []string{"off"}
+	if enableURing(b) {
+		modes = []string{"on", "off"}
+	}
 	b.ResetTimer()
 	for range b.N {
-		fmnt := filepath.Join(b.TempDir(), "fuse")
-		os.MkdirAll(fmnt, 0o755)
-		cache := b.TempDir()
-		_, stop := startNydusd(b, nydusd, boot, blobs, cache, fmnt)
-
-		// Cold: nydusd's cache is empty; measured once.
-		dropCaches(b)
-		kCold, n := readAll(b, kmnt, files)
-		dropCaches(b)
-		fCold, _ := readAll(b, fmnt, files) // fetch, decompress, verify, store
-		// The rest: best of three runs each, interleaved, against noise.
-		best := func(f func() time.Duration) time.Duration {
-			d := f()
-			for range 2 {
-				d = min(d, f())
+		for _, mode := range modes {
+			suffix := ""
+			if mode == "off" && len(modes) > 1 {
+				suffix = "_devfuse"
 			}
+			benchNydusdMode(b, nydusd, boot, blobs, kmnt, files, sizes, mode, suffix)
+		}
+	}
+}
+
+// enableURing turns on FUSE over io_uring (module parameter
+// fuse.enable_uring) for the benchmark when the kernel has it, and puts the
+// parameter back afterwards. It reports whether io_uring can be used.
+func enableURing(b *testing.B) bool {
+	const param = "/sys/module/fuse/parameters/enable_uring"
+	old, err := os.ReadFile(param)
+	if err != nil {
+		b.Logf("FUSE over io_uring not measured: %v (needs Linux 6.14+ with CONFIG_FUSE_IO_URING)", err)
+		return false
+	}
+	if strings.TrimSpace(string(old)) == "Y" {
+		return true
+	}
+	if err := os.WriteFile(param, []byte("Y"), 0o644); err != nil {
+		b.Logf("FUSE over io_uring not measured: %v", err)
+		return false
+	}
+	b.Cleanup(func() { os.WriteFile(param, old, 0o644) })
+	return true
+}
+
+// benchNydusdMode measures one nydusd, with --fuse-io-uring=mode, against
+// the kernel mount kmnt; metrics of the /dev/fuse-only run carry a
+// "_devfuse" suffix when io_uring is measured too.
+func benchNydusdMode(b *testing.B, nydusd, boot, blobs, kmnt string, files []string, sizes map[string]int64, mode, suffix string) {
+	fmnt := filepath.Join(b.TempDir(), "fuse")
+	os.MkdirAll(fmnt, 0o755)
+	cache := b.TempDir()
+	_, stop := startNydusd(b, nydusd, boot, blobs, cache, fmnt, "--fuse-io-uring", mode)
+	// Cold: nydusd's cache is empty; measured once.
+	dropCaches(b)
+	kCold, n := readAll(b, kmnt, files)
+	dropCaches(b)
+	fCold, _ := readAll(b, fmnt, files) // fetch, decompress, verify, store
+	// The rest: best of three runs each, interleaved, against noise.
+	best := func(f func() time.Duration) time.Duration {
+		d := f()
+		for range 2 {
+			d = min(d, f())
+		}
+		return d
+	}
+	read := func(root string, drop bool) func() time.Duration {
+		return func() time.Duration {
+			if drop {
+				dropCaches(b)
+			}
+			d, _ := readAll(b, root, files)
 			return d
 		}
-		read := func(root string, drop bool) func() time.Duration {
-			return func() time.Duration {
-				if drop {
-					dropCaches(b)
-				}
-				d, _ := readAll(b, root, files)
-				return d
-			}
-		}
-		kWarm, fWarm := best(read(kmnt, true)), best(read(fmnt, true)) // nydusd: blob cache warm, page cache dropped
-		kHot, fHot := best(read(kmnt, false)), best(read(fmnt, false)) // both in the page cache
-		kRand := best(func() time.Duration { dropCaches(b); return randomReads(b, kmnt, files, sizes, 20000) })
-		fRand := best(func() time.Duration { dropCaches(b); return randomReads(b, fmnt, files, sizes, 20000) })
-		kWalk := best(func() time.Duration { dropCaches(b); return walkStat(b, kmnt) })
-		fWalk := best(func() time.Duration { dropCaches(b); return walkStat(b, fmnt) })
-		stop()
-
-		mb := float64(n) / (1 << 20)
-		b.ReportMetric(kCold.Seconds()/fCold.Seconds(), "x_kernel_cold")
-		b.ReportMetric(kWarm.Seconds()/fWarm.Seconds(), "x_kernel_warm")
-		b.ReportMetric(kHot.Seconds()/fHot.Seconds(), "x_kernel_pagecache")
-		b.ReportMetric(kRand.Seconds()/fRand.Seconds(), "x_kernel_rand4k")
-		b.ReportMetric(fWalk.Seconds()/kWalk.Seconds(), "walk_time_vs_kernel")
-		b.Logf("%d files, %.0f MiB: cold %.0f vs kernel %.0f MB/s (%.2fx); warm cache %.0f vs %.0f MB/s (%.2fx); page cache %.0f vs %.0f MB/s (%.2fx); "+
-			"random 4K x20000 %v vs %v (%.2fx); find+stat %v vs %v (%.2fx the kernel's time)",
-			len(files), mb, mb/fCold.Seconds(), mb/kCold.Seconds(), kCold.Seconds()/fCold.Seconds(),
-			mb/fWarm.Seconds(), mb/kWarm.Seconds(), kWarm.Seconds()/fWarm.Seconds(),
-			mb/fHot.Seconds(), mb/kHot.Seconds(), kHot.Seconds()/fHot.Seconds(),
-			fRand.Round(time.Millisecond), kRand.Round(time.Millisecond), kRand.Seconds()/fRand.Seconds(),
-			fWalk.Round(time.Millisecond), kWalk.Round(time.Millisecond), fWalk.Seconds()/kWalk.Seconds())
 	}
+	kWarm, fWarm := best(read(kmnt, true)), best(read(fmnt, true)) // nydusd: blob cache warm, page cache dropped
+	kHot, fHot := best(read(kmnt, false)), best(read(fmnt, false)) // both in the page cache
+	kRand := best(func() time.Duration { dropCaches(b); return randomReads(b, kmnt, files, sizes, 20000) })
+	fRand := best(func() time.Duration { dropCaches(b); return randomReads(b, fmnt, files, sizes, 20000) })
+	kWalk := best(func() time.Duration { dropCaches(b); return walkStat(b, kmnt) })
+	fWalk := best(func() time.Duration { dropCaches(b); return walkStat(b, fmnt) })
+	stop()
+
+	mb := float64(n) / (1 << 20)
+	b.ReportMetric(kCold.Seconds()/fCold.Seconds(), "x_kernel_cold"+suffix)
+	b.ReportMetric(kWarm.Seconds()/fWarm.Seconds(), "x_kernel_warm"+suffix)
+	b.ReportMetric(kHot.Seconds()/fHot.Seconds(), "x_kernel_pagecache"+suffix)
+	b.ReportMetric(kRand.Seconds()/fRand.Seconds(), "x_kernel_rand4k"+suffix)
+	b.ReportMetric(fWalk.Seconds()/kWalk.Seconds(), "walk_time_vs_kernel"+suffix)
+	b.Logf("--fuse-io-uring=%s: %d files, %.0f MiB: cold %.0f vs kernel %.0f MB/s (%.2fx); warm cache %.0f vs %.0f MB/s (%.2fx); page cache %.0f vs %.0f MB/s (%.2fx); "+
+		"random 4K x20000 %v vs %v (%.2fx); find+stat %v vs %v (%.2fx the kernel's time)",
+		mode, len(files), mb, mb/fCold.Seconds(), mb/kCold.Seconds(), kCold.Seconds()/fCold.Seconds(),
+		mb/fWarm.Seconds(), mb/kWarm.Seconds(), kWarm.Seconds()/fWarm.Seconds(),
+		mb/fHot.Seconds(), mb/kHot.Seconds(), kHot.Seconds()/fHot.Seconds(),
+		fRand.Round(time.Millisecond), kRand.Round(time.Millisecond), kRand.Seconds()/fRand.Seconds(),
+		fWalk.Round(time.Millisecond), kWalk.Round(time.Millisecond), fWalk.Seconds()/kWalk.Seconds())
 }
 
 func rssKiB(b *testing.B, pid int) int64 {

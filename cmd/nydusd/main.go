@@ -30,6 +30,7 @@ type options struct {
 	apisock, configPath, id, supervisor, logLevel, logFile *string
 	mountpoint, failover, threads, bootstrap, localfsDir   *string
 	prefetchFiles, virtualMountpoint, rlimit, rotation     *string
+	uring                                                  *string
 	writable, readonly, upgrade                            *bool
 }
 
@@ -54,6 +55,7 @@ func flags() (*flag.FlagSet, *options) {
 		localfsDir:        cli.String(fs, "", "Serve blobs from this directory (localfs backend; conflicts with --config)", "localfs-dir", "D"),
 		prefetchFiles:     cli.String(fs, "", "File listing absolute paths to prefetch", "prefetch-files"),
 		virtualMountpoint: cli.String(fs, "/", "Where the bootstrap appears inside the mount", "virtual-mountpoint", "m"),
+		uring:             cli.String(fs, "auto", "FUSE over io_uring: auto (when the kernel offers it: fuse.enable_uring=Y), on, off", "fuse-io-uring"),
 	}
 	// nydus-snapshotter may pass --backend-source; accept and ignore it.
 	cli.String(fs, "", "Accepted for compatibility", "backend-source")
@@ -196,7 +198,11 @@ func serve(o *options, level *slog.LevelVar) error {
 	if *o.writable && (cfg == nil || cfg.Overlay == nil || *o.bootstrap == "") {
 		return errors.New(`--writable needs --bootstrap and an "overlay" section (upper_dir, work_dir) in the config`)
 	}
-	d := daemon.New(daemon.Options{ID: *o.id, Supervisor: *o.supervisor, Version: version, Logger: slog.Default(), Writable: *o.writable})
+	uring, err := daemon.ParseURingMode(*o.uring)
+	if err != nil {
+		return fmt.Errorf("--fuse-io-uring: %w", err)
+	}
+	d := daemon.New(daemon.Options{ID: *o.id, Supervisor: *o.supervisor, Version: version, Logger: slog.Default(), Writable: *o.writable, URing: uring})
 	if *o.bootstrap != "" {
 		if cfg == nil {
 			return errors.New("--bootstrap needs --config or --localfs-dir")

@@ -1,0 +1,175 @@
+package daemon
+
+import (
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/gonydus/nydus/daemon/fuseuring"
+	"github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+)
+
+// URingMode says whether the FUSE session is served over io_uring
+// (Linux 6.14+, module parameter fuse.enable_uring=Y) or /dev/fuse alone.
+type URingMode string
+
+// io_uring modes (nydusd --fuse-io-uring).
+const (
+	URingAuto URingMode = "auto" // io_uring when the kernel offers it
+	URingOn   URingMode = "on"   // io_uring or fail
+	URingOff  URingMode = "off"  // /dev/fuse only
+)
+
+// ParseURingMode validates a --fuse-io-uring value.
+func ParseURingMode(s string) (URingMode, error) {
+	switch m := URingMode(s); m {
+	case URingAuto, URingOn, URingOff:
+		return m, nil
+	case "":
+		return URingAuto, nil
+	}
+	return "", fmt.Errorf("%w: io_uring mode %q is not auto, on or off", ErrInvalidInput, s)
+}
+
+// mountFUSE mounts rootNode at dir and starts serving it: over io_uring
+// queues (one per CPU, each request served on the CPU that made it, with
+// no wake-up of another CPU) when mode allows and the kernel offers it,
+// else over /dev/fuse alone.
+func (d *Daemon) mountFUSE(dir string, rootNode fs.InodeEmbedder, opts *fs.Options, serial bool) (*fuse.Server, *fuseuring.Transport, error) {
+	mode := d.opts.URing
+	if mode == "" {
+		mode = URingAuto
+	}
+	useRing := false
+	if mode != URingOff && !serial {
+		if err := fuseuring.Available(); err == nil {
+			useRing = true
+		} else if mode == URingOn {
+			return nil, nil, fmt.Errorf("daemon: --fuse-io-uring=on: %w", err)
+		} else {
+			d.log.Debug("FUSE over io_uring not used", "reason", err)
+		}
+	}
+	if useRing {
+		opts.MountOptions.ExtraCapabilities |= fuse.CAP_OVER_IO_URING
+	}
+	raw := fs.NewNodeFS(rootNode, opts)
+	srv, err := fuse.NewServer(raw, dir, &opts.MountOptions)
+	if err != nil {
+		return nil, nil, err
+	}
+	var tr *fuseuring.Transport
+	if useRing {
+		tr, err = fuseuring.Start(srv, raw, fuseuring.WithLogger(d.log), fuseuring.WithAsyncIf(d.offload))
+		if err != nil {
+			if mode == URingOn {
+				srv.Unmount()
+				return nil, nil, fmt.Errorf("daemon: --fuse-io-uring=on: %w", err)
+			}
+			d.log.Warn("FUSE over io_uring failed to start; serving /dev/fuse only", "err", err)
+			tr = nil
+		}
+	}
+	go srv.Serve()
+	if err := srv.WaitMount(); err != nil {
+		if tr != nil {
+			tr.Close()
+		}
+		return nil, nil, err
+	}
+	if tr != nil {
+		d.log.Info("serving FUSE over io_uring", "queues", len(tr.Stats().Queues))
+	}
+	return srv, tr, nil
+}
+
+// offload tells the io_uring queues which requests to hand to a goroutine
+// instead of answering inline on the queue's thread. Inline is the fast
+// path, but a request that waits on the network stalls every other
+// request of its CPU meanwhile. Requests answered from memory (lookups,
+// attributes, directories, links, xattrs) are always inline; the others
+// (data reads, and the overlay's writes and copy-ups, which may read a
+// lower file) are inline once every mounted image's data is in the local
+// cache, since nothing then waits on the network.
+//
+// A blocking lock (SETLKW) always goes to a goroutine: it may wait for an
+// unlock that another process on the same CPU has yet to send.
+func (d *Daemon) offload(op uint32) bool {
+	const setlkw = 33
+	switch {
+	case op == setlkw:
+		return true
+	case fromMemory(op):
+		return false
+	}
+	return !d.allLocal()
+}
+
+// fromMemory reports the FUSE opcodes answered from the bootstrap in
+// memory (or, on the overlay, from the upper dir's metadata).
+func fromMemory(op uint32) bool {
+	switch op {
+	case 1, // LOOKUP
+		3,  // GETATTR
+		5,  // READLINK
+		17, // STATFS
+		18, // RELEASE
+		22, // GETXATTR
+		23, // LISTXATTR
+		25, // FLUSH
+		27, // OPENDIR
+		28, // READDIR
+		29, // RELEASEDIR
+		34, // ACCESS
+		44: // READDIRPLUS
+		return true
+	}
+	return false
+}
+
+// localState caches whether every image's data is local: once true it
+// stays true (cached chunks are not evicted) until a mount is added; while
+// false it is rechecked at most every 100 ms.
+type localState struct {
+	all     atomic.Bool
+	checked atomic.Int64 // unix nanoseconds of the last check
+}
+
+func (d *Daemon) allLocal() bool {
+	if d.local.all.Load() {
+		return true
+	}
+	now := time.Now().UnixNano()
+	last := d.local.checked.Load()
+	if now-last < int64(100*time.Millisecond) || !d.local.checked.CompareAndSwap(last, now) {
+		return false
+	}
+	// Start and AddMount hold d.mu while requests may arrive: never wait.
+	if !d.mu.TryLock() {
+		return false
+	}
+	defer d.mu.Unlock()
+	if len(d.mounts) == 0 {
+		return false
+	}
+	for _, m := range d.mounts {
+		if !m.Storage.Metrics().Snapshot().DataAllReady {
+			return false
+		}
+	}
+	d.local.all.Store(true)
+	return true
+}
+
+// URingStats reports what the io_uring queues served; ok is false when
+// the session is served over /dev/fuse alone.
+func (d *Daemon) URingStats() (s fuseuring.Stats, ok bool) {
+	d.mu.Lock()
+	ring := d.ring
+	d.mu.Unlock()
+	if ring == nil {
+		return s, false
+	}
+	return ring.Stats(), true
+}

@@ -1,0 +1,92 @@
+package daemon_test
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/gonydus/nydus/daemon"
+	"github.com/gonydus/nydus/daemon/config"
+)
+
+const enableURingParam = "/sys/module/fuse/parameters/enable_uring"
+
+// needURing turns the fuse module's enable_uring on for the test (back to
+// its old value after), or skips saying why.
+func needURing(t *testing.T) {
+	t.Helper()
+	requireFUSE(t)
+	old, err := os.ReadFile(enableURingParam)
+	if err != nil {
+		t.Skipf("skipped: kernel has no FUSE io_uring (Linux 6.14+, CONFIG_FUSE_IO_URING): %v", err)
+	}
+	if strings.TrimSpace(string(old)) == "Y" {
+		return
+	}
+	if err := os.WriteFile(enableURingParam, []byte("Y"), 0o644); err != nil {
+		t.Skipf("skipped: cannot set %s: %v", enableURingParam, err)
+	}
+	t.Cleanup(func() { os.WriteFile(enableURingParam, old, 0o644) })
+}
+
+// TestURingServesImage mounts an image with --fuse-io-uring=on, cold (reads
+// fetch from the backend, so they are handed to goroutines) and with every
+// chunk prefetched (reads answered inline on the queue threads), and checks
+// the bytes and that the rings, not /dev/fuse, served the lookups and reads.
+func TestURingServesImage(t *testing.T) {
+	needURing(t)
+	for _, prefetch := range []bool{false, true} {
+		t.Run(fmt.Sprintf("prefetched=%v", prefetch), func(t *testing.T) {
+			work := t.TempDir()
+			im := buildImage(t, work, "ring", 16)
+			doc := fmt.Sprintf(`{"device":{"backend":{"type":"localfs","config":{"dir":%q}},"cache":{"type":"blobcache","config":{"work_dir":%q}}},
+				"mode":"direct","fs_prefetch":{"enable":%v,"threads_count":2,"prefetch_all":true}}`, work, filepath.Join(work, "cache"), prefetch)
+			cfg, err := config.Parse([]byte(doc))
+			must(t, err)
+			d := daemon.New(daemon.Options{URing: daemon.URingOn})
+			must(t, d.AddMount("/", im.boot, cfg))
+			defer d.Stop()
+			if prefetch {
+				m, err := d.Mount("/")
+				must(t, err)
+				must(t, m.WaitPrefetch())
+			}
+			mnt := t.TempDir()
+			must(t, d.Start(mnt, nil, 4))
+			for name, want := range im.files {
+				got, err := os.ReadFile(filepath.Join(mnt, name))
+				if err != nil || !bytes.Equal(got, want) {
+					t.Fatalf("%s: %d bytes, %v; want %d", name, len(got), err, len(want))
+				}
+			}
+			st, ok := d.URingStats()
+			if !ok {
+				t.Fatal("--fuse-io-uring=on, yet no io_uring transport")
+			}
+			ops := map[string]uint64{}
+			for _, q := range st.Queues {
+				for op, n := range q.Ops {
+					ops[op] += n
+				}
+			}
+			t.Logf("served by the rings: %v", ops)
+			if ops["LOOKUP"] < uint64(len(im.files)) || ops["READ"] == 0 {
+				t.Fatalf("the rings served %v; want every LOOKUP and the READs", ops)
+			}
+		})
+	}
+}
+
+func TestParseURingMode(t *testing.T) {
+	for in, want := range map[string]daemon.URingMode{"": daemon.URingAuto, "auto": daemon.URingAuto, "on": daemon.URingOn, "off": daemon.URingOff} {
+		if got, err := daemon.ParseURingMode(in); err != nil || got != want {
+			t.Errorf("ParseURingMode(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	if _, err := daemon.ParseURingMode("yes"); err == nil || !strings.Contains(err.Error(), "auto, on or off") {
+		t.Errorf("ParseURingMode(yes): %v", err)
+	}
+}
