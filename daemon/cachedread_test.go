@@ -35,7 +35,7 @@ func testCachedReads(t *testing.T, threads int) {
 		"mode":"direct","fs_prefetch":{"enable":true,"threads_count":2,"prefetch_all":true}}`, work, filepath.Join(work, "cache"))
 	cfg, err := config.Parse([]byte(doc))
 	must(t, err)
-	d := daemon.New(daemon.Options{})
+	d := daemon.New(daemon.Options{URing: daemon.URingOff}) // pushes are for /dev/fuse
 	must(t, d.AddMount("/", im.boot, cfg))
 	defer d.Stop()
 	m, err := d.Mount("/")

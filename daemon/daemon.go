@@ -86,7 +86,11 @@ func (d *Daemon) tune(m *Mount) {
 	if d.noOpen {
 		m.FS.EnableNoOpen()
 	}
-	if d.serial {
+	// A push waits for page locks a concurrent READ of the same pages
+	// holds. With requests handled one at a time, or inline on a CPU's
+	// io_uring queue (where that READ may wait behind the push), it would
+	// never be answered. Over io_uring a READ is cheap enough without.
+	if d.serial || d.ring != nil {
 		m.FS.DisableTailPush()
 	}
 }

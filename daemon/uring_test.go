@@ -76,6 +76,11 @@ func TestURingServesImage(t *testing.T) {
 			if ops["LOOKUP"] < uint64(len(im.files)) || ops["READ"] == 0 {
 				t.Fatalf("the rings served %v; want every LOOKUP and the READs", ops)
 			}
+			m, err := d.Mount("/")
+			must(t, err)
+			if pushed, _ := m.FS.Stats().Pushed(); pushed != 0 {
+				t.Fatalf("%d bytes pushed into the page cache from an io_uring queue", pushed)
+			}
 		})
 	}
 }

@@ -22,9 +22,9 @@ func WithTailPush(limit int64) Option {
 }
 
 // DisableTailPush turns pushing off. nydusd calls it when requests are
-// handled one at a time (--thread-num 1): a push waits for page locks that
-// a concurrent READ of the same pages holds, and that READ needs another
-// handler to finish.
+// handled one at a time (--thread-num 1) or inline on io_uring queues: a
+// push waits for page locks that a concurrent READ of the same pages holds,
+// and that READ needs another handler to finish.
 func (f *FS) DisableTailPush() { f.tailPush.Store(0) }
 
 // pushTail stores the rest of the file, from end to EOF, in the kernel's
