@@ -13,8 +13,10 @@ const module = "github.com/gonydus/nydus"
 // layers ranks the top-level directories; a package may import packages of
 // a lower rank, or of its own top-level directory.
 var layers = map[string]int{
-	"rafs":        0,
-	"storage":     1,
+	"rafs":      0,
+	"storage":   1,
+	"fuseuring": 1, // FUSE over io_uring for any go-fuse file system
+
 	"overlay":     2,
 	"daemon":      3,
 	"graphdriver": 4,

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/gonydus/nydus/daemon/config"
-	"github.com/gonydus/nydus/daemon/fuseuring"
+	"github.com/gonydus/nydus/fuseuring"
 	"github.com/gonydus/nydus/daemon/rafsfs"
 	"github.com/gonydus/nydus/overlay"
 	"github.com/gonydus/nydus/storage/prefetch"

@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -44,6 +45,15 @@ func benchTargets(b *testing.B) []benchTarget {
 	if os.Getenv("OVERLAY_BENCH") == "ours" {
 		return []benchTarget{ours}
 	}
+	// Ours again, served over FUSE io_uring queues as nydusd serves it when
+	// the kernel offers io_uring.
+	oursURing := benchTarget{"ours-uring", func(b *testing.B, l layers) (string, func()) {
+		lower, err := overlay.NewDirLower(l.lower)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return serveOver(b, true, lower, l)
+	}}
 	ts := []benchTarget{
 		{"kernel", func(b *testing.B, l layers) (string, func()) { return kernelMount(b, l, "") }},
 	}
@@ -52,7 +62,13 @@ func benchTargets(b *testing.B) []benchTarget {
 	} else {
 		ts = append(ts, benchTarget{"fuse-overlayfs", mountFuseOverlayfs})
 	}
-	return append(ts, ours)
+	ts = append(ts, ours)
+	if ok, why := uringAvailable(b); ok {
+		ts = append(ts, oursURing)
+	} else {
+		b.Logf("ours over io_uring skipped: %s", why)
+	}
+	return ts
 }
 
 func mountFuseOverlayfs(b *testing.B, l layers) (string, func()) {
@@ -97,16 +113,18 @@ func compareTargets(b *testing.B, base, lower string, targets []benchTarget, wor
 				b.StartTimer()
 			}
 			perOp[tg.name] = total / time.Duration(b.N)
-			if tg.name != "ours" {
+			if !strings.HasPrefix(tg.name, "ours") {
 				return
 			}
+			// x-<baseline> for ours over /dev/fuse, x-<baseline>-uring over io_uring.
+			suffix := strings.TrimPrefix(tg.name, "ours")
 			for name, d := range perOp {
-				if name == "ours" {
+				if strings.HasPrefix(name, "ours") {
 					continue
 				}
-				r := float64(perOp["ours"]) / float64(d)
-				b.ReportMetric(r, "x-"+name)
-				b.Logf("ours %v, %s %v: %.2fx", perOp["ours"], name, d, r)
+				r := float64(perOp[tg.name]) / float64(d)
+				b.ReportMetric(r, "x-"+name+suffix)
+				b.Logf("%s %v, %s %v: %.2fx", tg.name, perOp[tg.name], name, d, r)
 			}
 		})
 	}

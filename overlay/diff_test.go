@@ -22,15 +22,22 @@ func runSteps(m string, steps []step) []string {
 // TestDifferential runs one script on kernel overlayfs and on ours over
 // the same lower tree and compares every step's errno and result, the
 // merged trees and the upper directories.
-func TestDifferential(t *testing.T) { differential(t, "") }
+func TestDifferential(t *testing.T) { differential(t, "", false) }
+
+// TestDifferentialURing runs the script with ours served over FUSE io_uring
+// queues, as nydusd serves it when the kernel offers io_uring.
+func TestDifferentialURing(t *testing.T) {
+	needURing(t)
+	differential(t, "", true)
+}
 
 // TestDifferentialUserXattr does the same with user.overlay.* xattrs
 // (the kernel's userxattr option, our WithUserXattr).
 func TestDifferentialUserXattr(t *testing.T) {
-	differential(t, ",userxattr", overlay.WithUserXattr())
+	differential(t, ",userxattr", false, overlay.WithUserXattr())
 }
 
-func differential(t *testing.T, kernelOpts string, opts ...overlay.Option) {
+func differential(t *testing.T, kernelOpts string, uring bool, opts ...overlay.Option) {
 	requireMount(t)
 	lower := makeLower(t)
 	kl := newLayers(t, lower)
@@ -39,7 +46,12 @@ func differential(t *testing.T, kernelOpts string, opts ...overlay.Option) {
 	kMerged := snapshot(t, km, false)
 
 	ol := newLayers(t, lower)
-	om := mountOurs(t, ol, opts...)
+	lowerFS, err := overlay.NewDirLower(ol.lower)
+	if err != nil {
+		t.Fatal(err)
+	}
+	om, unmount := serveOver(t, uring, lowerFS, ol, opts...)
+	t.Cleanup(unmount)
 	oSteps := runScript(om)
 	oMerged := snapshot(t, om, false)
 

@@ -6,10 +6,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
+	"github.com/gonydus/nydus/fuseuring"
 	"github.com/gonydus/nydus/overlay"
 	gofs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
 	"golang.org/x/sys/unix"
 )
 
@@ -60,9 +63,15 @@ func mountLower(t testing.TB, lower overlay.Lower, l layers, opts ...overlay.Opt
 	return mnt
 }
 
-// serve mounts our overlay of lower and l and returns the mount point and
-// the function that unmounts it.
+// serve mounts our overlay of lower and l, served over /dev/fuse, and
+// returns the mount point and the function that unmounts it.
 func serve(t testing.TB, lower overlay.Lower, l layers, opts ...overlay.Option) (string, func()) {
+	return serveOver(t, false, lower, l, opts...)
+}
+
+// serveOver is serve, over FUSE io_uring queues when uring is set (see
+// needURing).
+func serveOver(t testing.TB, uring bool, lower overlay.Lower, l layers, opts ...overlay.Option) (string, func()) {
 	t.Helper()
 	f, err := overlay.New(lower, l.upper, l.work, opts...)
 	if err != nil {
@@ -72,8 +81,25 @@ func serve(t testing.TB, lower overlay.Lower, l layers, opts ...overlay.Option) 
 	if err := os.Mkdir(mnt, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	srv, err := gofs.Mount(mnt, f.Root(), overlay.MountOptions("test"))
+	o := overlay.MountOptions("test")
+	if uring {
+		o.MountOptions.ExtraCapabilities |= fuse.CAP_OVER_IO_URING
+	}
+	raw := gofs.NewNodeFS(f.Root(), o)
+	srv, err := fuse.NewServer(raw, mnt, &o.MountOptions)
 	if err != nil {
+		t.Fatalf("mount: %v", err)
+	}
+	var tr *fuseuring.Transport
+	if uring {
+		// Before WaitMount: the kernel holds requests until the queues are in.
+		if tr, err = fuseuring.Start(srv, raw); err != nil {
+			srv.Unmount()
+			t.Fatalf("FUSE over io_uring: %v", err)
+		}
+	}
+	go srv.Serve()
+	if err := srv.WaitMount(); err != nil {
 		t.Fatalf("mount: %v", err)
 	}
 	return mnt, func() {
@@ -81,7 +107,43 @@ func serve(t testing.TB, lower overlay.Lower, l layers, opts ...overlay.Option) 
 			t.Errorf("unmount: %v", err)
 			unix.Unmount(mnt, unix.MNT_DETACH)
 		}
+		if tr != nil {
+			tr.Close()
+			if tr.Stats().Requests == 0 {
+				t.Errorf("served over io_uring, yet the rings answered no request")
+			}
+		}
 		f.Close()
+	}
+}
+
+// uringAvailable turns the fuse module's enable_uring on (back to its old
+// value at cleanup) and reports whether FUSE over io_uring can be used,
+// with the reason when not.
+func uringAvailable(t testing.TB) (bool, string) {
+	const param = "/sys/module/fuse/parameters/enable_uring"
+	old, err := os.ReadFile(param)
+	if err != nil {
+		return false, fmt.Sprintf("kernel has no FUSE io_uring (Linux 6.14+, CONFIG_FUSE_IO_URING): %v", err)
+	}
+	if strings.TrimSpace(string(old)) != "Y" {
+		if err := os.WriteFile(param, []byte("Y"), 0o644); err != nil {
+			return false, fmt.Sprintf("cannot set %s: %v", param, err)
+		}
+		t.Cleanup(func() { os.WriteFile(param, old, 0o644) })
+	}
+	if err := fuseuring.Available(); err != nil {
+		return false, err.Error()
+	}
+	return true, ""
+}
+
+// needURing skips t, saying why, when FUSE over io_uring can't be used.
+func needURing(t *testing.T) {
+	t.Helper()
+	requireMount(t)
+	if ok, why := uringAvailable(t); !ok {
+		t.Skip("skipped: " + why)
 	}
 }
 

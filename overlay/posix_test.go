@@ -2,6 +2,7 @@ package overlay_test
 
 import (
 	"fmt"
+	"github.com/gonydus/nydus/overlay"
 	"os"
 	"path/filepath"
 	"sort"
@@ -19,9 +20,18 @@ var posixSkip = map[string]string{
 
 // TestPOSIX runs go-fuse's POSIX suite on the writable mount, once on an
 // empty lower tree and once inside a directory that comes from the lower
-// tree (so every object it touches is merged or copied up).
+// tree (so every object it touches is merged or copied up); over /dev/fuse
+// and over FUSE io_uring queues.
 func TestPOSIX(t *testing.T) {
 	requireMount(t)
+	t.Run("devfuse", func(t *testing.T) { posixSuite(t, false) })
+	t.Run("uring", func(t *testing.T) {
+		needURing(t)
+		posixSuite(t, true)
+	})
+}
+
+func posixSuite(t *testing.T, uring bool) {
 	var names []string
 	for name := range posixtest.All {
 		names = append(names, name)
@@ -42,7 +52,13 @@ func TestPOSIX(t *testing.T) {
 							t.Fatal(err)
 						}
 					}
-					m := mountOurs(t, newLayers(t, lower))
+					l := newLayers(t, lower)
+					lowerFS, err := overlay.NewDirLower(l.lower)
+					if err != nil {
+						t.Fatal(err)
+					}
+					m, unmount := serveOver(t, uring, lowerFS, l)
+					t.Cleanup(unmount)
 					posixtest.All[name](t, filepath.Join(m, dir))
 				})
 			}
