@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/gonydus/nydus/daemon/config"
-	"github.com/gonydus/nydus/fuseuring"
 	"github.com/gonydus/nydus/daemon/rafsfs"
+	"github.com/gonydus/nydus/fuseuring"
 	"github.com/gonydus/nydus/overlay"
 	"github.com/gonydus/nydus/storage/prefetch"
 	"github.com/hanwen/go-fuse/v2/fs"

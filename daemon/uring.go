@@ -90,8 +90,8 @@ func (d *Daemon) mountFUSE(dir string, rootNode fs.InodeEmbedder, opts *fs.Optio
 // request of its CPU meanwhile. Requests answered from memory (lookups,
 // attributes, directories, links, xattrs) are always inline; the others
 // (data reads, and the overlay's writes and copy-ups, which may read a
-// lower file) are inline once every mounted image's data is in the local
-// cache, since nothing then waits on the network.
+// lower file) are inline once no image's data can wait on the network:
+// its blobs are local (localfs) or all in the local cache.
 //
 // A blocking lock (SETLKW) always goes to a goroutine: it may wait for an
 // unlock that another process on the same CPU has yet to send.
@@ -128,6 +128,15 @@ func fromMemory(op uint32) bool {
 	return false
 }
 
+// localData reports whether no read of m can wait on the network: its
+// blobs come from a local directory, or every chunk is in the cache.
+func localData(m *Mount) bool {
+	if m.Config != nil && m.Config.Backend.Type == "localfs" {
+		return true
+	}
+	return m.Storage.Metrics().Snapshot().DataAllReady
+}
+
 // localState caches whether every image's data is local: once true it
 // stays true (cached chunks are not evicted) until a mount is added; while
 // false it is rechecked at most every 100 ms.
@@ -154,7 +163,7 @@ func (d *Daemon) allLocal() bool {
 		return false
 	}
 	for _, m := range d.mounts {
-		if !m.Storage.Metrics().Snapshot().DataAllReady {
+		if !localData(m) {
 			return false
 		}
 	}

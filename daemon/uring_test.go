@@ -32,10 +32,11 @@ func needURing(t *testing.T) {
 	t.Cleanup(func() { os.WriteFile(enableURingParam, old, 0o644) })
 }
 
-// TestURingServesImage mounts an image with --fuse-io-uring=on, cold (reads
-// fetch from the backend, so they are handed to goroutines) and with every
-// chunk prefetched (reads answered inline on the queue threads), and checks
-// the bytes and that the rings, not /dev/fuse, served the lookups and reads.
+// TestURingServesImage mounts an image with --fuse-io-uring=on, cold and
+// with every chunk prefetched, and checks the bytes and that the rings, not
+// /dev/fuse, served the lookups and reads. (A localfs backend never waits
+// on the network, so reads are answered inline; TestOffload pins when they
+// are not.)
 func TestURingServesImage(t *testing.T) {
 	needURing(t)
 	for _, prefetch := range []bool{false, true} {
