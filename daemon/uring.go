@@ -43,11 +43,20 @@ func (d *Daemon) mountFUSE(dir string, rootNode fs.InodeEmbedder, opts *fs.Optio
 	}
 	useRing := false
 	if mode != URingOff && !serial {
-		if err := fuseuring.Available(); err == nil {
+		err := fuseuring.Available()
+		if err != nil && mode == URingOn {
+			// Asked for explicitly: turn the kernel's switch on.
+			if err = fuseuring.Enable(); err == nil {
+				d.log.Info("turned on fuse.enable_uring for --fuse-io-uring=on")
+				err = fuseuring.Available()
+			}
+		}
+		switch {
+		case err == nil:
 			useRing = true
-		} else if mode == URingOn {
+		case mode == URingOn:
 			return nil, nil, fmt.Errorf("daemon: --fuse-io-uring=on: %w", err)
-		} else {
+		default:
 			d.log.Debug("FUSE over io_uring not used", "reason", err)
 		}
 	}

@@ -76,6 +76,17 @@ var ErrUnavailable = errors.New("FUSE over io_uring unavailable")
 
 const enableURingParam = "/sys/module/fuse/parameters/enable_uring"
 
+// Enable turns the fuse module's enable_uring parameter on (root only), so
+// that mounts made from now on may negotiate io_uring. It changes the
+// setting for every FUSE server on the machine; servers that do not ask for
+// io_uring at INIT are unaffected.
+func Enable() error {
+	if err := os.WriteFile(enableURingParam, []byte("Y"), 0o644); err != nil {
+		return fmt.Errorf("%w: turn on %s: %w", ErrUnavailable, enableURingParam, err)
+	}
+	return nil
+}
+
 // Available reports whether this kernel can serve FUSE over io_uring now:
 // the fuse module has enable_uring=Y and io_uring_setup accepts an
 // SQE128 ring. Mounts made while it was N can't use io_uring.
