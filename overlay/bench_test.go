@@ -328,5 +328,10 @@ func BenchmarkReadRAFS(b *testing.B) {
 		}},
 		{"ours", func(b *testing.B, l layers) (string, func()) { return serve(b, im.lower, l) }},
 	}
+	if ok, why := uringAvailable(b); ok {
+		targets = append(targets, benchTarget{"ours-uring", func(b *testing.B, l layers) (string, func()) { return serveOver(b, true, im.lower, l) }})
+	} else {
+		b.Logf("ours over io_uring skipped: %s", why)
+	}
 	compareTargets(b, base, tree, targets, readAll)
 }
