@@ -20,7 +20,7 @@ func TestConvertUpstreamTars(t *testing.T) {
 	for _, name := range []string{"all-entry-type.tar", "all-entry-type-macos.tar"} {
 		raw, err := os.ReadFile(filepath.Join(upstreamDir, "tar", name))
 		if err != nil {
-			t.Skipf("upstream fixture: %v", err)
+			t.Skipf("upstream test vector missing (%v): ../shared/testdata must sit beside the repository", err)
 		}
 		t.Run(name, func(t *testing.T) {
 			reg := newTestRegistry(t)

@@ -81,7 +81,7 @@ func treeTarGz(tb testing.TB, limit int64, roots ...string) []byte {
 		}
 	}
 	if total == 0 {
-		tb.Skip("no files under", roots)
+		tb.Skipf("no Go source tree under %v (a GOROOT without src)", roots)
 	}
 	tw.Close()
 	zw.Close()
@@ -90,11 +90,14 @@ func treeTarGz(tb testing.TB, limit int64, roots ...string) []byte {
 
 // gzipDC times `gzip -dc` of the layer file.
 func gzipDC(b *testing.B, path string) time.Duration {
+	if _, err := exec.LookPath("gzip"); err != nil {
+		b.Skipf("the baseline, gzip, is not installed (apt-get install gzip): %v", err)
+	}
 	start := time.Now()
 	cmd := exec.Command("gzip", "-dc", path)
 	cmd.Stdout = io.Discard
 	if err := cmd.Run(); err != nil {
-		b.Skipf("gzip: %v", err)
+		b.Fatalf("gzip -dc %s: %v", path, err)
 	}
 	return time.Since(start)
 }
@@ -211,7 +214,7 @@ func middleSmallFile(b *testing.B, bi *built, gz []byte) (string, uint64) {
 		}
 	}
 	if name == "" {
-		b.Skip("no small file")
+		b.Fatal("the layer has no file under 8 KiB to read")
 	}
 	return name, nid
 }
