@@ -46,7 +46,7 @@ func (d *Daemon) mountFUSE(dir string, rootNode fs.InodeEmbedder, opts *fs.Optio
 		err := fuseuring.Available()
 		if err != nil && mode == URingOn {
 			// Asked for explicitly: turn the kernel's switch on.
-			if err = fuseuring.Enable(); err == nil {
+			if _, err = fuseuring.Enable(); err == nil {
 				d.log.Info("turned on fuse.enable_uring for --fuse-io-uring=on")
 				err = fuseuring.Available()
 			}

@@ -10,26 +10,19 @@ import (
 
 	"github.com/gonydus/nydus/daemon"
 	"github.com/gonydus/nydus/daemon/config"
+	"github.com/gonydus/nydus/fuseuring"
 )
-
-const enableURingParam = "/sys/module/fuse/parameters/enable_uring"
 
 // needURing turns the fuse module's enable_uring on for the test (back to
 // its old value after), or skips saying why.
 func needURing(t *testing.T) {
 	t.Helper()
 	requireFUSE(t)
-	old, err := os.ReadFile(enableURingParam)
+	restore, err := fuseuring.Enable()
 	if err != nil {
-		t.Skipf("skipped: kernel has no FUSE io_uring (Linux 6.14+, CONFIG_FUSE_IO_URING): %v", err)
+		t.Skipf("skipped: %v", err)
 	}
-	if strings.TrimSpace(string(old)) == "Y" {
-		return
-	}
-	if err := os.WriteFile(enableURingParam, []byte("Y"), 0o644); err != nil {
-		t.Skipf("skipped: cannot set %s: %v", enableURingParam, err)
-	}
-	t.Cleanup(func() { os.WriteFile(enableURingParam, old, 0o644) })
+	t.Cleanup(func() { restore() })
 }
 
 // TestURingServesImage mounts an image with --fuse-io-uring=on, cold and

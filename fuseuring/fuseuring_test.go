@@ -31,20 +31,15 @@ func needURing(tb testing.TB) {
 	if _, err := os.Stat("/dev/fuse"); err != nil {
 		tb.Skipf("skipped: no /dev/fuse: %v", err)
 	}
-	old, err := os.ReadFile(enableURingParam)
+	restore, err := Enable()
 	if err != nil {
-		tb.Skipf("skipped: kernel has no FUSE io_uring (CONFIG_FUSE_IO_URING): %v", err)
+		tb.Skipf("skipped: %v", err)
 	}
-	if strings.TrimSpace(string(old)) != "Y" {
-		if err := os.WriteFile(enableURingParam, []byte("Y"), 0o644); err != nil {
-			tb.Skipf("skipped: cannot set %s to Y: %v", enableURingParam, err)
+	tb.Cleanup(func() {
+		if err := restore(); err != nil {
+			tb.Errorf("restore %s: %v", enableURingParam, err)
 		}
-		tb.Cleanup(func() {
-			if err := os.WriteFile(enableURingParam, old, 0o644); err != nil {
-				tb.Errorf("restore %s: %v", enableURingParam, err)
-			}
-		})
-	}
+	})
 	if err := Available(); err != nil {
 		tb.Skipf("skipped: %v", err)
 	}

@@ -79,12 +79,20 @@ const enableURingParam = "/sys/module/fuse/parameters/enable_uring"
 // Enable turns the fuse module's enable_uring parameter on (root only), so
 // that mounts made from now on may negotiate io_uring. It changes the
 // setting for every FUSE server on the machine; servers that do not ask for
-// io_uring at INIT are unaffected.
-func Enable() error {
-	if err := os.WriteFile(enableURingParam, []byte("Y"), 0o644); err != nil {
-		return fmt.Errorf("%w: turn on %s: %w", ErrUnavailable, enableURingParam, err)
+// io_uring at INIT are unaffected. restore puts the old value back (it does
+// nothing when the parameter was already on).
+func Enable() (restore func() error, err error) {
+	old, err := os.ReadFile(enableURingParam)
+	if err != nil {
+		return nil, fmt.Errorf("%w: kernel without CONFIG_FUSE_IO_URING? %w", ErrUnavailable, err)
 	}
-	return nil
+	if strings.TrimSpace(string(old)) == "Y" {
+		return func() error { return nil }, nil
+	}
+	if err := os.WriteFile(enableURingParam, []byte("Y"), 0o644); err != nil {
+		return nil, fmt.Errorf("%w: turn on %s: %w", ErrUnavailable, enableURingParam, err)
+	}
+	return func() error { return os.WriteFile(enableURingParam, old, 0o644) }, nil
 }
 
 // Available reports whether this kernel can serve FUSE over io_uring now:

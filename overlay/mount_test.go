@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/gonydus/nydus/fuseuring"
@@ -121,17 +120,11 @@ func serveOver(t testing.TB, uring bool, lower overlay.Lower, l layers, opts ...
 // value at cleanup) and reports whether FUSE over io_uring can be used,
 // with the reason when not.
 func uringAvailable(t testing.TB) (bool, string) {
-	const param = "/sys/module/fuse/parameters/enable_uring"
-	old, err := os.ReadFile(param)
+	restore, err := fuseuring.Enable()
 	if err != nil {
-		return false, fmt.Sprintf("kernel has no FUSE io_uring (Linux 6.14+, CONFIG_FUSE_IO_URING): %v", err)
+		return false, err.Error()
 	}
-	if strings.TrimSpace(string(old)) != "Y" {
-		if err := os.WriteFile(param, []byte("Y"), 0o644); err != nil {
-			return false, fmt.Sprintf("cannot set %s: %v", param, err)
-		}
-		t.Cleanup(func() { os.WriteFile(param, old, 0o644) })
-	}
+	t.Cleanup(func() { restore() })
 	if err := fuseuring.Available(); err != nil {
 		return false, err.Error()
 	}

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gonydus/nydus/fuseuring"
 	"golang.org/x/sys/unix"
 )
 
@@ -225,20 +226,12 @@ func BenchmarkNydusdVsKernel(b *testing.B) {
 // fuse.enable_uring) for the benchmark when the kernel has it, and puts the
 // parameter back afterwards. It reports whether io_uring can be used.
 func enableURing(b *testing.B) bool {
-	const param = "/sys/module/fuse/parameters/enable_uring"
-	old, err := os.ReadFile(param)
+	restore, err := fuseuring.Enable()
 	if err != nil {
 		b.Logf("FUSE over io_uring not measured: %v (needs Linux 6.14+ with CONFIG_FUSE_IO_URING)", err)
 		return false
 	}
-	if strings.TrimSpace(string(old)) == "Y" {
-		return true
-	}
-	if err := os.WriteFile(param, []byte("Y"), 0o644); err != nil {
-		b.Logf("FUSE over io_uring not measured: %v", err)
-		return false
-	}
-	b.Cleanup(func() { os.WriteFile(param, old, 0o644) })
+	b.Cleanup(func() { restore() })
 	return true
 }
 
