@@ -136,6 +136,13 @@ func (m *mounted) unmount(tb testing.TB) {
 		m.abort()
 		unix.Unmount(m.dir, unix.MNT_DETACH)
 	}
+	m.waitEnded(tb, "after unmount")
+}
+
+// waitEnded waits (boundedly) for go-fuse's Serve and the queues to end once
+// the connection is gone, then closes the transport.
+func (m *mounted) waitEnded(tb testing.TB, after string) {
+	tb.Helper()
 	if !waitOrFail(tb, "go-fuse Serve to end", func() { m.srv.Wait() }) {
 		m.abort()
 	}
@@ -143,7 +150,7 @@ func (m *mounted) unmount(tb testing.TB) {
 		select {
 		case <-m.tr.Done():
 		case <-time.After(10 * time.Second):
-			tb.Errorf("queues still running 10s after unmount")
+			tb.Errorf("queues still running 10s %s", after)
 		}
 		if err := m.tr.Close(); err != nil {
 			tb.Errorf("Close: %v", err)
@@ -564,16 +571,9 @@ func TestUnmountWhileReading(t *testing.T) {
 		t.Fatalf("reader hangs after abort")
 	}
 	close(stop)
-	waitOrFail(t, "go-fuse Serve to end", func() { m.srv.Wait() })
-	select {
-	case <-m.tr.Done():
-	case <-time.After(10 * time.Second):
-		t.Fatalf("queues still running after abort")
+	if m.waitEnded(t, "after abort"); t.Failed() {
+		t.FailNow()
 	}
-	if err := m.tr.Close(); err != nil {
-		t.Fatal(err)
-	}
-	m.srv = nil
 	goroutinesSettle(t, base)
 }
 
@@ -595,16 +595,9 @@ func TestUnmountDetachReaderCloses(t *testing.T) {
 		t.Fatalf("read after lazy unmount: %v", err)
 	}
 	f.Close()
-	waitOrFail(t, "go-fuse Serve to end", func() { m.srv.Wait() })
-	select {
-	case <-m.tr.Done():
-	case <-time.After(10 * time.Second):
-		t.Fatalf("queues still running after the last file closed")
+	if m.waitEnded(t, "after the last file closed"); t.Failed() {
+		t.FailNow()
 	}
-	if err := m.tr.Close(); err != nil {
-		t.Fatal(err)
-	}
-	m.srv = nil
 	goroutinesSettle(t, base)
 }
 
