@@ -88,3 +88,39 @@ func (o onlyReader) Read(p []byte) (int, error) { return o.r.Read(p) }
 type onlyWriter struct{ w io.Writer }
 
 func (o onlyWriter) Write(p []byte) (int, error) { return o.w.Write(p) }
+
+// TestCachedLargeReadsFromCacheFile reads a 3 MiB file whose chunks are
+// all cached: the kernel asks in READs of up to 1 MiB, each answered by
+// splicing one run of the cache file (or, under 128 KiB, a pread of it),
+// so the storage chain serves none of them, and the bytes are the file's.
+func TestCachedLargeReadsFromCacheFile(t *testing.T) {
+	requireFUSE(t)
+	work := t.TempDir()
+	big := make([]byte, 3<<20)
+	for i := range big {
+		big[i] = byte(i/4096) ^ byte(i)
+	}
+	im := buildImageOf(t, work, "big", map[string][]byte{"big": big, "small": []byte("small file\n")})
+	doc := fmt.Sprintf(`{"device":{"backend":{"type":"localfs","config":{"dir":%q}},"cache":{"type":"blobcache","config":{"work_dir":%q}}},
+		"mode":"direct","fs_prefetch":{"enable":true,"threads_count":2,"prefetch_all":true}}`, work, filepath.Join(work, "cache"))
+	cfg, err := config.Parse([]byte(doc))
+	must(t, err)
+	d := daemon.New(daemon.Options{})
+	must(t, d.AddMount("/", im.boot, cfg))
+	defer d.Stop()
+	m, err := d.Mount("/")
+	must(t, err)
+	must(t, m.WaitPrefetch())
+	before := m.Storage.Metrics().Snapshot().ReadLatency.Count
+	mnt := t.TempDir()
+	must(t, d.Start(mnt, nil, 4))
+	for name, want := range im.files {
+		got, err := os.ReadFile(filepath.Join(mnt, name))
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("%s: %d bytes (%v), want %d", name, len(got), err, len(want))
+		}
+	}
+	if after := m.Storage.Metrics().Snapshot().ReadLatency.Count; after != before {
+		t.Fatalf("%d reads went through the storage chain; want all from the cache file", after-before)
+	}
+}

@@ -6,10 +6,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -38,22 +40,32 @@ type image struct {
 	files                   map[string][]byte
 }
 
-// buildImage writes a bootstrap and a blob (named by id) into dir.
+// buildImage writes a bootstrap and a blob (named by id) into dir: nfiles
+// files of text, 20 KiB and up.
 func buildImage(t *testing.T, dir, tag string, nfiles int) *image {
 	t.Helper()
-	im := &image{boot: filepath.Join(dir, tag+".boot"), blobDir: dir, files: map[string][]byte{}}
+	files := map[string][]byte{}
+	for i := range nfiles {
+		files[fmt.Sprintf("f%02d", i)] = bytes.Repeat([]byte(fmt.Sprintf("%s file %d\n", tag, i)), 2000+i*100)
+	}
+	return buildImageOf(t, dir, tag, files)
+}
+
+// buildImageOf writes an image of files (in the root directory, zstd, 16
+// KiB chunks) into dir.
+func buildImageOf(t *testing.T, dir, tag string, files map[string][]byte) *image {
+	t.Helper()
+	im := &image{boot: filepath.Join(dir, tag+".boot"), blobDir: dir, files: files}
 	var blob bytes.Buffer
 	res, err := builder.Build(context.Background(), func(_ context.Context, w builder.FileWriter) (*tree.Tree, error) {
 		root := tree.NewDir(0o755)
-		for i := range nfiles {
-			data := bytes.Repeat([]byte(fmt.Sprintf("%s file %d\n", tag, i)), 2000+i*100)
+		for _, name := range slices.Sorted(maps.Keys(files)) {
+			data := files[name]
 			chunks, err := w.WriteFile(bytes.NewReader(data), int64(len(data)))
 			if err != nil {
 				return nil, err
 			}
-			name := fmt.Sprintf("f%02d", i)
 			root.SetChild(name, &tree.Inode{Mode: layout.ModeReg | 0o644, Size: uint64(len(data)), Chunks: chunks})
-			im.files[name] = data
 		}
 		return &tree.Tree{Root: root}, nil
 	}, &blob, builder.Config{Compressor: layout.CompressZstd, Digester: layout.DigestBlake3, ChunkSize: 0x4000, ExplicitUIDGID: true})

@@ -270,29 +270,21 @@ type extentSource interface {
 	CachedExtent(ctx context.Context, blob *layout.BlobEntry, c *layout.ChunkInfo) (*os.File, int64, int64, bool)
 }
 
-// splice answers a read that falls inside one cached, uncompressed chunk
-// with the cache file's range: the kernel moves the bytes (splice) without
-// a copy through this process. A read crossing a chunk boundary, or of an
-// uncached chunk, takes the normal path.
+// splice answers a read whose bytes lie in one run of a cache file (cached,
+// uncompressed chunks, adjacent in the file) with that range: the kernel
+// moves the bytes (splice) without a copy through this process. Any other
+// read takes the normal path.
 func (n *node) splice(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, bool) {
-	es, ok := n.fs.src.(extentSource)
-	if !ok || len(dest) == 0 {
+	size := n.reader.Size()
+	if len(dest) == 0 || off >= size {
 		return nil, false
 	}
-	c, ok := n.reader.ChunkAt(off)
-	if !ok {
+	var buf [1]extent
+	list, ok := n.localExtents(ctx, off, min(off+int64(len(dest)), size), buf[:])
+	if !ok || len(list) != 1 {
 		return nil, false
 	}
-	in := off - int64(c.Info.FileOffset)
-	want := min(int64(len(dest)), n.reader.Size()-off)
-	if in+want > int64(c.Info.UncompressedSize) {
-		return nil, false
-	}
-	f, base, size, ok := es.CachedExtent(ctx, c.Blob, &c.Info)
-	if !ok || size != int64(c.Info.UncompressedSize) {
-		return nil, false
-	}
-	return fuse.ReadResultFd(f.Fd(), base+in, int(want)), true
+	return fuse.ReadResultFd(list[0].f.Fd(), list[0].at, int(list[0].n)), true
 }
 
 func (n *node) Readlink(ctx context.Context) ([]byte, syscall.Errno) {

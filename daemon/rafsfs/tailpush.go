@@ -6,20 +6,8 @@ import (
 )
 
 // DefaultTailPush is how much of a file's tail a READ may push into the
-// kernel's page cache: one default Linux readahead window.
+// kernel's page cache: one default Linux readahead window. See pushTail.
 const DefaultTailPush = 128 << 10
-
-// WithTailPush sets the most bytes a READ pushes past its own range into
-// the kernel's page cache (0 turns it off). See pushTail.
-func WithTailPush(limit int64) Option {
-	return func(f *FS) error {
-		if limit < 0 || limit > 1<<20 {
-			return fmt.Errorf("rafsfs: tail push %d outside [0, 1 MiB]", limit)
-		}
-		f.tailPush.Store(limit)
-		return nil
-	}
-}
 
 // DisableTailPush turns pushing off. nydusd calls it when requests are
 // handled one at a time (--thread-num 1) or inline on io_uring queues: a
