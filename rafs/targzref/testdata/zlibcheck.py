@@ -2,18 +2,7 @@
 # does (raw inflate, inflatePrime, inflateSetDictionary, skip trailer +
 # gzip header at member ends), then check every chunk's sha256.
 import ctypes, json, base64, hashlib, sys
-z = ctypes.CDLL("libz.so.1")
-class ZS(ctypes.Structure):
-    _fields_ = [("next_in", ctypes.c_void_p), ("avail_in", ctypes.c_uint), ("total_in", ctypes.c_ulong),
-                ("next_out", ctypes.c_void_p), ("avail_out", ctypes.c_uint), ("total_out", ctypes.c_ulong),
-                ("msg", ctypes.c_char_p), ("state", ctypes.c_void_p), ("zalloc", ctypes.c_void_p),
-                ("zfree", ctypes.c_void_p), ("opaque", ctypes.c_void_p), ("data_type", ctypes.c_int),
-                ("adler", ctypes.c_ulong), ("reserved", ctypes.c_ulong)]
-ver = z.zlibVersion; ver.restype = ctypes.c_char_p; V = ver()
-def init(wbits):
-    s = ZS()
-    assert z.inflateInit2_(ctypes.byref(s), wbits, V, ctypes.sizeof(ZS)) == 0
-    return s
+from zlibctypes import z, ZS, init  # rafs/internal/zlibdriver
 Z_OK, Z_STREAM_END, Z_BLOCK = 0, 1, 5
 def decode(ctx, inp):
     s = init(-15)
