@@ -16,6 +16,7 @@ import (
 type Driver struct {
 	nydusd       string
 	baseConfig   map[string]any
+	insecure     []string // registries plain HTTP may reach
 	log          *slog.Logger
 	mountTimeout time.Duration
 	stateFile    string

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gonydus/nydus/daemon/config"
 	"github.com/gonydus/nydus/daemon/spawn"
 	"golang.org/x/sys/unix"
 )
@@ -31,34 +32,34 @@ func isNydusLayer(dir string) bool {
 	return err == nil && st.Mode().IsRegular()
 }
 
-// backendSpec is image/backend.json: where the converter pushed the
-// blobs, in the shape of nydusd's device.backend.
-type backendSpec struct {
-	Type   string         `json:"type"`
-	Config map[string]any `json:"config"`
-}
-
-func parseBackend(b []byte) (*backendSpec, error) {
-	var s backendSpec
-	if err := json.Unmarshal(b, &s); err != nil {
+// parseBackend reads a layer's image/backend.json: a registry location
+// and nothing else (see config.ImageBackend).
+func parseBackend(b []byte) (*config.ImageBackend, error) {
+	spec, err := config.ParseImageBackend(b)
+	if err != nil {
 		return nil, fmt.Errorf("graphdriver: image/backend.json: %w", err)
 	}
-	switch s.Type {
-	case "registry", "localfs", "http-proxy":
-	default:
-		return nil, fmt.Errorf("graphdriver: image/backend.json: unsupported backend type %q", s.Type)
-	}
-	for _, k := range []string{"auth", "registry_token", "password"} {
-		if _, ok := s.Config[k]; ok {
-			return nil, fmt.Errorf("graphdriver: image/backend.json carries %q: credentials belong in the plugin's nydusd config, not in an image", k)
-		}
-	}
-	return &s, nil
+	return spec, nil
 }
+
+// operationalKeys are the registry backend settings of the plugin's own
+// configuration that apply to whatever registry an image names: they
+// carry no secret and point nowhere.
+var operationalKeys = []string{"timeout", "connect_timeout", "retry_limit"}
 
 // nydusdConfig builds the nydusd v1 configuration of the layer at dir:
 // the plugin's base config, with the layer's backend location and its own
 // cache directory.
+//
+// The image is untrusted. Its backend file may only name a registry
+// (scheme, host, repository); everything else about the backend comes
+// from the plugin's configuration, and only for the host it was written
+// for: credentials, proxy and mirrors configured for registry A never go
+// to a registry B that an image names. For a host the plugin's
+// configuration does not name, nydusd finds credentials by host in
+// docker's config.json, as docker would. Plain HTTP and skipped TLS
+// verification are allowed only for loopback hosts and the plugin's
+// insecure registries, so an image cannot downgrade a connection.
 func (d *Driver) nydusdConfig(dir string) ([]byte, error) {
 	cfg := deepCopy(d.baseConfig)
 	if cfg == nil {
@@ -71,12 +72,9 @@ func (d *Driver) nydusdConfig(dir string) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		conf := map[string]any{}
-		if backend["type"] == spec.Type {
-			conf = childMap(backend, "config")
-		}
-		for k, v := range spec.Config {
-			conf[k] = v
+		conf, err := d.registryConfig(backend, spec.Config)
+		if err != nil {
+			return nil, err
 		}
 		backend["type"], backend["config"] = spec.Type, conf
 	} else if !errors.Is(err, os.ErrNotExist) {
@@ -91,6 +89,62 @@ func (d *Driver) nydusdConfig(dir string) ([]byte, error) {
 	}
 	childMap(cache, "config")["work_dir"] = filepath.Join(dir, nydusDir, "cache")
 	return json.MarshalIndent(cfg, "", "  ")
+}
+
+// registryConfig is the registry backend section for the location an
+// image names, given the plugin's own backend section base.
+func (d *Driver) registryConfig(base map[string]any, loc config.ImageRegistry) (map[string]any, error) {
+	own := map[string]any{}
+	if base["type"] == "registry" {
+		own = childMap(base, "config")
+	}
+	ownHost, _ := own["host"].(string)
+	conf := map[string]any{}
+	if ownHost != "" && strings.EqualFold(ownHost, loc.Host) {
+		// The plugin's configuration is about this very registry: all of
+		// it applies, the image supplying only the repository.
+		for k, v := range own {
+			conf[k] = v
+		}
+		if s, _ := own["scheme"].(string); s != "" {
+			loc.Scheme = s
+		}
+		loc.SkipVerify, _ = own["skip_verify"].(bool)
+		loc.Host = ownHost
+	} else {
+		for _, k := range operationalKeys {
+			if v, ok := own[k]; ok {
+				conf[k] = v
+			}
+		}
+		if loc.Scheme == "http" && !d.insecureAllowed(loc.Host) {
+			return nil, fmt.Errorf("graphdriver: image/backend.json asks for plain HTTP to %s: refused (loopback only; allow the registry with --insecure-registry %s)", loc.Host, loc.Host)
+		}
+		if loc.SkipVerify && !d.insecureAllowed(loc.Host) {
+			return nil, fmt.Errorf("graphdriver: image/backend.json asks to skip TLS verification of %s: refused (loopback only; allow the registry with --insecure-registry %s)", loc.Host, loc.Host)
+		}
+	}
+	conf["scheme"], conf["host"], conf["repo"] = loc.Scheme, loc.Host, loc.Repo
+	if loc.SkipVerify {
+		conf["skip_verify"] = true
+	} else {
+		delete(conf, "skip_verify")
+	}
+	return conf, nil
+}
+
+// insecureAllowed reports whether plain HTTP or unverified TLS may be
+// used with host: a loopback host, or one the plugin was told to allow.
+func (d *Driver) insecureAllowed(host string) bool {
+	if config.IsLoopbackHost(host) {
+		return true
+	}
+	for _, h := range d.insecure {
+		if strings.EqualFold(h, host) {
+			return true
+		}
+	}
+	return false
 }
 
 func childMap(m map[string]any, key string) map[string]any {

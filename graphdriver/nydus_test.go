@@ -14,8 +14,10 @@ import (
 )
 
 // nydusLayerTar builds a RAFS image of src with nydus-image and returns
-// a bootstrap layer tar naming a localfs backend over the blob dir.
-func nydusLayerTar(t *testing.T, image, src string) *bytes.Reader {
+// a bootstrap layer tar without a backend file, and the plugin
+// configuration (JSON) of a localfs backend over its blob dir: an image
+// may only name a registry, so a local backend is the plugin's choice.
+func nydusLayerTar(t *testing.T, image, src string, cache ...string) (*bytes.Reader, []byte) {
 	t.Helper()
 	work := t.TempDir()
 	blobs := filepath.Join(work, "blobs")
@@ -25,8 +27,12 @@ func nydusLayerTar(t *testing.T, image, src string) *bytes.Reader {
 	}
 	b, err := os.ReadFile(boot)
 	must(t, err)
-	backend, _ := json.Marshal(map[string]any{"type": "localfs", "config": map[string]any{"dir": blobs}})
-	return tarOf(t, dir("image/"), file("image/image.boot", string(b)), file("image/backend.json", string(backend)))
+	device := map[string]any{"backend": map[string]any{"type": "localfs", "config": map[string]any{"dir": blobs}}}
+	if len(cache) > 0 {
+		device["cache"] = map[string]any{"type": cache[0]}
+	}
+	cfg, _ := json.Marshal(map[string]any{"device": device})
+	return tarOf(t, dir("image/"), file("image/image.boot", string(b))), cfg
 }
 
 // TestNydusLayer: a bootstrap layer is adopted, served by nydusd, merged
@@ -37,16 +43,17 @@ func TestNydusLayer(t *testing.T) {
 		t.Skipf("no /dev/fuse: %v", err)
 	}
 	nydusd, image := buildBinaries(t)
-	d, home := newDriver(t, WithNydusd(nydusd))
 	src := t.TempDir()
 	must(t, os.MkdirAll(filepath.Join(src, "etc"), 0o755))
 	must(t, os.WriteFile(filepath.Join(src, "etc/greeting"), []byte("hello"), 0o644))
 	must(t, os.Symlink("greeting", filepath.Join(src, "etc/link")))
 	must(t, os.WriteFile(filepath.Join(src, "big"), bytes.Repeat([]byte("0123456789"), 300_000), 0o644))
 	ctx := context.Background()
+	layer, cfg := nydusLayerTar(t, image, src)
+	d, home := newDriver(t, WithNydusd(nydusd), WithNydusdConfig(cfg))
 
 	must(t, d.Create("img", "", nil))
-	if _, err := d.ApplyDiff(ctx, "img", "", nydusLayerTar(t, image, src)); err != nil {
+	if _, err := d.ApplyDiff(ctx, "img", "", layer); err != nil {
 		t.Fatal(err)
 	}
 	if !isNydusLayer(filepath.Join(home, "img")) {
@@ -73,7 +80,7 @@ func TestNydusLayer(t *testing.T) {
 		t.Fatalf("changes over a nydus layer: %+v", changes)
 	}
 	// A fresh driver (a restarted plugin) adopts the running nydusd.
-	d2, err := New(WithNydusd(nydusd), WithLogger(d.log))
+	d2, err := New(WithNydusd(nydusd), WithNydusdConfig(cfg), WithLogger(d.log))
 	must(t, err)
 	must(t, d2.Init(home, nil, nil, nil))
 	root, err = d2.Get("rw", "")
@@ -140,11 +147,12 @@ func TestNydusdFailsToMount(t *testing.T) {
 		t.Skipf("no /dev/fuse: %v", err)
 	}
 	nydusd, image := buildBinaries(t)
-	d, home := newDriver(t, WithNydusd(nydusd), WithNydusdConfig([]byte(`{"device":{"cache":{"type":"nonsense-cache"}}}`)))
 	src := t.TempDir()
 	must(t, os.WriteFile(filepath.Join(src, "f"), []byte("x"), 0o644))
+	layer, cfg := nydusLayerTar(t, image, src, "nonsense-cache")
+	d, home := newDriver(t, WithNydusd(nydusd), WithNydusdConfig(cfg))
 	must(t, d.Create("img", "", nil))
-	if _, err := d.ApplyDiff(context.Background(), "img", "", nydusLayerTar(t, image, src)); err != nil {
+	if _, err := d.ApplyDiff(context.Background(), "img", "", layer); err != nil {
 		t.Fatal(err)
 	}
 	_, err := d.Get("img", "")

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -25,8 +26,10 @@ func WithNydusd(path string) Option {
 
 // WithNydusdConfig sets the nydusd configuration (v1 JSON) every nydus
 // layer starts from: backend credentials, proxy, mirrors, cache and
-// validation settings. A layer's own image/backend.json replaces the
-// backend type, host, repository and scheme; credentials stay.
+// validation settings. A layer's image/backend.json names the registry
+// and repository; the registry settings of this config (credentials,
+// proxy, mirrors, scheme) apply only when its host is the image's, and
+// otherwise only its timeouts and retry limit do.
 func WithNydusdConfig(doc []byte) Option {
 	return func(d *Driver) error {
 		var m map[string]any
@@ -68,6 +71,22 @@ func WithRuntimeDir(dir string) Option {
 			return fmt.Errorf("graphdriver: runtime dir %q is not absolute", dir)
 		}
 		d.runDir = dir
+		return nil
+	}
+}
+
+// WithInsecureRegistries names registries (host[:port], as in image
+// references) that images may reach over plain HTTP or without TLS
+// verification, as dockerd's --insecure-registry does. Loopback hosts
+// are always allowed.
+func WithInsecureRegistries(hosts ...string) Option {
+	return func(d *Driver) error {
+		for _, h := range hosts {
+			if h == "" || strings.ContainsAny(h, "/@ ") {
+				return fmt.Errorf("graphdriver: insecure registry %q: want host[:port]", h)
+			}
+		}
+		d.insecure = append(d.insecure, hosts...)
 		return nil
 	}
 }

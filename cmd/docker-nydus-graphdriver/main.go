@@ -31,6 +31,8 @@ func run(args []string) int {
 	config := cli.String(fs, "", "nydusd configuration (JSON v1) nydus layers start from: credentials, cache, validation", "nydusd-config", "C")
 	state := cli.String(fs, "/var/lib/docker-nydus-graphdriver/state.json", "Where Init's home and id maps are kept for a restarted plugin", "state-file")
 	logLevel := cli.String(fs, "info", "Log level: debug, info, warn, error", "log-level", "l")
+	var insecure cli.StringList
+	cli.Register(fs, &insecure, "Registry (host[:port]) an image's backend.json may name over plain HTTP or unverified TLS; repeatable (loopback is always allowed)", "insecure-registry")
 	showVersion := cli.Bool(fs, "Print the version and exit", "version", "V")
 	if _, err := cli.Parse(fs, args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -49,7 +51,7 @@ func run(args []string) int {
 		return 2
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: &level}))
-	opts := []graphdriver.Option{graphdriver.WithNydusd(*nydusd), graphdriver.WithLogger(log), graphdriver.WithStateFile(*state)}
+	opts := []graphdriver.Option{graphdriver.WithNydusd(*nydusd), graphdriver.WithLogger(log), graphdriver.WithStateFile(*state), graphdriver.WithInsecureRegistries(insecure...)}
 	if *config != "" {
 		doc, err := os.ReadFile(*config)
 		if err != nil {
