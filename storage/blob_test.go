@@ -5,6 +5,7 @@ import (
 	"os"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/gonydus/nydus/rafs/layout"
 	"github.com/gonydus/nydus/storage"
@@ -173,7 +174,10 @@ func flipByte(t testing.TB, path string, off int64) {
 func TestSingleFlight(t *testing.T) {
 	tb := buildBlob(t, t.TempDir(), 256<<10, layout.CompressZstd, 1<<20)
 	r := openCounting(t, tb.path)
-	r.latency = 20 * 1e6 // 20ms: every reader arrives while the fetch runs
+	// Without a cache, a reader that arrives after the fetch ended fetches
+	// again: the fetch lasts long enough that every reader, however loaded
+	// the machine, joins it (20ms was not, on 2 busy cores).
+	r.latency = 500 * time.Millisecond
 	b := newBlob(t, tb, r)
 	c := tb.chunks[1]
 	var wg sync.WaitGroup
