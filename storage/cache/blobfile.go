@@ -62,7 +62,7 @@ func Open(dir string, entry *layout.BlobEntry, opts ...Option) (*BlobFile, error
 	if id == "" || filepath.Base(id) != id || id == "." || id == ".." {
 		return nil, fmt.Errorf("cache: blob id %q is not a file name", id)
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("cache: %w", err)
 	}
 	b := &BlobFile{cfg: cfg, id: id, dir: dir, queued: map[uint32]struct{}{}, done: make(chan struct{})}
@@ -73,7 +73,7 @@ func Open(dir string, entry *layout.BlobEntry, opts ...Option) (*BlobFile, error
 	}
 	b.dataLen = size
 	var err error
-	b.data, err = os.OpenFile(filepath.Join(dir, id+suffix), os.O_RDWR|os.O_CREATE, 0o644)
+	b.data, err = os.OpenFile(filepath.Join(dir, id+suffix), os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("cache: %w", err)
 	}
@@ -81,18 +81,10 @@ func Open(dir string, entry *layout.BlobEntry, opts ...Option) (*BlobFile, error
 	if cfg.persistMap {
 		mapPath = filepath.Join(dir, id+ChunkMapSuffix)
 	}
-	resized, err := b.sizeDataFile(size)
+	err = b.sizeDataFile(size, mapPath)
 	if err == nil {
 		var rebuilt bool
 		b.m, rebuilt, err = OpenChunkMap(mapPath, entry.ChunkCount)
-		if err == nil && resized && mapPath != "" && b.m.Ready() > 0 {
-			// Data of the wrong size cannot back any set bit.
-			b.m.Close()
-			if err = os.Remove(mapPath); err == nil {
-				b.m, _, err = OpenChunkMap(mapPath, entry.ChunkCount)
-			}
-			rebuilt = true
-		}
 		if rebuilt {
 			cfg.log.Warn("cache: rebuilt invalid chunk map", "blob", id, "dir", dir)
 		}
@@ -123,27 +115,49 @@ func compressedDataSize(e *layout.BlobEntry) uint64 {
 	return end
 }
 
-// sizeDataFile gives the data file its expected size; resized reports that
-// an existing file had another size (its content is then discarded).
-func (b *BlobFile) sizeDataFile(size int64) (resized bool, err error) {
+// sizeDataFile gives the data file its expected size. An existing file of
+// another size is discarded, and its chunk map (at mapPath, if any) with
+// it: the map goes first, durably, so that a crash at any point never
+// leaves set bits over zeroed data.
+func (b *BlobFile) sizeDataFile(size int64, mapPath string) error {
 	st, err := b.data.Stat()
 	if err != nil {
-		return false, fmt.Errorf("cache: %w", err)
+		return fmt.Errorf("cache: %w", err)
 	}
 	if st.Size() == size {
-		return false, nil
+		return nil
 	}
-	resized = st.Size() != 0
-	if resized {
+	if st.Size() != 0 {
 		b.cfg.log.Warn("cache: data file has the wrong size, discarding it", "file", b.data.Name(), "size", st.Size(), "want", size)
+		if mapPath != "" {
+			if err := removeDurably(mapPath); err != nil {
+				return fmt.Errorf("cache: drop the chunk map of a discarded data file: %w", err)
+			}
+		}
+		b.cfg.crashPoint("map-dropped")
 		if err := b.data.Truncate(0); err != nil {
-			return false, fmt.Errorf("cache: %w", err)
+			return fmt.Errorf("cache: %w", err)
 		}
 	}
 	if err := b.data.Truncate(size); err != nil {
-		return false, fmt.Errorf("cache: %w", err)
+		return fmt.Errorf("cache: %w", err)
 	}
-	return resized, nil
+	b.cfg.crashPoint("data-resized")
+	return nil
+}
+
+// removeDurably removes path and syncs its directory, so the removal is
+// on disk before whatever the caller does next.
+func removeDurably(path string) error {
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	d, err := os.Open(filepath.Dir(path))
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }
 
 // Compressed reports whether the cache stores compressed chunk bytes.

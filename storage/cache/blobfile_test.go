@@ -2,8 +2,11 @@ package cache
 
 import (
 	"bytes"
+	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"syscall"
 	"testing"
 
 	"github.com/gonydus/nydus/rafs/layout"
@@ -109,5 +112,78 @@ func TestDataFileWithWrongSizeDropsMap(t *testing.T) {
 	defer f.Close()
 	if st := f.Stats(); st.Ready != 0 {
 		t.Fatalf("chunks still ready over a resized data file: %+v", st)
+	}
+}
+
+// TestCrashWhileDiscardingData: a process killed while Open discards a
+// data file of the wrong size never leaves chunks marked ready over the
+// zeroed data, whichever point it dies at.
+func TestCrashWhileDiscardingData(t *testing.T) {
+	if dir := os.Getenv("CACHE_CRASH_DIR"); dir != "" {
+		// The child: open over the wrong-sized file and die at the point.
+		point := os.Getenv("CACHE_CRASH_POINT")
+		kill := func(p string) {
+			if p == point {
+				syscall.Kill(os.Getpid(), syscall.SIGKILL)
+			}
+		}
+		Open(dir, testEntry(4, 4096), func(c *config) error { c.crashAt = kill; return nil })
+		t.Fatalf("survived crash point %s", point)
+	}
+	for _, point := range []string{"map-dropped", "data-resized"} {
+		t.Run(point, func(t *testing.T) {
+			dir := t.TempDir()
+			e := testEntry(4, 4096)
+			f, err := Open(dir, e)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := f.Put(testChunk(1, 4096), bytes.Repeat([]byte{0xA5}, 4096)); err != nil {
+				t.Fatal(err)
+			}
+			f.Close()
+			// A data file of another size: its content is not to be trusted.
+			if err := os.Truncate(filepath.Join(dir, e.ID()+DataSuffix), 3*4096); err != nil {
+				t.Fatal(err)
+			}
+			cmd := exec.Command(os.Args[0], "-test.run=^TestCrashWhileDiscardingData$", "-test.count=1")
+			cmd.Env = append(os.Environ(), "CACHE_CRASH_DIR="+dir, "CACHE_CRASH_POINT="+point)
+			out, err := cmd.CombinedOutput()
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+				t.Fatalf("child did not die at %s: %v\n%s", point, err, out)
+			}
+			f, err = Open(dir, e)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			if st := f.Stats(); st.Ready != 0 {
+				t.Fatalf("after a crash at %s, %d chunks are ready over discarded data", point, st.Ready)
+			}
+			if b, ok, err := f.Get(testChunk(1, 4096), nil); ok || err != nil {
+				t.Fatalf("after a crash at %s, chunk 1 is served: %x..., %v", point, b[:8], err)
+			}
+		})
+	}
+}
+
+// TestCacheFilesPrivate: cache files are readable by their owner only.
+func TestCacheFilesPrivate(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "work")
+	e := testEntry(2, 4096)
+	f, err := Open(dir, e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for _, name := range append(f.Files(), ".") {
+		st, err := os.Stat(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Mode().Perm()&0o077 != 0 {
+			t.Errorf("%s has mode %v: group and others can read the cache", name, st.Mode().Perm())
+		}
 	}
 }

@@ -37,7 +37,7 @@ func OpenChunkMap(path string, count uint32) (m *ChunkMap, rebuilt bool, err err
 		h.Marshal(m.mem)
 		return m, false, nil
 	}
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, false, fmt.Errorf("cache: open chunk map: %w", err)
 	}

@@ -15,6 +15,15 @@ type config struct {
 	syncInterval time.Duration
 	syncBytes    int64
 	log          *slog.Logger
+	// crashAt, set only by tests, is called at named points of Open where
+	// a crash must leave the files consistent.
+	crashAt func(point string)
+}
+
+func (c config) crashPoint(point string) {
+	if c.crashAt != nil {
+		c.crashAt(point)
+	}
 }
 
 func defaultConfig() config {
