@@ -10,6 +10,7 @@ import (
 	"io"
 	"strings"
 
+	dconfig "github.com/gonydus/nydus/daemon/config"
 	"github.com/gonydus/nydus/rafs/builder"
 	"github.com/gonydus/nydus/rafs/layout"
 	"github.com/gonydus/nydus/rafs/merge"
@@ -152,8 +153,12 @@ func readBootstrapLayer(r io.Reader) (*bootstrapFiles, error) {
 		if h.Typeflag != tar.TypeReg || (name != BootstrapPath && name != "image.boot" && name != BackendFilePath) {
 			continue
 		}
-		if h.Size > 1<<32 {
-			return nil, fmt.Errorf("bootstrap layer: %s is %d bytes", h.Name, h.Size)
+		limit := int64(layout.MaxMetadataSize)
+		if name == BackendFilePath {
+			limit = dconfig.MaxImageBackendSize
+		}
+		if h.Size > limit {
+			return nil, fmt.Errorf("bootstrap layer: %s is %d bytes, over the %d-byte limit", h.Name, h.Size, limit)
 		}
 		data, err := io.ReadAll(t)
 		if err != nil {

@@ -29,8 +29,37 @@ type Codec interface {
 	// be larger than src; callers store src raw when it is not smaller.
 	Compress(dst, src []byte) ([]byte, error)
 	// Decompress decodes src, which must expand to exactly size bytes,
-	// into dst[:0] (grown as needed).
+	// into dst[:0] (grown as needed). A size that src cannot expand to
+	// (past the algorithm's largest ratio, see MaxExpansion) is refused
+	// before anything is allocated, so a corrupt or hostile size cannot
+	// make it allocate more than its input could produce.
 	Decompress(dst, src []byte, size int) ([]byte, error)
+}
+
+// MaxExpansion is the most bytes n compressed bytes of alg can decode to:
+// lz4 blocks expand at most 255:1 (one extra length byte per 255 literal
+// or match bytes), deflate at most 1032:1, and a zstd frame at most one
+// 128 KiB block per 3-byte RLE block (about 32768:1) plus one block.
+func MaxExpansion(alg layout.Compressor, n int) int64 {
+	switch alg {
+	case layout.CompressNone:
+		return int64(n)
+	case layout.CompressLZ4:
+		return int64(n)*255 + 16
+	case layout.CompressGzip:
+		return int64(n)*1032 + 1024
+	case layout.CompressZstd:
+		return int64(n)*(128<<10)/3 + 128<<10
+	}
+	return 0
+}
+
+// checkExpansion refuses a size that src cannot decode to.
+func checkExpansion(alg layout.Compressor, src []byte, size int) error {
+	if size < 0 || int64(size) > MaxExpansion(alg, len(src)) {
+		return fmt.Errorf("%w: %d bytes of %s cannot expand to %d bytes", ErrCorrupt, len(src), alg, size)
+	}
+	return nil
 }
 
 // New returns the codec for an algorithm.
@@ -92,6 +121,9 @@ func (*lz4Codec) Decompress(dst, src []byte, size int) ([]byte, error) {
 		}
 		return nil, fmt.Errorf("%w: lz4: %d bytes for an empty chunk", ErrCorrupt, len(src))
 	}
+	if err := checkExpansion(layout.CompressLZ4, src, size); err != nil {
+		return nil, err
+	}
 	dst = grow(dst, size)
 	n, err := lz4.UncompressBlock(src, dst)
 	if err != nil {
@@ -117,7 +149,9 @@ func newZstd() (*zstdCodec, error) {
 	if err != nil {
 		return nil, fmt.Errorf("compress: zstd encoder: %w", err)
 	}
-	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(1<<30))
+	// DecodeAll writes at most cap(dst) bytes: a frame that expands past
+	// the size its caller expects fails instead of growing dst.
+	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(1<<30), zstd.WithDecodeAllCapLimit(true))
 	if err != nil {
 		return nil, fmt.Errorf("compress: zstd decoder: %w", err)
 	}
@@ -131,7 +165,15 @@ func (c *zstdCodec) Compress(dst, src []byte) ([]byte, error) {
 }
 
 func (c *zstdCodec) Decompress(dst, src []byte, size int) ([]byte, error) {
-	out, err := c.dec.DecodeAll(src, grow(dst, size)[:0])
+	if err := checkExpansion(layout.CompressZstd, src, size); err != nil {
+		return nil, err
+	}
+	var h zstd.Header
+	if h.Decode(src) == nil && h.HasFCS && h.FrameContentSize != uint64(size) {
+		return nil, fmt.Errorf("%w: zstd frame holds %d bytes, want %d", ErrCorrupt, h.FrameContentSize, size)
+	}
+	dst = grow(dst, size)
+	out, err := c.dec.DecodeAll(src, dst[:0:size])
 	if err != nil {
 		return nil, fmt.Errorf("%w: zstd: %v", ErrCorrupt, err)
 	}
@@ -158,6 +200,9 @@ func (gzipCodec) Compress(dst, src []byte) ([]byte, error) {
 }
 
 func (gzipCodec) Decompress(dst, src []byte, size int) ([]byte, error) {
+	if err := checkExpansion(layout.CompressGzip, src, size); err != nil {
+		return nil, err
+	}
 	r, err := gzip.NewReader(bytes.NewReader(src))
 	if err != nil {
 		return nil, fmt.Errorf("%w: gzip: %v", ErrCorrupt, err)

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"crypto/rand"
 	"errors"
+	"runtime"
 	"testing"
 
 	"github.com/gonydus/nydus/rafs/layout"
+	"github.com/klauspost/compress/zstd"
 )
 
 func TestRoundTrip(t *testing.T) {
@@ -65,4 +67,41 @@ func FuzzDecompress(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestHostileSizeAllocatesNothing: a size that the compressed bytes cannot
+// expand to is refused before the output buffer is allocated, and a zstd
+// frame that expands past its size fails instead of growing the output.
+func TestHostileSizeAllocatesNothing(t *testing.T) {
+	for _, alg := range []layout.Compressor{layout.CompressLZ4, layout.CompressZstd, layout.CompressGzip} {
+		c, err := New(alg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		src, err := c.Compress(nil, bytes.Repeat([]byte("x"), 4096))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		_, err = c.Decompress(nil, src, 1<<30)
+		runtime.ReadMemStats(&after)
+		if err == nil || !errors.Is(err, ErrCorrupt) {
+			t.Errorf("%s: %d bytes claimed to expand to 1 GiB: %v", alg, len(src), err)
+		}
+		if grew := after.TotalAlloc - before.TotalAlloc; grew > 1<<20 {
+			t.Errorf("%s: refusing a 1 GiB size for %d bytes allocated %d bytes", alg, len(src), grew)
+		}
+	}
+	// A zstd frame without a content size that holds more than it should.
+	z, _ := zstd.NewWriter(nil, zstd.WithSingleSegment(false))
+	var frame bytes.Buffer
+	z.Reset(&frame)
+	z.Write(bytes.Repeat([]byte("y"), 1<<20))
+	z.Close()
+	c, _ := New(layout.CompressZstd)
+	out, err := c.Decompress(make([]byte, 0, 8<<20), frame.Bytes(), 4096)
+	if err == nil {
+		t.Fatalf("a 1 MiB zstd frame decoded as a 4096-byte chunk: %d bytes", len(out))
+	}
 }

@@ -23,11 +23,13 @@ func ReadMeta(ra io.ReaderAt, size int64, entry *layout.BlobEntry) (*Meta, error
 	if entry.CIOffset > uint64(size) || stored+layout.CCTHeaderSize > uint64(size)-entry.CIOffset {
 		return nil, fmt.Errorf("%w: blob %s: blob.meta at %d (+%d) outside the %d-byte RAFS blob", ErrMeta, entry.ID(), entry.CIOffset, stored, size)
 	}
-	if entry.CIUncompressedSize > maxMetaSize {
-		return nil, fmt.Errorf("%w: blob %s: %d bytes of blob.meta", ErrMeta, entry.ID(), entry.CIUncompressedSize)
+	if entry.CIUncompressedSize > maxMetaSize || stored > maxMetaSize {
+		return nil, fmt.Errorf("%w: blob %s: %d bytes of blob.meta (%d stored)", ErrMeta, entry.ID(), entry.CIUncompressedSize, stored)
 	}
-	buf := make([]byte, stored+layout.CCTHeaderSize)
-	if _, err := ra.ReadAt(buf, int64(entry.CIOffset)); err != nil {
+	// size comes from the image too: read in steps, so that memory grows
+	// only with bytes the blob really has.
+	buf, err := readSpan(ra, int64(entry.CIOffset), int64(stored+layout.CCTHeaderSize))
+	if err != nil {
 		return nil, fmt.Errorf("targzref: blob %s: read blob.meta: %w", entry.ID(), err)
 	}
 	var h layout.CCTHeader
@@ -65,4 +67,23 @@ func ReadMeta(ra io.ReaderAt, size int64, entry *layout.BlobEntry) (*Meta, error
 	m.layerSize = entry.CompressedSize
 	m.blobID = entry.ID()
 	return m, nil
+}
+
+// readStep is how much readSpan reads (and allocates) ahead of the bytes
+// it has seen.
+const readStep = 4 << 20
+
+// readSpan reads n bytes at off from ra in steps of readStep, so that a
+// span larger than ra's real size fails after allocating about what ra
+// holds, not n.
+func readSpan(ra io.ReaderAt, off, n int64) ([]byte, error) {
+	buf := make([]byte, 0, min(n, readStep))
+	for int64(len(buf)) < n {
+		step := min(n-int64(len(buf)), readStep)
+		buf = append(buf, make([]byte, step)...)
+		if _, err := ra.ReadAt(buf[int64(len(buf))-step:], off+int64(len(buf))-step); err != nil {
+			return nil, err
+		}
+	}
+	return buf, nil
 }

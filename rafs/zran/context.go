@@ -88,6 +88,10 @@ func DecodeContexts(b []byte, count int) ([]Context, error) {
 			return nil, fmt.Errorf("%w: context %d has pending bits at offset 0", ErrContext, i)
 		case c.In > 1<<48 || c.Out > 1<<48:
 			return nil, fmt.Errorf("%w: context %d offsets %d/%d", ErrContext, i, c.In, c.Out)
+		case c.OutLen > MaxContextOut || c.InLen > MaxContextIn:
+			// Readers allocate and inflate whole contexts: keep them within
+			// what nydusd itself accepts.
+			return nil, fmt.Errorf("%w: context %d covers %d bytes from %d compressed (limits %d and %d)", ErrContext, i, c.OutLen, c.InLen, MaxContextOut, MaxContextIn)
 		}
 		c.Dict = dicts[off : off+size : off+size]
 		out[i] = c

@@ -7,6 +7,11 @@ import "fmt"
 // chunk size (16 MiB, RAFS_MAX_CHUNK_SIZE in storage/src/cache/mod.rs).
 const MaxContextOut = 16 << 20
 
+// MaxContextIn bounds the compressed bytes of one context: deflate never
+// needs more than its output plus 5 bytes per 64 KiB stored block (and
+// block headers), so twice MaxContextOut is generous.
+const MaxContextIn = 2 * MaxContextOut
+
 // Limits are the rules that space a generator's contexts. A chunk opens a
 // new context when the current one has seen MaxCompressed/2 compressed
 // bytes since its start, when its output plus a whole chunk would reach

@@ -75,3 +75,22 @@ func TestGeneratorStoredBlocksNeedNoRepair(t *testing.T) {
 	}
 	t.Logf("%d contexts, none repaired; %d drift corrections", len(ctxs), g.driftFixes)
 }
+
+// TestDecodeContextsRefusesOversized: a context table entry covering more
+// than nydusd inflates in one go (a hostile image's way to make readers
+// allocate gigabytes) is refused when read.
+func TestDecodeContextsRefusesOversized(t *testing.T) {
+	ok := Context{In: 10, Out: 0, InLen: 1 << 20, OutLen: MaxContextOut, Dict: make([]byte, 16)}
+	if _, err := DecodeContexts(EncodeContexts([]Context{ok}), 1); err != nil {
+		t.Fatalf("a context at the limits: %v", err)
+	}
+	for _, c := range []Context{
+		{In: 10, InLen: 1 << 20, OutLen: MaxContextOut + 1},
+		{In: 10, InLen: 4<<30 - 1, OutLen: 1 << 20},
+		{In: 10, InLen: 1 << 20, OutLen: 4<<30 - 1},
+	} {
+		if _, err := DecodeContexts(EncodeContexts([]Context{c}), 1); err == nil {
+			t.Errorf("context with %d compressed / %d out bytes accepted", c.InLen, c.OutLen)
+		}
+	}
+}
