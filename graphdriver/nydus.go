@@ -13,6 +13,7 @@ import (
 
 	"github.com/gonydus/nydus/daemon/config"
 	"github.com/gonydus/nydus/daemon/spawn"
+	"github.com/gonydus/nydus/storage/backend"
 	"golang.org/x/sys/unix"
 )
 
@@ -66,21 +67,21 @@ func (d *Driver) nydusdConfig(dir string) ([]byte, error) {
 		cfg = map[string]any{"mode": "direct", "digest_validate": true, "enable_xattr": true}
 	}
 	device := childMap(cfg, "device")
-	backend := childMap(device, "backend")
+	be := childMap(device, "backend")
 	if b, err := os.ReadFile(filepath.Join(dir, nydusDir, backendName)); err == nil {
 		spec, err := parseBackend(b)
 		if err != nil {
 			return nil, err
 		}
-		conf, err := d.registryConfig(backend, spec.Config)
+		conf, err := d.registryConfig(be, spec.Config)
 		if err != nil {
 			return nil, err
 		}
-		backend["type"], backend["config"] = spec.Type, conf
+		be["type"], be["config"] = spec.Type, conf
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("graphdriver: %w", err)
 	}
-	if backend["type"] == nil {
+	if be["type"] == nil {
 		return nil, errors.New("graphdriver: nydus layer has no image/backend.json and the plugin's nydusd config names no backend")
 	}
 	cache := childMap(device, "cache")
@@ -136,7 +137,7 @@ func (d *Driver) registryConfig(base map[string]any, loc config.ImageRegistry) (
 // insecureAllowed reports whether plain HTTP or unverified TLS may be
 // used with host: a loopback host, or one the plugin was told to allow.
 func (d *Driver) insecureAllowed(host string) bool {
-	if config.IsLoopbackHost(host) {
+	if backend.IsLoopbackHost(host) {
 		return true
 	}
 	for _, h := range d.insecure {

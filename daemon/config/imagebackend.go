@@ -149,19 +149,3 @@ func validRepo(r string) error {
 	}
 	return nil
 }
-
-// IsLoopbackHost reports whether a registry host[:port] is this machine:
-// localhost or an address in 127.0.0.0/8 or ::1. Plain HTTP to such a host
-// never leaves the machine.
-func IsLoopbackHost(hostport string) bool {
-	host := hostport
-	if h, _, err := net.SplitHostPort(hostport); err == nil {
-		host = h
-	}
-	host = strings.Trim(host, "[]")
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}

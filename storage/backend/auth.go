@@ -135,8 +135,11 @@ type tokenSource struct {
 	mu      sync.Mutex
 	token   string
 	expires time.Time
-	static  bool            // registry_token: never refreshed
-	getOnly map[string]bool // realm hosts that refused a POST
+	static  bool // registry_token: never refreshed
+	// allowPlain lets realms on other hosts than loopback be plain HTTP:
+	// the configuration asked for plain HTTP.
+	allowPlain bool
+	getOnly    map[string]bool // realm hosts that refused a POST
 }
 
 // get returns the cached token, or fetches one for the challenge when
@@ -154,8 +157,11 @@ func (t *tokenSource) get(ctx context.Context, ch challenge, stale string) (stri
 	}
 	realm := ch.Params["realm"]
 	u, err := url.Parse(realm)
-	if err != nil || u.Scheme == "" || u.Host == "" {
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 		return "", errors.New("bearer challenge has no usable realm")
+	}
+	if u.Scheme == "http" && !t.allowPlain && !IsLoopbackHost(u.Host) {
+		return "", fmt.Errorf("bearer realm %s is plain HTTP: refused (set scheme \"http\" to allow it)", u.Host)
 	}
 	q := u.Query()
 	if s := ch.Params["service"]; s != "" {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 )
 
@@ -33,8 +34,9 @@ var ErrNotFound = errors.New("backend: blob not found")
 type Option func(*options) error
 
 type options struct {
-	log *slog.Logger
-	env func(string) string
+	log  *slog.Logger
+	env  func(string) string
+	dial func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 // WithLogger sets the logger.
@@ -44,6 +46,18 @@ func WithLogger(l *slog.Logger) Option {
 			return errors.New("backend: nil logger")
 		}
 		o.log = l
+		return nil
+	}
+}
+
+// WithDialContext replaces the network dialer of HTTP backends (tests:
+// a registry that looks remote, served on loopback).
+func WithDialContext(dial func(ctx context.Context, network, addr string) (net.Conn, error)) Option {
+	return func(o *options) error {
+		if dial == nil {
+			return errors.New("backend: nil dialer")
+		}
+		o.dial = dial
 		return nil
 	}
 }

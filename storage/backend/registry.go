@@ -97,9 +97,13 @@ func NewRegistry(c RegistryConfig, o *options) (*Registry, error) {
 	}
 	timeout := time.Duration(c.Timeout) * time.Second
 	connect := time.Duration(c.ConnectTimeout) * time.Second
+	dial := (&net.Dialer{Timeout: connect, KeepAlive: 30 * time.Second}).DialContext
+	if o.dial != nil {
+		dial = o.dial
+	}
 	transport := &http.Transport{
 		Proxy:                 nil,
-		DialContext:           (&net.Dialer{Timeout: connect, KeepAlive: 30 * time.Second}).DialContext,
+		DialContext:           dial,
 		TLSHandshakeTimeout:   connect,
 		ResponseHeaderTimeout: timeout,
 		MaxIdleConnsPerHost:   32,
@@ -109,7 +113,7 @@ func NewRegistry(c RegistryConfig, o *options) (*Registry, error) {
 	r := &Registry{cfg: c, kind: "registry", log: o.log, timeout: timeout, creds: creds, proxy: proxy,
 		scheme: c.Scheme, redirects: map[string]string{}}
 	r.client = &http.Client{Transport: transport, CheckRedirect: r.checkRedirect}
-	r.tokens = &tokenSource{client: &http.Client{Transport: transport, Timeout: 2 * timeout}, creds: creds}
+	r.tokens = &tokenSource{client: &http.Client{Transport: transport, Timeout: 2 * timeout}, creds: creds, allowPlain: c.Scheme == "http"}
 	if c.RegistryToken != "" {
 		r.tokens.token, r.tokens.static = c.RegistryToken, true
 	}

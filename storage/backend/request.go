@@ -118,9 +118,9 @@ func (b *registryBlob) attempt(ctx context.Context, op, method, rng string, hand
 	var lastErr error
 	for _, scheme := range r.schemes() {
 		resp, err := b.authed(ctx, method, r.blobURL(scheme, b.id), rng)
-		if err != nil && r.cfg.Scheme == "" && scheme == "https" && !isTimeout(err) {
+		if r.cfg.Scheme == "" && scheme == "https" && r.mayFallBackToHTTP(err) {
 			lastErr = err
-			continue // auto scheme: try plain http
+			continue // auto scheme: the server speaks plain http
 		}
 		if err == nil && r.cfg.Scheme == "" {
 			r.mu.Lock()
@@ -143,7 +143,7 @@ func isTimeout(err error) bool {
 // authed sends a request to the registry, answering one auth challenge.
 func (b *registryBlob) authed(ctx context.Context, method, u, rng string) (*http.Response, error) {
 	r := b.r
-	authz, err := b.authorization(ctx, "")
+	authz, err := b.authorization(ctx, "", u)
 	if err != nil {
 		return nil, err
 	}
@@ -159,25 +159,30 @@ func (b *registryBlob) authed(ctx context.Context, method, u, rng string) (*http
 	r.mu.Lock()
 	r.challenge = &ch
 	r.mu.Unlock()
-	if authz, err = b.authorization(ctx, authz); err != nil {
+	if authz, err = b.authorization(ctx, authz, u); err != nil {
 		return nil, err
 	}
 	return b.send(ctx, method, u, rng, authz)
 }
 
-// authorization returns the Authorization header for the last challenge;
-// refused is the header a request was just refused with ("" if none), so
-// a bearer token equal to it is replaced.
-func (b *registryBlob) authorization(ctx context.Context, refused string) (string, error) {
+// authorization returns the Authorization header for the last challenge,
+// for a request to u; refused is the header a request was just refused
+// with ("" if none), so a bearer token equal to it is replaced.
+// Credentials and tokens obtained with them never go over plain HTTP
+// unless the configuration allows it (plainAllowed).
+func (b *registryBlob) authorization(ctx context.Context, refused, u string) (string, error) {
 	r := b.r
-	if r.tokens.static {
-		return "Bearer " + r.tokens.token, nil
-	}
 	r.mu.Lock()
 	ch := r.challenge
 	r.mu.Unlock()
-	if ch == nil {
+	if ch == nil && !r.tokens.static {
 		return "", nil
+	}
+	if strings.HasPrefix(u, "http://") && !r.plainAllowed(r.cfg.Host) && (r.tokens.static || r.creds != nil) {
+		return "", b.httpError(`auth (credentials over plain HTTP refused; set scheme "http" to allow it)`, http.StatusUnauthorized)
+	}
+	if r.tokens.static {
+		return "Bearer " + r.tokens.token, nil
 	}
 	switch ch.Scheme {
 	case "basic":
