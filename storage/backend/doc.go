@@ -4,9 +4,9 @@
 // names, so a configuration's backend section decodes straight into them;
 // New builds a Backend from a type and such a section.
 //
-// Every network read is bounded: connecting by connect_timeout, waiting
-// for headers and for each piece of the body by timeout (a stalled body
-// fails, it never hangs), and failed attempts (5xx, 429, resets, short
+// Every network read is bounded: connecting by connect_timeout, and the
+// whole exchange (headers and body) by timeout, as upstream's total
+// request timeout (a stalled or drip-fed body fails, it never hangs), and failed attempts (5xx, 429, resets, short
 // bodies, stalls) are retried retry_limit times with exponential backoff
 // and jitter, or after the server's Retry-After (at most 30 s). Range
 // responses are checked against the request (a wrong Content-Range is an

@@ -87,25 +87,41 @@ func TestRegistryFaults(t *testing.T) {
 	})
 }
 
-// TestSlowBodyIsNotAStall: a body that keeps flowing slowly completes
-// even when it takes longer than the timeout (the timeout bounds silence,
-// not transfers).
-func TestSlowBodyIsNotAStall(t *testing.T) {
+// TestDripFedBody: timeout bounds a whole exchange, as upstream's total
+// request timeout does. A body that keeps flowing slowly within it
+// completes; one drip-fed past it fails soon after the timeout instead of
+// holding the read (and the FUSE request behind it) for as long as the
+// server likes.
+func TestDripFedBody(t *testing.T) {
 	reg := testregistry.Start(t)
 	data := randomData(300_000)
 	id := reg.Push(t, "app", data)
 	p := faultproxy.New(t, reg.URL)
-	p.SetBandwidth(200_000)
-	b := newReg(t, p.Host(), map[string]any{"timeout": 1, "retry_limit": 0})
+	p.SetBandwidth(200_000) // 1.5 s for the whole blob
+	b := newReg(t, p.Host(), map[string]any{"timeout": 3, "retry_limit": 0})
 	blob, _ := b.Open(context.Background(), id)
 	buf := make([]byte, len(data))
 	start := time.Now()
 	if k, err := blob.ReadAt(context.Background(), buf, 0); err != nil || k != len(data) || !bytes.Equal(buf, data) {
-		t.Fatalf("slow read: %d %v", k, err)
+		t.Fatalf("slow read within the timeout: %d %v", k, err)
 	}
 	if d := time.Since(start); d < 1200*time.Millisecond {
 		t.Fatalf("read took %v: the bandwidth cap did not apply", d)
 	}
+
+	p.SetBandwidth(20_000) // 15 s for the whole blob, never silent for long
+	b = newReg(t, p.Host(), map[string]any{"timeout": 1, "retry_limit": 1})
+	blob, _ = b.Open(context.Background(), id)
+	start = time.Now()
+	k, err := blob.ReadAt(context.Background(), buf, 0)
+	if err == nil {
+		t.Fatalf("a drip-fed read past the timeout returned %d bytes", k)
+	}
+	// Two attempts of 1 s and a backoff between them.
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("a drip-fed read took %v to fail with timeout 1 s and one retry: %v", d, err)
+	}
+	t.Logf("drip-fed read failed after %v: %v", time.Since(start).Round(time.Millisecond), err)
 }
 
 // TestFlippedByteReturnedAsIs: the backend cannot tell a corrupted byte

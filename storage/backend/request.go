@@ -236,7 +236,10 @@ func (b *registryBlob) send(ctx context.Context, method, u, rng, authz string) (
 // body is bounded by the idle timeout: a stalled body fails the read.
 func (b *registryBlob) sendHeaders(ctx context.Context, method, u, rng string, headers http.Header) (*http.Response, error) {
 	r := b.r
-	rctx, cancel := context.WithCancel(ctx)
+	// timeout bounds the whole exchange, body included, as upstream's does
+	// (reqwest's total timeout): a server that drips bytes cannot hold a
+	// read forever, however steadily it drips.
+	rctx, cancel := context.WithTimeout(ctx, r.timeout)
 	req, err := http.NewRequestWithContext(rctx, method, u, nil)
 	if err != nil {
 		cancel()
