@@ -194,8 +194,8 @@ func (o *mergeOpts) layerBlob(i int, src string) (merge.LayerBlob, error) {
 	if *o.config == "" {
 		if len(o.originalIDs) > 0 {
 			id := o.originalIDs[i]
-			if id == "" || len(id) > 64 {
-				return lb, usagef("--original-blob-ids value %q is not a blob id", id)
+			if len(id) != 64 {
+				return lb, usagef("--original-blob-ids value %q is not a blob id (64 characters, a sha256 hex)", id)
 			}
 			lb.ID = &id
 		} else if stem := fileStem(src); isHexID(stem) {

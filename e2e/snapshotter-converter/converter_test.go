@@ -249,12 +249,19 @@ func upperLayers() [][]entry {
 	return [][]entry{l1, l2}
 }
 
-// TestMergeNative: converter.Merge of three native layers (whiteouts,
-// opaque directories, replacements): the blob list is the layers' blob
-// digests, and the merged image mounts equal to the layers applied in
-// order.
+// TestMergeNative: converter.Merge of native layers (whiteouts, opaque
+// directories, replacements, and a layer with metadata only): the blob
+// list is the digests of the layers that hold data (as upstream, a
+// metadata-only layer's blob is not referenced), and the merged image
+// mounts equal to the layers applied in order; the same with the lowest
+// layer given as --parent-bootstrap.
 func TestMergeNative(t *testing.T) {
-	layers := append([][]entry{richLayer()}, upperLayers()...)
+	metaOnly := stamp(3, []entry{
+		dir("etc", 0o755, 0, 0),
+		symlink("etc/alias", "os-release"),
+		dir("empty-dir", 0o700, 4, 4),
+	})
+	layers := append(append([][]entry{richLayer()}, upperLayers()...), metaOnly)
 	var packed []nydusLayer
 	var blobs [][]byte
 	for _, es := range layers {
@@ -262,16 +269,26 @@ func TestMergeNative(t *testing.T) {
 		packed = append(packed, layerOf(b))
 		blobs = append(blobs, b)
 	}
-	boot, got := merge(t, packed, converter.MergeOption{FsVersion: "6", WithTar: true})
 	var want []string
-	for _, l := range packed {
+	for _, l := range packed[:3] {
 		want = append(want, l.digest.Encoded())
 	}
+	boot, got := merge(t, packed, converter.MergeOption{FsVersion: "6", WithTar: true})
 	if !sameSet(hexes(got), want) {
-		t.Fatalf("merge reported blobs %v, want the layer blob digests %v", hexes(got), want)
+		t.Fatalf("merge reported blobs %v, want the blob digests of the layers with data %v", hexes(got), want)
 	}
-	bootPath := writeFile(t, t.TempDir(), "image.boot", boot)
-	checkMounts(t, bootPath, blobDir(t, blobs...), expect(t, true, layers...))
+	wd := t.TempDir()
+	bdir := blobDir(t, blobs...)
+	checkMounts(t, writeFile(t, wd, "image.boot", boot), bdir, expect(t, true, layers...))
+
+	t.Run("parent-bootstrap", func(t *testing.T) {
+		parent, _ := merge(t, packed[:1], converter.MergeOption{FsVersion: "6"})
+		boot, got := merge(t, packed[1:], converter.MergeOption{FsVersion: "6", ParentBootstrapPath: writeFile(t, wd, "parent.boot", parent)})
+		if !sameSet(hexes(got), want) {
+			t.Fatalf("merge on a parent reported blobs %v, want %v", hexes(got), want)
+		}
+		checkMounts(t, writeFile(t, wd, "child.boot", boot), bdir, expect(t, true, layers...))
+	})
 }
 
 // TestMergeOCIRef: converter.Pack with OCIRef (zran) over gzip layers and
