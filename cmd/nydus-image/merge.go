@@ -28,18 +28,18 @@ func newMerge() *cli.Command {
 	o := &mergeOpts{
 		bootstrap:      cli.String(fs, "", "Output path of the merged bootstrap", "bootstrap", "B"),
 		parent:         cli.String(fs, "", "Bootstrap of lower layers to merge on top of", "parent-bootstrap"),
-		chunkDict:      cli.String(fs, "", "Chunk dictionary: bootstrap=PATH (accepted for compatibility)", "chunk-dict"),
+		chunkDict:      cli.String(fs, "", "Chunk dictionary the layers were built with: bootstrap=PATH; its blobs are not a layer's own", "chunk-dict"),
 		prefetchPolicy: cli.String(fs, "none", "Prefetch policy: fs (patterns on stdin), blob, none", "prefetch-policy", "P"),
 		outputJSON:     cli.String(fs, "", "JSON file to write merge output to", "output-json", "J"),
 		blobDir:        cli.String(fs, "", "Directory holding the layers' blobs (unused: ids come from file names)", "blob-dir", "D"),
-		config:         cli.String(fs, "", "Storage backend configuration (unused)", "config", "C"),
+		config:         cli.String(fs, "", "Storage backend configuration; when given, layer blob ids are kept as the bootstraps record them", "config", "C"),
 		whiteout:       cli.String(fs, "oci", "Whiteout spec of the layers: oci, overlayfs, none", "whiteout-spec", "W"),
 	}
-	cli.Register(fs, &o.blobDigests, "Blob digests (sha256:HEX or HEX), one per SOURCE, replacing the layer blob ids", "blob-digests")
-	cli.Register(fs, &o.originalIDs, "Original blob ids, one per SOURCE", "original-blob-ids")
-	cli.Register(fs, &o.blobSizes, "Blob sizes, one per SOURCE", "blob-sizes")
-	cli.Register(fs, &o.tocDigests, "Blob ToC digests, one per SOURCE", "blob-toc-digests")
-	cli.Register(fs, &o.tocSizes, "Blob ToC sizes, one per SOURCE", "blob-toc-sizes")
+	cli.Register(fs, &o.blobDigests, "Digests of the layers' RAFS blobs, one per SOURCE: the blob id, or the meta blob of a zran layer", "blob-digests")
+	cli.Register(fs, &o.originalIDs, "Blob ids of the layers' own blobs, one per SOURCE [default: SOURCE's file name]", "original-blob-ids")
+	cli.Register(fs, &o.blobSizes, "Sizes of the layers' RAFS blobs, one per SOURCE (compressed size, or meta size of a zran layer)", "blob-sizes")
+	cli.Register(fs, &o.tocDigests, "Digests of the layers' RAFS blob ToCs, one per SOURCE", "blob-toc-digests")
+	cli.Register(fs, &o.tocSizes, "Sizes of the layers' RAFS blob ToCs, one per SOURCE", "blob-toc-sizes")
 	c := &cli.Command{Name: "merge", Flags: fs,
 		Usage: "merge [OPTIONS] SOURCE...\nMerge layer bootstraps, lowest first, into one image bootstrap (blob ids from each SOURCE's file name)"}
 	c.Run = func(args []string) error { return o.run(args) }
@@ -82,34 +82,13 @@ func (o *mergeOpts) run(sources []string) error {
 	default:
 		return usagef("invalid --prefetch-policy %q", *o.prefetchPolicy)
 	}
-	if *o.chunkDict != "" {
-		slog.Debug("merge: --chunk-dict accepted; chunk references already name their blobs", "dict", *o.chunkDict)
+	dict, err := o.dictBlobs()
+	if err != nil {
+		return err
 	}
 
 	var merged *tree.Tree
-	index := map[string]uint32{} // blob id -> merged blob index
-	addLayer := func(lt *tree.Tree) error {
-		remap := make([]uint32, len(lt.Blobs))
-		for i, b := range lt.Blobs {
-			k, ok := index[b.ID()]
-			if !ok {
-				k = uint32(len(merged.Blobs))
-				index[b.ID()] = k
-				merged.Blobs = append(merged.Blobs, b)
-			}
-			remap[i] = k
-		}
-		done := map[*layout.ChunkInfo]bool{}
-		return lt.Walk(func(_ string, ino *tree.Inode) error {
-			for _, c := range ino.Chunks {
-				if !done[c] {
-					done[c] = true
-					c.BlobIndex = remap[c.BlobIndex]
-				}
-			}
-			return nil
-		})
-	}
+	var table merge.Table
 	if *o.parent != "" {
 		p, err := loadImage(*o.parent)
 		if err != nil {
@@ -121,7 +100,7 @@ func (o *mergeOpts) run(sources []string) error {
 			return fmt.Errorf("parent bootstrap: %w", err)
 		}
 		merged = &tree.Tree{Root: pt.Root, ChunkSize: pt.ChunkSize, Flags: pt.Flags, Prefetch: pt.Prefetch}
-		if err := addLayer(pt); err != nil {
+		if err := table.Add(pt); err != nil {
 			return err
 		}
 	}
@@ -135,8 +114,16 @@ func (o *mergeOpts) run(sources []string) error {
 		if err != nil {
 			return fmt.Errorf("%s: %w", src, err)
 		}
-		if err := o.applyLayerOverrides(lt, i, fileStem(src)); err != nil {
-			return err
+		own, err := merge.OwnBlob(lt.Blobs, dict)
+		if err != nil {
+			return fmt.Errorf("%s: %w", src, err)
+		}
+		if own != nil {
+			lb, err := o.layerBlob(i, src)
+			if err != nil {
+				return err
+			}
+			lb.Apply(own)
 		}
 		if merged == nil {
 			merged = &tree.Tree{Root: lt.Root, ChunkSize: lt.ChunkSize, Flags: lt.Flags, Prefetch: lt.Prefetch}
@@ -148,10 +135,11 @@ func (o *mergeOpts) run(sources []string) error {
 			merged.Flags |= lt.Flags & layout.FlagExplicitUIDGID
 			merged.Prefetch = append(merged.Prefetch, lt.Prefetch...)
 		}
-		if err := addLayer(lt); err != nil {
-			return err
+		if err := table.Add(lt); err != nil {
+			return fmt.Errorf("%s: %w", src, err)
 		}
 	}
+	merged.Blobs = table.Blobs
 	if *o.prefetchPolicy == "fs" {
 		merged.Prefetch = prefetch
 	}
@@ -171,46 +159,77 @@ func (o *mergeOpts) run(sources []string) error {
 		Compressor: merged.Flags.Compressor().String(), consumed: time.Since(start)})
 }
 
-// applyLayerOverrides applies --blob-digests and friends to the layer's own
-// blob: the one named by the bootstrap file, else its last blob.
-func (o *mergeOpts) applyLayerOverrides(lt *tree.Tree, i int, stem string) error {
-	if len(lt.Blobs) == 0 {
-		return nil
+// dictBlobs returns the blob ids of the --chunk-dict bootstrap.
+func (o *mergeOpts) dictBlobs() (map[string]bool, error) {
+	if *o.chunkDict == "" {
+		return nil, nil
 	}
-	own := lt.Blobs[len(lt.Blobs)-1]
-	for _, b := range lt.Blobs {
-		if b.ID() == stem {
-			own = b
+	kind, path, ok := strings.Cut(*o.chunkDict, "=")
+	if !ok {
+		kind, path = "bootstrap", *o.chunkDict
+	}
+	if kind != "bootstrap" {
+		return nil, usagef("invalid chunk dict type %q in --chunk-dict (want bootstrap=PATH)", kind)
+	}
+	d, err := loadImage(path)
+	if err != nil {
+		return nil, fmt.Errorf("chunk dict: %w", err)
+	}
+	defer d.Close()
+	ids := map[string]bool{}
+	for _, b := range d.img.Blobs() {
+		ids[b.ID()] = true
+	}
+	return ids, nil
+}
+
+// layerBlob says how source i (file src) names its own blob in the merged
+// image, as upstream's merge does: without --config the id is the
+// --original-blob-ids value, else the file's name when that is a blob id
+// (nydus-snapshotter names each bootstrap by its layer's digest); then
+// --blob-digests and --blob-sizes describe the RAFS blob (the blob itself,
+// or the meta blob of a zran layer), --blob-toc-* its ToC.
+func (o *mergeOpts) layerBlob(i int, src string) (merge.LayerBlob, error) {
+	var lb merge.LayerBlob
+	if *o.config == "" {
+		if len(o.originalIDs) > 0 {
+			id := o.originalIDs[i]
+			if len(id) != 64 {
+				return lb, usagef("--original-blob-ids value %q is not a blob id (64 characters, a sha256 hex)", id)
+			}
+			lb.ID = &id
+		} else if stem := fileStem(src); isHexID(stem) {
+			lb.ID = &stem
 		}
 	}
 	if len(o.blobDigests) > 0 {
-		id := strings.TrimPrefix(o.blobDigests[i], "sha256:")
-		if !isHexID(id) {
-			return usagef("--blob-digests value %q is not a sha256 digest", o.blobDigests[i])
+		d, err := hexDigest(strings.TrimPrefix(o.blobDigests[i], "sha256:"))
+		if err != nil {
+			return lb, usagef("--blob-digests value %q: %v", o.blobDigests[i], err)
 		}
-		own.SetID(id)
+		lb.Digest = &d
 	}
 	if len(o.blobSizes) > 0 {
 		n, err := strconv.ParseUint(o.blobSizes[i], 10, 64)
 		if err != nil {
-			return usagef("--blob-sizes value %q: %v", o.blobSizes[i], err)
+			return lb, usagef("--blob-sizes value %q: %v", o.blobSizes[i], err)
 		}
-		own.CompressedSize = n
+		lb.Size = &n
 	}
 	if len(o.tocDigests) > 0 {
-		id := strings.TrimPrefix(o.tocDigests[i], "sha256:")
-		b, err := hexDigest(id)
+		d, err := hexDigest(strings.TrimPrefix(o.tocDigests[i], "sha256:"))
 		if err != nil {
-			return usagef("--blob-toc-digests value %q: %v", o.tocDigests[i], err)
+			return lb, usagef("--blob-toc-digests value %q: %v", o.tocDigests[i], err)
 		}
-		own.TOCDigest = b
+		lb.TOCDigest = &d
 	}
 	if len(o.tocSizes) > 0 {
 		n, err := strconv.ParseUint(o.tocSizes[i], 10, 32)
 		if err != nil {
-			return usagef("--blob-toc-sizes value %q: %v", o.tocSizes[i], err)
+			return lb, usagef("--blob-toc-sizes value %q: %v", o.tocSizes[i], err)
 		}
-		own.TOCSize = uint32(n)
+		s := uint32(n)
+		lb.TOCSize = &s
 	}
-	return nil
+	return lb, nil
 }
