@@ -10,8 +10,10 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gonydus/nydus/daemon/config"
@@ -62,14 +64,9 @@ func NewAPI(d *Daemon, level *slog.LevelVar, exit func()) *API {
 
 // Serve listens on the unix socket path (mode 0600) until Close.
 func (a *API) Serve(sock string) error {
-	_ = os.Remove(sock)
-	l, err := net.Listen("unix", sock)
+	l, err := listenPrivate(sock)
 	if err != nil {
 		return fmt.Errorf("api: listen %s: %w", sock, err)
-	}
-	if err := os.Chmod(sock, 0o600); err != nil {
-		l.Close()
-		return err
 	}
 	a.listener = l
 	a.srv = &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 10 * time.Second}
@@ -395,4 +392,55 @@ func boolInt(b bool) int {
 		return 1
 	}
 	return 0
+}
+
+// listenPrivate listens on the unix socket path sock with mode 0600 from
+// the moment the path exists: the socket is bound inside a fresh 0700
+// directory beside sock, made private there, and renamed into place, so
+// no other user can connect in between (a chmod after listening leaves a
+// window under a permissive umask). A path too long for that falls back
+// to bind and chmod.
+func listenPrivate(sock string) (net.Listener, error) {
+	_ = os.Remove(sock)
+	tmp, err := os.MkdirTemp(filepath.Dir(sock), ".api-")
+	if err == nil {
+		defer os.RemoveAll(tmp)
+		staged := filepath.Join(tmp, "s")
+		if len(staged) < 108 {
+			l, err := net.Listen("unix", staged)
+			if err != nil {
+				return nil, err
+			}
+			l.(*net.UnixListener).SetUnlinkOnClose(false)
+			if err := os.Chmod(staged, 0o600); err == nil {
+				if err = os.Rename(staged, sock); err == nil {
+					return &unlinkOnClose{Listener: l, path: sock}, nil
+				}
+			}
+			l.Close()
+		}
+	}
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.Chmod(sock, 0o600); err != nil {
+		l.Close()
+		return nil, err
+	}
+	return l, nil
+}
+
+// unlinkOnClose removes the socket file at its final path when closed, as
+// a listener bound at that path would.
+type unlinkOnClose struct {
+	net.Listener
+	path string
+	once sync.Once
+}
+
+func (u *unlinkOnClose) Close() error {
+	err := u.Listener.Close()
+	u.once.Do(func() { os.Remove(u.path) })
+	return err
 }

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"strings"
 
@@ -223,18 +224,56 @@ func redact(v any) {
 	switch t := v.(type) {
 	case map[string]any:
 		for k, val := range t {
-			for _, s := range secretKeys {
-				if strings.EqualFold(k, s) {
-					if str, ok := val.(string); ok && str != "" {
-						t[k] = "<redacted>"
+			switch {
+			case isSecretKey(k):
+				if str, ok := val.(string); ok && str != "" {
+					t[k] = "<redacted>"
+				}
+			case strings.EqualFold(k, "headers"):
+				// Mirror and proxy headers carry Authorization and the like:
+				// keep the names, never the values.
+				if h, ok := val.(map[string]any); ok {
+					for name := range h {
+						h[name] = "<redacted>"
 					}
 				}
+			}
+			if str, ok := t[k].(string); ok {
+				t[k] = redactURL(str)
 			}
 			redact(t[k])
 		}
 	case []any:
-		for _, e := range t {
+		for i, e := range t {
+			if str, ok := e.(string); ok {
+				t[i] = redactURL(str)
+			}
 			redact(e)
 		}
 	}
+}
+
+func isSecretKey(k string) bool {
+	for _, s := range secretKeys {
+		if strings.EqualFold(k, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// redactURL hides the password of a URL with userinfo (a proxy URL such as
+// http://user:pass@proxy:3128); other strings are returned as they are.
+func redactURL(s string) string {
+	if !strings.Contains(s, "@") || !strings.Contains(s, "://") {
+		return s
+	}
+	u, err := url.Parse(s)
+	if err != nil || u.User == nil {
+		return s
+	}
+	if _, has := u.User.Password(); has {
+		u.User = url.UserPassword(u.User.Username(), "redacted")
+	}
+	return u.String()
 }

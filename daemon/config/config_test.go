@@ -86,3 +86,26 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// TestRedactedHidesHeadersAndProxyPasswords: mirror headers and the
+// password in a proxy URL never leave the daemon through the API.
+func TestRedactedHidesHeadersAndProxyPasswords(t *testing.T) {
+	c, err := Parse([]byte(`{"device":{"backend":{"type":"registry","config":{"host":"r.example","repo":"a",
+	  "proxy":{"url":"http://proxyuser:proxypass@proxy.example:3128","fallback":true},
+	  "mirrors":[{"host":"https://m.example","headers":{"Authorization":"Basic bWlycm9yOnNlY3JldA==","X-Token":"t0k3n"}}]}},
+	  "cache":{"type":"blobcache","config":{"work_dir":"/c"}}},"mode":"direct"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	red := string(c.Redacted())
+	for _, secret := range []string{"proxypass", "bWlycm9yOnNlY3JldA==", "t0k3n"} {
+		if strings.Contains(red, secret) {
+			t.Errorf("redacted config carries %q: %s", secret, red)
+		}
+	}
+	for _, kept := range []string{"proxyuser", "proxy.example:3128", "Authorization", "X-Token", "m.example"} {
+		if !strings.Contains(red, kept) {
+			t.Errorf("redacted config lost %q: %s", kept, red)
+		}
+	}
+}
