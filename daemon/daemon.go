@@ -69,7 +69,8 @@ type Daemon struct {
 	mu      sync.Mutex
 	state   State
 	mounts  map[string]*Mount
-	nextIdx uint64
+	nextIdx uint64          // where the search for a free inode index starts
+	idxUsed map[uint64]bool // inode indexes (st_ino's top byte) of mounts
 	events  []Event
 	root    *pseudoDir
 	server  *fuse.Server
@@ -106,7 +107,7 @@ func New(opts Options) *Daemon {
 	if opts.FsName == "" {
 		opts.FsName = "nydusfs"
 	}
-	return &Daemon{opts: opts, log: opts.Logger, state: StateInit, mounts: map[string]*Mount{}, nextIdx: 1}
+	return &Daemon{opts: opts, log: opts.Logger, state: StateInit, mounts: map[string]*Mount{}, nextIdx: 1, idxUsed: map[uint64]bool{}}
 }
 
 func (d *Daemon) event(kind, format string, a ...any) {
@@ -239,20 +240,27 @@ func (d *Daemon) AddMount(mountpoint, bootstrap string, cfg *config.Config, pref
 		d.mu.Unlock()
 		return fmt.Errorf("%w: the root is an image; pseudo-mounts need a daemon started without --bootstrap", ErrUnsupported)
 	}
-	idx := d.nextIdx
-	d.nextIdx++
-	d.mu.Unlock()
-
 	if cfg != nil && cfg.Overlay != nil && mp != "/" {
+		d.mu.Unlock()
 		return fmt.Errorf("%w: the writable overlay serves the root image only (--bootstrap), not the pseudo-mount %s", ErrUnsupported, mp)
 	}
-	m, err := openMount(mp, bootstrap, cfg, d.opts.Backends, idx, d.log)
+	idx, err := d.takeIndex()
+	d.mu.Unlock()
 	if err != nil {
 		return err
 	}
+	m, err := openMount(mp, bootstrap, cfg, d.opts.Backends, idx, d.log)
+	if err != nil {
+		d.mu.Lock()
+		delete(d.idxUsed, idx)
+		d.mu.Unlock()
+		return err
+	}
+	m.idx = idx
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if _, ok := d.mounts[mp]; ok {
+		delete(d.idxUsed, idx)
 		m.Close()
 		return fmt.Errorf("%w: %s", ErrExists, mp)
 	}
@@ -288,6 +296,7 @@ func (d *Daemon) RemoveMount(mountpoint string) error {
 		return fmt.Errorf("%w: the root image is unmounted by stopping the daemon", ErrUnsupported)
 	}
 	delete(d.mounts, mp)
+	delete(d.idxUsed, m.idx)
 	if d.root != nil {
 		name := strings.TrimPrefix(mp, "/")
 		d.root.RmChild(name)
@@ -385,4 +394,25 @@ func (p *pseudoDir) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.Att
 	out.Ino = 1
 	out.Nlink = 2
 	return 0
+}
+
+// maxMounts is how many images one daemon serves at once: an image's
+// inode numbers carry its index in their top byte (0 is the daemon's own
+// pseudo-root).
+const maxMounts = 255
+
+// takeIndex reserves the inode index of a new mount; d.mu is held. It
+// takes the next free one after the last taken, so an index freed by an
+// unmount is reused as late as possible (the kernel may still hold inodes
+// of the old mount), and never wraps into an index a mount still uses.
+func (d *Daemon) takeIndex() (uint64, error) {
+	for k := range uint64(maxMounts) {
+		c := (d.nextIdx-1+k)%maxMounts + 1
+		if !d.idxUsed[c] {
+			d.idxUsed[c] = true
+			d.nextIdx = c%maxMounts + 1
+			return c, nil
+		}
+	}
+	return 0, fmt.Errorf("%w: this daemon already serves %d images", ErrUnsupported, maxMounts)
 }

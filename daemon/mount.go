@@ -32,6 +32,7 @@ type Mount struct {
 	Overlay *overlay.FS
 
 	prefetch     *prefetch.Run
+	idx          uint64 // inode index: the top byte of the mount's st_ino
 	closeBackend func() error
 	bootFile     *os.File
 	cancel       context.CancelFunc
