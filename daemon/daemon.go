@@ -273,9 +273,7 @@ func (d *Daemon) AddMount(mountpoint, bootstrap string, cfg *config.Config, pref
 	if d.state == StateInit {
 		d.state = StateReady
 	}
-	if err := d.startPrefetch(m, prefetchFiles); err != nil {
-		d.log.Warn("prefetch not started", "mountpoint", mp, "err", err)
-	}
+	d.startPrefetch(m, prefetchFiles)
 	d.event("mount", "mounted %s at %s", bootstrap, mp)
 	d.log.Info("mounted", "bootstrap", bootstrap, "mountpoint", mp, "inodes", m.Image.Inodes(), "blobs", len(m.Image.Blobs()))
 	return nil
@@ -317,30 +315,43 @@ func (d *Daemon) RemountMount(mountpoint, bootstrap string, cfg *config.Config) 
 	return d.AddMount(mountpoint, bootstrap, cfg)
 }
 
-// startPrefetch plans and starts the background prefetch of a mount.
-func (d *Daemon) startPrefetch(m *Mount, files []string) error {
+// startPrefetch plans and starts the background prefetch of a mount, on
+// a goroutine of its own: planning may read from the network (a zran
+// blob's blob.meta), which must not happen under the daemon's lock.
+func (d *Daemon) startPrefetch(m *Mount, files []string) {
 	pc := m.Config.Rafs.Prefetch
 	if !pc.Enable {
 		pc = m.Config.Cache.Prefetch
 	}
 	if !pc.Enable {
-		return nil
+		return
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	jobs, err := prefetch.ForImage(ctx, m.Image, m.Storage, files, pc.PrefetchAll)
-	if err != nil {
-		cancel()
-		return err
-	}
-	p, err := prefetch.New(pc, prefetch.WithLogger(d.log), prefetch.WithMetrics(m.Storage.Metrics()))
-	if err != nil {
-		cancel()
-		return err
-	}
-	run := p.Start(ctx, jobs)
-	m.cancel = func() { cancel(); run.Cancel() }
-	m.prefetch = run
-	return nil
+	planned := make(chan struct{})
+	m.pf.mu.Lock()
+	m.pf.cancel, m.pf.planned = cancel, planned
+	m.pf.mu.Unlock()
+	go func() {
+		defer close(planned)
+		jobs, err := prefetch.ForImage(ctx, m.Image, m.Storage, files, pc.PrefetchAll)
+		var p *prefetch.Prefetcher
+		if err == nil {
+			p, err = prefetch.New(pc, prefetch.WithLogger(d.log), prefetch.WithMetrics(m.Storage.Metrics()))
+		}
+		if err != nil {
+			if ctx.Err() == nil {
+				d.log.Warn("prefetch not started", "mountpoint", m.Mountpoint, "err", err)
+			}
+			m.pf.mu.Lock()
+			m.pf.err = err
+			m.pf.mu.Unlock()
+			return
+		}
+		run := p.Start(ctx, jobs)
+		m.pf.mu.Lock()
+		m.pf.run = run
+		m.pf.mu.Unlock()
+	}()
 }
 
 // Stop unmounts the FUSE session (lazily if busy) and closes every mount.

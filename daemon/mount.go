@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/gonydus/nydus/daemon/config"
@@ -31,11 +32,10 @@ type Mount struct {
 	// configuration has an overlay section.
 	Overlay *overlay.FS
 
-	prefetch     *prefetch.Run
+	pf           mountPrefetch
 	idx          uint64 // inode index: the top byte of the mount's st_ino
 	closeBackend func() error
 	bootFile     *os.File
-	cancel       context.CancelFunc
 }
 
 // openMount opens a bootstrap and its storage chain.
@@ -118,27 +118,70 @@ func openMount(mountpoint, bootstrap string, cfg *config.Config, backends Backen
 		Storage: src, FS: fsys, Overlay: ovl, Backend: be, closeBackend: closeBackend, bootFile: bootFile}, nil
 }
 
-// PrefetchProgress reports the mount-time prefetch, if one runs.
-func (m *Mount) PrefetchProgress() (prefetch.Progress, bool) {
-	if m.prefetch == nil {
-		return prefetch.Progress{}, false
-	}
-	return m.prefetch.Progress(), true
+// mountPrefetch is the mount-time prefetch: planned on a goroutine, then
+// run.
+type mountPrefetch struct {
+	mu      sync.Mutex
+	cancel  context.CancelFunc
+	planned chan struct{} // closed when planning ended; nil without prefetch
+	run     *prefetch.Run // nil until planned, or when planning failed
+	err     error         // why planning failed
 }
 
-// WaitPrefetch waits for the mount-time prefetch to end.
+func (p *mountPrefetch) state() (planned chan struct{}, run *prefetch.Run, err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.planned, p.run, p.err
+}
+
+// PrefetchProgress reports the mount-time prefetch, if one runs.
+func (m *Mount) PrefetchProgress() (prefetch.Progress, bool) {
+	_, run, _ := m.pf.state()
+	if run == nil {
+		return prefetch.Progress{}, false
+	}
+	return run.Progress(), true
+}
+
+// WaitPrefetch waits for the mount-time prefetch to be planned and to end.
 func (m *Mount) WaitPrefetch() error {
-	if m.prefetch == nil {
+	planned, _, _ := m.pf.state()
+	if planned == nil {
 		return nil
 	}
-	return m.prefetch.Wait()
+	<-planned
+	_, run, err := m.pf.state()
+	if run == nil {
+		return err
+	}
+	return run.Wait()
+}
+
+// stopPrefetch cancels the mount-time prefetch and waits (bounded) for its
+// planning to end, so nothing reads the storage chain once it is closed.
+func (m *Mount) stopPrefetch() {
+	m.pf.mu.Lock()
+	cancel, planned, run := m.pf.cancel, m.pf.planned, m.pf.run
+	m.pf.mu.Unlock()
+	if cancel == nil {
+		return
+	}
+	cancel()
+	select {
+	case <-planned:
+	case <-time.After(10 * time.Second):
+	}
+	if _, run2, _ := m.pf.state(); run2 != nil {
+		run = run2
+	}
+	if run != nil {
+		run.Cancel()
+	}
 }
 
 // Close releases the storage chain.
 func (m *Mount) Close() error {
-	if m.cancel != nil {
-		m.cancel()
-	}
+	m.stopPrefetch()
 	var err error
 	if m.Overlay != nil {
 		err = m.Overlay.Close()

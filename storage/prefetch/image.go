@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/gonydus/nydus/rafs"
 	"github.com/gonydus/nydus/rafs/layout"
@@ -37,31 +38,34 @@ func ForImage(ctx context.Context, img *rafs.Image, src *storage.Source, files [
 	lists := map[string][]*layout.ChunkInfo{}
 	entries := map[string]*layout.BlobEntry{}
 	seen := map[uint64]bool{}
-	var visit func(nid uint64) error
-	visit = func(nid uint64) error {
+	// visit walks the trees under nids without recursion (an image's depth
+	// is the image's choice).
+	stack := slices.Clone(nids)
+	slices.Reverse(stack)
+	for len(stack) > 0 {
+		nid := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
 		if seen[nid] {
-			return nil
+			continue
 		}
 		seen[nid] = true
 		ino, err := img.Inode(nid)
 		if err != nil {
-			return err
+			return nil, fmt.Errorf("prefetch: %w", err)
 		}
 		switch {
 		case ino.IsDir():
 			ents, err := img.ReadDir(nid)
 			if err != nil {
-				return err
+				return nil, fmt.Errorf("prefetch: %w", err)
 			}
-			for _, e := range ents {
-				if err := visit(e.Nid); err != nil {
-					return err
-				}
+			for k := len(ents) - 1; k >= 0; k-- {
+				stack = append(stack, ents[k].Nid)
 			}
 		case ino.IsReg():
 			chunks, err := img.Chunks(nid)
 			if err != nil {
-				return err
+				return nil, fmt.Errorf("prefetch: %w", err)
 			}
 			for _, c := range chunks {
 				id := c.Blob.ID()
@@ -72,12 +76,6 @@ func ForImage(ctx context.Context, img *rafs.Image, src *storage.Source, files [
 				info := c.Info
 				lists[id] = append(lists[id], &info)
 			}
-		}
-		return nil
-	}
-	for _, nid := range nids {
-		if err := visit(nid); err != nil {
-			return nil, fmt.Errorf("prefetch: %w", err)
 		}
 	}
 	if len(order) == 0 {
