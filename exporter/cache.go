@@ -14,30 +14,32 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"sync"
 	"time"
 
+	"github.com/containerd/continuity"
 	"github.com/gonydus/nydus/rafs"
 	"github.com/gonydus/nydus/rafs/builder"
 	"github.com/gonydus/nydus/rafs/source"
 	"github.com/gonydus/nydus/rafs/tree"
+	"github.com/moby/locker"
 	"github.com/opencontainers/go-digest"
 )
 
 // cacheVersion changes when the cached files' meaning changes.
-const cacheVersion = "gonydus-exporter-cache-v1"
+const cacheVersion = "gonydus-exporter-cache-v2" // v2: meta.json records the bootstrap's digest
 
 // Cache keeps converted layers in a directory, one subdirectory per layer
 // and conversion options: blob (the RAFS data blob), boot (the layer's
 // bootstrap, from which its tree is reloaded) and meta.json. Entries are
 // written to a temporary directory and renamed into place, so a crash
-// leaves no half entry; concurrent conversions of one layer wait for each
-// other. Prune evicts entries unused for a while.
+// leaves no half entry (every file and the directory are synced before
+// the rename), and a cache hit is verified against the digests recorded
+// at build time before it is used; concurrent conversions of one layer
+// wait for each other. Prune evicts entries unused for a while.
 type Cache struct {
 	dir   string
 	log   *slog.Logger
-	mu    sync.Mutex
-	locks map[string]*sync.Mutex
+	locks *locker.Locker
 }
 
 // NewCache opens (creating) the cache directory dir.
@@ -48,7 +50,7 @@ func NewCache(dir string, log *slog.Logger) (*Cache, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Cache{dir: dir, log: log, locks: map[string]*sync.Mutex{}}, nil
+	return &Cache{dir: dir, log: log, locks: locker.New()}, nil
 }
 
 // ConvertedLayer is a layer's RAFS blob in the cache.
@@ -56,8 +58,10 @@ type ConvertedLayer struct {
 	DiffID digest.Digest `json:"diff_id"`
 	// Digest is the blob's sha256 (its RAFS blob id); Size its length.
 	Digest digest.Digest `json:"digest"`
-	Size   int64         `json:"size"`
-	Chunks int           `json:"chunks"`
+	// BootDigest is the sha256 of the layer bootstrap file.
+	BootDigest digest.Digest `json:"boot_digest"`
+	Size       int64         `json:"size"`
+	Chunks     int           `json:"chunks"`
 	// Blob and Boot are the cached blob and the layer bootstrap.
 	Blob string `json:"-"`
 	Boot string `json:"-"`
@@ -90,17 +94,11 @@ func key(diffID digest.Digest, o *Options) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-// lock serialises work on one key.
+// lock serialises work on one key; locks of keys nobody waits for are
+// dropped.
 func (c *Cache) lock(k string) func() {
-	c.mu.Lock()
-	m := c.locks[k]
-	if m == nil {
-		m = &sync.Mutex{}
-		c.locks[k] = m
-	}
-	c.mu.Unlock()
-	m.Lock()
-	return m.Unlock
+	c.locks.Lock(k)
+	return func() { _ = c.locks.Unlock(k) }
 }
 
 // Convert returns the converted layer of diffID, from the cache or by
@@ -130,10 +128,36 @@ func (c *Cache) Convert(ctx context.Context, diffID digest.Digest, open func(con
 	if _, err := c.build(ctx, tmp, diffID, open, o, advance); err != nil {
 		return nil, err
 	}
+	if err := syncDir(tmp); err != nil {
+		return nil, fmt.Errorf("nydus cache: %w", err)
+	}
 	if err := os.Rename(tmp, dir); err != nil {
 		return nil, fmt.Errorf("nydus cache: %w", err)
 	}
+	if err := syncDir(c.dir); err != nil {
+		return nil, fmt.Errorf("nydus cache: %w", err)
+	}
 	return c.load(dir)
+}
+
+// syncDir makes the entries of directory dir durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// fileDigest returns the sha256 of a file's content.
+func fileDigest(name string) (digest.Digest, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	return digest.SHA256.FromReader(f)
 }
 
 // load reads a cache entry.
@@ -153,6 +177,21 @@ func (c *Cache) load(dir string) (*ConvertedLayer, error) {
 	}
 	if st.Size() != l.Size {
 		return nil, fmt.Errorf("nydus cache %s: blob is %d bytes, want %d", dir, st.Size(), l.Size)
+	}
+	// Whatever sits in the cache is pushed as this layer: it must be what
+	// was built (a disk error, or anyone with write access to the cache,
+	// could have changed it since).
+	for _, f := range []struct {
+		name string
+		want digest.Digest
+	}{{l.Blob, l.Digest}, {l.Boot, l.BootDigest}} {
+		got, err := fileDigest(f.name)
+		if err != nil {
+			return nil, fmt.Errorf("nydus cache %s: %w", dir, err)
+		}
+		if got != f.want {
+			return nil, fmt.Errorf("nydus cache %s: %s hashes to %s, want %s", dir, filepath.Base(f.name), got, f.want)
+		}
 	}
 	return &l, nil
 }
@@ -191,6 +230,9 @@ func (c *Cache) build(ctx context.Context, dir string, diffID digest.Digest, ope
 	if err := bw.Flush(); err != nil {
 		return nil, fmt.Errorf("layer %s: %w", diffID, err)
 	}
+	if err := f.Sync(); err != nil {
+		return nil, fmt.Errorf("layer %s: %w", diffID, err)
+	}
 	if err := f.Close(); err != nil {
 		return nil, fmt.Errorf("layer %s: %w", diffID, err)
 	}
@@ -209,16 +251,16 @@ func (c *Cache) build(ctx context.Context, dir string, diffID digest.Digest, ope
 	if err != nil {
 		return nil, fmt.Errorf("layer %s: bootstrap: %w", diffID, err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "boot"), boot, 0o600); err != nil {
+	if err := continuity.AtomicWriteFile(filepath.Join(dir, "boot"), boot, 0o600); err != nil {
 		return nil, fmt.Errorf("nydus cache: %w", err)
 	}
 	l := &ConvertedLayer{DiffID: diffID, Digest: digest.NewDigestFromEncoded(digest.SHA256, res.Blob.ID()),
-		Size: int64(res.Blob.Size), Chunks: len(res.Blob.Chunks)}
+		BootDigest: digest.FromBytes(boot), Size: int64(res.Blob.Size), Chunks: len(res.Blob.Chunks)}
 	meta, err := json.Marshal(l)
 	if err != nil {
 		return nil, err
 	}
-	if err := os.WriteFile(filepath.Join(dir, "meta.json"), meta, 0o600); err != nil {
+	if err := continuity.AtomicWriteFile(filepath.Join(dir, "meta.json"), meta, 0o600); err != nil {
 		return nil, fmt.Errorf("nydus cache: %w", err)
 	}
 	el := time.Since(start)

@@ -86,27 +86,49 @@ func TestCacheRejectsWrongDiffID(t *testing.T) {
 	}
 }
 
+// TestCacheRebuildsDamagedEntry: an entry whose blob or bootstrap
+// changed since it was built (truncated, or one byte flipped at the same
+// size) is converted again, never pushed as it is.
 func TestCacheRebuildsDamagedEntry(t *testing.T) {
-	ctx := context.Background()
-	c, err := NewCache(t.TempDir(), quiet)
-	if err != nil {
-		t.Fatal(err)
+	flip := func(name string) error {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			return err
+		}
+		b[len(b)/2] ^= 0x01
+		return os.WriteFile(name, b, 0o600)
 	}
-	o, _ := ParseAttrs(nil)
-	l := &tarLayer{data: makeTar(t, file{name: "a", data: "hello"})}
-	first, err := c.Convert(ctx, l.layer().DiffID, l.layer().Open, o, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Truncate(first.Blob, 10); err != nil {
-		t.Fatal(err)
-	}
-	again, err := c.Convert(ctx, l.layer().DiffID, l.layer().Open, o, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if again.Cached || l.opens != 2 || again.Digest != first.Digest {
-		t.Fatalf("damaged entry: cached=%v opens=%d", again.Cached, l.opens)
+	for name, damage := range map[string]func(l *ConvertedLayer) error{
+		"truncated blob": func(l *ConvertedLayer) error { return os.Truncate(l.Blob, 10) },
+		"flipped blob":   func(l *ConvertedLayer) error { return flip(l.Blob) },
+		"flipped boot":   func(l *ConvertedLayer) error { return flip(l.Boot) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			c, err := NewCache(t.TempDir(), quiet)
+			if err != nil {
+				t.Fatal(err)
+			}
+			o, _ := ParseAttrs(nil)
+			l := &tarLayer{data: makeTar(t, file{name: "a", data: strings.Repeat("hello ", 1000)})}
+			first, err := c.Convert(ctx, l.layer().DiffID, l.layer().Open, o, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := damage(first); err != nil {
+				t.Fatal(err)
+			}
+			again, err := c.Convert(ctx, l.layer().DiffID, l.layer().Open, o, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if again.Cached || l.opens != 2 || again.Digest != first.Digest {
+				t.Fatalf("damaged entry: cached=%v opens=%d", again.Cached, l.opens)
+			}
+			if got, _ := fileDigest(again.Blob); got != again.Digest {
+				t.Fatalf("rebuilt blob hashes to %s, want %s", got, again.Digest)
+			}
+		})
 	}
 }
 

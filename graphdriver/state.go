@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"github.com/containerd/continuity"
 )
 
 // initState is what Init received, kept on disk: dockerd calls Init once,
@@ -56,11 +58,9 @@ func (d *Driver) saveState(s initState) error {
 	if err := os.MkdirAll(filepath.Dir(d.stateFile), 0o700); err != nil {
 		return fmt.Errorf("graphdriver: %w", err)
 	}
-	tmp := d.stateFile + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
-		return fmt.Errorf("graphdriver: %w", err)
-	}
-	if err := os.Rename(tmp, d.stateFile); err != nil {
+	// Synced before the rename: after a crash the file is the old state or
+	// the new one, never empty.
+	if err := continuity.AtomicWriteFile(d.stateFile, b, 0o600); err != nil {
 		return fmt.Errorf("graphdriver: %w", err)
 	}
 	return nil
