@@ -195,8 +195,10 @@ func (s *Source) newBlob(ctx context.Context, entry *layout.BlobEntry) (*Blob, e
 		return nil, fmt.Errorf("storage: open blob %s: %w", entry.ID(), err)
 	}
 	opts := []Option{WithGate(s.cfg.gate), WithMetrics(s.cfg.metrics), WithLogger(s.cfg.log)}
+	var table []*layout.ChunkInfo
 	if s.cfg.tables != nil {
-		opts = append(opts, WithChunkTable(s.cfg.tables(entry)))
+		table = s.cfg.tables(entry)
+		opts = append(opts, WithChunkTable(table))
 	}
 	if entry.Features&layout.BlobZran != 0 {
 		m, err := s.zranMeta(ctx, entry)
@@ -208,6 +210,11 @@ func (s *Source) newBlob(ctx context.Context, entry *layout.BlobEntry) (*Blob, e
 	var cf *cache.BlobFile
 	if s.cfg.cacheDir != "" {
 		copts := append([]cache.Option{cache.WithLogger(s.cfg.log)}, s.cfg.cacheOpts...)
+		if len(table) > 0 {
+			// Bound to this image's chunk table: another image naming the
+			// same blob id with another table cannot poison this one.
+			copts = append(copts, cache.WithTable(cache.TableDigest(table)))
+		}
 		cf, err = cache.Open(s.cfg.cacheDir, entry, copts...)
 		if err != nil {
 			return nil, err

@@ -1,6 +1,7 @@
 package cache
 
 import (
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -28,6 +29,7 @@ var ErrClosed = errors.New("cache: blob file closed")
 type BlobFile struct {
 	cfg     config
 	id      string
+	name    string // file name stem: the blob id, or id.<table> when another table has the id's files
 	dir     string
 	data    *os.File
 	dataLen int64
@@ -72,26 +74,41 @@ func Open(dir string, entry *layout.BlobEntry, opts ...Option) (*BlobFile, error
 		suffix, size = RawSuffix, int64(compressedDataSize(entry))
 	}
 	b.dataLen = size
+	// The chunk map first: it decides which files are this table's.
 	var err error
-	b.data, err = os.OpenFile(filepath.Join(dir, id+suffix), os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("cache: %w", err)
-	}
-	mapPath := ""
-	if cfg.persistMap {
-		mapPath = filepath.Join(dir, id+ChunkMapSuffix)
-	}
-	err = b.sizeDataFile(size, mapPath)
-	if err == nil {
-		var rebuilt bool
-		b.m, rebuilt, err = OpenChunkMap(mapPath, entry.ChunkCount)
-		if rebuilt {
-			cfg.log.Warn("cache: rebuilt invalid chunk map", "blob", id, "dir", dir)
+	var rebuilt bool
+	b.name = id
+	switch {
+	case !cfg.persistMap:
+		b.m, rebuilt, err = OpenChunkMap("", entry.ChunkCount)
+	case cfg.table == nil:
+		b.m, rebuilt, err = OpenChunkMap(filepath.Join(dir, id+ChunkMapSuffix), entry.ChunkCount)
+	default:
+		b.m, rebuilt, err = openChunkMap(filepath.Join(dir, id+ChunkMapSuffix), entry.ChunkCount, cfg.table)
+		if errors.Is(err, ErrOtherTable) {
+			// Another image names this blob id with another chunk table:
+			// it keeps its files, this table gets its own.
+			b.name = id + "." + hex.EncodeToString(cfg.table[:8])
+			cfg.log.Warn("cache: blob id shared with another chunk table, caching apart", "blob", id, "files", b.name)
+			b.m, rebuilt, err = openChunkMap(filepath.Join(dir, b.name+ChunkMapSuffix), entry.ChunkCount, cfg.table)
 		}
 	}
 	if err != nil {
-		b.data.Close()
 		return nil, err
+	}
+	if rebuilt {
+		cfg.log.Warn("cache: rebuilt invalid chunk map", "blob", id, "dir", dir)
+	}
+	b.data, err = os.OpenFile(filepath.Join(dir, b.name+suffix), os.O_RDWR|os.O_CREATE, 0o600)
+	if err == nil {
+		err = b.sizeDataFile(size)
+	}
+	if err != nil {
+		if b.data != nil {
+			b.data.Close()
+		}
+		b.m.Close()
+		return nil, fmt.Errorf("cache: %w", err)
 	}
 	if cfg.syncInterval > 0 {
 		go b.flusher()
@@ -116,48 +133,32 @@ func compressedDataSize(e *layout.BlobEntry) uint64 {
 }
 
 // sizeDataFile gives the data file its expected size. An existing file of
-// another size is discarded, and its chunk map (at mapPath, if any) with
-// it: the map goes first, durably, so that a crash at any point never
-// leaves set bits over zeroed data.
-func (b *BlobFile) sizeDataFile(size int64, mapPath string) error {
+// another size is discarded, and every bit of the chunk map with it: the
+// bits go first, durably, so that a crash at any point never leaves set
+// bits over zeroed data.
+func (b *BlobFile) sizeDataFile(size int64) error {
 	st, err := b.data.Stat()
 	if err != nil {
-		return fmt.Errorf("cache: %w", err)
+		return err
 	}
 	if st.Size() == size {
 		return nil
 	}
 	if st.Size() != 0 {
 		b.cfg.log.Warn("cache: data file has the wrong size, discarding it", "file", b.data.Name(), "size", st.Size(), "want", size)
-		if mapPath != "" {
-			if err := removeDurably(mapPath); err != nil {
-				return fmt.Errorf("cache: drop the chunk map of a discarded data file: %w", err)
-			}
+		if err := b.m.Reset(); err != nil {
+			return fmt.Errorf("drop the chunk map of a discarded data file: %w", err)
 		}
-		b.cfg.crashPoint("map-dropped")
+		b.cfg.crashPoint("map-reset")
 		if err := b.data.Truncate(0); err != nil {
-			return fmt.Errorf("cache: %w", err)
+			return err
 		}
 	}
 	if err := b.data.Truncate(size); err != nil {
-		return fmt.Errorf("cache: %w", err)
+		return err
 	}
 	b.cfg.crashPoint("data-resized")
 	return nil
-}
-
-// removeDurably removes path and syncs its directory, so the removal is
-// on disk before whatever the caller does next.
-func removeDurably(path string) error {
-	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return err
-	}
-	d, err := os.Open(filepath.Dir(path))
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // Compressed reports whether the cache stores compressed chunk bytes.
@@ -169,7 +170,7 @@ func (b *BlobFile) Files() []string {
 	if !b.cfg.persistMap {
 		return []string{name}
 	}
-	return []string{name, b.id + ChunkMapSuffix}
+	return []string{name, b.name + ChunkMapSuffix}
 }
 
 // Dir returns the work directory.

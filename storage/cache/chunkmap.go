@@ -1,6 +1,8 @@
 package cache
 
 import (
+	"encoding/binary"
+	"errors"
 	"fmt"
 	"math/bits"
 	"os"
@@ -22,10 +24,22 @@ type ChunkMap struct {
 	ready atomic.Int64 // bits this process has seen set (approximate across processes)
 }
 
+// ErrOtherTable reports a chunk map whose bits were set for another chunk
+// table than the caller's: its data is another image's view of the blob.
+var ErrOtherTable = errors.New("cache: chunk map belongs to another chunk table")
+
 // OpenChunkMap opens or creates the chunk map at path for count chunks. A
 // file of the wrong size or with a bad header is rebuilt (all chunks not
 // ready); rebuilt reports that. With path "" the map lives in memory only.
 func OpenChunkMap(path string, count uint32) (m *ChunkMap, rebuilt bool, err error) {
+	return openChunkMap(path, count, nil)
+}
+
+// openChunkMap is OpenChunkMap that, with table, binds the file to a chunk
+// table: a map recording another table's digest is ErrOtherTable; one
+// recording none gets table's digest, and its bits are cleared first when
+// any is set (they were set for a table nobody recorded).
+func openChunkMap(path string, count uint32, table *[32]byte) (m *ChunkMap, rebuilt bool, err error) {
 	size := MapSize(count)
 	m = &ChunkMap{path: path, count: count}
 	if path == "" {
@@ -53,6 +67,12 @@ func OpenChunkMap(path string, count uint32) (m *ChunkMap, rebuilt bool, err err
 	m.mem, err = unix.Mmap(int(f.Fd()), 0, int(size), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
 	if err != nil {
 		return nil, false, fmt.Errorf("cache: map chunk map %s: %w", path, err)
+	}
+	if table != nil {
+		if err := m.bind(*table); err != nil {
+			unix.Munmap(m.mem)
+			return nil, false, fmt.Errorf("cache: chunk map %s: %w", path, err)
+		}
 	}
 	m.ready.Store(int64(m.countReady()))
 	if m.count > 0 && m.ready.Load() == int64(m.count) && !m.Complete() {
@@ -116,6 +136,44 @@ func initMapFile(f *os.File, size int64) error {
 	// again) or bits under a bad header (rebuilt); neither is trusted.
 	_, err := f.WriteAt(hdr[:], 0)
 	return err
+}
+
+// bind records table in the header, or checks the one recorded; the
+// caller holds the file's lock.
+func (m *ChunkMap) bind(table [32]byte) error {
+	h, err := ParseHeader(m.mem)
+	if err != nil {
+		return err
+	}
+	if h.HasTable {
+		if h.Table != table {
+			return ErrOtherTable
+		}
+		return nil
+	}
+	if m.Complete() || m.countReady() > 0 {
+		if err := m.Reset(); err != nil {
+			return err
+		}
+	}
+	binary.LittleEndian.PutUint32(m.mem[tableMagicOffset:], MagicTable)
+	copy(m.mem[tableDigestOffset:tableDigestOffset+32], table[:])
+	return m.sync()
+}
+
+// Reset marks every chunk not ready, durably (the header, with its table
+// digest, stays).
+func (m *ChunkMap) Reset() error {
+	atomic.StoreUint32(m.word(allReadyOffset), 0)
+	for off := int64(HeaderSize); off < int64(len(m.mem)); off += 4 {
+		if off+4 <= int64(len(m.mem)) {
+			atomic.StoreUint32(m.word(off), 0)
+		} else {
+			clear(m.mem[off:])
+		}
+	}
+	m.ready.Store(0)
+	return m.sync()
 }
 
 // Count returns the number of chunks the map covers.

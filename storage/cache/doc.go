@@ -6,6 +6,13 @@
 //	<work_dir>/<blob_id>.blob.raw             compressed chunks at their compressed offsets (compressed mode)
 //	<work_dir>/<blob_id>.blob.data.chunk_map  4096-byte header + one readiness bit per chunk
 //
+// With WithTable (nydusd always sets it) the chunk map's header records
+// the digest of the chunk table its bits were set for, in bytes upstream
+// keeps zero: an image that names the same blob id with another chunk
+// table (a lie, or a corrupt image) caches apart in <blob_id>.<table>.*
+// files and never sees, nor poisons, the first table's chunks. Bits of a
+// map that records no table are dropped when a table binds it.
+//
 // The chunk map is memory-mapped shared and its bits are flipped with
 // atomic compare-and-swap, so several processes may use one directory at
 // the same time.

@@ -15,6 +15,13 @@ const (
 	ChunkMapVersion = 1
 
 	allReadyOffset = 12
+
+	// MagicTable marks a header that records the digest of the chunk table
+	// its bits were set for, at tableDigestOffset (our extension, in bytes
+	// upstream keeps zero and ignores).
+	MagicTable        = 0x4C425443 // "CTBL"
+	tableMagicOffset  = 16
+	tableDigestOffset = 20
 )
 
 // ErrInvalidChunkMap reports a chunk_map file that cannot be trusted.
@@ -27,6 +34,10 @@ type Header struct {
 	Version  uint32
 	Magic2   uint32
 	AllReady uint32
+	// Table is the digest of the chunk table the map's bits were set for,
+	// when HasTable (see WithTable).
+	Table    [32]byte
+	HasTable bool
 }
 
 // NewHeader returns the header of a fresh chunk map.
@@ -42,6 +53,10 @@ func (h *Header) Marshal(b []byte) {
 	binary.LittleEndian.PutUint32(b[4:], h.Version)
 	binary.LittleEndian.PutUint32(b[8:], h.Magic2)
 	binary.LittleEndian.PutUint32(b[12:], h.AllReady)
+	if h.HasTable {
+		binary.LittleEndian.PutUint32(b[tableMagicOffset:], MagicTable)
+		copy(b[tableDigestOffset:], h.Table[:])
+	}
 }
 
 // ParseHeader decodes and checks a chunk_map header. Version 0 maps (no
@@ -56,6 +71,10 @@ func ParseHeader(b []byte) (Header, error) {
 		Version:  binary.LittleEndian.Uint32(b[4:]),
 		Magic2:   binary.LittleEndian.Uint32(b[8:]),
 		AllReady: binary.LittleEndian.Uint32(b[12:]),
+		HasTable: binary.LittleEndian.Uint32(b[tableMagicOffset:]) == MagicTable,
+	}
+	if h.HasTable {
+		copy(h.Table[:], b[tableDigestOffset:])
 	}
 	if h.Magic != MagicChunkMap {
 		return h, fmt.Errorf("%w: magic %#x", ErrInvalidChunkMap, h.Magic)

@@ -1,9 +1,13 @@
 package cache
 
 import (
+	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"log/slog"
 	"time"
+
+	"github.com/gonydus/nydus/rafs/layout"
 )
 
 // Option configures a BlobFile.
@@ -15,6 +19,7 @@ type config struct {
 	syncInterval time.Duration
 	syncBytes    int64
 	log          *slog.Logger
+	table        *[32]byte // chunk table digest the files are bound to
 	// crashAt, set only by tests, is called at named points of Open where
 	// a crash must leave the files consistent.
 	crashAt func(point string)
@@ -77,4 +82,38 @@ func WithLogger(l *slog.Logger) Option {
 		c.log = l
 		return nil
 	}
+}
+
+// WithTable binds the cache files to the chunk table whose digest is
+// table (see TableDigest): chunks marked ready for another table are
+// never served. Two images that name one blob id with different chunk
+// tables (one of them lying) then cache apart, in <blob_id>.<table>.*
+// files, instead of serving each other's bytes unverified. Without it the
+// files are keyed by blob id alone, as upstream's are.
+func WithTable(table [32]byte) Option {
+	return func(c *config) error {
+		c.table = &table
+		return nil
+	}
+}
+
+// TableDigest is the digest WithTable takes: sha256 over every chunk's
+// index, offsets, sizes, flags and digest, in the order given.
+func TableDigest(chunks []*layout.ChunkInfo) [32]byte {
+	h := sha256.New()
+	var b [36]byte
+	for _, c := range chunks {
+		binary.LittleEndian.PutUint32(b[0:], c.Index)
+		binary.LittleEndian.PutUint64(b[4:], c.CompressedOffset)
+		binary.LittleEndian.PutUint32(b[12:], c.CompressedSize)
+		binary.LittleEndian.PutUint64(b[16:], c.UncompressedOffset)
+		binary.LittleEndian.PutUint32(b[24:], c.UncompressedSize)
+		binary.LittleEndian.PutUint32(b[28:], uint32(c.Flags))
+		binary.LittleEndian.PutUint32(b[32:], c.CRC32)
+		h.Write(b[:])
+		h.Write(c.Digest[:])
+	}
+	var out [32]byte
+	h.Sum(out[:0])
+	return out
 }
