@@ -96,6 +96,10 @@ func Ignore(path, fieldName, reason string) Option {
 	}
 }
 
+// IgnoreField leaves out one field of every path; reason says why and
+// shows in the log of every comparison that uses it.
+func IgnoreField(fieldName, reason string) Option { return Ignore("*", fieldName, reason) }
+
 // Diff returns one line per difference between want and got: missing and
 // unexpected paths, and every differing field of common paths.
 func Diff(want, got Snapshot, opts ...Option) []string {
@@ -118,6 +122,9 @@ func Diff(want, got Snapshot, opts ...Option) []string {
 		var diffs []string
 		for _, f := range fields {
 			if _, skip := c.skip[p][f.name]; skip {
+				continue
+			}
+			if _, skip := c.skip["*"][f.name]; skip {
 				continue
 			}
 			if f.name == "size" && !c.dirSize && w.Type == sIFDIR && g.Type == sIFDIR {
