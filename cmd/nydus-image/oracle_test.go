@@ -122,6 +122,10 @@ func nestedLayers(t *testing.T, work string) []string {
 		must(t, unix.Mknod(l.p("dev/null"), unix.S_IFCHR|0o666, int(unix.Mkdev(1, 3))))
 		must(t, unix.Mknod(l.p("dev/loop7"), unix.S_IFBLK|0o660, int(unix.Mkdev(7, 7))))
 		must(t, unix.Mkfifo(l.p("dev/fifo"), 0o600))
+		// Hardlinks of other types than regular files share inodes too.
+		must(t, os.Link(l.p("dev/fifo"), l.p("dev/fifo-link")))
+		must(t, os.Link(l.p("dev/null"), l.p("dev/null-link")))
+		must(t, os.Link(l.p("other/sym"), l.p("hl/sym-link")))
 		must(t, unix.Lsetxattr(l.p("one"), "user.note", []byte("dir xattr"), 0))
 		must(t, unix.Lsetxattr(l.p("hl/a"), "user.big", []byte(strings.Repeat("v", 600)), 0))
 		must(t, os.Lchown(l.p("one/sub"), 1000, 1001))
@@ -232,6 +236,12 @@ func ociTar(t *testing.T, root, out string, implied func(rel string) bool) {
 			h.PAXRecords["SCHILY.xattr."+k] = v
 		}
 		var data []byte
+		k := [2]uint64{st.Dev, st.Ino}
+		if prev, ok := first[k]; ok && st.Mode&unix.S_IFMT != unix.S_IFDIR {
+			h.Typeflag, h.Linkname, h.PAXRecords = tar.TypeLink, prev, nil
+			return tw.WriteHeader(h)
+		}
+		first[k] = rel
 		switch st.Mode & unix.S_IFMT {
 		case unix.S_IFDIR:
 			h.Typeflag = tar.TypeDir
@@ -239,12 +249,6 @@ func ociTar(t *testing.T, root, out string, implied func(rel string) bool) {
 				h.Name += "/"
 			}
 		case unix.S_IFREG:
-			k := [2]uint64{st.Dev, st.Ino}
-			if prev, ok := first[k]; ok {
-				h.Typeflag, h.Linkname, h.PAXRecords = tar.TypeLink, prev, nil
-				break
-			}
-			first[k] = rel
 			h.Typeflag = tar.TypeReg
 			if data, err = os.ReadFile(p); err != nil {
 				return err
