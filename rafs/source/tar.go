@@ -129,12 +129,8 @@ func addTarEntry(b *treeBuilder, tr *tar.Reader, hdr *tar.Header, w FileWriter) 
 		if target.IsDir() {
 			return fmt.Errorf("%w: hardlink %s to directory %s", ErrUnsafePath, name, hdr.Linkname)
 		}
-		if !target.IsReg() {
-			// RAFS hardlinks only regular files; other types get a copy.
-			cp := *target
-			cp.Xattrs = append([]layout.Xattr(nil), target.Xattrs...)
-			target = &cp
-		}
+		// Any non-directory shares its inode with its hardlinks, as an
+		// extraction of the tar does (and upstream's builders).
 		return b.add(name, target)
 	case tar.TypeSymlink:
 		if hdr.Linkname == "" || len(hdr.Linkname) >= unix.PathMax {
