@@ -327,14 +327,19 @@ func gzipFile(t *testing.T, src, dst string) {
 }
 
 // buildLayers builds one bootstrap per layer with source type typ and
-// returns the image bootstrap (merged when there are several layers).
-func buildLayers(t *testing.T, typ string, layers []string, implied func(string) bool, work, blobs string) string {
+// returns the image bootstrap: with chain, each layer is built on the
+// previous one with --parent-bootstrap; otherwise several layers are
+// merged with nydus-image merge.
+func buildLayers(t *testing.T, typ string, layers []string, implied func(string) bool, chain bool, work, blobs string) string {
 	t.Helper()
 	var boots []string
 	spec := "oci"
 	for i, dir := range layers {
 		boot := filepath.Join(work, fmt.Sprintf("layer%d.boot", i+1))
 		base := []string{"create", "--log-level", "warn", "--type", typ, "--bootstrap", boot, "--blob-dir", blobs}
+		if chain && i > 0 {
+			base = append(base, "--parent-bootstrap", boots[i-1])
+		}
 		tarPath := filepath.Join(work, fmt.Sprintf("layer%d.tar", i+1))
 		switch typ {
 		case "dir-rafs":
@@ -359,8 +364,8 @@ func buildLayers(t *testing.T, typ string, layers []string, implied func(string)
 		}
 		boots = append(boots, boot)
 	}
-	if len(boots) == 1 {
-		return boots[0]
+	if len(boots) == 1 || chain {
+		return boots[len(boots)-1]
 	}
 	merged := filepath.Join(work, "merged.boot")
 	nydusImage(t, append([]string{"merge", "--log-level", "warn", "--whiteout-spec", spec, "--bootstrap", merged}, boots...)...)
@@ -504,26 +509,26 @@ func TestOracleNestedDirectories(t *testing.T) {
 
 	for _, typ := range []string{"dir-rafs", "tar-rafs", "targz-rafs", "targz-ref"} {
 		t.Run(typ, func(t *testing.T) {
-			cases := []struct {
+			type oracleCase struct {
 				name    string
 				layers  []string
 				implied func(string) bool
+				chain   bool // --parent-bootstrap instead of merge
 				want    statcmp.Snapshot
-			}{{"merged", layers, nil, want}}
+			}
+			cases := []oracleCase{{"merged", layers, nil, false, want}}
+			if typ != "targz-ref" { // create refuses --parent-bootstrap with targz-ref (as upstream)
+				cases = append(cases, oracleCase{"parent-bootstrap", layers, nil, true, want})
+			}
 			if typ != "dir-rafs" {
-				cases = append(cases, struct {
-					name    string
-					layers  []string
-					implied func(string) bool
-					want    statcmp.Snapshot
-				}{"implied", []string{single.root}, func(rel string) bool { return impliedDirs[rel] }, impliedWant})
+				cases = append(cases, oracleCase{"implied", []string{single.root}, func(rel string) bool { return impliedDirs[rel] }, false, impliedWant})
 			}
 			for _, c := range cases {
 				t.Run(c.name, func(t *testing.T) {
 					work := t.TempDir()
 					blobs := filepath.Join(work, "blobs")
 					must(t, os.MkdirAll(blobs, 0o755))
-					boot := buildLayers(t, typ, c.layers, c.implied, work, blobs)
+					boot := buildLayers(t, typ, c.layers, c.implied, c.chain, work, blobs)
 					kernel := snap(t, mountKernel(t, boot, blobs))
 					statcmp.Check(t, "source", c.want, "kernel EROFS", kernel, statcmp.IgnoreDirSize())
 					fuse := snap(t, mountNydusd(t, nydusd, boot, blobs))
