@@ -61,7 +61,7 @@ func (d *dirWalker) inode(ctx context.Context, p string) (*tree.Inode, error) {
 		}
 	}
 	ino := &tree.Inode{Mode: st.Mode, UID: st.Uid, GID: st.Gid,
-		Mtime: uint64(max(st.Mtim.Sec, 0)), MtimeNsec: uint32(st.Mtim.Nsec)}
+		Mtime: uint64(st.Mtim.Sec), MtimeNsec: uint32(st.Mtim.Nsec)} // before 1970: two's complement, as the kernel reads it
 	xs, err := d.xattrs(p)
 	if err != nil {
 		return nil, err
