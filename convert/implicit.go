@@ -18,8 +18,14 @@ import (
 // reproducible build writes for directories it did not change either.
 //
 // A directory the layer makes opaque, or whose name it whites out, starts
-// afresh: its lower contents are gone, so nothing below it inherits.
+// afresh: its lower contents are gone, so nothing below it inherits. The
+// root inherits too (a layer without a "./" entry leaves it as it was):
+// merge.Apply gives a directory, the root included, the upper attributes.
 func keepLowerDirAttrs(base, layer *tree.Inode) {
+	if madeUpDir(layer) && base.IsDir() {
+		layer.Mode, layer.UID, layer.GID, layer.Mtime, layer.MtimeNsec = base.Mode, base.UID, base.GID, base.Mtime, base.MtimeNsec
+		layer.Xattrs = append([]layout.Xattr(nil), base.Xattrs...)
+	}
 	if layer.Child(whiteoutOpaque) != nil {
 		return
 	}

@@ -199,3 +199,54 @@ func TestDirectoryLoop(t *testing.T) {
 		t.Fatal("Tree of a looped image succeeded")
 	}
 }
+
+// TestLinkCounts: a directory's nlink is 2 + its subdirectories (what
+// mkfs.erofs writes and the kernel reports for the source), anything
+// else's is its number of names.
+func TestLinkCounts(t *testing.T) {
+	var blob bytes.Buffer
+	res, err := builder.Build(context.Background(), func(_ context.Context, w builder.FileWriter) (*tree.Tree, error) {
+		root := tree.NewDir(0o755)
+		chain := root
+		for i := range 20 { // a deep chain: each link has one subdirectory
+			d := tree.NewDir(0o755)
+			chain.SetChild(fmt.Sprintf("c%d", i), d)
+			chain = d
+		}
+		many := tree.NewDir(0o755)
+		root.SetChild("many", many)
+		for i := range 300 {
+			many.SetChild(fmt.Sprintf("d%03d", i), tree.NewDir(0o755))
+		}
+		f := &tree.Inode{Mode: layout.ModeReg | 0o644}
+		sym := &tree.Inode{Mode: layout.ModeSymlink | 0o777, Target: "x"}
+		for i := range 3 {
+			many.SetChild(fmt.Sprintf("f%d", i), f)
+			chain.SetChild(fmt.Sprintf("s%d", i), sym)
+		}
+		root.SetChild("f", f)
+		return &tree.Tree{Root: root}, nil
+	}, &blob, builder.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := rafs.Open(bytes.NewReader(res.Bootstrap), int64(len(res.Bootstrap)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]uint32{"": 4, "c0": 3, "c0/c1/c2/c3/c4/c5/c6/c7/c8/c9/c10/c11/c12/c13/c14/c15/c16/c17/c18/c19": 2,
+		"many": 302, "many/d299": 2, "many/f0": 4, "f": 4, "c0/c1/c2/c3/c4/c5/c6/c7/c8/c9/c10/c11/c12/c13/c14/c15/c16/c17/c18/c19/s2": 3}
+	for p, n := range want {
+		nid, err := img.LookupPath(p)
+		if err != nil {
+			t.Fatalf("%s: %v", p, err)
+		}
+		ino, err := img.Inode(nid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ino.Nlink != n {
+			t.Errorf("%q: nlink %d, want %d", p, ino.Nlink, n)
+		}
+	}
+}

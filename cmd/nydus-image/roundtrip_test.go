@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gonydus/nydus/internal/statcmp"
 	"golang.org/x/sys/unix"
 )
 
@@ -149,7 +150,7 @@ func nydusImage(t testing.TB, args ...string) {
 
 // unpackSnapshot unpacks boot (with blobs in blobDir) through a FIFO and
 // snapshots the tar without storing it.
-func unpackSnapshot(t testing.TB, boot, blobDir string) map[string]entry {
+func unpackSnapshot(t testing.TB, boot, blobDir string) statcmp.Snapshot {
 	t.Helper()
 	fifo := filepath.Join(t.TempDir(), "out.tar")
 	must(t, unix.Mkfifo(fifo, 0o600))

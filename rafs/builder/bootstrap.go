@@ -113,9 +113,14 @@ func (l *bootstrapLayout) collect() error {
 			} else if e.Inode.IsDir() {
 				return fmt.Errorf("builder: directory %q is linked twice", e.Name)
 			}
-			c.nlink++
+			// A directory's link count is its own name, its "." and
+			// each subdirectory's ".." (2 + subdirectories, as mkfs.erofs
+			// and upstream write); the name in the parent is the first of
+			// the two added below. Anything else counts its names.
 			if e.Inode.IsDir() {
 				r.nlink++
+			} else {
+				c.nlink++
 			}
 			r.dirents = append(r.dirents, dirSlot{name: e.Name, rec: c})
 		}
@@ -126,7 +131,7 @@ func (l *bootstrapLayout) collect() error {
 	for i, r := range l.recs {
 		r.num = uint32(i + 1)
 		if r.ino.IsDir() {
-			r.nlink += 2
+			r.nlink += 2 // its name (the root's ".." names itself) and "."
 		}
 		if len(r.ino.Xattrs) > 0 {
 			x, n, err := layout.EncodeXattrs(r.ino.Xattrs)

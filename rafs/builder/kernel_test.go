@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gonydus/nydus/internal/statcmp"
 	"github.com/gonydus/nydus/rafs/compress"
 	"github.com/gonydus/nydus/rafs/export"
 	"github.com/gonydus/nydus/rafs/layout"
@@ -157,56 +158,71 @@ func isMounted(p string) bool {
 	return a.Dev != b.Dev
 }
 
+// checkMounted writes the tree out as a real directory (its file system
+// counts links and groups hardlinks itself) and compares the kernel's
+// mount with it on every stat field.
 func checkMounted(t *testing.T, mnt string, tr *tree.Tree, files []fileSpec) {
 	t.Helper()
-	for _, f := range files {
-		got, err := os.ReadFile(filepath.Join(mnt, f.path))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !bytes.Equal(got, f.data) {
-			t.Fatalf("%s: content differs (%d vs %d bytes)", f.path, len(got), len(f.data))
-		}
+	src := filepath.Join(t.TempDir(), "source")
+	materialize(t, src, tr, files)
+	want, err := statcmp.Dir(src)
+	if err != nil {
+		t.Fatal(err)
 	}
+	got, err := statcmp.Dir(mnt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	statcmp.Check(t, "tree written out", want, "kernel EROFS", got, statcmp.IgnoreDirSize())
+	if got["hardlink"].Nlink != 2 || got["sub"].Nlink != 2 || got["."].Nlink != 4 {
+		t.Fatalf("nlink: hardlink %d sub %d root %d, want 2, 2, 4", got["hardlink"].Nlink, got["sub"].Nlink, got["."].Nlink)
+	}
+}
+
+// materialize creates tr under dir: contents, hardlinks (shared inodes),
+// modes, owners, xattrs, device numbers and times.
+func materialize(t *testing.T, dir string, tr *tree.Tree, files []fileSpec) {
+	t.Helper()
+	data := map[*tree.Inode][]byte{}
+	for _, f := range files {
+		data[f.ino] = f.data
+	}
+	first := map[*tree.Inode]string{}
+	var order []string
+	inodes := map[string]*tree.Inode{}
 	err := tr.Walk(func(p string, ino *tree.Inode) error {
-		var st unix.Stat_t
-		if err := unix.Lstat(filepath.Join(mnt, p), &st); err != nil {
+		full := filepath.Join(dir, p)
+		order = append(order, full)
+		inodes[full] = ino
+		if prev, ok := first[ino]; ok && !ino.IsDir() {
+			return os.Link(prev, full)
+		}
+		first[ino] = full
+		var err error
+		switch ino.Mode & layout.ModeTypeMask {
+		case layout.ModeDir:
+			err = os.MkdirAll(full, 0o700)
+		case layout.ModeReg:
+			err = os.WriteFile(full, data[ino], 0o600)
+		case layout.ModeSymlink:
+			err = os.Symlink(ino.Target, full)
+		default:
+			err = unix.Mknod(full, ino.Mode, int(ino.Rdev))
+		}
+		if err != nil {
 			return err
 		}
-		if st.Mode != ino.Mode || st.Uid != ino.UID || st.Gid != ino.GID {
-			return fmt.Errorf("%s: mode/uid/gid %o/%d/%d want %o/%d/%d", p, st.Mode, st.Uid, st.Gid, ino.Mode, ino.UID, ino.GID)
+		if err := os.Lchown(full, int(ino.UID), int(ino.GID)); err != nil {
+			return err
 		}
-		if uint64(st.Mtim.Sec) != ino.Mtime || uint32(st.Mtim.Nsec) != ino.MtimeNsec {
-			return fmt.Errorf("%s: mtime %v want %d.%d", p, st.Mtim, ino.Mtime, ino.MtimeNsec)
-		}
-		if ino.IsReg() && uint64(st.Size) != ino.Size {
-			return fmt.Errorf("%s: size %d want %d", p, st.Size, ino.Size)
-		}
-		if ino.Mode&layout.ModeTypeMask == layout.ModeChr || ino.Mode&layout.ModeTypeMask == layout.ModeBlk {
-			if st.Rdev != ino.Rdev {
-				return fmt.Errorf("%s: rdev %x want %x", p, st.Rdev, ino.Rdev)
-			}
-		}
-		if ino.IsSymlink() {
-			got, err := os.Readlink(filepath.Join(mnt, p))
-			if err != nil || got != ino.Target {
-				return fmt.Errorf("%s: readlink %q %v", p, got, err)
+		if !ino.IsSymlink() {
+			if err := unix.Chmod(full, ino.Mode&0o7777); err != nil {
+				return err
 			}
 		}
 		for _, x := range ino.Xattrs {
-			buf := make([]byte, 256)
-			n, err := unix.Lgetxattr(filepath.Join(mnt, p), x.Name, buf)
-			if err != nil || !bytes.Equal(buf[:n], x.Value) {
-				return fmt.Errorf("%s: xattr %s = %q %v", p, x.Name, buf[:max(n, 0)], err)
-			}
-		}
-		if ino.IsDir() {
-			ents, err := os.ReadDir(filepath.Join(mnt, p))
-			if err != nil {
-				return err
-			}
-			if len(ents) != len(ino.Children) {
-				return fmt.Errorf("%s: %d entries want %d", p, len(ents), len(ino.Children))
+			if err := unix.Lsetxattr(full, x.Name, x.Value, 0); err != nil {
+				return fmt.Errorf("%s: %w", p, err)
 			}
 		}
 		return nil
@@ -214,11 +230,12 @@ func checkMounted(t *testing.T, mnt string, tr *tree.Tree, files []fileSpec) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var a, b unix.Stat_t
-	_ = unix.Stat(filepath.Join(mnt, "hardlink"), &a)
-	_ = unix.Stat(filepath.Join(mnt, "dup-of-random"), &b)
-	if a.Ino != b.Ino || a.Nlink != 2 {
-		t.Fatalf("hardlink: ino %d/%d nlink %d", a.Ino, b.Ino, a.Nlink)
+	for i := len(order) - 1; i >= 0; i-- {
+		ino := inodes[order[i]]
+		ts := []unix.Timespec{{}, {Sec: int64(ino.Mtime), Nsec: int64(ino.MtimeNsec)}}
+		if err := unix.UtimesNanoAt(unix.AT_FDCWD, order[i], ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 
@@ -227,7 +244,9 @@ func checkMounted(t *testing.T, mnt string, tr *tree.Tree, files []fileSpec) {
 func checkErofsUtils(t *testing.T, dir string, boot []byte, res *BlobResult, blob []byte) {
 	t.Helper()
 	if _, err := exec.LookPath("fsck.erofs"); err != nil {
-		t.Skip("fsck.erofs not installed (apt-get install erofs-utils)")
+		// The kernel mount below still runs: only this check is missing.
+		t.Log("fsck.erofs and dump.erofs checks not run: fsck.erofs not installed (apt-get install erofs-utils)")
+		return
 	}
 	bootPath := filepath.Join(dir, "image.boot")
 	devPath := filepath.Join(dir, "blob.raw")

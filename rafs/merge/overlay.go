@@ -77,10 +77,17 @@ func (s WhiteoutSpec) isOpaque(dir *tree.Inode) bool {
 	return false
 }
 
-// Apply overlays layer onto base (both directories) in place. Entries of
-// layer are moved into base; layer must not be used afterwards.
+// Apply overlays layer onto base (both directories) in place: the layer
+// directory's attributes replace base's (the root's too, as overlayfs shows
+// the uppermost directory and upstream's merge keeps the upper root), and
+// the children merge. Entries of layer are moved into base; layer must not
+// be used afterwards.
 func Apply(base, layer *tree.Inode, spec WhiteoutSpec) {
-	if spec.isOpaque(layer) {
+	opaque := spec.isOpaque(layer)
+	*base = tree.Inode{Mode: layer.Mode, UID: layer.UID, GID: layer.GID, Mtime: layer.Mtime, MtimeNsec: layer.MtimeNsec,
+		Xattrs: layer.Xattrs, Children: base.Children}
+	stripOpaque(base, spec)
+	if opaque {
 		base.Children = nil
 	}
 	// Deletions first, so a layer may delete and recreate a name.
@@ -95,14 +102,7 @@ func Apply(base, layer *tree.Inode, spec WhiteoutSpec) {
 		}
 		cur := base.Child(e.Name)
 		if cur != nil && cur.Inode.IsDir() && e.Inode.IsDir() && cur.Inode != e.Inode {
-			merged := cur.Inode
-			children := e.Inode.Children
-			// The upper directory's attributes win; lower children merge.
-			*merged = tree.Inode{Mode: e.Inode.Mode, UID: e.Inode.UID, GID: e.Inode.GID,
-				Mtime: e.Inode.Mtime, MtimeNsec: e.Inode.MtimeNsec, Xattrs: e.Inode.Xattrs, Children: merged.Children}
-			e.Inode.Children = children
-			Apply(merged, e.Inode, spec)
-			stripOpaque(merged, spec)
+			Apply(cur.Inode, e.Inode, spec)
 			continue
 		}
 		Strip(e.Inode, spec)

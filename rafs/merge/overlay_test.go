@@ -91,3 +91,26 @@ func TestApplyOverlayfs(t *testing.T) {
 		t.Fatal("opaque marker carried into the merged tree")
 	}
 }
+
+// TestApplyRootAttributes: the upper root's attributes win, as for every
+// other directory (overlayfs shows the uppermost directory; upstream's
+// merge keeps the upper root).
+func TestApplyRootAttributes(t *testing.T) {
+	base := build(map[string]*tree.Inode{"a": file("1")})
+	base.Mtime, base.UID = 100, 5
+	base.SetXattr("user.lower", []byte("x"))
+	layer := build(map[string]*tree.Inode{"b": file("2")})
+	layer.Mode, layer.Mtime, layer.MtimeNsec, layer.UID, layer.GID = layout.ModeDir|0o700, 200, 7, 1, 2
+	layer.SetXattr("user.upper", []byte("y"))
+	layer.SetXattr("trusted.overlay.opaque", []byte("n"))
+	Apply(base, layer, WhiteoutOverlayfs)
+	if base.Mode != layout.ModeDir|0o700 || base.Mtime != 200 || base.MtimeNsec != 7 || base.UID != 1 || base.GID != 2 {
+		t.Fatalf("root attributes %+v, want the upper root's", base)
+	}
+	if _, ok := base.Xattr("user.lower"); ok || len(base.Xattrs) != 1 {
+		t.Fatalf("root xattrs %v, want only user.upper", base.Xattrs)
+	}
+	if got := paths(base); !slices.Equal(got, []string{"/", "/a=1", "/b=2"}) {
+		t.Fatalf("children %v", got)
+	}
+}

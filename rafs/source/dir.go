@@ -51,13 +51,17 @@ func (d *dirWalker) inode(ctx context.Context, p string) (*tree.Inode, error) {
 	}
 	typ := st.Mode & unix.S_IFMT
 	key := [2]uint64{st.Dev, st.Ino}
-	if typ == unix.S_IFREG && st.Nlink > 1 {
+	// Any non-directory may have several names (regular files, symlinks,
+	// devices, FIFOs, sockets): they share one inode, as upstream and the
+	// kernel's EROFS do.
+	linked := typ != unix.S_IFDIR && st.Nlink > 1
+	if linked {
 		if ino, ok := d.links[key]; ok {
 			return ino, nil
 		}
 	}
 	ino := &tree.Inode{Mode: st.Mode, UID: st.Uid, GID: st.Gid,
-		Mtime: uint64(max(st.Mtim.Sec, 0)), MtimeNsec: uint32(st.Mtim.Nsec)}
+		Mtime: uint64(st.Mtim.Sec), MtimeNsec: uint32(st.Mtim.Nsec)} // before 1970: two's complement, as the kernel reads it
 	xs, err := d.xattrs(p)
 	if err != nil {
 		return nil, err
@@ -67,9 +71,6 @@ func (d *dirWalker) inode(ctx context.Context, p string) (*tree.Inode, error) {
 	case unix.S_IFREG:
 		if err := d.file(p, &st, ino); err != nil {
 			return nil, err
-		}
-		if st.Nlink > 1 {
-			d.links[key] = ino
 		}
 	case unix.S_IFDIR:
 		names, err := readNames(p)
@@ -94,6 +95,9 @@ func (d *dirWalker) inode(ctx context.Context, p string) (*tree.Inode, error) {
 	case unix.S_IFIFO, unix.S_IFSOCK:
 	default:
 		return nil, fmt.Errorf("source: %s has unknown file type %#o", p, st.Mode)
+	}
+	if linked {
+		d.links[key] = ino
 	}
 	return ino, nil
 }

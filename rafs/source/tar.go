@@ -97,10 +97,9 @@ func addTarEntry(b *treeBuilder, tr *tar.Reader, hdr *tar.Header, w FileWriter) 
 	}
 	ino := &tree.Inode{
 		Mode: uint32(hdr.Mode) & 0o7777, UID: uint32(hdr.Uid), GID: uint32(hdr.Gid),
-		Mtime: uint64(max(hdr.ModTime.Unix(), 0)), MtimeNsec: uint32(hdr.ModTime.Nanosecond()),
-	}
-	if hdr.ModTime.Unix() < 0 {
-		ino.MtimeNsec = 0
+		// Before 1970: two's complement in the 64-bit field, which the
+		// kernel's EROFS and FUSE read as signed seconds.
+		Mtime: uint64(hdr.ModTime.Unix()), MtimeNsec: uint32(hdr.ModTime.Nanosecond()),
 	}
 	xattrs, err := tarXattrs(hdr)
 	if err != nil {
@@ -129,12 +128,8 @@ func addTarEntry(b *treeBuilder, tr *tar.Reader, hdr *tar.Header, w FileWriter) 
 		if target.IsDir() {
 			return fmt.Errorf("%w: hardlink %s to directory %s", ErrUnsafePath, name, hdr.Linkname)
 		}
-		if !target.IsReg() {
-			// RAFS hardlinks only regular files; other types get a copy.
-			cp := *target
-			cp.Xattrs = append([]layout.Xattr(nil), target.Xattrs...)
-			target = &cp
-		}
+		// Any non-directory shares its inode with its hardlinks, as an
+		// extraction of the tar does (and upstream's builders).
 		return b.add(name, target)
 	case tar.TypeSymlink:
 		if hdr.Linkname == "" || len(hdr.Linkname) >= unix.PathMax {

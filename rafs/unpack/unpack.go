@@ -47,7 +47,7 @@ func WriteTar(ctx context.Context, w io.Writer, t *tree.Tree, chunks ChunkReader
 		if err != nil {
 			return err
 		}
-		if ino.IsReg() {
+		if !ino.IsDir() { // any type may have several names
 			if prev, ok := first[ino]; ok {
 				hdr.Typeflag = tar.TypeLink
 				hdr.Linkname = prev
