@@ -284,7 +284,11 @@ func (n *node) splice(ctx context.Context, dest []byte, off int64) (fuse.ReadRes
 	if !ok || len(list) != 1 {
 		return nil, false
 	}
-	return fuse.ReadResultFd(list[0].f.Fd(), list[0].at, int(list[0].n)), true
+	rr, err := newCacheRange(list[0].f, list[0].at, int(list[0].n))
+	if err != nil {
+		return nil, false // closed under us: the normal path reports it
+	}
+	return rr, true
 }
 
 func (n *node) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
