@@ -126,6 +126,9 @@ func (o *mergeOpts) run(sources []string) error {
 			lb.Apply(own)
 		}
 		if merged == nil {
+			// The lowest layer has nothing under it: its whiteouts and
+			// opaque markers delete nothing and must not show.
+			merge.Strip(lt.Root, spec)
 			merged = &tree.Tree{Root: lt.Root, ChunkSize: lt.ChunkSize, Flags: lt.Flags, Prefetch: lt.Prefetch}
 		} else {
 			if lt.ChunkSize != merged.ChunkSize {

@@ -171,3 +171,23 @@ func TestMergeBlobFlags(t *testing.T) {
 		}
 	})
 }
+
+// TestMergeLowestLayerWhiteouts: whiteouts and opaque markers of the
+// lowest layer delete nothing and do not appear in the merged image.
+func TestMergeLowestLayerWhiteouts(t *testing.T) {
+	d := t.TempDir()
+	layer := makeTar(t, []tarEntry{{name: "a/", typ: tar.TypeDir}, {name: "a/.wh..wh..opq", typ: tar.TypeReg},
+		{name: "a/kept", body: "k", typ: tar.TypeReg}, {name: ".wh.ghost", typ: tar.TypeReg}, {name: "top", body: "t", typ: tar.TypeReg}})
+	stem := sha([]byte("lowest layer"))
+	layerBootstrap(t, d, stem, "tar-rafs", layer)
+	out := filepath.Join(t.TempDir(), "boot")
+	nydusImage(t, "merge", "--log-level", "warn", "--bootstrap", out, filepath.Join(d, stem))
+	b := mustRead(t, out)
+	img, err := rafs.Open(bytes.NewReader(b), int64(len(b)))
+	must(t, err)
+	var paths []string
+	must(t, img.Walk(func(p string, _ *rafs.Inode) error { paths = append(paths, p); return nil }))
+	if want := []string{"/", "/a", "/a/kept", "/top"}; !slices.Equal(paths, want) {
+		t.Fatalf("merged paths %v, want %v", paths, want)
+	}
+}
