@@ -37,9 +37,10 @@ bench: build ## benchmarks; each prints a ratio against a baseline run in the sa
 fuzz: ## run every fuzz target for FUZZTIME each
 	bash scripts/fuzz.sh $(FUZZTIME)
 
-lint: ## gofmt, go vet and the dependency-direction test
+lint: ## gofmt, go vet, go mod tidy -diff and the dependency-direction test
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
 	$(GO) vet $(PKGS)
+	$(GO) mod tidy -diff
 	$(GO) test -count=1 -run TestDependencyDirection .
 
 demo: build ## build an image from examples/demo-rootfs (or DIR=...), inspect, unpack and verify it

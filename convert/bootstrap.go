@@ -10,12 +10,14 @@ import (
 	"io"
 	"strings"
 
+	"github.com/opencontainers/go-digest"
+
 	dconfig "github.com/gonydus/nydus/daemon/config"
 	"github.com/gonydus/nydus/rafs/builder"
+	"github.com/gonydus/nydus/rafs/compress"
 	"github.com/gonydus/nydus/rafs/layout"
 	"github.com/gonydus/nydus/rafs/merge"
 	"github.com/gonydus/nydus/rafs/tree"
-	"github.com/opencontainers/go-digest"
 )
 
 // mergeLayers overlays the layer trees, lowest first, with OCI whiteouts,
@@ -128,16 +130,11 @@ type bootstrapFiles struct {
 // readBootstrapLayer extracts image/image.boot (or the legacy image.boot)
 // and image/backend.json from a bootstrap layer (gzip or plain tar).
 func readBootstrapLayer(r io.Reader) (*bootstrapFiles, error) {
-	br := newPeekReader(r)
-	var tr io.Reader = br
-	if br.isGzip() {
-		gr, err := gzip.NewReader(br)
-		if err != nil {
-			return nil, fmt.Errorf("bootstrap layer: %w", err)
-		}
-		defer gr.Close()
-		tr = gr
+	tr, _, err := compress.NewStreamReader(r)
+	if err != nil {
+		return nil, fmt.Errorf("bootstrap layer: %w", err)
 	}
+	defer tr.Close()
 	diff := sha256.New()
 	t := tar.NewReader(io.TeeReader(tr, diff))
 	var out bootstrapFiles

@@ -2,17 +2,17 @@ package convert
 
 import (
 	"archive/tar"
-	"compress/gzip"
 	"crypto/sha256"
 	"fmt"
 	"io"
 	"path"
 	"strings"
 
-	"github.com/gonydus/nydus/rafs/layout"
-	"github.com/klauspost/compress/zstd"
 	"github.com/opencontainers/go-digest"
 	"golang.org/x/sys/unix"
+
+	"github.com/gonydus/nydus/rafs/compress"
+	"github.com/gonydus/nydus/rafs/layout"
 )
 
 // node is one path of a flattened image: what check compares.
@@ -49,11 +49,11 @@ type pending struct {
 // hides the directory's lower contents; both apply before the layer's own
 // entries, which they never hide.
 func (t flatTree) applyLayer(r io.Reader) error {
-	tr, closeFn, err := decompress(r)
+	tr, _, err := compress.NewStreamReader(r)
 	if err != nil {
-		return err
+		return fmt.Errorf("source layer: %w", err)
 	}
-	defer closeFn()
+	defer tr.Close()
 	rd := tar.NewReader(tr)
 	var entries []pending
 	for {
@@ -187,24 +187,4 @@ func (t flatTree) removeUnder(p string) {
 func storableXattr(name string) bool {
 	_, _, err := layout.SplitXattrName(name)
 	return err == nil
-}
-
-// decompress sniffs gzip and zstd.
-func decompress(r io.Reader) (io.Reader, func(), error) {
-	br := newPeekReader(r)
-	if br.isGzip() {
-		gr, err := gzip.NewReader(br)
-		if err != nil {
-			return nil, nil, fmt.Errorf("source layer: %w", err)
-		}
-		return gr, func() { gr.Close() }, nil
-	}
-	if b, err := br.Peek(4); err == nil && b[0] == 0x28 && b[1] == 0xb5 && b[2] == 0x2f && b[3] == 0xfd {
-		zr, err := zstd.NewReader(br)
-		if err != nil {
-			return nil, nil, fmt.Errorf("source layer: %w", err)
-		}
-		return zr, zr.Close, nil
-	}
-	return br, func() {}, nil
 }

@@ -21,16 +21,22 @@ import (
 
 func main() { os.Exit(run(os.Args[1:])) }
 
+// Exit codes as mount(8) and its helpers use them.
+const (
+	exitUsage   = 1  // incorrect invocation
+	exitFailure = 32 // mount failure
+)
+
 func run(args []string) int {
 	m, err := mountopt.ParseArgs(args)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
-		return 2
+		return exitUsage
 	}
 	if m.Overlay == "userspace" {
 		if err := mountUserspace(m); err != nil {
 			fmt.Fprintln(os.Stderr, err)
-			return 1
+			return exitFailure
 		}
 		return 0
 	}
@@ -39,7 +45,7 @@ func run(args []string) int {
 		if dir := m.Compact(); dir != "" {
 			if err := os.Chdir(dir); err != nil {
 				fmt.Fprintf(os.Stderr, "nydus-overlayfs: chdir %s: %v\n", dir, err)
-				return 1
+				return exitFailure
 			}
 			data = m.DataString()
 		}
@@ -49,12 +55,12 @@ func run(args []string) int {
 			// No overlayfs in this kernel: nydusd's overlay instead.
 			if err := mountUserspace(m); err != nil {
 				fmt.Fprintln(os.Stderr, err)
-				return 1
+				return exitFailure
 			}
 			return 0
 		}
 		fmt.Fprintf(os.Stderr, "nydus-overlayfs: mount overlay at %s (options %q): %v\n", m.Target, data, err)
-		return 1
+		return exitFailure
 	}
 	return 0
 }

@@ -119,3 +119,16 @@ func TestLongOptionsAreCompacted(t *testing.T) {
 		t.Fatalf("deepest = %q, %v", b, err)
 	}
 }
+
+// TestExitCodes: like mount(8) helpers, a bad invocation exits 1 and a
+// mount that fails exits 32.
+func TestExitCodes(t *testing.T) {
+	if code := run([]string{"overlay"}); code != exitUsage {
+		t.Fatalf("no target: exit %d, want %d", code, exitUsage)
+	}
+	missing := filepath.Join(t.TempDir(), "missing")
+	opts := "lowerdir=" + missing + "/l,upperdir=" + missing + "/u,workdir=" + missing + "/w"
+	if code := run([]string{"overlay", missing, "-o", opts}); code != exitFailure {
+		t.Fatalf("failed mount: exit %d, want %d", code, exitFailure)
+	}
+}

@@ -2,8 +2,6 @@ package source
 
 import (
 	"archive/tar"
-	"bufio"
-	"bytes"
 	"context"
 	"encoding/base64"
 	"errors"
@@ -13,11 +11,11 @@ import (
 	"sort"
 	"strings"
 
+	"golang.org/x/sys/unix"
+
+	"github.com/gonydus/nydus/rafs/compress"
 	"github.com/gonydus/nydus/rafs/layout"
 	"github.com/gonydus/nydus/rafs/tree"
-	"github.com/klauspost/compress/gzip"
-	"github.com/klauspost/compress/zstd"
-	"golang.org/x/sys/unix"
 )
 
 // ErrUnsupported reports a tar feature RAFS builders reject, as upstream
@@ -27,39 +25,15 @@ var ErrUnsupported = errors.New("source: unsupported tar feature")
 // skippedRootNames are eStargz/landmark files upstream drops from layers.
 var skippedRootNames = map[string]bool{"stargz.index.json": true, ".prefetch.landmark": true, ".no.prefetch.landmark": true}
 
-// decompressed returns r decompressed according to its magic bytes.
-func decompressed(r io.Reader) (io.Reader, func(), error) {
-	br := bufio.NewReaderSize(r, 1<<20)
-	magic, err := br.Peek(4)
-	if err != nil && !errors.Is(err, io.EOF) {
-		return nil, nil, fmt.Errorf("source: read tar stream: %w", err)
-	}
-	switch {
-	case len(magic) >= 2 && magic[0] == 0x1f && magic[1] == 0x8b:
-		zr, err := gzip.NewReader(br)
-		if err != nil {
-			return nil, nil, fmt.Errorf("source: gzip: %w", err)
-		}
-		return zr, func() { zr.Close() }, nil
-	case bytes.Equal(magic, []byte{0x28, 0xb5, 0x2f, 0xfd}):
-		zr, err := zstd.NewReader(br, zstd.WithDecoderMaxMemory(1<<30))
-		if err != nil {
-			return nil, nil, fmt.Errorf("source: zstd: %w", err)
-		}
-		return zr, zr.Close, nil
-	}
-	return br, func() {}, nil
-}
-
 // FromTar builds a tree from a tar stream (plain, gzip or zstd), sending
 // file data to w as it streams past.
 func FromTar(ctx context.Context, r io.Reader, w FileWriter, opts ...Option) (*tree.Tree, error) {
 	cfg := newConfig(opts)
-	plain, closeFn, err := decompressed(r)
+	plain, _, err := compress.NewStreamReader(r)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("source: %w", err)
 	}
-	defer closeFn()
+	defer plain.Close()
 	tr := tar.NewReader(plain)
 	b := newTreeBuilder(cfg)
 	for {
