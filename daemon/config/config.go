@@ -13,6 +13,8 @@ import (
 	"os"
 	"strings"
 
+	"github.com/pelletier/go-toml/v2"
+
 	"github.com/gonydus/nydus/storage"
 )
 
@@ -123,7 +125,9 @@ func Load(path string) (*Config, error) {
 	return c, nil
 }
 
-// Parse reads v2 JSON, falling back to legacy v1, and validates the result.
+// Parse reads a configuration as upstream nydusd does: JSON (v2, or the
+// legacy v1 layout), else TOML (v2: upstream's nydusd-config-v2.toml),
+// and validates the result.
 func Parse(data []byte) (*Config, error) {
 	if len(data) > MaxSize {
 		return nil, errors.New("configuration larger than 1 MiB")
@@ -131,8 +135,18 @@ func Parse(data []byte) (*Config, error) {
 	var probe struct {
 		Version int `json:"version"`
 	}
-	if err := json.Unmarshal(data, &probe); err != nil {
-		return nil, fmt.Errorf("not JSON: %w", err)
+	if jerr := json.Unmarshal(data, &probe); jerr != nil {
+		converted, terr := tomlToJSON(data)
+		if terr != nil {
+			return nil, fmt.Errorf("neither JSON (%v) nor TOML (%w)", jerr, terr)
+		}
+		data = converted
+		if err := json.Unmarshal(data, &probe); err != nil {
+			return nil, err
+		}
+		if probe.Version != 2 {
+			return nil, fmt.Errorf("a TOML configuration must say version = 2 (it says %d): the v1 layout is JSON only", probe.Version)
+		}
 	}
 	var c *Config
 	if probe.Version == 2 {
@@ -276,4 +290,14 @@ func redactURL(s string) string {
 		u.User = url.UserPassword(u.User.Username(), "redacted")
 	}
 	return u.String()
+}
+
+// tomlToJSON re-encodes a TOML document as JSON, so that one decoder (and
+// its field names, which TOML shares with JSON) reads both.
+func tomlToJSON(data []byte) ([]byte, error) {
+	var doc map[string]any
+	if err := toml.Unmarshal(data, &doc); err != nil {
+		return nil, err
+	}
+	return json.Marshal(doc)
 }

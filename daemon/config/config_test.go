@@ -109,3 +109,60 @@ func TestRedactedHidesHeadersAndProxyPasswords(t *testing.T) {
 		}
 	}
 }
+
+// TestTOML: a v2 configuration in TOML, as upstream nydusd accepts it
+// (JSON first, then TOML), reads as its JSON twin does.
+func TestTOML(t *testing.T) {
+	doc := `
+version = 2
+id = "toml-daemon"
+
+[backend]
+type = "registry"
+
+[backend.registry]
+scheme = "https"
+host = "registry.example.com"
+repo = "library/app"
+timeout = 7
+retry_limit = 2
+
+[cache]
+type = "filecache"
+compressed = false
+validate = true
+
+[cache.filecache]
+work_dir = "/var/lib/nydus/cache"
+
+[rafs]
+mode = "direct"
+validate = true
+enable_xattr = true
+
+[rafs.prefetch]
+enable = true
+threads = 4
+prefetch_all = true
+`
+	c, err := Parse([]byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.ID != "toml-daemon" || c.Backend.Type != "registry" || !strings.Contains(string(c.Backend.Settings), `"host":"registry.example.com"`) ||
+		!strings.Contains(string(c.Backend.Settings), `"timeout":7`) {
+		t.Fatalf("backend %+v %s", c, c.Backend.Settings)
+	}
+	if c.Cache.WorkDir() != "/var/lib/nydus/cache" || !c.Cache.Validate || !c.Rafs.Validate || !c.Rafs.EnableXattr ||
+		!c.Rafs.Prefetch.Enable || !c.Rafs.Prefetch.PrefetchAll || c.Rafs.Prefetch.Threads != 4 {
+		t.Fatalf("%+v", c)
+	}
+	for _, bad := range []string{
+		"[backend]\ntype = \"localfs\"\n[backend.localfs]\ndir = \"/x\"\n", // no version = 2
+		"version = 2\n[backend\n",
+	} {
+		if _, err := Parse([]byte(bad)); err == nil {
+			t.Errorf("accepted %q", bad)
+		}
+	}
+}
