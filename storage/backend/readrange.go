@@ -63,10 +63,13 @@ func (b *registryBlob) readBody(resp *http.Response, p []byte, off int64, rng st
 			b.setSize(total)
 		}
 	case http.StatusOK:
-		if off != 0 && b.r.kind == "http-proxy" && (resp.ContentLength == int64(len(p)) || resp.ContentLength < 0) {
-			// nydus-snapshotter's content-store proxy answers a range
-			// with 200 and just the range's bytes: usable when the body
-			// is exactly the length asked for.
+		// nydus-snapshotter's content-store proxy answers a range with
+		// 200 and just the range's bytes: usable when the body is exactly
+		// the length asked for (which says nothing of the blob's size).
+		if b.r.kind == "http-proxy" && resp.ContentLength == int64(len(p)) {
+			break
+		}
+		if b.r.kind == "http-proxy" && resp.ContentLength < 0 && off != 0 {
 			return b.readExact(resp, p, rng)
 		}
 		// The server ignored Range: only usable from the start.
