@@ -81,6 +81,10 @@ func (o *exportOpts) run(args []string) error {
 		return err
 	}
 	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(0o644); err != nil {
+		tmp.Close()
+		return err
+	}
 	n, err := export.Block(ctx, bytes.NewReader(l.boot), int64(len(l.boot)), src, tmp)
 	if err != nil {
 		tmp.Close()
