@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gonydus/nydus/rafs/blob"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -217,6 +218,39 @@ func TestUnpackThroughBackends(t *testing.T) {
 	got := unpackTar(t, "--bootstrap", boot, "--backend-type", "http-proxy", "--backend-config", fmt.Sprintf(`{"addr":%q}`, qsock))
 	if !bytes.Equal(got, want) || quirkReads.Load() == 0 {
 		t.Fatalf("through the snapshotter-style proxy: equal %v, %d reads", bytes.Equal(got, want), quirkReads.Load())
+	}
+
+	// What nydus-snapshotter's converter unpacks: a blob with an inline
+	// bootstrap (built as its Pack builds it), the bootstrap extracted
+	// with its placeholder blob id, the blob served by its proxy.
+	tarPath := filepath.Join(t.TempDir(), "layer.tar")
+	f, err := os.Create(tarPath)
+	must(t, err)
+	tw := tar.NewWriter(f)
+	must(t, tw.WriteHeader(&tar.Header{Name: "etc/", Typeflag: tar.TypeDir, Mode: 0o755, ModTime: time.Unix(1700000000, 0)}))
+	body := bytes.Repeat([]byte("packed by the snapshotter\n"), 20_000)
+	must(t, tw.WriteHeader(&tar.Header{Name: "etc/packed", Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(body)), ModTime: time.Unix(1700000000, 0)}))
+	_, err = tw.Write(body)
+	must(t, err)
+	must(t, tw.Close())
+	must(t, f.Close())
+	packed := filepath.Join(t.TempDir(), "blob.rafs")
+	nydusImage(t, "create", "--log-level", "warn", "--blob", packed, "--whiteout-spec", "none",
+		"--fs-version", "6", "--type", "tar-rafs", "--blob-inline-meta", "--features", "blob-toc", "--chunk-size", "0x10000", tarPath)
+	pb := mustRead(t, packed)
+	inline, err := blob.InlineBootstrap(bytes.NewReader(pb), int64(len(pb)))
+	must(t, err)
+	packedBoot := filepath.Join(t.TempDir(), "image.boot")
+	must(t, os.WriteFile(packedBoot, inline, 0o644))
+	var packedReads atomic.Int64
+	psock := serveUnix(t, snapshotterBlobServer(pb, &packedReads))
+	got = unpackTar(t, "--bootstrap", packedBoot, "--backend-type", "http-proxy", "--backend-config", fmt.Sprintf(`{"addr":%q}`, psock))
+	fromBlob := unpackTar(t, "--bootstrap", packedBoot, "--blob", packed)
+	if !bytes.Equal(got, fromBlob) || packedReads.Load() == 0 {
+		t.Fatalf("packed layer through the snapshotter-style proxy: equal %v, %d reads", bytes.Equal(got, fromBlob), packedReads.Load())
+	}
+	if e := snapshotTar(t, bytes.NewReader(got))["etc/packed"]; e.Size != int64(len(body)) {
+		t.Fatalf("etc/packed unpacked as %v", e)
 	}
 
 	// Bad command lines are refused before any work.
