@@ -72,7 +72,11 @@ func newCreate() *cli.Command {
 			"--blob-offset: data blobs are written from offset 0"},
 	}
 	c := &cli.Command{Name: "create", Flags: fs,
-		Usage: "create [OPTIONS] SOURCE\nCreate RAFS filesystems from directories or tar streams (SOURCE may be a file, a FIFO or /dev/stdin)"}
+		// nydus-snapshotter reads these from the help to decide whether to
+		// pass them; unlisted, it builds without them, as with an older
+		// nydus-image, instead of failing on the refusal.
+		Hidden: []string{"batch-size", "encrypt"},
+		Usage:  "create [OPTIONS] SOURCE\nCreate RAFS filesystems from directories or tar streams (SOURCE may be a file, a FIFO or /dev/stdin)"}
 	c.Run = func(args []string) error { return o.run(args) }
 	return c
 }

@@ -31,6 +31,22 @@ func runStderr(t *testing.T, args ...string) (int, string) {
 	return code, <-out
 }
 
+// runStdout runs nydus-image in-process and returns its exit code and
+// what it wrote to stdout.
+func runStdout(t *testing.T, args ...string) (int, []byte) {
+	t.Helper()
+	r, w, err := os.Pipe()
+	must(t, err)
+	old := os.Stdout
+	os.Stdout = w
+	done := make(chan []byte)
+	go func() { b, _ := io.ReadAll(r); done <- b }()
+	code := run(args)
+	os.Stdout = old
+	w.Close()
+	return code, <-done
+}
+
 // dirTar writes the tree at root as a tar file.
 func dirTar(t *testing.T, root, path string) {
 	t.Helper()
@@ -149,19 +165,18 @@ func TestUpstreamSpellings(t *testing.T) {
 		}
 	}
 	for _, args := range [][]string{{p("a.boot"), "-R", "blobs"}, {"-B", p("a.boot"), "--request", "blobs", "-D", p("blobs")}} {
-		r, w, err := os.Pipe()
-		must(t, err)
-		old := os.Stdout
-		os.Stdout = w
-		done := make(chan []byte)
-		go func() { b, _ := io.ReadAll(r); done <- b }()
-		code := run(append([]string{"inspect"}, args...))
-		os.Stdout = old
-		w.Close()
+		code, out := runStdout(t, append([]string{"inspect"}, args...)...)
 		var blobs []blobJSON
-		if out := <-done; code != 0 || json.Unmarshal(out, &blobs) != nil || len(blobs) != 1 || blobs[0].BlobID != a.Blobs[0] {
+		if code != 0 || json.Unmarshal(out, &blobs) != nil || len(blobs) != 1 || blobs[0].BlobID != a.Blobs[0] {
 			t.Fatalf("inspect %q: exit %d: %s", args, code, out)
 		}
+	}
+	// nydus-snapshotter reads `create -h` for "--type tar-rafs" (to stream
+	// tars) and for "--batch-size" and "--encrypt" (passed only when
+	// listed): refused options stay out of the help.
+	if code, help := runStdout(t, "create", "-h"); code != 0 || !bytes.Contains(help, []byte("--type")) ||
+		!bytes.Contains(help, []byte("tar-rafs")) || bytes.Contains(help, []byte("--batch-size")) || bytes.Contains(help, []byte("--encrypt")) {
+		t.Fatalf("create -h: exit %d:\n%s", code, help)
 	}
 
 	// merge with upstream's names.
