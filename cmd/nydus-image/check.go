@@ -14,17 +14,16 @@ import (
 )
 
 type checkOpts struct {
-	bootstrap, blobDir, blob, config, outputJSON *string
-	verbose                                      *bool
+	bootstrap, outputJSON *string
+	blobs                 *blobOpts
+	verbose               *bool
 }
 
 func newCheck() *cli.Command {
 	fs := flag.NewFlagSet("check", flag.ContinueOnError)
 	o := &checkOpts{
 		bootstrap:  cli.String(fs, "", "Bootstrap (or blob with inline bootstrap) to check", "bootstrap", "B"),
-		blobDir:    cli.String(fs, "", "Directory of blobs: also read and verify every chunk", "blob-dir", "D"),
-		blob:       cli.String(fs, "", "Blob file: also read and verify every chunk", "blob", "b"),
-		config:     cli.String(fs, "", "Storage backend configuration (unused)", "config", "C"),
+		blobs:      addBlobOpts(fs, "Directory of blobs (localfs): also read and verify every chunk", "blob-dir", "D"),
 		outputJSON: cli.String(fs, "", "JSON file to write check output to", "output-json", "J"),
 		verbose:    cli.Bool(fs, "List every file", "verbose", "v"),
 	}
@@ -46,16 +45,20 @@ func onePath(args []string, flagVal, what string) (string, error) {
 
 func (o *checkOpts) run(args []string) error {
 	start := time.Now()
+	spec, err := o.blobs.spec()
+	if err != nil {
+		return err
+	}
 	path, l, err := loadArg(args, *o.bootstrap)
 	if err != nil {
 		return err
 	}
 	defer l.Close()
 	img := l.img
-	verifyData := *o.blobDir != "" || *o.blob != "" || len(l.blobs) > 0
+	verifyData := *o.blobs.blobDir != "" || *o.blobs.blob != "" || len(l.blobs) > 0 || spec != nil
 	var src rafs.ChunkSource
 	if verifyData {
-		if src, err = l.chunkSource(*o.blob, *o.blobDir); err != nil {
+		if src, err = l.source(o.blobs, spec); err != nil {
 			return err
 		}
 	}

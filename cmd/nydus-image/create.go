@@ -28,6 +28,7 @@ type createOpts struct {
 	features, chunkDict, parent, whiteout      *string
 	prefetchPolicy, outputJSON                 *string
 	inlineMeta, alignedChunk, repeatable       *bool
+	refused                                    refusedFlags
 }
 
 func newCreate() *cli.Command {
@@ -52,8 +53,30 @@ func newCreate() *cli.Command {
 		prefetchPolicy: cli.String(fs, "none", "Prefetch policy: fs (patterns on stdin), blob, none", "prefetch-policy", "P"),
 		outputJSON:     cli.String(fs, "", "JSON file to write build output to", "output-json", "J"),
 	}
+	cli.String(fs, "", "Storage backend configuration (accepted; create reads no blobs)", "config", "C")
+	cli.Bool(fs, "Skip validating the image after the build (accepted; no validation pass runs)", "disable-check")
+	o.refused = refusedFlags{
+		{cli.String(fs, "0", "Batch size for merging small chunks (refused unless 0: batch chunks are not written)", "batch-size"), "0",
+			"--batch-size: batch chunks are not written; use 0"},
+		{cli.Bool(fs, "Encrypt the blobs (refused: encrypted blobs are not written)", "encrypt", "E"), "false",
+			"--encrypt: encrypted blobs are not written"},
+		{cli.String(fs, "", "Directory for blob cache files (refused: not written)", "blob-cache-dir"), "",
+			"--blob-cache-dir: writing blob cache files at build time is not implemented"},
+		{cli.String(fs, "", "Nydus attributes file (refused: external blobs are not written)", "attributes"), "",
+			"--attributes: .nydusattributes (external blobs) are not supported"},
+		{cli.String(fs, "", "External blob output (refused: external blobs are not written)", "external-blob"), "",
+			"--external-blob: external blobs are not supported"},
+		{cli.String(fs, "", "Data blob size for estargztoc-ref (refused with that type)", "blob-data-size"), "",
+			"--blob-data-size: only meaningful for --type estargztoc-ref, which is refused"},
+		{cli.String(fs, "0", "File offset of the RAFS data in the blob file (refused unless 0)", "blob-offset"), "0",
+			"--blob-offset: data blobs are written from offset 0"},
+	}
 	c := &cli.Command{Name: "create", Flags: fs,
-		Usage: "create [OPTIONS] SOURCE\nCreate RAFS filesystems from directories or tar streams (SOURCE may be a file, a FIFO or /dev/stdin)"}
+		// nydus-snapshotter reads these from the help to decide whether to
+		// pass them; unlisted, it builds without them, as with an older
+		// nydus-image, instead of failing on the refusal.
+		Hidden: []string{"batch-size", "encrypt"},
+		Usage:  "create [OPTIONS] SOURCE\nCreate RAFS filesystems from directories or tar streams (SOURCE may be a file, a FIFO or /dev/stdin)"}
 	c.Run = func(args []string) error { return o.run(args) }
 	return c
 }
@@ -104,6 +127,9 @@ func (o *createOpts) run(args []string) error {
 		return usagef("create needs exactly one SOURCE, got %d", len(args))
 	}
 	source := args[0]
+	if err := o.refused.check(); err != nil {
+		return err
+	}
 	cfg, err := o.config()
 	if err != nil {
 		return err

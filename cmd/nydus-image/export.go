@@ -10,15 +10,16 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"syscall"
 
 	"github.com/gonydus/nydus/rafs/export"
 )
 
 type exportOpts struct {
-	bootstrap, blob, blobDir, output, config *string
-	block, verity                            *bool
-	threads                                  *string
+	bootstrap, output, threads *string
+	blobs                      *blobOpts
+	block, verity              *bool
 }
 
 func newExport() *cli.Command {
@@ -26,12 +27,11 @@ func newExport() *cli.Command {
 	o := &exportOpts{
 		block:     cli.Bool(fs, "Export to one raw block image (EROFS) the kernel mounts", "block"),
 		bootstrap: cli.String(fs, "", "Bootstrap (or blob with inline bootstrap) to export", "bootstrap", "B"),
-		blob:      cli.String(fs, "", "Blob file holding the image's data", "blob", "b"),
-		blobDir:   cli.String(fs, "", "Directory of blobs named by blob id (localfs)", "blob-dir", "D"),
-		output:    cli.String(fs, "", "Output image path [default: BOOTSTRAP.disk]", "output", "O"),
-		config:    cli.String(fs, "", "Storage backend configuration (not supported yet)", "config", "C"),
-		threads:   cli.String(fs, "4", "Worker threads (accepted for compatibility)", "threads"),
-		verity:    cli.Bool(fs, "Append dm-verity data (not supported yet)", "verity"),
+		blobs: addBlobOpts(fs, "Directory of blobs named by blob id (the localfs backend)",
+			"localfs-dir", "D", "blob-dir"),
+		output:  cli.String(fs, "", "Output image path [default: LOCALFS_DIR/BOOTSTRAP_NAME.disk with --localfs-dir, else BOOTSTRAP.disk]", "output", "O"),
+		threads: cli.String(fs, "4", "Worker threads, 1-32 (the export streams the image with one writer)", "threads"),
+		verity:  cli.Bool(fs, "Append dm-verity data (refused: not implemented)", "verity"),
 	}
 	c := &cli.Command{Name: "export", Flags: fs,
 		Usage: "export --block [OPTIONS] [BOOTSTRAP]\nExport a RAFS v6 image to a raw EROFS block image: mount -t erofs -o loop,ro IMAGE DIR"}
@@ -44,22 +44,34 @@ func (o *exportOpts) run(args []string) error {
 		return usagef("export needs --block")
 	}
 	if *o.verity {
-		return usagef("--verity is not supported yet")
+		return usagef("--verity: dm-verity data for the block image is not implemented")
 	}
-	if *o.config != "" {
-		return usagef("exporting through a storage backend is not supported yet; pass --blob or --blob-dir")
+	if n, err := strconv.Atoi(*o.threads); err != nil || n < 1 || n > 32 {
+		return usagef("invalid --threads %q (1-32)", *o.threads)
 	}
-	path, l, err := loadArg(args, *o.bootstrap)
+	spec, err := o.blobs.spec()
+	if err != nil {
+		return err
+	}
+	bootArg := *o.bootstrap
+	if bootArg == "" && len(args) == 0 && spec != nil && spec.metadataPath != "" {
+		bootArg = spec.metadataPath // a blob cache entry names its bootstrap
+	}
+	path, l, err := loadArg(args, bootArg)
 	if err != nil {
 		return err
 	}
 	defer l.Close()
-	src, err := l.chunkSource(*o.blob, *o.blobDir)
+	src, err := l.source(o.blobs, spec)
 	if err != nil {
 		return err
 	}
 	out := *o.output
-	if out == "" {
+	switch {
+	case out != "":
+	case *o.blobs.blobDir != "": // where upstream writes it
+		out = filepath.Join(*o.blobs.blobDir, filepath.Base(path)+".disk")
+	default:
 		out = path + ".disk"
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -69,6 +81,10 @@ func (o *exportOpts) run(args []string) error {
 		return err
 	}
 	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(0o644); err != nil {
+		tmp.Close()
+		return err
+	}
 	n, err := export.Block(ctx, bytes.NewReader(l.boot), int64(len(l.boot)), src, tmp)
 	if err != nil {
 		tmp.Close()

@@ -25,9 +25,11 @@ type loadedImage struct {
 	close []io.Closer
 }
 
+// Close closes what the image opened, last opened first (a chunk source
+// before the backend it reads from).
 func (l *loadedImage) Close() {
-	for _, c := range l.close {
-		c.Close()
+	for i := len(l.close) - 1; i >= 0; i-- {
+		l.close[i].Close()
 	}
 }
 
@@ -107,33 +109,44 @@ func loadImage(path string) (*loadedImage, error) {
 // chunkSource serves the image's blobs from --blob (a single file, matched
 // to the image's only data blob or by content hash) and --blob-dir.
 func (l *loadedImage) chunkSource(blobFile, blobDir string) (rafs.ChunkSource, error) {
-	files := map[string]io.ReaderAt{}
-	for id, r := range l.blobs {
-		files[id] = r
-	}
-	if blobFile != "" {
-		f, err := os.Open(blobFile)
-		if err != nil {
-			return nil, err
-		}
-		l.close = append(l.close, f)
-		id := fileStem(blobFile)
-		if !isHexID(id) || !l.hasBlob(id) {
-			if bl := l.img.Blobs(); len(bl) == 1 {
-				id = bl[0].ID()
-			} else {
-				h := sha256.New()
-				if _, err := io.Copy(h, f); err != nil {
-					return nil, err
-				}
-				id = hex.EncodeToString(h.Sum(nil))
-			}
-		}
-		files[id] = f
+	files, err := l.blobFiles(blobFile)
+	if err != nil {
+		return nil, err
 	}
 	src := rafs.NewLocalBlobs(blobDir, files)
 	l.close = append(l.close, src)
 	return l.withZran(src, files, blobDir), nil
+}
+
+// blobFiles maps blob ids to the blob files known from the command line:
+// the file the image was loaded from (inline bootstrap) and --blob.
+func (l *loadedImage) blobFiles(blobFile string) (map[string]io.ReaderAt, error) {
+	files := map[string]io.ReaderAt{}
+	for id, r := range l.blobs {
+		files[id] = r
+	}
+	if blobFile == "" {
+		return files, nil
+	}
+	f, err := os.Open(blobFile)
+	if err != nil {
+		return nil, err
+	}
+	l.close = append(l.close, f)
+	id := fileStem(blobFile)
+	if !isHexID(id) || !l.hasBlob(id) {
+		if bl := l.img.Blobs(); len(bl) == 1 {
+			id = bl[0].ID()
+		} else {
+			h := sha256.New()
+			if _, err := io.Copy(h, f); err != nil {
+				return nil, err
+			}
+			id = hex.EncodeToString(h.Sum(nil))
+		}
+	}
+	files[id] = f
+	return files, nil
 }
 
 // loadArg resolves the bootstrap given as the only argument or with

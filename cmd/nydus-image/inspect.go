@@ -11,7 +11,7 @@ import (
 )
 
 type inspectOpts struct {
-	bootstrap, request *string
+	bootstrap, request, blobDir, config *string
 }
 
 func newInspect() *cli.Command {
@@ -19,6 +19,8 @@ func newInspect() *cli.Command {
 	o := &inspectOpts{
 		bootstrap: cli.String(fs, "", "Bootstrap (or blob with inline bootstrap) to inspect", "bootstrap", "B"),
 		request:   cli.String(fs, "", "Request: stats (default), blobs, prefetch, tree", "request", "R"),
+		blobDir:   cli.String(fs, "", "Directory of blobs (accepted; inspect reads only metadata)", "blob-dir", "D"),
+		config:    cli.String(fs, "", "Storage backend configuration (accepted; inspect reads only metadata)", "config", "C"),
 	}
 	c := &cli.Command{Name: "inspect", Flags: fs,
 		Usage: "inspect [OPTIONS] [BOOTSTRAP]\nPrint a RAFS v6 bootstrap as JSON (-R blobs prints the blob table as nydusify expects)"}
@@ -39,6 +41,9 @@ type blobJSON struct {
 }
 
 func (o *inspectOpts) run(args []string) error {
+	if *o.blobDir != "" && *o.config != "" {
+		return usagef("--blob-dir conflicts with --config")
+	}
 	_, l, err := loadArg(args, *o.bootstrap)
 	if err != nil {
 		return err

@@ -66,13 +66,15 @@ func (g *globals) setup() (func(), error) {
 }
 
 func commands() []*cli.Command {
-	return []*cli.Command{newCreate(), newMerge(), newCheck(), newInspect(), newUnpack(), newExport()}
+	return []*cli.Command{newCreate(), newMerge(), newCheck(), newInspect(), newUnpack(), newExport(),
+		newStat(), newCompact(), newOptimize(), newChunkdict()}
 }
 
 func usage(w io.Writer) {
 	fmt.Fprintf(w, "nydus-image %s: build and manage RAFS v6 (Nydus) images\n\nUsage: nydus-image <command> [options]\n\nCommands:\n", version)
 	for _, c := range commands() {
-		fmt.Fprintf(w, "  %-8s %s\n", c.Name, strings.SplitN(c.Usage, "\n", 2)[0])
+		desc := strings.Split(c.Usage, "\n")
+		fmt.Fprintf(w, "  %-10s %s\n", c.Name, desc[min(1, len(desc)-1)])
 	}
 	fmt.Fprintf(w, "\nRun 'nydus-image <command> --help' for a command's options.\n")
 }
@@ -92,7 +94,32 @@ func main() {
 	os.Exit(run(os.Args[1:]))
 }
 
+// hoistGlobals moves the global options given before the subcommand
+// (nydus-image --log-level warn create …, as clap allows) after it.
+func hoistGlobals(args []string) []string {
+	var globals []string
+	i := 0
+	for i < len(args) && strings.HasPrefix(args[i], "-") {
+		name, _, hasValue := strings.Cut(strings.TrimLeft(args[i], "-"), "=")
+		if name != "log-level" && name != "l" && name != "log-file" && name != "L" {
+			break
+		}
+		globals = append(globals, args[i])
+		i++
+		if !hasValue && i < len(args) {
+			globals = append(globals, args[i])
+			i++
+		}
+	}
+	rest := args[i:]
+	if len(globals) == 0 || len(rest) == 0 || strings.HasPrefix(rest[0], "-") {
+		return append(append([]string{}, rest...), globals...)
+	}
+	return append(append([]string{rest[0]}, globals...), rest[1:]...)
+}
+
 func run(args []string) int {
+	args = hoistGlobals(args)
 	if len(args) == 0 {
 		usage(os.Stderr)
 		return 2

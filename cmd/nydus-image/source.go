@@ -40,8 +40,10 @@ func sourceFill(typ, src, whiteout string, prefetch []string) (builder.FillFunc,
 			defer f.Close()
 			return source.FromTar(ctx, f, w, opts...)
 		}, nil
-	case "estargz-rafs", "estargz-ref", "estargztoc-ref", "tar-tarfs", "stargz_index":
-		return nil, usagef("--type %s is not supported by this nydus-image yet (use dir-rafs, tar-rafs, targz-rafs or targz-ref)", typ)
+	case "estargz-rafs", "estargz-ref", "estargztoc-ref", "stargz_index":
+		return nil, usagef("--type %s is refused: eStargz layers (their TOC) are not read by this nydus-image; use tar-rafs, targz-rafs or targz-ref", typ)
+	case "tar-tarfs":
+		return nil, usagef("--type tar-tarfs is refused: tarfs images (the uncompressed tar as the blob) are not written; use tar-rafs")
 	}
 	return nil, usagef("invalid --type %q", typ)
 }

@@ -15,19 +15,16 @@ import (
 )
 
 type unpackOpts struct {
-	bootstrap, blob, blobDir, output, config, backendType, backendConfig *string
+	bootstrap, output *string
+	blobs             *blobOpts
 }
 
 func newUnpack() *cli.Command {
 	fs := flag.NewFlagSet("unpack", flag.ContinueOnError)
 	o := &unpackOpts{
-		bootstrap:     cli.String(fs, "", "Bootstrap (or blob with inline bootstrap) to unpack", "bootstrap", "B"),
-		blob:          cli.String(fs, "", "Blob file holding the image's data", "blob", "b"),
-		blobDir:       cli.String(fs, "", "Directory of blobs named by blob id", "blob-dir", "D"),
-		output:        cli.String(fs, "", "Output tar file or FIFO", "output", "o"),
-		config:        cli.String(fs, "", "Storage backend configuration (not supported yet)", "config", "C"),
-		backendType:   cli.String(fs, "", "Backend type (not supported yet)", "backend-type"),
-		backendConfig: cli.String(fs, "", "Backend configuration (not supported yet)", "backend-config"),
+		bootstrap: cli.String(fs, "", "Bootstrap (or blob with inline bootstrap) to unpack", "bootstrap", "B"),
+		blobs:     addBlobOpts(fs, "Directory of blobs named by blob id (localfs)", "blob-dir", "D"),
+		output:    cli.String(fs, "", "Output tar file or FIFO", "output", "o"),
 	}
 	c := &cli.Command{Name: "unpack", Flags: fs,
 		Usage: "unpack [OPTIONS] [BOOTSTRAP] --output OUT.tar\nUnpack a RAFS v6 image into an OCI layer tar"}
@@ -39,15 +36,16 @@ func (o *unpackOpts) run(args []string) error {
 	if *o.output == "" {
 		return usagef("--output is required")
 	}
-	if *o.backendType != "" || *o.backendConfig != "" || *o.config != "" {
-		return usagef("unpacking through a storage backend is not supported yet; pass --blob or --blob-dir")
+	spec, err := o.blobs.spec()
+	if err != nil {
+		return err
 	}
 	path, l, err := loadArg(args, *o.bootstrap)
 	if err != nil {
 		return err
 	}
 	defer l.Close()
-	src, err := l.chunkSource(*o.blob, *o.blobDir)
+	src, err := l.source(o.blobs, spec)
 	if err != nil {
 		return err
 	}

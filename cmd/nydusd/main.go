@@ -31,7 +31,8 @@ type options struct {
 	mountpoint, failover, threads, bootstrap, localfsDir   *string
 	prefetchFiles, virtualMountpoint, rlimit, rotation     *string
 	uring                                                  *string
-	writable, readonly, upgrade                            *bool
+	writable, readonly, upgrade, version                   *bool
+	refused                                                []refusedFlag
 }
 
 func flags() (*flag.FlagSet, *options) {
@@ -48,7 +49,7 @@ func flags() (*flag.FlagSet, *options) {
 		upgrade:           cli.Bool(fs, "Start in upgrade mode (takeover is not supported)", "upgrade"),
 		mountpoint:        cli.String(fs, "", "FUSE mountpoint", "mountpoint", "M"),
 		failover:          cli.String(fs, "resend", "Failover policy: none, resend, flush", "failover-policy"),
-		threads:           cli.String(fs, "4", "FUSE worker threads (1..1024)", "thread-num", "fuse-threads"),
+		threads:           cli.String(fs, "4", "FUSE worker threads (1..1024)", "fuse-threads", "thread-num"),
 		writable:          cli.Bool(fs, "Mount read-write (needs an overlay configuration)", "writable"),
 		readonly:          cli.Bool(fs, "Mount read-only (the default)", "readonly"),
 		bootstrap:         cli.String(fs, "", "RAFS bootstrap to mount at the root", "bootstrap", "B"),
@@ -59,7 +60,36 @@ func flags() (*flag.FlagSet, *options) {
 	}
 	// nydus-snapshotter may pass --backend-source; accept and ignore it.
 	cli.String(fs, "", "Accepted for compatibility", "backend-source")
+	o.version = cli.Bool(fs, "Print the version", "version", "V")
+	o.refused = []refusedFlag{
+		{cli.String(fs, "", "Directory to share through passthroughfs (refused: not implemented)", "shared-dir", "s"),
+			"--shared-dir: passthroughfs (sharing a host directory) is not implemented; only RAFS images are served"},
+		{cli.String(fs, "", "Chunk deduplication database (refused: not implemented)", "dedup-db"),
+			"--dedup-db: the chunk deduplication database (upstream's dedup feature) is not implemented"},
+	}
+	// Options of the refused subcommands, parsed so that the refusal
+	// names the subcommand rather than an unknown option.
+	cli.String(fs, "", "virtiofs, uffd: vhost-user or uffd socket (refused with the subcommand)", "sock", "S")
+	cli.Bool(fs, "virtiofs: RAFS and passthroughfs together (refused with the subcommand)", "hybrid-mode")
+	cli.String(fs, "", "singleton: fscache working directory (refused with the subcommand)", "fscache", "F")
+	cli.String(fs, "", "singleton: fscache daemon tag (refused with the subcommand)", "fscache-tag")
+	cli.String(fs, "4", "singleton: fscache worker threads (refused with the subcommand)", "fscache-threads")
+	cli.String(fs, "4", "nbd, uffd: worker threads (refused with the subcommand)", "threads")
 	return fs, o
+}
+
+// refusedFlag is an upstream option nydusd parses but does not implement.
+type refusedFlag struct {
+	value  *string
+	reason string
+}
+
+// refusedSubcommands are upstream's nydusd subcommands besides fuse.
+var refusedSubcommands = map[string]string{
+	"singleton": "the fscache/blobcache service (EROFS over fscache) is not implemented; run 'nydusd fuse', or mount 'nydus-image export --block' output with the kernel",
+	"virtiofs":  "the vhost-user virtio-fs server is not implemented; run 'nydusd fuse'",
+	"nbd":       "the NBD block device service is not implemented; use 'nydus-image export --block' and a loop device",
+	"uffd":      "the userfaultfd block service is not implemented; use 'nydus-image export --block' and a loop device",
 }
 
 func main() {
@@ -76,28 +106,35 @@ func main() {
 }
 
 func run(args []string) int {
-	if len(args) > 0 {
-		switch args[0] {
-		case "fuse":
-			args = args[1:]
-		case "singleton", "virtiofs", "nbd", "uffd":
-			fmt.Fprintf(os.Stderr, "nydusd: the %s subcommand is not supported (fuse is)\n", args[0])
-			return 2
-		case "-V", "--version":
-			fmt.Printf("nydusd %s (gonydus)\n", version)
-			return 0
-		}
-	}
 	fs, o := flags()
 	fs.SetOutput(io.Discard)
 	help := cli.Bool(fs, "Print help", "help", "h")
+	// Global options may come before the subcommand, the rest after it.
 	pos, err := cli.Parse(fs, args)
 	if *help || errors.Is(err, flag.ErrHelp) {
 		cli.PrintUsage(os.Stdout, &cli.Command{Program: "nydusd", Usage: "[fuse] [OPTIONS]", Flags: fs})
 		return 0
 	}
+	if err == nil && *o.version {
+		fmt.Printf("nydusd %s (gonydus)\n", version)
+		return 0
+	}
+	if err == nil && len(pos) > 0 {
+		if reason, ok := refusedSubcommands[pos[0]]; ok {
+			fmt.Fprintf(os.Stderr, "nydusd: the %s subcommand is refused: %s\n", pos[0], reason)
+			return 2
+		}
+		if pos[0] == "fuse" {
+			pos = pos[1:]
+		}
+	}
 	if err == nil && len(pos) > 0 {
 		err = fmt.Errorf("unexpected arguments %q", pos)
+	}
+	for _, r := range o.refused {
+		if err == nil && *r.value != "" {
+			err = fmt.Errorf("%s (refused)", r.reason)
+		}
 	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "nydusd: %v\n", err)
@@ -173,7 +210,7 @@ func serve(o *options, level *slog.LevelVar) error {
 	}
 	threads, err := strconv.Atoi(*o.threads)
 	if err != nil || threads < 1 || threads > 1024 {
-		return fmt.Errorf("invalid --thread-num %q (1..1024)", *o.threads)
+		return fmt.Errorf("invalid --fuse-threads %q (1..1024)", *o.threads)
 	}
 	switch *o.failover {
 	case "none", "resend", "flush":

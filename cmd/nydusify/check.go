@@ -11,6 +11,7 @@ import (
 type checkOpts struct {
 	source, target, platform, workDir *string
 	sourceInsecure, targetInsecure    *bool
+	refused                           func() error
 }
 
 func newCheck() *cli.Command {
@@ -24,6 +25,7 @@ func newCheck() *cli.Command {
 		workDir:        cli.String(fs, "", "Working directory for the chunk cache (default the system temporary directory)", "work-dir"),
 	}
 	compatFlags(fs, "nydus-image", "nydusd")
+	o.refused = registerRefused(fs, checkRefused)
 	c := &cli.Command{Name: "check", Flags: fs,
 		Usage: "check --target REF [--source REF] [OPTIONS]\nVerify nydus image format and content"}
 	c.Run = func([]string) error { return o.run() }
@@ -31,6 +33,9 @@ func newCheck() *cli.Command {
 }
 
 func (o *checkOpts) run() error {
+	if err := o.refused(); err != nil {
+		return err
+	}
 	if *o.target == "" {
 		return usagef("--target is required")
 	}

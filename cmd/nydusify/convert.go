@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 
 	"github.com/gonydus/nydus/cmd/internal/cli"
 	"github.com/gonydus/nydus/convert"
@@ -16,8 +17,9 @@ type convertOpts struct {
 	prefetchDir, targetSuffix                                           *string
 	sourceInsecure, targetInsecure, dockerRunnable, oci, prefetchStdin  *bool
 	ociRef                                                              *bool
-	withReferrer                                                        *bool
+	withReferrer, plainHTTP                                             *bool
 	parallelism                                                         *int
+	refused                                                             func() error
 }
 
 func newConvert() *cli.Command {
@@ -40,8 +42,16 @@ func newConvert() *cli.Command {
 		prefetchStdin:  cli.Bool(fs, "Read prefetch list from STDIN, please input absolute paths line by line", "prefetch-patterns"),
 		withReferrer:   cli.Bool(fs, "Associate a reference to the source image (manifest subject, for the referrers API)", "with-referrer"),
 	}
+	o.plainHTTP = cli.Bool(fs, "Push the Nydus image over plain HTTP (as --target-insecure: TLS checks off, HTTP allowed)", "plain-http")
 	o.parallelism = fs.Int("parallelism", 0, "Layers converted at once (default min(4, CPUs))")
 	compatFlags(fs, "nydus-image")
+	o.refused = registerRefused(fs, convertRefused)
+	for _, a := range convertAccepted {
+		cli.String(fs, a.def, a.usage, a.name)
+	}
+	for _, a := range convertAcceptedBools {
+		cli.Bool(fs, a.usage, a.name)
+	}
 	c := &cli.Command{Name: "convert", Flags: fs,
 		Usage: "convert --source REF --target REF [OPTIONS]\nGenerate a Nydus image from an OCI image"}
 	c.Run = func([]string) error { return o.run() }
@@ -49,6 +59,12 @@ func newConvert() *cli.Command {
 }
 
 func (o *convertOpts) options() ([]convert.Option, error) {
+	if err := o.refused(); err != nil {
+		return nil, err
+	}
+	if strings.Contains(*o.platform, ",") {
+		return nil, usagef("--platform %q: one platform is converted per run (refused: several)", *o.platform)
+	}
 	switch {
 	case *o.target != "" && *o.targetSuffix != "":
 		return nil, usagef("--target and --target-suffix conflict")
@@ -65,7 +81,7 @@ func (o *convertOpts) options() ([]convert.Option, error) {
 	opts := []convert.Option{
 		convert.WithCompressor(*o.compressor), convert.WithChunkSize(uint32(size)), convert.WithFSVersion(*o.fsVersion),
 		convert.WithSource(convert.Remote{Insecure: *o.sourceInsecure}),
-		convert.WithTarget(convert.Remote{Insecure: *o.targetInsecure}),
+		convert.WithTarget(convert.Remote{Insecure: *o.targetInsecure || *o.plainHTTP}),
 		convert.WithOCI(*o.oci), convert.WithReferrer(*o.withReferrer), convert.WithOCIRef(*o.ociRef),
 	}
 	if *o.dockerRunnable {

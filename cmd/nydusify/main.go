@@ -29,12 +29,15 @@ func usage(w io.Writer) {
 		_, desc, _ := strings.Cut(c.Usage, "\n")
 		fmt.Fprintf(w, "  %-8s %s\n", c.Name, desc)
 	}
+	fmt.Fprintf(w, "\nGlobal options (before or after the command): --debug/-D, --log-level/-l LEVEL, --log-file FILE\n")
+	fmt.Fprintf(w, "Refused commands: mount (view), build (pack), copy, optimize, commit, chunkdict\n")
 	fmt.Fprintf(w, "\nRun 'nydusify <command> --help' for a command's options.\n")
 }
 
 func main() { os.Exit(run(os.Args[1:])) }
 
 func run(args []string) int {
+	globalArgs, args := splitGlobals(args)
 	if len(args) == 0 {
 		usage(os.Stderr)
 		return 2
@@ -47,6 +50,10 @@ func run(args []string) int {
 		fmt.Printf("nydusify %s (gonydus)\n", version)
 		return 0
 	}
+	if reason, ok := refusedCommands[args[0]]; ok {
+		fmt.Fprintf(os.Stderr, "nydusify %s is refused: %s\n", args[0], reason)
+		return 2
+	}
 	for _, c := range commands() {
 		if c.Name != args[0] {
 			continue
@@ -54,8 +61,8 @@ func run(args []string) int {
 		c.Program = "nydusify"
 		c.Flags.SetOutput(io.Discard)
 		help := cli.Bool(c.Flags, "Print help", "help", "h")
-		logLevel := cli.String(c.Flags, "info", "Log level: trace, debug, info, warn, error", "log-level", "l")
-		pos, err := cli.Parse(c.Flags, args[1:])
+		g := addGlobals(c.Flags)
+		pos, err := cli.Parse(c.Flags, append(globalArgs, args[1:]...))
 		if *help || errors.Is(err, flag.ErrHelp) {
 			cli.PrintUsage(os.Stdout, c)
 			return 0
@@ -64,12 +71,20 @@ func run(args []string) int {
 			err = fmt.Errorf("unexpected argument %q", pos[0])
 		}
 		if err == nil {
-			err = setupLog(*logLevel)
+			err = applyEnv(c.Flags, envVars[c.Name], os.Getenv)
+		}
+		if err == nil {
+			err = applyEnv(c.Flags, globalEnv, os.Getenv)
+		}
+		var closeLog func()
+		if err == nil {
+			closeLog, err = setupLog(g)
 		}
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "nydusify %s: %v\n", c.Name, err)
 			return 2
 		}
+		defer closeLog()
 		if err := c.Run(pos); err != nil {
 			fmt.Fprintf(os.Stderr, "nydusify %s: %v\n", c.Name, err)
 			var ue usageError
@@ -85,9 +100,9 @@ func run(args []string) int {
 	return 2
 }
 
-func setupLog(level string) error {
+func setupLog(g *globalOpts) (func(), error) {
 	var l slog.Level
-	switch strings.ToLower(level) {
+	switch strings.ToLower(*g.logLevel) {
 	case "trace", "debug":
 		l = slog.LevelDebug
 	case "info", "":
@@ -97,10 +112,22 @@ func setupLog(level string) error {
 	case "error", "fatal", "panic":
 		l = slog.LevelError
 	default:
-		return fmt.Errorf("invalid --log-level %q (want trace, debug, info, warn or error)", level)
+		return nil, fmt.Errorf("invalid --log-level %q (want panic, fatal, error, warn, info, debug or trace)", *g.logLevel)
 	}
-	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l})))
-	return nil
+	if *g.debug {
+		l = slog.LevelDebug
+	}
+	var w io.Writer = os.Stderr
+	closer := func() {}
+	if *g.logFile != "" {
+		f, err := openLogFile(*g.logFile)
+		if err != nil {
+			return nil, fmt.Errorf("open log file: %w", err)
+		}
+		w, closer = f, func() { f.Close() }
+	}
+	slog.SetDefault(slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})))
+	return closer, nil
 }
 
 // compatFlags accepts upstream flags naming helper binaries (scripts pass

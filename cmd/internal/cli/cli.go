@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 )
 
@@ -18,6 +19,9 @@ type Command struct {
 	Usage   string
 	Flags   *flag.FlagSet
 	Run     func(args []string) error
+	// Hidden names options parsed but left out of the help (its text
+	// is read by callers detecting features).
+	Hidden []string
 }
 
 // boolFlag is implemented by flag.Value types that take no argument.
@@ -73,8 +77,15 @@ func PrintUsage(w io.Writer, c *Command) {
 		}
 		seen[f.Value] = append(seen[f.Value], f.Name)
 	})
+	hidden := map[string]bool{}
+	for _, n := range c.Hidden {
+		hidden[n] = true
+	}
 	for _, v := range order {
 		names := seen[v]
+		if slices.ContainsFunc(names, func(n string) bool { return hidden[n] }) {
+			continue
+		}
 		var parts []string
 		var usage, def string
 		for _, n := range names {

@@ -28,4 +28,9 @@ func TestParseInterspersedAndAliases(t *testing.T) {
 		!strings.Contains(out.String(), "-B, --bootstrap") || !strings.Contains(out.String(), "-v, --verbose") {
 		t.Fatalf("usage:\n%s", out.String())
 	}
+	out.Reset()
+	PrintUsage(&out, &Command{Program: "prog", Name: "x", Usage: "x [OPTIONS]", Flags: fs, Hidden: []string{"B"}})
+	if strings.Contains(out.String(), "--bootstrap") || !strings.Contains(out.String(), "--verbose") {
+		t.Fatalf("usage with -B hidden:\n%s", out.String())
+	}
 }
