@@ -130,7 +130,6 @@ type node struct {
 var (
 	_ fs.NodeLookuper    = (*node)(nil)
 	_ fs.NodeGetattrer   = (*node)(nil)
-	_ fs.NodeReaddirer   = (*node)(nil)
 	_ fs.NodeOpener      = (*node)(nil)
 	_ fs.NodeReader      = (*node)(nil)
 	_ fs.NodeReadlinker  = (*node)(nil)
@@ -172,25 +171,21 @@ func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs
 	if err != nil {
 		return nil, errno(err)
 	}
+	return n.child(ctx, name, nid, out)
+}
+
+// child answers the entry name of n, inode nid: its attributes, and the
+// node the kernel knows it by, if any, or a new one.
+func (n *node) child(ctx context.Context, name string, nid uint64, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
 	ino, err := n.fs.img.Inode(nid)
 	if err != nil {
 		return nil, errno(err)
 	}
 	n.fs.fillAttr(ino, &out.Attr)
-	child := &node{fs: n.fs, nid: nid}
-	return n.NewInode(ctx, child, fs.StableAttr{Mode: ino.Mode & syscall.S_IFMT, Ino: n.fs.inoBase | nid}), 0
-}
-
-func (n *node) Readdir(ctx context.Context) (fs.DirStream, syscall.Errno) {
-	ents, err := n.fs.img.ReadDir(n.nid)
-	if err != nil {
-		return nil, errno(err)
+	if c := n.GetChild(name); c != nil && c.StableAttr().Ino == n.fs.inoBase|nid {
+		return c, 0
 	}
-	list := make([]fuse.DirEntry, 0, len(ents))
-	for _, e := range ents {
-		list = append(list, fuse.DirEntry{Name: e.Name, Ino: n.fs.inoBase | e.Nid, Mode: layout.ModeOfFileType(e.FileType)})
-	}
-	return fs.NewListDirStream(list), 0
+	return n.NewInode(ctx, &node{fs: n.fs, nid: nid}, fs.StableAttr{Mode: ino.Mode & syscall.S_IFMT, Ino: n.fs.inoBase | nid}), 0
 }
 
 func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {

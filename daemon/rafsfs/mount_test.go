@@ -21,7 +21,6 @@ import (
 	"github.com/gonydus/nydus/rafs/export"
 	"github.com/gonydus/nydus/rafs/layout"
 	"github.com/gonydus/nydus/rafs/tree"
-	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"golang.org/x/sys/unix"
 )
 
@@ -37,26 +36,11 @@ func requireFUSE(t *testing.T) {
 	}
 }
 
-// mount serves img at a new directory and unmounts at cleanup.
+// mount serves img at a new directory as nydusd does (zero-message
+// opendir when the kernel offers it) and unmounts at cleanup.
 func mount(t *testing.T, img *rafs.Image, src rafs.ChunkSource) string {
 	t.Helper()
-	f, err := rafsfs.New(img, src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	opts := rafsfs.MountOptions("test")
-	opts.RootStableAttr = f.RootStableAttr()
-	srv, err := gofs.Mount(dir, f.Root(), opts)
-	if err != nil {
-		t.Fatalf("mount: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := srv.Unmount(); err != nil {
-			t.Errorf("unmount: %v", err)
-			unix.Unmount(dir, unix.MNT_DETACH)
-		}
-	})
+	dir, _ := mountRaw(t, img, src, rafsfs.Immutable())
 	return dir
 }
 
