@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime"
 	"sort"
 	"strings"
 	"time"
@@ -113,6 +114,7 @@ func (a *API) Handler() http.Handler {
 	mux.HandleFunc("GET /api/v1/metrics/backend", a.metricsBackend)
 	mux.HandleFunc("GET /api/v1/metrics/blobcache", a.metricsBlobcache)
 	mux.HandleFunc("GET /api/v1/metrics/fuse", a.metricsFUSE)
+	mux.HandleFunc("GET /api/v1/metrics/memory", metricsMemory)
 	mux.HandleFunc("GET /api/v1/metrics/inflight", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, []any{}) })
 	mux.HandleFunc("GET /api/v1/config", a.unsupported("configuration hot reload"))
 	mux.HandleFunc("PUT /api/v1/config", a.unsupported("configuration hot reload"))
@@ -369,6 +371,14 @@ func (a *API) metricsFUSE(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, 200, map[string]any{"requests": counts, "zero_message_opendir": noOpendir})
+}
+
+// metricsMemory reports the Go heap of the daemon.
+func metricsMemory(w http.ResponseWriter, r *http.Request) {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	writeJSON(w, 200, map[string]uint64{"heap_alloc": ms.HeapAlloc, "heap_inuse": ms.HeapInuse,
+		"heap_objects": ms.HeapObjects, "sys": ms.Sys, "num_gc": uint64(ms.NumGC)})
 }
 
 // prometheus writes text-format metrics for every mount.

@@ -82,8 +82,14 @@ func dropCaches(b *testing.B) {
 
 // startNydusd mounts boot at mnt and returns a stop function and the pid.
 func startNydusd(b *testing.B, nydusd, boot, blobs, cache, mnt string, extra ...string) (int, func()) {
-	cfg := filepath.Join(b.TempDir(), "nydusd.json")
 	doc := fmt.Sprintf(`{"device":{"backend":{"type":"localfs","config":{"dir":%q}},"cache":{"type":"blobcache","config":{"work_dir":%q}}},"mode":"direct","digest_validate":false,"enable_xattr":true}`, blobs, cache)
+	return startNydusdConfig(b, nydusd, doc, boot, mnt, extra...)
+}
+
+// startNydusdConfig mounts boot at mnt with the configuration doc and
+// returns the pid and a stop function.
+func startNydusdConfig(b *testing.B, nydusd, doc, boot, mnt string, extra ...string) (int, func()) {
+	cfg := filepath.Join(b.TempDir(), "nydusd.json")
 	if err := os.WriteFile(cfg, []byte(doc), 0o644); err != nil {
 		b.Fatal(err)
 	}
