@@ -373,8 +373,12 @@ func (a *API) metricsFUSE(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, 200, map[string]any{"requests": counts, "zero_message_opendir": noOpendir})
 }
 
-// metricsMemory reports the Go heap of the daemon.
+// metricsMemory reports the Go heap of the daemon; with ?gc=1 after a
+// garbage collection, so that the heap holds only what is still reachable.
 func metricsMemory(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Query().Get("gc") == "1" {
+		runtime.GC()
+	}
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	writeJSON(w, 200, map[string]uint64{"heap_alloc": ms.HeapAlloc, "heap_inuse": ms.HeapInuse,

@@ -47,10 +47,15 @@ func fuseRequests(b *testing.B, sock string) map[string]uint64 {
 	return out.Requests
 }
 
-// goHeapMiB returns nydusd's Go heap in use.
-func goHeapMiB(b *testing.B, sock string) float64 {
+// goHeapMiB returns nydusd's Go heap in use, after a garbage collection
+// when gc is set.
+func goHeapMiB(b *testing.B, sock string, gc bool) float64 {
 	var out map[string]uint64
-	apiGet(b, sock, "/api/v1/metrics/memory", &out)
+	path := "/api/v1/metrics/memory"
+	if gc {
+		path += "?gc=1"
+	}
+	apiGet(b, sock, path, &out)
 	return float64(out["heap_inuse"]) / (1 << 20)
 }
 
@@ -164,7 +169,7 @@ func BenchmarkWalkGoTree(b *testing.B) {
 		}
 	}
 	b.StopTimer()
-	rss, heap := float64(rssKiB(b, pid))/1024, goHeapMiB(b, sock)
+	rss, heap := float64(rssKiB(b, pid))/1024, goHeapMiB(b, sock, false)
 	b.ReportMetric(rss, "MiB_rss")
 	b.ReportMetric(heap, "MiB_go_heap")
 	b.Logf("nydusd after the walks: RSS %.1f MiB, Go heap in use %.1f MiB", rss, heap)
