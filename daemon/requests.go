@@ -6,17 +6,18 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 )
 
-// newRaw returns the raw filesystem serving rootNode: go-fuse's node
-// bridge, wrapped to count requests by opcode and, when the root is a
-// RAFS image (immutable: no overlay, no pseudo root whose mounts come
-// and go), to let the kernel skip OPENDIR/RELEASEDIR and cache every
-// directory. Called with d.mu held.
+// newRaw returns the raw filesystem serving rootNode, wrapped to count
+// requests by opcode. A RAFS image at the root (immutable: no overlay, no
+// pseudo root whose mounts come and go) is served by FS.RawRoot, which
+// keeps no state per inode, with zero-message opendir (the kernel skips
+// OPENDIR/RELEASEDIR and caches every directory); anything else by
+// go-fuse's node bridge. Called with d.mu held.
 func (d *Daemon) newRaw(rootNode fs.InodeEmbedder, opts *fs.Options) fuse.RawFileSystem {
-	var ro []rafsfs.RawOption
 	if d.direct != nil && d.direct.Overlay == nil {
-		ro = append(ro, rafsfs.Immutable())
+		d.raw = rafsfs.NewRawFS(d.direct.FS.RawRoot(), rafsfs.Immutable())
+	} else {
+		d.raw = rafsfs.NewRawFS(fs.NewNodeFS(rootNode, opts))
 	}
-	d.raw = rafsfs.NewRawFS(fs.NewNodeFS(rootNode, opts), ro...)
 	return d.raw
 }
 

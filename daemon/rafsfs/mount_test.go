@@ -36,11 +36,20 @@ func requireFUSE(t *testing.T) {
 	}
 }
 
-// mount serves img at a new directory as nydusd does (zero-message
-// opendir when the kernel offers it) and unmounts at cleanup.
+// mount serves img at a new directory as nydusd serves its root image
+// (FS.RawRoot, zero-message opendir when the kernel offers it) and
+// unmounts at cleanup.
 func mount(t *testing.T, img *rafs.Image, src rafs.ChunkSource) string {
 	t.Helper()
-	dir, _ := mountRaw(t, img, src, rafsfs.Immutable())
+	dir, _ := mountRaw(t, img, src, true, rafsfs.Immutable())
+	return dir
+}
+
+// mountNodes serves img through go-fuse's node tree, as nydusd serves an
+// image under its pseudo root.
+func mountNodes(t *testing.T, img *rafs.Image, src rafs.ChunkSource) string {
+	t.Helper()
+	dir, _ := mountRaw(t, img, src, false)
 	return dir
 }
 
@@ -254,8 +263,15 @@ func TestKernelDifferential(t *testing.T) {
 		t.Skipf("this kernel cannot mount an EROFS image file directly (needs a loop device): %v", err)
 	}
 	defer unix.Unmount(kdir, 0)
-	fdir := mount(t, bi.img, bi.src)
-	err = filepath.WalkDir(kdir, func(p string, d fs.DirEntry, err error) error {
+	for name, mnt := range map[string]func(*testing.T, *rafs.Image, rafs.ChunkSource) string{"nid-root": mount, "node-tree": mountNodes} {
+		t.Run(name, func(t *testing.T) { compareWithKernel(t, kdir, mnt(t, bi.img, bi.src)) })
+	}
+}
+
+// compareWithKernel compares stat and bytes of every path of the kernel's
+// mount kdir and rafsfs's fdir.
+func compareWithKernel(t *testing.T, kdir, fdir string) {
+	err := filepath.WalkDir(kdir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}

@@ -22,8 +22,10 @@ import (
 )
 
 // mountRaw serves img through rafsfs.RawFS, as nydusd does, and returns
-// the mountpoint and the request counters.
-func mountRaw(t *testing.T, img *rafs.Image, src rafs.ChunkSource, ropts ...rafsfs.RawOption) (string, *rafsfs.RawFS) {
+// the mountpoint and the request counters. With nidRoot the image is
+// served by FS.RawRoot (nydusd's root image), else by go-fuse's node tree
+// (an image under nydusd's pseudo root).
+func mountRaw(t *testing.T, img *rafs.Image, src rafs.ChunkSource, nidRoot bool, ropts ...rafsfs.RawOption) (string, *rafsfs.RawFS) {
 	t.Helper()
 	f, err := rafsfs.New(img, src)
 	if err != nil {
@@ -32,7 +34,11 @@ func mountRaw(t *testing.T, img *rafs.Image, src rafs.ChunkSource, ropts ...rafs
 	dir := t.TempDir()
 	opts := rafsfs.MountOptions("test")
 	opts.RootStableAttr = f.RootStableAttr()
-	raw := rafsfs.NewRawFS(gofs.NewNodeFS(f.Root(), opts), ropts...)
+	inner := f.RawRoot()
+	if !nidRoot {
+		inner = gofs.NewNodeFS(f.Root(), opts)
+	}
+	raw := rafsfs.NewRawFS(inner, ropts...)
 	srv, err := fuse.NewServer(raw, dir, &opts.MountOptions)
 	if err != nil {
 		t.Fatalf("mount: %v", err)
@@ -161,14 +167,15 @@ func TestWalkRequests(t *testing.T) {
 	const nd, nf, big = 40, 60, 2000
 	img, dirs, entries := walkTree(t, nd, nf, big)
 	for _, tc := range []struct {
-		name  string
-		ropts []rafsfs.RawOption
+		name    string
+		nidRoot bool
+		ropts   []rafsfs.RawOption
 	}{
-		{"zero-message-opendir", []rafsfs.RawOption{rafsfs.Immutable()}},
-		{"opendir", nil},
+		{"nid-root", true, []rafsfs.RawOption{rafsfs.Immutable()}},
+		{"node-tree-opendir", false, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			dir, raw := mountRaw(t, img, rafs.NewLocalBlobs("", nil), tc.ropts...)
+			dir, raw := mountRaw(t, img, rafs.NewLocalBlobs("", nil), tc.nidRoot, tc.ropts...)
 			if tc.ropts != nil && !raw.NoOpendir() {
 				t.Log("the kernel does not offer zero-message opendir (CAP_NO_OPENDIR_SUPPORT, Linux 5.1+): OPENDIR and RELEASEDIR are sent")
 			}
