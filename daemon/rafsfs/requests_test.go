@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -218,6 +219,57 @@ func TestWalkRequests(t *testing.T) {
 			}
 			if n := total(w); n > allowed {
 				t.Errorf("warm walk: %d requests, want at most %d: %v", n, allowed, w)
+			}
+		})
+	}
+}
+
+// TestLookupsHoldNoMemory checks that the root image server keeps nothing
+// per inode the kernel looked up: after a walk that makes the kernel hold
+// every inode, the Go heap (after a collection) has grown by a few bytes
+// per inode at most. go-fuse's node tree, for comparison, keeps about 500
+// bytes per inode until the kernel forgets it.
+func TestLookupsHoldNoMemory(t *testing.T) {
+	requireFUSE(t)
+	const nd, nf = 100, 200
+	img, _, entries := walkTree(t, nd, nf, 0)
+	heap := func() uint64 {
+		var ms runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&ms)
+		return ms.HeapAlloc
+	}
+	for _, tc := range []struct {
+		name    string
+		nidRoot bool
+		limit   float64 // bytes per inode
+	}{
+		{"nid-root", true, 16},
+		{"node-tree", false, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir, raw := mountRaw(t, img, rafs.NewLocalBlobs("", nil), tc.nidRoot, rafsfs.Immutable())
+			h0 := heap()
+			n := 0
+			err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+				if err != nil {
+					return err
+				}
+				n++
+				var st unix.Stat_t
+				return unix.Lstat(p, &st)
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			h1 := heap()
+			per := (float64(h1) - float64(h0)) / float64(entries)
+			t.Logf("%d paths: heap %d -> %d bytes, %.1f bytes per looked-up inode; requests %v", n, h0, h1, per, raw.Requests().Counts())
+			if n != entries+1 {
+				t.Fatalf("walked %d paths, want %d", n, entries+1)
+			}
+			if tc.limit > 0 && per > tc.limit {
+				t.Errorf("%.1f bytes of heap per looked-up inode, want at most %.0f", per, tc.limit)
 			}
 		})
 	}
