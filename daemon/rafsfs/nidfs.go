@@ -43,6 +43,17 @@ type rawRoot struct {
 	files  map[uint64]*file   // open files by handle
 	dirs   map[uint64]*rawDir // open directories by handle
 	recent map[uint64]*file   // files read without a handle, by nid
+	listed [8]listing         // directories listed last, round robin
+	nlist  int
+}
+
+// listing is a decoded directory. The kernel reads a directory in a few
+// requests, each with a handle of its own under zero-message opendir, the
+// last one (past the end) only to learn that it ended: the listing is
+// decoded once for all of them.
+type listing struct {
+	nid  uint64
+	ents []rafs.DirEntry
 }
 
 // rawDir is an open directory: its entries, decoded on first read.
@@ -266,7 +277,7 @@ func (r *rawRoot) readDir(in *fuse.ReadIn, out *fuse.DirEntryList, plus bool) fu
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if !d.done {
-		ents, err := r.fs.img.ReadDir(d.nid)
+		ents, err := r.list(d.nid)
 		if err != nil {
 			return status(err)
 		}
@@ -291,4 +302,28 @@ func (r *rawRoot) readDir(in *fuse.ReadIn, out *fuse.DirEntryList, plus bool) fu
 		}
 	}
 	return fuse.OK
+}
+
+// list returns the entries of directory nid.
+func (r *rawRoot) list(nid uint64) ([]rafs.DirEntry, error) {
+	r.mu.Lock()
+	for _, l := range r.listed {
+		if l.ents != nil && l.nid == nid {
+			r.mu.Unlock()
+			return l.ents, nil
+		}
+	}
+	r.mu.Unlock()
+	ents, err := r.fs.img.ReadDir(nid)
+	if err != nil {
+		return nil, err
+	}
+	if ents == nil {
+		ents = []rafs.DirEntry{}
+	}
+	r.mu.Lock()
+	r.listed[r.nlist%len(r.listed)] = listing{nid: nid, ents: ents}
+	r.nlist++
+	r.mu.Unlock()
+	return ents, nil
 }
