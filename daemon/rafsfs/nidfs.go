@@ -86,13 +86,13 @@ func status(err error) fuse.Status { return fuse.Status(errno(err)) }
 
 // entry fills out for inode nid.
 func (r *rawRoot) entry(nid uint64, out *fuse.EntryOut) fuse.Status {
-	ino, err := r.fs.img.Inode(nid)
-	if err != nil {
+	var ino rafs.Inode
+	if err := r.fs.img.ReadInode(nid, &ino); err != nil {
 		return status(err)
 	}
 	out.NodeId = r.nodeID(nid)
 	out.Generation = 0
-	r.fs.fillAttr(ino, &out.Attr)
+	r.fs.fillAttr(&ino, &out.Attr)
 	out.SetEntryTimeout(cacheTimeout)
 	out.SetAttrTimeout(cacheTimeout)
 	return fuse.OK
@@ -116,11 +116,11 @@ func (r *rawRoot) Lookup(cancel <-chan struct{}, h *fuse.InHeader, name string, 
 func (r *rawRoot) Forget(nodeID, nlookup uint64) {}
 
 func (r *rawRoot) GetAttr(cancel <-chan struct{}, in *fuse.GetAttrIn, out *fuse.AttrOut) fuse.Status {
-	ino, err := r.fs.img.Inode(r.nid(in.NodeId))
-	if err != nil {
+	var ino rafs.Inode
+	if err := r.fs.img.ReadInode(r.nid(in.NodeId), &ino); err != nil {
 		return status(err)
 	}
-	r.fs.fillAttr(ino, &out.Attr)
+	r.fs.fillAttr(&ino, &out.Attr)
 	out.SetTimeout(cacheTimeout)
 	return fuse.OK
 }
@@ -234,8 +234,8 @@ func (r *rawRoot) Flush(cancel <-chan struct{}, in *fuse.FlushIn) fuse.Status { 
 // OpenDir lets the kernel keep the directory's listing (see node.OpendirHandle).
 func (r *rawRoot) OpenDir(cancel <-chan struct{}, in *fuse.OpenIn, out *fuse.OpenOut) fuse.Status {
 	nid := r.nid(in.NodeId)
-	ino, err := r.fs.img.Inode(nid)
-	if err != nil {
+	var ino rafs.Inode
+	if err := r.fs.img.ReadInode(nid, &ino); err != nil {
 		return status(err)
 	}
 	if !ino.IsDir() {

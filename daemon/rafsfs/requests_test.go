@@ -227,11 +227,16 @@ func TestWalkRequests(t *testing.T) {
 // TestLookupsHoldNoMemory checks that the root image server keeps nothing
 // per inode the kernel looked up: after a walk that makes the kernel hold
 // every inode, the Go heap (after a collection) has grown by a few bytes
-// per inode at most. go-fuse's node tree, for comparison, keeps about 500
-// bytes per inode until the kernel forgets it.
+// per inode at most. go-fuse's node tree, for comparison, keeps about 300
+// bytes per inode (500 in nydusd) until the kernel forgets it.
+//
+// The bound, 64 bytes per inode over 40k inodes, leaves 2.5 MiB for what
+// the FUSE server itself may keep after a warm-up walk: a request buffer
+// is 1 MiB (MaxWrite), and go-fuse starts a reader, with its buffer, when
+// all are busy.
 func TestLookupsHoldNoMemory(t *testing.T) {
 	requireFUSE(t)
-	const nd, nf = 100, 200
+	const nd, nf = 200, 200
 	img, _, entries := walkTree(t, nd, nf, 0)
 	heap := func() uint64 {
 		var ms runtime.MemStats
@@ -244,11 +249,12 @@ func TestLookupsHoldNoMemory(t *testing.T) {
 		nidRoot bool
 		limit   float64 // bytes per inode
 	}{
-		{"nid-root", true, 16},
+		{"nid-root", true, 64},
 		{"node-tree", false, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir, raw := mountRaw(t, img, rafs.NewLocalBlobs("", nil), tc.nidRoot, rafsfs.Immutable())
+			findWalk(t, filepath.Join(dir, "dir000")) // warm-up
 			h0 := heap()
 			n := 0
 			err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
