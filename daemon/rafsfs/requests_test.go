@@ -220,6 +220,18 @@ func TestWalkRequests(t *testing.T) {
 			if n := total(w); n > allowed {
 				t.Errorf("warm walk: %d requests, want at most %d: %v", n, allowed, w)
 			}
+			// A name that does not exist is asked once: the kernel keeps
+			// the negative entry.
+			for range 3 {
+				var st unix.Stat_t
+				if err := unix.Lstat(filepath.Join(dir, "dir001", "missing"), &st); err != unix.ENOENT {
+					t.Fatalf("lstat of a missing name: %v", err)
+				}
+			}
+			// (RELEASEDIRs of the walk may still arrive.)
+			if neg := delta(reqs.Counts(), afterWarm); neg["lookup"] != 1 || total(neg)-neg["releasedir"] != 1 {
+				t.Errorf("three lstats of a missing name sent %v, want one LOOKUP", neg)
+			}
 		})
 	}
 }
