@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -109,6 +110,8 @@ func (a *API) Handler() http.Handler {
 	mux.HandleFunc("GET /api/v1/metrics/pattern", a.metricsPattern)
 	mux.HandleFunc("GET /api/v1/metrics/backend", a.metricsBackend)
 	mux.HandleFunc("GET /api/v1/metrics/blobcache", a.metricsBlobcache)
+	mux.HandleFunc("GET /api/v1/metrics/fuse", a.metricsFUSE)
+	mux.HandleFunc("GET /api/v1/metrics/memory", metricsMemory)
 	mux.HandleFunc("GET /api/v1/metrics/inflight", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, []any{}) })
 	mux.HandleFunc("GET /api/v1/config", a.unsupported("configuration hot reload"))
 	mux.HandleFunc("PUT /api/v1/config", a.unsupported("configuration hot reload"))
@@ -357,6 +360,28 @@ func (a *API) metricsBlobcache(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, 200, m.Storage.Metrics().Snapshot())
 }
 
+// metricsFUSE reports the FUSE requests of the session by opcode.
+func (a *API) metricsFUSE(w http.ResponseWriter, r *http.Request) {
+	counts, noOpendir, ok := a.d.FUSERequests()
+	if !ok {
+		writeErr(w, fmt.Errorf("%w: no FUSE session", ErrNotReady))
+		return
+	}
+	writeJSON(w, 200, map[string]any{"requests": counts, "zero_message_opendir": noOpendir})
+}
+
+// metricsMemory reports the Go heap of the daemon; with ?gc=1 after a
+// garbage collection, so that the heap holds only what is still reachable.
+func metricsMemory(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Query().Get("gc") == "1" {
+		runtime.GC()
+	}
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	writeJSON(w, 200, map[string]uint64{"heap_alloc": ms.HeapAlloc, "heap_inuse": ms.HeapInuse,
+		"heap_objects": ms.HeapObjects, "sys": ms.Sys, "num_gc": uint64(ms.NumGC)})
+}
+
 // prometheus writes text-format metrics for every mount.
 func (a *API) prometheus(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4")
@@ -383,6 +408,17 @@ func (a *API) prometheus(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s counter\n", mt.name, mt.help, mt.name)
 		for _, mp := range mps {
 			fmt.Fprintf(w, "%s{mountpoint=%q} %d\n", mt.name, mp, mt.get(ms[mp]))
+		}
+	}
+	if counts, _, ok := a.d.FUSERequests(); ok {
+		ops := make([]string, 0, len(counts))
+		for op := range counts {
+			ops = append(ops, op)
+		}
+		sort.Strings(ops)
+		fmt.Fprintf(w, "# HELP nydusd_fuse_requests FUSE requests answered, by opcode (forget: inodes forgotten).\n# TYPE nydusd_fuse_requests counter\n")
+		for _, op := range ops {
+			fmt.Fprintf(w, "nydusd_fuse_requests{opcode=%q} %d\n", op, counts[op])
 		}
 	}
 }

@@ -79,6 +79,7 @@ type Daemon struct {
 	noOpen  bool   // the kernel supports zero-message open
 	serial  bool   // requests are handled one at a time (--thread-num 1)
 	ring    *fuseuring.Transport
+	raw     *rafsfs.RawFS // counts requests; set by Start
 	local   localState
 }
 

@@ -63,7 +63,7 @@ func (d *Daemon) mountFUSE(dir string, rootNode fs.InodeEmbedder, opts *fs.Optio
 	if useRing {
 		opts.MountOptions.ExtraCapabilities |= fuse.CAP_OVER_IO_URING
 	}
-	raw := fs.NewNodeFS(rootNode, opts)
+	raw := d.newRaw(rootNode, opts)
 	srv, err := fuse.NewServer(raw, dir, &opts.MountOptions)
 	if err != nil {
 		return nil, nil, err

@@ -78,9 +78,19 @@ func (m *Image) inodeOffset(nid uint64) (uint64, error) {
 
 // Inode decodes the inode nid.
 func (m *Image) Inode(nid uint64) (*Inode, error) {
+	ino := new(Inode)
+	if err := m.ReadInode(nid, ino); err != nil {
+		return nil, err
+	}
+	return ino, nil
+}
+
+// ReadInode decodes the inode nid into ino, allocating nothing: for
+// callers that decode one inode per request (a FUSE server's lookups).
+func (m *Image) ReadInode(nid uint64, ino *Inode) error {
 	off, err := m.inodeOffset(nid)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	n := uint64(layout.ExtendedInodeSize)
 	if rest := uint64(m.size) - off; rest < n {
@@ -88,11 +98,11 @@ func (m *Image) Inode(nid uint64) (*Inode, error) {
 	}
 	b, err := m.read(off, n, "inode")
 	if err != nil {
-		return nil, err
+		return err
 	}
-	ino := &Inode{Nid: nid, off: off}
+	*ino = Inode{Nid: nid, off: off}
 	if err := ino.raw.Unmarshal(b); err != nil {
-		return nil, fmt.Errorf("rafs: inode %d: %w", nid, err)
+		return fmt.Errorf("rafs: inode %d: %w", nid, err)
 	}
 	r := &ino.raw
 	ino.Ino, ino.Mode, ino.UID, ino.GID = r.Ino, uint32(r.Mode), r.UID, r.GID
@@ -107,21 +117,21 @@ func (m *Image) Inode(nid uint64) (*Inode, error) {
 		ino.Rdev = unix.Mkdev(major, minor)
 	case layout.ModeReg, layout.ModeDir, layout.ModeSymlink, layout.ModeFifo, layout.ModeSock:
 	default:
-		return nil, formatErr("inode %d has unknown file type in mode %#o", nid, ino.Mode)
+		return formatErr("inode %d has unknown file type in mode %#o", nid, ino.Mode)
 	}
 	dl := r.DataLayout()
 	switch {
 	case dl == layout.LayoutChunkBased && !ino.IsReg():
-		return nil, formatErr("inode %d (mode %#o) is chunk-based but not a regular file", nid, ino.Mode)
+		return formatErr("inode %d (mode %#o) is chunk-based but not a regular file", nid, ino.Mode)
 	case ino.IsReg() && dl != layout.LayoutChunkBased && ino.Size > 0:
-		return nil, formatErr("regular file inode %d uses data layout %d; only chunk-based files are supported", nid, dl)
+		return formatErr("regular file inode %d uses data layout %d; only chunk-based files are supported", nid, dl)
 	case ino.IsDir() && ino.Size == 0:
-		return nil, formatErr("directory inode %d is empty (no . and ..)", nid)
+		return formatErr("directory inode %d is empty (no . and ..)", nid)
 	}
 	if end := off + uint64(r.CoreSize()) + uint64(r.XattrSize()); end > uint64(m.size) {
-		return nil, formatErr("inode %d with its xattrs ends past the bootstrap", nid)
+		return formatErr("inode %d with its xattrs ends past the bootstrap", nid)
 	}
-	return ino, nil
+	return nil
 }
 
 // Xattrs returns the extended attributes of nid.

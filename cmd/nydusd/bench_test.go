@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
 	"io"
 	"io/fs"
@@ -82,8 +81,14 @@ func dropCaches(b *testing.B) {
 
 // startNydusd mounts boot at mnt and returns a stop function and the pid.
 func startNydusd(b *testing.B, nydusd, boot, blobs, cache, mnt string, extra ...string) (int, func()) {
-	cfg := filepath.Join(b.TempDir(), "nydusd.json")
 	doc := fmt.Sprintf(`{"device":{"backend":{"type":"localfs","config":{"dir":%q}},"cache":{"type":"blobcache","config":{"work_dir":%q}}},"mode":"direct","digest_validate":false,"enable_xattr":true}`, blobs, cache)
+	return startNydusdConfig(b, nydusd, doc, boot, mnt, extra...)
+}
+
+// startNydusdConfig mounts boot at mnt with the configuration doc and
+// returns the pid and a stop function.
+func startNydusdConfig(b *testing.B, nydusd, doc, boot, mnt string, extra ...string) (int, func()) {
+	cfg := filepath.Join(b.TempDir(), "nydusd.json")
 	if err := os.WriteFile(cfg, []byte(doc), 0o644); err != nil {
 		b.Fatal(err)
 	}
@@ -302,14 +307,17 @@ func rssKiB(b *testing.B, pid int) int64 {
 	return 0
 }
 
-// BenchmarkNydusdRSS100k reports nydusd's resident memory after a stat of
-// every file of a 100k-file image.
+// BenchmarkNydusdRSS100k reports nydusd's resident memory and Go heap
+// after a stat of every file of a 100k-file image (target: RSS <= 50 MB),
+// and again once the kernel has forgotten every inode (caches dropped:
+// FORGET must free what the lookups took).
 func BenchmarkNydusdRSS100k(b *testing.B) {
 	requireBenchRoot(b)
 	image, nydusd := benchBinaries(b)
 	work := b.TempDir()
 	src := filepath.Join(work, "src")
-	for i := range 100_000 {
+	const nfiles = 100_000
+	for i := range nfiles {
 		p := filepath.Join(src, fmt.Sprintf("d%03d/f%06d", i%1000, i))
 		if i%1000 == 0 || i < 1000 {
 			os.MkdirAll(filepath.Dir(p), 0o755)
@@ -326,19 +334,42 @@ func BenchmarkNydusdRSS100k(b *testing.B) {
 		mnt := filepath.Join(b.TempDir(), "fuse")
 		os.MkdirAll(mnt, 0o755)
 		start := time.Now()
-		pid, stop := startNydusd(b, nydusd, boot, blobs, b.TempDir(), mnt)
+		pid, sock, stop := startNydusdAPI(b, nydusd, boot, blobs, mnt, "--fuse-io-uring", "off")
 		mountTime := time.Since(start)
-		idle := rssKiB(b, pid)
+		idle, idleHeap := rssKiB(b, pid), goHeapMiB(b, sock, true)
+		r0 := fuseRequests(b, sock)
 		walk := walkStat(b, mnt)
-		after := rssKiB(b, pid)
-		var sample bytes.Buffer
-		data, _ := os.ReadFile(filepath.Join(mnt, "d042/f000042"))
-		sample.Write(data)
-		stop()
-		if sample.String() != "42" {
-			b.Fatalf("read back %q", sample.String())
+		r1 := fuseRequests(b, sock)
+		after, afterHeap := rssKiB(b, pid), goHeapMiB(b, sock, true)
+		// The kernel forgets every inode; FORGETs arrive asynchronously.
+		dropCaches(b)
+		deadline := time.Now().Add(20 * time.Second)
+		var r2 map[string]uint64
+		for {
+			r2 = fuseRequests(b, sock)
+			if r2["forget"]-r1["forget"] >= nfiles || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
 		}
+		forgot, forgotHeap := rssKiB(b, pid), goHeapMiB(b, sock, true)
+		// The first read indexes the image's chunks (rafs, storage).
+		data, _ := os.ReadFile(filepath.Join(mnt, "d042/f000042"))
+		read, readHeap := rssKiB(b, pid), goHeapMiB(b, sock, true)
+		stop()
+		if string(data) != "42" {
+			b.Fatalf("read back %q", data)
+		}
+		nWalk, walkReqs := reqDelta(r0, r1)
+		_, forgets := reqDelta(r1, r2)
+		perInode := (afterHeap - idleHeap) * (1 << 20) / nfiles
 		b.ReportMetric(float64(after)/1024, "MiB_rss_after_walk")
-		b.Logf("100k files: mounted in %v, RSS %d KiB idle, %d KiB after find+stat of every file (%v)", mountTime.Round(time.Millisecond), idle, after, walk.Round(time.Millisecond))
+		b.ReportMetric(afterHeap, "MiB_heap_after_walk")
+		b.ReportMetric(perInode, "B_heap_per_inode")
+		b.ReportMetric(forgotHeap, "MiB_heap_after_forget")
+		b.ReportMetric(float64(forgot)/1024, "MiB_rss_after_forget")
+		b.Logf("100k files: mounted in %v; idle RSS %.1f MiB, heap %.1f MiB; after lstat of every path (%v, %d requests [%s]) RSS %.1f MiB, heap %.1f MiB (%.0f B per inode); after the kernel forgot [%s]: RSS %.1f MiB, heap %.1f MiB; after reading one file: RSS %.1f MiB, heap %.1f MiB",
+			mountTime.Round(time.Millisecond), float64(idle)/1024, idleHeap, walk.Round(time.Millisecond), nWalk, walkReqs,
+			float64(after)/1024, afterHeap, perInode, forgets, float64(forgot)/1024, forgotHeap, float64(read)/1024, readHeap)
 	}
 }

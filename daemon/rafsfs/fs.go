@@ -83,7 +83,7 @@ func (f *FS) Stats() *Stats { return f.stats }
 // MountOptions returns go-fuse options tuned for an immutable image: long
 // entry and attribute timeouts, 1 MiB reads, read-only.
 func MountOptions(name string) *fs.Options {
-	long := time.Duration(1<<32) * time.Second
+	long := cacheTimeout
 	return &fs.Options{
 		EntryTimeout:    &long,
 		AttrTimeout:     &long,
@@ -122,15 +122,40 @@ type node struct {
 	fs  *FS
 	nid uint64
 
-	once   sync.Once
+	once sync.Once
+	file *file
+	ferr error
+}
+
+// open prepares the node's file for reading, once; the context of the
+// first open must not bound later reads.
+func (n *node) open() error {
+	n.once.Do(func() {
+		n.file, n.ferr = n.fs.openFile(n.nid, n.WriteCache)
+	})
+	return n.ferr
+}
+
+// file is a regular file of the image being read: its chunk map and the
+// way to store bytes in the kernel's page cache of the file.
+type file struct {
+	fs     *FS
+	nid    uint64
 	reader *rafs.FileReader
-	rerr   error
+	store  func(off int64, data []byte) syscall.Errno
+}
+
+func (f *FS) openFile(nid uint64, store func(int64, []byte) syscall.Errno) (*file, error) {
+	r, err := f.img.FileReader(context.Background(), f.src, nid)
+	if err != nil {
+		return nil, err
+	}
+	return &file{fs: f, nid: nid, reader: r, store: store}, nil
 }
 
 var (
 	_ fs.NodeLookuper    = (*node)(nil)
 	_ fs.NodeGetattrer   = (*node)(nil)
-	_ fs.NodeReaddirer   = (*node)(nil)
 	_ fs.NodeOpener      = (*node)(nil)
 	_ fs.NodeReader      = (*node)(nil)
 	_ fs.NodeReadlinker  = (*node)(nil)
@@ -172,25 +197,21 @@ func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs
 	if err != nil {
 		return nil, errno(err)
 	}
+	return n.child(ctx, name, nid, out)
+}
+
+// child answers the entry name of n, inode nid: its attributes, and the
+// node the kernel knows it by, if any, or a new one.
+func (n *node) child(ctx context.Context, name string, nid uint64, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
 	ino, err := n.fs.img.Inode(nid)
 	if err != nil {
 		return nil, errno(err)
 	}
 	n.fs.fillAttr(ino, &out.Attr)
-	child := &node{fs: n.fs, nid: nid}
-	return n.NewInode(ctx, child, fs.StableAttr{Mode: ino.Mode & syscall.S_IFMT, Ino: n.fs.inoBase | nid}), 0
-}
-
-func (n *node) Readdir(ctx context.Context) (fs.DirStream, syscall.Errno) {
-	ents, err := n.fs.img.ReadDir(n.nid)
-	if err != nil {
-		return nil, errno(err)
+	if c := n.GetChild(name); c != nil && c.StableAttr().Ino == n.fs.inoBase|nid {
+		return c, 0
 	}
-	list := make([]fuse.DirEntry, 0, len(ents))
-	for _, e := range ents {
-		list = append(list, fuse.DirEntry{Name: e.Name, Ino: n.fs.inoBase | e.Nid, Mode: layout.ModeOfFileType(e.FileType)})
-	}
-	return fs.NewListDirStream(list), 0
+	return n.NewInode(ctx, &node{fs: n.fs, nid: nid}, fs.StableAttr{Mode: ino.Mode & syscall.S_IFMT, Ino: n.fs.inoBase | nid}), 0
 }
 
 func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
@@ -200,12 +221,8 @@ func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 	if n.fs.noOpen.Load() {
 		return nil, 0, syscall.ENOSYS
 	}
-	n.once.Do(func() {
-		// The context of the first open must not bound later reads.
-		n.reader, n.rerr = n.fs.img.FileReader(context.Background(), n.fs.src, n.nid)
-	})
-	if n.rerr != nil {
-		return nil, 0, errno(n.rerr)
+	if err := n.open(); err != nil {
+		return nil, 0, errno(err)
 	}
 	return nil, fuse.FOPEN_KEEP_CACHE, 0
 }
@@ -215,12 +232,13 @@ func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 func (n *node) Flush(ctx context.Context, fh fs.FileHandle) syscall.Errno { return syscall.ENOSYS }
 
 func (n *node) Read(ctx context.Context, fh fs.FileHandle, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
-	n.once.Do(func() {
-		n.reader, n.rerr = n.fs.img.FileReader(context.Background(), n.fs.src, n.nid)
-	})
-	if n.rerr != nil {
-		return nil, errno(n.rerr)
+	if err := n.open(); err != nil {
+		return nil, errno(err)
 	}
+	return n.file.read(ctx, dest, off)
+}
+
+func (n *file) read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
 	// A signal to the reader makes the kernel send INTERRUPT, and go-fuse
 	// cancels ctx. Finishing the fetch instead (as upstream nydusd does) is
 	// what keeps a retried read from starting over: a process whose
@@ -256,7 +274,7 @@ func (n *node) Read(ctx context.Context, fh fs.FileHandle, dest []byte, off int6
 
 // tail pushes the file's tail after a READ ending at end; a failed push is
 // counted and otherwise costs only the READ it would have saved.
-func (n *node) tail(ctx context.Context, end int64) {
+func (n *file) tail(ctx context.Context, end int64) {
 	if err := n.pushTail(ctx, end); err != nil {
 		n.fs.stats.pushFailed.Add(1)
 	}
@@ -274,7 +292,7 @@ type extentSource interface {
 // uncompressed chunks, adjacent in the file) with that range: the kernel
 // moves the bytes (splice) without a copy through this process. Any other
 // read takes the normal path.
-func (n *node) splice(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, bool) {
+func (n *file) splice(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, bool) {
 	size := n.reader.Size()
 	if len(dest) == 0 || off >= size {
 		return nil, false
@@ -300,10 +318,23 @@ func (n *node) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
 }
 
 func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
-	if !n.fs.enableXattr {
+	return n.fs.getxattr(n.nid, attr, dest)
+}
+
+func (n *node) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) {
+	return n.fs.listxattr(n.nid, dest)
+}
+
+func (n *node) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
+	n.fs.statfs(out)
+	return 0
+}
+
+func (f *FS) getxattr(nid uint64, attr string, dest []byte) (uint32, syscall.Errno) {
+	if !f.enableXattr {
 		return 0, syscall.ENOTSUP
 	}
-	v, ok, err := n.fs.img.GetXattr(n.nid, attr)
+	v, ok, err := f.img.GetXattr(nid, attr)
 	if err != nil {
 		return 0, errno(err)
 	}
@@ -316,11 +347,11 @@ func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, 
 	return uint32(copy(dest, v)), 0
 }
 
-func (n *node) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) {
-	if !n.fs.enableXattr {
+func (f *FS) listxattr(nid uint64, dest []byte) (uint32, syscall.Errno) {
+	if !f.enableXattr {
 		return 0, 0
 	}
-	xs, err := n.fs.img.Xattrs(n.nid)
+	xs, err := f.img.Xattrs(nid)
 	if err != nil {
 		return 0, errno(err)
 	}
@@ -334,10 +365,9 @@ func (n *node) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errn
 	return uint32(copy(dest, buf)), 0
 }
 
-func (n *node) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
+func (f *FS) statfs(out *fuse.StatfsOut) {
 	out.Bsize = 512
 	out.Frsize = 512
 	out.NameLen = 255
-	out.Files = n.fs.img.Inodes()
-	return 0
+	out.Files = f.img.Inodes()
 }

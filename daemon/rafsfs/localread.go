@@ -20,7 +20,7 @@ type extent struct {
 // localExtents maps file bytes [off, end) onto cache files, merging
 // adjacent runs. ok is false when a chunk they touch is not cached
 // uncompressed or must be verified before it is served.
-func (n *node) localExtents(ctx context.Context, off, end int64, buf []extent) ([]extent, bool) {
+func (n *file) localExtents(ctx context.Context, off, end int64, buf []extent) ([]extent, bool) {
 	es, isExt := n.fs.src.(extentSource)
 	if !isExt {
 		return nil, false
@@ -51,7 +51,7 @@ func (n *node) localExtents(ctx context.Context, off, end int64, buf []extent) (
 // from the cache files. ok is false, and nothing is read, when they are not
 // all local (see localExtents); the caller then reads through the storage
 // chain.
-func (n *node) readLocal(ctx context.Context, p []byte, off int64) (k int, ok bool, err error) {
+func (n *file) readLocal(ctx context.Context, p []byte, off int64) (k int, ok bool, err error) {
 	size := n.reader.Size()
 	if off >= size {
 		return 0, false, nil

@@ -21,7 +21,6 @@ import (
 	"github.com/gonydus/nydus/rafs/export"
 	"github.com/gonydus/nydus/rafs/layout"
 	"github.com/gonydus/nydus/rafs/tree"
-	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"golang.org/x/sys/unix"
 )
 
@@ -37,26 +36,20 @@ func requireFUSE(t *testing.T) {
 	}
 }
 
-// mount serves img at a new directory and unmounts at cleanup.
+// mount serves img at a new directory as nydusd serves its root image
+// (FS.RawRoot, zero-message opendir when the kernel offers it) and
+// unmounts at cleanup.
 func mount(t *testing.T, img *rafs.Image, src rafs.ChunkSource) string {
 	t.Helper()
-	f, err := rafsfs.New(img, src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	opts := rafsfs.MountOptions("test")
-	opts.RootStableAttr = f.RootStableAttr()
-	srv, err := gofs.Mount(dir, f.Root(), opts)
-	if err != nil {
-		t.Fatalf("mount: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := srv.Unmount(); err != nil {
-			t.Errorf("unmount: %v", err)
-			unix.Unmount(dir, unix.MNT_DETACH)
-		}
-	})
+	dir, _ := mountRaw(t, img, src, true, rafsfs.Immutable())
+	return dir
+}
+
+// mountNodes serves img through go-fuse's node tree, as nydusd serves an
+// image under its pseudo root.
+func mountNodes(t *testing.T, img *rafs.Image, src rafs.ChunkSource) string {
+	t.Helper()
+	dir, _ := mountRaw(t, img, src, false)
 	return dir
 }
 
@@ -271,7 +264,14 @@ func TestKernelDifferential(t *testing.T) {
 		t.Skipf("this kernel cannot mount an EROFS image file directly (needs a loop device): %v", err)
 	}
 	defer unix.Unmount(kdir, 0)
-	fdir := mount(t, bi.img, bi.src)
+	for name, mnt := range map[string]func(*testing.T, *rafs.Image, rafs.ChunkSource) string{"nid-root": mount, "node-tree": mountNodes} {
+		t.Run(name, func(t *testing.T) { compareWithKernel(t, kdir, mnt(t, bi.img, bi.src)) })
+	}
+}
+
+// compareWithKernel compares every field statcmp records (times included)
+// of every path of the kernel's mount kdir and rafsfs's fdir.
+func compareWithKernel(t *testing.T, kdir, fdir string) {
 	kernel, err := statcmp.Dir(kdir)
 	must(t, err)
 	fuse, err := statcmp.Dir(fdir)

@@ -26,7 +26,7 @@ func (f *FS) DisableTailPush() { f.tailPush.Store(0) }
 // the backend for a push, so a lazily pulled image pulls no more than it did.
 // The tail is read from the cache files, not through the chunk cache's
 // whole-chunk reads.
-func (n *node) pushTail(ctx context.Context, end int64) error {
+func (n *file) pushTail(ctx context.Context, end int64) error {
 	limit := n.fs.tailPush.Load()
 	size := n.reader.Size()
 	if limit == 0 || end <= 0 || end >= size || size-end > limit {
@@ -41,7 +41,7 @@ func (n *node) pushTail(ctx context.Context, end int64) error {
 		return err
 	}
 	buf = buf[:k]
-	if errno := n.WriteCache(end, buf); errno != 0 {
+	if errno := n.store(end, buf); errno != 0 {
 		return fmt.Errorf("rafsfs: store tail of nid %d in the page cache: %w", n.nid, errno)
 	}
 	n.fs.stats.pushed(int64(len(buf)))

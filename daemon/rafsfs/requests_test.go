@@ -1,0 +1,294 @@
+package rafsfs_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io/fs"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gonydus/nydus/daemon/rafsfs"
+	"github.com/gonydus/nydus/rafs"
+	"github.com/gonydus/nydus/rafs/builder"
+	"github.com/gonydus/nydus/rafs/layout"
+	"github.com/gonydus/nydus/rafs/tree"
+	gofs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+	"golang.org/x/sys/unix"
+)
+
+// mountRaw serves img through rafsfs.RawFS, as nydusd does, and returns
+// the mountpoint and the request counters. With nidRoot the image is
+// served by FS.RawRoot (nydusd's root image), else by go-fuse's node tree
+// (an image under nydusd's pseudo root).
+func mountRaw(t *testing.T, img *rafs.Image, src rafs.ChunkSource, nidRoot bool, ropts ...rafsfs.RawOption) (string, *rafsfs.RawFS) {
+	t.Helper()
+	f, err := rafsfs.New(img, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	opts := rafsfs.MountOptions("test")
+	opts.RootStableAttr = f.RootStableAttr()
+	inner := f.RawRoot()
+	if !nidRoot {
+		inner = gofs.NewNodeFS(f.Root(), opts)
+	}
+	raw := rafsfs.NewRawFS(inner, ropts...)
+	srv, err := fuse.NewServer(raw, dir, &opts.MountOptions)
+	if err != nil {
+		t.Fatalf("mount: %v", err)
+	}
+	go srv.Serve()
+	if err := srv.WaitMount(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := srv.Unmount(); err != nil {
+			t.Errorf("unmount: %v", err)
+			unix.Unmount(dir, unix.MNT_DETACH)
+		}
+	})
+	return dir, raw
+}
+
+// walkTree is a metadata-only tree: nd directories of nf files each, a
+// sub-directory in each, one directory large enough to need several
+// READDIRPLUS answers, and symlinks. It returns the image and the number
+// of directories (the root included) and of entries (every path but the
+// root, directories included).
+func walkTree(t *testing.T, nd, nf, big int) (img *rafs.Image, dirs, entries int) {
+	t.Helper()
+	var blob bytes.Buffer
+	res, err := builder.Build(context.Background(), func(_ context.Context, w builder.FileWriter) (*tree.Tree, error) {
+		root := tree.NewDir(0o755)
+		dirs = 1
+		file := func(i int) *tree.Inode {
+			return &tree.Inode{Mode: layout.ModeReg | 0o644, UID: 1000, GID: 1000, Mtime: 1600000000, Size: 0}
+		}
+		for d := range nd {
+			dir := tree.NewDir(0o755)
+			root.SetChild(fmt.Sprintf("dir%03d", d), dir)
+			sub := tree.NewDir(0o700)
+			dir.SetChild("sub", sub)
+			dirs, entries = dirs+2, entries+2
+			for i := range nf {
+				dir.SetChild(fmt.Sprintf("file%04d.go", i), file(i))
+				entries++
+			}
+			for i := range 5 {
+				sub.SetChild(fmt.Sprintf("s%d", i), file(i))
+				entries++
+			}
+			dir.SetChild("link", &tree.Inode{Mode: layout.ModeSymlink | 0o777, Target: "sub/s0"})
+			entries++
+		}
+		bigDir := tree.NewDir(0o755)
+		root.SetChild("big", bigDir)
+		dirs, entries = dirs+1, entries+1
+		for i := range big {
+			bigDir.SetChild(fmt.Sprintf("%04d-%s", i, strings.Repeat("n", 120)), file(i))
+			entries++
+		}
+		return &tree.Tree{Root: root}, nil
+	}, &blob, builder.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err = rafs.Open(bytes.NewReader(res.Bootstrap), int64(len(res.Bootstrap)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img, dirs, entries
+}
+
+// findWalk does what `find . -printf '%s %m %U'` does: list every
+// directory and lstat every entry. It returns one line per path.
+func findWalk(t *testing.T, root string) []string {
+	t.Helper()
+	var out []string
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		var st unix.Stat_t
+		if err := unix.Lstat(p, &st); err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, p)
+		out = append(out, fmt.Sprintf("%s %d %o %d", rel, st.Size, st.Mode, st.Uid))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// delta returns the requests counted since before.
+func delta(now, before map[string]uint64) map[string]uint64 {
+	d := map[string]uint64{}
+	for k, v := range now {
+		if v > before[k] {
+			d[k] = v - before[k]
+		}
+	}
+	return d
+}
+
+func total(m map[string]uint64) uint64 {
+	var n uint64
+	for k, v := range m {
+		if k != "forget" {
+			n += v
+		}
+	}
+	return n
+}
+
+// TestWalkRequests counts the FUSE requests of a find-like walk. Cold, the
+// kernel knows nothing: it may send at most one request per directory and
+// per entry (READDIRPLUS answers a directory's entries with their
+// attributes; nothing is asked twice). Warm, the kernel holds every
+// dentry, attribute (long timeouts) and directory listing (cached
+// directories): the walk must cost (almost) nothing.
+//
+// The warm tolerance is 1% of the paths: the kernel may drop part of its
+// caches under memory pressure (other work on the machine), and each
+// dropped dentry or directory page costs one request to refill. A kernel
+// that rereads directories or revalidates entries on every walk costs at
+// least one request per directory (here 2*nd+2 of them, over 1%).
+func TestWalkRequests(t *testing.T) {
+	requireFUSE(t)
+	const nd, nf, big = 40, 60, 2000
+	img, dirs, entries := walkTree(t, nd, nf, big)
+	for _, tc := range []struct {
+		name    string
+		nidRoot bool
+		ropts   []rafsfs.RawOption
+	}{
+		{"nid-root", true, []rafsfs.RawOption{rafsfs.Immutable()}},
+		{"node-tree-opendir", false, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir, raw := mountRaw(t, img, rafs.NewLocalBlobs("", nil), tc.nidRoot, tc.ropts...)
+			if tc.ropts != nil && !raw.NoOpendir() {
+				t.Log("the kernel does not offer zero-message opendir (CAP_NO_OPENDIR_SUPPORT, Linux 5.1+): OPENDIR and RELEASEDIR are sent")
+			}
+			reqs := raw.Requests()
+			before := reqs.Counts()
+			start := time.Now()
+			cold := findWalk(t, dir)
+			coldTime := time.Since(start)
+			afterCold := reqs.Counts()
+			start = time.Now()
+			warm := findWalk(t, dir)
+			warmTime := time.Since(start)
+			afterWarm := reqs.Counts()
+			c, w := delta(afterCold, before), delta(afterWarm, afterCold)
+			t.Logf("%d dirs, %d entries; cold walk %v: %d requests %v; warm walk %v: %d requests %v",
+				dirs, entries, coldTime.Round(time.Millisecond), total(c), c, warmTime.Round(time.Millisecond), total(w), w)
+
+			if len(cold) != 1+entries || !slices.Equal(cold, warm) {
+				t.Fatalf("walks saw %d and %d paths, want %d (equal)", len(cold), len(warm), 1+entries)
+			}
+			if !slices.Contains(cold, fmt.Sprintf("big/1999-%s 0 100644 1000", strings.Repeat("n", 120))) ||
+				!slices.Contains(cold, "dir039/link 6 120777 0") {
+				t.Fatalf("walk misses entries or attributes: %q", cold[:5])
+			}
+			// Cold: one request per directory and per entry at most.
+			if n := total(c); n > uint64(dirs+entries) {
+				t.Errorf("cold walk: %d requests for %d dirs + %d entries", n, dirs, entries)
+			}
+			if c["lookup"] != 0 || c["getattr"] > 1 {
+				t.Errorf("cold walk: READDIRPLUS answers were asked again: %v", c)
+			}
+			allowed := uint64(dirs+entries) / 100
+			if !raw.NoOpendir() {
+				// OPENDIR and RELEASEDIR once per directory and walk; the
+				// listing itself comes from the kernel's cache.
+				allowed += 2 * uint64(dirs)
+				if w["readdirplus"]+w["readdir"] > uint64(dirs)/100 {
+					t.Errorf("warm walk reread directories: %v", w)
+				}
+			}
+			if n := total(w); n > allowed {
+				t.Errorf("warm walk: %d requests, want at most %d: %v", n, allowed, w)
+			}
+			// A name that does not exist is asked once: the kernel keeps
+			// the negative entry.
+			for range 3 {
+				var st unix.Stat_t
+				if err := unix.Lstat(filepath.Join(dir, "dir001", "missing"), &st); err != unix.ENOENT {
+					t.Fatalf("lstat of a missing name: %v", err)
+				}
+			}
+			// (RELEASEDIRs of the walk may still arrive.)
+			if neg := delta(reqs.Counts(), afterWarm); neg["lookup"] != 1 || total(neg)-neg["releasedir"] != 1 {
+				t.Errorf("three lstats of a missing name sent %v, want one LOOKUP", neg)
+			}
+		})
+	}
+}
+
+// TestLookupsHoldNoMemory checks that the root image server keeps nothing
+// per inode the kernel looked up: after a walk that makes the kernel hold
+// every inode, the Go heap (after a collection) has grown by a few bytes
+// per inode at most. go-fuse's node tree, for comparison, keeps about 300
+// bytes per inode (500 in nydusd) until the kernel forgets it.
+//
+// The bound, 64 bytes per inode over 40k inodes, leaves 2.5 MiB for what
+// the FUSE server itself may keep after a warm-up walk: a request buffer
+// is 1 MiB (MaxWrite), and go-fuse starts a reader, with its buffer, when
+// all are busy.
+func TestLookupsHoldNoMemory(t *testing.T) {
+	requireFUSE(t)
+	const nd, nf = 200, 200
+	img, _, entries := walkTree(t, nd, nf, 0)
+	heap := func() uint64 {
+		var ms runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&ms)
+		return ms.HeapAlloc
+	}
+	for _, tc := range []struct {
+		name    string
+		nidRoot bool
+		limit   float64 // bytes per inode
+	}{
+		{"nid-root", true, 64},
+		{"node-tree", false, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir, raw := mountRaw(t, img, rafs.NewLocalBlobs("", nil), tc.nidRoot, rafsfs.Immutable())
+			findWalk(t, filepath.Join(dir, "dir000")) // warm-up
+			h0 := heap()
+			n := 0
+			err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+				if err != nil {
+					return err
+				}
+				n++
+				var st unix.Stat_t
+				return unix.Lstat(p, &st)
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			h1 := heap()
+			per := (float64(h1) - float64(h0)) / float64(entries)
+			t.Logf("%d paths: heap %d -> %d bytes, %.1f bytes per looked-up inode; requests %v", n, h0, h1, per, raw.Requests().Counts())
+			if n != entries+1 {
+				t.Fatalf("walked %d paths, want %d", n, entries+1)
+			}
+			if tc.limit > 0 && per > tc.limit {
+				t.Errorf("%.1f bytes of heap per looked-up inode, want at most %.0f", per, tc.limit)
+			}
+		})
+	}
+}

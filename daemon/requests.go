@@ -1,0 +1,35 @@
+package daemon
+
+import (
+	"github.com/gonydus/nydus/daemon/rafsfs"
+	"github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+)
+
+// newRaw returns the raw filesystem serving rootNode, wrapped to count
+// requests by opcode. A RAFS image at the root (immutable: no overlay, no
+// pseudo root whose mounts come and go) is served by FS.RawRoot, which
+// keeps no state per inode, with zero-message opendir (the kernel skips
+// OPENDIR/RELEASEDIR and caches every directory); anything else by
+// go-fuse's node bridge. Called with d.mu held.
+func (d *Daemon) newRaw(rootNode fs.InodeEmbedder, opts *fs.Options) fuse.RawFileSystem {
+	if d.direct != nil && d.direct.Overlay == nil {
+		d.raw = rafsfs.NewRawFS(d.direct.FS.RawRoot(), rafsfs.Immutable())
+	} else {
+		d.raw = rafsfs.NewRawFS(fs.NewNodeFS(rootNode, opts))
+	}
+	return d.raw
+}
+
+// FUSERequests reports the FUSE requests the session answered, by opcode
+// (FORGET per inode forgotten), and whether zero-message opendir is in
+// use; ok is false before Start.
+func (d *Daemon) FUSERequests() (counts map[string]uint64, noOpendir, ok bool) {
+	d.mu.Lock()
+	raw := d.raw
+	d.mu.Unlock()
+	if raw == nil {
+		return nil, false, false
+	}
+	return raw.Requests().Counts(), raw.NoOpendir(), true
+}
