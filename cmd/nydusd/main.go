@@ -43,7 +43,7 @@ func flags() (*flag.FlagSet, *options) {
 		supervisor:        cli.String(fs, "", "Supervisor socket for failover (with --id)", "supervisor"),
 		logLevel:          cli.String(fs, "info", "Log level: trace, debug, info, warn, error", "log-level", "l"),
 		logFile:           cli.String(fs, "", "Log file (\".log\" appended without extension)", "log-file", "L"),
-		rotation:          cli.String(fs, "0", "Log rotation size in MB (accepted; rotation is left to the log collector)", "log-rotation-size"),
+		rotation:          cli.String(fs, "0", "Rotate --log-file when it would grow past this many MB (0: never); 5 rotated files are kept", "log-rotation-size"),
 		rlimit:            cli.String(fs, "1000000", "RLIMIT_NOFILE to set (0 leaves it)", "rlimit-nofile"),
 		upgrade:           cli.Bool(fs, "Start in upgrade mode (takeover is not supported)", "upgrade"),
 		mountpoint:        cli.String(fs, "", "FUSE mountpoint", "mountpoint", "M"),
@@ -104,7 +104,7 @@ func run(args []string) int {
 		return 2
 	}
 	level := new(slog.LevelVar)
-	closeLog, err := setupLog(*o.logLevel, *o.logFile, level)
+	closeLog, err := setupLog(*o.logLevel, *o.logFile, *o.rotation, level)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "nydusd: %v\n", err)
 		return 2
@@ -118,7 +118,7 @@ func run(args []string) int {
 	return 0
 }
 
-func setupLog(levelName, file string, level *slog.LevelVar) (func(), error) {
+func setupLog(levelName, file, rotationMB string, level *slog.LevelVar) (func(), error) {
 	switch strings.ToLower(levelName) {
 	case "trace", "debug":
 		level.Set(slog.LevelDebug)
@@ -131,13 +131,17 @@ func setupLog(levelName, file string, level *slog.LevelVar) (func(), error) {
 	default:
 		return nil, fmt.Errorf("invalid --log-level %q", levelName)
 	}
+	mb, err := strconv.ParseInt(rotationMB, 10, 64)
+	if err != nil || mb < 0 || mb > 1<<20 {
+		return nil, fmt.Errorf("invalid --log-rotation-size %q (MB, 0 for none)", rotationMB)
+	}
 	var w io.Writer = os.Stderr
 	closer := func() {}
 	if file != "" {
 		if filepath.Ext(file) == "" {
 			file += ".log"
 		}
-		f, err := os.OpenFile(file, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		f, err := openRotating(file, mb<<20)
 		if err != nil {
 			return nil, err
 		}
