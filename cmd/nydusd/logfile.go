@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"sync"
 )
@@ -23,7 +24,13 @@ type rotatingFile struct {
 	size int64
 }
 
+// openRotating opens (appends to) path, creating its directory as
+// upstream nydusd does: nydus-snapshotter passes a --log-file in a
+// directory it has not created.
 func openRotating(path string, max int64) (*rotatingFile, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("log file: %w", err)
+	}
 	r := &rotatingFile{path: path, max: max}
 	if err := r.open(); err != nil {
 		return nil, err

@@ -74,7 +74,7 @@ func TestLogRotationSizeInvalid(t *testing.T) {
 
 // TestLogNoRotation: size 0 never rotates.
 func TestLogNoRotation(t *testing.T) {
-	file := filepath.Join(t.TempDir(), "d.log")
+	file := filepath.Join(t.TempDir(), "logs", "id", "d.log") // directories created
 	r, err := openRotating(file, 0)
 	if err != nil {
 		t.Fatal(err)
