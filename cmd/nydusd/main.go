@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"unicode"
 
 	"github.com/gonydus/nydus/cmd/internal/cli"
 	"github.com/gonydus/nydus/daemon"
@@ -53,7 +54,7 @@ func flags() (*flag.FlagSet, *options) {
 		readonly:          cli.Bool(fs, "Mount read-only (the default)", "readonly"),
 		bootstrap:         cli.String(fs, "", "RAFS bootstrap to mount at the root", "bootstrap", "B"),
 		localfsDir:        cli.String(fs, "", "Serve blobs from this directory (localfs backend; conflicts with --config)", "localfs-dir", "D"),
-		prefetchFiles:     cli.String(fs, "", "File listing absolute paths to prefetch", "prefetch-files"),
+		prefetchFiles:     cli.String(fs, "", "Absolute paths in the image to prefetch (files or directories), separated by spaces, newlines or commas", "prefetch-files"),
 		virtualMountpoint: cli.String(fs, "/", "Where the bootstrap appears inside the mount", "virtual-mountpoint", "m"),
 		uring:             cli.String(fs, "auto", "FUSE over io_uring: auto (when the kernel offers it: fuse.enable_uring=Y), on (turns enable_uring on if needed; fails without io_uring), off", "fuse-io-uring"),
 	}
@@ -211,13 +212,9 @@ func serve(o *options, level *slog.LevelVar) error {
 		if cfg == nil {
 			return errors.New("--bootstrap needs --config or --localfs-dir")
 		}
-		var files []string
-		if *o.prefetchFiles != "" {
-			b, err := os.ReadFile(*o.prefetchFiles)
-			if err != nil {
-				return fmt.Errorf("--prefetch-files: %w", err)
-			}
-			files = strings.Fields(string(b))
+		files, err := prefetchList(*o.prefetchFiles)
+		if err != nil {
+			return err
 		}
 		if err := d.AddMount(*o.virtualMountpoint, *o.bootstrap, cfg, files...); err != nil {
 			return err
@@ -246,4 +243,20 @@ func serve(o *options, level *slog.LevelVar) error {
 		slog.Info("FUSE session ended")
 	}
 	return d.Stop()
+}
+
+// prefetchList splits --prefetch-files: absolute paths inside the image,
+// as upstream nydusd takes them (nydus-snapshotter passes its prefetch
+// list as one value). Nil when empty: the image's prefetch table applies.
+func prefetchList(v string) ([]string, error) {
+	files := strings.FieldsFunc(v, func(r rune) bool { return r == ',' || unicode.IsSpace(r) })
+	for _, f := range files {
+		if !strings.HasPrefix(f, "/") {
+			return nil, fmt.Errorf("--prefetch-files: %q is not an absolute path in the image", f)
+		}
+	}
+	if len(files) == 0 {
+		return nil, nil
+	}
+	return files, nil
 }
