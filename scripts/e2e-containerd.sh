@@ -518,7 +518,6 @@ wait_bytes() {
 case4() {
   local out mark bytes gz pid
   step "case 4: zran, docker-runnable, prefetch table, the snapshotter's prefetch list, nerdctl image convert"
-  nydusd_json="$work/nydusd-prefetch.json"
   start_snapshotter dedicated false none
   # zran: the nydus image references the original gzip layers.
   "$bin/nydusify" convert --log-level warn --source "$reg/big:plain" --target "$reg/big:zran" --oci-ref --work-dir "$work" ||
@@ -543,6 +542,24 @@ case4() {
   echo "docker-runnable image runs under the snapshotter"
   N rmi "$reg/small:dr" >/dev/null || fail "rmi small:dr"
 
+  # nerdctl's own conversion with our nydus-image, pushed and run.
+  N pull -q "$reg/small:plain" >/dev/null || fail "pull small:plain"
+  N image convert --nydus --oci --nydus-builder-path "$bin/nydus-image" "$reg/small:plain" "$reg/small:nconv" >/dev/null ||
+    fail "nerdctl image convert --nydus --oci"
+  N push -q "$reg/small:nconv" >/dev/null || fail "nerdctl push small:nconv"
+  N rmi "$reg/small:nconv" "$reg/small:plain" >/dev/null || fail "rmi"
+  manifest small nconv | grep -q 'nydus' || fail "the converted image has no nydus layers"
+  out="$(N run --rm --net none "$reg/small:nconv" cat /etc/greeting)" || fail "nerdctl run small:nconv"
+  [ "$out" = hello ] || fail "small:nconv printed '$out'"
+  echo "nerdctl image convert --nydus --oci (our nydus-image) -> push -> run: ok"
+  N rmi "$reg/small:nconv" >/dev/null || fail "rmi small:nconv"
+  assert_clean "case 4 (lazy)"
+  check_sn_log "case 4 (lazy)"
+  stop_snapshotter
+
+  # Prefetch: fs_prefetch enabled in the nydusd configuration.
+  nydusd_json="$work/nydusd-prefetch.json"
+  start_snapshotter dedicated false none "$work/sn-prefetch"
   # An image with a prefetch table: nydusd prefetches the listed file.
   echo /data/blobs/f3 | "$bin/nydusify" convert --log-level warn --source "$reg/big:plain" --target "$reg/big:pf" \
     --prefetch-patterns --work-dir "$work" || fail "nydusify convert --prefetch-patterns"
@@ -567,17 +584,6 @@ case4() {
   [ "$bytes" -ge $((8 << 20)) ] && [ "$bytes" -lt $((big_blob_bytes / 2)) ] || fail "prefetch list: $bytes bytes"
   N rm -f pl >/dev/null; N rmi "$reg/big:nydus" >/dev/null || fail "rmi big:nydus"
 
-  # nerdctl's own conversion with our nydus-image, pushed and run.
-  N pull -q "$reg/small:plain" >/dev/null || fail "pull small:plain"
-  N image convert --nydus --oci --nydus-builder-path "$bin/nydus-image" "$reg/small:plain" "$reg/small:nconv" >/dev/null ||
-    fail "nerdctl image convert --nydus --oci"
-  N push -q "$reg/small:nconv" >/dev/null || fail "nerdctl push small:nconv"
-  N rmi "$reg/small:nconv" "$reg/small:plain" >/dev/null || fail "rmi"
-  manifest small nconv | grep -q 'nydus' || fail "the converted image has no nydus layers"
-  out="$(N run --rm --net none "$reg/small:nconv" cat /etc/greeting)" || fail "nerdctl run small:nconv"
-  [ "$out" = hello ] || fail "small:nconv printed '$out'"
-  echo "nerdctl image convert --nydus --oci (our nydus-image) -> push -> run: ok"
-  N rmi "$reg/small:nconv" >/dev/null || fail "rmi small:nconv"
   assert_clean "case 4"
   check_sn_log "case 4"
   stop_snapshotter
