@@ -85,7 +85,7 @@ func run(args []string) int {
 			fmt.Fprintf(os.Stderr, "nydusd: the %s subcommand is not supported (fuse is)\n", args[0])
 			return 2
 		case "-V", "--version":
-			fmt.Printf("nydusd %s (gonydus)\n", version)
+			printVersion(os.Stdout)
 			return 0
 		}
 	}
@@ -259,4 +259,11 @@ func prefetchList(v string) ([]string, error) {
 		return nil, nil
 	}
 	return files, nil
+}
+
+// printVersion writes upstream nydusd's -V layout: nydus-snapshotter reads
+// the "Git Commit:" line and compares it with the API's
+// version.git_commit before it takes over running daemons.
+func printVersion(w io.Writer) {
+	fmt.Fprintf(w, "Version:    \t%s\nGit Commit: \t%s\nBuild Time: \t\nProfile:    \trelease\nRustc:      \tgo (gonydus)\n", version, version)
 }
