@@ -73,8 +73,8 @@ sn_pid=""
 sn_count=0
 ctrd_pid=""
 pids=()
-helper_link=/usr/local/bin/nydus-overlayfs
-helper_ours=""
+helper_links=() # links we made in /usr/local/bin
+overlayfs_name=nydus-overlayfs
 bridge=nde2e0
 t_start=$SECONDS
 
@@ -137,7 +137,7 @@ cleanup() {
     grep -qa -- "$work" "$p/cmdline" 2>/dev/null && kill -9 "${p#/proc/}" 2>/dev/null
   done
   mounts_under "$work" | awk '{print $1}' | sort -r | while read -r m; do umount -l "$m" 2>/dev/null; done
-  [ -n "$helper_ours" ] && [ -L "$helper_link" ] && [ "$(readlink "$helper_link")" = "$bin/nydus-overlayfs" ] && rm -f "$helper_link"
+  for l in "${helper_links[@]}"; do [ -L "$l" ] && [ "$(readlink "$l")" = "$bin/nydus-overlayfs" ] && rm -f "$l"; done
   ip link del "$bridge" 2>/dev/null
   rm -rf "$work"
 }
@@ -193,7 +193,7 @@ step "source images (busybox; a large one with 64 MiB of data) and nydusify conv
 mkroot() {
   mkdir -p "$1"/{bin,tmp,etc,proc,sys,dev,data,run,var}
   cp "$(command -v busybox)" "$1/bin/"
-  for c in sh echo ls cat sleep md5sum wc head id true mkdir rm touch trap env; do ln -sf busybox "$1/bin/$c"; done
+  for c in sh echo ls cat sleep md5sum wc head id true mkdir rm touch env test; do ln -sf busybox "$1/bin/$c"; done
   echo root:x:0:0:root:/:/bin/sh >"$1/etc/passwd"
   echo root:x:0: >"$1/etc/group"
 }
@@ -263,7 +263,7 @@ hung_io_interval = "10s"
 collect_interval = "5s"
 [snapshot]
 enable_nydus_overlayfs = $2
-nydus_overlayfs_path = "nydus-overlayfs"
+nydus_overlayfs_path = "$overlayfs_name"
 sync_remove = true
 [cache_manager]
 disable = false
@@ -403,16 +403,24 @@ case1() { # case1 MODE
 }
 
 # ------------------------------------------------------------------ case 2
+# install_helper [NAME]: /usr/local/bin/NAME -> our nydus-overlayfs.
 install_helper() {
-  if [ -e "$helper_link" ] || [ -L "$helper_link" ]; then
-    [ "$(readlink -f "$helper_link")" = "$(readlink -f "$bin/nydus-overlayfs")" ] ||
-      fail "$helper_link exists and is not ours; remove it or run with it pointing at $bin/nydus-overlayfs"
+  local l="/usr/local/bin/${1:-nydus-overlayfs}"
+  if [ -e "$l" ] || [ -L "$l" ]; then
+    [ "$(readlink -f "$l")" = "$(readlink -f "$bin/nydus-overlayfs")" ] ||
+      fail "$l exists and is not ours; remove it or point it at $bin/nydus-overlayfs"
     return 0
   fi
-  ln -s "$bin/nydus-overlayfs" "$helper_link"
-  helper_ours=1
+  ln -s "$bin/nydus-overlayfs" "$l"
+  helper_links+=("$l")
 }
-remove_helper() { [ -n "$helper_ours" ] && rm -f "$helper_link"; helper_ours=""; }
+remove_helper() { # remove_helper [NAME]: only a link we made
+  local l="/usr/local/bin/${1:-nydus-overlayfs}" i
+  for i in "${!helper_links[@]}"; do
+    [ "${helper_links[$i]}" = "$l" ] && { rm -f "$l"; unset 'helper_links[i]'; }
+  done
+  return 0
+}
 
 case2() {
   local out m key cmd id
@@ -459,6 +467,32 @@ case2() {
   check_sn_log "case 2"
   stop_snapshotter
   remove_helper
+
+  # Userspace overlay under containerd: nydus_overlayfs_path names the
+  # helper's nydus-overlayfs-userspace link; nydusd serves the rootfs with
+  # its writable overlay.
+  step "case 2: userspace overlay mode under containerd (nydus_overlayfs_path = \"nydus-overlayfs-userspace\")"
+  install_helper nydus-overlayfs-userspace
+  overlayfs_name=nydus-overlayfs-userspace
+  start_snapshotter dedicated true none
+  N pull -q "$reg/small:nydus" >/dev/null || fail "nerdctl pull small:nydus"
+  N run -d --name us --net none "$reg/small:nydus" sleep 600 >/dev/null || fail "nerdctl run in userspace overlay mode"
+  out="$(N exec us sh -c 'echo w >/tmp/w; cat /tmp/w /etc/greeting; rm /etc/greeting; test -e /etc/greeting && echo present || echo gone')" ||
+    fail "exec in the userspace overlay container"
+  [ "$out" = "w
+hello
+gone" ] || fail "userspace overlay: write, read and delete printed '$out'"
+  m="$(mounts_under "$work/c-state/" | awk '$1 ~ /\/rootfs$/ {print $2}')"
+  case "$m" in fuse.*) ;; *) fail "userspace mode: the container rootfs is a '$m' mount";; esac
+  echo "container rootfs: a $m mount served by nydusd's writable overlay: write, read and delete work"
+  [ "$(nydusd_pids | wc -l)" = 2 ] || fail "userspace mode: $(nydusd_pids | wc -l) nydusd processes, want 2 (image + overlay)"
+  N rm -f us >/dev/null || fail "nerdctl rm us"
+  N rmi "$reg/small:nydus" >/dev/null || fail "nerdctl rmi"
+  assert_clean "case 2 (userspace)"
+  check_sn_log "case 2 (userspace)"
+  stop_snapshotter
+  overlayfs_name=nydus-overlayfs
+  remove_helper nydus-overlayfs-userspace
 }
 
 # check_sn_log WHAT: no error lines in the snapshotter's log.
