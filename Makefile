@@ -23,11 +23,12 @@ test: ## run all tests (root tests mount EROFS/FUSE/overlay for real)
 	$(GO) vet $(PKGS)
 	$(GO) test -count=1 -timeout 20m $(PKGS)
 
-e2e: build ## end-to-end suites against real daemons (scripts/e2e.sh, e2e-converter.sh, e2e-docker.sh, e2e-buildkit.sh)
+e2e: build ## end-to-end suites against real daemons (scripts/e2e.sh, e2e-converter.sh, e2e-docker.sh, e2e-buildkit.sh, e2e-containerd.sh)
 	bash scripts/e2e.sh
 	GO=$(GO) BIN=$(BIN) bash scripts/e2e-converter.sh
 	bash scripts/e2e-docker.sh
 	bash scripts/e2e-buildkit.sh
+	GO=$(GO) BIN=$(BIN) bash scripts/e2e-containerd.sh
 
 bench: build ## benchmarks; each prints a ratio against a baseline run in the same process
 	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -timeout 60m $(PKGS)

@@ -293,23 +293,53 @@ func (a *API) mountFor(r *http.Request) (*Mount, error) {
 	return nil, fmt.Errorf("%w: give ?id=<mountpoint> (%d mounts)", ErrNotFound, len(ms))
 }
 
+// fopRead is the index of READ in upstream's per-operation counters
+// (getattr, readlink, open, release, read, statfs, getxattr, listxattr,
+// opendir, lookup, readdir, readdirplus, access, forget, batch_forget).
+const (
+	fopRead = 4
+	fopMax  = 15
+)
+
+// fsMetrics is upstream's FsIoStats body of GET /api/v1/metrics;
+// nydus-snapshotter indexes the arrays, so they always have upstream's
+// lengths. Only READs are counted per operation.
+type fsMetrics struct {
+	FilesAccountEnabled       bool     `json:"files_account_enabled"`
+	AccessPatternEnabled      bool     `json:"access_pattern_enabled"`
+	LatestReadFilesEnabled    bool     `json:"record_latest_read_files_enabled"`
+	MeasureLatency            bool     `json:"measure_latency"`
+	ID                        string   `json:"id"`
+	DataRead                  uint64   `json:"data_read"`
+	BlockCountRead            []uint64 `json:"block_count_read"`
+	FopHits                   []uint64 `json:"fop_hits"`
+	FopErrors                 []uint64 `json:"fop_errors"`
+	FopCumulativeLatencyTotal []uint64 `json:"fop_cumulative_latency_total"`
+	ReadLatencyDist           []uint64 `json:"read_latency_dist"`
+	NrOpens                   uint64   `json:"nr_opens"`
+}
+
 func (a *API) metrics(w http.ResponseWriter, r *http.Request) {
 	m, err := a.mountFor(r)
 	if err != nil {
 		writeErr(w, err)
 		return
 	}
-	files := m.FS.Stats().Files()
-	var opens, read uint64
-	for _, f := range files {
-		opens++
-		read += f.ReadBytes
+	out := fsMetrics{
+		FilesAccountEnabled: m.Config.Rafs.IostatsFiles, AccessPatternEnabled: m.Config.Rafs.AccessPattern,
+		LatestReadFilesEnabled: m.Config.Rafs.LatestReadFiles, MeasureLatency: true, ID: m.Mountpoint,
+		FopHits: make([]uint64, fopMax), FopErrors: make([]uint64, fopMax), FopCumulativeLatencyTotal: make([]uint64, fopMax),
 	}
-	writeJSON(w, 200, map[string]any{
-		"files_account_enabled": m.Config.Rafs.IostatsFiles, "access_pattern_enabled": m.Config.Rafs.AccessPattern,
-		"record_latest_read_files_enabled": m.Config.Rafs.LatestReadFiles, "measure_latency": true,
-		"id": m.Mountpoint, "nr_opens": opens, "data_read": read,
-	})
+	for _, f := range m.FS.Stats().Files() {
+		out.NrOpens++
+		out.DataRead += f.ReadBytes
+		out.FopHits[fopRead] += f.ReadCount - f.ReadErrors
+		out.FopErrors[fopRead] += f.ReadErrors
+		out.FopCumulativeLatencyTotal[fopRead] += f.LatencyUs
+	}
+	size, latency := m.FS.Stats().Histograms()
+	out.BlockCountRead, out.ReadLatencyDist = size[:], latency[:]
+	writeJSON(w, 200, out)
 }
 
 func (a *API) metricsFiles(w http.ResponseWriter, r *http.Request) {

@@ -231,6 +231,28 @@ func TestPseudoMountsAndAPI(t *testing.T) {
 	if bc["total"].(float64) == 0 || bc["data_all_ready"] != true {
 		t.Fatalf("blobcache metrics after reading everything: %s", body)
 	}
+	// Upstream's FsIoStats shape: nydus-snapshotter indexes these arrays.
+	_, body = c.do("GET", "/api/v1/metrics?id=/b", nil)
+	var fm struct {
+		DataRead  uint64   `json:"data_read"`
+		Blocks    []uint64 `json:"block_count_read"`
+		Hits      []uint64 `json:"fop_hits"`
+		Errors    []uint64 `json:"fop_errors"`
+		Latency   []uint64 `json:"fop_cumulative_latency_total"`
+		LatencyHi []uint64 `json:"read_latency_dist"`
+	}
+	must(t, json.Unmarshal(body, &fm))
+	if len(fm.Blocks) != 8 || len(fm.LatencyHi) != 8 || len(fm.Hits) != 15 || len(fm.Errors) != 15 || len(fm.Latency) != 15 {
+		t.Fatalf("fs metrics arrays have other lengths than upstream's: %s", body)
+	}
+	var nBlocks, nLatency uint64
+	for i := range 8 {
+		nBlocks += fm.Blocks[i]
+		nLatency += fm.LatencyHi[i]
+	}
+	if fm.DataRead == 0 || fm.Hits[4] == 0 || nBlocks != fm.Hits[4]+fm.Errors[4] || nLatency != nBlocks {
+		t.Fatalf("fs metrics after reading everything: %s", body)
+	}
 	if code, body = c.do("GET", "/metrics", nil); code != 200 || !strings.Contains(string(body), `nydusd_backend_read_count{mountpoint="/b"}`) {
 		t.Fatalf("prometheus: %d %s", code, body)
 	}

@@ -6,6 +6,9 @@
 // serves the extraoption's image at the target with its writable overlay
 // on upperdir/workdir.
 //
+// Under the name nydus-overlayfs-userspace (a link) every writable mount
+// of one lower is mode 2.
+//
 // Install it on /bin/sh's default PATH (e.g. /usr/local/bin): mount(8)
 // removes PATH from the helper's environment.
 package main
@@ -14,12 +17,51 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
+	"strings"
 
 	"github.com/gonydus/nydus/overlay/mountopt"
 	"golang.org/x/sys/unix"
 )
 
-func main() { os.Exit(run(os.Args[1:])) }
+// userspaceName is a name (a link to this helper) under which every
+// mount is mode 2: nydus-snapshotter's mounts carry no nydus.overlay=
+// option, but its nydus_overlayfs_path chooses the helper's name.
+const userspaceName = "nydus-overlayfs-userspace"
+
+func main() {
+	args := os.Args[1:]
+	if filepath.Base(os.Args[0]) == userspaceName {
+		args = withUserspace(args)
+	}
+	os.Exit(run(args))
+}
+
+// withUserspace adds nydus.overlay=userspace to `overlay TARGET -o OPTS`
+// when OPTS describe a writable mount of one lower (the image: what mode 2
+// serves) and choose no mode; other mounts, such as the snapshotter's
+// read-only views (no upperdir, the view's own directory as a second
+// lower), stay kernel overlays.
+func withUserspace(args []string) []string {
+	if len(args) != 4 || args[2] != "-o" {
+		return args
+	}
+	var upper, oneLower bool
+	for _, o := range strings.Split(args[3], ",") {
+		switch {
+		case strings.HasPrefix(o, "nydus.overlay="):
+			return args
+		case strings.HasPrefix(o, "upperdir="):
+			upper = true
+		case strings.HasPrefix(o, "lowerdir="):
+			oneLower = !strings.Contains(o, ":")
+		}
+	}
+	if !upper || !oneLower {
+		return args
+	}
+	return []string{args[0], args[1], args[2], args[3] + ",nydus.overlay=userspace"}
+}
 
 // Exit codes as mount(8) and its helpers use them.
 const (

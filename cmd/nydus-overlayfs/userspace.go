@@ -7,7 +7,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/gonydus/nydus/daemon/spawn"
 	"github.com/gonydus/nydus/overlay/mountopt"
@@ -60,10 +62,47 @@ func mountUserspace(m *mountopt.Mount) error {
 	if writable {
 		args = append(args, "--writable")
 	}
-	if _, err := spawn.Start(spawn.Nydusd{Binary: nydusd, Args: args, Mountpoint: m.Target, LogFile: filepath.Join(dir, "nydusd.log")}); err != nil {
+	pidFile := filepath.Join(dir, "nydusd.pid")
+	if err := waitPrevious(pidFile, 10*time.Second); err != nil {
+		return err
+	}
+	pid, err := spawn.Start(spawn.Nydusd{Binary: nydusd, Args: args, Mountpoint: m.Target, LogFile: filepath.Join(dir, "nydusd.log")})
+	if err != nil {
 		return fmt.Errorf("nydus-overlayfs: %w", err)
 	}
+	_ = os.WriteFile(pidFile, []byte(strconv.Itoa(pid)), 0o600)
 	return nil
+}
+
+// waitPrevious waits (up to timeout) until the nydusd an earlier mount of
+// this snapshot started has exited: containerd mounts a snapshot, unmounts
+// it and mounts it again at once (a temporary mount, then the rootfs), and
+// the earlier nydusd holds the upper directory until it has shut down.
+func waitPrevious(pidFile string, timeout time.Duration) error {
+	b, err := os.ReadFile(pidFile)
+	if err != nil {
+		return nil
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 0 {
+		return nil
+	}
+	own := filepath.Join(filepath.Dir(pidFile), "api.sock")
+	for deadline := time.Now().Add(timeout); ; {
+		cmd, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		if err != nil || !strings.Contains(string(cmd), own) {
+			return nil // gone (or the pid now belongs to another process)
+		}
+		if st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
+			if f := strings.Fields(string(st[strings.LastIndexByte(string(st), ')')+1:])); len(f) > 0 && f[0] == "Z" {
+				return nil // exited, not yet reaped
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("nydus-overlayfs: the nydusd (pid %d) of an earlier mount of this snapshot still runs", pid)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // findNydusd looks beside this helper first, then on the default PATH

@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"unicode"
 
 	"github.com/gonydus/nydus/cmd/internal/cli"
 	"github.com/gonydus/nydus/daemon"
@@ -44,7 +45,7 @@ func flags() (*flag.FlagSet, *options) {
 		supervisor:        cli.String(fs, "", "Supervisor socket for failover (with --id)", "supervisor"),
 		logLevel:          cli.String(fs, "info", "Log level: trace, debug, info, warn, error", "log-level", "l"),
 		logFile:           cli.String(fs, "", "Log file (\".log\" appended without extension)", "log-file", "L"),
-		rotation:          cli.String(fs, "0", "Log rotation size in MB (accepted; rotation is left to the log collector)", "log-rotation-size"),
+		rotation:          cli.String(fs, "0", "Rotate --log-file when it would grow past this many MB (0: never); 5 rotated files are kept", "log-rotation-size"),
 		rlimit:            cli.String(fs, "1000000", "RLIMIT_NOFILE to set (0 leaves it)", "rlimit-nofile"),
 		upgrade:           cli.Bool(fs, "Start in upgrade mode (takeover is not supported)", "upgrade"),
 		mountpoint:        cli.String(fs, "", "FUSE mountpoint", "mountpoint", "M"),
@@ -54,7 +55,7 @@ func flags() (*flag.FlagSet, *options) {
 		readonly:          cli.Bool(fs, "Mount read-only (the default)", "readonly"),
 		bootstrap:         cli.String(fs, "", "RAFS bootstrap to mount at the root", "bootstrap", "B"),
 		localfsDir:        cli.String(fs, "", "Serve blobs from this directory (localfs backend; conflicts with --config)", "localfs-dir", "D"),
-		prefetchFiles:     cli.String(fs, "", "File listing absolute paths to prefetch", "prefetch-files"),
+		prefetchFiles:     cli.String(fs, "", "Absolute paths in the image to prefetch (files or directories), separated by spaces, newlines or commas", "prefetch-files"),
 		virtualMountpoint: cli.String(fs, "/", "Where the bootstrap appears inside the mount", "virtual-mountpoint", "m"),
 		uring:             cli.String(fs, "auto", "FUSE over io_uring: auto (when the kernel offers it: fuse.enable_uring=Y), on (turns enable_uring on if needed; fails without io_uring), off", "fuse-io-uring"),
 	}
@@ -116,7 +117,7 @@ func run(args []string) int {
 		return 0
 	}
 	if err == nil && *o.version {
-		fmt.Printf("nydusd %s (gonydus)\n", version)
+		printVersion(os.Stdout)
 		return 0
 	}
 	if err == nil && len(pos) > 0 {
@@ -141,7 +142,7 @@ func run(args []string) int {
 		return 2
 	}
 	level := new(slog.LevelVar)
-	closeLog, err := setupLog(*o.logLevel, *o.logFile, level)
+	closeLog, err := setupLog(*o.logLevel, *o.logFile, *o.rotation, level)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "nydusd: %v\n", err)
 		return 2
@@ -155,7 +156,7 @@ func run(args []string) int {
 	return 0
 }
 
-func setupLog(levelName, file string, level *slog.LevelVar) (func(), error) {
+func setupLog(levelName, file, rotationMB string, level *slog.LevelVar) (func(), error) {
 	switch strings.ToLower(levelName) {
 	case "trace", "debug":
 		level.Set(slog.LevelDebug)
@@ -168,13 +169,17 @@ func setupLog(levelName, file string, level *slog.LevelVar) (func(), error) {
 	default:
 		return nil, fmt.Errorf("invalid --log-level %q", levelName)
 	}
+	mb, err := strconv.ParseInt(rotationMB, 10, 64)
+	if err != nil || mb < 0 || mb > 1<<20 {
+		return nil, fmt.Errorf("invalid --log-rotation-size %q (MB, 0 for none)", rotationMB)
+	}
 	var w io.Writer = os.Stderr
 	closer := func() {}
 	if file != "" {
 		if filepath.Ext(file) == "" {
 			file += ".log"
 		}
-		f, err := os.OpenFile(file, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		f, err := openRotating(file, mb<<20)
 		if err != nil {
 			return nil, err
 		}
@@ -244,13 +249,9 @@ func serve(o *options, level *slog.LevelVar) error {
 		if cfg == nil {
 			return errors.New("--bootstrap needs --config or --localfs-dir")
 		}
-		var files []string
-		if *o.prefetchFiles != "" {
-			b, err := os.ReadFile(*o.prefetchFiles)
-			if err != nil {
-				return fmt.Errorf("--prefetch-files: %w", err)
-			}
-			files = strings.Fields(string(b))
+		files, err := prefetchList(*o.prefetchFiles)
+		if err != nil {
+			return err
 		}
 		if err := d.AddMount(*o.virtualMountpoint, *o.bootstrap, cfg, files...); err != nil {
 			return err
@@ -279,4 +280,27 @@ func serve(o *options, level *slog.LevelVar) error {
 		slog.Info("FUSE session ended")
 	}
 	return d.Stop()
+}
+
+// prefetchList splits --prefetch-files: absolute paths inside the image,
+// as upstream nydusd takes them (nydus-snapshotter passes its prefetch
+// list as one value). Nil when empty: the image's prefetch table applies.
+func prefetchList(v string) ([]string, error) {
+	files := strings.FieldsFunc(v, func(r rune) bool { return r == ',' || unicode.IsSpace(r) })
+	for _, f := range files {
+		if !strings.HasPrefix(f, "/") {
+			return nil, fmt.Errorf("--prefetch-files: %q is not an absolute path in the image", f)
+		}
+	}
+	if len(files) == 0 {
+		return nil, nil
+	}
+	return files, nil
+}
+
+// printVersion writes upstream nydusd's -V layout: nydus-snapshotter reads
+// the "Git Commit:" line and compares it with the API's
+// version.git_commit before it takes over running daemons.
+func printVersion(w io.Writer) {
+	fmt.Fprintf(w, "Version:    \t%s\nGit Commit: \t%s\nBuild Time: \t\nProfile:    \trelease\nRustc:      \tgo (gonydus)\n", version, version)
 }

@@ -23,6 +23,43 @@ type Stats struct {
 
 	pushedBytes atomic.Int64 // file tails stored in the page cache
 	pushFailed  atomic.Int64
+
+	sizeHist    [HistBuckets]uint64 // READs by size (SizeBucket)
+	latencyHist [HistBuckets]uint64 // READs by latency (LatencyBucket)
+}
+
+// HistBuckets is the number of buckets of upstream nydusd's read size and
+// read latency histograms.
+const HistBuckets = 8
+
+// SizeBucket is upstream's read size bucket: ≤1, 4, 16, 64, 128, 512,
+// 1024 KiB, more.
+func SizeBucket(n int) int {
+	for i, kib := range [HistBuckets - 1]int{1, 4, 16, 64, 128, 512, 1024} {
+		if n <= kib<<10 {
+			return i
+		}
+	}
+	return HistBuckets - 1
+}
+
+// LatencyBucket is upstream's read latency bucket: ≤1, 20, 50, 100, 500,
+// 1000, 2000 µs, more.
+func LatencyBucket(d time.Duration) int {
+	us := d.Microseconds()
+	for i, max := range [HistBuckets - 1]int64{1, 20, 50, 100, 500, 1000, 2000} {
+		if us <= max {
+			return i
+		}
+	}
+	return HistBuckets - 1
+}
+
+// Histograms returns the READ counts by size and by latency bucket.
+func (s *Stats) Histograms() (size, latency [HistBuckets]uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sizeHist, s.latencyHist
 }
 
 func (s *Stats) pushed(n int64) { s.pushedBytes.Add(n) }
@@ -45,6 +82,8 @@ func (s *Stats) read(nid uint64, n int, d time.Duration, failed bool) {
 	}
 	f.ReadCount++
 	f.ReadBytes += uint64(n)
+	s.sizeHist[SizeBucket(n)]++
+	s.latencyHist[LatencyBucket(d)]++
 	f.LatencyUs += uint64(d.Microseconds())
 	if failed {
 		f.ReadErrors++

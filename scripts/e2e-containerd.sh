@@ -1,0 +1,734 @@
+#!/usr/bin/env bash
+# containerd end-to-end suite (part of `make e2e`): containerd v2.4.2 with
+# nydus-snapshotter v0.16.1 as a proxy snapshotter starts our nydusd,
+# builds with our nydus-image and mounts through our nydus-overlayfs;
+# nerdctl v1.7.7, ctr and crictl drive it; images are converted by our
+# nydusify into Debian's docker-registry on loopback.
+#  1. dedicated and shared daemon modes: nerdctl pull/run/rm/rmi, two
+#     images at once, a small read of a large image moves a small fraction
+#     of it (bytes counted in the registry's access log);
+#  2. enable_nydus_overlayfs = true: containerd -> mount.fuse3 -> our
+#     nydus-overlayfs from /bin/sh's default PATH; mount(8) of the
+#     snapshotter's mount in kernel and userspace overlay modes;
+#  6. ctr snapshot ls/usage, metrics collection and state polling leave no
+#     error lines in the snapshotter's log;
+#  4. zran (--oci-ref), docker-runnable, prefetch table and the
+#     snapshotter's prefetch list (--prefetch-files), nerdctl image convert
+#     --nydus --oci with our nydus-image;
+#  5. CRI: crictl pull/runp/create/start/exec/logs with Debian's CNI plugins;
+#  3. recovery with recover_policy = "restart": snapshotter restart, kill -9
+#     nydusd, kill both.
+# Each case checks container output and that removal leaves no mounts,
+# nydusd processes or cache files.
+#
+# The outside tools are built from the Go module proxy by
+# e2e/containerd/tools.sh into $CTRD_E2E_CACHE (default
+# ~/.cache/gonydus-e2e/containerd) and reused. CASES="1 2" runs a subset.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repo="$PWD"
+GO="${GO:-go}"
+bin="${BIN:-$PWD/bin}"
+cache="${CTRD_E2E_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/gonydus-e2e/containerd}"
+cases="${CASES:-1 2 6 4 5 3}"
+
+if [ "$(id -u)" != 0 ] || [ ! -e /dev/fuse ]; then
+  echo "containerd e2e needs root and /dev/fuse; skipping"; exit 0
+fi
+need_pkgs=()
+command -v runc >/dev/null || need_pkgs+=(runc)
+[ -x /usr/lib/cni/bridge ] || need_pkgs+=(containernetworking-plugins)
+[ -x /sbin/mount.fuse3 ] || need_pkgs+=(fuse3)
+command -v docker-registry >/dev/null || need_pkgs+=(docker-registry)
+command -v busybox >/dev/null || need_pkgs+=(busybox-static)
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+  echo "installing ${need_pkgs[*]}"
+  timeout 300 apt-get install -y -qq "${need_pkgs[@]}" >/dev/null || {
+    timeout 300 apt-get update -qq && timeout 300 apt-get install -y -qq "${need_pkgs[@]}" >/dev/null; }
+fi
+
+t_build=$SECONDS
+GO="$GO" bash e2e/containerd/tools.sh "$cache"
+tools="$cache/bin"
+stale() { # stale BINARY: missing, or older than a source of the main module
+  [ -x "$1" ] || return 0
+  [ -n "$(find . -path ./e2e -prune -o \( -name '*.go' -o -name go.mod -o -name go.sum \) -newer "$1" -print -quit)" ]
+}
+for c in nydusd nydus-image nydusify nydus-overlayfs; do
+  if stale "$bin/$c"; then
+    echo "building our commands into $bin"
+    mkdir -p "$bin"
+    CGO_ENABLED=0 "$GO" build -trimpath -o "$bin/" ./cmd/nydusd ./cmd/nydus-image ./cmd/nydusify ./cmd/nydus-overlayfs
+    break
+  fi
+done
+echo "tools ready in $((SECONDS - t_build)) s"
+
+work="$(mktemp -d /tmp/nct.XXXXXX)" # short: overlay mount data holds every layer path
+csock="$work/c.sock"
+snsock="$work/sn.sock"
+sysock="$work/sys.sock"
+snroot=""
+sn_pid=""
+sn_count=0
+ctrd_pid=""
+pids=()
+helper_links=() # links we made in /usr/local/bin
+overlayfs_name=nydus-overlayfs
+bridge=nde2e0
+t_start=$SECONDS
+
+step() { printf '\n== [%ss] %s\n' "$((SECONDS - t_start))" "$*"; }
+fail() {
+  echo "E2E FAILED: $*" >&2
+  echo "--- snapshotter log (tail)"; tail -30 "$work/sn.log" 2>/dev/null || true
+  echo "--- containerd log (tail)"; tail -20 "$work/containerd.log" 2>/dev/null || true
+  for f in "$snroot"/logs/*/nydusd.log; do [ -f "$f" ] && { echo "--- $f (tail)"; tail -10 "$f"; }; done 2>/dev/null
+  if [ -n "${CTRD_E2E_LOGS:-}" ]; then # keep the logs
+    mkdir -p "$CTRD_E2E_LOGS" && cp -r "$work"/*.log "$work"/sn.out "$CTRD_E2E_LOGS/" 2>/dev/null
+    for d in "$work"/sn[0-9]*; do cp -r "$d/logs" "$CTRD_E2E_LOGS/${d##*/}-logs" 2>/dev/null; done
+  fi
+  exit 1
+}
+N() { timeout 180 "$tools/nerdctl" --address "$csock" --namespace e2e --data-root "$work/nerdctl" \
+  --snapshotter nydus --hosts-dir "$work/certs.d" --insecure-registry \
+  --cni-path /usr/lib/cni --cni-netconfpath "$work/cni-nerdctl" "$@"; }
+CTR() { timeout 60 "$tools/ctr" -a "$csock" "$@"; }
+CRI() { timeout 120 "$tools/crictl" --config "$work/crictl.yaml" "$@"; }
+
+# Our nydusd processes (by executable), one pid a line.
+nydusd_pids() {
+  local p
+  for p in /proc/[0-9]*; do
+    [ "$(readlink "$p/exe" 2>/dev/null)" = "$bin/nydusd" ] && echo "${p#/proc/}"
+  done
+  return 0
+}
+# mounts_under DIR: "MOUNTPOINT FSTYPE SUPEROPTIONS" of each mount under DIR.
+mounts_under() {
+  awk -v d="$1" 'index($5, d) == 1 { for (i = 7; $i != "-"; i++); print $5, $(i+1), $(i+3) }' /proc/self/mountinfo
+}
+mount_type() { mounts_under "$1" | awk -v d="$1" '$1 == d {print $2}'; }
+
+stop_pid() { # stop_pid PID [SIGNAL]: signal and wait (bounded)
+  local pid="$1" sig="${2:-TERM}"
+  [ -n "$pid" ] || return 0
+  kill -"$sig" "$pid" 2>/dev/null || true
+  for _ in $(seq 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
+
+cleanup() {
+  set +e
+  if [ -n "$ctrd_pid" ]; then
+    for ns in e2e k8s.io; do
+      "$tools/nerdctl" --address "$csock" --namespace "$ns" --data-root "$work/nerdctl" ps -aq 2>/dev/null |
+        xargs -r timeout 60 "$tools/nerdctl" --address "$csock" --namespace "$ns" --data-root "$work/nerdctl" rm -f >/dev/null 2>&1
+    done
+    CRI rmp -af >/dev/null 2>&1
+  fi
+  stop_pid "$ctrd_pid"
+  stop_pid "$sn_pid"
+  for p in "${pids[@]}"; do stop_pid "$p"; done
+  for p in $(nydusd_pids); do grep -qa -- "$work" "/proc/$p/cmdline" && kill -9 "$p"; done
+  # Shims and containers of our containerd (their sockets live under $work).
+  for p in /proc/[0-9]*; do
+    grep -qa -- "$work" "$p/cmdline" 2>/dev/null && kill -9 "${p#/proc/}" 2>/dev/null
+  done
+  mounts_under "$work" | awk '{print $1}' | sort -r | while read -r m; do umount -l "$m" 2>/dev/null; done
+  for l in "${helper_links[@]}"; do [ -L "$l" ] && [ "$(readlink "$l")" = "$bin/nydus-overlayfs" ] && rm -f "$l"; done
+  ip link del "$bridge" 2>/dev/null
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+# ---------------------------------------------------------------- registry
+step "docker-registry on loopback"
+port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+reg="127.0.0.1:$port"
+cat >"$work/registry.yml" <<YML
+version: 0.1
+log:
+  level: info
+  accesslog:
+    disabled: false
+storage:
+  filesystem:
+    rootdirectory: $work/registry-data
+  delete:
+    enabled: true
+http:
+  addr: $reg
+YML
+docker-registry serve "$work/registry.yml" >"$work/registry.log" 2>&1 &
+pids+=("$!")
+for _ in $(seq 100); do curl -fsS "http://$reg/v2/" >/dev/null 2>&1 && break; sleep 0.1; done
+curl -fsS "http://$reg/v2/" >/dev/null || fail "registry did not start"
+mkdir -p "$work/certs.d/$reg"
+cat >"$work/certs.d/$reg/hosts.toml" <<TOML
+server = "http://$reg"
+[host."http://$reg"]
+  capabilities = ["pull", "resolve", "push"]
+  skip_verify = true
+TOML
+
+# reg_mark: a position in the registry log; reg_blob_bytes MARK [REPO]:
+# bytes of blob GETs (200/206) the registry served since MARK.
+reg_mark() { wc -l <"$work/registry.log"; }
+reg_blob_bytes() {
+  tail -n +"$(($1 + 1))" "$work/registry.log" |
+    awk -v repo="${2:-}" '/"GET \/v2\/[^ ]*\/blobs\/sha256:/ {
+      if (repo != "" && index($0, "/v2/" repo "/blobs/") == 0) next
+      for (i = 1; i <= NF; i++) if ($i ~ /^HTTP\/1\.[01]"$/) { st = $(i+1); sz = $(i+2) }
+      if (st == 200 || st == 206) n += sz } END { print n + 0 }'
+}
+manifest() { curl -fsS -H 'Accept: application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json' "http://$reg/v2/$1/manifests/$2"; }
+layer_sizes() { # layer_sizes REPO TAG: total size of the manifest's layers
+  manifest "$1" "$2" | python3 -c 'import json,sys; print(sum(l["size"] for l in json.load(sys.stdin)["layers"]))'
+}
+
+# ------------------------------------------------------------------ images
+step "source images (busybox; a large one with 64 MiB of data) and nydusify conversions"
+mkroot() {
+  mkdir -p "$1"/{bin,tmp,etc,proc,sys,dev,data,run,var}
+  cp "$(command -v busybox)" "$1/bin/"
+  for c in sh echo ls cat sleep md5sum wc head id true mkdir rm touch env test; do ln -sf busybox "$1/bin/$c"; done
+  echo root:x:0:0:root:/:/bin/sh >"$1/etc/passwd"
+  echo root:x:0: >"$1/etc/group"
+}
+mkroot "$work/src/small"
+echo hello >"$work/src/small/etc/greeting"
+mkroot "$work/src/big"
+mkdir -p "$work/src/big2/data/blobs"
+for i in $(seq 16); do head -c 4M /dev/urandom >"$work/src/big2/data/blobs/f$i"; done
+echo small-file-of-a-big-image >"$work/src/big2/data/small.txt"
+big_files="$(for i in $(seq 16); do printf '/data/blobs/f%s ' "$i"; done)"
+big_md5="$(cd "$work/src/big2" && cat ${big_files//\/data/data} | md5sum | cut -d' ' -f1)"
+mkroot "$work/src/pause"
+python3 e2e/containerd/pushimage.py "$reg" small plain '["/bin/sh"]' "$work/src/small"
+python3 e2e/containerd/pushimage.py "$reg" big plain '["/bin/sh"]' "$work/src/big" "$work/src/big2"
+python3 e2e/containerd/pushimage.py "$reg" pause e2e '["/bin/sh","-c","trap \"exit 0\" TERM INT; while :; do sleep 1; done"]' "$work/src/pause"
+for img in small big; do
+  "$bin/nydusify" convert --log-level warn --source "$reg/$img:plain" --target "$reg/$img:nydus" --work-dir "$work" ||
+    fail "nydusify convert $img"
+done
+big_blob_bytes="$(layer_sizes big nydus)"
+echo "big:nydus layers hold $big_blob_bytes bytes"
+
+# ------------------------------------------------------ snapshotter + containerd
+cat >"$work/nydusd.json" <<JSON
+{"device":{"backend":{"type":"registry","config":{"timeout":5,"connect_timeout":5,"retry_limit":2}},
+  "cache":{"type":"blobcache"}},
+ "mode":"direct","digest_validate":false,"iostats_files":false,"enable_xattr":true,"amplify_io":1048576,
+ "fs_prefetch":{"enable":false,"threads_count":4,"merging_size":1048576,"prefetch_all":false}}
+JSON
+sed 's/"enable":false,"threads_count":4,"merging_size":1048576,"prefetch_all":false/"enable":true,"threads_count":4,"merging_size":1048576,"prefetch_all":false/' \
+  "$work/nydusd.json" >"$work/nydusd-prefetch.json"
+nydusd_json="$work/nydusd.json"
+metrics_port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+
+# start_snapshotter MODE OVERLAYFS(true|false) RECOVER [ROOT]
+start_snapshotter() {
+  sn_count=$((sn_count + 1))
+  snroot="${4:-$work/sn$sn_count-$1}" # a fresh root (and log) unless one is given
+  mkdir -p "$snroot"
+  cat >"$work/sn.toml" <<TOML
+version = 1
+root = "$snroot"
+address = "$snsock"
+daemon_mode = "$1"
+cleanup_on_close = false
+[system]
+enable = true
+address = "$sysock"
+[daemon]
+nydusd_config = "$nydusd_json"
+nydusd_path = "$bin/nydusd"
+nydusimage_path = "$bin/nydus-image"
+fs_driver = "fusedev"
+recover_policy = "$3"
+threads_number = 4
+log_rotation_size = 1
+failover_policy = "resend"
+[cgroup]
+enable = false
+[log]
+log_to_stdout = false
+level = "info"
+log_rotation_max_size = 100
+[metrics]
+address = "127.0.0.1:$metrics_port"
+hung_io_interval = "10s"
+collect_interval = "5s"
+[snapshot]
+enable_nydus_overlayfs = $2
+nydus_overlayfs_path = "$overlayfs_name"
+sync_remove = true
+[cache_manager]
+disable = false
+gc_period = "24h"
+TOML
+  rm -f "$snsock"
+  "$tools/containerd-nydus-grpc" --config "$work/sn.toml" >>"$work/sn.out" 2>&1 &
+  sn_pid=$!
+  for _ in $(seq 100); do [ -S "$snsock" ] && break; sleep 0.1; done
+  [ -S "$snsock" ] || fail "the snapshotter did not start"
+  ln -sfn "$snroot/logs/nydus-snapshotter.log" "$work/sn.log"
+}
+stop_snapshotter() { stop_pid "$sn_pid" "${1:-INT}"; sn_pid=""; }
+
+mkdir -p "$work/cni" "$work/cni-nerdctl" "$work/pods"
+cat >"$work/cni/10-e2e.conflist" <<JSON
+{"cniVersion":"1.0.0","name":"e2e","plugins":[
+ {"type":"bridge","bridge":"$bridge","isGateway":true,"ipMasq":false,
+  "ipam":{"type":"host-local","ranges":[[{"subnet":"10.231.77.0/24"}]],"dataDir":"$work/cni-ipam"}},
+ {"type":"loopback"}]}
+JSON
+cat >"$work/containerd.toml" <<TOML
+version = 3
+root = "$work/c-root"
+state = "$work/c-state"
+[grpc]
+  address = "$csock"
+[ttrpc]
+  address = "$csock.ttrpc"
+[debug]
+  address = "$work/c-debug.sock"
+  level = "info"
+[proxy_plugins.nydus]
+  type = "snapshot"
+  address = "$snsock"
+[plugins."io.containerd.cri.v1.images"]
+  snapshotter = "nydus"
+  disable_snapshot_annotations = false
+  [plugins."io.containerd.cri.v1.images".pinned_images]
+    sandbox = "$reg/pause:e2e"
+  [plugins."io.containerd.cri.v1.images".registry]
+    config_path = "$work/certs.d"
+[plugins."io.containerd.cri.v1.runtime"]
+  # The sandbox's oom_score_adj -998 is refused on hosts where root may
+  # not lower it (runc: "failed to update /proc/self/oom_score_adj").
+  restrict_oom_score_adj = true
+  [plugins."io.containerd.cri.v1.runtime".containerd]
+    default_runtime_name = "runc"
+    [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      snapshotter = "nydus"
+  [plugins."io.containerd.cri.v1.runtime".cni]
+    bin_dirs = ["/usr/lib/cni"]
+    conf_dir = "$work/cni"
+[plugins."io.containerd.grpc.v1.cri"]
+  disable_tcp_service = true
+  stream_server_address = "127.0.0.1"
+  stream_server_port = "0"
+TOML
+cat >"$work/crictl.yaml" <<YML
+runtime-endpoint: unix://$csock
+image-endpoint: unix://$csock
+timeout: 60
+YML
+start_containerd() {
+  # /bin/sh's default PATH plus the tools: nydus-overlayfs must come from
+  # a default PATH directory, as on a host with systemd units.
+  PATH="$tools:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" \
+    "$tools/containerd" --config "$work/containerd.toml" >>"$work/containerd.log" 2>&1 &
+  ctrd_pid=$!
+  for _ in $(seq 200); do CTR version >/dev/null 2>&1 && break; sleep 0.1; done
+  CTR version >/dev/null 2>&1 || fail "containerd did not start"
+}
+
+# assert_clean WHAT: no containers, images, nydus snapshots, mounts,
+# nydusd instances or cache files are left.
+assert_clean() {
+  local left m p n
+  left="$(N ps -aq)"; [ -z "$left" ] || fail "$1: containers left: $left"
+  left="$(N images -q)"; [ -z "$left" ] || fail "$1: images left: $left"
+  # containerd's garbage collector removes the snapshots soon after rmi.
+  for _ in $(seq 100); do
+    n="$(CTR -n e2e snapshot --snapshotter nydus ls | tail -n +2 | wc -l)"
+    [ "$n" = 0 ] && [ -z "$(mounts_under "$snroot/snapshots")" ] && break
+    sleep 0.2
+  done
+  [ "$n" = 0 ] || fail "$1: $n nydus snapshots left"
+  m="$(mounts_under "$work" | grep -v "^$snroot/mnt " || true)"
+  [ -z "$m" ] || fail "$1: mounts left: $m"
+  for p in $(nydusd_pids); do
+    if [ "$(mounts_under "$snroot/mnt" | wc -l)" = 1 ] && grep -qa -- "$snroot/mnt" "/proc/$p/cmdline"; then
+      # The shared daemon stays, with no image attached.
+      n="$(curl -fsS --unix-socket "$(ls "$snroot"/socket/*/api.sock | head -1)" http://unix/api/v1/daemon |
+        python3 -c 'import json,sys; print(len(json.load(sys.stdin).get("backend_collection") or {}))')"
+      [ "$n" = 0 ] || fail "$1: the shared nydusd still serves $n images"
+      continue
+    fi
+    fail "$1: nydusd $p left: $(tr '\0' ' ' <"/proc/$p/cmdline")"
+  done
+  left="$(find "$snroot/cache" -type f 2>/dev/null | head -5)"
+  [ -z "$left" ] || fail "$1: cache files left: $left"
+  echo "clean: no containers, images, snapshots, mounts, nydusd instances or cache files left"
+}
+
+start_containerd
+echo "containerd $(CTR version | awk '/Version/ {print $2; exit}') ready"
+
+# ------------------------------------------------------------------ case 1
+case1() { # case1 MODE
+  local mode="$1" out mark bytes n
+  step "case 1 ($mode): pull, run, two images at once, lazy read, rm, rmi"
+  start_snapshotter "$mode" false none
+  N pull -q "$reg/small:nydus" >/dev/null || fail "nerdctl pull small:nydus"
+  out="$(N run --rm --net none "$reg/small:nydus" cat /etc/greeting)" || fail "nerdctl run small:nydus"
+  [ "$out" = hello ] || fail "small:nydus printed '$out'"
+  mark="$(reg_mark)"
+  N pull -q "$reg/big:nydus" >/dev/null || fail "nerdctl pull big:nydus"
+  out="$(N run --rm --net none "$reg/big:nydus" cat /data/small.txt)" || fail "nerdctl run big:nydus"
+  [ "$out" = small-file-of-a-big-image ] || fail "big:nydus printed '$out'"
+  bytes="$(reg_blob_bytes "$mark" big)"
+  echo "pull + run reading one small file of big:nydus: the registry served $bytes of $big_blob_bytes bytes"
+  [ "$bytes" -gt 0 ] && [ "$bytes" -lt $((big_blob_bytes / 10)) ] || fail "not lazy: $bytes of $big_blob_bytes bytes"
+  N run -d --name one --net none "$reg/small:nydus" sleep 600 >/dev/null || fail "run -d small"
+  N run -d --name two --net none "$reg/big:nydus" sleep 600 >/dev/null || fail "run -d big"
+  [ "$(N exec one cat /etc/greeting)" = hello ] || fail "exec in one"
+  [ "$(N exec two sh -c "cat $big_files | md5sum" | cut -d' ' -f1)" = "$big_md5" ] || fail "big data read in two"
+  n="$(nydusd_pids | wc -l)"
+  echo "two containers of two images run; $n nydusd processes; $(find "$snroot/cache" -type f | wc -l) cache files"
+  [ -n "$(find "$snroot/cache" -type f)" ] || fail "no cache files under $snroot/cache while images run"
+  if [ "$mode" = dedicated ]; then [ "$n" = 2 ] || fail "dedicated mode: $n nydusd processes, want 2"
+  else [ "$n" = 1 ] || fail "shared mode: $n nydusd processes, want 1"; fi
+  N rm -f one two >/dev/null || fail "nerdctl rm"
+  N rmi "$reg/small:nydus" "$reg/big:nydus" >/dev/null || fail "nerdctl rmi"
+  assert_clean "case 1 ($mode)"
+  check_sn_log "case 1 ($mode)"
+  stop_snapshotter
+}
+
+# ------------------------------------------------------------------ case 2
+# install_helper [NAME]: /usr/local/bin/NAME -> our nydus-overlayfs.
+install_helper() {
+  local l="/usr/local/bin/${1:-nydus-overlayfs}"
+  if [ -e "$l" ] || [ -L "$l" ]; then
+    [ "$(readlink -f "$l")" = "$(readlink -f "$bin/nydus-overlayfs")" ] ||
+      fail "$l exists and is not ours; remove it or point it at $bin/nydus-overlayfs"
+    return 0
+  fi
+  ln -s "$bin/nydus-overlayfs" "$l"
+  helper_links+=("$l")
+}
+remove_helper() { # remove_helper [NAME]: only a link we made
+  local l="/usr/local/bin/${1:-nydus-overlayfs}" i
+  for i in "${!helper_links[@]}"; do
+    [ "${helper_links[$i]}" = "$l" ] && { rm -f "$l"; unset 'helper_links[i]'; }
+  done
+  return 0
+}
+
+case2() {
+  local out m key cmd id
+  step "case 2: enable_nydus_overlayfs = true: containerd -> mount.fuse3 -> nydus-overlayfs on the default PATH"
+  install_helper
+  start_snapshotter dedicated true none
+  N pull -q "$reg/small:nydus" >/dev/null || fail "nerdctl pull small:nydus"
+  N run -d --name ov --net none "$reg/small:nydus" sleep 600 >/dev/null || fail "nerdctl run with nydus-overlayfs"
+  [ "$(N exec ov cat /etc/greeting)" = hello ] || fail "exec in the nydus-overlayfs container"
+  m="$(mounts_under "$work/c-state/" | awk -v s="lowerdir=$snroot/" '$2 == "overlay" && index($3, s) {print $1}')"
+  [ -n "$m" ] || fail "no kernel overlay over the nydusd mount for the container's rootfs"
+  echo "container rootfs: kernel overlay at $m (lower under $snroot) made by nydus-overlayfs"
+  N rm -f ov >/dev/null
+  remove_helper
+  if out="$(N run --rm --net none "$reg/small:nydus" true 2>&1)"; then
+    fail "a container started without nydus-overlayfs on the default PATH: the helper was not what mounted"
+  fi
+  echo "$out" | grep -q 'nydus-overlayfs' || fail "without the helper: unexpected error: $out"
+  echo "without the helper on the default PATH the mount fails: $(echo "$out" | grep -o 'nydus-overlayfs[^"]*not found' | head -1)"
+  N rm -f "$(N ps -aq)" >/dev/null 2>&1 || true
+  install_helper
+
+  # mount(8) with the snapshotter's own mount, both overlay modes.
+  id="$(N create --name m8 --net none "$reg/small:nydus" true | tail -1)" || fail "nerdctl create"
+  key="$(CTR -n e2e containers info "$id" | python3 -c 'import json,sys; print(json.load(sys.stdin)["SnapshotKey"])')"
+  mkdir -p "$work/m8"
+  cmd="$(CTR -n e2e snapshots --snapshotter nydus mounts "$work/m8" "$key")"
+  echo "$cmd" | grep -q '^mount -t fuse.nydus-overlayfs overlay ' || fail "snapshotter mount: $cmd"
+  env -i /bin/sh -c "$cmd" || fail "mount(8) of the snapshotter's fuse.nydus-overlayfs mount"
+  [ "$(mount_type "$work/m8")" = overlay ] || fail "mount(8): not a kernel overlay"
+  [ "$(cat "$work/m8/etc/greeting")" = hello ] || fail "mount(8) kernel mode: content"
+  echo written >"$work/m8/tmp/new" || fail "mount(8) kernel mode: write"
+  umount "$work/m8" || fail "umount (kernel mode)"
+  env -i /bin/sh -c "$cmd,nydus.overlay=userspace" || fail "mount(8) in userspace overlay mode"
+  case "$(mount_type "$work/m8")" in fuse.*) ;; *) fail "userspace mode: a $(mount_type "$work/m8") mount";; esac
+  [ "$(cat "$work/m8/etc/greeting")" = hello ] || fail "userspace mode: content"
+  [ "$(cat "$work/m8/tmp/new")" = written ] || fail "userspace mode: the upper dir written in kernel mode"
+  umount "$work/m8" || fail "umount (userspace mode)"
+  for _ in $(seq 50); do [ "$(nydusd_pids | wc -l)" = 1 ] && break; sleep 0.1; done
+  echo "mount(8) -> mount.fuse3 -> nydus-overlayfs: kernel overlay and nydusd's userspace overlay both serve the image"
+  N rm m8 >/dev/null || fail "nerdctl rm m8"
+  N rmi "$reg/small:nydus" >/dev/null || fail "nerdctl rmi"
+  assert_clean "case 2"
+  check_sn_log "case 2"
+  stop_snapshotter
+  remove_helper
+
+  # Userspace overlay under containerd: nydus_overlayfs_path names the
+  # helper's nydus-overlayfs-userspace link; nydusd serves the rootfs with
+  # its writable overlay.
+  step "case 2: userspace overlay mode under containerd (nydus_overlayfs_path = \"nydus-overlayfs-userspace\")"
+  install_helper nydus-overlayfs-userspace
+  overlayfs_name=nydus-overlayfs-userspace
+  start_snapshotter dedicated true none
+  N pull -q "$reg/small:nydus" >/dev/null || fail "nerdctl pull small:nydus"
+  N run -d --name us --net none "$reg/small:nydus" sleep 600 >/dev/null || fail "nerdctl run in userspace overlay mode"
+  out="$(N exec us sh -c 'echo w >/tmp/w; cat /tmp/w /etc/greeting; rm /etc/greeting; test -e /etc/greeting && echo present || echo gone')" ||
+    fail "exec in the userspace overlay container"
+  [ "$out" = "w
+hello
+gone" ] || fail "userspace overlay: write, read and delete printed '$out'"
+  m="$(mounts_under "$work/c-state/" | awk '$1 ~ /\/rootfs$/ {print $2}')"
+  case "$m" in fuse.*) ;; *) fail "userspace mode: the container rootfs is a '$m' mount";; esac
+  echo "container rootfs: a $m mount served by nydusd's writable overlay: write, read and delete work"
+  [ "$(nydusd_pids | wc -l)" = 2 ] || fail "userspace mode: $(nydusd_pids | wc -l) nydusd processes, want 2 (image + overlay)"
+  N rm -f us >/dev/null || fail "nerdctl rm us"
+  N rmi "$reg/small:nydus" >/dev/null || fail "nerdctl rmi"
+  assert_clean "case 2 (userspace)"
+  check_sn_log "case 2 (userspace)"
+  stop_snapshotter
+  overlayfs_name=nydus-overlayfs
+  remove_helper nydus-overlayfs-userspace
+}
+
+# check_sn_log WHAT: no error lines in the snapshotter's log.
+check_sn_log() {
+  local errs
+  errs="$(grep -hE 'level=(error|fatal|panic)' "$snroot"/logs/*.log 2>/dev/null || true)"
+  if [ -n "$errs" ]; then
+    echo "$errs" | tail -20
+    fail "$1: $(echo "$errs" | wc -l) error lines in the snapshotter's log"
+  fi
+  echo "snapshotter log: $(cat "$snroot"/logs/*.log 2>/dev/null | wc -l) lines, no error lines"
+}
+
+# ------------------------------------------------------------------ case 6
+case6() {
+  local n out
+  step "case 6: ctr snapshot ls/usage, metrics collection, daemon state polling"
+  start_snapshotter dedicated false none
+  N pull -q "$reg/big:nydus" >/dev/null || fail "nerdctl pull big:nydus"
+  N run -d --name s6 --net none "$reg/big:nydus" sh -c 'cat /data/small.txt; sleep 600' >/dev/null || fail "run s6"
+  CTR -n e2e snapshot --snapshotter nydus ls | tee "$work/snap-ls.txt"
+  grep -q Committed "$work/snap-ls.txt" && grep -q Active "$work/snap-ls.txt" || fail "ctr snapshot ls"
+  CTR -n e2e snapshot --snapshotter nydus usage | tee "$work/snap-usage.txt"
+  [ "$(tail -n +2 "$work/snap-usage.txt" | wc -l)" -ge 3 ] || fail "ctr snapshot usage"
+  curl -fsS --unix-socket "$sysock" http://unix/api/v1/daemons >"$work/daemons.json" || fail "snapshotter system API"
+  python3 - "$work/daemons.json" <<'PY' || fail "daemon state via the snapshotter"
+import json, sys
+ds = json.load(open(sys.argv[1]))
+assert len(ds) == 1, ds
+d = ds[0]
+print("snapshotter sees daemon", d["id"], "pid", d["pid"], "rss", d["memory_rss_kb"], "KiB, read_data_kb",
+      d["read_data_kb"], "(from nydusd's metrics), instances", len(d["instances"]))
+assert d["read_data_kb"] > 0 and len(d["instances"]) == 1, d
+PY
+  # The collector polls nydusd's /api/v1/metrics every collect_interval (5 s).
+  for _ in $(seq 40); do
+    curl -fsS "http://127.0.0.1:$metrics_port/v1/metrics" >"$work/metrics.txt" 2>/dev/null || true
+    grep -q '^nydusd_total_read_bytes{.*} [1-9]' "$work/metrics.txt" && break
+    sleep 0.5
+  done
+  grep -E '^nydusd_(total_read_bytes|read_hits|read_errors|cumulative_read_block_bytes_count|read_latency_microseconds_count|lifetime_event_counts)' "$work/metrics.txt"
+  grep -q '^nydusd_total_read_bytes{.*} [1-9]' "$work/metrics.txt" || fail "the snapshotter collected no read bytes from nydusd"
+  grep -q '^nydusd_cumulative_read_block_bytes_count{.*} [1-9]' "$work/metrics.txt" || fail "no read size histogram collected"
+  N rm -f s6 >/dev/null
+  N rmi "$reg/big:nydus" >/dev/null || fail "nerdctl rmi"
+  assert_clean "case 6"
+  check_sn_log "case 6"
+  stop_snapshotter
+}
+
+# ------------------------------------------------------------------ case 4
+# wait_bytes MARK REPO MIN: the registry served at least MIN blob bytes of
+# REPO since MARK (bounded: 30 s); prints the count.
+wait_bytes() {
+  local b=0
+  for _ in $(seq 60); do
+    b="$(reg_blob_bytes "$1" "$2")"
+    [ "$b" -ge "$3" ] && break
+    sleep 0.5
+  done
+  echo "$b"
+}
+case4() {
+  local out mark bytes gz pid
+  step "case 4: zran, docker-runnable, prefetch table, the snapshotter's prefetch list, nerdctl image convert"
+  start_snapshotter dedicated false none
+  # zran: the nydus image references the original gzip layers.
+  "$bin/nydusify" convert --log-level warn --source "$reg/big:plain" --target "$reg/big:zran" --oci-ref --work-dir "$work" ||
+    fail "nydusify convert --oci-ref"
+  gz="$(layer_sizes big plain)"
+  mark="$(reg_mark)"
+  N pull -q "$reg/big:zran" >/dev/null || fail "nerdctl pull big:zran"
+  out="$(N run --rm --net none "$reg/big:zran" cat /data/small.txt)" || fail "nerdctl run big:zran"
+  [ "$out" = small-file-of-a-big-image ] || fail "big:zran printed '$out'"
+  bytes="$(reg_blob_bytes "$mark" big)"
+  echo "zran: pull + small read served $bytes bytes; the gzip layers hold $gz"
+  [ "$bytes" -gt 0 ] && [ "$bytes" -lt $((gz / 4)) ] || fail "zran not lazy: $bytes of $gz bytes"
+  [ "$(N run --rm --net none "$reg/big:zran" sh -c "cat $big_files | md5sum" | cut -d' ' -f1)" = "$big_md5" ] ||
+    fail "zran: big data content"
+  N rmi "$reg/big:zran" >/dev/null || fail "rmi big:zran"
+
+  # The docker-runnable layout.
+  "$bin/nydusify" convert --log-level warn --source "$reg/small:plain" --target "$reg/small:dr" --docker-runnable --work-dir "$work" ||
+    fail "nydusify convert --docker-runnable"
+  out="$(N run --rm --net none "$reg/small:dr" cat /etc/greeting)" || fail "nerdctl run small:dr"
+  [ "$out" = hello ] || fail "small:dr printed '$out'"
+  echo "docker-runnable image runs under the snapshotter"
+  N rmi "$reg/small:dr" >/dev/null || fail "rmi small:dr"
+
+  # nerdctl's own conversion with our nydus-image, pushed and run.
+  N pull -q "$reg/small:plain" >/dev/null || fail "pull small:plain"
+  N image convert --nydus --oci --nydus-builder-path "$bin/nydus-image" "$reg/small:plain" "$reg/small:nconv" >/dev/null ||
+    fail "nerdctl image convert --nydus --oci"
+  N push -q "$reg/small:nconv" >/dev/null || fail "nerdctl push small:nconv"
+  N rmi "$reg/small:nconv" "$reg/small:plain" >/dev/null || fail "rmi"
+  manifest small nconv | grep -q 'nydus' || fail "the converted image has no nydus layers"
+  out="$(N run --rm --net none "$reg/small:nconv" cat /etc/greeting)" || fail "nerdctl run small:nconv"
+  [ "$out" = hello ] || fail "small:nconv printed '$out'"
+  echo "nerdctl image convert --nydus --oci (our nydus-image) -> push -> run: ok"
+  N rmi "$reg/small:nconv" >/dev/null || fail "rmi small:nconv"
+  assert_clean "case 4 (lazy)"
+  check_sn_log "case 4 (lazy)"
+  stop_snapshotter
+
+  # Prefetch: fs_prefetch enabled in the nydusd configuration.
+  nydusd_json="$work/nydusd-prefetch.json"
+  start_snapshotter dedicated false none
+  # An image with a prefetch table: nydusd prefetches the listed file.
+  echo /data/blobs/f3 | "$bin/nydusify" convert --log-level warn --source "$reg/big:plain" --target "$reg/big:pf" \
+    --prefetch-patterns --work-dir "$work" || fail "nydusify convert --prefetch-patterns"
+  mark="$(reg_mark)"
+  N run -d --name pf --net none "$reg/big:pf" sleep 600 >/dev/null || fail "nerdctl run big:pf"
+  bytes="$(wait_bytes "$mark" big $((4 << 20)))"
+  echo "prefetch table (/data/blobs/f3, 4 MiB): the registry served $bytes bytes without a read"
+  [ "$bytes" -ge $((4 << 20)) ] && [ "$bytes" -lt $((big_blob_bytes / 2)) ] || fail "prefetch table: $bytes bytes"
+  N rm -f pf >/dev/null; N rmi "$reg/big:pf" >/dev/null || fail "rmi big:pf"
+
+  # The snapshotter's prefetch list (what its NRI plugin sends) reaches
+  # nydusd as --prefetch-files.
+  curl -fsS --unix-socket "$sysock" -X PUT http://unix/api/v1/prefetch \
+    -d "[{\"image\":\"$reg/big:nydus\",\"prefetch\":\"/data/blobs/f5 /data/blobs/f6\"}]" || fail "PUT /api/v1/prefetch"
+  N pull -q "$reg/big:nydus" >/dev/null || fail "pull big:nydus"
+  mark="$(reg_mark)"
+  N run -d --name pl --net none "$reg/big:nydus" sleep 600 >/dev/null || fail "nerdctl run big:nydus"
+  pid="$(nydusd_pids | head -1)"
+  tr '\0' ' ' <"/proc/$pid/cmdline" | grep -o -- '--prefetch-files [^-]*' || fail "nydusd started without --prefetch-files"
+  bytes="$(wait_bytes "$mark" big $((8 << 20)))"
+  echo "prefetch list (f5, f6: 8 MiB): the registry served $bytes bytes without a read"
+  [ "$bytes" -ge $((8 << 20)) ] && [ "$bytes" -lt $((big_blob_bytes / 2)) ] || fail "prefetch list: $bytes bytes"
+  N rm -f pl >/dev/null; N rmi "$reg/big:nydus" >/dev/null || fail "rmi big:nydus"
+
+  assert_clean "case 4"
+  check_sn_log "case 4"
+  stop_snapshotter
+  nydusd_json="$work/nydusd.json"
+}
+
+# ------------------------------------------------------------------ case 5
+case5() {
+  local pod cid out ip
+  step "case 5: CRI: crictl pull, runp (CNI bridge + loopback), create, start, exec, logs"
+  start_snapshotter dedicated false none
+  CRI pull "$reg/small:nydus" >/dev/null || fail "crictl pull"
+  cat >"$work/pod.json" <<JSON
+{"metadata":{"name":"e2e-pod","namespace":"default","uid":"e2e-uid-1","attempt":0},"log_directory":"$work/pods","linux":{}}
+JSON
+  cat >"$work/ctr.json" <<JSON
+{"metadata":{"name":"greeter"},"image":{"image":"$reg/small:nydus"},
+ "command":["/bin/sh","-c","cat /etc/greeting; sleep 600"],"log_path":"greeter.log","linux":{}}
+JSON
+  pod="$(CRI runp "$work/pod.json")" || fail "crictl runp"
+  ip="$(CRI inspectp "$pod" | python3 -c 'import json,sys; print(json.load(sys.stdin)["status"]["network"]["ip"])')"
+  case "$ip" in 10.231.77.*) ;; *) fail "pod IP '$ip' is not from the bridge's range";; esac
+  cid="$(CRI create "$pod" "$work/ctr.json" "$work/pod.json")" || fail "crictl create"
+  CRI start "$cid" >/dev/null || fail "crictl start"
+  [ "$(CRI exec "$cid" cat /etc/greeting)" = hello ] || fail "crictl exec"
+  for _ in $(seq 50); do out="$(CRI logs "$cid" 2>&1)"; [ "$out" = hello ] && break; sleep 0.2; done
+  [ "$out" = hello ] || fail "crictl logs: '$out'"
+  echo "pod $pod (IP $ip), container $cid: exec and logs print hello"
+  CRI stop -t 2 "$cid" >/dev/null; CRI rm "$cid" >/dev/null || fail "crictl rm"
+  CRI stopp "$pod" >/dev/null; CRI rmp "$pod" >/dev/null || fail "crictl rmp"
+  CRI rmi "$reg/small:nydus" >/dev/null || fail "crictl rmi"
+  # The pinned sandbox image (tag, digest and id references): kubelet never removes it.
+  CTR -n k8s.io images ls -q | xargs -r timeout 60 "$tools/ctr" -a "$csock" -n k8s.io images rm --sync >/dev/null ||
+    fail "ctr images rm (sandbox image)"
+  for _ in $(seq 50); do [ "$(CTR -n k8s.io snapshot --snapshotter nydus ls | tail -n +2 | wc -l)" = 0 ] && break; sleep 0.2; done
+  [ "$(CTR -n k8s.io snapshot --snapshotter nydus ls | tail -n +2 | wc -l)" = 0 ] || fail "CRI snapshots left: $(CTR -n k8s.io snapshot --snapshotter nydus ls; CTR -n k8s.io images ls -q; CRI ps -a; CRI pods)"
+  assert_clean "case 5"
+  check_sn_log "case 5"
+  stop_snapshotter
+}
+
+# ------------------------------------------------------------------ case 3
+# wait_new_nydusd OLD_PIDS: a nydusd not in OLD_PIDS runs (bounded: 30 s).
+wait_new_nydusd() {
+  local p
+  for _ in $(seq 150); do
+    for p in $(nydusd_pids); do
+      case " $1 " in *" $p "*) ;; *) echo "$p"; return 0 ;; esac
+    done
+    sleep 0.2
+  done
+  return 1
+}
+case3() {
+  local old new out root
+  step "case 3: recovery with recover_policy = \"restart\""
+  start_snapshotter dedicated false restart
+  root="$snroot"
+  N pull -q "$reg/small:nydus" >/dev/null && N pull -q "$reg/big:nydus" >/dev/null || fail "pull"
+  N run -d --name r1 --net none "$reg/small:nydus" sleep 600 >/dev/null || fail "run r1"
+  old="$(nydusd_pids | tr '\n' ' ')"
+  stop_snapshotter INT
+  start_snapshotter dedicated false restart "$root"
+  [ "$(N exec r1 cat /etc/greeting)" = hello ] || fail "r1 after a snapshotter restart"
+  [ "$(nydusd_pids | tr '\n' ' ')" = "$old" ] || fail "nydusd changed across a snapshotter restart: $old -> $(nydusd_pids | tr '\n' ' ')"
+  out="$(N run --rm --net none "$reg/small:nydus" cat /etc/greeting)" || fail "new container after a snapshotter restart"
+  [ "$out" = hello ] || fail "after a snapshotter restart: '$out'"
+  echo "snapshotter restarted: the running container and its nydusd ($old) stayed; a new container runs"
+
+  old="$(nydusd_pids | tr '\n' ' ')"
+  kill -9 $old
+  new="$(wait_new_nydusd "$old")" || fail "nydusd was not restarted after kill -9"
+  for _ in $(seq 50); do out="$(N run --rm --net none "$reg/small:nydus" cat /etc/greeting 2>&1)" && break; sleep 0.2; done
+  [ "$out" = hello ] || fail "new container after kill -9 nydusd: '$out'"
+  echo "kill -9 nydusd ($old): restarted as $new; a new container prints hello"
+
+  N create --name r2 --net none "$reg/small:nydus" cat /etc/greeting >/dev/null || fail "create r2"
+  N create --name r3 --net none "$reg/big:nydus" cat /data/small.txt >/dev/null || fail "create r3"
+  old="$(nydusd_pids | tr '\n' ' ')"
+  kill -9 $old
+  stop_snapshotter KILL
+  start_snapshotter dedicated false restart "$root"
+  out="$(N start -a r2)" || fail "start r2 after killing both"
+  [ "$out" = hello ] || fail "r2 printed '$out'"
+  out="$(N start -a r3)" || fail "start r3 after killing both"
+  [ "$out" = small-file-of-a-big-image ] || fail "r3 printed '$out'"
+  echo "killed the snapshotter and nydusd ($old), restarted the snapshotter: stopped containers start and print"
+  N rm -f r1 r2 r3 >/dev/null
+  N rmi "$reg/small:nydus" "$reg/big:nydus" >/dev/null || fail "rmi"
+  assert_clean "case 3"
+  echo "snapshotter log after the kills (errors about the killed processes are expected):"
+  cat "$snroot"/logs/*.log | grep -E 'level=(error|fatal)' | cut -c1-300 || true
+  stop_snapshotter
+}
+
+for c in $cases; do
+  case "$c" in
+  1) case1 dedicated; case1 shared ;;
+  2) case2 ;;
+  6) case6 ;;
+  4) case4 ;;
+  5) case5 ;;
+  3) case3 ;;
+  *) echo "case $c: not written yet"; exit 1 ;;
+  esac
+done
+echo
+echo "containerd e2e passed in $((SECONDS - t_start)) s (cases: $cases)"
