@@ -108,13 +108,36 @@ push_base_image() {
   echo "pushed $reg/base:1"
 }
 
-# start_buildkitd BUILDER: our buildkitd on $work/bk.sock (log $work/bk.log),
-# registered with buildx as the remote builder BUILDER.
+# make_tls_certs DIR: a CA, a server certificate for 127.0.0.1 and a client
+# certificate it signs (ca.pem, server.pem/server-key.pem,
+# client.pem/client-key.pem), as buildx's remote driver takes them.
+make_tls_certs() {
+  command -v openssl >/dev/null || fail "openssl is needed for the TLS step (apt-get install openssl)"
+  mkdir -p "$1"
+  local ec=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes)
+  openssl req -x509 "${ec[@]}" -keyout "$1/ca-key.pem" -out "$1/ca.pem" -days 1 -subj /CN=gonydus-e2e-ca 2>/dev/null
+  for who in server client; do
+    openssl req "${ec[@]}" -keyout "$1/$who-key.pem" -out "$1/$who.csr" -subj "/CN=$who" 2>/dev/null
+    printf 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=%s\n' "$([ $who = server ] && echo serverAuth || echo clientAuth)" > "$1/$who.ext"
+    openssl x509 -req -in "$1/$who.csr" -CA "$1/ca.pem" -CAkey "$1/ca-key.pem" -CAcreateserial -days 1 \
+      -extfile "$1/$who.ext" -out "$1/$who.pem" 2>/dev/null
+  done
+}
+
+# start_buildkitd BUILDER: our buildkitd on $work/bk.sock (log $work/bk.log)
+# and, with mutual TLS, on tcp://127.0.0.1:$bk_tls_port (certificates in
+# $work/tls), registered with buildx as the remote builder BUILDER.
 start_buildkitd() {
+  make_tls_certs "$work/tls"
+  bk_tls_port="$(free_port)"
   cat > "$work/buildkitd.toml" <<TOML
 root = "$work/bk"
 [grpc]
-  address = ["unix://$work/bk.sock"]
+  address = ["unix://$work/bk.sock", "tcp://127.0.0.1:$bk_tls_port"]
+  [grpc.tls]
+    cert = "$work/tls/server.pem"
+    key = "$work/tls/server-key.pem"
+    ca = "$work/tls/ca.pem"
 [worker.oci]
   snapshotter = "overlayfs"
   gc = false

@@ -16,7 +16,9 @@
 #     and dockerd with our graphdriver plugin pulls and runs it;
 #  6. bad input (unknown attribute, unreachable registry, denied push)
 #     fails with a clear message in buildx's output and leaves no manifest;
-#  7. the image, oci and tar exporters still work.
+#  7. the image, oci and tar exporters still work; type=image with
+#     compression=nydus (upstream BuildKit's spelling) pushes the same
+#     image as type=nydus.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 work="$(mktemp -d /tmp/nydus-e2e-bk.XXXXXX)"
@@ -35,6 +37,26 @@ push_base_image
 
 step "our buildkitd"
 start_buildkitd nydus-e2e
+
+step "buildx --driver remote over tcp:// with mutual TLS; refused without a client certificate or TLS"
+"${buildx[@]}" create --name nydus-e2e-tls --driver remote \
+  --driver-opt "cacert=$work/tls/ca.pem,cert=$work/tls/client.pem,key=$work/tls/client-key.pem" \
+  "tcp://127.0.0.1:$bk_tls_port" >/dev/null
+"${buildx[@]}" inspect --bootstrap nydus-e2e-tls > "$work/inspect-tls.txt" 2>&1 && grep -q 'Status: *running' "$work/inspect-tls.txt" \
+  || { cat "$work/inspect-tls.txt"; fail "builder over TLS not running"; }
+"${buildx[@]}" create --name nydus-e2e-nocert --driver remote --driver-opt "cacert=$work/tls/ca.pem" \
+  "tcp://127.0.0.1:$bk_tls_port" >/dev/null
+if timeout 60 "${buildx[@]}" inspect --bootstrap nydus-e2e-nocert > "$work/inspect-nocert.txt" 2>&1 \
+  && grep -q 'Status: *running' "$work/inspect-nocert.txt"; then
+  fail "a client without a certificate reached buildkitd"
+fi
+"${buildx[@]}" rm nydus-e2e-tls nydus-e2e-nocert >/dev/null 2>&1 || true
+if timeout 30 "$bin/buildkit-nydus-exporter" --root "$work/bk-plain" --addr "tcp://127.0.0.1:$(free_port)" \
+  >"$work/bk-plain.log" 2>&1; then
+  fail "buildkitd served plain tcp:// without --allow-insecure-tcp"
+fi
+grep -q 'without TLS' "$work/bk-plain.log" || { cat "$work/bk-plain.log"; fail "no clear error for plain tcp://"; }
+echo "TLS builder running; a client without a certificate and a plain tcp:// listener were refused"
 
 step "multi-stage build -> type=nydus,push=true"
 ctx="$work/ctx"; mkdir -p "$ctx"
@@ -128,6 +150,19 @@ echo "rebuild: $conv layer converted, $cached from the cache"
 rm -rf "$work/local"
 build --output "type=local,dest=$work/local" >"$work/build-local2.log" 2>&1 || fail "type=local rebuild"
 mount_image nydus
+
+step "upstream BuildKit's spelling: type=image,compression=nydus"
+build --metadata-file "$work/meta-image.json" \
+  --output "type=image,name=$reg/app:image-nydus,push=true,compression=nydus,force-compression=true,oci-mediatypes=true,registry.insecure=true" \
+  >"$work/build-image.log" 2>&1 || { cat "$work/build-image.log"; fail "type=image,compression=nydus build"; }
+[ "$(meta "$work/meta-image.json" nydus.layers.cached)" = 4 ] || { cat "$work/meta-image.json"; fail "type=image,compression=nydus did not go through the nydus exporter (want 4 cached layers)"; }
+[ "$(meta "$work/meta-image.json" containerimage.digest)" = "$(meta "$work/meta2.json" containerimage.digest)" ] ||
+  fail "type=image,compression=nydus pushed $(meta "$work/meta-image.json" containerimage.digest), type=nydus $(meta "$work/meta2.json" containerimage.digest)"
+"$bin/nydusify" check --log-level warn --target "$reg/app:image-nydus" --work-dir "$work" || fail "nydusify check (type=image,compression=nydus)"
+echo "type=image,compression=nydus pushed the same manifest as type=nydus; nydusify check passed"
+build --output "type=image,name=$reg/app:image-bad,push=true,compression=nydus,push-by-digest=true,registry.insecure=true" \
+  >"$work/build-image-bad.log" 2>&1 && fail "push-by-digest with compression=nydus was accepted"
+grep -q 'push-by-digest is not supported with compression=nydus' "$work/build-image-bad.log" || { cat "$work/build-image-bad.log"; fail "no clear error for push-by-digest"; }
 
 step "docker-runnable=true"
 build --metadata-file "$work/meta3.json" --output "type=nydus,name=$reg/app:docker,push=true,registry.insecure=true,docker-runnable=true" \

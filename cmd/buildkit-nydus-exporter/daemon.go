@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -39,7 +41,9 @@ import (
 )
 
 // run starts the controller and serves the BuildKit API until ctx ends.
-func run(ctx context.Context, cfg *config.Config, cacheDir string, cacheAge time.Duration) error {
+// tcp:// listeners speak TLS ([grpc.tls]); one without TLS is refused
+// unless insecureTCP.
+func run(ctx context.Context, cfg *config.Config, cacheDir string, cacheAge time.Duration, insecureTCP bool) error {
 	apicaps.ExportedProduct = "buildkit"
 	root, err := filepath.Abs(cfg.Root)
 	if err != nil {
@@ -49,7 +53,11 @@ func run(ctx context.Context, cfg *config.Config, cacheDir string, cacheAge time
 	if err := os.MkdirAll(root, 0o700); err != nil {
 		return fmt.Errorf("state directory: %w", err)
 	}
-	listeners, err := listen(cfg.GRPC)
+	tlsConfig, err := serverTLS(cfg.GRPC.TLS)
+	if err != nil {
+		return err
+	}
+	listeners, err := listen(cfg.GRPC, tlsConfig, insecureTCP)
 	if err != nil {
 		return err
 	}
@@ -166,8 +174,10 @@ func pruneLoop(ctx context.Context, c *nydusexporter.Cache, maxAge time.Duration
 }
 
 // listen opens the gRPC listeners: unix sockets (created 0660, root's
-// group unless grpc.gid says otherwise) and plain TCP.
-func listen(cfg config.GRPCConfig) ([]net.Listener, error) {
+// group unless grpc.gid says otherwise) and TCP, over TLS when tlsConfig
+// is set; plain TCP, which lets anyone who reaches the port run builds as
+// root, only with insecureTCP.
+func listen(cfg config.GRPCConfig, tlsConfig *tls.Config, insecureTCP bool) ([]net.Listener, error) {
 	uid, gid := 0, 0
 	if cfg.UID != nil {
 		uid = *cfg.UID
@@ -187,8 +197,15 @@ func listen(cfg config.GRPCConfig) ([]net.Listener, error) {
 			if err = os.MkdirAll(filepath.Dir(path), 0o711); err == nil {
 				l, err = sys.GetLocalListener(path, uid, gid)
 			}
+		case proto == "tcp" && tlsConfig == nil && !insecureTCP:
+			err = errors.New("tcp:// without TLS lets anyone who reaches the port build as root: set [grpc.tls] cert and key (and ca), --tlscert/--tlskey/--tlscacert, or --allow-insecure-tcp")
 		case proto == "tcp":
 			l, err = net.Listen("tcp", path)
+			if err == nil && tlsConfig != nil {
+				l = tls.NewListener(l, tlsConfig)
+			} else if err == nil {
+				slog.Warn("serving plain TCP without TLS (--allow-insecure-tcp)", "addr", addr)
+			}
 		default:
 			err = fmt.Errorf("address %q: scheme %q is not supported", addr, proto)
 		}

@@ -35,6 +35,10 @@ func main() {
 		addr     = flag.String("addr", "", "listening address, unix:///path or tcp://host:port (overrides the configuration's grpc.address)")
 		cacheDir = flag.String("nydus-cache-dir", "", "where converted layers are cached (default <root>/nydus-cache)")
 		cacheAge = flag.Duration("nydus-cache-max-age", 7*24*time.Hour, "remove converted layers unused for this long (checked at start and hourly; 0 keeps them)")
+		tlsCert  = flag.String("tlscert", "", "TLS certificate of tcp:// listeners (overrides grpc.tls.cert)")
+		tlsKey   = flag.String("tlskey", "", "TLS key of tcp:// listeners (overrides grpc.tls.key)")
+		tlsCA    = flag.String("tlscacert", "", "CA that signs client certificates; clients must present one (overrides grpc.tls.ca)")
+		insecure = flag.Bool("allow-insecure-tcp", false, "serve tcp:// addresses without TLS (anyone who reaches the port can build as root)")
 		debug    = flag.Bool("debug", false, "debug logs")
 		showVer  = flag.Bool("version", false, "print the version and exit")
 	)
@@ -61,13 +65,20 @@ func main() {
 	if *addr != "" {
 		cfg.GRPC.Address = []string{*addr}
 	}
+	// buildkitd's flags override [grpc.tls].
+	type override struct{ flag, field *string }
+	for _, o := range []override{{tlsCert, &cfg.GRPC.TLS.Cert}, {tlsKey, &cfg.GRPC.TLS.Key}, {tlsCA, &cfg.GRPC.TLS.CA}} {
+		if *o.flag != "" {
+			*o.field = *o.flag
+		}
+	}
 	setDefaults(&cfg)
 	if *cacheDir == "" {
 		*cacheDir = filepath.Join(cfg.Root, "nydus-cache")
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, &cfg, *cacheDir, *cacheAge); err != nil {
+	if err := run(ctx, &cfg, *cacheDir, *cacheAge, *insecure); err != nil {
 		fail(err)
 	}
 }

@@ -34,13 +34,43 @@ type nydusWorker struct {
 	log   *slog.Logger
 }
 
-// Exporter returns the nydus exporter for exporter.Type and the base
+// Exporter returns the nydus exporter for exporter.Type, the image
+// exporter that hands compression=nydus to it for "image", and the base
 // worker's exporters otherwise.
 func (w *nydusWorker) Exporter(name string, sm *session.Manager) (bkexporter.Exporter, error) {
-	if name == nydusexporter.Type {
+	switch name {
+	case nydusexporter.Type:
 		return nydusexporter.New(nydusexporter.Opt{Cache: w.cache, SessionManager: sm, Logger: w.log})
+	case client.ExporterImage:
+		image, err := w.Worker.Exporter(name, sm)
+		if err != nil {
+			return nil, err
+		}
+		nydus, err := nydusexporter.New(nydusexporter.Opt{Cache: w.cache, SessionManager: sm, Logger: w.log})
+		if err != nil {
+			return nil, err
+		}
+		return imageOrNydus{image: image, nydus: nydus}, nil
 	}
 	return w.Worker.Exporter(name, sm)
+}
+
+// imageOrNydus is BuildKit's image exporter, except that an export with
+// compression=nydus (upstream BuildKit's spelling of a nydus image) is
+// made by the nydus exporter, so both spellings push the same image.
+type imageOrNydus struct {
+	image, nydus bkexporter.Exporter
+}
+
+func (e imageOrNydus) Resolve(ctx context.Context, id int, attrs map[string]string) (bkexporter.ExporterInstance, error) {
+	nattrs, isNydus, err := nydusexporter.ImageAttrs(attrs)
+	if err != nil {
+		return nil, err
+	}
+	if isNydus {
+		return e.nydus.Resolve(ctx, id, nattrs)
+	}
+	return e.image.Resolve(ctx, id, attrs)
 }
 
 // newWorker sets up the OCI (runc) worker as buildkitd does, with the
