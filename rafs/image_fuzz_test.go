@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/gonydus/nydus/rafs"
@@ -136,6 +137,17 @@ func FuzzImage(f *testing.F) {
 		budget := 4 << 20 // bytes read per input
 		seen := map[uint64]bool{}
 		walkErr := img.Walk(func(p string, ino *rafs.Inode) error {
+			if ino.IsDir() {
+				// A name is one path component: a name with a slash or NUL
+				// would alias another path in Walk, Tree and unpack's tar.
+				if ents, err := img.ReadDir(ino.Nid); err == nil {
+					for _, e := range ents {
+						if e.Name == "" || e.Name == "." || e.Name == ".." || strings.ContainsAny(e.Name, "/\x00") {
+							t.Fatalf("%s: directory entry %q accepted", p, e.Name)
+						}
+					}
+				}
+			}
 			if !ino.IsReg() || seen[ino.Nid] || budget <= 0 {
 				return nil
 			}
