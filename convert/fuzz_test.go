@@ -150,3 +150,22 @@ func FuzzFlatten(f *testing.F) {
 		}
 	})
 }
+
+// TestRewriteConfigNullIsAnError: a source config that is JSON null, or
+// whose history holds a null entry, made rewriteConfig panic writing to a
+// nil map (found with FuzzRewriteConfig; seeds in
+// testdata/fuzz/FuzzRewriteConfig). Both are errors now.
+func TestRewriteConfigNullIsAnError(t *testing.T) {
+	ids := []digest.Digest{digest.FromString("bootstrap")}
+	for _, c := range []struct {
+		raw  string
+		only bool
+	}{{`null`, false}, {`{"history":[null]}`, true}, {`{"history":[{},null]}`, false}} {
+		if out, err := rewriteConfig([]byte(c.raw), ids, c.only); err == nil {
+			t.Errorf("%s: accepted as %s", c.raw, out)
+		}
+	}
+	if _, err := rewriteConfig([]byte(`{"history":null}`), ids, true); err != nil {
+		t.Errorf("null history: %v", err)
+	}
+}
