@@ -191,7 +191,7 @@ func (t *tokenSource) get(ctx context.Context, ch challenge, stale string) (stri
 	if tok == "" {
 		return "", fmt.Errorf("token response from %s has no token", u.Host)
 	}
-	ttl := time.Duration(body.ExpiresIn) * time.Second
+	ttl := time.Duration(min(body.ExpiresIn, 1<<31)) * time.Second // no overflow
 	if ttl <= 0 {
 		ttl = 600 * time.Second
 	}

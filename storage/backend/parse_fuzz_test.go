@@ -126,3 +126,26 @@ func FuzzTokenResponse(f *testing.F) {
 		}
 	})
 }
+
+// TestHugeRetryAfterAndExpiresIn: a Retry-After or expires_in of billions of
+// seconds overflowed time.Duration (found by FuzzRetryAfter and
+// FuzzTokenResponse): "9227000000" gave a negative wait, and expires_in
+// 18446744074 kept a token for 0.15 s, so every read asked the realm
+// again. Both saturate now.
+func TestHugeRetryAfterAndExpiresIn(t *testing.T) {
+	for _, v := range []string{"9227000000", "9223372036854775807", "18446744074"} {
+		if d := retryAfter(v); d < maxRetryAfter {
+			t.Errorf("Retry-After %s: %v", v, d)
+		}
+	}
+	for _, n := range []string{"18446744074", "9223372036854775807", "9227000000"} {
+		ts := &tokenSource{client: &http.Client{Transport: bodyTransport{http.StatusOK, []byte(`{"token":"t","expires_in":` + n + `}`)}}}
+		ch := challenge{Scheme: "bearer", Params: map[string]string{"realm": "https://auth.example.com/token"}}
+		if _, err := ts.get(context.Background(), ch, ""); err != nil {
+			t.Fatal(err)
+		}
+		if left := time.Until(ts.expires); left < time.Hour {
+			t.Errorf("expires_in %s: token kept for %v", n, left)
+		}
+	}
+}
