@@ -71,7 +71,7 @@ func imageBlobs(img *rafs.Image, blobs map[string][]byte, fallback []byte) *rafs
 	return rafs.NewLocalBlobs("", files)
 }
 
-// FuzzImage opens hostile bootstraps and exercises what the daemon, merge and
+// FuzzImage opens hostile bootstraps over (possibly damaged) blobs and exercises what the daemon, merge and
 // unpack do with them: Tree, BlobChunks and ReadFile of every regular file
 // through a real chunk source. Nothing may panic or allocate without bound,
 // and every byte served must verify against the digest of its chunk.
@@ -80,7 +80,8 @@ func FuzzImage(f *testing.F) {
 	if boot, err := os.ReadFile(filepath.Join(upstreamDir, "bootstrap/rafs-v6-2.2.boot")); err == nil {
 		if blob, err := os.ReadFile(filepath.Join(upstreamDir, "blobs", upstreamBlob)); err == nil {
 			blobs[upstreamBlob] = blob
-			f.Add(boot)
+			f.Add(boot, uint32(0), uint8(0))
+			f.Add(boot, uint32(200), uint8(0x10)) // a flipped byte in the first chunk
 		}
 	}
 	var fallback []byte
@@ -92,11 +93,23 @@ func FuzzImage(f *testing.F) {
 		}
 		blobs[img.Blobs()[0].ID()] = blob
 		fallback = blob
-		f.Add(boot)
+		f.Add(boot, uint32(0), uint8(0))
 	}
-	f.Fuzz(func(t *testing.T, b []byte) {
+	f.Fuzz(func(t *testing.T, b []byte, flipAt uint32, flipXor uint8) {
 		if len(b) > 1<<20 {
 			return // cap the input; every size inside it is the image's
+		}
+		// The blobs may be damaged too: one byte xored, wherever it lands.
+		blobs, fallback := blobs, fallback
+		if flipXor != 0 {
+			damaged := map[string][]byte{}
+			for id, data := range blobs {
+				d := bytes.Clone(data)
+				d[int(flipAt)%len(d)] ^= flipXor
+				damaged[id] = d
+			}
+			blobs, fallback = damaged, bytes.Clone(fallback)
+			fallback[int(flipAt)%len(fallback)] ^= flipXor
 		}
 		img, err := rafs.Open(bytes.NewReader(b), int64(len(b)))
 		if err != nil {
