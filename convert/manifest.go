@@ -58,6 +58,9 @@ func rewriteConfig(raw []byte, diffIDs []digest.Digest, onlyBootstrap bool) ([]b
 	if err := json.Unmarshal(raw, &cfg); err != nil {
 		return nil, fmt.Errorf("decode source config: %w", err)
 	}
+	if cfg == nil {
+		return nil, fmt.Errorf("decode source config: %q is not a JSON object", raw)
+	}
 	rootfs, err := json.Marshal(ocispec.RootFS{Type: "layers", DiffIDs: diffIDs})
 	if err != nil {
 		return nil, err
@@ -69,8 +72,11 @@ func rewriteConfig(raw []byte, diffIDs []digest.Digest, onlyBootstrap bool) ([]b
 			return nil, fmt.Errorf("decode source config history: %w", err)
 		}
 	}
-	if onlyBootstrap {
-		for _, e := range history {
+	for i, e := range history {
+		if e == nil {
+			return nil, fmt.Errorf("decode source config history: entry %d is not a JSON object", i)
+		}
+		if onlyBootstrap {
 			e["empty_layer"] = json.RawMessage("true")
 		}
 	}

@@ -1,6 +1,7 @@
 package rafs
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"strings"
@@ -94,6 +95,9 @@ func blockName(blk []byte, used, k int) ([]byte, error) {
 	}
 	if len(name) == 0 || len(name) > 255 {
 		return nil, formatErr("directory entry with name length %d", len(name))
+	}
+	if bytes.ContainsAny(name, "/\x00") {
+		return nil, formatErr("directory entry name %q holds a slash or NUL", name)
 	}
 	return name, nil
 }

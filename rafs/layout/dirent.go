@@ -1,5 +1,7 @@
 package layout
 
+import "bytes"
+
 // Dirent is one 12-byte EROFS directory entry header. Names follow the
 // headers inside the same block and are not NUL-terminated.
 type Dirent struct {
@@ -71,6 +73,11 @@ func DecodeDirBlock(block []byte, used int) ([]DirEntry, error) {
 		}
 		if len(name) == 0 || len(name) > 255 {
 			return nil, errorf("directory entry with name length %d", len(name))
+		}
+		if bytes.ContainsAny(name, "/\x00") {
+			// A name is one path component; "a/b" or "x/.." would alias
+			// other paths of the image when joined.
+			return nil, errorf("directory entry name %q holds a slash or NUL", name)
 		}
 		out = append(out, DirEntry{Name: string(name), Nid: d.Nid, FileType: d.FileType})
 	}

@@ -168,20 +168,35 @@ func FuzzBuildIndex(f *testing.F) {
 		}
 	}
 	f.Fuzz(func(t *testing.T, gz []byte) {
+		// Cap the input, not the decoded size: 64 KiB of gzip may expand
+		// to about 64 MiB, which is compared window by window.
+		if len(gz) > 64<<10 {
+			return
+		}
 		ix, err := BuildIndex(bytes.NewReader(gz), minSpan, nil)
-		if err != nil || ix.Size > 1<<24 {
+		if err != nil {
 			return
 		}
 		if _, err := ix.Verify(bytes.NewReader(gz)); err != nil {
 			t.Fatalf("a stream that indexed does not verify: %v", err)
 		}
-		want := oracle(t, gz)
-		got := make([]byte, ix.Size)
-		if _, err := ix.ReadAt(bytes.NewReader(gz), got, 0); err != nil && !errors.Is(err, io.EOF) {
+		zr, err := gzip.NewReader(bytes.NewReader(gz))
+		if err != nil {
 			t.Fatal(err)
 		}
-		if !bytes.Equal(got, want) {
-			t.Fatal("random-access read differs from gzip")
+		want := make([]byte, 1<<20)
+		got := make([]byte, 1<<20)
+		for off := int64(0); off < int64(ix.Size); off += int64(len(want)) {
+			n := min(int64(len(want)), int64(ix.Size)-off)
+			if _, err := io.ReadFull(zr, want[:n]); err != nil {
+				t.Fatalf("gzip ends before the index's %d bytes: %v", ix.Size, err)
+			}
+			if _, err := ix.ReadAt(bytes.NewReader(gz), got[:n], off); err != nil && !errors.Is(err, io.EOF) {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got[:n], want[:n]) {
+				t.Fatalf("random-access read at %d differs from gzip", off)
+			}
 		}
 	})
 }

@@ -191,7 +191,7 @@ func (t *tokenSource) get(ctx context.Context, ch challenge, stale string) (stri
 	if tok == "" {
 		return "", fmt.Errorf("token response from %s has no token", u.Host)
 	}
-	ttl := time.Duration(body.ExpiresIn) * time.Second
+	ttl := time.Duration(min(body.ExpiresIn, 1<<31)) * time.Second // no overflow
 	if ttl <= 0 {
 		ttl = 600 * time.Second
 	}
@@ -263,6 +263,26 @@ func (t *tokenSource) fetch(ctx context.Context, u *url.URL, q url.Values) (*htt
 		return nil, &HTTPError{Backend: "registry", Op: "token request to " + u.Host, Status: resp.StatusCode}
 	}
 	return resp, nil
+}
+
+// checkRedirect follows a realm's redirects only where the credentials
+// stay safe: a POST (whose form carries the password) never leaves the
+// realm's host, no redirect leads to plain HTTP that the realm itself
+// could not use, and Authorization is dropped on any other host.
+func (t *tokenSource) checkRedirect(req *http.Request, via []*http.Request) error {
+	if len(via) >= 10 {
+		return errors.New("too many redirects")
+	}
+	if req.URL.Scheme == "http" && !t.allowPlain && !IsLoopbackHost(req.URL.Host) {
+		return fmt.Errorf("token realm redirected to plain HTTP %s: refused", req.URL.Host)
+	}
+	if req.URL.Host != via[0].URL.Host {
+		if req.Method == http.MethodPost && t.creds != nil {
+			return fmt.Errorf("token realm %s redirected the credential form to %s: refused", via[0].URL.Host, req.URL.Host)
+		}
+		req.Header.Del("Authorization")
+	}
+	return nil
 }
 
 // redactURLError keeps a url.Error's operation and cause but drops the URL

@@ -113,7 +113,8 @@ func NewRegistry(c RegistryConfig, o *options) (*Registry, error) {
 	r := &Registry{cfg: c, kind: "registry", log: o.log, timeout: timeout, creds: creds, proxy: proxy,
 		scheme: c.Scheme, redirects: map[string]string{}}
 	r.client = &http.Client{Transport: transport, CheckRedirect: r.checkRedirect}
-	r.tokens = &tokenSource{client: &http.Client{Transport: transport, Timeout: 2 * timeout}, creds: creds, allowPlain: c.Scheme == "http"}
+	r.tokens = &tokenSource{creds: creds, allowPlain: c.Scheme == "http"}
+	r.tokens.client = &http.Client{Transport: transport, Timeout: 2 * timeout, CheckRedirect: r.tokens.checkRedirect}
 	if c.RegistryToken != "" {
 		r.tokens.token, r.tokens.static = c.RegistryToken, true
 	}

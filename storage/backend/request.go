@@ -289,7 +289,7 @@ func retryAfter(v string) time.Duration {
 		return 0
 	}
 	if s, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && s >= 0 {
-		return time.Duration(s) * time.Second
+		return time.Duration(min(s, 1<<31)) * time.Second // no overflow
 	}
 	if t, err := http.ParseTime(v); err == nil {
 		return max(time.Until(t), 0)

@@ -1,0 +1,135 @@
+package unpack_test
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/gonydus/nydus/rafs"
+	"github.com/gonydus/nydus/rafs/builder"
+	"github.com/gonydus/nydus/rafs/layout"
+	"github.com/gonydus/nydus/rafs/tree"
+	"github.com/gonydus/nydus/rafs/unpack"
+)
+
+const upstreamDir = "../../../shared/testdata/upstream-nydus"
+
+func seedImage(tb testing.TB) (boot, blob []byte) {
+	tb.Helper()
+	var out bytes.Buffer
+	cfg := builder.DefaultConfig()
+	cfg.ChunkSize = 0x1000
+	res, err := builder.Build(context.Background(), func(_ context.Context, w builder.FileWriter) (*tree.Tree, error) {
+		root := tree.NewDir(0o755)
+		file := func(dir *tree.Inode, name string, data []byte) *tree.Inode {
+			chunks, err := w.WriteFile(bytes.NewReader(data), int64(len(data)))
+			if err != nil {
+				tb.Fatal(err)
+			}
+			ino := &tree.Inode{Mode: layout.ModeReg | 0o640, UID: 3, GID: 4, Mtime: 1600000000, Size: uint64(len(data)), Chunks: chunks}
+			dir.SetChild(name, ino)
+			return ino
+		}
+		f := file(root, "two", bytes.Repeat([]byte("two chunks\n"), 0x1800/11+1)[:0x1800])
+		f.SetXattr("user.a", []byte("b"))
+		sub := tree.NewDir(0o750)
+		root.SetChild("sub", sub)
+		sub.SetChild("hard", f)
+		file(sub, "one", []byte("one\n"))
+		root.SetChild("link", &tree.Inode{Mode: layout.ModeSymlink | 0o777, Target: "sub/one"})
+		root.SetChild("chr", &tree.Inode{Mode: layout.ModeChr | 0o600, Rdev: 0x103})
+		return &tree.Tree{Root: root}, nil
+	}, &out, cfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return res.Bootstrap, out.Bytes()
+}
+
+// FuzzWriteTar unpacks hostile bootstraps to a tar stream as
+// `nydus-image unpack` does. Nothing may panic; a tar that is written
+// re-reads with archive/tar, names no path outside the layer, and every
+// regular file in it holds exactly what the image serves for that path.
+func FuzzWriteTar(f *testing.F) {
+	boot, blob := seedImage(f)
+	f.Add(boot)
+	blobs := [][]byte{blob}
+	if b, err := os.ReadFile(filepath.Join(upstreamDir, "bootstrap/rafs-v6-2.2.boot")); err == nil {
+		if ub, err := os.ReadFile(filepath.Join(upstreamDir, "blobs/be7d77eeb719f70884758d1aa800ed0fb09d701aaec469964e9d54325f0d5fef")); err == nil {
+			f.Add(b)
+			blobs = append(blobs, ub)
+		}
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if len(b) > 1<<20 {
+			return
+		}
+		img, err := rafs.Open(bytes.NewReader(b), int64(len(b)))
+		if err != nil {
+			return
+		}
+		tr, err := img.Tree()
+		if err != nil {
+			return
+		}
+		var total uint64
+		_ = tr.Walk(func(_ string, ino *tree.Inode) error {
+			if ino.IsReg() {
+				total += ino.Size
+			}
+			return nil
+		})
+		if total > 16<<20 {
+			return // bound the work per input
+		}
+		files := map[string]io.ReaderAt{}
+		for i, e := range img.Blobs() {
+			files[e.ID()] = bytes.NewReader(blobs[i%len(blobs)])
+		}
+		src := rafs.NewLocalBlobs("", files)
+		defer src.Close()
+		var out bytes.Buffer
+		if err := unpack.WriteTar(context.Background(), &out, tr, src); err != nil {
+			return
+		}
+		r := tar.NewReader(&out)
+		for {
+			h, err := r.Next()
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				t.Fatalf("written tar does not re-read: %v", err)
+			}
+			clean := path.Clean(h.Name)
+			if path.IsAbs(h.Name) || clean == ".." || strings.HasPrefix(clean, "../") {
+				t.Fatalf("tar entry %q escapes the layer", h.Name)
+			}
+			if h.Typeflag != tar.TypeReg {
+				continue
+			}
+			got, err := io.ReadAll(r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			nid, err := img.LookupPath(h.Name)
+			if err != nil {
+				t.Fatalf("tar entry %q is not a path of the image: %v", h.Name, err)
+			}
+			want := make([]byte, len(got))
+			if n, err := img.ReadFile(context.Background(), src, nid, want, 0); (err != nil && !errors.Is(err, io.EOF)) || n != len(got) {
+				t.Fatalf("%s: the image serves %d bytes (%v), the tar holds %d", h.Name, n, err, len(got))
+			}
+			if !bytes.Equal(got, want) {
+				t.Fatalf("%s: tar content differs from the image's", h.Name)
+			}
+		}
+	})
+}
