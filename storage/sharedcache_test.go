@@ -37,7 +37,8 @@ func TestSharedCacheChild(t *testing.T) {
 		t.Skip("helper process for TestSharedCacheConflictingEntries")
 	}
 	_, other, entry := sharedCacheBlobs(t, t.TempDir())
-	cf, err := cache.Open(work, entry)
+	// Bound to its own chunk table, as storage.Source (so nydusd) opens it.
+	cf, err := cache.Open(work, entry, cache.WithTable(cache.TableDigest(other.chunks)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,9 +61,11 @@ func TestSharedCacheChild(t *testing.T) {
 // an image whose blob table names the same blob id with a different chunk
 // table and bytes (its own digests, so its reads verify), fills the cache
 // first; then this process serves the honest image from that dir with
-// validation off (the default). What is served must be the honest bytes.
-// Today the other image's bytes are served (issue 16 item 4): the test
-// shows it and skips, naming the item.
+// validation off (the default). What is served must be the honest bytes:
+// both open the cache bound to their chunk tables (cache.WithTable, as
+// storage.Source does), so the other image's files are not the honest
+// image's (issue 16 item 4; before the binding all 8 chunks were served
+// with the other image's bytes).
 func TestSharedCacheConflictingEntries(t *testing.T) {
 	if os.Getenv(sharedChildEnv) != "" {
 		t.Skip("this process is the helper child, not a test run")
@@ -78,7 +81,8 @@ func TestSharedCacheConflictingEntries(t *testing.T) {
 	}
 
 	r := openCounting(t, honest.path)
-	cf := openCache(t, work, honest)
+	bound := cache.WithTable(cache.TableDigest(honest.chunks))
+	cf := openCache(t, work, honest, bound)
 	st := cf.Stats()
 	b := newBlob(t, honest, r, storage.WithCache(cf), storage.WithAmplify(0))
 	got, err := b.ReadChunks(ctxT(t), honest.chunks)
@@ -96,16 +100,15 @@ func TestSharedCacheConflictingEntries(t *testing.T) {
 	}
 	t.Logf("the other process left %d of %d chunks ready; the honest image read %d chunks from the backend; %d of %d chunks served with the other image's bytes",
 		st.Ready, st.Chunks, r.requests.Load(), poisoned, len(honest.chunks))
-	// With validation every chunk the other image left is caught and
-	// refetched: the mitigation available today.
+	// With validation too, nothing foreign is found.
 	b.Close()
 	r.reset()
-	b2 := newBlob(t, honest, r, storage.WithCache(openCache(t, work, honest)), storage.WithValidate(true), storage.WithAmplify(0))
+	b2 := newBlob(t, honest, r, storage.WithCache(openCache(t, work, honest, bound)), storage.WithValidate(true), storage.WithAmplify(0))
 	readAll(t, b2, honest)
 	if m := b2.Metrics().Snapshot(); int(m.CorruptCached) != poisoned {
 		t.Fatalf("validation caught %d of the %d foreign chunks", m.CorruptCached, poisoned)
 	}
-	if poisoned > 0 {
-		t.Skipf("issue 16 item 4 (cache poisoning across images) is open: %d of %d chunks served unverified from a cache another image filled under the same blob id (validate=true catches all of them)", poisoned, len(honest.chunks))
+	if poisoned > 0 || st.Ready != 0 {
+		t.Fatalf("cache poisoning across images: %d of %d chunks served from a cache another image filled under the same blob id (%d ready on open)", poisoned, len(honest.chunks), st.Ready)
 	}
 }
