@@ -50,7 +50,7 @@ func (d *Driver) Get(id, mountLabel string) (string, error) {
 		return "", err
 	}
 	if t == "" {
-		if err := unix.Mount("overlay", merged, "overlay", flags, data); err != nil {
+		if err := mountOverlayIn(home, merged, data, flags); err != nil {
 			return "", fmt.Errorf("graphdriver: mount overlay for %s: %w", id, err)
 		}
 	}
@@ -60,7 +60,8 @@ func (d *Driver) Get(id, mountLabel string) (string, error) {
 
 // overlayData returns the overlayfs mount data and flags that mount chain
 // (layer first) at <dir>/merged: the layer's diff as upper unless it is a
-// nydus layer, which is read-only and becomes the top lower.
+// nydus layer, which is read-only and becomes the top lower. Paths are
+// relative to home (see mountOverlayIn).
 func (d *Driver) overlayData(home, dir string, chain []string) (string, uintptr, error) {
 	var lowers []string
 	upper := !isNydusLayer(dir)
@@ -73,14 +74,15 @@ func (d *Driver) overlayData(home, dir string, chain []string) (string, uintptr,
 		if err != nil {
 			return "", 0, err
 		}
-		lowers = append(lowers, escapeOverlayPath(filepath.Join(home, link)))
+		lowers = append(lowers, escapeOverlayPath(link))
 	}
 	data := "lowerdir=" + strings.Join(lowers, ":")
 	if upper {
-		data += ",upperdir=" + escapeOverlayPath(filepath.Join(dir, "diff")) + ",workdir=" + escapeOverlayPath(filepath.Join(dir, "work"))
+		id := filepath.Base(dir)
+		data += ",upperdir=" + escapeOverlayPath(filepath.Join(id, "diff")) + ",workdir=" + escapeOverlayPath(filepath.Join(id, "work"))
 	}
 	if len(data) >= os.Getpagesize() {
-		return "", 0, fmt.Errorf("graphdriver: overlay mount data of %d layers exceeds a page (%d bytes); use a shorter home", len(chain), len(data))
+		return "", 0, fmt.Errorf("graphdriver: overlay mount data of %d layers exceeds a page (%d bytes)", len(chain), len(data))
 	}
 	if !upper {
 		return data, unix.MS_RDONLY, nil
