@@ -163,6 +163,7 @@ func (d *Driver) Remove(id string) error {
 	if err := unmountIfMounted(filepath.Join(dir, "merged")); err != nil {
 		return err
 	}
+	waitUserspaceExit(dir)
 	if isNydusLayer(dir) {
 		if err := d.stopNydusd(dir); err != nil {
 			return err

@@ -1,6 +1,7 @@
 package graphdriver
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -38,10 +39,8 @@ func (d *Driver) Get(id, mountLabel string) (string, error) {
 		d.mu.Unlock()
 		return filepath.Join(dir, "diff"), nil
 	}
-	data, flags, err := d.overlayData(home, dir, chain)
-	if err != nil {
-		return "", err
-	}
+	// Computed before d.mu is taken (it reads layer links).
+	data, flags, dataErr := d.overlayData(home, dir, chain)
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	merged := filepath.Join(dir, "merged")
@@ -49,13 +48,60 @@ func (d *Driver) Get(id, mountLabel string) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	if strings.HasPrefix(t, "fuse") && !userspaceAlive(dir) {
+		// Its userspace overlay process is gone (killed, crashed): the
+		// mount only answers ENOTCONN. Mount again.
+		d.log.Warn("userspace overlay process of the layer is gone, remounting", "layer", id)
+		if err := unmountIfMounted(merged); err != nil {
+			return "", err
+		}
+		t = ""
+	}
 	if t == "" {
-		if err := mountOverlayIn(home, merged, data, flags); err != nil {
-			return "", fmt.Errorf("graphdriver: mount overlay for %s: %w", id, err)
+		// A mount found in place is kept whatever mode made it (a plugin
+		// restarted in another mode).
+		kernel := func() error {
+			if dataErr != nil {
+				return dataErr
+			}
+			if err := mountOverlayIn(home, merged, data, flags); err != nil {
+				return fmt.Errorf("graphdriver: mount overlay for %s: %w", id, err)
+			}
+			return nil
+		}
+		if err := d.mountChain(home, dir, chain, kernel); err != nil {
+			return "", err
 		}
 	}
 	d.refs[id]++
 	return merged, nil
+}
+
+// mountChain mounts chain (layer first) at <dir>/merged in the driver's
+// container-layer mode; a layer without an upper dir (a nydus layer with
+// parents) is always kernel overlayfs, which kernel mounts. Called with
+// d.mu held.
+func (d *Driver) mountChain(home, dir string, chain []string, kernel func() error) error {
+	id := filepath.Base(dir)
+	mode := d.containerLayer
+	if isNydusLayer(dir) {
+		mode = ContainerLayerKernel
+	}
+	switch mode {
+	case ContainerLayerUserspace:
+		return d.mountUserspace(home, dir, chain)
+	case ContainerLayerAuto:
+		kerr := kernel()
+		if kerr == nil {
+			return nil
+		}
+		d.log.Info("kernel overlayfs refused, using the userspace overlay", "layer", id, "err", kerr)
+		if err := d.mountUserspace(home, dir, chain); err != nil {
+			return errors.Join(kerr, err)
+		}
+		return nil
+	}
+	return kernel()
 }
 
 // overlayData returns the overlayfs mount data and flags that mount chain
@@ -103,7 +149,11 @@ func (d *Driver) Put(id string) error {
 		return nil
 	}
 	delete(d.refs, id)
-	return unmountIfMounted(filepath.Join(dir, "merged"))
+	if err := unmountIfMounted(filepath.Join(dir, "merged")); err != nil {
+		return err
+	}
+	waitUserspaceExit(dir)
+	return nil
 }
 
 // Cleanup is dockerd's shutdown: every overlay and every nydusd goes.
@@ -125,6 +175,7 @@ func (d *Driver) Cleanup() error {
 		if err := unmountIfMounted(filepath.Join(dir, "merged")); err != nil && first == nil {
 			first = err
 		}
+		waitUserspaceExit(dir)
 	}
 	for _, e := range ents {
 		dir := filepath.Join(home, e.Name())

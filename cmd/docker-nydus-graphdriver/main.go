@@ -24,7 +24,20 @@ var version = "dev"
 
 func main() { os.Exit(run(os.Args[1:])) }
 
+// serveOverlayCmd is the subcommand the plugin runs itself as for a
+// container layer in userspace mode: one process per mounted container
+// root, outliving plugin restarts.
+const serveOverlayCmd = "userspace-overlay"
+
 func run(args []string) int {
+	if len(args) == 2 && args[0] == serveOverlayCmd {
+		log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+		if err := graphdriver.ServeUserspace(args[1], log); err != nil {
+			fmt.Fprintln(os.Stderr, "docker-nydus-graphdriver:", err)
+			return 1
+		}
+		return 0
+	}
 	fs := flag.NewFlagSet("docker-nydus-graphdriver", flag.ContinueOnError)
 	socket := cli.String(fs, "/run/docker/plugins/nydus.sock", "Plugin socket (its base name is the storage driver's name)", "socket", "s")
 	nydusd := cli.String(fs, "nydusd", "nydusd binary serving nydus layers", "nydusd")
@@ -33,6 +46,7 @@ func run(args []string) int {
 	logLevel := cli.String(fs, "info", "Log level: debug, info, warn, error", "log-level", "l")
 	var insecure cli.StringList
 	cli.Register(fs, &insecure, "Registry (host[:port]) an image's backend.json may name over plain HTTP or unverified TLS; repeatable (loopback is always allowed)", "insecure-registry")
+	containerLayer := cli.String(fs, "kernel", "How container layers are mounted: kernel (overlayfs, as overlay2), userspace (the userspace writable overlay over FUSE), auto (kernel where overlayfs mounts, userspace where it cannot); dockerd's --storage-opt container-layer=... overrides it", "container-layer")
 	showVersion := cli.Bool(fs, "Print the version and exit", "version", "V")
 	if _, err := cli.Parse(fs, args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -51,7 +65,18 @@ func run(args []string) int {
 		return 2
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: &level}))
-	opts := []graphdriver.Option{graphdriver.WithNydusd(*nydusd), graphdriver.WithLogger(log), graphdriver.WithStateFile(*state), graphdriver.WithInsecureRegistries(insecure...)}
+	mode, err := graphdriver.ParseContainerLayer(*containerLayer)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "docker-nydus-graphdriver: --container-layer:", err)
+		return 2
+	}
+	self, err := os.Executable()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "docker-nydus-graphdriver:", err)
+		return 1
+	}
+	opts := []graphdriver.Option{graphdriver.WithNydusd(*nydusd), graphdriver.WithLogger(log), graphdriver.WithStateFile(*state), graphdriver.WithInsecureRegistries(insecure...),
+		graphdriver.WithContainerLayer(mode), graphdriver.WithOverlayServer(self, serveOverlayCmd)}
 	if *config != "" {
 		doc, err := os.ReadFile(*config)
 		if err != nil {
