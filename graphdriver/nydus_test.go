@@ -36,13 +36,21 @@ func nydusLayerTar(t *testing.T, image, src string, cache ...string) (*bytes.Rea
 }
 
 // TestNydusLayer: a bootstrap layer is adopted, served by nydusd, merged
-// under a container layer, and removed with its nydusd.
+// under a container layer (in both container-layer modes), and removed
+// with its nydusd.
 func TestNydusLayer(t *testing.T) {
 	requireMounts(t)
 	if _, err := os.Stat("/dev/fuse"); err != nil {
 		t.Skipf("no /dev/fuse: %v", err)
 	}
 	nydusd, image := buildBinaries(t)
+	plugin := buildPlugin(t)
+	for _, m := range []ContainerLayer{ContainerLayerKernel, ContainerLayerUserspace} {
+		t.Run(string(m), func(t *testing.T) { testNydusLayer(t, nydusd, image, modeOpts(plugin, m)...) })
+	}
+}
+
+func testNydusLayer(t *testing.T, nydusd, image string, mode ...Option) {
 	src := t.TempDir()
 	must(t, os.MkdirAll(filepath.Join(src, "etc"), 0o755))
 	must(t, os.WriteFile(filepath.Join(src, "etc/greeting"), []byte("hello"), 0o644))
@@ -50,7 +58,7 @@ func TestNydusLayer(t *testing.T) {
 	must(t, os.WriteFile(filepath.Join(src, "big"), bytes.Repeat([]byte("0123456789"), 300_000), 0o644))
 	ctx := context.Background()
 	layer, cfg := nydusLayerTar(t, image, src)
-	d, home := newDriver(t, WithNydusd(nydusd), WithNydusdConfig(cfg))
+	d, home := newDriver(t, append([]Option{WithNydusd(nydusd), WithNydusdConfig(cfg)}, mode...)...)
 
 	must(t, d.Create("img", "", nil))
 	if _, err := d.ApplyDiff(ctx, "img", "", layer); err != nil {
@@ -72,6 +80,9 @@ func TestNydusLayer(t *testing.T) {
 	if typ, _ := mountedAt(filepath.Join(home, "img", "diff")); !strings.HasPrefix(typ, "fuse") {
 		t.Fatalf("nydus layer mounted as %q, want fuse", typ)
 	}
+	if typ, _ := mountedAt(root); typ != wantFSType(d.containerLayerMode()) {
+		t.Fatalf("container root mounted as %q, want %q", typ, wantFSType(d.containerLayerMode()))
+	}
 	must(t, os.WriteFile(filepath.Join(root, "etc/greeting"), []byte("changed"), 0o644))
 	must(t, d.Put("rw"))
 	changes, err := d.Changes(ctx, "rw", "init")
@@ -80,7 +91,7 @@ func TestNydusLayer(t *testing.T) {
 		t.Fatalf("changes over a nydus layer: %+v", changes)
 	}
 	// A fresh driver (a restarted plugin) adopts the running nydusd.
-	d2, err := New(WithNydusd(nydusd), WithNydusdConfig(cfg), WithLogger(d.log))
+	d2, err := New(append([]Option{WithNydusd(nydusd), WithNydusdConfig(cfg), WithLogger(d.log)}, mode...)...)
 	must(t, err)
 	must(t, d2.Init(home, nil, nil, nil))
 	root, err = d2.Get("rw", "")
