@@ -290,3 +290,76 @@ func TestUserspaceProcessKilled(t *testing.T) {
 	must(t, d.Put("rw"))
 	must(t, d.Put("rw"))
 }
+
+// TestContainerLayerAutoNestedOverlay: with the home on overlayfs (as in
+// a container running dockerd), kernel overlayfs refuses the upper dir;
+// kernel mode fails, auto falls back to the userspace overlay. (Overlayfs
+// refuses whiteout devices too, so the work here deletes nothing.)
+func TestContainerLayerAutoNestedOverlay(t *testing.T) {
+	requireFUSE(t)
+	plugin := buildPlugin(t)
+	base, err := os.MkdirTemp("/tmp", "gdnest")
+	must(t, err)
+	defer os.RemoveAll(base)
+	for _, s := range []string{"lo", "up", "wk", "mnt"} {
+		must(t, os.Mkdir(filepath.Join(base, s), 0o755))
+	}
+	mnt := filepath.Join(base, "mnt")
+	must(t, syscall.Mount("overlay", mnt, "overlay", 0, "lowerdir="+filepath.Join(base, "lo")+",upperdir="+filepath.Join(base, "up")+",workdir="+filepath.Join(base, "wk")))
+	defer unmountIfMounted(mnt)
+	home := filepath.Join(mnt, "nydus")
+
+	k, err := New(modeOpts(plugin, ContainerLayerKernel)...)
+	must(t, err)
+	must(t, k.Init(home, nil, nil, nil))
+	ctx := context.Background()
+	must(t, k.Create("base", "", nil))
+	if _, err := k.ApplyDiff(ctx, "base", "", tarOf(t, dir("etc/"), file("etc/mod", "m"), file("etc/keep", "k"))); err != nil {
+		t.Fatal(err)
+	}
+	must(t, k.CreateReadWrite("rw", "base", nil))
+	if _, err := k.Get("rw", ""); err == nil {
+		k.Put("rw")
+		t.Skip("this kernel mounts overlayfs with an overlayfs upper dir: nothing to fall back from")
+	} else {
+		t.Logf("kernel mode: %v", err)
+	}
+	a, err := New(modeOpts(plugin, ContainerLayerAuto)...)
+	must(t, err)
+	must(t, a.Init(home, nil, nil, nil))
+	defer a.Cleanup()
+	root, err := a.Get("rw", "")
+	must(t, err)
+	if typ, _ := mountedAt(root); typ != "fuse.nydus-overlay" {
+		t.Fatalf("auto mode on a nested overlay: root is %q", typ)
+	}
+	addOnlyWork(t, root)
+	must(t, a.Put("rw"))
+	got := changesListing(t, a, "rw", "base")
+
+	// The same work in kernel mode on an ordinary home.
+	kd, _ := newDriver(t, modeOpts(plugin, ContainerLayerKernel)...)
+	must(t, kd.Create("base", "", nil))
+	if _, err := kd.ApplyDiff(ctx, "base", "", tarOf(t, dir("etc/"), file("etc/mod", "m"), file("etc/keep", "k"))); err != nil {
+		t.Fatal(err)
+	}
+	must(t, kd.CreateReadWrite("rw", "base", nil))
+	kroot, err := kd.Get("rw", "")
+	must(t, err)
+	addOnlyWork(t, kroot)
+	must(t, kd.Put("rw"))
+	if want := changesListing(t, kd, "rw", "base"); got != want || got == "" {
+		t.Fatalf("changes in auto mode:\n%s\nkernel mode:\n%s", got, want)
+	}
+}
+
+func addOnlyWork(t *testing.T, root string) {
+	t.Helper()
+	if b, err := os.ReadFile(filepath.Join(root, "etc/keep")); err != nil || string(b) != "k" {
+		t.Fatalf("lower file: %q, %v", b, err)
+	}
+	must(t, os.WriteFile(filepath.Join(root, "etc/mod"), []byte("modified"), 0o644))
+	must(t, os.Mkdir(filepath.Join(root, "newdir"), 0o750))
+	must(t, os.WriteFile(filepath.Join(root, "newdir/x"), []byte("x"), 0o644))
+	must(t, os.Symlink("etc/keep", filepath.Join(root, "sym")))
+}
