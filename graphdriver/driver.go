@@ -27,6 +27,7 @@ type Driver struct {
 	nydusMu        sync.Mutex // serialises nydusd starts and stops
 	home           string
 	containerLayer ContainerLayer
+	initCalled     bool // dockerd called Init in this process
 	uidMaps        []IDMap
 	gidMaps        []IDMap
 	refs           map[string]int // Get minus Put per layer
@@ -81,10 +82,18 @@ func (d *Driver) Init(home string, opts []string, uidMaps, gidMaps []IDMap) erro
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.home, d.uidMaps, d.gidMaps = home, uidMaps, gidMaps
+	d.initCalled = true
 	if mode != "" {
 		d.containerLayer = mode
 	}
 	return nil
+}
+
+// InitCalled reports whether dockerd has called Init since New.
+func (d *Driver) InitCalled() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.initCalled
 }
 
 // containerLayerMode is the mode new container-layer mounts use.

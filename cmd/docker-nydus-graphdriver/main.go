@@ -5,6 +5,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"github.com/gonydus/nydus/cmd/internal/cli"
 	"github.com/gonydus/nydus/graphdriver"
@@ -114,6 +116,7 @@ func run(args []string) int {
 		l.Close()
 	}()
 	log.Info("serving", "socket", *socket, "version", version)
+	go explainSilence(drv, log)
 	err = drv.Handler().Serve(l)
 	os.Remove(*socket)
 	if err != nil && !errors.Is(err, net.ErrClosed) && !errors.Is(err, http.ErrServerClosed) {
@@ -121,4 +124,23 @@ func run(args []string) int {
 		return 1
 	}
 	return 0
+}
+
+// explainSilence tells, when dockerd has not called Init within a while,
+// what it found about the running dockerd: Docker 27 loads graphdriver
+// plugins only with DOCKERD_DEPRECATED_GRAPHDRIVER_PLUGINS=1 in its
+// environment, and Docker 28 not at all; dockerd itself never calls a
+// plugin it refuses to load, so this is the only place to say so.
+func explainSilence(drv *graphdriver.Driver, log *slog.Logger) {
+	time.Sleep(20 * time.Second)
+	if drv.InitCalled() {
+		return
+	}
+	hints := graphdriver.CheckDockerd(context.Background(), "/proc")
+	for _, h := range hints {
+		log.Error("dockerd will not load this plugin", "reason", h)
+	}
+	if len(hints) == 0 {
+		log.Warn("dockerd has not called the plugin yet; it needs --experimental and --storage-driver <socket name>, and Docker 27 also " + graphdriver.DeprecatedPluginsEnv + "=1 in its environment (Docker 28 removed graphdriver plugins)")
+	}
 }
