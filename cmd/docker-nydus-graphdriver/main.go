@@ -48,7 +48,11 @@ func run(args []string) int {
 	logLevel := cli.String(fs, "info", "Log level: debug, info, warn, error", "log-level", "l")
 	var insecure cli.StringList
 	cli.Register(fs, &insecure, "Registry (host[:port]) an image's backend.json may name over plain HTTP or unverified TLS; repeatable (loopback is always allowed)", "insecure-registry")
-	containerLayer := cli.String(fs, "kernel", "How container layers are mounted: kernel (overlayfs, as overlay2), userspace (the userspace writable overlay over FUSE), auto (kernel where overlayfs mounts, userspace where it cannot); dockerd's --storage-opt container-layer=... overrides it", "container-layer")
+	defMode := "kernel"
+	if v := os.Getenv("CONTAINER_LAYER"); v != "" {
+		defMode = v // a managed plugin's setting (docker plugin set)
+	}
+	containerLayer := cli.String(fs, defMode, "How container layers are mounted: kernel (overlayfs, as overlay2), userspace (the userspace writable overlay over FUSE), auto (kernel where overlayfs mounts, userspace where it cannot); default $CONTAINER_LAYER or kernel; dockerd's --storage-opt container-layer=... overrides it", "container-layer")
 	showVersion := cli.Bool(fs, "Print the version and exit", "version", "V")
 	if _, err := cli.Parse(fs, args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
