@@ -10,9 +10,17 @@
 #  4. docker export equals the source rootfs; commit and a classic
 #     docker build FROM the nydus image work;
 #  5. containers survive a plugin restart and a dockerd restart;
+#  5b. container-layer modes: the same work in a container in kernel and
+#     userspace mode gives the same docker diff, export, cp and commit,
+#     for an ordinary and a nydus image; a container made in userspace
+#     mode keeps running across a plugin restart in kernel mode and is
+#     mounted with overlayfs at its next start;
 #  6. bad input (a corrupt bootstrap layer, a missing blob, an unreachable
 #     registry) fails clearly and leaves no mount behind;
-#  7. docker rm/rmi leave no mounts, nydusd processes or layer dirs.
+#  7. docker rm/rmi leave no mounts, nydusd or userspace overlay processes
+#     or layer dirs.
+# E2E_CONTAINER_LAYER=kernel|userspace|auto runs the whole suite with
+# that container-layer mode (default kernel).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin="${BIN:-$PWD/bin}"
@@ -29,6 +37,7 @@ work="$(mktemp -d /tmp/ndk.XXXXXX)" # short: overlay mount data holds every laye
 root="$work/root"
 home="$root/nydus"
 pids=()
+plugin_mode="${E2E_CONTAINER_LAYER:-kernel}"
 plugin_pid=""
 dockerd_pid=""
 D() { timeout 120 docker -H "unix://$work/docker.sock" "$@"; }
@@ -60,6 +69,7 @@ cleanup() {
   stop_plugin
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
   pkill -f -- "--mountpoint $home/" 2>/dev/null
+  pkill -f -- "userspace-overlay $home/" 2>/dev/null
   grep -o " $work[^ ]*" /proc/self/mountinfo | sort -r | while read -r m; do umount -l "$m" 2>/dev/null; done
   rm -rf "$work"
 }
@@ -68,6 +78,7 @@ trap cleanup EXIT
 start_plugin() {
   "$bin/docker-nydus-graphdriver" --socket "$sock_path" --nydusd "$bin/nydusd" \
     --state-file "$work/plugin-state.json" --nydusd-config "$work/nydusd-base.json" --log-level info \
+    --container-layer "$plugin_mode" \
     >>"$work/plugin.log" 2>&1 &
   plugin_pid=$!
   for _ in $(seq 100); do [ -S "$sock_path" ] && return 0; sleep 0.05; done
@@ -231,6 +242,64 @@ D start long >/dev/null || fail "docker start after a dockerd restart"
 D rm -f long >/dev/null
 echo "plugin and dockerd restarts keep containers runnable"
 
+step "container-layer modes: the same work in kernel and userspace mode"
+# root_fstype CONTAINER: the file system of a running container's root.
+root_fstype() {
+  findmnt -n -o FSTYPE --mountpoint "$(D inspect --format '{{.GraphDriver.Data.MergedDir}}' "$1")"
+}
+cl_work='echo x >/tmp/new; rm /etc/greeting.link; mkdir -p /data/d; echo z >/data/d/z; rm /bin/true; chmod 600 /etc/greeting; touch /etc/greeting; sleep 1000'
+saved_mode="$plugin_mode"
+for m in kernel userspace; do
+  stop_plugin; plugin_mode="$m"; start_plugin
+  for img in app:plain "$reg/app:nydus"; do
+    tag="$m-$(echo "$img" | tr -c 'a-z0-9\n' _)"
+    D run -d --name cl --network none "$img" sh -c "$cl_work" >/dev/null
+    for _ in $(seq 100); do D exec cl ls /data/d/z >/dev/null 2>&1 && break; sleep 0.1; done
+    fst="$(root_fstype cl)"
+    want=overlay; [ "$m" = userspace ] && want=fuse.nydus-overlay
+    [ "$fst" = "$want" ] || fail "$m mode: container root of $img is $fst, want $want"
+    D diff cl | sort >"$work/cl-diff-$tag.txt"
+    D cp cl:/data/d/z - | tar -xO >"$work/cl-cp-$tag.txt"
+    D stop -t 1 cl >/dev/null
+    mkdir -p "$work/cl-export-$tag"
+    D export cl | tar -x -C "$work/cl-export-$tag"
+    listing "$work/cl-export-$tag" >"$work/cl-export-$tag.txt"
+    D commit cl "cl:$tag" >/dev/null
+    D rm cl >/dev/null
+    D run --rm --network none "cl:$tag" sh -c 'cat /tmp/new /data/d/z; ls /bin/true /etc/greeting.link 2>&1 | wc -l; cat /etc/greeting' >"$work/cl-commit-$tag.txt"
+    D rmi "cl:$tag" >/dev/null
+  done
+done
+for img in app:plain "$reg/app:nydus"; do
+  t="$(echo "$img" | tr -c 'a-z0-9\n' _)"
+  for what in diff cp export commit; do
+    diff "$work/cl-$what-kernel-$t.txt" "$work/cl-$what-userspace-$t.txt" || fail "docker $what of $img differs between kernel and userspace mode"
+  done
+  echo "$img, docker diff in both modes:"; cat "$work/cl-diff-userspace-$t.txt"
+done
+grep -qx 'D /bin/true' "$work/cl-diff-userspace-app_plain.txt" || fail "userspace mode: docker diff lacks the deletion"
+[ "$(cat "$work/cl-commit-userspace-app_plain.txt")" = "x
+z
+2
+hello" ] || fail "userspace mode: commit lost changes: $(cat "$work/cl-commit-userspace-app_plain.txt")"
+# A container made in userspace mode, the plugin restarted in kernel mode.
+D run -d --name clr --network none "$reg/app:nydus" sh -c 'echo u >/tmp/u; sleep 1000' >/dev/null
+for _ in $(seq 100); do D exec clr ls /tmp/u >/dev/null 2>&1 && break; sleep 0.1; done
+stop_plugin; plugin_mode=kernel; start_plugin
+[ "$(root_fstype clr)" = fuse.nydus-overlay ] || fail "the restarted plugin did not keep the userspace root"
+[ "$(D exec clr cat /tmp/u /etc/greeting)" = "u
+hello" ] || fail "userspace container after a plugin restart in kernel mode"
+D exec clr sh -c 'echo k >/tmp/k'
+D stop -t 1 clr >/dev/null
+pgrep -f -- "userspace-overlay $home/" && fail "userspace overlay process left after docker stop"
+D start clr >/dev/null
+[ "$(root_fstype clr)" = overlay ] || fail "restarted container not on kernel overlayfs in kernel mode"
+[ "$(D exec clr cat /tmp/u /tmp/k)" = "u
+k" ] || fail "files written in userspace mode, read in kernel mode"
+D rm -f clr >/dev/null
+stop_plugin; plugin_mode="$saved_mode"; start_plugin
+echo "kernel and userspace container layers give the same diff, cp, export and commit"
+
 no_stuck_mounts() {
   local n
   n="$(grep -c " $root/" /proc/self/mountinfo || true)"
@@ -282,6 +351,7 @@ done
 [ -z "$(D images -aq)" ] || fail "images left after rmi: $(D images -a)"
 no_stuck_mounts 0 "after rm and rmi"
 pgrep -f -- "--mountpoint $home/" && fail "nydusd processes left after rmi"
+pgrep -f -- "userspace-overlay $home/" && fail "userspace overlay processes left after rmi"
 left="$(ls "$home" | grep -v '^l$' || true)"
 [ -z "$left" ] || fail "layer dirs left after rmi: $left"
 [ -z "$(ls "$home/l")" ] || fail "short links left after rmi"
