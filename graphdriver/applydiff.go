@@ -115,7 +115,7 @@ func adoptBootstrap(dir string) error {
 	if err := os.Remove(src); err != nil {
 		return fmt.Errorf("graphdriver: %w", err)
 	}
-	return nil
+	return ensureLayerView(dir)
 }
 
 // validateBootstrap opens path as a RAFS v6 bootstrap.
@@ -131,6 +131,31 @@ func validateBootstrap(path string) error {
 	}
 	if _, err := rafs.Open(f, st.Size(), rafs.WithInMemoryLimit(0)); err != nil {
 		return fmt.Errorf("graphdriver: nydus bootstrap layer is not a valid RAFS v6 image: %w", err)
+	}
+	return nil
+}
+
+// layerViewDir, under a nydus layer's nydus/ dir, holds the files of the
+// layer's tar at their paths (image/image.boot, image/backend.json),
+// hard links to the adopted ones.
+const layerViewDir = "layer"
+
+// ensureLayerView makes <dir>/nydus/layer/image/* of the nydus layer at
+// dir (layers adopted before it existed get it at their next Get).
+func ensureLayerView(dir string) error {
+	nd := filepath.Join(dir, nydusDir)
+	img := filepath.Join(nd, layerViewDir, "image")
+	if err := os.MkdirAll(img, 0o755); err != nil {
+		return fmt.Errorf("graphdriver: %w", err)
+	}
+	for _, name := range []string{bootstrapName, backendName} {
+		dst := filepath.Join(img, name)
+		if _, err := os.Lstat(dst); err == nil {
+			continue
+		}
+		if err := os.Link(filepath.Join(nd, name), dst); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("graphdriver: %w", err)
+		}
 	}
 	return nil
 }

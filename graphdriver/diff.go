@@ -31,6 +31,14 @@ func (d *Driver) changeSource(ctx context.Context, id, parent string, fn func(ro
 		}
 		defer d.Put(parent)
 	}
+	if own == parent && isNydusLayer(dir) {
+		// A nydus layer's own files are its bootstrap layer's.
+		if err := ensureLayerView(dir); err != nil {
+			return err
+		}
+		view := filepath.Join(dir, nydusDir, layerViewDir)
+		return fn(view, func(c fs.ChangeFunc) error { return fs.Changes(ctx, "", view, c) })
+	}
 	if own == parent && !isNydusLayer(dir) {
 		upper := filepath.Join(dir, "diff")
 		if parent == "" {

@@ -11,8 +11,12 @@ import (
 )
 
 // Get mounts layer id with its parents and returns the root directory of
-// the result. A base layer is its diff dir; a nydus layer's diff dir is
-// its nydusd mount. Each Get is matched by a Put.
+// the result. A base layer is its diff dir. A nydus layer is a read-only
+// overlay of its own files (image/image.boot, image/backend.json, as its
+// layer tar held them) over its nydusd mount (the image's tree) and its
+// parents: dockerd reassembles a layer's tar (docker save, push) from the
+// files Get shows at the paths the tar had, so a saved nydus layer is its
+// original bootstrap layer, byte for byte. Each Get is matched by a Put.
 func (d *Driver) Get(id, mountLabel string) (string, error) {
 	dir, err := d.layerDir(id)
 	if err != nil {
@@ -33,7 +37,13 @@ func (d *Driver) Get(id, mountLabel string) (string, error) {
 			}
 		}
 	}
-	if len(chain) == 1 {
+	nydusTop := isNydusLayer(dir)
+	if nydusTop {
+		if err := ensureLayerView(dir); err != nil {
+			return "", err
+		}
+	}
+	if len(chain) == 1 && !nydusTop {
 		d.mu.Lock()
 		d.refs[id]++
 		d.mu.Unlock()
@@ -114,6 +124,9 @@ func (d *Driver) overlayData(home, dir string, chain []string) (string, uintptr,
 	from := 1
 	if !upper {
 		from = 0
+	}
+	if !upper {
+		lowers = append(lowers, escapeOverlayPath(filepath.Join(filepath.Base(dir), nydusDir, layerViewDir)))
 	}
 	for _, l := range chain[from:] {
 		link, err := d.shortLink(l)

@@ -1,9 +1,11 @@
 package graphdriver
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -70,6 +72,30 @@ func testNydusLayer(t *testing.T, nydusd, image string, mode ...Option) {
 	if ents, _ := os.ReadDir(filepath.Join(home, "img", "diff")); len(ents) != 0 {
 		t.Fatalf("diff dir of a nydus layer is not empty: %v", ents)
 	}
+	// Get of the nydus layer itself (dockerd reassembling its tar for
+	// docker save or push): its own files at their paths, the image's
+	// tree under them.
+	layer.Seek(0, 0)
+	wantBoot := tarMember(t, layer, "image/image.boot")
+	img, err := d.Get("img", "")
+	must(t, err)
+	if b, err := os.ReadFile(filepath.Join(img, "image/image.boot")); err != nil || !bytes.Equal(b, wantBoot) {
+		t.Fatalf("Get of the nydus layer: image/image.boot is %d bytes (%v), want the layer's %d", len(b), err, len(wantBoot))
+	}
+	if b, err := os.ReadFile(filepath.Join(img, "etc/greeting")); err != nil || string(b) != "hello" {
+		t.Fatalf("Get of the nydus layer: etc/greeting %q, %v", b, err)
+	}
+	must(t, d.Put("img"))
+	if typ, _ := mountedAt(img); typ != "" {
+		t.Fatalf("after Put: still mounted %q", typ)
+	}
+	rc, err := d.Diff(ctx, "img", "")
+	must(t, err)
+	if b := tarMember(t, rc, "image/image.boot"); !bytes.Equal(b, wantBoot) {
+		t.Fatalf("Diff of the nydus layer: image/image.boot differs (%d bytes)", len(b))
+	}
+	rc.Close()
+
 	must(t, d.CreateReadWrite("init", "img", nil))
 	must(t, d.CreateReadWrite("rw", "init", nil))
 	root, err := d.Get("rw", "")
@@ -185,4 +211,22 @@ func atoi(t *testing.T, s string) int {
 		n = n*10 + int(c-'0')
 	}
 	return n
+}
+
+// tarMember returns the content of name in the tar r (nil if absent).
+func tarMember(t *testing.T, r io.Reader, name string) []byte {
+	t.Helper()
+	tr := tar.NewReader(r)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return nil
+		}
+		must(t, err)
+		if strings.TrimPrefix(h.Name, "./") == name {
+			b, err := io.ReadAll(tr)
+			must(t, err)
+			return b
+		}
+	}
 }

@@ -9,6 +9,9 @@
 #     docker run reads lazily and fetches only what it reads;
 #  4. docker export equals the source rootfs; commit and a classic
 #     docker build FROM the nydus image work;
+#  4b. docker save | docker load, and a push to another repository and a
+#     pull back, keep the nydus layer byte for byte (registry bytes
+#     compared) and the image lazy;
 #  5. containers survive a plugin restart and a dockerd restart;
 #  5b. container-layer modes: the same work in a container in kernel and
 #     userspace mode gives the same docker diff, export, cp and commit,
@@ -90,7 +93,7 @@ start_dockerd() {
     >>"$work/dockerd.log" 2>&1 &
   dockerd_pid=$!
   for _ in $(seq 300); do D info >/dev/null 2>&1 && break; sleep 0.1; done
-  D info 2>/dev/null | grep -q 'Storage Driver: nydus' || fail "dockerd did not start with the nydus storage driver"
+  D info 2>/dev/null | grep 'Storage Driver: nydus' >/dev/null || fail "dockerd did not start with the nydus storage driver"
 }
 
 step "docker-registry on loopback"
@@ -206,6 +209,32 @@ zfetched="$(fetched "$reg/app:zran")"
 echo "zran: fetched $zfetched bytes (index and the ranges read) of a $gzsize-byte gzip layer"
 [ "$zfetched" -gt 0 ] && [ "$zfetched" -lt $((gzsize / 4)) ] || fail "zran run fetched $zfetched of $gzsize bytes: not lazy"
 [ "$(D run --rm --network none "$reg/app:zran" md5sum /data/big | cut -d' ' -f1)" = "$big_md5" ] || fail "zran: big file content"
+
+step "docker save | docker load and a push to another repository keep the nydus image lazy"
+boot_sha="$(curl -fsS "http://$reg/v2/app/blobs/$bootd" | gunzip | sha256sum | cut -d' ' -f1)"
+D save "$reg/app:nydus" -o "$work/saved.tar" || fail "docker save of the nydus image"
+mkdir -p "$work/saved"; tar -x -C "$work/saved" -f "$work/saved.tar"
+saved_layer="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[0]["Layers"][0])' "$work/saved/manifest.json")"
+saved_sha="$(sha256sum <"$work/saved/$saved_layer" | cut -d' ' -f1)"
+echo "saved layer sha256:$saved_sha, registry bootstrap layer (uncompressed) sha256:$boot_sha, saved size $(stat -c %s "$work/saved.tar")"
+[ "$saved_sha" = "$boot_sha" ] || fail "docker save: the nydus layer is not the original bootstrap layer"
+D tag "$reg/app:nydus" "$reg/other:nydus"
+D push "$reg/other:nydus" >/dev/null || fail "docker push of the nydus image to another repository"
+pushed_layer="$(curl -fsS -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' "http://$reg/v2/other/manifests/nydus" \
+  | python3 -c 'import json,sys; l=json.load(sys.stdin)["layers"]; print(len(l), l[0]["digest"])')"
+[ "${pushed_layer%% *}" = 1 ] || fail "pushed manifest has ${pushed_layer%% *} layers"
+pushed_sha="$(curl -fsS "http://$reg/v2/other/blobs/${pushed_layer#* }" | gunzip | sha256sum | cut -d' ' -f1)"
+[ "$pushed_sha" = "$boot_sha" ] || fail "pushed layer uncompresses to sha256:$pushed_sha, not the bootstrap layer"
+D rmi "$reg/app:nydus" "$reg/other:nydus" >/dev/null
+D image inspect "$reg/app:nydus" >/dev/null 2>&1 && fail "image still present after rmi"
+D load -i "$work/saved.tar" >/dev/null || fail "docker load of the saved nydus image"
+[ "$(D run --rm --network none "$reg/app:nydus" cat /etc/greeting)" = hello ] || fail "run after docker load"
+lfetched="$(fetched "$reg/app:nydus")"
+echo "after docker load: fetched $lfetched bytes"
+[ "$lfetched" -gt 0 ] && [ "$lfetched" -lt $((8 << 20)) ] || fail "after docker load fetched $lfetched bytes: not lazy"
+D pull "$reg/other:nydus" >/dev/null || fail "docker pull of the pushed copy"
+[ "$(D run --rm --network none "$reg/other:nydus" md5sum /data/big | cut -d' ' -f1)" = "$big_md5" ] || fail "pulled copy: big file content"
+echo "save/load and push/pull keep the bootstrap layer byte for byte and the image lazy"
 
 step "docker export equals the source rootfs; commit and build FROM the nydus image"
 D create --name ex "$reg/app:nydus" >/dev/null
