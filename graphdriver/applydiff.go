@@ -2,12 +2,15 @@ package graphdriver
 
 import (
 	"archive/tar"
+	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/containerd/containerd/v2/pkg/archive"
 	"github.com/gonydus/nydus/rafs"
@@ -42,13 +45,29 @@ func (d *Driver) ApplyDiff(ctx context.Context, id, parent string, r io.Reader) 
 			return true, nil
 		}))
 	}
+	// A tar whose first member is under image/ may be a bootstrap layer:
+	// its bytes are kept so Diff can give them back unchanged.
+	keep := filepath.Join(dir, keptTarName+".tmp")
+	br := bufio.NewReaderSize(r, 64<<10)
+	r = br
+	if hdr, _ := br.Peek(512); mayBeBootstrapLayer(hdr) {
+		f, err := os.OpenFile(keep, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+		if err != nil {
+			return 0, fmt.Errorf("graphdriver: %w", err)
+		}
+		defer f.Close()
+		defer os.Remove(keep) // renamed away when it is one
+		r = io.TeeReader(br, f)
+	}
 	size, err := archive.Apply(ctx, diff, r, opts...)
 	if err != nil {
 		return 0, fmt.Errorf("graphdriver: apply layer %s: %w", id, err)
 	}
 	// Drain what the extractor left (the tar's end padding) so dockerd's
 	// digest of the stream completes.
-	io.Copy(io.Discard, r)
+	if _, err := io.Copy(io.Discard, r); err != nil {
+		return 0, fmt.Errorf("graphdriver: apply layer %s: %w", id, err)
+	}
 	nydus, err := isBootstrapLayer(diff)
 	if err != nil || !nydus {
 		return size, err
@@ -59,8 +78,28 @@ func (d *Driver) ApplyDiff(ctx context.Context, id, parent string, r io.Reader) 
 	if err := adoptBootstrap(dir); err != nil {
 		return 0, err
 	}
+	if _, err := os.Stat(keep); err == nil {
+		if err := os.Rename(keep, filepath.Join(dir, nydusDir, keptTarName)); err != nil {
+			return 0, fmt.Errorf("graphdriver: %w", err)
+		}
+	}
 	d.log.Info("nydus bootstrap layer", "layer", id)
 	return size, nil
+}
+
+// keptTarName, in a nydus layer's nydus/ dir, is the layer tar exactly
+// as ApplyDiff received it.
+const keptTarName = "layer.tar"
+
+// mayBeBootstrapLayer reports whether a tar starting with header block
+// hdr may be a bootstrap layer: its first member is image/ or below.
+func mayBeBootstrapLayer(hdr []byte) bool {
+	if len(hdr) < 100 {
+		return false
+	}
+	name, _, _ := bytes.Cut(hdr[:100], []byte{0})
+	n := strings.TrimPrefix(string(name), "./")
+	return n == "image" || strings.HasPrefix(n, "image/")
 }
 
 // isBootstrapLayer reports whether an extracted layer holds only

@@ -91,10 +91,14 @@ func testNydusLayer(t *testing.T, nydusd, image string, mode ...Option) {
 	}
 	rc, err := d.Diff(ctx, "img", "")
 	must(t, err)
-	if b := tarMember(t, rc, "image/image.boot"); !bytes.Equal(b, wantBoot) {
-		t.Fatalf("Diff of the nydus layer: image/image.boot differs (%d bytes)", len(b))
-	}
+	got, err := io.ReadAll(rc)
+	must(t, err)
 	rc.Close()
+	layer.Seek(0, 0)
+	orig, _ := io.ReadAll(layer)
+	if !bytes.Equal(got, orig) {
+		t.Fatalf("Diff of the nydus layer: %d bytes, not the %d-byte layer tar it was applied from", len(got), len(orig))
+	}
 
 	must(t, d.CreateReadWrite("init", "img", nil))
 	must(t, d.CreateReadWrite("rw", "init", nil))
@@ -156,7 +160,7 @@ func testNydusLayer(t *testing.T, nydusd, image string, mode ...Option) {
 // does not hold a RAFS image is refused with a clear error.
 func TestCorruptBootstrapLayer(t *testing.T) {
 	requireMounts(t)
-	d, _ := newDriver(t)
+	d, home := newDriver(t)
 	must(t, d.Create("bad", "", nil))
 	_, err := d.ApplyDiff(context.Background(), "bad", "", tarOf(t, dir("image/"), file("image/image.boot", strings.Repeat("garbage!", 1024))))
 	if err == nil || !strings.Contains(err.Error(), "not a valid RAFS v6 image") {
@@ -173,6 +177,9 @@ func TestCorruptBootstrapLayer(t *testing.T) {
 	must(t, d.Create("plain", "", nil))
 	if _, err := d.ApplyDiff(context.Background(), "plain", "", tarOf(t, dir("image/"), file("image/image.boot", "x"), file("other", "y"))); err != nil {
 		t.Fatalf("ordinary layer with an image/ dir: %v", err)
+	}
+	if ents, _ := filepath.Glob(filepath.Join(home, "plain", keptTarName+"*")); len(ents) != 0 {
+		t.Fatalf("the copy of an ordinary layer's tar stays: %v", ents)
 	}
 }
 
