@@ -72,9 +72,6 @@ func (d *Driver) ApplyDiff(ctx context.Context, id, parent string, r io.Reader) 
 	if err != nil || !nydus {
 		return size, err
 	}
-	if len(uidMaps) > 0 || len(gidMaps) > 0 {
-		return 0, errors.New("graphdriver: nydus layers are not supported with user-namespace remapping")
-	}
 	if err := adoptBootstrap(dir); err != nil {
 		return 0, err
 	}

@@ -97,6 +97,16 @@ func (d *Driver) mountChain(home, dir string, chain []string, kernel func() erro
 	if isNydusLayer(dir) {
 		mode = ContainerLayerKernel
 	}
+	if nl := nydusLayerIn(home, chain[1:]); nl != "" && (len(d.uidMaps) > 0 || len(d.gidMaps) > 0) {
+		// nydusd serves an image with its own owners; only the userspace
+		// overlay shifts them, as ordinary layers were at ApplyDiff.
+		switch {
+		case mode == ContainerLayerAuto && !isNydusLayer(dir):
+			return d.mountUserspace(home, dir, chain)
+		case mode != ContainerLayerUserspace:
+			return fmt.Errorf("graphdriver: layer %s is over nydus layer %s, whose owners nydusd cannot shift for user-namespace remapping (dockerd --userns-remap): kernel overlayfs would show them unshifted; use --container-layer userspace or auto", id, nl)
+		}
+	}
 	switch mode {
 	case ContainerLayerUserspace:
 		return d.mountUserspace(home, dir, chain)
@@ -112,6 +122,16 @@ func (d *Driver) mountChain(home, dir string, chain []string, kernel func() erro
 		return nil
 	}
 	return kernel()
+}
+
+// nydusLayerIn returns the first nydus layer of chain, or "".
+func nydusLayerIn(home string, chain []string) string {
+	for _, l := range chain {
+		if isNydusLayer(filepath.Join(home, l)) {
+			return l
+		}
+	}
+	return ""
 }
 
 // overlayData returns the overlayfs mount data and flags that mount chain

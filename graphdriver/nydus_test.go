@@ -237,3 +237,67 @@ func tarMember(t *testing.T, r io.Reader, name string) []byte {
 		}
 	}
 }
+
+// TestNydusLayerUsernsRemap: under user-namespace maps, a container on a
+// nydus layer sees the image's owners shifted in userspace and auto mode,
+// writes through copy-up keep the shifted owner, and kernel mode refuses
+// with the reason.
+func TestNydusLayerUsernsRemap(t *testing.T) {
+	requireFUSE(t)
+	nydusd, image := buildBinaries(t)
+	plugin := buildPlugin(t)
+	src := t.TempDir()
+	must(t, os.MkdirAll(filepath.Join(src, "home/app"), 0o755))
+	must(t, os.WriteFile(filepath.Join(src, "home/app/f"), []byte("app"), 0o644))
+	must(t, os.Lchown(filepath.Join(src, "home/app"), 1000, 1000))
+	must(t, os.Lchown(filepath.Join(src, "home/app/f"), 1000, 1001))
+	must(t, os.WriteFile(filepath.Join(src, "rootfile"), []byte("r"), 0o644))
+	layer, cfg := nydusLayerTar(t, image, src)
+	raw, _ := io.ReadAll(layer)
+	maps := []IDMap{{ContainerID: 0, HostID: 100000, Size: 65536}}
+	owner := func(p string) [2]uint32 {
+		var st syscall.Stat_t
+		must(t, syscall.Lstat(p, &st))
+		return [2]uint32{st.Uid, st.Gid}
+	}
+	for _, m := range []ContainerLayer{ContainerLayerKernel, ContainerLayerUserspace, ContainerLayerAuto} {
+		t.Run(string(m), func(t *testing.T) {
+			home, err := os.MkdirTemp("/tmp", "gdun")
+			must(t, err)
+			defer os.RemoveAll(home)
+			d, err := New(append([]Option{WithNydusd(nydusd), WithNydusdConfig(cfg)}, modeOpts(plugin, m)...)...)
+			must(t, err)
+			must(t, d.Init(home, nil, maps, maps))
+			defer func() {
+				d.Cleanup()
+				if ms, _ := mountsUnder(home); len(ms) > 0 {
+					t.Errorf("mounts left: %v", ms)
+				}
+			}()
+			ctx := context.Background()
+			must(t, d.Create("img", "", nil))
+			if _, err := d.ApplyDiff(ctx, "img", "", bytes.NewReader(raw)); err != nil {
+				t.Fatal(err)
+			}
+			must(t, d.CreateReadWrite("rw", "img", nil))
+			root, err := d.Get("rw", "")
+			if m == ContainerLayerKernel {
+				if err == nil || !strings.Contains(err.Error(), "user-namespace") || !strings.Contains(err.Error(), "userspace") {
+					t.Fatalf("kernel mode under userns maps: %v, want a refusal naming the reason and the way out", err)
+				}
+				return
+			}
+			must(t, err)
+			for p, want := range map[string][2]uint32{"home/app": {101000, 101000}, "home/app/f": {101000, 101001}, "rootfile": {100000, 100000}, ".": {100000, 100000}} {
+				if got := owner(filepath.Join(root, p)); got != want {
+					t.Errorf("%s: owner %v, want %v", p, got, want)
+				}
+			}
+			must(t, os.WriteFile(filepath.Join(root, "home/app/f"), []byte("changed"), 0o644)) // copy-up
+			must(t, d.Put("rw"))
+			if got := owner(filepath.Join(home, "rw", "diff", "home/app/f")); got != [2]uint32{101000, 101001} {
+				t.Fatalf("copied-up file in the upper dir: owner %v, want the shifted 101000:101001", got)
+			}
+		})
+	}
+}

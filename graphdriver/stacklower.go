@@ -19,6 +19,29 @@ import (
 type stackLower struct {
 	layers []overlay.Lower // same name, topmost first; more than one only for directories
 	index  []int           // each layer's position in the chain, for inode numbers
+	shift  *idShift        // owners to map, per layer position (nil: none)
+}
+
+// idShift maps the owners of the layers it names from container ids to
+// host ids (user-namespace remapping of layers stored unshifted: nydus
+// layers); an id outside the maps becomes the overflow id 65534.
+type idShift struct {
+	UIDMaps, GIDMaps []IDMap
+	Layers           []bool // by position in the chain
+}
+
+func (m *idShift) apply(layer int, st *overlay.Stat) {
+	if m == nil || layer >= len(m.Layers) || !m.Layers[layer] {
+		return
+	}
+	st.UID, st.GID = shiftID(m.UIDMaps, st.UID), shiftID(m.GIDMaps, st.GID)
+}
+
+func shiftID(maps []IDMap, id uint32) uint32 {
+	if h := hostID(maps, int(id)); h >= 0 {
+		return uint32(h)
+	}
+	return 65534
 }
 
 // layerInoShift leaves 46 bits of a layer's inode number and puts the
@@ -27,8 +50,8 @@ type stackLower struct {
 const layerInoShift = 46
 
 // newStackLower stacks the trees at dirs (topmost first).
-func newStackLower(dirs []string) (overlay.Lower, error) {
-	s := &stackLower{}
+func newStackLower(dirs []string, shift *idShift) (overlay.Lower, error) {
+	s := &stackLower{shift: shift}
 	for i, d := range dirs {
 		l, err := overlay.NewDirLower(d)
 		if err != nil {
@@ -77,11 +100,12 @@ func (s *stackLower) Stat(ctx context.Context) (overlay.Stat, error) {
 		return st, err
 	}
 	st.Ino = encodeIno(s.index[0], st.Ino)
+	s.shift.apply(s.index[0], &st)
 	return st, nil
 }
 
 func (s *stackLower) Lookup(ctx context.Context, name string) (overlay.Lower, error) {
-	out := &stackLower{}
+	out := &stackLower{shift: s.shift}
 	for i, l := range s.layers {
 		c, err := l.Lookup(ctx, name)
 		if errors.Is(err, fs.ErrNotExist) {

@@ -54,6 +54,7 @@ type userspaceSpec struct {
 	Upper      string   `json:"upper"`
 	Work       string   `json:"work"`
 	Mountpoint string   `json:"mountpoint"`
+	Shift      *idShift `json:"shift,omitempty"`
 }
 
 const (
@@ -70,8 +71,13 @@ func (d *Driver) mountUserspace(home, dir string, chain []string) error {
 		return errors.New("graphdriver: no userspace overlay server configured (WithOverlayServer)")
 	}
 	spec := userspaceSpec{Upper: filepath.Join(dir, "diff"), Work: filepath.Join(dir, "work"), Mountpoint: filepath.Join(dir, "merged")}
+	shift := &idShift{UIDMaps: d.uidMaps, GIDMaps: d.gidMaps}
 	for _, l := range chain[1:] {
 		spec.Lowers = append(spec.Lowers, filepath.Join(home, l, "diff"))
+		shift.Layers = append(shift.Layers, isNydusLayer(filepath.Join(home, l)))
+	}
+	if len(d.uidMaps) > 0 || len(d.gidMaps) > 0 {
+		spec.Shift = shift
 	}
 	b, err := json.Marshal(spec)
 	if err != nil {
@@ -155,7 +161,7 @@ func ServeUserspace(specPath string, log *slog.Logger) error {
 	if len(spec.Lowers) == 0 || spec.Upper == "" || spec.Work == "" || spec.Mountpoint == "" {
 		return fmt.Errorf("graphdriver: %s: lowers, upper, work and mountpoint are required", specPath)
 	}
-	lower, err := newStackLower(spec.Lowers)
+	lower, err := newStackLower(spec.Lowers, spec.Shift)
 	if err != nil {
 		return fmt.Errorf("graphdriver: %w", err)
 	}
