@@ -2,12 +2,15 @@ package graphdriver
 
 import (
 	"archive/tar"
+	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/containerd/containerd/v2/pkg/archive"
 	"github.com/gonydus/nydus/rafs"
@@ -42,25 +45,58 @@ func (d *Driver) ApplyDiff(ctx context.Context, id, parent string, r io.Reader) 
 			return true, nil
 		}))
 	}
+	// A tar whose first member is under image/ may be a bootstrap layer:
+	// its bytes are kept so Diff can give them back unchanged.
+	keep := filepath.Join(dir, keptTarName+".tmp")
+	br := bufio.NewReaderSize(r, 64<<10)
+	r = br
+	if hdr, _ := br.Peek(512); mayBeBootstrapLayer(hdr) {
+		f, err := os.OpenFile(keep, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+		if err != nil {
+			return 0, fmt.Errorf("graphdriver: %w", err)
+		}
+		defer f.Close()
+		defer os.Remove(keep) // renamed away when it is one
+		r = io.TeeReader(br, f)
+	}
 	size, err := archive.Apply(ctx, diff, r, opts...)
 	if err != nil {
 		return 0, fmt.Errorf("graphdriver: apply layer %s: %w", id, err)
 	}
 	// Drain what the extractor left (the tar's end padding) so dockerd's
 	// digest of the stream completes.
-	io.Copy(io.Discard, r)
+	if _, err := io.Copy(io.Discard, r); err != nil {
+		return 0, fmt.Errorf("graphdriver: apply layer %s: %w", id, err)
+	}
 	nydus, err := isBootstrapLayer(diff)
 	if err != nil || !nydus {
 		return size, err
 	}
-	if len(uidMaps) > 0 || len(gidMaps) > 0 {
-		return 0, errors.New("graphdriver: nydus layers are not supported with user-namespace remapping")
-	}
 	if err := adoptBootstrap(dir); err != nil {
 		return 0, err
 	}
+	if _, err := os.Stat(keep); err == nil {
+		if err := os.Rename(keep, filepath.Join(dir, nydusDir, keptTarName)); err != nil {
+			return 0, fmt.Errorf("graphdriver: %w", err)
+		}
+	}
 	d.log.Info("nydus bootstrap layer", "layer", id)
 	return size, nil
+}
+
+// keptTarName, in a nydus layer's nydus/ dir, is the layer tar exactly
+// as ApplyDiff received it.
+const keptTarName = "layer.tar"
+
+// mayBeBootstrapLayer reports whether a tar starting with header block
+// hdr may be a bootstrap layer: its first member is image/ or below.
+func mayBeBootstrapLayer(hdr []byte) bool {
+	if len(hdr) < 100 {
+		return false
+	}
+	name, _, _ := bytes.Cut(hdr[:100], []byte{0})
+	n := strings.TrimPrefix(string(name), "./")
+	return n == "image" || strings.HasPrefix(n, "image/")
 }
 
 // isBootstrapLayer reports whether an extracted layer holds only
@@ -115,7 +151,7 @@ func adoptBootstrap(dir string) error {
 	if err := os.Remove(src); err != nil {
 		return fmt.Errorf("graphdriver: %w", err)
 	}
-	return nil
+	return ensureLayerView(dir)
 }
 
 // validateBootstrap opens path as a RAFS v6 bootstrap.
@@ -131,6 +167,31 @@ func validateBootstrap(path string) error {
 	}
 	if _, err := rafs.Open(f, st.Size(), rafs.WithInMemoryLimit(0)); err != nil {
 		return fmt.Errorf("graphdriver: nydus bootstrap layer is not a valid RAFS v6 image: %w", err)
+	}
+	return nil
+}
+
+// layerViewDir, under a nydus layer's nydus/ dir, holds the files of the
+// layer's tar at their paths (image/image.boot, image/backend.json),
+// hard links to the adopted ones.
+const layerViewDir = "layer"
+
+// ensureLayerView makes <dir>/nydus/layer/image/* of the nydus layer at
+// dir (layers adopted before it existed get it at their next Get).
+func ensureLayerView(dir string) error {
+	nd := filepath.Join(dir, nydusDir)
+	img := filepath.Join(nd, layerViewDir, "image")
+	if err := os.MkdirAll(img, 0o755); err != nil {
+		return fmt.Errorf("graphdriver: %w", err)
+	}
+	for _, name := range []string{bootstrapName, backendName} {
+		dst := filepath.Join(img, name)
+		if _, err := os.Lstat(dst); err == nil {
+			continue
+		}
+		if err := os.Link(filepath.Join(nd, name), dst); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("graphdriver: %w", err)
+		}
 	}
 	return nil
 }

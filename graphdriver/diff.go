@@ -31,6 +31,14 @@ func (d *Driver) changeSource(ctx context.Context, id, parent string, fn func(ro
 		}
 		defer d.Put(parent)
 	}
+	if own == parent && isNydusLayer(dir) {
+		// A nydus layer's own files are its bootstrap layer's.
+		if err := ensureLayerView(dir); err != nil {
+			return err
+		}
+		view := filepath.Join(dir, nydusDir, layerViewDir)
+		return fn(view, func(c fs.ChangeFunc) error { return fs.Changes(ctx, "", view, c) })
+	}
 	if own == parent && !isNydusLayer(dir) {
 		upper := filepath.Join(dir, "diff")
 		if parent == "" {
@@ -49,10 +57,19 @@ func (d *Driver) changeSource(ctx context.Context, id, parent string, fn func(ro
 }
 
 // Diff streams layer id's changes against parent as a docker layer tar
-// (AUFS-style .wh. whiteouts).
+// (AUFS-style .wh. whiteouts). A nydus layer against its own parent is
+// the tar ApplyDiff received, byte for byte.
 func (d *Driver) Diff(ctx context.Context, id, parent string) (io.ReadCloser, error) {
 	if _, err := d.layerDir(id); err != nil {
 		return nil, err
+	}
+	if dir, _ := d.layerDir(id); isNydusLayer(dir) {
+		if own, err := d.parentOf(id); err == nil && own == parent {
+			// The bootstrap layer exactly as it came (docker save, push).
+			if f, err := os.Open(filepath.Join(dir, nydusDir, keptTarName)); err == nil {
+				return f, nil
+			}
+		}
 	}
 	pr, pw := io.Pipe()
 	go func() {

@@ -20,19 +20,23 @@ type Driver struct {
 	log          *slog.Logger
 	mountTimeout time.Duration
 	stateFile    string
-	runDir       string // nydusd API sockets
+	runDir       string   // nydusd API sockets
+	serverCmd    []string // the userspace overlay process, before its spec file
 
-	mu      sync.Mutex
-	nydusMu sync.Mutex // serialises nydusd starts and stops
-	home    string
-	uidMaps []IDMap
-	gidMaps []IDMap
-	refs    map[string]int // Get minus Put per layer
+	mu             sync.Mutex
+	nydusMu        sync.Mutex // serialises nydusd starts and stops
+	home           string
+	containerLayer ContainerLayer
+	initCalled     bool // dockerd called Init in this process
+	uidMaps        []IDMap
+	gidMaps        []IDMap
+	refs           map[string]int // Get minus Put per layer
 }
 
 // New returns a driver; Init gives it its home.
 func New(opts ...Option) (*Driver, error) {
-	d := &Driver{nydusd: "nydusd", runDir: "/run/docker-nydus-graphdriver", log: slog.Default(), mountTimeout: 20 * time.Second, refs: map[string]int{}}
+	d := &Driver{nydusd: "nydusd", runDir: "/run/docker-nydus-graphdriver", log: slog.Default(), mountTimeout: 20 * time.Second, refs: map[string]int{},
+		containerLayer: ContainerLayerKernel}
 	for _, o := range opts {
 		if err := o(d); err != nil {
 			return nil, err
@@ -46,13 +50,28 @@ var ErrNotInitialized = errors.New("graphdriver: not initialized")
 
 // Init sets the home directory (dockerd passes <data-root>/<name>) and the
 // user-namespace maps. A second Init with the same home is accepted (a
-// restarted dockerd).
+// restarted dockerd). The storage options dockerd passes (--storage-opt)
+// may set container-layer=kernel|userspace|auto (optionally prefixed with
+// the driver's name and a dot, e.g. nydus.container-layer=userspace),
+// which overrides WithContainerLayer.
 func (d *Driver) Init(home string, opts []string, uidMaps, gidMaps []IDMap) error {
 	if !filepath.IsAbs(home) {
 		return fmt.Errorf("graphdriver: home %q is not absolute", home)
 	}
+	mode := ContainerLayer("")
 	for _, o := range opts {
-		return fmt.Errorf("graphdriver: unknown storage option %q", o)
+		k, v, _ := strings.Cut(o, "=")
+		if i := strings.LastIndexByte(k, '.'); i >= 0 {
+			k = k[i+1:]
+		}
+		if strings.ToLower(strings.TrimSpace(k)) != "container-layer" {
+			return fmt.Errorf("graphdriver: unknown storage option %q (known: container-layer=kernel|userspace|auto)", o)
+		}
+		m, err := ParseContainerLayer(v)
+		if err != nil {
+			return err
+		}
+		mode = m
 	}
 	if err := os.MkdirAll(filepath.Join(home, linkDir), 0o700); err != nil {
 		return fmt.Errorf("graphdriver: %w", err)
@@ -63,7 +82,25 @@ func (d *Driver) Init(home string, opts []string, uidMaps, gidMaps []IDMap) erro
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.home, d.uidMaps, d.gidMaps = home, uidMaps, gidMaps
+	d.initCalled = true
+	if mode != "" {
+		d.containerLayer = mode
+	}
 	return nil
+}
+
+// InitCalled reports whether dockerd has called Init since New.
+func (d *Driver) InitCalled() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.initCalled
+}
+
+// containerLayerMode is the mode new container-layer mounts use.
+func (d *Driver) containerLayerMode() ContainerLayer {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.containerLayer
 }
 
 func (d *Driver) homeDir() (string, error) {
@@ -125,7 +162,7 @@ func (d *Driver) Status() [][2]string {
 		{"Layers", fmt.Sprint(n)},
 		{"Nydus layers", fmt.Sprint(nydus)},
 		{"Nydusd", d.nydusd},
-		{"Writable layer", "kernel overlayfs"},
+		{"Container layer", string(d.containerLayerMode())},
 	}
 }
 

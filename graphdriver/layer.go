@@ -13,7 +13,8 @@ import (
 // linkDir holds the short symlinks to layers' diff dirs.
 const linkDir = "l"
 
-// maxDepth bounds a layer chain (Docker allows 125 layers).
+// maxDepth bounds the ancestors of a layer, as overlay2 does: an image of
+// up to 128 layers still takes a container layer on top.
 const maxDepth = 128
 
 // Create makes a read-only (image) layer; CreateReadWrite makes a
@@ -47,8 +48,8 @@ func (d *Driver) create(id, parent string, storageOpt map[string]string) (err er
 		if err != nil {
 			return err
 		}
-		if len(chain) >= maxDepth {
-			return fmt.Errorf("graphdriver: layer chain deeper than %d", maxDepth)
+		if len(chain) > maxDepth {
+			return fmt.Errorf("graphdriver: layer %s would have more than %d ancestors", id, maxDepth)
 		}
 	}
 	if err := os.Mkdir(dir, 0o700); err != nil {
@@ -122,7 +123,7 @@ func (d *Driver) lowerChain(id string) ([]string, error) {
 	var chain []string
 	for cur := id; cur != ""; {
 		if len(chain) > maxDepth {
-			return nil, fmt.Errorf("graphdriver: layer chain of %s is longer than %d (a loop?)", id, maxDepth)
+			return nil, fmt.Errorf("graphdriver: layer %s has more than %d ancestors (a loop?)", id, maxDepth)
 		}
 		if !d.Exists(cur) {
 			return nil, fmt.Errorf("graphdriver: layer %s (in the chain of %s) does not exist", cur, id)
@@ -162,6 +163,7 @@ func (d *Driver) Remove(id string) error {
 	if err := unmountIfMounted(filepath.Join(dir, "merged")); err != nil {
 		return err
 	}
+	waitUserspaceExit(dir)
 	if isNydusLayer(dir) {
 		if err := d.stopNydusd(dir); err != nil {
 			return err

@@ -1,9 +1,11 @@
 package graphdriver
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -36,13 +38,21 @@ func nydusLayerTar(t *testing.T, image, src string, cache ...string) (*bytes.Rea
 }
 
 // TestNydusLayer: a bootstrap layer is adopted, served by nydusd, merged
-// under a container layer, and removed with its nydusd.
+// under a container layer (in both container-layer modes), and removed
+// with its nydusd.
 func TestNydusLayer(t *testing.T) {
 	requireMounts(t)
 	if _, err := os.Stat("/dev/fuse"); err != nil {
 		t.Skipf("no /dev/fuse: %v", err)
 	}
 	nydusd, image := buildBinaries(t)
+	plugin := buildPlugin(t)
+	for _, m := range []ContainerLayer{ContainerLayerKernel, ContainerLayerUserspace} {
+		t.Run(string(m), func(t *testing.T) { testNydusLayer(t, nydusd, image, modeOpts(plugin, m)...) })
+	}
+}
+
+func testNydusLayer(t *testing.T, nydusd, image string, mode ...Option) {
 	src := t.TempDir()
 	must(t, os.MkdirAll(filepath.Join(src, "etc"), 0o755))
 	must(t, os.WriteFile(filepath.Join(src, "etc/greeting"), []byte("hello"), 0o644))
@@ -50,7 +60,7 @@ func TestNydusLayer(t *testing.T) {
 	must(t, os.WriteFile(filepath.Join(src, "big"), bytes.Repeat([]byte("0123456789"), 300_000), 0o644))
 	ctx := context.Background()
 	layer, cfg := nydusLayerTar(t, image, src)
-	d, home := newDriver(t, WithNydusd(nydusd), WithNydusdConfig(cfg))
+	d, home := newDriver(t, append([]Option{WithNydusd(nydusd), WithNydusdConfig(cfg)}, mode...)...)
 
 	must(t, d.Create("img", "", nil))
 	if _, err := d.ApplyDiff(ctx, "img", "", layer); err != nil {
@@ -62,6 +72,34 @@ func TestNydusLayer(t *testing.T) {
 	if ents, _ := os.ReadDir(filepath.Join(home, "img", "diff")); len(ents) != 0 {
 		t.Fatalf("diff dir of a nydus layer is not empty: %v", ents)
 	}
+	// Get of the nydus layer itself (dockerd reassembling its tar for
+	// docker save or push): its own files at their paths, the image's
+	// tree under them.
+	layer.Seek(0, 0)
+	wantBoot := tarMember(t, layer, "image/image.boot")
+	img, err := d.Get("img", "")
+	must(t, err)
+	if b, err := os.ReadFile(filepath.Join(img, "image/image.boot")); err != nil || !bytes.Equal(b, wantBoot) {
+		t.Fatalf("Get of the nydus layer: image/image.boot is %d bytes (%v), want the layer's %d", len(b), err, len(wantBoot))
+	}
+	if b, err := os.ReadFile(filepath.Join(img, "etc/greeting")); err != nil || string(b) != "hello" {
+		t.Fatalf("Get of the nydus layer: etc/greeting %q, %v", b, err)
+	}
+	must(t, d.Put("img"))
+	if typ, _ := mountedAt(img); typ != "" {
+		t.Fatalf("after Put: still mounted %q", typ)
+	}
+	rc, err := d.Diff(ctx, "img", "")
+	must(t, err)
+	got, err := io.ReadAll(rc)
+	must(t, err)
+	rc.Close()
+	layer.Seek(0, 0)
+	orig, _ := io.ReadAll(layer)
+	if !bytes.Equal(got, orig) {
+		t.Fatalf("Diff of the nydus layer: %d bytes, not the %d-byte layer tar it was applied from", len(got), len(orig))
+	}
+
 	must(t, d.CreateReadWrite("init", "img", nil))
 	must(t, d.CreateReadWrite("rw", "init", nil))
 	root, err := d.Get("rw", "")
@@ -72,6 +110,9 @@ func TestNydusLayer(t *testing.T) {
 	if typ, _ := mountedAt(filepath.Join(home, "img", "diff")); !strings.HasPrefix(typ, "fuse") {
 		t.Fatalf("nydus layer mounted as %q, want fuse", typ)
 	}
+	if typ, _ := mountedAt(root); typ != wantFSType(d.containerLayerMode()) {
+		t.Fatalf("container root mounted as %q, want %q", typ, wantFSType(d.containerLayerMode()))
+	}
 	must(t, os.WriteFile(filepath.Join(root, "etc/greeting"), []byte("changed"), 0o644))
 	must(t, d.Put("rw"))
 	changes, err := d.Changes(ctx, "rw", "init")
@@ -80,7 +121,7 @@ func TestNydusLayer(t *testing.T) {
 		t.Fatalf("changes over a nydus layer: %+v", changes)
 	}
 	// A fresh driver (a restarted plugin) adopts the running nydusd.
-	d2, err := New(WithNydusd(nydusd), WithNydusdConfig(cfg), WithLogger(d.log))
+	d2, err := New(append([]Option{WithNydusd(nydusd), WithNydusdConfig(cfg), WithLogger(d.log)}, mode...)...)
 	must(t, err)
 	must(t, d2.Init(home, nil, nil, nil))
 	root, err = d2.Get("rw", "")
@@ -119,7 +160,7 @@ func TestNydusLayer(t *testing.T) {
 // does not hold a RAFS image is refused with a clear error.
 func TestCorruptBootstrapLayer(t *testing.T) {
 	requireMounts(t)
-	d, _ := newDriver(t)
+	d, home := newDriver(t)
 	must(t, d.Create("bad", "", nil))
 	_, err := d.ApplyDiff(context.Background(), "bad", "", tarOf(t, dir("image/"), file("image/image.boot", strings.Repeat("garbage!", 1024))))
 	if err == nil || !strings.Contains(err.Error(), "not a valid RAFS v6 image") {
@@ -136,6 +177,9 @@ func TestCorruptBootstrapLayer(t *testing.T) {
 	must(t, d.Create("plain", "", nil))
 	if _, err := d.ApplyDiff(context.Background(), "plain", "", tarOf(t, dir("image/"), file("image/image.boot", "x"), file("other", "y"))); err != nil {
 		t.Fatalf("ordinary layer with an image/ dir: %v", err)
+	}
+	if ents, _ := filepath.Glob(filepath.Join(home, "plain", keptTarName+"*")); len(ents) != 0 {
+		t.Fatalf("the copy of an ordinary layer's tar stays: %v", ents)
 	}
 }
 
@@ -174,4 +218,86 @@ func atoi(t *testing.T, s string) int {
 		n = n*10 + int(c-'0')
 	}
 	return n
+}
+
+// tarMember returns the content of name in the tar r (nil if absent).
+func tarMember(t *testing.T, r io.Reader, name string) []byte {
+	t.Helper()
+	tr := tar.NewReader(r)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return nil
+		}
+		must(t, err)
+		if strings.TrimPrefix(h.Name, "./") == name {
+			b, err := io.ReadAll(tr)
+			must(t, err)
+			return b
+		}
+	}
+}
+
+// TestNydusLayerUsernsRemap: under user-namespace maps, a container on a
+// nydus layer sees the image's owners shifted in userspace and auto mode,
+// writes through copy-up keep the shifted owner, and kernel mode refuses
+// with the reason.
+func TestNydusLayerUsernsRemap(t *testing.T) {
+	requireFUSE(t)
+	nydusd, image := buildBinaries(t)
+	plugin := buildPlugin(t)
+	src := t.TempDir()
+	must(t, os.MkdirAll(filepath.Join(src, "home/app"), 0o755))
+	must(t, os.WriteFile(filepath.Join(src, "home/app/f"), []byte("app"), 0o644))
+	must(t, os.Lchown(filepath.Join(src, "home/app"), 1000, 1000))
+	must(t, os.Lchown(filepath.Join(src, "home/app/f"), 1000, 1001))
+	must(t, os.WriteFile(filepath.Join(src, "rootfile"), []byte("r"), 0o644))
+	layer, cfg := nydusLayerTar(t, image, src)
+	raw, _ := io.ReadAll(layer)
+	maps := []IDMap{{ContainerID: 0, HostID: 100000, Size: 65536}}
+	owner := func(p string) [2]uint32 {
+		var st syscall.Stat_t
+		must(t, syscall.Lstat(p, &st))
+		return [2]uint32{st.Uid, st.Gid}
+	}
+	for _, m := range []ContainerLayer{ContainerLayerKernel, ContainerLayerUserspace, ContainerLayerAuto} {
+		t.Run(string(m), func(t *testing.T) {
+			home, err := os.MkdirTemp("/tmp", "gdun")
+			must(t, err)
+			defer os.RemoveAll(home)
+			d, err := New(append([]Option{WithNydusd(nydusd), WithNydusdConfig(cfg)}, modeOpts(plugin, m)...)...)
+			must(t, err)
+			must(t, d.Init(home, nil, maps, maps))
+			defer func() {
+				d.Cleanup()
+				if ms, _ := mountsUnder(home); len(ms) > 0 {
+					t.Errorf("mounts left: %v", ms)
+				}
+			}()
+			ctx := context.Background()
+			must(t, d.Create("img", "", nil))
+			if _, err := d.ApplyDiff(ctx, "img", "", bytes.NewReader(raw)); err != nil {
+				t.Fatal(err)
+			}
+			must(t, d.CreateReadWrite("rw", "img", nil))
+			root, err := d.Get("rw", "")
+			if m == ContainerLayerKernel {
+				if err == nil || !strings.Contains(err.Error(), "user-namespace") || !strings.Contains(err.Error(), "userspace") {
+					t.Fatalf("kernel mode under userns maps: %v, want a refusal naming the reason and the way out", err)
+				}
+				return
+			}
+			must(t, err)
+			for p, want := range map[string][2]uint32{"home/app": {101000, 101000}, "home/app/f": {101000, 101001}, "rootfile": {100000, 100000}, ".": {100000, 100000}} {
+				if got := owner(filepath.Join(root, p)); got != want {
+					t.Errorf("%s: owner %v, want %v", p, got, want)
+				}
+			}
+			must(t, os.WriteFile(filepath.Join(root, "home/app/f"), []byte("changed"), 0o644)) // copy-up
+			must(t, d.Put("rw"))
+			if got := owner(filepath.Join(home, "rw", "diff", "home/app/f")); got != [2]uint32{101000, 101001} {
+				t.Fatalf("copied-up file in the upper dir: owner %v, want the shifted 101000:101001", got)
+			}
+		})
+	}
 }

@@ -90,3 +90,31 @@ func WithInsecureRegistries(hosts ...string) Option {
 		return nil
 	}
 }
+
+// WithContainerLayer sets how container layers are mounted (default
+// ContainerLayerKernel); dockerd's storage option container-layer
+// overrides it at Init. Mounts made in another mode before a restart
+// stay as they are; the upper dirs are the same in every mode.
+func WithContainerLayer(m ContainerLayer) Option {
+	return func(d *Driver) error {
+		m, err := ParseContainerLayer(string(m))
+		if err != nil {
+			return err
+		}
+		d.containerLayer = m
+		return nil
+	}
+}
+
+// WithOverlayServer sets the command that runs the userspace overlay
+// process (ServeUserspace); the spec file's path is appended to it. The
+// plugin passes its own executable and a subcommand.
+func WithOverlayServer(cmd ...string) Option {
+	return func(d *Driver) error {
+		if len(cmd) == 0 || !filepath.IsAbs(cmd[0]) {
+			return fmt.Errorf("graphdriver: overlay server command %q: want an absolute executable path", cmd)
+		}
+		d.serverCmd = append([]string(nil), cmd...)
+		return nil
+	}
+}

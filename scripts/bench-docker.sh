@@ -8,6 +8,12 @@
 #   nydus:    dockerd with our graphdriver plugin, the docker-runnable image
 #             made by nydusify from the same image;
 # and prints the ratio (baseline time / nydus time; target >= 5).
+# Then it times an untar of Go's source tree ($GOROOT/src) into a
+# container's root (the writes go to the container layer) under overlay2,
+# fuse-overlayfs (dockerd's built-in driver, when fuse-overlayfs is
+# installed) and the plugin in kernel and userspace container-layer mode,
+# and prints userspace / fuse-overlayfs (target <= 1).
+# SKIP_PULL=1 runs only the untar part.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin="${BIN:-$PWD/bin}"
@@ -79,6 +85,7 @@ start_dockerd() { # driver
 }
 stop_dockerd() { kill -TERM "$dpid"; for _ in $(seq 200); do kill -0 "$dpid" 2>/dev/null || break; sleep 0.1; done; dpid=""; }
 
+if [ "${SKIP_PULL:-0}" != 1 ]; then
 echo "== building a ${size_mb} MiB image (random data; the entrypoint reads /etc/greeting)"
 rootfs="$work/rootfs"
 mkdir -p "$rootfs"/{bin,etc,proc,sys,dev,tmp,data}
@@ -135,3 +142,53 @@ D rmi -f "127.0.0.1:$lport/big:zran" >/dev/null
 stop_dockerd
 python3 -c "print(f'zran: starting the entrypoint fetched {$zfetched} bytes (its index and the inflate contexts read) of a {$zlayer}-byte gzip layer: {100*$zfetched/$zlayer:.2f}%')"
 python3 -c "print(f'pull-to-entrypoint, {$size_mb} MiB image at $rate: overlay2 {$base}s, nydus {$nyd}s: nydus is {$base/$nyd:.1f}x faster (target >= 5x)')"
+fi
+
+# ---- untar of Go's source tree in a container, per container layer
+plugin_pid=""
+stop_plugin() { [ -n "$plugin_pid" ] || return 0; kill -TERM "$plugin_pid"; wait "$plugin_pid" 2>/dev/null || true; plugin_pid=""; }
+start_plugin() { # container-layer mode
+  echo '{"device":{"backend":{"type":"registry","config":{"timeout":30}}},"mode":"direct","digest_validate":true}' >"$work/nydusd-base.json"
+  "$bin/docker-nydus-graphdriver" --socket "$sock_path" --nydusd "$bin/nydusd" --state-file "$work/plugin-state.json" \
+    --nydusd-config "$work/nydusd-base.json" --container-layer "$1" >>"$work/plugin.log" 2>&1 &
+  plugin_pid=$!
+  for _ in $(seq 100); do [ -S "$sock_path" ] && return 0; sleep 0.05; done
+  echo "bench-docker: plugin socket did not appear"; exit 1
+}
+goroot="$(go env GOROOT 2>/dev/null || true)"
+if [ -z "$goroot" ] || [ ! -d "$goroot/src" ]; then echo "bench-docker: no Go source tree; untar part skipped"; exit 0; fi
+tar -C "$goroot" -cf "$work/gosrc.tar" src
+nfiles="$(tar -tf "$work/gosrc.tar" | wc -l)"
+tiny="$work/tiny"; mkdir -p "$tiny"/{bin,proc,sys,dev,tmp,etc}
+cp "$(command -v busybox)" "$tiny/bin/"; for c in sh tar mkdir true; do ln -sf busybox "$tiny/bin/$c"; done
+tar --numeric-owner -C "$tiny" -cf "$work/tiny.tar" .
+untar_run() { # label -> seconds of docker run untarring (minus an empty docker run)
+  local t0 t1 t2
+  D import -c 'ENV PATH=/bin' "$work/tiny.tar" tiny:1 >/dev/null
+  D run --rm --network none tiny:1 true # warm
+  t0="$(date +%s.%N)"; D run --rm --network none tiny:1 true; t1="$(date +%s.%N)"
+  D run --rm --network none -v "$work/gosrc.tar:/src.tar:ro" tiny:1 sh -c 'mkdir /x && tar -xf /src.tar -C /x' \
+    || { echo "bench-docker: untar under $1 failed"; tail "$work"/dockerd-*.log; exit 1; }
+  t2="$(date +%s.%N)"
+  python3 -c "print(f'{($t2 - $t1) - ($t1 - $t0):.2f}')"
+}
+echo "== untar of Go's source tree ($(stat -c %s "$work/gosrc.tar") bytes, $nfiles entries) into a container's root"
+declare -A untar
+start_dockerd overlay2; untar[overlay2]="$(untar_run overlay2)"; stop_dockerd
+echo "overlay2: ${untar[overlay2]}s"
+if command -v fuse-overlayfs >/dev/null; then
+  start_dockerd fuse-overlayfs; untar[fuse-overlayfs]="$(untar_run fuse-overlayfs)"; stop_dockerd
+  echo "fuse-overlayfs: ${untar[fuse-overlayfs]}s"
+fi
+for m in kernel userspace; do
+  rm -rf "$work/root-nydus"
+  start_plugin "$m"; start_dockerd nydus
+  untar[$m]="$(untar_run "$m")"
+  stop_dockerd; stop_plugin
+  echo "nydus plugin, $m container layer: ${untar[$m]}s"
+done
+if [ -n "${untar[fuse-overlayfs]:-}" ]; then
+  python3 -c "print(f'untar in a container: overlay2 {${untar[overlay2]}}s, fuse-overlayfs {${untar[fuse-overlayfs]}}s, plugin kernel {${untar[kernel]}}s, plugin userspace {${untar[userspace]}}s: userspace/fuse-overlayfs = {${untar[userspace]}/${untar[fuse-overlayfs]}:.2f} (target <= 1)')"
+else
+  python3 -c "print(f'untar in a container: overlay2 {${untar[overlay2]}}s, plugin kernel {${untar[kernel]}}s, plugin userspace {${untar[userspace]}}s (fuse-overlayfs not installed: no comparison)')"
+fi

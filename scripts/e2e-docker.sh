@@ -9,10 +9,21 @@
 #     docker run reads lazily and fetches only what it reads;
 #  4. docker export equals the source rootfs; commit and a classic
 #     docker build FROM the nydus image work;
+#  4b. docker save | docker load, and a push to another repository and a
+#     pull back, keep the nydus layer byte for byte (registry bytes
+#     compared) and the image lazy;
 #  5. containers survive a plugin restart and a dockerd restart;
+#  5b. container-layer modes: the same work in a container in kernel and
+#     userspace mode gives the same docker diff, export, cp and commit,
+#     for an ordinary and a nydus image; a container made in userspace
+#     mode keeps running across a plugin restart in kernel mode and is
+#     mounted with overlayfs at its next start;
 #  6. bad input (a corrupt bootstrap layer, a missing blob, an unreachable
 #     registry) fails clearly and leaves no mount behind;
-#  7. docker rm/rmi leave no mounts, nydusd processes or layer dirs.
+#  7. docker rm/rmi leave no mounts, nydusd or userspace overlay processes
+#     or layer dirs.
+# E2E_CONTAINER_LAYER=kernel|userspace|auto runs the whole suite with
+# that container-layer mode (default kernel).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin="${BIN:-$PWD/bin}"
@@ -29,6 +40,7 @@ work="$(mktemp -d /tmp/ndk.XXXXXX)" # short: overlay mount data holds every laye
 root="$work/root"
 home="$root/nydus"
 pids=()
+plugin_mode="${E2E_CONTAINER_LAYER:-kernel}"
 plugin_pid=""
 dockerd_pid=""
 D() { timeout 120 docker -H "unix://$work/docker.sock" "$@"; }
@@ -60,6 +72,7 @@ cleanup() {
   stop_plugin
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
   pkill -f -- "--mountpoint $home/" 2>/dev/null
+  pkill -f -- "userspace-overlay $home/" 2>/dev/null
   grep -o " $work[^ ]*" /proc/self/mountinfo | sort -r | while read -r m; do umount -l "$m" 2>/dev/null; done
   rm -rf "$work"
 }
@@ -68,6 +81,7 @@ trap cleanup EXIT
 start_plugin() {
   "$bin/docker-nydus-graphdriver" --socket "$sock_path" --nydusd "$bin/nydusd" \
     --state-file "$work/plugin-state.json" --nydusd-config "$work/nydusd-base.json" --log-level info \
+    --container-layer "$plugin_mode" \
     >>"$work/plugin.log" 2>&1 &
   plugin_pid=$!
   for _ in $(seq 100); do [ -S "$sock_path" ] && return 0; sleep 0.05; done
@@ -79,7 +93,7 @@ start_dockerd() {
     >>"$work/dockerd.log" 2>&1 &
   dockerd_pid=$!
   for _ in $(seq 300); do D info >/dev/null 2>&1 && break; sleep 0.1; done
-  D info 2>/dev/null | grep -q 'Storage Driver: nydus' || fail "dockerd did not start with the nydus storage driver"
+  D info 2>/dev/null | grep 'Storage Driver: nydus' >/dev/null || fail "dockerd did not start with the nydus storage driver"
 }
 
 step "docker-registry on loopback"
@@ -196,6 +210,32 @@ echo "zran: fetched $zfetched bytes (index and the ranges read) of a $gzsize-byt
 [ "$zfetched" -gt 0 ] && [ "$zfetched" -lt $((gzsize / 4)) ] || fail "zran run fetched $zfetched of $gzsize bytes: not lazy"
 [ "$(D run --rm --network none "$reg/app:zran" md5sum /data/big | cut -d' ' -f1)" = "$big_md5" ] || fail "zran: big file content"
 
+step "docker save | docker load and a push to another repository keep the nydus image lazy"
+boot_sha="$(curl -fsS "http://$reg/v2/app/blobs/$bootd" | gunzip | sha256sum | cut -d' ' -f1)"
+D save "$reg/app:nydus" -o "$work/saved.tar" || fail "docker save of the nydus image"
+mkdir -p "$work/saved"; tar -x -C "$work/saved" -f "$work/saved.tar"
+saved_layer="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[0]["Layers"][0])' "$work/saved/manifest.json")"
+saved_sha="$(sha256sum <"$work/saved/$saved_layer" | cut -d' ' -f1)"
+echo "saved layer sha256:$saved_sha, registry bootstrap layer (uncompressed) sha256:$boot_sha, saved size $(stat -c %s "$work/saved.tar")"
+[ "$saved_sha" = "$boot_sha" ] || fail "docker save: the nydus layer is not the original bootstrap layer"
+D tag "$reg/app:nydus" "$reg/other:nydus"
+D push "$reg/other:nydus" >/dev/null || fail "docker push of the nydus image to another repository"
+pushed_layer="$(curl -fsS -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' "http://$reg/v2/other/manifests/nydus" \
+  | python3 -c 'import json,sys; l=json.load(sys.stdin)["layers"]; print(len(l), l[0]["digest"])')"
+[ "${pushed_layer%% *}" = 1 ] || fail "pushed manifest has ${pushed_layer%% *} layers"
+pushed_sha="$(curl -fsS "http://$reg/v2/other/blobs/${pushed_layer#* }" | gunzip | sha256sum | cut -d' ' -f1)"
+[ "$pushed_sha" = "$boot_sha" ] || fail "pushed layer uncompresses to sha256:$pushed_sha, not the bootstrap layer"
+D rmi "$reg/app:nydus" "$reg/other:nydus" >/dev/null
+D image inspect "$reg/app:nydus" >/dev/null 2>&1 && fail "image still present after rmi"
+D load -i "$work/saved.tar" >/dev/null || fail "docker load of the saved nydus image"
+[ "$(D run --rm --network none "$reg/app:nydus" cat /etc/greeting)" = hello ] || fail "run after docker load"
+lfetched="$(fetched "$reg/app:nydus")"
+echo "after docker load: fetched $lfetched bytes"
+[ "$lfetched" -gt 0 ] && [ "$lfetched" -lt $((8 << 20)) ] || fail "after docker load fetched $lfetched bytes: not lazy"
+D pull "$reg/other:nydus" >/dev/null || fail "docker pull of the pushed copy"
+[ "$(D run --rm --network none "$reg/other:nydus" md5sum /data/big | cut -d' ' -f1)" = "$big_md5" ] || fail "pulled copy: big file content"
+echo "save/load and push/pull keep the bootstrap layer byte for byte and the image lazy"
+
 step "docker export equals the source rootfs; commit and build FROM the nydus image"
 D create --name ex "$reg/app:nydus" >/dev/null
 mkdir -p "$work/exported"
@@ -230,6 +270,64 @@ D start long >/dev/null || fail "docker start after a dockerd restart"
 [ "$(D exec long cat /etc/greeting)" = hello ] || fail "container after a dockerd restart"
 D rm -f long >/dev/null
 echo "plugin and dockerd restarts keep containers runnable"
+
+step "container-layer modes: the same work in kernel and userspace mode"
+# root_fstype CONTAINER: the file system of a running container's root.
+root_fstype() {
+  findmnt -n -o FSTYPE --mountpoint "$(D inspect --format '{{.GraphDriver.Data.MergedDir}}' "$1")"
+}
+cl_work='echo x >/tmp/new; rm /etc/greeting.link; mkdir -p /data/d; echo z >/data/d/z; rm /bin/true; chmod 600 /etc/greeting; touch /etc/greeting; sleep 1000'
+saved_mode="$plugin_mode"
+for m in kernel userspace; do
+  stop_plugin; plugin_mode="$m"; start_plugin
+  for img in app:plain "$reg/app:nydus"; do
+    tag="$m-$(echo "$img" | tr -c 'a-z0-9\n' _)"
+    D run -d --name cl --network none "$img" sh -c "$cl_work" >/dev/null
+    for _ in $(seq 100); do D exec cl ls /data/d/z >/dev/null 2>&1 && break; sleep 0.1; done
+    fst="$(root_fstype cl)"
+    want=overlay; [ "$m" = userspace ] && want=fuse.nydus-overlay
+    [ "$fst" = "$want" ] || fail "$m mode: container root of $img is $fst, want $want"
+    D diff cl | sort >"$work/cl-diff-$tag.txt"
+    D cp cl:/data/d/z - | tar -xO >"$work/cl-cp-$tag.txt"
+    D stop -t 1 cl >/dev/null
+    mkdir -p "$work/cl-export-$tag"
+    D export cl | tar -x -C "$work/cl-export-$tag"
+    listing "$work/cl-export-$tag" >"$work/cl-export-$tag.txt"
+    D commit cl "cl:$tag" >/dev/null
+    D rm cl >/dev/null
+    D run --rm --network none "cl:$tag" sh -c 'cat /tmp/new /data/d/z; ls /bin/true /etc/greeting.link 2>&1 | wc -l; cat /etc/greeting' >"$work/cl-commit-$tag.txt"
+    D rmi "cl:$tag" >/dev/null
+  done
+done
+for img in app:plain "$reg/app:nydus"; do
+  t="$(echo "$img" | tr -c 'a-z0-9\n' _)"
+  for what in diff cp export commit; do
+    diff "$work/cl-$what-kernel-$t.txt" "$work/cl-$what-userspace-$t.txt" || fail "docker $what of $img differs between kernel and userspace mode"
+  done
+  echo "$img, docker diff in both modes:"; cat "$work/cl-diff-userspace-$t.txt"
+done
+grep -qx 'D /bin/true' "$work/cl-diff-userspace-app_plain.txt" || fail "userspace mode: docker diff lacks the deletion"
+[ "$(cat "$work/cl-commit-userspace-app_plain.txt")" = "x
+z
+2
+hello" ] || fail "userspace mode: commit lost changes: $(cat "$work/cl-commit-userspace-app_plain.txt")"
+# A container made in userspace mode, the plugin restarted in kernel mode.
+D run -d --name clr --network none "$reg/app:nydus" sh -c 'echo u >/tmp/u; sleep 1000' >/dev/null
+for _ in $(seq 100); do D exec clr ls /tmp/u >/dev/null 2>&1 && break; sleep 0.1; done
+stop_plugin; plugin_mode=kernel; start_plugin
+[ "$(root_fstype clr)" = fuse.nydus-overlay ] || fail "the restarted plugin did not keep the userspace root"
+[ "$(D exec clr cat /tmp/u /etc/greeting)" = "u
+hello" ] || fail "userspace container after a plugin restart in kernel mode"
+D exec clr sh -c 'echo k >/tmp/k'
+D stop -t 1 clr >/dev/null
+pgrep -f -- "userspace-overlay $home/" && fail "userspace overlay process left after docker stop"
+D start clr >/dev/null
+[ "$(root_fstype clr)" = overlay ] || fail "restarted container not on kernel overlayfs in kernel mode"
+[ "$(D exec clr cat /tmp/u /tmp/k)" = "u
+k" ] || fail "files written in userspace mode, read in kernel mode"
+D rm -f clr >/dev/null
+stop_plugin; plugin_mode="$saved_mode"; start_plugin
+echo "kernel and userspace container layers give the same diff, cp, export and commit"
 
 no_stuck_mounts() {
   local n
@@ -282,6 +380,7 @@ done
 [ -z "$(D images -aq)" ] || fail "images left after rmi: $(D images -a)"
 no_stuck_mounts 0 "after rm and rmi"
 pgrep -f -- "--mountpoint $home/" && fail "nydusd processes left after rmi"
+pgrep -f -- "userspace-overlay $home/" && fail "userspace overlay processes left after rmi"
 left="$(ls "$home" | grep -v '^l$' || true)"
 [ -z "$left" ] || fail "layer dirs left after rmi: $left"
 [ -z "$(ls "$home/l")" ] || fail "short links left after rmi"

@@ -5,6 +5,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"github.com/gonydus/nydus/cmd/internal/cli"
 	"github.com/gonydus/nydus/graphdriver"
@@ -24,7 +26,20 @@ var version = "dev"
 
 func main() { os.Exit(run(os.Args[1:])) }
 
+// serveOverlayCmd is the subcommand the plugin runs itself as for a
+// container layer in userspace mode: one process per mounted container
+// root, outliving plugin restarts.
+const serveOverlayCmd = "userspace-overlay"
+
 func run(args []string) int {
+	if len(args) == 2 && args[0] == serveOverlayCmd {
+		log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+		if err := graphdriver.ServeUserspace(args[1], log); err != nil {
+			fmt.Fprintln(os.Stderr, "docker-nydus-graphdriver:", err)
+			return 1
+		}
+		return 0
+	}
 	fs := flag.NewFlagSet("docker-nydus-graphdriver", flag.ContinueOnError)
 	socket := cli.String(fs, "/run/docker/plugins/nydus.sock", "Plugin socket (its base name is the storage driver's name)", "socket", "s")
 	nydusd := cli.String(fs, "nydusd", "nydusd binary serving nydus layers", "nydusd")
@@ -33,6 +48,11 @@ func run(args []string) int {
 	logLevel := cli.String(fs, "info", "Log level: debug, info, warn, error", "log-level", "l")
 	var insecure cli.StringList
 	cli.Register(fs, &insecure, "Registry (host[:port]) an image's backend.json may name over plain HTTP or unverified TLS; repeatable (loopback is always allowed)", "insecure-registry")
+	defMode := "kernel"
+	if v := os.Getenv("CONTAINER_LAYER"); v != "" {
+		defMode = v // a managed plugin's setting (docker plugin set)
+	}
+	containerLayer := cli.String(fs, defMode, "How container layers are mounted: kernel (overlayfs, as overlay2), userspace (the userspace writable overlay over FUSE), auto (kernel where overlayfs mounts, userspace where it cannot); default $CONTAINER_LAYER or kernel; dockerd's --storage-opt container-layer=... overrides it", "container-layer")
 	showVersion := cli.Bool(fs, "Print the version and exit", "version", "V")
 	if _, err := cli.Parse(fs, args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -51,7 +71,18 @@ func run(args []string) int {
 		return 2
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: &level}))
-	opts := []graphdriver.Option{graphdriver.WithNydusd(*nydusd), graphdriver.WithLogger(log), graphdriver.WithStateFile(*state), graphdriver.WithInsecureRegistries(insecure...)}
+	mode, err := graphdriver.ParseContainerLayer(*containerLayer)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "docker-nydus-graphdriver: --container-layer:", err)
+		return 2
+	}
+	self, err := os.Executable()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "docker-nydus-graphdriver:", err)
+		return 1
+	}
+	opts := []graphdriver.Option{graphdriver.WithNydusd(*nydusd), graphdriver.WithLogger(log), graphdriver.WithStateFile(*state), graphdriver.WithInsecureRegistries(insecure...),
+		graphdriver.WithContainerLayer(mode), graphdriver.WithOverlayServer(self, serveOverlayCmd)}
 	if *config != "" {
 		doc, err := os.ReadFile(*config)
 		if err != nil {
@@ -89,6 +120,7 @@ func run(args []string) int {
 		l.Close()
 	}()
 	log.Info("serving", "socket", *socket, "version", version)
+	go explainSilence(drv, log)
 	err = drv.Handler().Serve(l)
 	os.Remove(*socket)
 	if err != nil && !errors.Is(err, net.ErrClosed) && !errors.Is(err, http.ErrServerClosed) {
@@ -96,4 +128,23 @@ func run(args []string) int {
 		return 1
 	}
 	return 0
+}
+
+// explainSilence tells, when dockerd has not called Init within a while,
+// what it found about the running dockerd: Docker 27 loads graphdriver
+// plugins only with DOCKERD_DEPRECATED_GRAPHDRIVER_PLUGINS=1 in its
+// environment, and Docker 28 not at all; dockerd itself never calls a
+// plugin it refuses to load, so this is the only place to say so.
+func explainSilence(drv *graphdriver.Driver, log *slog.Logger) {
+	time.Sleep(20 * time.Second)
+	if drv.InitCalled() {
+		return
+	}
+	hints := graphdriver.CheckDockerd(context.Background(), "/proc")
+	for _, h := range hints {
+		log.Error("dockerd will not load this plugin", "reason", h)
+	}
+	if len(hints) == 0 {
+		log.Warn("dockerd has not called the plugin yet; it needs --experimental and --storage-driver <socket name>, and Docker 27 also " + graphdriver.DeprecatedPluginsEnv + "=1 in its environment (Docker 28 removed graphdriver plugins)")
+	}
 }

@@ -3,6 +3,9 @@
 #   examples/docker-graphdriver/build-plugin.sh [NAME]   (default gonydus/nydus:dev)
 # then: docker plugin enable NAME, and start dockerd with
 #   --experimental --storage-driver NAME
+# (Docker 27: with DOCKERD_DEPRECATED_GRAPHDRIVER_PLUGINS=1 in dockerd's
+# environment, see docker.service.d/). The container-layer mode:
+#   docker plugin set NAME CONTAINER_LAYER=userspace   (before enable)
 set -euo pipefail
 cd "$(dirname "$0")"
 name="${1:-gonydus/nydus:dev}"
