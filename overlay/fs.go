@@ -26,6 +26,7 @@ type FS struct {
 	xattrNS  string // "trusted.overlay." or "user.overlay."
 	log      *slog.Logger
 	root     *node
+	held     heldDirs // upper directory descriptors of the nodes
 
 	// mu serialises changes of the upper tree (copy-up, create, remove,
 	// rename), so each works on a stable view.
@@ -67,6 +68,12 @@ func New(lower Lower, upperDir, workDir string, opts ...Option) (*FS, error) {
 	if lower == nil {
 		return nil, errors.New("overlay: a lower tree is required")
 	}
+	if c.heldDirs == 0 {
+		c.heldDirs = defaultHeldDirs
+	}
+	if c.heldDirs < 1 {
+		return nil, fmt.Errorf("overlay: held directories %d: must be at least 1", c.heldDirs)
+	}
 	d, err := openDirs(upperDir, workDir)
 	if err != nil {
 		return nil, err
@@ -77,13 +84,17 @@ func New(lower Lower, upperDir, workDir string, opts ...Option) (*FS, error) {
 	if c.userXattr {
 		f.xattrNS = "user.overlay."
 	}
+	f.held.max = c.heldDirs
 	f.root = &node{fs: f, lower: lower}
 	return f, nil
 }
 
 // Close releases the upper and work directories (and their locks); call
 // it after the file system is unmounted.
-func (f *FS) Close() error { return f.dirs.close() }
+func (f *FS) Close() error {
+	f.held.closeAll()
+	return f.dirs.close()
+}
 
 // Root returns the root node: the root of a mount (fs.Mount), or a
 // directory anywhere in another go-fuse tree (paths in the upper dir are
@@ -123,22 +134,6 @@ func MountOptions(name string) *fs.Options {
 			DirectMountFlags:  syscall.MS_MGC_VAL,
 		},
 	}
-}
-
-// rel turns a node path into a path for the *at calls on upperFd.
-func rel(p string) string {
-	if p == "" {
-		return "."
-	}
-	return p
-}
-
-// full is the absolute upper path of p, for calls without an *at form.
-func (f *FS) full(p string) string {
-	if p == "" {
-		return f.upperDir
-	}
-	return f.upperDir + "/" + p
 }
 
 func join(dir, name string) string {
