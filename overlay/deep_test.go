@@ -42,7 +42,9 @@ func newChain(base string, total int) chain {
 func (c chain) leaf(tag string) string { return tag + strings.Repeat("x", c.leafLen-len(tag)) }
 
 // relPath is the base-relative path of leaf tag (for the length check).
-func (c chain) relPath(tag string) string { return strings.Join(append(append([]string{}, c.comps...), c.leaf(tag)), "/") }
+func (c chain) relPath(tag string) string {
+	return strings.Join(append(append([]string{}, c.comps...), c.leaf(tag)), "/")
+}
 
 // build makes the chain under dir (on any file system), relative at each
 // step; it returns a descriptor of the deepest directory.
