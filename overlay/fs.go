@@ -109,7 +109,8 @@ func (f *FS) RootStableAttr() *fs.StableAttr {
 
 // MountOptions returns go-fuse options for serving the overlay: one-second
 // entry and attribute caching (every change goes through this server),
-// 1 MiB writes, device files and set-uid honoured, as on a kernel overlay
+// 1 MiB writes, permission bits reported as they are (0000 included),
+// device files and set-uid honoured, as on a kernel overlay
 // mount; set-ID bits are dropped by the server (FUSE_HANDLE_KILLPRIV_V2,
 // see killpriv.go), which spares two requests per written file. Where the kernel offers FUSE passthrough (Linux 6.9+, needs
 // CAP_SYS_ADMIN), reads, writes and mmap of upper files bypass this
@@ -117,6 +118,9 @@ func (f *FS) RootStableAttr() *fs.StableAttr {
 func MountOptions(name string) *fs.Options {
 	sec := attrTimeout
 	return &fs.Options{
+		// A mode of 0000 is a mode (open(2) with mode 0 makes one), not
+		// a missing one for go-fuse to replace with 0644.
+		NullPermissions: true,
 		EntryTimeout:    &sec,
 		AttrTimeout:     &sec,
 		NegativeTimeout: &sec,
