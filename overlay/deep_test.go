@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gonydus/nydus/overlay"
 	"golang.org/x/sys/unix"
 )
 
@@ -302,13 +303,13 @@ func listAt(dirfd int) (string, error) {
 
 // diffSteps runs steps on kernel overlayfs and on ours over copies of
 // the same lower tree and compares every step's errno and result.
-func diffSteps(t *testing.T, lower string, steps []step) {
+func diffSteps(t *testing.T, lower string, steps []step, opts ...overlay.Option) {
 	t.Helper()
 	kl := newLayers(t, lower)
 	km := mountKernel(t, kl, "")
 	k := runSteps(km, steps)
 	ol := newLayers(t, lower)
-	om := mountOurs(t, ol)
+	om := mountOurs(t, ol, opts...)
 	o := runSteps(om, steps)
 	for i := range k {
 		if k[i] != o[i] {
@@ -325,7 +326,14 @@ func diffSteps(t *testing.T, lower string, steps []step) {
 // TestDeepPaths runs every path-taking operation at PATH_MAX-1 and
 // PATH_MAX+1 bytes below a directory, in a tree made through the mount
 // and in one that comes from the lower tree (copied up on change).
-func TestDeepPaths(t *testing.T) {
+func TestDeepPaths(t *testing.T) { deepPaths(t) }
+
+// TestDeepPathsOneHeldDir does the same holding one upper directory
+// descriptor, so that nearly every operation opens its directory again
+// from the upper root, one component at a time.
+func TestDeepPathsOneHeldDir(t *testing.T) { deepPaths(t, overlay.WithHeldDirs(1)) }
+
+func deepPaths(t *testing.T, opts ...overlay.Option) {
 	requireMount(t)
 	lower := filepath.Join(t.TempDir(), "lower")
 	var steps []step
@@ -346,5 +354,5 @@ func TestDeepPaths(t *testing.T) {
 		steps = append(steps, deepSteps(lc, true)...)
 		steps = append(steps, deepSteps(newChain(fmt.Sprintf("upperdeep%d", total), total), false)...)
 	}
-	diffSteps(t, lower, steps)
+	diffSteps(t, lower, steps, opts...)
 }
