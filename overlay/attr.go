@@ -245,7 +245,17 @@ func (f *FS) setattr(e *entry, in *fuse.SetAttrIn) error {
 		}
 	}
 	if wantsKill(in) && !chowns(in) {
-		return killAt(dirfd, name)
+		if err := killAt(dirfd, name); err != nil {
+			return err
+		}
+	}
+	if in.Valid&^(fuse.FATTR_FH|fuse.FATTR_LOCKOWNER) == 0 {
+		// A SETATTR that sets nothing is a chown(-1, -1) (or a write's
+		// request to drop set-ID bits): it changes ctime on the kernel's
+		// overlay, whose upper file system gets the chown.
+		if err := unix.Fchownat(dirfd, name, -1, -1, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return fmt.Errorf("chown %s: %w", p, err)
+		}
 	}
 	return nil
 }

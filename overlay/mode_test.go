@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -170,4 +171,53 @@ func modeSteps() []step {
 		return "lstat=" + ls + " fstat=" + fstat(fd), err
 	}})
 	return steps
+}
+
+// TestChownNothing chowns to -1, -1 (as pjdfstest chown/00 does): the
+// kernel's overlay changes ctime (and drops set-user-ID of a file, as any
+// chown does), for an upper and a lower file and directory; ours must too.
+func TestChownNothing(t *testing.T) {
+	requireMount(t)
+	lower := filepath.Join(t.TempDir(), "lower")
+	if err := os.MkdirAll(filepath.Join(lower, "ldir"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(lower, "lfile"), []byte("l"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"lfile", "ldir"} {
+		if err := unix.Chmod(filepath.Join(lower, name), 0o6755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var steps []step
+	steps = append(steps, step{name: "make ufile, udir", fn: func(m string) (string, error) {
+		if err := writeFile(j(m, "ufile"), unix.O_CREAT|unix.O_WRONLY, "u"); err != nil {
+			return "", err
+		}
+		if err := unix.Chmod(j(m, "ufile"), 0o6755); err != nil {
+			return "", err
+		}
+		if err := unix.Mkdir(j(m, "udir"), 0o755); err != nil {
+			return "", err
+		}
+		return "", unix.Chmod(j(m, "udir"), 0o6755)
+	}})
+	for _, name := range []string{"ufile", "udir", "lfile", "ldir"} {
+		steps = append(steps, step{name: "chown -1 -1 " + name, fn: func(m string) (string, error) {
+			var st1, st2 unix.Stat_t
+			if err := unix.Lstat(j(m, name), &st1); err != nil {
+				return "", err
+			}
+			time.Sleep(20 * time.Millisecond)
+			if err := unix.Chown(j(m, name), -1, -1); err != nil {
+				return "", err
+			}
+			if err := unix.Lstat(j(m, name), &st2); err != nil {
+				return "", err
+			}
+			return fmt.Sprintf("ctime changed=%v mode=%o", st1.Ctim != st2.Ctim, st2.Mode), nil
+		}})
+	}
+	diffSteps(t, lower, steps)
 }
