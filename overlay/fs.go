@@ -17,16 +17,15 @@ import (
 // FS is a writable overlay of one read-only lower tree and an upper
 // directory.
 type FS struct {
-	lower    Lower
-	dirs     *dirs
-	upperDir string
-	workDir  string // <work_dir>/work, as the kernel uses it
-	upperFd  int
-	workFd   int
-	xattrNS  string // "trusted.overlay." or "user.overlay."
-	log      *slog.Logger
-	root     *node
-	held     heldDirs // upper directory descriptors of the nodes
+	lower   Lower
+	dirs    *dirs
+	workDir string // <work_dir>/work, as the kernel uses it
+	upperFd int
+	workFd  int
+	xattrNS string // "trusted.overlay." or "user.overlay."
+	log     *slog.Logger
+	root    *node
+	held    heldDirs // upper directory descriptors of the nodes
 
 	// mu serialises changes of the upper tree (copy-up, create, remove,
 	// rename), so each works on a stable view.
@@ -78,7 +77,7 @@ func New(lower Lower, upperDir, workDir string, opts ...Option) (*FS, error) {
 	if err != nil {
 		return nil, err
 	}
-	f := &FS{lower: lower, dirs: d, upperDir: d.upper, workDir: d.scratch, upperFd: d.upperFd, workFd: d.workFd, log: c.logger,
+	f := &FS{lower: lower, dirs: d, workDir: d.scratch, upperFd: d.upperFd, workFd: d.workFd, log: c.logger,
 		xattrNS: "trusted.overlay.", copied: map[upperID]fs.StableAttr{}, copiedIno: map[uint64]fs.StableAttr{}, linkIno: map[string]uint64{},
 		inoBase: uint64(c.inoIndex) << inoIndexShift}
 	if c.userXattr {

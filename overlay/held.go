@@ -122,7 +122,7 @@ func (h *heldDirs) evict() {
 	}
 }
 
-// drop closes n's descriptor (at its last release if in use): n's upper
+// dropHeld closes n's descriptor (at its last release if in use): n's upper
 // directory is no longer where its descriptor points.
 func (n *node) dropHeld() {
 	h := &n.fs.held
