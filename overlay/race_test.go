@@ -20,9 +20,16 @@ import (
 // xattrs, utimens and create through a descriptor of the real directory:
 // the kernel never follows the symlink for them, so neither may the
 // daemon, which runs as root. The canary must be untouched at the end,
-// and nothing may have gone to the lower tree.
+// and nothing may have gone to the lower tree. The swapper works through
+// the mount, as a container does, and, faster (so the windows between the
+// daemon's checks and uses are hit more often), in the upper dir itself.
 func TestSymlinkSwapRace(t *testing.T) {
 	requireMount(t)
+	t.Run("mount", func(t *testing.T) { swapRace(t, false) })
+	t.Run("upper", func(t *testing.T) { swapRace(t, true) })
+}
+
+func swapRace(t *testing.T, inUpper bool) {
 	root := t.TempDir()
 	canary := filepath.Join(root, "canary")
 	lower := filepath.Join(root, "lower")
@@ -38,7 +45,8 @@ func TestSymlinkSwapRace(t *testing.T) {
 		t.Fatal(err)
 	}
 	before, lowerBefore := describeDir(t, canary), describeDir(t, lower)
-	m := mountOurs(t, newLayers(t, lower))
+	l := newLayers(t, lower)
+	m := mountOurs(t, l)
 	a := filepath.Join(m, "a")
 	if err := os.Mkdir(a, 0o755); err != nil {
 		t.Fatal(err)
@@ -65,7 +73,10 @@ func TestSymlinkSwapRace(t *testing.T) {
 	wg.Add(1)
 	go func() { // the container's swapper
 		defer wg.Done()
-		real := filepath.Join(m, "a.real")
+		a, real := a, filepath.Join(m, "a.real")
+		if inUpper {
+			a, real = filepath.Join(l.upper, "a"), filepath.Join(l.upper, "a.real")
+		}
 		for !stop.Load() {
 			if err := os.Rename(a, real); err != nil {
 				errs <- fmt.Errorf("swap: %w", err)
