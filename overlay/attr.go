@@ -70,11 +70,7 @@ func (f *FS) ident(e *entry) gofs.StableAttr {
 }
 
 func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
-	p, err := n.path()
-	if err != nil {
-		return nil, n.fs.errno(ctx, "lookup", err)
-	}
-	e, err := n.fs.resolve(ctx, p, n.getLower(), name)
+	e, err := n.fs.resolve(ctx, n, name)
 	if err != nil {
 		return nil, n.fs.errno(ctx, "lookup", err)
 	}
@@ -131,12 +127,12 @@ func (n *node) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.SetAttr
 	if err != nil {
 		return n.fs.errno(ctx, "setattr", err)
 	}
-	if err := n.fs.setattr(e.path, in); err != nil {
+	if err := n.fs.setattr(e, in); err != nil {
 		return n.fs.errno(ctx, "setattr", err)
 	}
 	// The object is in the upper tree now: its stat is the reply, as
 	// resolveSelf would make it.
-	st, err := n.fs.statUpper(e.path)
+	st, err := n.fs.statUpper(e)
 	if err != nil {
 		return n.fs.errno(ctx, "setattr", err)
 	}
@@ -175,12 +171,12 @@ func (n *node) setattrFile(ctx context.Context, uf *upperFile, in *fuse.SetAttrI
 // copied up first (its data only if it is not truncated to 0).
 func (n *node) setattrTarget(ctx context.Context, in *fuse.SetAttrIn) (*entry, error) {
 	if n.getLower() == nil {
-		p, err := n.path()
+		e, err := n.selfEntry()
 		if err != nil {
 			return nil, err
 		}
-		if p != "" {
-			return &entry{path: p}, nil
+		if e.dir != nil {
+			return e, nil
 		}
 	}
 	size, hasSize := in.GetSize()
@@ -197,9 +193,15 @@ func (n *node) setattrReply(out *fuse.AttrOut) {
 	out.SetTimeout(attrTimeout)
 }
 
-// setattr applies in to the upper object at p: owner first, then mode (so
+// setattr applies in to e's upper object: owner first, then mode (so
 // set-id bits given with an owner change stay), size, times.
-func (f *FS) setattr(p string, in *fuse.SetAttrIn) error {
+func (f *FS) setattr(e *entry, in *fuse.SetAttrIn) error {
+	a, err := e.at(f)
+	if err != nil {
+		return fmt.Errorf("setattr %s: %w", e.path, err)
+	}
+	defer a.release()
+	dirfd, name, p := a.dir.fd, a.name, e.path
 	uid, uok := in.GetUID()
 	gid, gok := in.GetGID()
 	if uok || gok {
@@ -210,17 +212,17 @@ func (f *FS) setattr(p string, in *fuse.SetAttrIn) error {
 		if gok {
 			g = int(gid)
 		}
-		if err := unix.Fchownat(f.upperFd, rel(p), u, g, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		if err := unix.Fchownat(dirfd, name, u, g, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 			return fmt.Errorf("chown %s: %w", p, err)
 		}
 	}
 	if mode, ok := in.GetMode(); ok {
-		if err := unix.Fchmodat(f.upperFd, rel(p), mode&0o7777, 0); err != nil {
+		if err := chmodAt(dirfd, name, mode&0o7777); err != nil {
 			return fmt.Errorf("chmod %s: %w", p, err)
 		}
 	}
 	if size, ok := in.GetSize(); ok {
-		if err := unix.Truncate(f.full(p), int64(size)); err != nil {
+		if err := truncateAt(dirfd, name, int64(size)); err != nil {
 			return fmt.Errorf("truncate %s: %w", p, err)
 		}
 	}
@@ -238,12 +240,22 @@ func (f *FS) setattr(p string, in *fuse.SetAttrIn) error {
 		case in.Valid&fuse.FATTR_MTIME != 0:
 			ts[1] = unix.Timespec{Sec: int64(in.Mtime), Nsec: int64(in.Mtimensec)}
 		}
-		if err := unix.UtimesNanoAt(f.upperFd, rel(p), ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		if err := unix.UtimesNanoAt(dirfd, name, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 			return fmt.Errorf("utimes %s: %w", p, err)
 		}
 	}
 	if wantsKill(in) && !chowns(in) {
-		return f.killPath(p)
+		if err := killAt(dirfd, name); err != nil {
+			return err
+		}
+	}
+	if in.Valid&^(fuse.FATTR_FH|fuse.FATTR_LOCKOWNER) == 0 {
+		// A SETATTR that sets nothing is a chown(-1, -1) (or a write's
+		// request to drop set-ID bits): it changes ctime on the kernel's
+		// overlay, whose upper file system gets the chown.
+		if err := unix.Fchownat(dirfd, name, -1, -1, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return fmt.Errorf("chown %s: %w", p, err)
+		}
 	}
 	return nil
 }
@@ -260,8 +272,13 @@ func (n *node) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
 		}
 		return []byte(t), 0
 	}
+	a, err := e.at(n.fs)
+	if err != nil {
+		return nil, n.fs.errno(ctx, "readlink", err)
+	}
+	defer a.release()
 	buf := make([]byte, unix.PathMax)
-	k, err := unix.Readlinkat(n.fs.upperFd, e.path, buf)
+	k, err := unix.Readlinkat(a.dir.fd, a.name, buf)
 	if err != nil {
 		return nil, n.fs.errno(ctx, "readlink", err)
 	}

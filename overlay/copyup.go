@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path"
 	"strings"
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
@@ -33,7 +32,7 @@ func (f *FS) copyUpNode(ctx context.Context, n *node, withData bool) (*entry, er
 		return nil, err
 	}
 	n.copiedUp.Store(true)
-	if e.upper, err = f.statUpper(e.path); err != nil {
+	if e.upper, err = f.statUpper(e); err != nil {
 		return nil, err
 	}
 	return e, nil
@@ -48,14 +47,29 @@ func (f *FS) copyUp(ctx context.Context, e *entry, id gofs.StableAttr, withData 
 	if e.lower == nil {
 		return fmt.Errorf("copy up %s: no lower object: %w", e.path, unix.ENOENT)
 	}
-	parent := path.Dir(e.path)
-	if parent == "." {
-		parent = ""
+	if e.dir == nil {
+		return fmt.Errorf("copy up the root: %w", unix.EINVAL)
 	}
-	pst, err := f.statUpper(parent)
+	// The parent's times are kept: it is stat'ed and touched as an entry
+	// of its own parent.
+	pe, err := e.dir.selfEntry()
 	if err != nil {
 		return err
 	}
+	pa, err := pe.at(f)
+	if err != nil {
+		return fmt.Errorf("copy up %s: %w", e.path, err)
+	}
+	defer pa.release()
+	pst, err := statAt(pa.dir.fd, pa.name)
+	if err != nil {
+		return err
+	}
+	d, err := e.dir.upperDir()
+	if err != nil {
+		return fmt.Errorf("copy up %s: %w", e.path, err)
+	}
+	defer d.release()
 	st := e.lst
 	tmp := f.tmpName()
 	defer func() {
@@ -82,13 +96,13 @@ func (f *FS) copyUp(ctx context.Context, e *entry, id gofs.StableAttr, withData 
 	if err := f.copyMeta(ctx, e.lower, st, tmp); err != nil {
 		return fmt.Errorf("copy up %s: %w", e.path, err)
 	}
-	if err := unix.Renameat2(f.workFd, tmp, f.upperFd, e.path, unix.RENAME_NOREPLACE); err != nil {
+	if err := unix.Renameat2(f.workFd, tmp, d.fd, e.name, unix.RENAME_NOREPLACE); err != nil {
 		return fmt.Errorf("copy up %s: move into place: %w", e.path, err)
 	}
-	if err := setTimes(f.upperFd, rel(parent), pst.Atime, pst.Mtime); err != nil {
+	if err := setTimes(pa.dir.fd, pa.name, pst.Atime, pst.Mtime); err != nil {
 		return fmt.Errorf("copy up %s: keep parent times: %w", e.path, err)
 	}
-	if ust, err := f.statUpper(e.path); err == nil {
+	if ust, err := statAt(d.fd, e.name); err == nil {
 		f.recordCopyUp(ust, id)
 	}
 	return nil

@@ -39,11 +39,7 @@ func owner(ctx context.Context, dir *unix.Statx_t) (uid, gid int, sgid bool) {
 // whiteout (a directory made there is opaque, so nothing of the lower
 // directory it replaces shows through). The caller holds f.mu.
 func (n *node) create(ctx context.Context, name string, mode uint32, mk maker) (*entry, error) {
-	p, err := n.path()
-	if err != nil {
-		return nil, err
-	}
-	e, err := n.fs.resolve(ctx, p, n.getLower(), name)
+	e, err := n.fs.resolve(ctx, n, name)
 	if err != nil {
 		return nil, err
 	}
@@ -60,7 +56,12 @@ func (n *node) create(ctx context.Context, name string, mode uint32, mk maker) (
 	if isDir && sgid {
 		perm |= unix.S_ISGID
 	}
-	dirfd, target := n.fs.upperFd, e.path
+	d, err := n.upperDir()
+	if err != nil {
+		return nil, fmt.Errorf("create %s: %w", e.path, err)
+	}
+	defer d.release()
+	dirfd, target := d.fd, name
 	if e.whiteout {
 		dirfd, target = n.fs.workFd, n.fs.tmpName()
 	}
@@ -86,18 +87,18 @@ func (n *node) create(ctx context.Context, name string, mode uint32, mk maker) (
 	}
 	if e.whiteout {
 		if isDir {
-			if err := n.fs.setOpaque(n.fs.workPath(target)); err != nil {
+			if err := n.fs.setOpaque(dirfd, target); err != nil {
 				undo()
 				return nil, err
 			}
 		}
-		if err := n.fs.replaceWhiteout(target, e.path); err != nil {
+		if err := n.fs.replaceWhiteout(target, d.fd, name); err != nil {
 			undo()
 			return nil, err
 		}
 		e.whiteout = false
 	}
-	if e.upper, err = n.fs.statUpper(e.path); err != nil {
+	if e.upper, err = statAt(d.fd, name); err != nil {
 		return nil, err
 	}
 	return e, nil
@@ -170,11 +171,7 @@ func (n *node) Link(ctx context.Context, target gofs.InodeEmbedder, name string,
 }
 
 func (n *node) link(ctx context.Context, tn *node, name string) (*entry, error) {
-	p, err := n.path()
-	if err != nil {
-		return nil, err
-	}
-	e, err := n.fs.resolve(ctx, p, n.getLower(), name)
+	e, err := n.fs.resolve(ctx, n, name)
 	if err != nil {
 		return nil, err
 	}
@@ -184,7 +181,12 @@ func (n *node) link(ctx context.Context, tn *node, name string) (*entry, error) 
 	if _, err := n.fs.copyUpNode(ctx, n, true); err != nil {
 		return nil, err
 	}
-	dirfd, target := n.fs.upperFd, e.path
+	d, err := n.upperDir()
+	if err != nil {
+		return nil, fmt.Errorf("link %s: %w", e.path, err)
+	}
+	defer d.release()
+	dirfd, target := d.fd, name
 	if e.whiteout {
 		dirfd, target = n.fs.workFd, n.fs.tmpName()
 	}
@@ -195,18 +197,24 @@ func (n *node) link(ctx context.Context, tn *node, name string) (*entry, error) 
 		if err != nil {
 			return nil, err
 		}
-		if err := unix.Linkat(n.fs.upperFd, te.path, dirfd, target, 0); err != nil {
+		ta, err := te.at(n.fs)
+		if err != nil {
+			return nil, fmt.Errorf("link %s: %w", e.path, err)
+		}
+		err = unix.Linkat(ta.dir.fd, ta.name, dirfd, target, 0)
+		ta.release()
+		if err != nil {
 			return nil, fmt.Errorf("link %s: %w", e.path, err)
 		}
 	}
 	if e.whiteout {
 		tmp := target
-		if err := n.fs.replaceWhiteout(tmp, e.path); err != nil {
+		if err := n.fs.replaceWhiteout(tmp, d.fd, name); err != nil {
 			unix.Unlinkat(n.fs.workFd, tmp, 0)
 			return nil, err
 		}
 	}
-	if e.upper, err = n.fs.statUpper(e.path); err != nil {
+	if e.upper, err = statAt(d.fd, name); err != nil {
 		return nil, err
 	}
 	e.lower = nil

@@ -28,23 +28,28 @@ func (n *node) createInUpperDir(ctx context.Context, name string, flags, mode ui
 	if err != nil {
 		return nil, -1, false, err
 	}
-	dir, err := n.fs.statUpper(p)
-	if err != nil || uint32(dir.Mode)&unix.S_IFMT != unix.S_IFDIR {
+	d, err := n.upperDir()
+	if err != nil {
+		return nil, -1, false, nil // not in the upper tree yet
+	}
+	defer d.release()
+	var dir unix.Statx_t
+	if err := unix.Statx(d.fd, "", unix.AT_EMPTY_PATH|unix.AT_STATX_DONT_SYNC, unix.STATX_BASIC_STATS, &dir); err != nil {
 		return nil, -1, false, nil
 	}
-	e = &entry{path: join(p, name)}
+	e = &entry{path: join(p, name), dir: n, name: name}
 	// O_NONBLOCK means nothing for a regular file, but would have Go try
 	// (and fail) to register the descriptor with its poller.
-	fd, err = unix.Openat(n.fs.upperFd, e.path, openFlags(flags)&^unix.O_NONBLOCK|unix.O_CREAT|unix.O_EXCL, mode&0o7777)
+	fd, err = unix.Openat(d.fd, name, openFlags(flags)&^unix.O_NONBLOCK|unix.O_CREAT|unix.O_EXCL, mode&0o7777)
 	if errors.Is(err, unix.EEXIST) {
 		return nil, -1, false, nil
 	}
 	if err != nil {
 		return nil, -1, false, fmt.Errorf("create %s: %w", e.path, err)
 	}
-	if e.upper, err = setupNewFile(ctx, fd, dir, mode); err != nil {
+	if e.upper, err = setupNewFile(ctx, fd, &dir, mode); err != nil {
 		unix.Close(fd)
-		unix.Unlinkat(n.fs.upperFd, e.path, 0)
+		unix.Unlinkat(d.fd, name, 0)
 		return nil, -1, false, fmt.Errorf("create %s: %w", e.path, err)
 	}
 	return e, fd, true, nil

@@ -48,6 +48,13 @@
 // several overlays can share one FUSE session. Where the kernel offers FUSE passthrough, reads,
 // writes and mmap of upper files bypass the server.
 //
+// Upper objects are reached from held descriptors of their directories,
+// one name at a time and never through a symlink, not by paths joined up
+// from the upper root (held.go): paths deeper than PATH_MAX work as on the
+// kernel, and a container swapping a directory for a symlink cannot lead
+// the daemon out of the upper directory. At most WithHeldDirs directory
+// descriptors stay open.
+//
 // Changes of the upper tree are serialised by one lock; data I/O is not.
 // Errors stay Go errors (wrapping syscall.Errno where the upper file system
 // produced one) until the FUSE boundary, where errno maps them.

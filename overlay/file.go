@@ -93,7 +93,12 @@ func (n *node) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32,
 		return nil, 0, n.fs.errno(ctx, "open", err)
 	}
 	if e.upper != nil {
-		fd, err := unix.Openat(n.fs.upperFd, e.path, openFlags(flags), 0)
+		a, err := e.at(n.fs)
+		if err != nil {
+			return nil, 0, n.fs.errno(ctx, "open", err)
+		}
+		fd, err := unix.Openat(a.dir.fd, a.name, openFlags(flags), 0)
+		a.release()
 		if err != nil {
 			return nil, 0, n.fs.errno(ctx, "open", err)
 		}
@@ -131,11 +136,12 @@ func (l *lowerFile) upperFd() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.upper == 0 {
-		p, err := l.n.path()
+		a, err := l.n.upperAt()
 		if err != nil {
 			return 0
 		}
-		fd, err := unix.Openat(l.n.fs.upperFd, p, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+		fd, err := unix.Openat(a.dir.fd, a.name, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+		a.release()
 		if err != nil {
 			return 0
 		}

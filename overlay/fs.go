@@ -17,15 +17,15 @@ import (
 // FS is a writable overlay of one read-only lower tree and an upper
 // directory.
 type FS struct {
-	lower    Lower
-	dirs     *dirs
-	upperDir string
-	workDir  string // <work_dir>/work, as the kernel uses it
-	upperFd  int
-	workFd   int
-	xattrNS  string // "trusted.overlay." or "user.overlay."
-	log      *slog.Logger
-	root     *node
+	lower   Lower
+	dirs    *dirs
+	workDir string // <work_dir>/work, as the kernel uses it
+	upperFd int
+	workFd  int
+	xattrNS string // "trusted.overlay." or "user.overlay."
+	log     *slog.Logger
+	root    *node
+	held    heldDirs // upper directory descriptors of the nodes
 
 	// mu serialises changes of the upper tree (copy-up, create, remove,
 	// rename), so each works on a stable view.
@@ -67,23 +67,33 @@ func New(lower Lower, upperDir, workDir string, opts ...Option) (*FS, error) {
 	if lower == nil {
 		return nil, errors.New("overlay: a lower tree is required")
 	}
+	if c.heldDirs == 0 {
+		c.heldDirs = defaultHeldDirs
+	}
+	if c.heldDirs < 1 {
+		return nil, fmt.Errorf("overlay: held directories %d: must be at least 1", c.heldDirs)
+	}
 	d, err := openDirs(upperDir, workDir)
 	if err != nil {
 		return nil, err
 	}
-	f := &FS{lower: lower, dirs: d, upperDir: d.upper, workDir: d.scratch, upperFd: d.upperFd, workFd: d.workFd, log: c.logger,
+	f := &FS{lower: lower, dirs: d, workDir: d.scratch, upperFd: d.upperFd, workFd: d.workFd, log: c.logger,
 		xattrNS: "trusted.overlay.", copied: map[upperID]fs.StableAttr{}, copiedIno: map[uint64]fs.StableAttr{}, linkIno: map[string]uint64{},
 		inoBase: uint64(c.inoIndex) << inoIndexShift}
 	if c.userXattr {
 		f.xattrNS = "user.overlay."
 	}
+	f.held.max = c.heldDirs
 	f.root = &node{fs: f, lower: lower}
 	return f, nil
 }
 
 // Close releases the upper and work directories (and their locks); call
 // it after the file system is unmounted.
-func (f *FS) Close() error { return f.dirs.close() }
+func (f *FS) Close() error {
+	f.held.closeAll()
+	return f.dirs.close()
+}
 
 // Root returns the root node: the root of a mount (fs.Mount), or a
 // directory anywhere in another go-fuse tree (paths in the upper dir are
@@ -98,7 +108,8 @@ func (f *FS) RootStableAttr() *fs.StableAttr {
 
 // MountOptions returns go-fuse options for serving the overlay: one-second
 // entry and attribute caching (every change goes through this server),
-// 1 MiB writes, device files and set-uid honoured, as on a kernel overlay
+// 1 MiB writes, permission bits reported as they are (0000 included),
+// device files and set-uid honoured, as on a kernel overlay
 // mount; set-ID bits are dropped by the server (FUSE_HANDLE_KILLPRIV_V2,
 // see killpriv.go), which spares two requests per written file. Where the kernel offers FUSE passthrough (Linux 6.9+, needs
 // CAP_SYS_ADMIN), reads, writes and mmap of upper files bypass this
@@ -106,6 +117,9 @@ func (f *FS) RootStableAttr() *fs.StableAttr {
 func MountOptions(name string) *fs.Options {
 	sec := attrTimeout
 	return &fs.Options{
+		// A mode of 0000 is a mode (open(2) with mode 0 makes one), not
+		// a missing one for go-fuse to replace with 0644.
+		NullPermissions: true,
 		EntryTimeout:    &sec,
 		AttrTimeout:     &sec,
 		NegativeTimeout: &sec,
@@ -123,22 +137,6 @@ func MountOptions(name string) *fs.Options {
 			DirectMountFlags:  syscall.MS_MGC_VAL,
 		},
 	}
-}
-
-// rel turns a node path into a path for the *at calls on upperFd.
-func rel(p string) string {
-	if p == "" {
-		return "."
-	}
-	return p
-}
-
-// full is the absolute upper path of p, for calls without an *at form.
-func (f *FS) full(p string) string {
-	if p == "" {
-		return f.upperDir
-	}
-	return f.upperDir + "/" + p
 }
 
 func join(dir, name string) string {

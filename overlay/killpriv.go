@@ -42,15 +42,15 @@ func killedMode(mode uint32) (uint32, bool) {
 	return kept, kept != perm
 }
 
-// killPath drops the set-ID bits of the upper object at p.
-func (f *FS) killPath(p string) error {
-	st, err := f.statUpper(p)
+// killAt drops the set-ID bits of the upper object name in dirfd.
+func killAt(dirfd int, name string) error {
+	st, err := statAt(dirfd, name)
 	if err != nil {
 		return err
 	}
 	if perm, ok := killedMode(uint32(st.Mode)); ok {
-		if err := unix.Fchmodat(f.upperFd, rel(p), perm, 0); err != nil {
-			return fmt.Errorf("drop set-ID bits of %s: %w", p, err)
+		if err := chmodAt(dirfd, name, perm); err != nil {
+			return fmt.Errorf("drop set-ID bits of %s: %w", name, err)
 		}
 	}
 	return nil

@@ -14,10 +14,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// node is one merged name. Where its upper object is, is recomputed from
-// its path for every operation; what it merges from the lower tree is
-// fixed when it is looked up (only directories merge, and a directory's
-// lower part never changes while the node lives).
+// node is one merged name. Its upper object is reached from its parent's
+// upper directory descriptor (see held.go); what it merges from the lower
+// tree is fixed when it is looked up (only directories merge, and a
+// directory's lower part never changes while the node lives).
 type node struct {
 	gofs.Inode
 	fs *FS
@@ -27,6 +27,7 @@ type node struct {
 	copiedUp atomic.Bool // set when this node's lower object is copied up
 
 	tmpfd  int          // an O_TMPFILE file's descriptor (under mu), for linkat
+	held   *dirRef      // its upper directory's descriptor (under fs.held.mu)
 	opened []*upperFile // open upper handles (under mu), for SETATTR without one
 
 	// cachedOpens counts open handles the kernel caches (not passthrough).
@@ -35,7 +36,8 @@ type node struct {
 }
 
 // path is the node's path relative to the overlay's root ("" for the
-// root), which need not be the root of the mount. A node unlinked from the
+// root), which need not be the root of the mount, for messages and as a
+// key; upper objects are never opened by it. A node unlinked from the
 // tree has none.
 func (n *node) path() (string, error) {
 	var buf [16]string
@@ -91,7 +93,9 @@ func asNode(in *gofs.Inode) *node {
 
 // entry is what one name resolves to in both layers.
 type entry struct {
-	path     string
+	path     string        // for messages
+	dir      *node         // the directory holding the name; nil for the root
+	name     string        // the name in dir ("." for the root)
 	upper    *unix.Statx_t // nil: no upper object (whiteouts included)
 	whiteout bool          // the upper object is a whiteout
 	opaque   bool          // the upper object is an opaque directory
@@ -118,31 +122,71 @@ func isWhiteout(st *unix.Statx_t) bool {
 	return uint32(st.Mode)&unix.S_IFMT == unix.S_IFCHR && st.Rdev_major == 0 && st.Rdev_minor == 0
 }
 
-func (f *FS) statUpper(p string) (*unix.Statx_t, error) {
+// at returns where e's upper object is (or would be): the descriptor of
+// its upper directory and its name there. It fails with ENOENT or ENOTDIR
+// while the directory is not in the upper tree.
+func (e *entry) at(f *FS) (at, error) {
+	if e.dir == nil {
+		return at{dir: f.rootRef(), name: "."}, nil
+	}
+	r, err := e.dir.upperDir()
+	if err != nil {
+		return at{}, err
+	}
+	return at{dir: r, name: e.name}, nil
+}
+
+// atDo calls fn with where e's upper object is.
+func (e *entry) atDo(f *FS, fn func(dirfd int, name string) error) error {
+	a, err := e.at(f)
+	if err != nil {
+		return err
+	}
+	defer a.release()
+	return fn(a.dir.fd, a.name)
+}
+
+// statAt stats the upper object name in the directory dirfd.
+func statAt(dirfd int, name string) (*unix.Statx_t, error) {
 	var st unix.Statx_t
-	err := unix.Statx(f.upperFd, rel(p), unix.AT_SYMLINK_NOFOLLOW|unix.AT_STATX_DONT_SYNC,
+	err := unix.Statx(dirfd, name, unix.AT_SYMLINK_NOFOLLOW|unix.AT_STATX_DONT_SYNC,
 		unix.STATX_BASIC_STATS|unix.STATX_BTIME, &st)
 	switch {
 	case err == unix.ENOENT || err == unix.ENOTDIR:
 		return nil, err // the common miss of a lookup, not worth a message
 	case err != nil:
-		return nil, fmt.Errorf("stat upper %s: %w", p, err)
+		return nil, fmt.Errorf("stat upper %s: %w", name, err)
 	}
 	return &st, nil
 }
 
+// statUpper stats e's upper object; ENOENT or ENOTDIR: there is none.
+func (f *FS) statUpper(e *entry) (*unix.Statx_t, error) {
+	a, err := e.at(f)
+	if err != nil {
+		return nil, err
+	}
+	defer a.release()
+	return statAt(a.dir.fd, a.name)
+}
+
 // resolve looks name up under the directory dir (at path dirPath, with
 // lower part dirLower).
-func (f *FS) resolve(ctx context.Context, dirPath string, dirLower Lower, name string) (*entry, error) {
-	e := &entry{path: join(dirPath, name)}
-	st, err := f.statUpper(e.path)
+func (f *FS) resolve(ctx context.Context, dir *node, name string) (*entry, error) {
+	dirPath, err := dir.path()
+	if err != nil {
+		return nil, err
+	}
+	dirLower := dir.getLower()
+	e := &entry{path: join(dirPath, name), dir: dir, name: name}
+	st, err := f.statUpper(e)
 	switch {
 	case err == nil && isWhiteout(st):
 		e.whiteout = true
 	case err == nil:
 		e.upper = st
 		if uint32(st.Mode)&unix.S_IFMT == unix.S_IFDIR {
-			if e.opaque, err = f.isOpaque(e.path); err != nil {
+			if e.opaque, err = f.isOpaque(e); err != nil {
 				return nil, err
 			}
 		}
@@ -178,25 +222,40 @@ func (f *FS) resolve(ctx context.Context, dirPath string, dirLower Lower, name s
 	return e, nil
 }
 
-// resolveSelf resolves the node's own name.
-func (n *node) resolveSelf(ctx context.Context) (*entry, error) {
+// selfEntry is the entry of n's own name, with nothing resolved.
+func (n *node) selfEntry() (*entry, error) {
 	p, err := n.path()
 	if err != nil {
 		return nil, err
 	}
-	if p == "" {
-		e := &entry{path: ""}
-		if e.upper, err = n.fs.statUpper(""); err != nil {
+	if n == n.fs.root {
+		return &entry{path: "", name: "."}, nil
+	}
+	name, parent := n.Parent()
+	pn := asNode(parent)
+	if pn == nil {
+		return nil, fmt.Errorf("node is unlinked: %w", syscall.ENOENT)
+	}
+	return &entry{path: p, dir: pn, name: name}, nil
+}
+
+// resolveSelf resolves the node's own name.
+func (n *node) resolveSelf(ctx context.Context) (*entry, error) {
+	e, err := n.selfEntry()
+	if err != nil {
+		return nil, err
+	}
+	if e.dir == nil {
+		if e.upper, err = n.fs.statUpper(e); err != nil {
 			return nil, err
 		}
 		e.lower = n.getLower()
 		return e, nil
 	}
-	e := &entry{path: p}
-	st, err := n.fs.statUpper(p)
+	st, err := n.fs.statUpper(e)
 	switch {
 	case err == nil && isWhiteout(st):
-		return nil, fmt.Errorf("%s: %w", p, syscall.ENOENT)
+		return nil, fmt.Errorf("%s: %w", e.path, syscall.ENOENT)
 	case err == nil:
 		e.upper = st
 	case errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR):
@@ -213,7 +272,7 @@ func (n *node) resolveSelf(ctx context.Context) (*entry, error) {
 		}
 	}
 	if !e.exists() {
-		return nil, fmt.Errorf("%s: %w", p, syscall.ENOENT)
+		return nil, fmt.Errorf("%s: %w", e.path, syscall.ENOENT)
 	}
 	return e, nil
 }

@@ -9,6 +9,7 @@ type config struct {
 	userXattr bool
 	logger    *slog.Logger
 	inoIndex  uint8
+	heldDirs  int
 }
 
 // WithUserXattr makes the overlay write and honour user.overlay.* xattrs
@@ -23,3 +24,16 @@ func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l }
 // index<<56 too) can share one FUSE session without their nodes mixing:
 // a shared nydusd gives each mount its own index.
 func WithInodeIndex(index uint8) Option { return func(c *config) { c.inoIndex = index } }
+
+// WithHeldDirs bounds how many upper directory descriptors the overlay
+// keeps open (at least 1; 4096 by default). Upper objects are reached
+// through them, never by a path from the upper root; one closed is opened
+// again, from the nearest one held, when next needed.
+func WithHeldDirs(n int) Option {
+	return func(c *config) {
+		c.heldDirs = n
+		if n == 0 {
+			c.heldDirs = -1 // refused by New, not taken for the default
+		}
+	}
+}

@@ -11,43 +11,57 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// readUpper lists the upper directory p (without . and ..).
-func (f *FS) readUpper(p string) ([]fuse.DirEntry, error) {
-	fd, err := unix.Openat(f.upperFd, rel(p), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+// readUpper lists e's upper directory (without . and ..): its entries,
+// and apart the names of the whiteouts in it.
+func (f *FS) readUpper(e *entry) ([]fuse.DirEntry, []string, error) {
+	a, err := e.at(f)
 	if err != nil {
-		return nil, fmt.Errorf("open upper dir %s: %w", p, err)
+		return nil, nil, fmt.Errorf("open upper dir %s: %w", e.path, err)
 	}
-	ds, errno := gofs.NewLoopbackDirStreamFd(fd)
+	defer a.release()
+	fd, err := unix.Openat(a.dir.fd, a.name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, fmt.Errorf("open upper dir %s: %w", e.path, err)
+	}
+	defer unix.Close(fd)
+	ents, whiteouts, err := readUpperFd(fd)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read upper dir %s: %w", e.path, err)
+	}
+	return ents, whiteouts, nil
+}
+
+// readUpperFd lists the open upper directory fd.
+func readUpperFd(fd int) ([]fuse.DirEntry, []string, error) {
+	sfd, err := unix.Dup(fd) // the stream closes its own
+	if err != nil {
+		return nil, nil, err
+	}
+	ds, errno := gofs.NewLoopbackDirStreamFd(sfd)
 	if errno != 0 {
-		unix.Close(fd)
-		return nil, fmt.Errorf("read upper dir %s: %w", p, errno)
+		unix.Close(sfd)
+		return nil, nil, errno
 	}
 	defer ds.Close()
 	var out []fuse.DirEntry
+	var whiteouts []string
 	for ds.HasNext() {
 		e, errno := ds.Next()
 		if errno != 0 {
-			return nil, fmt.Errorf("read upper dir %s: %w", p, errno)
+			return nil, nil, errno
 		}
 		if e.Name == "." || e.Name == ".." {
 			continue
 		}
+		if e.Mode&unix.S_IFMT == unix.S_IFCHR {
+			if st, err := statAt(fd, e.Name); err == nil && isWhiteout(st) {
+				whiteouts = append(whiteouts, e.Name)
+				continue
+			}
+		}
 		out = append(out, e)
 	}
-	return out, nil
-}
-
-// upperNames lists the names in the upper directory p.
-func (f *FS) upperNames(p string) ([]string, error) {
-	ents, err := f.readUpper(p)
-	if err != nil {
-		return nil, err
-	}
-	names := make([]string, len(ents))
-	for i, e := range ents {
-		names[i] = e.Name
-	}
-	return names, nil
+	return out, whiteouts, nil
 }
 
 // readMerged lists the merged directory e: upper names first, then lower
@@ -56,18 +70,15 @@ func (f *FS) readMerged(ctx context.Context, e *entry) ([]fuse.DirEntry, error) 
 	var out []fuse.DirEntry
 	seen := map[string]bool{}
 	if e.upper != nil {
-		ups, err := f.readUpper(e.path)
+		ups, whiteouts, err := f.readUpper(e)
 		if err != nil {
 			return nil, err
 		}
+		for _, w := range whiteouts {
+			seen[w] = true
+		}
 		for _, u := range ups {
 			seen[u.Name] = true
-			if u.Mode&unix.S_IFMT == unix.S_IFCHR {
-				st, err := f.statUpper(join(e.path, u.Name))
-				if err == nil && isWhiteout(st) {
-					continue
-				}
-			}
 			u.Ino = f.direntIno(u.Ino)
 			u.Off = 0
 			out = append(out, u)
@@ -129,8 +140,11 @@ func (n *node) OpendirHandle(ctx context.Context, flags uint32) (gofs.FileHandle
 	d := &dirHandle{n: n, fd: -1}
 	if e.upper != nil {
 		// Kept for fstat and fsync after the directory is renamed over or removed.
-		if fd, err := unix.Openat(n.fs.upperFd, rel(e.path), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err == nil {
-			d.fd = fd
+		if a, err := e.at(n.fs); err == nil {
+			if fd, err := unix.Openat(a.dir.fd, a.name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0); err == nil {
+				d.fd = fd
+			}
+			a.release()
 		}
 	}
 	return d, 0, 0
@@ -210,13 +224,14 @@ func (d *dirHandle) Fsyncdir(ctx context.Context, flags uint32) syscall.Errno {
 	if d.fd >= 0 {
 		return d.n.fs.errno(ctx, "fsyncdir", unix.Fsync(d.fd))
 	}
-	p, err := d.n.path()
-	if err != nil {
-		return d.n.fs.errno(ctx, "fsyncdir", err)
-	}
-	fd, err := unix.Openat(d.n.fs.upperFd, rel(p), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	r, err := d.n.upperDir()
 	if err != nil {
 		return 0 // nothing of it is in the upper directory
+	}
+	fd, err := unix.Openat(r.fd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	r.release()
+	if err != nil {
+		return d.n.fs.errno(ctx, "fsyncdir", err)
 	}
 	defer unix.Close(fd)
 	return d.n.fs.errno(ctx, "fsyncdir", unix.Fsync(fd))

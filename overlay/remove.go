@@ -32,11 +32,7 @@ func (n *node) Rmdir(ctx context.Context, name string) syscall.Errno {
 // tree is removed from the upper directory; otherwise a whiteout takes its
 // place (exchanged with the upper object, if any). The caller holds f.mu.
 func (n *node) remove(ctx context.Context, name string, dir bool) error {
-	p, err := n.path()
-	if err != nil {
-		return err
-	}
-	e, err := n.fs.resolve(ctx, p, n.getLower(), name)
+	e, err := n.fs.resolve(ctx, n, name)
 	if err != nil {
 		return err
 	}
@@ -58,7 +54,7 @@ func (n *node) remove(ctx context.Context, name string, dir bool) error {
 			return fmt.Errorf("rmdir %s: %w", e.path, syscall.ENOTEMPTY)
 		}
 		if e.upper != nil {
-			if err := n.fs.clearWhiteouts(e.path); err != nil {
+			if err := e.atDo(n.fs, n.fs.clearWhiteouts); err != nil {
 				return err
 			}
 		}
@@ -68,15 +64,20 @@ func (n *node) remove(ctx context.Context, name string, dir bool) error {
 			return err
 		}
 	}
+	d, err := n.upperDir()
+	if err != nil {
+		return fmt.Errorf("remove %s: %w", e.path, err)
+	}
+	defer d.release()
 	if !e.lowerPos {
 		flag := 0
 		if dir {
 			flag = unix.AT_REMOVEDIR
 		}
-		if err := unix.Unlinkat(n.fs.upperFd, e.path, flag); err != nil {
+		if err := unix.Unlinkat(d.fd, name, flag); err != nil {
 			return fmt.Errorf("remove %s: %w", e.path, err)
 		}
 		return nil
 	}
-	return n.fs.whiteout(e.path, e.upper != nil, dir)
+	return n.fs.whiteout(d.fd, name, e.upper != nil, dir)
 }

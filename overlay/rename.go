@@ -33,19 +33,11 @@ func (n *node) rename(ctx context.Context, name string, np *node, newName string
 		return fmt.Errorf("rename flags %#x: %w", flags, syscall.EINVAL)
 	}
 	exchange := flags&unix.RENAME_EXCHANGE != 0
-	sp, err := n.path()
+	src, err := n.fs.resolve(ctx, n, name)
 	if err != nil {
 		return err
 	}
-	dp, err := np.path()
-	if err != nil {
-		return err
-	}
-	src, err := n.fs.resolve(ctx, sp, n.getLower(), name)
-	if err != nil {
-		return err
-	}
-	dst, err := n.fs.resolve(ctx, dp, np.getLower(), newName)
+	dst, err := n.fs.resolve(ctx, np, newName)
 	if err != nil {
 		return err
 	}
@@ -82,17 +74,17 @@ func (n *node) rename(ctx context.Context, name string, np *node, newName string
 			return err
 		}
 	} else if dst.isDir() && dst.upper != nil {
-		if err := n.fs.clearWhiteouts(dst.path); err != nil {
+		if err := dst.atDo(n.fs, n.fs.clearWhiteouts); err != nil {
 			return err
 		}
 	}
 	if srcDir && !src.opaque && np.getLower() != nil {
-		if err := n.fs.setOpaque(n.fs.full(src.path)); err != nil {
+		if err := src.atDo(n.fs, n.fs.setOpaque); err != nil {
 			return err
 		}
 	}
 	if exchange && dst.isDir() && !dst.opaque && n.getLower() != nil {
-		if err := n.fs.setOpaque(n.fs.full(dst.path)); err != nil {
+		if err := dst.atDo(n.fs, n.fs.setOpaque); err != nil {
 			return err
 		}
 	}
@@ -156,7 +148,7 @@ func (f *FS) copyUpEntry(ctx context.Context, dir *node, name string, e *entry) 
 	if c != nil {
 		c.copiedUp.Store(true)
 	}
-	st, err := f.statUpper(e.path)
+	st, err := f.statUpper(e)
 	if err != nil {
 		return err
 	}
@@ -167,6 +159,16 @@ func (f *FS) copyUpEntry(ctx context.Context, dir *node, name string, e *entry) 
 // renameUpper renames src to dst in the upper tree, leaving a whiteout at
 // src when a lower object is under that name, as the kernel does.
 func (f *FS) renameUpper(src, dst *entry, srcDir, exchange bool) error {
+	sa, err := src.at(f)
+	if err != nil {
+		return fmt.Errorf("rename %s: %w", src.path, err)
+	}
+	defer sa.release()
+	da, err := dst.at(f)
+	if err != nil {
+		return fmt.Errorf("rename to %s: %w", dst.path, err)
+	}
+	defer da.release()
 	var flags uint
 	cleanup, whiteout := false, false
 	switch {
@@ -179,18 +181,18 @@ func (f *FS) renameUpper(src, dst *entry, srcDir, exchange bool) error {
 	case srcDir && dst.whiteout:
 		flags, cleanup = unix.RENAME_EXCHANGE, true
 	}
-	err := unix.Renameat2(f.upperFd, src.path, f.upperFd, dst.path, flags)
+	err = unix.Renameat2(sa.dir.fd, sa.name, da.dir.fd, da.name, flags)
 	if whiteout && errors.Is(err, unix.EINVAL) {
 		// The upper file system cannot leave a whiteout itself.
-		if err = unix.Renameat(f.upperFd, src.path, f.upperFd, dst.path); err == nil {
-			err = f.whiteout(src.path, false, false)
+		if err = unix.Renameat(sa.dir.fd, sa.name, da.dir.fd, da.name); err == nil {
+			err = f.whiteout(sa.dir.fd, sa.name, false, false)
 		}
 	}
 	if err != nil {
 		return fmt.Errorf("rename %s to %s: %w", src.path, dst.path, err)
 	}
 	if cleanup {
-		if err := unix.Unlinkat(f.upperFd, src.path, 0); err != nil {
+		if err := unix.Unlinkat(sa.dir.fd, sa.name, 0); err != nil {
 			return fmt.Errorf("rename %s: remove replaced whiteout: %w", src.path, err)
 		}
 	}

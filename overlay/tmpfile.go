@@ -40,7 +40,12 @@ func (n *node) tmpfile(ctx context.Context, flags, mode uint32) (int, *unix.Stat
 	if err != nil {
 		return -1, nil, err
 	}
-	fd, err := unix.Openat(n.fs.upperFd, rel(de.path), openFlags(flags)&^unix.O_NOFOLLOW|unix.O_TMPFILE, mode&0o7777)
+	d, err := n.upperDir()
+	if err != nil {
+		return -1, nil, fmt.Errorf("tmpfile in %s: %w", de.path, err)
+	}
+	fd, err := unix.Openat(d.fd, ".", openFlags(flags)&^unix.O_NOFOLLOW|unix.O_TMPFILE, mode&0o7777)
+	d.release()
 	if err != nil {
 		return -1, nil, fmt.Errorf("tmpfile in %s: %w", de.path, err)
 	}
@@ -77,8 +82,10 @@ func (n *node) linkTmpfile(tn *node, dirfd int, name string) (bool, error) {
 	return true, nil
 }
 
-// OnForget closes the descriptor of an unnamed file.
+// OnForget closes the descriptor of an unnamed file and the node's
+// upper directory descriptor.
 func (n *node) OnForget() {
+	n.dropHeld()
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.tmpfd > 0 {

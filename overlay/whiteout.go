@@ -14,21 +14,41 @@ func (f *FS) opaqueName() string { return f.xattrNS + "opaque" }
 // honoured when reading.
 const fuseOverlayfsOpaque = "user.fuseoverlayfs.opaque"
 
-func (f *FS) isOpaque(p string) (bool, error) {
+// isOpaque reports whether e's upper directory is opaque.
+func (f *FS) isOpaque(e *entry) (bool, error) {
+	a, err := e.at(f)
+	if err != nil {
+		return false, err
+	}
+	defer a.release()
+	var opaque bool
+	err = withObj(a.dir.fd, a.name, func(p string) error {
+		opaque, err = f.opaqueAt(p)
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("opaque xattr of %s: %w", e.path, err)
+	}
+	return opaque, nil
+}
+
+// opaqueAt reports whether the directory at p (a /proc/self/fd link) is
+// opaque.
+func (f *FS) opaqueAt(p string) (bool, error) {
 	// One listxattr answers for most directories, which have no xattrs.
 	var names [1024]byte
-	n, err := unix.Llistxattr(f.full(p), names[:])
+	n, err := unix.Listxattr(p, names[:])
 	switch {
 	case errors.Is(err, unix.ENOTSUP):
 		return false, nil
 	case err == nil && n == 0:
 		return false, nil
 	case err != nil && !errors.Is(err, unix.ERANGE):
-		return false, fmt.Errorf("list xattrs of %s: %w", p, err)
+		return false, fmt.Errorf("list xattrs: %w", err)
 	}
 	for _, name := range []string{f.opaqueName(), fuseOverlayfsOpaque} {
 		var b [4]byte
-		n, err := unix.Lgetxattr(f.full(p), name, b[:])
+		n, err := unix.Getxattr(p, name, b[:])
 		if err == nil {
 			if n == 1 && b[0] == 'y' {
 				return true, nil
@@ -38,15 +58,15 @@ func (f *FS) isOpaque(p string) (bool, error) {
 		if errors.Is(err, unix.ENODATA) || errors.Is(err, unix.ENOTSUP) || errors.Is(err, unix.ERANGE) {
 			continue
 		}
-		return false, fmt.Errorf("opaque xattr of %s: %w", p, err)
+		return false, err
 	}
 	return false, nil
 }
 
-// setOpaque marks the directory at abs (an absolute path) opaque.
-func (f *FS) setOpaque(abs string) error {
-	if err := unix.Lsetxattr(abs, f.opaqueName(), []byte("y"), 0); err != nil {
-		return fmt.Errorf("set opaque on %s: %w", abs, err)
+// setOpaque marks the directory name in dirfd opaque.
+func (f *FS) setOpaque(dirfd int, name string) error {
+	if err := setxattrAt(dirfd, name, f.opaqueName(), []byte("y"), 0); err != nil {
+		return fmt.Errorf("set opaque on %s: %w", name, err)
 	}
 	return nil
 }
@@ -63,58 +83,63 @@ func (f *FS) newWhiteout() (string, error) {
 	return tmp, nil
 }
 
-// whiteout puts a whiteout at the upper path p, replacing what is there
-// (hasUpper) atomically, as the kernel does: the whiteout is built in the
-// work directory and exchanged with the upper object, which is then
-// removed from the work directory.
-func (f *FS) whiteout(p string, hasUpper, upperIsDir bool) error {
+// whiteout puts a whiteout at name in the upper directory dirfd,
+// replacing what is there (hasUpper) atomically, as the kernel does: the
+// whiteout is built in the work directory and exchanged with the upper
+// object, which is then removed from the work directory.
+func (f *FS) whiteout(dirfd int, name string, hasUpper, upperIsDir bool) error {
 	tmp, err := f.newWhiteout()
 	if err != nil {
 		return err
 	}
 	if !hasUpper {
-		if err := unix.Renameat(f.workFd, tmp, f.upperFd, p); err != nil {
+		if err := unix.Renameat(f.workFd, tmp, dirfd, name); err != nil {
 			unix.Unlinkat(f.workFd, tmp, 0)
-			return fmt.Errorf("whiteout %s: %w", p, err)
+			return fmt.Errorf("whiteout %s: %w", name, err)
 		}
 		return nil
 	}
-	if err := unix.Renameat2(f.workFd, tmp, f.upperFd, p, unix.RENAME_EXCHANGE); err != nil {
+	if err := unix.Renameat2(f.workFd, tmp, dirfd, name, unix.RENAME_EXCHANGE); err != nil {
 		unix.Unlinkat(f.workFd, tmp, 0)
-		return fmt.Errorf("whiteout %s: %w", p, err)
+		return fmt.Errorf("whiteout %s: %w", name, err)
 	}
 	flag := 0
 	if upperIsDir {
 		flag = unix.AT_REMOVEDIR
 	}
 	if err := unix.Unlinkat(f.workFd, tmp, flag); err != nil {
-		return fmt.Errorf("whiteout %s: remove replaced object: %w", p, err)
+		return fmt.Errorf("whiteout %s: remove replaced object: %w", name, err)
 	}
 	return nil
 }
 
 // replaceWhiteout moves the object built at work entry tmp over the
-// whiteout at upper path p and removes the whiteout.
-func (f *FS) replaceWhiteout(tmp, p string) error {
-	if err := unix.Renameat2(f.workFd, tmp, f.upperFd, p, unix.RENAME_EXCHANGE); err != nil {
-		return fmt.Errorf("replace whiteout %s: %w", p, err)
+// whiteout name in the upper directory dirfd and removes the whiteout.
+func (f *FS) replaceWhiteout(tmp string, dirfd int, name string) error {
+	if err := unix.Renameat2(f.workFd, tmp, dirfd, name, unix.RENAME_EXCHANGE); err != nil {
+		return fmt.Errorf("replace whiteout %s: %w", name, err)
 	}
 	if err := unix.Unlinkat(f.workFd, tmp, 0); err != nil {
-		return fmt.Errorf("replace whiteout %s: remove it: %w", p, err)
+		return fmt.Errorf("replace whiteout %s: remove it: %w", name, err)
 	}
 	return nil
 }
 
-// clearWhiteouts removes the whiteouts inside the upper directory p (whose
-// merged view is empty), so it can be removed or replaced.
-func (f *FS) clearWhiteouts(p string) error {
-	names, err := f.upperNames(p)
+// clearWhiteouts removes the whiteouts inside the upper directory name of
+// dirfd (whose merged view is empty), so it can be removed or replaced.
+func (f *FS) clearWhiteouts(dirfd int, name string) error {
+	fd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("clear whiteouts in %s: %w", name, err)
+	}
+	defer unix.Close(fd)
+	_, whiteouts, err := readUpperFd(fd)
 	if err != nil {
 		return err
 	}
-	for _, name := range names {
-		if err := unix.Unlinkat(f.upperFd, join(p, name), 0); err != nil {
-			return fmt.Errorf("clear whiteout %s: %w", join(p, name), err)
+	for _, w := range whiteouts {
+		if err := unix.Unlinkat(fd, w, 0); err != nil {
+			return fmt.Errorf("clear whiteout %s/%s: %w", name, w, err)
 		}
 	}
 	return nil

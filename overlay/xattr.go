@@ -33,12 +33,14 @@ func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, 
 		return 0, n.fs.errno(ctx, "getxattr", err)
 	}
 	if e.upper != nil {
-		k, err := unix.Lgetxattr(n.fs.full(e.path), attr, dest)
+		a, err := e.at(n.fs)
+		if err != nil {
+			return 0, n.fs.errno(ctx, "getxattr", err)
+		}
+		k, err := getxattrAt(a.dir.fd, a.name, attr, dest)
+		a.release()
 		if errors.Is(err, unix.ERANGE) {
-			k, err = unix.Lgetxattr(n.fs.full(e.path), attr, nil)
-			if err == nil {
-				return uint32(k), syscall.ERANGE
-			}
+			return uint32(k), syscall.ERANGE
 		}
 		if err != nil {
 			return 0, n.fs.errno(ctx, "getxattr", err)
@@ -77,18 +79,17 @@ func (n *node) getUpperXattr(ctx context.Context, attr string, dest []byte) (uin
 	if n.getLower() != nil {
 		return 0, 0, false
 	}
-	p, err := n.path()
+	a, err := n.upperAt()
 	if err != nil {
 		return 0, 0, false
 	}
-	k, err := unix.Lgetxattr(n.fs.full(p), attr, dest)
+	k, err := getxattrAt(a.dir.fd, a.name, attr, dest)
+	a.release()
 	switch {
 	case errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR):
 		return 0, 0, false
 	case errors.Is(err, unix.ERANGE):
-		if k, err = unix.Lgetxattr(n.fs.full(p), attr, nil); err == nil {
-			return uint32(k), syscall.ERANGE, true
-		}
+		return uint32(k), syscall.ERANGE, true
 	}
 	if err != nil {
 		return 0, n.fs.errno(ctx, "getxattr", err), true
@@ -103,12 +104,14 @@ func (n *node) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errn
 	}
 	var names []string
 	if e.upper != nil {
-		xs, err := listXattrs(n.fs.full(e.path))
+		a, err := e.at(n.fs)
 		if err != nil {
 			return 0, n.fs.errno(ctx, "listxattr", err)
 		}
-		for _, x := range xs {
-			names = append(names, x.Name)
+		names, err = listxattrAt(a.dir.fd, a.name)
+		a.release()
+		if err != nil {
+			return 0, n.fs.errno(ctx, "listxattr", err)
 		}
 	} else {
 		xs, err := e.lower.Xattrs(ctx)
@@ -142,7 +145,7 @@ func (n *node) Setxattr(ctx context.Context, attr string, data []byte, flags uin
 	e, err := n.fs.copyUpNode(ctx, n, true)
 	n.fs.mu.Unlock()
 	if err == nil {
-		err = unix.Lsetxattr(n.fs.full(e.path), attr, data, int(flags))
+		err = e.atDo(n.fs, func(dirfd int, name string) error { return setxattrAt(dirfd, name, attr, data, int(flags)) })
 	}
 	return n.fs.errno(ctx, "setxattr", err)
 }
@@ -173,7 +176,7 @@ func (n *node) Removexattr(ctx context.Context, attr string) syscall.Errno {
 	e, err = n.fs.copyUpNode(ctx, n, true)
 	n.fs.mu.Unlock()
 	if err == nil {
-		err = unix.Lremovexattr(n.fs.full(e.path), attr)
+		err = e.atDo(n.fs, func(dirfd int, name string) error { return removexattrAt(dirfd, name, attr) })
 	}
 	if err != nil && !errors.Is(err, unix.ENODATA) {
 		err = fmt.Errorf("removexattr %s: %w", attr, err)
