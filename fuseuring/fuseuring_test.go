@@ -52,31 +52,21 @@ type mounted struct {
 	tr   *Transport // nil without the ring
 }
 
-// connOf finds the FUSE connection id (the minor of the mount's device)
-// of the mount at dir from /proc/self/mountinfo, without a FUSE request.
+// connOf finds the FUSE connection id of the mount at dir, or -1.
 func connOf(dir string) int {
-	b, err := os.ReadFile("/proc/self/mountinfo")
+	conn, err := ConnOf(dir)
 	if err != nil {
 		return -1
 	}
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) > 4 && f[4] == dir {
-			var major, minor int
-			if _, err := fmt.Sscanf(f[2], "%d:%d", &major, &minor); err == nil {
-				return minor
-			}
-		}
-	}
-	return -1
+	return conn
 }
 
-// abort ends the FUSE connection: nothing waits on this process's own
-// daemon any more (a client thread stuck on it would keep the test
-// process from exiting).
+// abort ends the FUSE connection (mounting fusectl if needed): nothing
+// waits on this process's own daemon any more (a client thread stuck on
+// it would keep the test process from exiting).
 func (m *mounted) abort() {
 	if m.conn >= 0 {
-		os.WriteFile(fmt.Sprintf("/sys/fs/fuse/connections/%d/abort", m.conn), []byte("1"), 0o200)
+		AbortConn(m.conn)
 	}
 }
 
@@ -556,8 +546,7 @@ func TestUnmountWhileReading(t *testing.T) {
 	default:
 	}
 	// Abort the connection under the reader.
-	abort := fmt.Sprintf("/sys/fs/fuse/connections/%d/abort", conn)
-	if err := os.WriteFile(abort, []byte("1"), 0o200); err != nil {
+	if err := AbortConn(int(conn)); err != nil {
 		close(stop)
 		t.Fatalf("abort: %v", err)
 	}
@@ -644,10 +633,7 @@ func TestStartFailureFallsBack(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		// Unblock the stuck request so the test can end.
-		var st unix.Stat_t
-		if unix.Stat(dir, &st) == nil {
-			os.WriteFile(fmt.Sprintf("/sys/fs/fuse/connections/%d/abort", unix.Minor(st.Dev)), []byte("1"), 0o200)
-		}
+		AbortConn(connOf(dir))
 		t.Fatalf("mount hangs after a failed Start")
 	}
 }
@@ -690,10 +676,7 @@ func TestTurnOffURing(t *testing.T) {
 			t.Fatal(err)
 		}
 	case <-time.After(10 * time.Second):
-		var st unix.Stat_t
-		if unix.Stat(dir, &st) == nil {
-			os.WriteFile(fmt.Sprintf("/sys/fs/fuse/connections/%d/abort", unix.Minor(st.Dev)), []byte("1"), 0o200)
-		}
+		AbortConn(connOf(dir))
 		t.Fatalf("mount hangs after turnOffURing")
 	}
 }
