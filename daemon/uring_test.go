@@ -80,7 +80,7 @@ func TestURingServesImage(t *testing.T) {
 }
 
 func TestParseURingMode(t *testing.T) {
-	for in, want := range map[string]daemon.URingMode{"": daemon.URingAuto, "auto": daemon.URingAuto, "on": daemon.URingOn, "off": daemon.URingOff} {
+	for in, want := range map[string]daemon.URingMode{"": daemon.URingOff, "auto": daemon.URingAuto, "on": daemon.URingOn, "off": daemon.URingOff} {
 		if got, err := daemon.ParseURingMode(in); err != nil || got != want {
 			t.Errorf("ParseURingMode(%q) = %q, %v; want %q", in, got, err, want)
 		}
