@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gonydus/nydus/daemon"
 	"github.com/gonydus/nydus/daemon/config"
@@ -87,5 +88,54 @@ func TestParseURingMode(t *testing.T) {
 	}
 	if _, err := daemon.ParseURingMode("yes"); err == nil || !strings.Contains(err.Error(), "auto, on or off") {
 		t.Errorf("ParseURingMode(yes): %v", err)
+	}
+}
+
+// TestURingStopWithOpenFile stops the daemon while a file of its io_uring
+// mount is open (the unmount falls back to a lazy one): the open file then
+// fails instead of waiting forever on rings nobody serves (issue 22).
+func TestURingStopWithOpenFile(t *testing.T) {
+	needURing(t)
+	work := t.TempDir()
+	im := buildImage(t, work, "stop", 4)
+	doc := fmt.Sprintf(`{"device":{"backend":{"type":"localfs","config":{"dir":%q}},"cache":{"type":"blobcache","config":{"work_dir":%q}}},"mode":"direct"}`,
+		work, filepath.Join(work, "cache"))
+	cfg, err := config.Parse([]byte(doc))
+	must(t, err)
+	d := daemon.New(daemon.Options{URing: daemon.URingOn})
+	must(t, d.AddMount("/", im.boot, cfg))
+	mnt := t.TempDir()
+	must(t, d.Start(mnt, nil, 4))
+	conn, err := fuseuring.ConnOf(mnt)
+	must(t, err)
+	var name string
+	for n := range im.files {
+		name = n
+		break
+	}
+	f, err := os.Open(filepath.Join(mnt, name))
+	must(t, err)
+	defer f.Close()
+	if err := d.Stop(); err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := f.ReadAt(make([]byte, 4096), 0)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatalf("read of a file of a stopped daemon succeeded")
+		}
+		t.Logf("read after Stop: %v", err)
+	case <-time.After(10 * time.Second):
+		fuseuring.AbortConn(conn)
+		t.Fatalf("read after Stop hangs")
+	}
+	if w, err := fuseuring.ConnWaiting(conn); err == nil && w != 0 {
+		fuseuring.AbortConn(conn)
+		t.Fatalf("connection %d: %d requests waiting after Stop", conn, w)
 	}
 }
