@@ -7,7 +7,7 @@ package fuseuring
 // error) within a bound, none may be left in state D, no client may see
 // wrong data, and the connection must end with nothing waiting.
 //
-// FUSEURING_STRESS_ROUNDS sets the number of rounds (default 25, the
+// FUSEURING_STRESS_ROUNDS sets the number of rounds (default 60, the
 // `make test` count; `make soak` runs many more), FUSEURING_STRESS_SEED
 // the random seed (default: the time).
 
@@ -297,7 +297,7 @@ func TestStressNoStrandedRequest(t *testing.T) {
 	if err := MountFusectl(); err != nil {
 		t.Skipf("skipped: needs fusectl to watch the connection: %v", err)
 	}
-	rounds := stressRounds(t, 25)
+	rounds := stressRounds(t, 60)
 	seed := uint64(time.Now().UnixNano())
 	if v := os.Getenv("FUSEURING_STRESS_SEED"); v != "" {
 		seed, _ = strconv.ParseUint(v, 10, 64)
