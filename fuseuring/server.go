@@ -289,17 +289,22 @@ type Stats struct {
 
 // Transport serves a mount's requests over io_uring queues.
 type Transport struct {
-	h         *handler
-	cfg       config
-	log       *slog.Logger
-	conn      int // FUSE connection id, -1 if unknown
+	h    *handler
+	cfg  config
+	log  *slog.Logger
+	conn int // FUSE connection id, -1 if unknown
+	// probeFD is a /dev/fuse descriptor of the connection that is never
+	// read: it reports whether the connection still lives (connected),
+	// so that an id freed by the connection's end, maybe reused by
+	// another mount since, is never aborted.
+	probeFD   int
 	queues    []*queue
 	done      chan struct{}
 	closeOnce sync.Once
 	closeErr  error
 	abortOnce sync.Once
 	abortErr  error
-	wakeMu    sync.Mutex // guards the queues' wakeFD against closeWakeFDs
+	wakeMu    sync.Mutex // guards the queues' wakeFD and probeFD against closeWakeFDs
 }
 
 type queue struct {
@@ -386,7 +391,11 @@ func Start(srv *fuse.Server, rawFS fuse.RawFileSystem, opts ...Option) (*Transpo
 			conn = -1
 		}
 	}
-	t := &Transport{h: h, cfg: cfg, log: cfg.logger, conn: conn, done: make(chan struct{})}
+	t := &Transport{h: h, cfg: cfg, log: cfg.logger, conn: conn, probeFD: -1, done: make(chan struct{})}
+	if t.probeFD, err = clone(); err != nil {
+		turnOffURing(clone, cfg.logger)
+		return nil, err
+	}
 	ready := make(chan error, n)
 	for qid := range n {
 		q, err := t.newQueue(qid, clone)
@@ -801,13 +810,7 @@ func (t *Transport) close() error {
 		return nil
 	default:
 	}
-	alive := true
-	if t.conn >= 0 {
-		if ok, err := ConnAlive(t.conn); err == nil {
-			alive = ok
-		}
-	}
-	if alive {
+	if t.connected() {
 		if err := t.abortConn(); err != nil {
 			// Stopping now would strand requests: keep serving.
 			return fmt.Errorf("fuseuring: queues keep serving until the connection ends: %w", err)
@@ -821,9 +824,31 @@ func (t *Transport) close() error {
 	}
 }
 
-// abortConn aborts the transport's FUSE connection (once).
+// connected reports whether the connection still lives: /dev/fuse polls
+// as an error once it is aborted or unmounted.
+func (t *Transport) connected() bool {
+	t.wakeMu.Lock()
+	defer t.wakeMu.Unlock()
+	if t.probeFD < 0 {
+		return false // every queue has ended with the connection
+	}
+	fds := []unix.PollFd{{Fd: int32(t.probeFD), Events: unix.POLLIN}}
+	for {
+		_, err := unix.Poll(fds, 0)
+		if err == unix.EINTR {
+			continue
+		}
+		return err == nil && fds[0].Revents&(unix.POLLERR|unix.POLLNVAL) == 0
+	}
+}
+
+// abortConn aborts the transport's FUSE connection (once) if it still
+// lives.
 func (t *Transport) abortConn() error {
 	t.abortOnce.Do(func() {
+		if !t.connected() {
+			return
+		}
 		if t.conn < 0 {
 			t.abortErr = errors.New("fuseuring: FUSE connection unknown (see WithConnID)")
 			return
@@ -843,6 +868,10 @@ func (t *Transport) ConnID() int { return t.conn }
 func (t *Transport) closeWakeFDs() {
 	t.wakeMu.Lock()
 	defer t.wakeMu.Unlock()
+	if t.probeFD >= 0 {
+		unix.Close(t.probeFD)
+		t.probeFD = -1
+	}
 	for _, q := range t.queues {
 		if q.wakeFD >= 0 {
 			unix.Close(q.wakeFD)
