@@ -43,6 +43,17 @@ func (d *Daemon) mountFUSE(dir string, rootNode fs.InodeEmbedder, opts *fs.Optio
 		mode = URingOff
 	}
 	useRing := false
+	if mode != URingOff && d.opts.Supervisor != "" {
+		// A supervisor may hold the /dev/fuse descriptor across a crash
+		// (failover): the kernel then keeps the connection, but the
+		// requests on the dead daemon's rings are neither answered nor
+		// resent to a successor, and their callers wait forever.
+		if mode == URingOn {
+			return nil, nil, fmt.Errorf("%w: --fuse-io-uring=on with --supervisor: requests on the rings would not survive a failover", ErrInvalidInput)
+		}
+		d.log.Info("FUSE over io_uring not used: a supervisor (failover) is configured")
+		mode = URingOff
+	}
 	if mode != URingOff && !serial {
 		err := fuseuring.Available()
 		if err != nil && mode == URingOn {

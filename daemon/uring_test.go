@@ -139,3 +139,35 @@ func TestURingStopWithOpenFile(t *testing.T) {
 		t.Fatalf("connection %d: %d requests waiting after Stop", conn, w)
 	}
 }
+
+// TestURingNotWithSupervisor: with a supervisor (failover) configured,
+// auto serves over /dev/fuse and on is refused: requests on the rings of
+// a crashed daemon would not reach its successor.
+func TestURingNotWithSupervisor(t *testing.T) {
+	needURing(t)
+	work := t.TempDir()
+	im := buildImage(t, work, "sup", 2)
+	doc := fmt.Sprintf(`{"device":{"backend":{"type":"localfs","config":{"dir":%q}},"cache":{"type":"blobcache","config":{"work_dir":%q}}},"mode":"direct"}`,
+		work, filepath.Join(work, "cache"))
+	cfg, err := config.Parse([]byte(doc))
+	must(t, err)
+	for _, mode := range []daemon.URingMode{daemon.URingAuto, daemon.URingOn} {
+		d := daemon.New(daemon.Options{URing: mode, Supervisor: filepath.Join(work, "sup.sock")})
+		must(t, d.AddMount("/", im.boot, cfg))
+		err := d.Start(t.TempDir(), nil, 2)
+		if mode == daemon.URingOn {
+			if err == nil {
+				d.Stop()
+				t.Fatalf("--fuse-io-uring=on with a supervisor started")
+			}
+			d.Stop()
+			continue
+		}
+		must(t, err)
+		if _, ok := d.URingStats(); ok {
+			d.Stop()
+			t.Fatalf("--fuse-io-uring=auto with a supervisor serves over io_uring")
+		}
+		must(t, d.Stop())
+	}
+}
