@@ -501,26 +501,73 @@ func stressRound(t *testing.T, exe, mnt, back, action, async string, delay time.
 		}
 	}
 	// Every process of the connection is gone: so must be the
-	// connection, with nothing waiting on it.
-	for end := time.Now().Add(5 * time.Second); ; {
+	// connection, with nothing waiting on it. The id may be reused by
+	// another mount (of anyone on the machine) as soon as ours ends:
+	// a live id that a mount other than ours carries is not ours.
+	start := time.Now()
+	for {
 		alive, err := ConnAlive(conn)
 		if err != nil {
 			return requests, err
 		}
-		if !alive {
+		if !alive || someoneElsesConn(conn, mnt) {
 			break
 		}
-		if w, err := ConnWaiting(conn); err == nil && w != 0 && time.Now().After(end) {
-			return requests, fmt.Errorf("connection %d: %d requests waiting after every process ended", conn, w)
+		w, err := ConnWaiting(conn)
+		if err == nil && w == 0 && time.Since(start) > 5*time.Second {
+			break // ends with nothing waiting (slow teardown)
 		}
-		if time.Now().After(end) {
-			// The id may already belong to a new mount of someone else.
-			break
+		if time.Since(start) > stressBound {
+			return requests, fmt.Errorf("connection %d: %d requests waiting %v after every process ended\n%s", conn, w, stressBound, dStateTasks())
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Logf("connection %d took %v to end after every process ended", conn, d.Round(time.Millisecond))
 	}
 	if _, err := ConnOf(mnt); err == nil {
 		return requests, fmt.Errorf("%s still mounted", mnt)
 	}
 	return requests, nil
+}
+
+// someoneElsesConn reports whether FUSE connection id conn now names a
+// mount other than the one at mnt (ids are reused once freed).
+func someoneElsesConn(conn int, mnt string) bool {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return false
+	}
+	dev := fmt.Sprintf("%d:%d", conn>>20, conn&(1<<20-1))
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 4 && f[2] == dev && unescapeMountinfo(f[4]) != mnt {
+			return true
+		}
+	}
+	return false
+}
+
+// dStateTasks lists the tasks of the machine in state D with their
+// kernel stacks (for a stranded request's report).
+func dStateTasks() string {
+	var b strings.Builder
+	procs, _ := filepath.Glob("/proc/[0-9]*/task/[0-9]*")
+	for _, p := range procs {
+		st, err := os.ReadFile(p + "/stat")
+		if err != nil {
+			continue
+		}
+		s := string(st)
+		i := strings.LastIndexByte(s, ')')
+		if i < 0 || i+2 >= len(s) || s[i+2] != 'D' {
+			continue
+		}
+		stack, _ := os.ReadFile(p + "/stack")
+		fmt.Fprintf(&b, "D: %s %s\n%s", p, s[strings.IndexByte(s, '(')+1:i], stack)
+	}
+	if b.Len() == 0 {
+		return "no task in state D"
+	}
+	return b.String()
 }
