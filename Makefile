@@ -9,7 +9,7 @@ VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -s -w -X main.version=$(VERSION)
 CMDS      := $(notdir $(wildcard cmd/*))
 
-.PHONY: help build test e2e bench fuzz lint demo install clean
+.PHONY: help build test e2e bench soak fuzz lint demo install clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -34,6 +34,10 @@ bench: build ## benchmarks; each prints a ratio against a baseline run in the sa
 	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -timeout 60m $(PKGS)
 	bash scripts/bench-docker.sh
 	bash scripts/bench-buildkit.sh
+
+SOAK_ROUNDS ?= 10000
+soak: ## FUSE-over-io_uring stress: SOAK_ROUNDS rounds of mount, load, and a random way to stop serving (root, enable_uring)
+	FUSEURING_STRESS_ROUNDS=$(SOAK_ROUNDS) $(GO) test -count=1 -timeout 6h -run '^TestStressNoStrandedRequest$$' -v ./fuseuring/
 
 fuzz: ## run every fuzz target for FUZZTIME each
 	bash scripts/fuzz.sh $(FUZZTIME)

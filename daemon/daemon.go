@@ -57,7 +57,7 @@ type Options struct {
 	// Writable mounts a root image that has an overlay configuration
 	// read-write (nydusd --writable); without it the overlay is read-only.
 	Writable bool
-	// URing chooses FUSE over io_uring (default URingAuto).
+	// URing chooses FUSE over io_uring (default URingOff).
 	URing URingMode
 }
 
@@ -376,9 +376,12 @@ func (d *Daemon) Stop() error {
 		}
 	}
 	if ring != nil {
-		// After the unmount: closed while mounted, the rings would leave
-		// new requests waiting (the kernel never falls back to /dev/fuse).
-		ring.Close()
+		// After the unmount the queues have ended with the connection;
+		// after a lazy one (files still open) Close aborts the
+		// connection, as no request may wait on rings nobody serves.
+		if err := ring.Close(); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	for _, m := range mounts {
 		errs = append(errs, m.Close())

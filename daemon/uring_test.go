@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gonydus/nydus/daemon"
 	"github.com/gonydus/nydus/daemon/config"
@@ -80,12 +81,93 @@ func TestURingServesImage(t *testing.T) {
 }
 
 func TestParseURingMode(t *testing.T) {
-	for in, want := range map[string]daemon.URingMode{"": daemon.URingAuto, "auto": daemon.URingAuto, "on": daemon.URingOn, "off": daemon.URingOff} {
+	for in, want := range map[string]daemon.URingMode{"": daemon.URingOff, "auto": daemon.URingAuto, "on": daemon.URingOn, "off": daemon.URingOff} {
 		if got, err := daemon.ParseURingMode(in); err != nil || got != want {
 			t.Errorf("ParseURingMode(%q) = %q, %v; want %q", in, got, err, want)
 		}
 	}
 	if _, err := daemon.ParseURingMode("yes"); err == nil || !strings.Contains(err.Error(), "auto, on or off") {
 		t.Errorf("ParseURingMode(yes): %v", err)
+	}
+}
+
+// TestURingStopWithOpenFile stops the daemon while a file of its io_uring
+// mount is open (the unmount falls back to a lazy one): the open file then
+// fails instead of waiting forever on rings nobody serves (issue 22).
+func TestURingStopWithOpenFile(t *testing.T) {
+	needURing(t)
+	work := t.TempDir()
+	im := buildImage(t, work, "stop", 4)
+	doc := fmt.Sprintf(`{"device":{"backend":{"type":"localfs","config":{"dir":%q}},"cache":{"type":"blobcache","config":{"work_dir":%q}}},"mode":"direct"}`,
+		work, filepath.Join(work, "cache"))
+	cfg, err := config.Parse([]byte(doc))
+	must(t, err)
+	d := daemon.New(daemon.Options{URing: daemon.URingOn})
+	must(t, d.AddMount("/", im.boot, cfg))
+	mnt := t.TempDir()
+	must(t, d.Start(mnt, nil, 4))
+	conn, err := fuseuring.ConnOf(mnt)
+	must(t, err)
+	var name string
+	for n := range im.files {
+		name = n
+		break
+	}
+	f, err := os.Open(filepath.Join(mnt, name))
+	must(t, err)
+	defer f.Close()
+	if err := d.Stop(); err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := f.ReadAt(make([]byte, 4096), 0)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatalf("read of a file of a stopped daemon succeeded")
+		}
+		t.Logf("read after Stop: %v", err)
+	case <-time.After(10 * time.Second):
+		fuseuring.AbortConn(conn)
+		t.Fatalf("read after Stop hangs")
+	}
+	if w, err := fuseuring.ConnWaiting(conn); err == nil && w != 0 {
+		fuseuring.AbortConn(conn)
+		t.Fatalf("connection %d: %d requests waiting after Stop", conn, w)
+	}
+}
+
+// TestURingNotWithSupervisor: with a supervisor (failover) configured,
+// auto serves over /dev/fuse and on is refused: requests on the rings of
+// a crashed daemon would not reach its successor.
+func TestURingNotWithSupervisor(t *testing.T) {
+	needURing(t)
+	work := t.TempDir()
+	im := buildImage(t, work, "sup", 2)
+	doc := fmt.Sprintf(`{"device":{"backend":{"type":"localfs","config":{"dir":%q}},"cache":{"type":"blobcache","config":{"work_dir":%q}}},"mode":"direct"}`,
+		work, filepath.Join(work, "cache"))
+	cfg, err := config.Parse([]byte(doc))
+	must(t, err)
+	for _, mode := range []daemon.URingMode{daemon.URingAuto, daemon.URingOn} {
+		d := daemon.New(daemon.Options{URing: mode, Supervisor: filepath.Join(work, "sup.sock")})
+		must(t, d.AddMount("/", im.boot, cfg))
+		err := d.Start(t.TempDir(), nil, 2)
+		if mode == daemon.URingOn {
+			if err == nil {
+				d.Stop()
+				t.Fatalf("--fuse-io-uring=on with a supervisor started")
+			}
+			d.Stop()
+			continue
+		}
+		must(t, err)
+		if _, ok := d.URingStats(); ok {
+			d.Stop()
+			t.Fatalf("--fuse-io-uring=auto with a supervisor serves over io_uring")
+		}
+		must(t, d.Stop())
 	}
 }

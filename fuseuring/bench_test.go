@@ -2,6 +2,7 @@ package fuseuring
 
 import (
 	"bytes"
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -24,6 +25,10 @@ const clientEnv = "FUSEURING_BENCH_CLIENT"
 func TestMain(m *testing.M) {
 	if spec := os.Getenv(clientEnv); spec != "" {
 		os.Exit(clientMain(spec))
+	}
+	if role := os.Getenv(stressRoleEnv); role != "" {
+		flag.Parse()
+		os.Exit(stressMain(role, flag.Args()))
 	}
 	os.Exit(m.Run())
 }

@@ -23,6 +23,9 @@ type entry struct {
 	iov     [2]iovec
 	// commitID is the unique of the request being served.
 	commitID uint64
+	// reregistered is set when the entry was registered again after the
+	// kernel gave it back on a live connection, until it serves a request.
+	reregistered bool
 	// scratch holds the decoded input struct (InHeader + op struct),
 	// 8-byte aligned.
 	scratch [32]uint64

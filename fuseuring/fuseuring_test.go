@@ -52,31 +52,21 @@ type mounted struct {
 	tr   *Transport // nil without the ring
 }
 
-// connOf finds the FUSE connection id (the minor of the mount's device)
-// of the mount at dir from /proc/self/mountinfo, without a FUSE request.
+// connOf finds the FUSE connection id of the mount at dir, or -1.
 func connOf(dir string) int {
-	b, err := os.ReadFile("/proc/self/mountinfo")
+	conn, err := ConnOf(dir)
 	if err != nil {
 		return -1
 	}
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) > 4 && f[4] == dir {
-			var major, minor int
-			if _, err := fmt.Sscanf(f[2], "%d:%d", &major, &minor); err == nil {
-				return minor
-			}
-		}
-	}
-	return -1
+	return conn
 }
 
-// abort ends the FUSE connection: nothing waits on this process's own
-// daemon any more (a client thread stuck on it would keep the test
-// process from exiting).
+// abort ends the FUSE connection (mounting fusectl if needed): nothing
+// waits on this process's own daemon any more (a client thread stuck on
+// it would keep the test process from exiting).
 func (m *mounted) abort() {
 	if m.conn >= 0 {
-		os.WriteFile(fmt.Sprintf("/sys/fs/fuse/connections/%d/abort", m.conn), []byte("1"), 0o200)
+		AbortConn(m.conn)
 	}
 }
 
@@ -556,8 +546,7 @@ func TestUnmountWhileReading(t *testing.T) {
 	default:
 	}
 	// Abort the connection under the reader.
-	abort := fmt.Sprintf("/sys/fs/fuse/connections/%d/abort", conn)
-	if err := os.WriteFile(abort, []byte("1"), 0o200); err != nil {
+	if err := AbortConn(int(conn)); err != nil {
 		close(stop)
 		t.Fatalf("abort: %v", err)
 	}
@@ -644,10 +633,7 @@ func TestStartFailureFallsBack(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		// Unblock the stuck request so the test can end.
-		var st unix.Stat_t
-		if unix.Stat(dir, &st) == nil {
-			os.WriteFile(fmt.Sprintf("/sys/fs/fuse/connections/%d/abort", unix.Minor(st.Dev)), []byte("1"), 0o200)
-		}
+		AbortConn(connOf(dir))
 		t.Fatalf("mount hangs after a failed Start")
 	}
 }
@@ -690,10 +676,7 @@ func TestTurnOffURing(t *testing.T) {
 			t.Fatal(err)
 		}
 	case <-time.After(10 * time.Second):
-		var st unix.Stat_t
-		if unix.Stat(dir, &st) == nil {
-			os.WriteFile(fmt.Sprintf("/sys/fs/fuse/connections/%d/abort", unix.Minor(st.Dev)), []byte("1"), 0o200)
-		}
+		AbortConn(connOf(dir))
 		t.Fatalf("mount hangs after turnOffURing")
 	}
 }
@@ -859,5 +842,153 @@ func TestOptions(t *testing.T) {
 	}
 	if _, err := Start(nil, nil); err == nil {
 		t.Errorf("Start(nil, nil) succeeded")
+	}
+}
+
+// TestStartFailsHalfWay: the last queue's registration fails after the
+// others registered. Start reports it; the kernel, never switched to the
+// rings, serves everything over /dev/fuse; the registered queues end with
+// the connection at unmount, and nothing is left waiting.
+func TestStartFailsHalfWay(t *testing.T) {
+	needURing(t)
+	n, err := possibleCPUs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n < 2 {
+		t.Skipf("skipped: needs 2 possible CPUs for a half-registered ring, have %d", n)
+	}
+	dir := t.TempDir()
+	opts := &fs.Options{}
+	opts.MountOptions = fuse.MountOptions{FsName: "fuseuring-test", ExtraCapabilities: fuse.CAP_OVER_IO_URING}
+	raw := fs.NewNodeFS(&testTree{}, opts)
+	srv, err := fuse.NewServer(raw, dir, &opts.MountOptions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn := connOf(dir)
+	failLast := func(c *config) error { c.failQID = n - 1; return nil }
+	tr, err := Start(srv, raw, failLast)
+	if err == nil {
+		tr.Close()
+		t.Fatalf("Start with a failing queue succeeded")
+	}
+	t.Logf("Start: %v", err)
+	go srv.Serve()
+	done := make(chan error, 1)
+	go func() {
+		if err := srv.WaitMount(); err != nil {
+			done <- err
+			return
+		}
+		for i := range 50 {
+			b, err := os.ReadFile(filepath.Join(dir, "d", "f"))
+			if err == nil && string(b) != "hello" {
+				err = fmt.Errorf("read %q", b)
+			}
+			if err != nil {
+				done <- fmt.Errorf("read %d: %w", i, err)
+				return
+			}
+		}
+		done <- nil
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			AbortConn(conn)
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		AbortConn(conn)
+		t.Fatalf("mount hangs after Start failed half way")
+	}
+	if err := srv.Unmount(); err != nil {
+		AbortConn(conn)
+		t.Fatalf("unmount: %v", err)
+	}
+	waitOrFail(t, "go-fuse Serve to end", func() { srv.Wait() })
+	if alive, err := ConnAlive(conn); err != nil || alive {
+		if w, _ := ConnWaiting(conn); w != 0 {
+			AbortConn(conn)
+			t.Fatalf("connection %d: %d requests waiting after unmount", conn, w)
+		}
+	}
+}
+
+// TestCloseWhileMounted: Close on a mounted, busy transport aborts the
+// connection; the client gets an error instead of waiting forever.
+func TestCloseWhileMounted(t *testing.T) {
+	needURing(t)
+	m := mount(t, &testTree{}, true)
+	f, err := os.Open(filepath.Join(m.dir, "big"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := m.tr.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	select {
+	case <-m.tr.Done():
+	default:
+		t.Fatalf("queues still running after Close")
+	}
+	readErr := make(chan error, 1)
+	go func() {
+		_, err := f.ReadAt(make([]byte, 4096), 0)
+		readErr <- err
+	}()
+	select {
+	case err := <-readErr:
+		if !errors.Is(err, unix.ENOTCONN) && !errors.Is(err, unix.ECONNABORTED) {
+			t.Fatalf("read after Close: %v, want ENOTCONN or ECONNABORTED", err)
+		}
+	case <-time.After(10 * time.Second):
+		m.abort()
+		t.Fatalf("read after Close hangs")
+	}
+	if w, err := ConnWaiting(m.conn); err == nil && w != 0 {
+		t.Fatalf("connection %d: %d requests waiting after Close", m.conn, w)
+	}
+}
+
+// TestQueueDeathAborts: a queue thread that dies while the connection
+// lives aborts it, so the requests of its CPU fail instead of waiting on
+// a ring nobody serves.
+func TestQueueDeathAborts(t *testing.T) {
+	needURing(t)
+	m := mount(t, &testTree{}, true)
+	q := m.tr.queues[0]
+	q.die.Store(true)
+	m.tr.wake(q)
+	select {
+	case <-q.done:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("queue 0 did not die")
+	}
+	done := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		var set unix.CPUSet
+		set.Set(0)
+		unix.SchedSetaffinity(0, &set)
+		_, err := os.ReadFile(filepath.Join(m.dir, "d", "f"))
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatalf("read on CPU 0 succeeded after its queue died")
+		}
+		t.Logf("read after the queue died: %v", err)
+	case <-time.After(10 * time.Second):
+		m.abort()
+		t.Fatalf("read on CPU 0 hangs after its queue died")
+	}
+	select {
+	case <-m.tr.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatalf("other queues still running after the abort")
 	}
 }

@@ -55,6 +55,19 @@ func negotiatedFlags(srv *fuse.Server) (uint64, error) {
 	return f.Uint(), nil
 }
 
+// serverConnID finds the FUSE connection id of srv's mount from go-fuse's
+// (unexported) mount point.
+func serverConnID(srv *fuse.Server) (int, error) {
+	f, err := serverField(srv, "mountPoint")
+	if err != nil {
+		return -1, err
+	}
+	if f.Kind() != reflect.String || f.String() == "" {
+		return -1, errors.New("fuse.Server has no mount point")
+	}
+	return ConnOf(f.String())
+}
+
 // deviceCloner returns a function giving a new /dev/fuse descriptor
 // attached (FUSE_DEV_IOC_CLONE) to the mount's connection, so the queues
 // own their descriptor's lifetime.

@@ -31,11 +31,20 @@
 // ".go-fuse-epoll-hack" file is answered here as go-fuse would). If Start
 // fails, it first makes the kernel turn io_uring off for the connection
 // (a failed registration does that), so /dev/fuse serves everything and
-// the caller can go on with Serve. Once the rings are in use the kernel
-// never falls back to /dev/fuse: closing the transport while still
-// mounted leaves new requests waiting until the mount is unmounted or
-// aborted, so Close belongs after unmount. The queues also end by
-// themselves when the connection ends (Done).
+// the caller can go on with Serve; queues that did register keep serving
+// until the connection ends, in case the kernel switched to the rings
+// before the failure.
+//
+// No request is ever left on a ring nobody serves. Once the rings are in
+// use the kernel never hands requests back to /dev/fuse, so a queue
+// never stops while the connection lives: the queues end by themselves
+// when the connection ends (unmount, or the last open file of a lazily
+// unmounted mount closed; see Done). Close on a live connection, and a
+// queue thread that dies (an io_uring_enter error, a panic outside the
+// file system's handlers), abort the connection through fusectl
+// (mounting it on /sys/fs/fuse/connections if needed), which ends every
+// request it holds with an error. If the process dies, the kernel aborts
+// the connection itself once the last /dev/fuse descriptor is closed.
 //
 // Inline serving is the fast path, but a request that blocks (a read
 // that waits on the network, a lock wait) holds up every other request
@@ -58,6 +67,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -123,6 +133,8 @@ type config struct {
 	pin          bool
 	async        [numOpcodes]bool // opcodes handed to goroutines
 	asyncIf      func(opcode uint32) bool
+	conn         int // FUSE connection id, -1 to find it
+	failQID      int // tests: this queue's registration fails (-1: none)
 }
 
 // Option configures Start.
@@ -163,6 +175,20 @@ func WithDeviceFD(fd int) Option {
 			return fmt.Errorf("fuseuring: bad device fd %d", fd)
 		}
 		c.devFD = fd
+		return nil
+	}
+}
+
+// WithConnID names the mount's FUSE connection (its directory name in
+// /sys/fs/fuse/connections: the mount's device number, major<<20|minor),
+// which Close and a dying queue abort. Without it, Start finds it in
+// /proc/self/mountinfo from go-fuse's mount point.
+func WithConnID(id int) Option {
+	return func(c *config) error {
+		if id < 0 {
+			return fmt.Errorf("fuseuring: bad connection id %d", id)
+		}
+		c.conn = id
 		return nil
 	}
 }
@@ -263,14 +289,22 @@ type Stats struct {
 
 // Transport serves a mount's requests over io_uring queues.
 type Transport struct {
-	h         *handler
-	cfg       config
-	log       *slog.Logger
+	h    *handler
+	cfg  config
+	log  *slog.Logger
+	conn int // FUSE connection id, -1 if unknown
+	// probeFD is a /dev/fuse descriptor of the connection that is never
+	// read: it reports whether the connection still lives (connected),
+	// so that an id freed by the connection's end, maybe reused by
+	// another mount since, is never aborted.
+	probeFD   int
 	queues    []*queue
 	done      chan struct{}
 	closeOnce sync.Once
-	stopping  atomic.Bool
-	wakeMu    sync.Mutex // guards the queues' wakeFD against Close
+	closeErr  error
+	abortOnce sync.Once
+	abortErr  error
+	wakeMu    sync.Mutex // guards the queues' wakeFD and probeFD against closeWakeFDs
 }
 
 type queue struct {
@@ -282,6 +316,9 @@ type queue struct {
 	payMem  []byte
 	entries []*entry
 	wakeBuf [1]uint64
+	// die makes the queue thread exit at its next wake-up as if it had
+	// died (tests).
+	die atomic.Bool
 	// completed carries entries served by goroutines (WithAsync) back
 	// to the queue thread.
 	completed chan *entry
@@ -299,7 +336,7 @@ func Start(srv *fuse.Server, rawFS fuse.RawFileSystem, opts ...Option) (*Transpo
 	if rawFS == nil {
 		return nil, errors.New("fuseuring: nil RawFileSystem")
 	}
-	cfg := config{entries: 2, devFD: -1, logger: slog.Default(), startTimeout: 10 * time.Second, pin: true}
+	cfg := config{entries: 2, devFD: -1, logger: slog.Default(), startTimeout: 10 * time.Second, pin: true, conn: -1, failQID: -1}
 	for _, o := range opts {
 		if err := o(&cfg); err != nil {
 			return nil, err
@@ -347,7 +384,18 @@ func Start(srv *fuse.Server, rawFS fuse.RawFileSystem, opts ...Option) (*Transpo
 		turnOffURing(clone, cfg.logger)
 		return nil, err
 	}
-	t := &Transport{h: h, cfg: cfg, log: cfg.logger, done: make(chan struct{})}
+	conn := cfg.conn
+	if conn < 0 {
+		if conn, err = serverConnID(srv); err != nil {
+			cfg.logger.Warn("fuseuring: FUSE connection not found; Close and a dying queue cannot abort it (use WithConnID)", "err", err)
+			conn = -1
+		}
+	}
+	t := &Transport{h: h, cfg: cfg, log: cfg.logger, conn: conn, probeFD: -1, done: make(chan struct{})}
+	if t.probeFD, err = clone(); err != nil {
+		turnOffURing(clone, cfg.logger)
+		return nil, err
+	}
 	ready := make(chan error, n)
 	for qid := range n {
 		q, err := t.newQueue(qid, clone)
@@ -368,18 +416,20 @@ func Start(srv *fuse.Server, rawFS fuse.RawFileSystem, opts ...Option) (*Transpo
 		t.closeWakeFDs()
 		close(t.done)
 	}()
+	// On failure the queues are left alone: those that registered keep
+	// serving until the connection ends (if the kernel switched to the
+	// rings before a later registration failed, only they can answer),
+	// the others have ended.
 	timer := time.NewTimer(cfg.startTimeout)
 	defer timer.Stop()
 	for range t.queues {
 		select {
 		case err := <-ready:
 			if err != nil {
-				t.Close()
 				turnOffURing(clone, cfg.logger)
 				return nil, err
 			}
 		case <-timer.C:
-			t.Close()
 			turnOffURing(clone, cfg.logger)
 			return nil, fmt.Errorf("fuseuring: queues not registered within %v", cfg.startTimeout)
 		}
@@ -516,22 +566,33 @@ func (q *queue) run(ready chan<- error) {
 		ready <- fmt.Errorf("%w: queue %d: %w", ErrUnavailable, q.qid, err)
 		return
 	}
+	// live counts the entries the kernel may still hand a request: it
+	// drops only when the kernel gives an entry back (an error
+	// completion). While it is above zero the queue must not stop, or
+	// the requests the kernel queues here are stranded: if it stops
+	// anyway (a panic, an io_uring_enter error, the test hook), the
+	// connection is aborted before the ring is closed.
 	live := 0
+	lost := false // every entry lost on a live connection
 	freeMem := true
+	stopped := "connection ended"
 	defer func() {
+		if p := recover(); p != nil {
+			stopped = fmt.Sprintf("panic: %v\n%s", p, debug.Stack())
+		}
+		if live > 0 || lost {
+			freeMem = false // the kernel may still hold entries
+			log.Error("fuseuring: queue thread stops while the connection lives; aborting the connection", "reason", stopped, "conn", q.t.conn)
+			if err := q.t.abortConn(); err != nil {
+				log.Error("fuseuring: cannot abort the FUSE connection: requests queued on this CPU's ring may never be answered", "err", err)
+			}
+		}
 		r.close()
 		q.release(freeMem)
 	}()
 
 	for _, e := range q.entries {
-		s := r.getSQE()
-		s.Opcode = opURingCmd
-		s.Fd = int32(q.devFD)
-		s.Off = uringCmdRegister
-		s.Addr = uint64(uintptr(unsafe.Pointer(&e.iov[0])))
-		s.Len = 2
-		s.UserData = uint64(e.idx)
-		*(*cmdReq)(unsafe.Pointer(&s.Cmd[0])) = cmdReq{QID: uint16(q.qid)}
+		q.register(r, e)
 	}
 	q.armWake(r)
 	err = r.submitAndWait(0)
@@ -549,13 +610,24 @@ func (q *queue) run(ready chan<- error) {
 				live--
 			}
 		}
-	}
-	if err != nil {
-		freeMem = false // other entries may still be registered
+	} else {
+		err = fmt.Errorf("fuseuring: queue %d: register: %w", q.qid, err)
+		// Whether the kernel took any REGISTER is unknown: an abort is
+		// the only safe end.
+		live = len(q.entries)
+		stopped = err.Error()
 		ready <- err
 		return
 	}
-	ready <- nil
+	ready <- err
+	if err != nil {
+		freeMem = false // other entries may still be registered
+		if live > 0 {
+			// Some entries did register: they serve until the connection
+			// ends (Start failed; see the package doc).
+			log.Warn("fuseuring: queue partly registered; serving its entries until the connection ends", "err", err, "entries", live)
+		}
+	}
 
 	spawned := false
 	for live > 0 {
@@ -568,8 +640,7 @@ func (q *queue) run(ready chan<- error) {
 			runtime.Gosched()
 		}
 		if err := r.submitAndWait(1); err != nil {
-			log.Error("fuseuring: queue stops", "err", err)
-			freeMem = false
+			stopped = err.Error()
 			return
 		}
 		for {
@@ -578,9 +649,9 @@ func (q *queue) run(ready chan<- error) {
 				break
 			}
 			if c.UserData == wakeTag {
-				if q.t.stopping.Load() {
-					freeMem = false
-					return
+				if q.die.Load() {
+					stopped = "killed (test hook)"
+					runtime.Goexit()
 				}
 				for drained := false; !drained; {
 					select {
@@ -598,14 +669,32 @@ func (q *queue) run(ready chan<- error) {
 			}
 			e := q.entries[c.UserData]
 			if c.Res < 0 {
-				live--
 				errno := syscall.Errno(-c.Res)
-				if errno != unix.ENOTCONN && errno != unix.ECANCELED && errno != unix.ECONNABORTED {
-					log.Warn("fuseuring: ring entry ended", "entry", e.idx, "err", errno)
-					freeMem = false
+				if errno == unix.ENOTCONN || errno == unix.ECANCELED || errno == unix.ECONNABORTED {
+					live-- // the connection is ending
+					continue
+				}
+				// The kernel gave the entry back on a live connection
+				// (e.g. a commit it did not recognise). Register it
+				// again once; a queue left without entries would
+				// strand the requests of its CPU.
+				freeMem = false
+				if !e.reregistered {
+					log.Warn("fuseuring: ring entry ended; registering it again", "entry", e.idx, "err", errno)
+					e.reregistered = true
+					q.register(r, e)
+					continue
+				}
+				log.Error("fuseuring: ring entry lost", "entry", e.idx, "err", errno)
+				live--
+				if live == 0 {
+					lost = true
+					stopped = "every ring entry lost: " + errno.Error()
+					return
 				}
 				continue
 			}
+			e.reregistered = false
 			if q.async((*fuse.InHeader)(unsafe.Pointer(&e.hdr.InOut[0])).Opcode) {
 				go func() {
 					q.process(e)
@@ -620,6 +709,21 @@ func (q *queue) run(ready chan<- error) {
 		}
 	}
 	log.Debug("fuseuring: queue done (connection ended)")
+}
+
+// register queues the FUSE_IO_URING_CMD_REGISTER of e's buffers.
+func (q *queue) register(r *ring, e *entry) {
+	s := r.getSQE()
+	s.Opcode = opURingCmd
+	s.Fd = int32(q.devFD)
+	s.Off = uringCmdRegister
+	s.Addr = uint64(uintptr(unsafe.Pointer(&e.iov[0])))
+	s.Len = 2
+	s.UserData = uint64(e.idx)
+	*(*cmdReq)(unsafe.Pointer(&s.Cmd[0])) = cmdReq{QID: uint16(q.qid)}
+	if q.qid == q.t.cfg.failQID {
+		s.Len = 1 // the kernel refuses it (EINVAL): tests of a failed Start
+	}
 }
 
 // async says whether a request with this opcode goes to a goroutine.
@@ -675,7 +779,8 @@ func (q *queue) commit(r *ring, e *entry) {
 	*(*cmdReq)(unsafe.Pointer(&s.Cmd[0])) = cmdReq{CommitID: e.commitID, QID: uint16(q.qid)}
 }
 
-// wake makes the queue thread look at its completions and stop flag.
+// wake makes the queue thread look at its completions (and the test
+// hook's die flag).
 func (t *Transport) wake(q *queue) {
 	one := []byte{1, 0, 0, 0, 0, 0, 0, 0}
 	t.wakeMu.Lock()
@@ -685,27 +790,88 @@ func (t *Transport) wake(q *queue) {
 	t.wakeMu.Unlock()
 }
 
-// Close stops the queues and waits (bounded) for them to end. Call it
-// after unmounting; see the package doc. It is safe to call more than
-// once.
+// Close ends the transport. After an unmount the queues have ended (or
+// are ending) with the connection, and Close just waits for them. If the
+// connection still lives (a lazy unmount with files still open, or no
+// unmount at all), Close aborts it, as the kernel cannot hand its
+// requests back to /dev/fuse: every request waiting on it ends with an
+// error, and later ones fail with ENOTCONN. If it cannot abort the
+// connection (fusectl unavailable, connection unknown), the queues go on
+// serving until the connection ends and Close says so. Close waits at
+// most 10s; it is safe to call more than once.
 func (t *Transport) Close() error {
-	t.closeOnce.Do(func() {
-		t.stopping.Store(true)
-		for _, q := range t.queues {
-			t.wake(q)
+	t.closeOnce.Do(func() { t.closeErr = t.close() })
+	return t.closeErr
+}
+
+func (t *Transport) close() error {
+	select {
+	case <-t.done:
+		return nil
+	default:
+	}
+	if t.connected() {
+		if err := t.abortConn(); err != nil {
+			// Stopping now would strand requests: keep serving.
+			return fmt.Errorf("fuseuring: queues keep serving until the connection ends: %w", err)
 		}
-	})
+	}
 	select {
 	case <-t.done:
 		return nil
 	case <-time.After(10 * time.Second):
-		return errors.New("fuseuring: queues did not stop within 10s")
+		return errors.New("fuseuring: queues did not end within 10s of the connection's end (a file system call that never returns?)")
 	}
 }
+
+// connected reports whether the connection still lives: /dev/fuse polls
+// as an error once it is aborted or unmounted.
+func (t *Transport) connected() bool {
+	t.wakeMu.Lock()
+	defer t.wakeMu.Unlock()
+	if t.probeFD < 0 {
+		return false // every queue has ended with the connection
+	}
+	fds := []unix.PollFd{{Fd: int32(t.probeFD), Events: unix.POLLIN}}
+	for {
+		_, err := unix.Poll(fds, 0)
+		if err == unix.EINTR {
+			continue
+		}
+		return err == nil && fds[0].Revents&(unix.POLLERR|unix.POLLNVAL) == 0
+	}
+}
+
+// abortConn aborts the transport's FUSE connection (once) if it still
+// lives.
+func (t *Transport) abortConn() error {
+	t.abortOnce.Do(func() {
+		if !t.connected() {
+			return
+		}
+		if t.conn < 0 {
+			t.abortErr = errors.New("fuseuring: FUSE connection unknown (see WithConnID)")
+			return
+		}
+		t.abortErr = AbortConn(t.conn)
+		if t.abortErr == nil {
+			t.log.Info("fuseuring: aborted FUSE connection", "conn", t.conn)
+		}
+	})
+	return t.abortErr
+}
+
+// ConnID returns the FUSE connection id the transport serves (its
+// directory in /sys/fs/fuse/connections), or -1 if unknown.
+func (t *Transport) ConnID() int { return t.conn }
 
 func (t *Transport) closeWakeFDs() {
 	t.wakeMu.Lock()
 	defer t.wakeMu.Unlock()
+	if t.probeFD >= 0 {
+		unix.Close(t.probeFD)
+		t.probeFD = -1
+	}
 	for _, q := range t.queues {
 		if q.wakeFD >= 0 {
 			unix.Close(q.wakeFD)
