@@ -12,7 +12,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -115,7 +114,7 @@ func (a *API) Handler() http.Handler {
 	mux.HandleFunc("GET /api/v1/metrics/inflight", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, []any{}) })
 	mux.HandleFunc("GET /api/v1/config", a.unsupported("configuration hot reload"))
 	mux.HandleFunc("PUT /api/v1/config", a.unsupported("configuration hot reload"))
-	mux.HandleFunc("GET /metrics", a.prometheus)
+	mux.Handle("GET /metrics", newMetricsHandler(a.d))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, APIError{Code: "UNDEFINED", Message: "no such endpoint " + r.Method + " " + r.URL.Path})
 	})
@@ -410,54 +409,6 @@ func metricsMemory(w http.ResponseWriter, r *http.Request) {
 	runtime.ReadMemStats(&ms)
 	writeJSON(w, 200, map[string]uint64{"heap_alloc": ms.HeapAlloc, "heap_inuse": ms.HeapInuse,
 		"heap_objects": ms.HeapObjects, "sys": ms.Sys, "num_gc": uint64(ms.NumGC)})
-}
-
-// prometheus writes text-format metrics for every mount.
-func (a *API) prometheus(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Content-Type", "text/plain; version=0.0.4")
-	ms := a.d.Mounts()
-	mps := make([]string, 0, len(ms))
-	for mp := range ms {
-		mps = append(mps, mp)
-	}
-	sort.Strings(mps)
-	fmt.Fprintf(w, "# HELP nydusd_up Whether the daemon is running.\n# TYPE nydusd_up gauge\nnydusd_up %d\n", boolInt(a.d.State() == StateRunning))
-	type metric struct {
-		name, help string
-		get        func(*Mount) uint64
-	}
-	list := []metric{
-		{"nydusd_backend_read_count", "Backend range reads.", func(m *Mount) uint64 { return m.Storage.Metrics().Snapshot().BackendReads }},
-		{"nydusd_backend_read_bytes", "Bytes read from the backend.", func(m *Mount) uint64 { return m.Storage.Metrics().Snapshot().BackendBytes }},
-		{"nydusd_backend_read_errors", "Failed backend reads.", func(m *Mount) uint64 { return m.Storage.Metrics().Snapshot().BackendErrors }},
-		{"nydusd_cache_whole_hits", "Reads served entirely from the cache.", func(m *Mount) uint64 { return m.Storage.Metrics().Snapshot().WholeHits }},
-		{"nydusd_cache_requests", "Chunk read requests.", func(m *Mount) uint64 { return m.Storage.Metrics().Snapshot().Total }},
-		{"nydusd_prefetch_bytes", "Bytes prefetched.", func(m *Mount) uint64 { return m.Storage.Metrics().Snapshot().PrefetchDataAmount }},
-	}
-	for _, mt := range list {
-		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s counter\n", mt.name, mt.help, mt.name)
-		for _, mp := range mps {
-			fmt.Fprintf(w, "%s{mountpoint=%q} %d\n", mt.name, mp, mt.get(ms[mp]))
-		}
-	}
-	if counts, _, ok := a.d.FUSERequests(); ok {
-		ops := make([]string, 0, len(counts))
-		for op := range counts {
-			ops = append(ops, op)
-		}
-		sort.Strings(ops)
-		fmt.Fprintf(w, "# HELP nydusd_fuse_requests FUSE requests answered, by opcode (forget: inodes forgotten).\n# TYPE nydusd_fuse_requests counter\n")
-		for _, op := range ops {
-			fmt.Fprintf(w, "nydusd_fuse_requests{opcode=%q} %d\n", op, counts[op])
-		}
-	}
-}
-
-func boolInt(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
 }
 
 // listenPrivate listens on the unix socket path sock with mode 0600 from

@@ -253,7 +253,7 @@ func TestPseudoMountsAndAPI(t *testing.T) {
 	if fm.DataRead == 0 || fm.Hits[4] == 0 || nBlocks != fm.Hits[4]+fm.Errors[4] || nLatency != nBlocks {
 		t.Fatalf("fs metrics after reading everything: %s", body)
 	}
-	if code, body = c.do("GET", "/metrics", nil); code != 200 || !strings.Contains(string(body), `nydusd_backend_read_count{mountpoint="/b"}`) {
+	if code, body = c.do("GET", "/metrics", nil); code != 200 || !strings.Contains(string(body), `nydusd_backend_reads_total{mountpoint="/b"}`) {
 		t.Fatalf("prometheus: %d %s", code, body)
 	}
 	if code, _ = c.do("GET", "/api/v1/metrics?id=/nope", nil); code != 404 {
