@@ -51,7 +51,7 @@ func TestCacheRangeSurvivesClose(t *testing.T) {
 		t.Fatalf("Seekable() = %d, %d, %d (the other file is %d)", sfd, off, sz, g.Fd())
 	}
 	rr.Done()
-	rr.Done() // idempotent
+	rr.Done()                           // idempotent
 	if n := openFDs(t); n != before+1 { // g
 		t.Fatalf("%d descriptors open after Done, want %d", n, before+1)
 	}
