@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"net"
 	"os"
+
+	"github.com/google/go-containerregistry/pkg/authn"
 )
 
 // Blob is one blob of a backend.
@@ -37,6 +39,8 @@ type options struct {
 	log  *slog.Logger
 	env  func(string) string
 	dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// keychain replaces the docker config as the last credential source.
+	keychain authn.Keychain
 }
 
 // WithLogger sets the logger.
