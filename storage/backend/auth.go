@@ -54,6 +54,9 @@ const maxTokenResponse = 1 << 20
 type tokenSource struct {
 	client *http.Client
 	creds  *credentials
+	// lookup asks the keychain the credentials came from again, when the
+	// realm refuses them (nil: configured credentials, asked once).
+	lookup func(context.Context) (*credentials, error)
 
 	mu      sync.Mutex
 	token   string
@@ -88,6 +91,9 @@ func (t *tokenSource) get(ctx context.Context, ch challenge, stale string) (stri
 	}
 	to := dockerauth.TokenOptions{Realm: u.String(), Service: ch.Params["service"], Scopes: strings.Fields(ch.Params["scope"])}
 	tok, expiresIn, err := t.fetch(ctx, to, u.Host)
+	if err != nil && t.refreshCredentials(ctx, err) {
+		tok, expiresIn, err = t.fetch(ctx, to, u.Host)
+	}
 	if err != nil {
 		return "", err
 	}
@@ -97,6 +103,21 @@ func (t *tokenSource) get(ctx context.Context, ch challenge, stale string) (stri
 	}
 	t.token, t.expires = tok, time.Now().Add(ttl-refreshMargin(ttl))
 	return tok, nil
+}
+
+// refreshCredentials asks the keychain again after the realm refused its
+// credentials with err, and reports whether it answered with others.
+func (t *tokenSource) refreshCredentials(ctx context.Context, err error) bool {
+	var he *HTTPError
+	if t.lookup == nil || t.creds == nil || !errors.As(err, &he) || (he.Status != http.StatusUnauthorized && he.Status != http.StatusForbidden) {
+		return false
+	}
+	fresh, lerr := t.lookup(ctx)
+	if lerr != nil || fresh == nil || *fresh == *t.creds {
+		return false
+	}
+	t.creds = fresh
+	return true
 }
 
 // refreshMargin is how long before its expiry a token is replaced, so a
@@ -130,7 +151,9 @@ func (t *tokenSource) fetch(ctx context.Context, to dockerauth.TokenOptions, hos
 		resp, err := dockerauth.FetchTokenWithOAuth(ctx, &client, nil, tokenClientID, to)
 		if err == nil {
 			if resp.RefreshToken != "" && t.creds != nil && t.creds.identityToken != "" {
-				t.creds.identityToken = resp.RefreshToken // rotated by the server
+				c := *t.creds
+				c.identityToken = resp.RefreshToken // rotated by the server
+				t.creds = &c
 			}
 			return resp.AccessToken, resp.ExpiresInSeconds, nil
 		}

@@ -134,18 +134,29 @@ func dockerConfigAuth(env func(string) string, host string) (*credentials, error
 // the configured auth, overridden by IMAGE_PULL_AUTH, else the keychain
 // (docker config by default). A registry token from the keychain is
 // returned apart; the configured registry_token is handled by the caller.
-func registryCredentials(ctx context.Context, c RegistryConfig, o *options) (*credentials, string, error) {
+// Credentials from the keychain come with a lookup that asks it again (a
+// credential helper's answer may have changed since: rotated passwords,
+// short-lived tokens).
+func registryCredentials(ctx context.Context, c RegistryConfig, o *options) (*credentials, string, func(context.Context) (*credentials, error), error) {
 	auth := c.Auth
 	if env := o.env("IMAGE_PULL_AUTH"); env != "" {
 		auth = env
 	}
 	if auth != "" {
 		creds, err := decodeAuth(auth)
-		return creds, "", err
+		return creds, "", nil, err
 	}
 	kc := o.keychain
 	if kc == nil {
 		kc = dockerConfig{env: o.env}
 	}
-	return keychainAuth(ctx, kc, c.Host)
+	creds, token, err := keychainAuth(ctx, kc, c.Host)
+	if err != nil || creds == nil {
+		return creds, token, nil, err
+	}
+	lookup := func(ctx context.Context) (*credentials, error) {
+		c, _, err := keychainAuth(ctx, kc, c.Host)
+		return c, err
+	}
+	return creds, token, lookup, nil
 }

@@ -119,3 +119,25 @@ func TestCredentialPrecedence(t *testing.T) {
 		t.Fatalf("helper asked about %q", asked)
 	}
 }
+
+// TestCredentialHelperRotation: a credential helper whose answer changed
+// (a rotated password, a new short-lived token) is asked again when the
+// realm refuses what it said before; configured credentials are not.
+func TestCredentialHelperRotation(t *testing.T) {
+	helper := testregistry.WriteCredentialHelper(t, "alice", "old-pw")
+	t.Setenv("PATH", helper.Dir+string(os.PathListSeparator)+os.Getenv("PATH"))
+	reg := testregistry.Start(t, testregistry.WithBearer("alice", "pw", time.Hour, 3600))
+	data := randomData(20_000)
+	id := reg.Push(t, "app", data)
+	b := newReg(t, reg.Host, map[string]any{"retry_limit": 0}, WithEnv(dockerConfigEnv(testregistry.DockerConfig(t,
+		map[string]any{"credHelpers": map[string]string{reg.Host: helper.Name}}))))
+	if err := readErr(t, b, id); err == nil || !strings.Contains(err.Error(), "401") {
+		t.Fatalf("read with the helper's old password: %v", err)
+	}
+	asked := len(helper.Asked())
+	helper.SetAnswer(t, "alice", "pw")
+	readBack(t, b, id, data)
+	if n := len(helper.Asked()); n != asked+1 {
+		t.Fatalf("helper asked %d times after the refusal; want once", n-asked)
+	}
+}

@@ -74,7 +74,7 @@ func NewRegistry(c RegistryConfig, o *options) (*Registry, error) {
 		c.ConnectTimeout = 5
 	}
 	c.RetryLimit = max(c.RetryLimit, 0)
-	creds, keychainToken, err := registryCredentials(context.Background(), c, o)
+	creds, keychainToken, lookup, err := registryCredentials(context.Background(), c, o)
 	if err != nil {
 		return nil, fmt.Errorf("backend: registry %s: %w", c.Host, err)
 	}
@@ -104,7 +104,7 @@ func NewRegistry(c RegistryConfig, o *options) (*Registry, error) {
 	r := &Registry{cfg: c, kind: "registry", log: o.log, timeout: timeout, creds: creds, proxy: proxy,
 		scheme: c.Scheme, redirects: map[string]string{}}
 	r.client = &http.Client{Transport: transport, CheckRedirect: r.checkRedirect}
-	r.tokens = &tokenSource{creds: creds, allowPlain: c.Scheme == "http"}
+	r.tokens = &tokenSource{creds: creds, lookup: lookup, allowPlain: c.Scheme == "http"}
 	r.tokens.client = &http.Client{Transport: transport, Timeout: 2 * timeout, CheckRedirect: r.tokens.checkRedirect}
 	if c.RegistryToken == "" && creds == nil {
 		c.RegistryToken = keychainToken // a registry token from docker config

@@ -14,28 +14,42 @@ import (
 type CredentialHelper struct {
 	Name string // the helper's name in credsStore / credHelpers
 	Dir  string // the directory holding the program: put it on PATH
-	log  string
+
+	log, answer string
 }
 
 // WriteCredentialHelper writes a docker-credential-gonydustest shell
 // program that answers "get" for any server with user and secret (user
 // "<token>" makes secret an identity token, as docker's protocol says),
 // logs each server it was asked about, and fails other actions. The
-// caller puts h.Dir on PATH.
+// caller puts h.Dir on PATH; SetAnswer changes the answer.
 func WriteCredentialHelper(t testing.TB, user, secret string) *CredentialHelper {
 	t.Helper()
 	dir := t.TempDir()
-	h := &CredentialHelper{Name: "gonydustest", Dir: dir, log: filepath.Join(dir, "asked")}
-	answer, err := json.Marshal(map[string]string{"Username": user, "Secret": secret})
-	if err != nil {
-		t.Fatal(err)
-	}
-	script := fmt.Sprintf("#!/bin/sh\n[ \"$1\" = get ] || { echo 'unsupported action' >&2; exit 1; }\nread -r server\necho \"$server\" >> %s\nprintf '%%s\\n' %s\n",
-		shellQuote(h.log), shellQuote(string(answer)))
+	h := &CredentialHelper{Name: "gonydustest", Dir: dir, log: filepath.Join(dir, "asked"), answer: filepath.Join(dir, "answer")}
+	h.SetAnswer(t, user, secret)
+	script := fmt.Sprintf("#!/bin/sh\n[ \"$1\" = get ] || { echo 'unsupported action' >&2; exit 1; }\nread -r server\necho \"$server\" >> %s\ncat %s\n",
+		shellQuote(h.log), shellQuote(h.answer))
 	if err := os.WriteFile(filepath.Join(dir, "docker-credential-"+h.Name), []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	return h
+}
+
+// SetAnswer makes the helper answer user and secret from now on.
+func (h *CredentialHelper) SetAnswer(t testing.TB, user, secret string) {
+	t.Helper()
+	answer, err := json.Marshal(map[string]string{"Username": user, "Secret": secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmp := h.answer + ".tmp"
+	if err := os.WriteFile(tmp, append(answer, '\n'), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, h.answer); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // Asked returns the servers the helper was asked about, in order.
