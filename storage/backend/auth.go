@@ -140,6 +140,7 @@ func refreshMargin(ttl time.Duration) time.Duration {
 func (t *tokenSource) fetch(ctx context.Context, to dockerauth.TokenOptions, host string) (string, int, error) {
 	client := *t.client
 	client.Transport = limitedBody{base: client.Transport, limit: maxTokenResponse}
+	tokenHeaders := http.Header{"User-Agent": {"gonydus-nydusd"}}
 	if c := t.creds; c != nil {
 		if c.identityToken != "" {
 			to.Username, to.Secret = "", c.identityToken
@@ -148,7 +149,7 @@ func (t *tokenSource) fetch(ctx context.Context, to dockerauth.TokenOptions, hos
 		}
 	}
 	if to.Secret != "" && !t.getOnly[host] {
-		resp, err := dockerauth.FetchTokenWithOAuth(ctx, &client, nil, tokenClientID, to)
+		resp, err := dockerauth.FetchTokenWithOAuth(ctx, &client, tokenHeaders, tokenClientID, to)
 		if err == nil {
 			if resp.RefreshToken != "" && t.creds != nil && t.creds.identityToken != "" {
 				c := *t.creds
@@ -175,7 +176,7 @@ func (t *tokenSource) fetch(ctx context.Context, to dockerauth.TokenOptions, hos
 			t.getOnly[host] = true // no OAuth2 POST here
 		}
 	}
-	resp, err := dockerauth.FetchToken(ctx, &client, nil, to)
+	resp, err := dockerauth.FetchToken(ctx, &client, tokenHeaders, to)
 	if err != nil {
 		return "", 0, t.fetchError(host, err)
 	}

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 )
@@ -41,6 +42,8 @@ type options struct {
 	dial func(ctx context.Context, network, addr string) (net.Conn, error)
 	// keychain replaces the docker config as the last credential source.
 	keychain authn.Keychain
+	// credentialTimeout bounds a keychain's answer (0: the default).
+	credentialTimeout time.Duration
 }
 
 // WithLogger sets the logger.
@@ -72,7 +75,7 @@ func WithEnv(f func(string) string) Option {
 }
 
 func newOptions(opts []Option) (*options, error) {
-	o := &options{log: slog.Default(), env: os.Getenv}
+	o := &options{log: slog.Default(), env: os.Getenv, credentialTimeout: defaultCredentialTimeout}
 	for _, f := range opts {
 		if err := f(o); err != nil {
 			return nil, err

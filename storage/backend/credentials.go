@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/docker/cli/cli/config"
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -47,6 +48,22 @@ func WithKeychain(kc authn.Keychain) Option {
 			return errors.New("backend: nil keychain")
 		}
 		o.keychain = kc
+		return nil
+	}
+}
+
+// defaultCredentialTimeout bounds a keychain's answer unless
+// withCredentialTimeout says otherwise.
+const defaultCredentialTimeout = 30 * time.Second
+
+// withCredentialTimeout bounds how long a keychain (a credential helper)
+// may take to answer; 30 s by default.
+func withCredentialTimeout(d time.Duration) Option {
+	return func(o *options) error {
+		if d <= 0 {
+			return errors.New("backend: credential timeout must be positive")
+		}
+		o.credentialTimeout = d
 		return nil
 	}
 }
@@ -102,6 +119,25 @@ func (r registryResource) RegistryStr() string { return string(r) }
 // identity token, or a registry token (returned apart: a bearer token used
 // as is, like registry_token).
 func keychainAuth(ctx context.Context, kc authn.Keychain, host string) (*credentials, string, error) {
+	type answer struct {
+		creds *credentials
+		token string
+		err   error
+	}
+	done := make(chan answer, 1)
+	go func() { // a credential helper may hang: wait only as long as ctx
+		c, tok, err := keychainAsk(ctx, kc, host)
+		done <- answer{c, tok, err}
+	}()
+	select {
+	case a := <-done:
+		return a.creds, a.token, a.err
+	case <-ctx.Done():
+		return nil, "", fmt.Errorf("credentials for %s: %w", host, ctx.Err())
+	}
+}
+
+func keychainAsk(ctx context.Context, kc authn.Keychain, host string) (*credentials, string, error) {
 	a, err := authn.Resolve(ctx, kc, registryResource(host))
 	if err != nil {
 		return nil, "", err
@@ -150,11 +186,19 @@ func registryCredentials(ctx context.Context, c RegistryConfig, o *options) (*cr
 	if kc == nil {
 		kc = dockerConfig{env: o.env}
 	}
-	creds, token, err := keychainAuth(ctx, kc, c.Host)
+	timeout := o.credentialTimeout
+	if timeout <= 0 {
+		timeout = defaultCredentialTimeout
+	}
+	ask, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	creds, token, err := keychainAuth(ask, kc, c.Host)
 	if err != nil || creds == nil {
 		return creds, token, nil, err
 	}
 	lookup := func(ctx context.Context) (*credentials, error) {
+		ctx, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
 		c, _, err := keychainAuth(ctx, kc, c.Host)
 		return c, err
 	}

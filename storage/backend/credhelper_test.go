@@ -141,3 +141,23 @@ func TestCredentialHelperRotation(t *testing.T) {
 		t.Fatalf("helper asked %d times after the refusal; want once", n-asked)
 	}
 }
+
+// TestCredentialHelperHangs: a credential helper that does not answer
+// fails the backend's construction after the credential timeout instead
+// of hanging it.
+func TestCredentialHelperHangs(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(dir+"/docker-credential-gonydusslow", []byte("#!/bin/sh\nexec sleep 3\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", dir+string(os.PathListSeparator)+os.Getenv("PATH"))
+	cfg := testregistry.DockerConfig(t, map[string]any{"credsStore": "gonydusslow"})
+	start := time.Now()
+	_, err := New("registry", []byte(`{"host":"slow.example","repo":"app"}`), WithEnv(dockerConfigEnv(cfg)), withCredentialTimeout(300*time.Millisecond))
+	if err == nil || !strings.Contains(err.Error(), "deadline") {
+		t.Fatalf("hanging helper: %v", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("took %v", d)
+	}
+}
