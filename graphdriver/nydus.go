@@ -58,7 +58,8 @@ var operationalKeys = []string{"timeout", "connect_timeout", "retry_limit"}
 // for: credentials, proxy and mirrors configured for registry A never go
 // to a registry B that an image names. For a host the plugin's
 // configuration does not name, nydusd finds credentials by host in
-// docker's config.json, as docker would. Plain HTTP and skipped TLS
+// docker's config.json and the credential helpers it names (on the
+// plugin's PATH), as docker would. Plain HTTP and skipped TLS
 // verification are allowed only for loopback hosts and the plugin's
 // insecure registries, so an image cannot downgrade a connection.
 func (d *Driver) nydusdConfig(dir string) ([]byte, error) {

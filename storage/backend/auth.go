@@ -2,19 +2,18 @@ package backend
 
 import (
 	"context"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
+
+	dockerauth "github.com/containerd/containerd/v2/core/remotes/docker/auth"
+	remoteserrors "github.com/containerd/containerd/v2/core/remotes/errors"
 )
 
 // challenge is a parsed WWW-Authenticate header.
@@ -23,114 +22,41 @@ type challenge struct {
 	Params map[string]string
 }
 
-// parseChallenge parses `Bearer realm="...",service="...",scope="..."`.
+// parseChallenge parses `Bearer realm="...",service="...",scope="..."` with
+// containerd's parser, preferring a bearer challenge to a basic one.
 func parseChallenge(h string) (challenge, error) {
-	h = strings.TrimSpace(h)
-	scheme, rest, _ := strings.Cut(h, " ")
-	c := challenge{Scheme: strings.ToLower(scheme), Params: map[string]string{}}
-	if c.Scheme == "" {
-		return c, errors.New("empty WWW-Authenticate")
+	if strings.TrimSpace(h) == "" {
+		return challenge{}, errors.New("empty WWW-Authenticate")
 	}
-	for rest = strings.TrimSpace(rest); rest != ""; rest = strings.TrimSpace(rest) {
-		key, after, ok := strings.Cut(rest, "=")
-		if !ok {
-			return c, fmt.Errorf("malformed WWW-Authenticate parameter %q", rest)
+	var basic *challenge
+	for _, c := range dockerauth.ParseAuthHeader(http.Header{"Www-Authenticate": {h}}) {
+		switch c.Scheme {
+		case dockerauth.BearerAuth:
+			return challenge{Scheme: "bearer", Params: c.Parameters}, nil
+		case dockerauth.BasicAuth:
+			basic = &challenge{Scheme: "basic", Params: c.Parameters}
 		}
-		key = strings.ToLower(strings.TrimSpace(key))
-		var val string
-		if strings.HasPrefix(after, `"`) {
-			end := 1
-			var b strings.Builder
-			for ; end < len(after); end++ {
-				ch := after[end]
-				if ch == '\\' && end+1 < len(after) {
-					end++
-					b.WriteByte(after[end])
-					continue
-				}
-				if ch == '"' {
-					break
-				}
-				b.WriteByte(ch)
-			}
-			if end >= len(after) {
-				return c, errors.New("unterminated quoted string in WWW-Authenticate")
-			}
-			val, rest = b.String(), after[end+1:]
-		} else {
-			val, rest, _ = strings.Cut(after, ",")
-			val = strings.TrimSpace(val)
-			rest = "," + rest
-		}
-		c.Params[key] = val
-		rest = strings.TrimSpace(rest)
-		rest = strings.TrimPrefix(rest, ",")
 	}
-	return c, nil
+	if basic != nil {
+		return *basic, nil
+	}
+	return challenge{}, errors.New("WWW-Authenticate has no basic or bearer challenge")
 }
 
-// credentials are a user and password, never printed.
-type credentials struct {
-	user, pass string
-}
+// tokenClientID is the OAuth2 client_id of the token requests.
+const tokenClientID = "nydus-registry-client"
 
-func (c *credentials) String() string { return "credentials(redacted)" }
+// maxTokenResponse bounds what is read of a token server's answer.
+const maxTokenResponse = 1 << 20
 
-// decodeAuth decodes base64 "user:pass".
-func decodeAuth(s string) (*credentials, error) {
-	if s == "" {
-		return nil, nil
-	}
-	raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(s))
-	if err != nil {
-		return nil, errors.New("auth is not base64 of user:password")
-	}
-	user, pass, ok := strings.Cut(string(raw), ":")
-	if !ok {
-		return nil, errors.New("auth is not base64 of user:password")
-	}
-	return &credentials{user: user, pass: pass}, nil
-}
-
-// dockerConfigAuth finds host's credentials in docker's config.json.
-func dockerConfigAuth(env func(string) string, host string) (*credentials, error) {
-	dir := env("DOCKER_CONFIG")
-	if dir == "" {
-		home := env("HOME")
-		if home == "" {
-			return nil, nil
-		}
-		dir = filepath.Join(home, ".docker")
-	}
-	b, err := os.ReadFile(filepath.Join(dir, "config.json"))
-	if err != nil {
-		return nil, nil
-	}
-	var cfg struct {
-		Auths map[string]struct {
-			Auth string `json:"auth"`
-		} `json:"auths"`
-	}
-	if err := json.Unmarshal(b, &cfg); err != nil {
-		return nil, errors.New("docker config.json is not valid JSON")
-	}
-	for _, key := range []string{host, "https://" + host, "http://" + host, "https://" + host + "/v1/", "https://" + host + "/v2/"} {
-		if a, ok := cfg.Auths[key]; ok && a.Auth != "" {
-			return decodeAuth(a.Auth)
-		}
-	}
-	if host == "docker.io" || host == "registry-1.docker.io" || host == "index.docker.io" {
-		if a, ok := cfg.Auths["https://index.docker.io/v1/"]; ok {
-			return decodeAuth(a.Auth)
-		}
-	}
-	return nil, nil
-}
-
-// tokenSource fetches and caches bearer tokens for one registry.
+// tokenSource fetches and caches bearer tokens for one registry; the
+// requests themselves are containerd's (OAuth2 POST, GET).
 type tokenSource struct {
 	client *http.Client
 	creds  *credentials
+	// lookup asks the keychain the credentials came from again, when the
+	// realm refuses them (nil: configured credentials, asked once).
+	lookup func(context.Context) (*credentials, error)
 
 	mu      sync.Mutex
 	token   string
@@ -163,40 +89,35 @@ func (t *tokenSource) get(ctx context.Context, ch challenge, stale string) (stri
 	if u.Scheme == "http" && !t.allowPlain && !IsLoopbackHost(u.Host) {
 		return "", fmt.Errorf("bearer realm %s is plain HTTP: refused (set scheme \"http\" to allow it)", u.Host)
 	}
-	q := u.Query()
-	if s := ch.Params["service"]; s != "" {
-		q.Set("service", s)
+	to := dockerauth.TokenOptions{Realm: u.String(), Service: ch.Params["service"], Scopes: strings.Fields(ch.Params["scope"])}
+	tok, expiresIn, err := t.fetch(ctx, to, u.Host)
+	if err != nil && t.refreshCredentials(ctx, err) {
+		tok, expiresIn, err = t.fetch(ctx, to, u.Host)
 	}
-	if s := ch.Params["scope"]; s != "" {
-		q.Set("scope", s)
-	}
-	q.Set("client_id", "nydus-registry-client")
-	resp, err := t.fetch(ctx, u, q)
 	if err != nil {
 		return "", err
 	}
-	defer resp.Body.Close()
-	var body struct {
-		Token       string `json:"token"`
-		AccessToken string `json:"access_token"`
-		ExpiresIn   int    `json:"expires_in"`
-	}
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&body); err != nil {
-		return "", fmt.Errorf("token response from %s is not JSON", u.Host)
-	}
-	tok := body.Token
-	if tok == "" {
-		tok = body.AccessToken
-	}
-	if tok == "" {
-		return "", fmt.Errorf("token response from %s has no token", u.Host)
-	}
-	ttl := time.Duration(min(body.ExpiresIn, 1<<31)) * time.Second // no overflow
+	ttl := time.Duration(min(max(expiresIn, 0), 1<<31)) * time.Second // no overflow
 	if ttl <= 0 {
 		ttl = 600 * time.Second
 	}
 	t.token, t.expires = tok, time.Now().Add(ttl-refreshMargin(ttl))
 	return tok, nil
+}
+
+// refreshCredentials asks the keychain again after the realm refused its
+// credentials with err, and reports whether it answered with others.
+func (t *tokenSource) refreshCredentials(ctx context.Context, err error) bool {
+	var he *HTTPError
+	if t.lookup == nil || t.creds == nil || !errors.As(err, &he) || (he.Status != http.StatusUnauthorized && he.Status != http.StatusForbidden) {
+		return false
+	}
+	fresh, lerr := t.lookup(ctx)
+	if lerr != nil || fresh == nil || *fresh == *t.creds {
+		return false
+	}
+	t.creds = fresh
+	return true
 }
 
 // refreshMargin is how long before its expiry a token is replaced, so a
@@ -211,64 +132,124 @@ func refreshMargin(ttl time.Duration) time.Duration {
 	return m
 }
 
-// fetch asks the realm u for a token with parameters q: with credentials
-// first by an OAuth2 POST form, falling back to GET (remembered per realm
-// host) when the server refuses it; anonymously by GET.
-func (t *tokenSource) fetch(ctx context.Context, u *url.URL, q url.Values) (*http.Response, error) {
-	if t.creds != nil && !t.getOnly[u.Host] {
-		form := url.Values{}
-		for k, v := range q {
-			form[k] = v
+// fetch asks the realm on host for a token: with credentials first by an
+// OAuth2 POST (password grant, or refresh-token grant with an identity
+// token), falling back to GET with Basic auth (remembered per realm host)
+// when the server refuses it; anonymously by GET. It returns the token
+// and its announced lifetime in seconds.
+func (t *tokenSource) fetch(ctx context.Context, to dockerauth.TokenOptions, host string) (string, int, error) {
+	client := *t.client
+	client.Transport = limitedBody{base: client.Transport, limit: maxTokenResponse}
+	tokenHeaders := http.Header{"User-Agent": {"gonydus-nydusd"}}
+	if c := t.creds; c != nil {
+		if c.identityToken != "" {
+			to.Username, to.Secret = "", c.identityToken
+		} else {
+			to.Username, to.Secret = c.user, c.pass
 		}
-		form.Set("grant_type", "password")
-		form.Set("username", t.creds.user)
-		form.Set("password", t.creds.pass)
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), strings.NewReader(form.Encode()))
-		if err != nil {
-			return nil, err
+	}
+	if to.Secret != "" && !t.getOnly[host] {
+		resp, err := dockerauth.FetchTokenWithOAuth(ctx, &client, tokenHeaders, tokenClientID, to)
+		if err == nil {
+			if resp.RefreshToken != "" && t.creds != nil && t.creds.identityToken != "" {
+				c := *t.creds
+				c.identityToken = resp.RefreshToken // rotated by the server
+				t.creds = &c
+			}
+			return resp.AccessToken, resp.ExpiresInSeconds, nil
 		}
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.SetBasicAuth(t.creds.user, t.creds.pass)
-		resp, err := t.client.Do(req)
-		if err != nil {
-			return nil, fmt.Errorf("token request to %s: %w", u.Host, redactURLError(err))
+		var st remoteserrors.ErrUnexpectedStatus
+		getOnly := errors.Is(err, dockerauth.ErrNoToken) // answered POST with a GET-style "token"
+		switch {
+		case errors.As(err, &st):
+			switch st.StatusCode {
+			case http.StatusBadRequest, http.StatusNotFound, http.StatusMethodNotAllowed, http.StatusNotImplemented:
+				getOnly = true
+			}
+		case !getOnly:
+			return "", 0, t.fetchError(host, err)
 		}
-		if resp.StatusCode == http.StatusOK {
-			return resp, nil
-		}
-		drain(resp)
-		switch resp.StatusCode {
-		case http.StatusBadRequest, http.StatusNotFound, http.StatusMethodNotAllowed, http.StatusNotImplemented:
+		if getOnly {
 			if t.getOnly == nil {
 				t.getOnly = map[string]bool{}
 			}
-			t.getOnly[u.Host] = true // no OAuth2 POST here
+			t.getOnly[host] = true // no OAuth2 POST here
 		}
 	}
-	g := *u
-	g.RawQuery = q.Encode()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, g.String(), nil)
+	resp, err := dockerauth.FetchToken(ctx, &client, tokenHeaders, to)
+	if err != nil {
+		return "", 0, t.fetchError(host, err)
+	}
+	return resp.Token, resp.ExpiresInSeconds, nil
+}
+
+// fetchError maps a token request's failure to our errors, without the
+// request's URL (some token servers take credentials in the query).
+func (t *tokenSource) fetchError(host string, err error) error {
+	var st remoteserrors.ErrUnexpectedStatus
+	switch {
+	case errors.As(err, &st):
+		return &HTTPError{Backend: "registry", Op: "token request to " + host, Status: st.StatusCode}
+	case errors.Is(err, dockerauth.ErrNoToken):
+		return fmt.Errorf("token response from %s has no token", host)
+	case errors.Is(err, errTokenResponseTooLarge):
+		return fmt.Errorf("token response from %s: %w", host, errTokenResponseTooLarge)
+	}
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return fmt.Errorf("token request to %s: %w", host, redactURLError(err))
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("token request to %s: %w", host, err)
+	}
+	return fmt.Errorf("token response from %s is not JSON", host)
+}
+
+var errTokenResponseTooLarge = fmt.Errorf("token response larger than %d bytes", maxTokenResponse)
+
+// limitedBody fails a response body read past limit bytes.
+type limitedBody struct {
+	base  http.RoundTripper
+	limit int64
+}
+
+func (l limitedBody) RoundTrip(req *http.Request) (*http.Response, error) {
+	base := l.base
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	resp, err := base.RoundTrip(req)
 	if err != nil {
 		return nil, err
 	}
-	if t.creds != nil {
-		req.SetBasicAuth(t.creds.user, t.creds.pass)
-	}
-	resp, err := t.client.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("token request to %s: %w", u.Host, redactURLError(err))
-	}
-	if resp.StatusCode != http.StatusOK {
-		drain(resp)
-		return nil, &HTTPError{Backend: "registry", Op: "token request to " + u.Host, Status: resp.StatusCode}
-	}
+	resp.Body = &limitedReader{rc: resp.Body, left: l.limit}
 	return resp, nil
 }
 
+type limitedReader struct {
+	rc   io.ReadCloser
+	left int64
+}
+
+func (r *limitedReader) Read(p []byte) (int, error) {
+	if r.left <= 0 {
+		return 0, errTokenResponseTooLarge
+	}
+	if int64(len(p)) > r.left {
+		p = p[:r.left]
+	}
+	n, err := r.rc.Read(p)
+	r.left -= int64(n)
+	return n, err
+}
+
+func (r *limitedReader) Close() error { return r.rc.Close() }
+
 // checkRedirect follows a realm's redirects only where the credentials
-// stay safe: a POST (whose form carries the password) never leaves the
-// realm's host, no redirect leads to plain HTTP that the realm itself
-// could not use, and Authorization is dropped on any other host.
+// stay safe: a POST (whose form carries the password or refresh token)
+// never leaves the realm's host, no redirect leads to plain HTTP that the
+// realm itself could not use, and Authorization is dropped on any other
+// host.
 func (t *tokenSource) checkRedirect(req *http.Request, via []*http.Request) error {
 	if len(via) >= 10 {
 		return errors.New("too many redirects")

@@ -8,6 +8,9 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
 )
 
 // Blob is one blob of a backend.
@@ -37,6 +40,10 @@ type options struct {
 	log  *slog.Logger
 	env  func(string) string
 	dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// keychain replaces the docker config as the last credential source.
+	keychain authn.Keychain
+	// credentialTimeout bounds a keychain's answer (0: the default).
+	credentialTimeout time.Duration
 }
 
 // WithLogger sets the logger.
@@ -68,7 +75,7 @@ func WithEnv(f func(string) string) Option {
 }
 
 func newOptions(opts []Option) (*options, error) {
-	o := &options{log: slog.Default(), env: os.Getenv}
+	o := &options{log: slog.Default(), env: os.Getenv, credentialTimeout: defaultCredentialTimeout}
 	for _, f := range opts {
 		if err := f(o); err != nil {
 			return nil, err

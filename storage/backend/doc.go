@@ -13,12 +13,16 @@
 // error; a 200 ignoring Range is used only for reads from offset 0); a
 // short body is an error, never short data.
 //
-// Registry auth answers Basic and Bearer challenges; bearer tokens come
-// from the realm by an OAuth2 POST form (with credentials) or GET, are
-// cached and refreshed before they expire, and a token the registry
-// refuses is replaced once for all the readers it failed. Credentials come
-// from auth, IMAGE_PULL_AUTH or docker's config.json and never appear in
-// logs or errors. Redirects to blob storage are followed without the
+// Registry auth answers Basic and Bearer challenges (parsed by containerd's
+// remotes/docker/auth); bearer tokens come from the realm through
+// containerd's token requests, an OAuth2 POST (password grant, or
+// refresh-token grant for an identity token) or GET, are cached here and
+// refreshed before they expire, and a token the registry refuses is
+// replaced once for all the readers it failed. Credentials come from auth,
+// overridden by IMAGE_PULL_AUTH, else from docker's config.json read by
+// docker's loader (credsStore, credHelpers, identitytoken) as a
+// go-containerregistry keychain, or from the keychain WithKeychain gives;
+// they never appear in logs or errors. Redirects to blob storage are followed without the
 // registry's credentials and cached per blob until they are refused.
 // Mirrors and a proxy are used while healthy, with health checks and
 // fallback to the registry.

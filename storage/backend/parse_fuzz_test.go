@@ -57,8 +57,12 @@ func FuzzDockerConfigAuth(f *testing.F) {
 		if err != nil || c == nil {
 			return
 		}
+		// docker's loader takes "auth" (base64 user:password), or
+		// "username"/"password", or "identitytoken" entries.
 		enc := base64.StdEncoding.EncodeToString([]byte(c.user + ":" + c.pass))
-		if !bytes.Contains(config, []byte(enc)) && !strings.Contains(string(config), `\u`) && !strings.Contains(string(config), `\/`) {
+		plain := (c.user == "" || bytes.Contains(config, []byte(c.user))) && (c.pass == "" || bytes.Contains(config, []byte(c.pass))) &&
+			(c.identityToken == "" || bytes.Contains(config, []byte(c.identityToken)))
+		if !bytes.Contains(config, []byte(enc)) && !plain && !strings.Contains(string(config), `\u`) && !strings.Contains(string(config), `\/`) {
 			t.Fatalf("credentials %q not in the file as %s", c.user, enc)
 		}
 		if strings.Contains(c.String(), c.pass) && c.pass != "" && !strings.Contains("credentials(redacted)", c.pass) {

@@ -74,18 +74,9 @@ func NewRegistry(c RegistryConfig, o *options) (*Registry, error) {
 		c.ConnectTimeout = 5
 	}
 	c.RetryLimit = max(c.RetryLimit, 0)
-	auth := c.Auth
-	if env := o.env("IMAGE_PULL_AUTH"); env != "" {
-		auth = env
-	}
-	creds, err := decodeAuth(auth)
+	creds, keychainToken, lookup, err := registryCredentials(context.Background(), c, o)
 	if err != nil {
 		return nil, fmt.Errorf("backend: registry %s: %w", c.Host, err)
-	}
-	if creds == nil {
-		if creds, err = dockerConfigAuth(o.env, c.Host); err != nil {
-			return nil, fmt.Errorf("backend: registry %s: %w", c.Host, err)
-		}
 	}
 	proxy, err := newProxyRoute(c.Proxy)
 	if err != nil {
@@ -113,8 +104,11 @@ func NewRegistry(c RegistryConfig, o *options) (*Registry, error) {
 	r := &Registry{cfg: c, kind: "registry", log: o.log, timeout: timeout, creds: creds, proxy: proxy,
 		scheme: c.Scheme, redirects: map[string]string{}}
 	r.client = &http.Client{Transport: transport, CheckRedirect: r.checkRedirect}
-	r.tokens = &tokenSource{creds: creds, allowPlain: c.Scheme == "http"}
+	r.tokens = &tokenSource{creds: creds, lookup: lookup, allowPlain: c.Scheme == "http"}
 	r.tokens.client = &http.Client{Transport: transport, Timeout: 2 * timeout, CheckRedirect: r.tokens.checkRedirect}
+	if c.RegistryToken == "" && creds == nil {
+		c.RegistryToken = keychainToken // a registry token from docker config
+	}
 	if c.RegistryToken != "" {
 		r.tokens.token, r.tokens.static = c.RegistryToken, true
 	}

@@ -186,8 +186,8 @@ func (b *registryBlob) authorization(ctx context.Context, refused, u string) (st
 	}
 	switch ch.Scheme {
 	case "basic":
-		if r.creds == nil {
-			return "", b.httpError("auth (basic auth requested, no credentials configured)", http.StatusUnauthorized)
+		if r.creds == nil || (r.creds.user == "" && r.creds.pass == "") {
+			return "", b.httpError("auth (basic auth requested, no user and password configured)", http.StatusUnauthorized)
 		}
 		req := http.Request{Header: http.Header{}}
 		req.SetBasicAuth(r.creds.user, r.creds.pass)

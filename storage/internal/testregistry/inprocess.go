@@ -31,6 +31,7 @@ type InProcess struct {
 	blobReads     atomic.Int64 // GETs of blobs that reached the registry
 	tokenPosts    atomic.Int64
 	tokenGets     atomic.Int64
+	refreshGrants atomic.Int64
 	rejectedAuths atomic.Int64
 }
 
@@ -43,6 +44,7 @@ type inOptions struct {
 	tokenTTL     time.Duration // server-side validity
 	expiresIn    int           // advertised expires_in (0 = omitted)
 	tokenGETOnly bool
+	refreshToken string // accepted by the OAuth2 refresh_token grant
 }
 
 // WithBasic demands HTTP Basic auth with user and pass for reads.
@@ -63,6 +65,14 @@ func WithBearer(user, pass string, ttl time.Duration, expiresIn int) Option {
 // WithTokenGETOnly makes the token endpoint refuse POST (405), as old
 // token servers do, so clients must fall back to GET.
 func WithTokenGETOnly() Option { return func(o *inOptions) { o.tokenGETOnly = true } }
+
+// WithRefreshToken makes the token endpoint also accept an OAuth2 POST
+// with grant_type=refresh_token and this refresh token (docker's
+// "identitytoken") for the WithBearer user.
+func WithRefreshToken(tok string) Option { return func(o *inOptions) { o.refreshToken = tok } }
+
+// RefreshGrants returns how many tokens were issued for the refresh token.
+func (r *InProcess) RefreshGrants() int64 { return r.refreshGrants.Load() }
 
 // Start runs an in-process registry until the test ends.
 func Start(t testing.TB, opts ...Option) *InProcess {

@@ -10,7 +10,8 @@ import (
 
 // serveToken is a token endpoint in the style of the distribution token
 // spec: GET with optional Basic auth and service/scope query parameters,
-// or an OAuth2 POST form (grant_type=password, username, password,
+// or an OAuth2 POST form (grant_type=password with username and
+// password, or grant_type=refresh_token with the WithRefreshToken token;
 // service, scope, client_id).
 func (r *InProcess) serveToken(w http.ResponseWriter, req *http.Request) {
 	var user, pass string
@@ -32,6 +33,13 @@ func (r *InProcess) serveToken(w http.ResponseWriter, req *http.Request) {
 		switch req.PostForm.Get("grant_type") {
 		case "password":
 			user, pass = req.PostForm.Get("username"), req.PostForm.Get("password")
+		case "refresh_token":
+			if r.o.refreshToken == "" || req.PostForm.Get("refresh_token") != r.o.refreshToken {
+				http.Error(w, `{"error":"invalid_grant"}`, http.StatusUnauthorized)
+				return
+			}
+			r.refreshGrants.Add(1)
+			user, pass = r.o.user, r.o.pass // the refresh token stands for them
 		default:
 			http.Error(w, "unsupported grant_type", http.StatusBadRequest)
 			return
