@@ -77,8 +77,18 @@ func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*go
 	if !e.exists() {
 		return nil, syscall.ENOENT
 	}
+	if e.upper == nil && linkedLower(e.lst) {
+		// Copying this name up gives it a new node (its upper number):
+		// the kernel must look it up again rather than keep this one.
+		out.SetEntryTimeout(linkedEntryTimeout)
+	}
 	return n.newChild(ctx, e, &out.Attr), 0
 }
+
+// linkedEntryTimeout is how long the kernel may keep the name of a
+// hard-linked lower file (and the attributes of a name copied up since):
+// the shortest it takes (zero would mean the default to go-fuse).
+const linkedEntryTimeout = time.Nanosecond
 
 // newChild returns the inode for e, filling out.
 func (n *node) newChild(ctx context.Context, e *entry, out *fuse.Attr) *gofs.Inode {
@@ -88,6 +98,13 @@ func (n *node) newChild(ctx context.Context, e *entry, out *fuse.Attr) *gofs.Ino
 }
 
 func (n *node) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	if n.staleLinked() {
+		if fh == nil {
+			return syscall.ESTALE // the kernel looks the name up again
+		}
+		// An open file's attributes, not to be kept for the name.
+		defer out.SetTimeout(linkedEntryTimeout)
+	}
 	if uf, ok := fh.(*upperFile); ok {
 		return uf.Getattr(ctx, out)
 	}

@@ -33,7 +33,9 @@ type benchTarget struct {
 }
 
 // benchTargets are the implementations to compare; OVERLAY_BENCH=ours
-// (for profiling) keeps only ours.
+// (for profiling) keeps only ours, OVERLAY_BENCH=no-uring leaves out ours
+// over io_uring (which turns the fuse module's enable_uring on for the
+// run).
 func benchTargets(b *testing.B) []benchTarget {
 	ours := benchTarget{"ours", func(b *testing.B, l layers) (string, func()) {
 		lower, err := overlay.NewDirLower(l.lower)
@@ -63,7 +65,9 @@ func benchTargets(b *testing.B) []benchTarget {
 		ts = append(ts, benchTarget{"fuse-overlayfs", mountFuseOverlayfs})
 	}
 	ts = append(ts, ours)
-	if ok, why := uringAvailable(b); ok {
+	if os.Getenv("OVERLAY_BENCH") == "no-uring" {
+		b.Logf("ours over io_uring skipped: OVERLAY_BENCH=no-uring")
+	} else if ok, why := uringAvailable(b); ok {
 		ts = append(ts, oursURing)
 	} else {
 		b.Logf("ours over io_uring skipped: %s", why)

@@ -31,7 +31,7 @@ func (f *FS) copyUpNode(ctx context.Context, n *node, withData bool) (*entry, er
 	if err := f.copyUp(ctx, e, n.StableAttr(), withData); err != nil {
 		return nil, err
 	}
-	n.copiedUp.Store(true)
+	n.markCopiedUp()
 	if e.upper, err = f.statUpper(e); err != nil {
 		return nil, err
 	}
@@ -101,6 +101,11 @@ func (f *FS) copyUp(ctx context.Context, e *entry, id gofs.StableAttr, withData 
 	}
 	if err := setTimes(pa.dir.fd, pa.name, pst.Atime, pst.Mtime); err != nil {
 		return fmt.Errorf("copy up %s: keep parent times: %w", e.path, err)
+	}
+	// A name of a hard-linked lower file reports its upper number from
+	// now on, as on the kernel; any other object keeps its number.
+	if linkedLower(st) {
+		return nil
 	}
 	if ust, err := statAt(d.fd, e.name); err == nil {
 		f.recordCopyUp(ust, id)

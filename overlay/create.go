@@ -167,6 +167,11 @@ func (n *node) Link(ctx context.Context, target gofs.InodeEmbedder, name string,
 		return nil, n.fs.errno(ctx, "link", err)
 	}
 	fill(e, &out.Attr)
+	// A name of a hard-linked lower file copied up for the link is a new
+	// node (see ident.go); otherwise the target's node is the one.
+	if id := n.fs.upperIdent(e.upper); id != tn.StableAttr() {
+		return n.NewInode(ctx, &node{fs: n.fs}, id), 0
+	}
 	return tn.EmbeddedInode(), 0
 }
 

@@ -44,7 +44,14 @@
 //
 // Inode numbers: upper objects report their upper inode numbers, lower
 // objects theirs with bit 55 set, and an object copied up while mounted
-// keeps its number; the top byte is the overlay's WithInodeIndex, so
+// keeps its number, except a name of a hard-linked lower file: its names
+// share the lower number and link count (so tar and docker export find
+// the link), and once copied up a name reports its upper number, as on
+// the kernel without index=on (known difference: while a descriptor of
+// the node that was copied up is open, fstat, and stat of its name, show
+// the lower number with one link, as go-fuse fixes a node's number for
+// its life; one link keeps tar from taking it for a hard link); the top
+// byte is the overlay's WithInodeIndex, so
 // several overlays can share one FUSE session. Where the kernel offers FUSE passthrough, reads,
 // writes and mmap of upper files bypass the server.
 //

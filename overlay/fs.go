@@ -34,8 +34,8 @@ type FS struct {
 	idMu      sync.Mutex
 	copied    map[upperID]fs.StableAttr // upper inode -> st_ino it had in the lower tree
 	copiedIno map[uint64]fs.StableAttr  // the same, by upper inode number alone (for readdir)
-	linkIno   map[string]uint64         // path of a hardlinked lower file -> its own st_ino
-	nextIno   uint64
+	linkGens  map[string]uint64         // path of a hard-linked lower file -> its node's generation
+	nextGen   uint64
 	inoBase   uint64 // the overlay's index, in place
 }
 
@@ -45,12 +45,11 @@ type upperID struct{ ino, gen uint64 }
 const attrTimeout = time.Second
 
 // Inode number layout: bits 63-56 are the overlay's index (WithInodeIndex),
-// bit 55 marks a lower object, bit 54 a per-path number of a hard-linked
-// lower file, and the low 54 bits are the upper or lower inode number.
+// bit 55 marks a lower object, and the low 54 bits are the upper or lower
+// inode number.
 const (
 	inoIndexShift = 56
 	lowerInoTag   = 1 << 55
-	linkInoTag    = 1 << 54
 	inoMask       = 1<<54 - 1
 )
 
@@ -78,7 +77,7 @@ func New(lower Lower, upperDir, workDir string, opts ...Option) (*FS, error) {
 		return nil, err
 	}
 	f := &FS{lower: lower, dirs: d, workDir: d.scratch, upperFd: d.upperFd, workFd: d.workFd, log: c.logger,
-		xattrNS: "trusted.overlay.", copied: map[upperID]fs.StableAttr{}, copiedIno: map[uint64]fs.StableAttr{}, linkIno: map[string]uint64{},
+		xattrNS: "trusted.overlay.", copied: map[upperID]fs.StableAttr{}, copiedIno: map[uint64]fs.StableAttr{}, linkGens: map[string]uint64{},
 		inoBase: uint64(c.inoIndex) << inoIndexShift}
 	if c.userXattr {
 		f.xattrNS = "user.overlay."

@@ -9,9 +9,14 @@ import (
 // upper inode number, with the birth time as generation (so a reused upper
 // inode is a new node); a lower object reports its lower inode number
 // tagged with lowerInoTag; an object copied up while mounted keeps the
-// number it had. Lower files with several links get one number per path,
-// because copying one of them up breaks the link (as on the kernel without
-// index=on).
+// number it had.
+//
+// Names of a lower file with several links report its one lower number
+// and link count, as on the kernel, so tar finds the hard link; each name
+// is still its own node (a generation per path tells them apart), because
+// copying one of them up breaks the link (as on the kernel without
+// index=on): the copied name then reports its new upper number, and the
+// other names keep the lower one.
 
 func genOf(st *unix.Statx_t) uint64 {
 	return uint64(st.Btime.Sec)<<30 ^ uint64(st.Btime.Nsec)
@@ -29,22 +34,31 @@ func (f *FS) upperIdent(st *unix.Statx_t) gofs.StableAttr {
 }
 
 func (f *FS) lowerIdent(p string, st Stat) gofs.StableAttr {
-	return gofs.StableAttr{Mode: st.Mode & unix.S_IFMT, Ino: f.lowerIno(p, st)}
+	id := gofs.StableAttr{Mode: st.Mode & unix.S_IFMT, Ino: f.lowerDirentIno(st.Ino)}
+	if linkedLower(st) {
+		id.Gen = f.linkGen(p)
+	}
+	return id
 }
 
-func (f *FS) lowerIno(p string, st Stat) uint64 {
-	if st.Nlink <= 1 || st.Mode&unix.S_IFMT == unix.S_IFDIR {
-		return f.lowerDirentIno(st.Ino)
-	}
+// linkedLower reports a lower non-directory with more than one name: the
+// kernel shows its lower number only until it is copied up.
+func linkedLower(st Stat) bool {
+	return st.Nlink > 1 && st.Mode&unix.S_IFMT != unix.S_IFDIR
+}
+
+// linkGen is the generation of the name p of a hard-linked lower file:
+// one per path, so the names are distinct nodes with one inode number.
+func (f *FS) linkGen(p string) uint64 {
 	f.idMu.Lock()
 	defer f.idMu.Unlock()
-	ino, ok := f.linkIno[p]
+	g, ok := f.linkGens[p]
 	if !ok {
-		f.nextIno++
-		ino = f.inoBase | lowerInoTag | linkInoTag | f.nextIno&inoMask
-		f.linkIno[p] = ino
+		f.nextGen++
+		g = f.nextGen
+		f.linkGens[p] = g
 	}
-	return ino
+	return g
 }
 
 func (f *FS) upperIno(ino uint64) uint64 { return f.inoBase | ino&inoMask }
@@ -69,3 +83,26 @@ func (f *FS) recordCopyUp(st *unix.Statx_t, id gofs.StableAttr) {
 	f.copiedIno[st.Ino] = id
 	f.idMu.Unlock()
 }
+
+// linkedNode reports a node made for a name of a hard-linked lower file.
+func linkedNode(n *node) bool {
+	a := n.StableAttr()
+	return a.Ino&lowerInoTag != 0 && a.Gen != 0
+}
+
+// markCopiedUp records that n's lower object is in the upper tree now. A
+// name of a hard-linked lower file then has a new number, which its node
+// cannot report (go-fuse fixes a node's number): the kernel's cached
+// attributes of the node are dropped, and a GETATTR of it without an open
+// file fails with ESTALE, on which the kernel looks the name up again and
+// finds the node of its upper object.
+func (n *node) markCopiedUp() {
+	n.copiedUp.Store(true)
+	if linkedNode(n) {
+		n.NotifyContent(-1, 0) // attributes only; no lock of the kernel's taken
+	}
+}
+
+// staleLinked reports a node whose name moved to another node (see
+// markCopiedUp).
+func (n *node) staleLinked() bool { return n.copiedUp.Load() && linkedNode(n) }

@@ -146,7 +146,7 @@ func (f *FS) copyUpEntry(ctx context.Context, dir *node, name string, e *entry) 
 		return err
 	}
 	if c != nil {
-		c.copiedUp.Store(true)
+		c.markCopiedUp()
 	}
 	st, err := f.statUpper(e)
 	if err != nil {
