@@ -101,6 +101,11 @@ func (s *stackLower) Stat(ctx context.Context) (overlay.Stat, error) {
 	}
 	st.Ino = encodeIno(s.index[0], st.Ino)
 	s.shift.apply(s.index[0], &st)
+	if len(s.layers) > 1 {
+		// A directory merged from several layers: kernel overlayfs does not
+		// count its subdirectories across layers and reports one link.
+		st.Nlink = 1
+	}
 	return st, nil
 }
 
