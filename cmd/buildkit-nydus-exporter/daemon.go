@@ -14,6 +14,7 @@ import (
 
 	"github.com/containerd/containerd/v2/defaults"
 	"github.com/containerd/containerd/v2/pkg/sys"
+	"github.com/gonydus/nydus/cmd/internal/cli"
 	nydusexporter "github.com/gonydus/nydus/exporter"
 	"github.com/moby/buildkit/cache/remotecache"
 	inlineremotecache "github.com/moby/buildkit/cache/remotecache/inline"
@@ -85,6 +86,10 @@ func run(ctx context.Context, cfg *config.Config, cacheDir string, cacheAge time
 		slog.Info("serving the BuildKit API", "addr", l.Addr().String(), "root", root, "nydus_cache", cacheDir)
 		go func() { errCh <- server.Serve(l) }()
 	}
+	if err := cli.NotifyReady(); err != nil {
+		slog.Warn("systemd readiness", "err", err)
+	}
+	defer cli.NotifyStopping()
 	select {
 	case err = <-errCh:
 	case <-ctx.Done():
@@ -173,7 +178,8 @@ func pruneLoop(ctx context.Context, c *nydusexporter.Cache, maxAge time.Duration
 	}
 }
 
-// listen opens the gRPC listeners: unix sockets (created 0660, root's
+// listen opens the gRPC listeners: fd:// (the socket systemd passed),
+// unix sockets (created 0660, root's
 // group unless grpc.gid says otherwise) and TCP, over TLS when tlsConfig
 // is set; plain TCP, which lets anyone who reaches the port run builds as
 // root, only with insecureTCP.
@@ -197,6 +203,9 @@ func listen(cfg config.GRPCConfig, tlsConfig *tls.Config, insecureTCP bool) ([]n
 			if err = os.MkdirAll(filepath.Dir(path), 0o711); err == nil {
 				l, err = sys.GetLocalListener(path, uid, gid)
 			}
+		case addr == cli.SocketActivated:
+			// systemd socket activation (a .socket unit owns the address).
+			l, err = cli.ActivatedListener()
 		case proto == "tcp" && tlsConfig == nil && !insecureTCP:
 			err = errors.New("tcp:// without TLS lets anyone who reaches the port build as root: set [grpc.tls] cert and key (and ca), --tlscert/--tlskey/--tlscacert, or --allow-insecure-tcp")
 		case proto == "tcp":

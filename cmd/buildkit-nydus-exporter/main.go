@@ -32,7 +32,7 @@ func main() {
 	var (
 		cfgPath  = flag.String("config", "/etc/buildkit-nydus/buildkitd.toml", "buildkitd TOML configuration file (missing: defaults)")
 		root     = flag.String("root", "", "state directory (overrides the configuration's root; default /var/lib/buildkit-nydus)")
-		addr     = flag.String("addr", "", "listening address, unix:///path or tcp://host:port (overrides the configuration's grpc.address)")
+		addr     = flag.String("addr", "", "listening address, unix:///path, tcp://host:port or fd:// (systemd socket activation) (overrides the configuration's grpc.address)")
 		cacheDir = flag.String("nydus-cache-dir", "", "where converted layers are cached (default <root>/nydus-cache)")
 		cacheAge = flag.Duration("nydus-cache-max-age", 7*24*time.Hour, "remove converted layers unused for this long (checked at start and hourly; 0 keeps them)")
 		tlsCert  = flag.String("tlscert", "", "TLS certificate of tcp:// listeners (overrides grpc.tls.cert)")

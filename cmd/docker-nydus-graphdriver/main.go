@@ -41,7 +41,7 @@ func run(args []string) int {
 		return 0
 	}
 	fs := flag.NewFlagSet("docker-nydus-graphdriver", flag.ContinueOnError)
-	socket := cli.String(fs, "/run/docker/plugins/nydus.sock", "Plugin socket (its base name is the storage driver's name)", "socket", "s")
+	socket := cli.String(fs, "/run/docker/plugins/nydus.sock", "Plugin socket (its base name is the storage driver's name), or fd:// for a socket systemd passes", "socket", "s")
 	nydusd := cli.String(fs, "nydusd", "nydusd binary serving nydus layers", "nydusd")
 	config := cli.String(fs, "", "nydusd configuration (JSON v1) nydus layers start from: credentials, cache, validation", "nydusd-config", "C")
 	state := cli.String(fs, "/var/lib/docker-nydus-graphdriver/state.json", "Where Init's home and id maps are kept for a restarted plugin", "state-file")
@@ -96,17 +96,8 @@ func run(args []string) int {
 		fmt.Fprintln(os.Stderr, "docker-nydus-graphdriver:", err)
 		return 1
 	}
-	if err := os.MkdirAll(filepath.Dir(*socket), 0o755); err != nil {
-		fmt.Fprintln(os.Stderr, "docker-nydus-graphdriver:", err)
-		return 1
-	}
-	os.Remove(*socket) // a stale socket of a previous run
-	l, err := net.Listen("unix", *socket)
+	l, err := listenPlugin(*socket)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "docker-nydus-graphdriver:", err)
-		return 1
-	}
-	if err := os.Chmod(*socket, 0o660); err != nil {
 		fmt.Fprintln(os.Stderr, "docker-nydus-graphdriver:", err)
 		return 1
 	}
@@ -120,9 +111,15 @@ func run(args []string) int {
 		l.Close()
 	}()
 	log.Info("serving", "socket", *socket, "version", version)
+	if err := cli.NotifyReady(); err != nil {
+		log.Warn("systemd readiness", "err", err)
+	}
 	go explainSilence(drv, log)
 	err = drv.Handler().Serve(l)
-	os.Remove(*socket)
+	cli.NotifyStopping()
+	if *socket != cli.SocketActivated {
+		os.Remove(*socket)
+	}
 	if err != nil && !errors.Is(err, net.ErrClosed) && !errors.Is(err, http.ErrServerClosed) {
 		fmt.Fprintln(os.Stderr, "docker-nydus-graphdriver:", err)
 		return 1
@@ -147,4 +144,25 @@ func explainSilence(drv *graphdriver.Driver, log *slog.Logger) {
 	if len(hints) == 0 {
 		log.Warn("dockerd has not called the plugin yet; it needs --experimental and --storage-driver <socket name>, and Docker 27 also " + graphdriver.DeprecatedPluginsEnv + "=1 in its environment (Docker 28 removed graphdriver plugins)")
 	}
+}
+
+// listenPlugin listens on the plugin socket path (mode 0660), or takes the
+// socket systemd passed for fd:// (a .socket unit owns the path then).
+func listenPlugin(socket string) (net.Listener, error) {
+	if socket == cli.SocketActivated {
+		return cli.ActivatedListener()
+	}
+	if err := os.MkdirAll(filepath.Dir(socket), 0o755); err != nil {
+		return nil, err
+	}
+	os.Remove(socket) // a stale socket of a previous run
+	l, err := net.Listen("unix", socket)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.Chmod(socket, 0o660); err != nil {
+		l.Close()
+		return nil, err
+	}
+	return l, nil
 }

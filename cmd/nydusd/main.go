@@ -270,6 +270,9 @@ func serve(o *options, level *slog.LevelVar) error {
 	if err := d.Start(*o.mountpoint, nil, threads); err != nil {
 		return err
 	}
+	if err := cli.NotifyReady(); err != nil {
+		slog.Warn("systemd readiness", "err", err)
+	}
 	slog.Info("nydusd running", "mountpoint", *o.mountpoint, "bootstrap", *o.bootstrap, "apisock", *o.apisock)
 	ended := make(chan struct{})
 	go func() { d.Wait(); close(ended) }()
