@@ -3,6 +3,7 @@ package progress
 import (
 	"errors"
 
+	"github.com/vbauerster/cupwriter"
 	"github.com/vbauerster/mpb/v8"
 	"github.com/vbauerster/mpb/v8/decor"
 )
@@ -18,6 +19,19 @@ func (p *Progress) newBar(name string, total int64) *mpb.Bar {
 			decor.OnComplete(decor.AverageSpeed(decor.SizeB1024(0), "% .1f", decor.WCSyncSpace), " done"),
 		),
 	)
+}
+
+// terminal is the bars' console: a terminal reporting no size (a pseudo
+// terminal nobody sized, as under script(1)) counts as 80x24 instead of
+// hiding every bar.
+type terminal struct{ *cupwriter.Writer }
+
+func (t terminal) GetTermSize() (width, height int, err error) {
+	width, height, err = t.Writer.GetTermSize()
+	if err != nil || width <= 0 || height <= 0 {
+		return 80, 24, nil
+	}
+	return width, height, nil
 }
 
 // aboveBars prints through the bars' container, above the bars; after the

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/vbauerster/cupwriter"
 	"github.com/vbauerster/mpb/v8"
 	"golang.org/x/term"
 )
@@ -48,7 +49,7 @@ func New(out *os.File, opts ...Option) (*Progress, error) {
 			return nil, errNoOutput
 		}
 		p.out = out
-		p.bars = mpb.New(mpb.WithOutput(out), mpb.WithAutoRefresh(), mpb.WithRefreshRate(150*time.Millisecond))
+		p.bars = mpb.New(mpb.WithConsoleWriter(terminal{cupwriter.New(out, true)}), mpb.WithAutoRefresh(), mpb.WithRefreshRate(150*time.Millisecond))
 	case Lines:
 		p.ticker.Add(1)
 		go p.tick()
