@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 
 	"github.com/gonydus/nydus/internal/progress"
 	"github.com/gonydus/nydus/rafs/builder"
@@ -30,7 +31,7 @@ func sourceFill(typ, src, whiteout string, prefetch []string, prog *progress.Pro
 			return nil, usagef("--type %s needs a directory, %s is not one", typ, src)
 		}
 		return func(ctx context.Context, w builder.FileWriter) (_ *tree.Tree, err error) {
-			t := prog.Start(src, 0)
+			t := prog.Start(filepath.Base(src), 0)
 			defer endTracker(t, &err)
 			if prog.Mode() != progress.Quiet {
 				go func() { t.SetTotal(dirDataSize(src)) }()
@@ -45,7 +46,7 @@ func sourceFill(typ, src, whiteout string, prefetch []string, prog *progress.Pro
 				return nil, err
 			}
 			defer f.Close()
-			t := prog.Start(src, regularSize(f))
+			t := prog.Start(filepath.Base(src), regularSize(f))
 			defer endTracker(t, &err)
 			return source.FromTar(ctx, t.Reader(f), w, opts...)
 		}, nil

@@ -64,7 +64,7 @@ func (o *createOpts) runTargzRef(ctx context.Context, src string, cfg builder.Co
 		return err
 	}
 	zcfg := targzref.Config{ChunkSize: cfg.ChunkSize, TOC: cfg.TOC, InlineBootstrap: cfg.InlineBootstrap, ExplicitUIDGID: cfg.ExplicitUIDGID}
-	t := prog.Start(src, regularSize(in))
+	t := prog.Start(filepath.Base(src), regularSize(in))
 	res, err := targzref.Build(ctx, bufio.NewReaderSize(t.Reader(in), 1<<20), out, zcfg,
 		source.WithWhiteoutSpec(spec), source.WithPrefetch(prefetch))
 	endTracker(t, &err)

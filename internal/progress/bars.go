@@ -15,10 +15,19 @@ func (p *Progress) newBar(name string, total int64) *mpb.Bar {
 	return p.bars.AddBar(max(total, 0),
 		mpb.PrependDecorators(decor.Name(name, decor.WC{C: decor.DindentRight | decor.DextraSpace})),
 		mpb.AppendDecorators(
-			decor.Counters(decor.SizeB1024(0), "% .1f / % .1f", decor.WCSyncSpace),
+			decor.Any(counters, decor.WCSyncSpace),
 			decor.OnComplete(decor.AverageSpeed(decor.SizeB1024(0), "% .1f", decor.WCSyncSpace), " done"),
 		),
 	)
+}
+
+// counters shows "12.3 MiB / 40.0 MiB", or "12.3 MiB" while the total
+// is unknown.
+func counters(s decor.Statistics) string {
+	if s.Total <= 0 {
+		return Size(s.Current)
+	}
+	return Size(s.Current) + " / " + Size(s.Total)
 }
 
 // terminal is the bars' console: a terminal reporting no size (a pseudo
