@@ -22,6 +22,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/gonydus/nydus/cmd/internal/cli"
+	"github.com/gonydus/nydus/cmd/internal/cli/logrusbridge"
 	"github.com/moby/buildkit/cmd/buildkitd/config"
 	"github.com/sirupsen/logrus"
 )
@@ -36,6 +38,7 @@ func main() {
 		cacheDir = flag.String("nydus-cache-dir", "", "where converted layers are cached (default <root>/nydus-cache)")
 		cacheAge = flag.Duration("nydus-cache-max-age", 7*24*time.Hour, "remove converted layers unused for this long (checked at start and hourly; 0 keeps them)")
 		debug    = flag.Bool("debug", false, "debug logs")
+		logFmt   = flag.String("log-format", "text", "log record format: text or json (BuildKit's logrus records are written in the same format)")
 		showVer  = flag.Bool("version", false, "print the version and exit")
 	)
 	flag.Parse()
@@ -43,13 +46,12 @@ func main() {
 		fmt.Println("buildkit-nydus-exporter", version)
 		return
 	}
-	level := slog.LevelInfo
-	if *debug {
-		level = slog.LevelDebug
-		logrus.SetLevel(logrus.DebugLevel)
+	log, err := setupLog(*debug, *logFmt)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "buildkit-nydus-exporter: %v\n", err)
+		os.Exit(2)
 	}
-	logrus.SetFormatter(&logrus.TextFormatter{FullTimestamp: true})
-	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})))
+	defer log.Close()
 
 	cfg, err := loadConfig(*cfgPath)
 	if err != nil {
@@ -70,6 +72,23 @@ func main() {
 	if err := run(ctx, &cfg, *cacheDir, *cacheAge); err != nil {
 		fail(err)
 	}
+}
+
+// setupLog makes one handler the destination of both slog's default
+// logger and logrus's standard logger (BuildKit and containerd log
+// through it), so stderr carries one stream in one format.
+func setupLog(debug bool, format string) (*cli.Log, error) {
+	level := "info"
+	if debug {
+		level = "debug"
+	}
+	l, err := cli.NewLog(cli.WithLogLevel(level), cli.WithLogFormat(format))
+	if err != nil {
+		return nil, err
+	}
+	slog.SetDefault(l.Logger())
+	logrusbridge.Install(logrus.StandardLogger(), l.Handler())
+	return l, nil
 }
 
 // loadConfig reads buildkitd's configuration; a missing file means defaults.
