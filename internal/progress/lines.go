@@ -15,14 +15,14 @@ func (p *Progress) tick() {
 		case <-p.stop:
 			return
 		case now := <-t.C:
+			// Under p.mu: once Done returns, its tracker logs no more.
 			p.mu.Lock()
-			ts := append([]*Tracker(nil), p.trackers...)
-			p.mu.Unlock()
-			for _, tr := range ts {
+			for _, tr := range p.trackers {
 				if !tr.ended.Load() {
 					tr.logLine(now)
 				}
 			}
+			p.mu.Unlock()
 		}
 	}
 }

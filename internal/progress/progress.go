@@ -151,7 +151,10 @@ func (t *Tracker) Done() { t.end(true) }
 func (t *Tracker) Abort() { t.end(false) }
 
 func (t *Tracker) end(complete bool) {
-	if t.ended.Swap(true) || t.bar == nil {
+	t.p.mu.Lock()
+	ended := t.ended.Swap(true)
+	t.p.mu.Unlock()
+	if ended || t.bar == nil {
 		return
 	}
 	if complete {
