@@ -143,6 +143,25 @@ func TestConvertProgress(t *testing.T) {
 		}
 	}
 
+	// check on a terminal: a bar for the image's file data, one per
+	// source layer flattened; the verdict alone on stdout.
+	res, err := ptytest.Run(selfCommand(t, env, "check", "--target", src+"-tty", "--source", src, "--work-dir", work,
+		"--platform", "linux/amd64"), 120, 30, 3*time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Err != nil {
+		t.Fatalf("check: %v\n%s", res.Err, res.Stderr)
+	}
+	if !strings.HasSuffix(res.Stdout, "source compared: true)\n") || strings.Count(res.Stdout, "\n") != 1 {
+		t.Errorf("check stdout %q, want the verdict alone", res.Stdout)
+	}
+	dataBar := regexp.MustCompile(`image data \(\d+ files\) +\[=+\] +[0-9.]+ (B|KiB|MiB) / [0-9.]+ (B|KiB|MiB) +done`)
+	sourceBar := regexp.MustCompile(`source layer [1-3]/3 sha256:[0-9a-f]{12}… +\[=+\] +[0-9.]+ KiB / [0-9.]+ KiB +done`)
+	if !dataBar.MatchString(res.Stderr) || len(sourceBar.FindAllString(res.Stderr, -1)) < 3 {
+		t.Errorf("check on a terminal: no bar for the image data or the source layers:\n%q", res.Stderr)
+	}
+
 	for _, mode := range []string{"text", "quiet", "json"} {
 		var args []string
 		switch mode {
