@@ -57,7 +57,7 @@ type checker struct {
 // image's flattened layers. Failed rules wrap ErrInvalid.
 //
 // Check honours WithSource, WithTarget, WithPlatform, WithParallelism,
-// WithWorkDir and WithLogger.
+// WithWorkDir, WithLogger and WithProgress.
 func Check(ctx context.Context, targetRef, sourceRef string, opts ...Option) (*Report, error) {
 	c, err := newConfig(opts)
 	if err != nil {

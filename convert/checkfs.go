@@ -16,6 +16,7 @@ import (
 	"github.com/gonydus/nydus/rafs"
 	"github.com/gonydus/nydus/storage"
 	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
 )
@@ -106,12 +107,13 @@ func (k *checker) readImage(ctx context.Context) (flatTree, error) {
 
 	start := time.Now()
 	var read atomic.Int64
-	var filesDone atomic.Int32
-	stop := periodically(func(el time.Duration) {
-		k.log.Info("progress", "files_done", filesDone.Load(), "files", len(files), "read_bytes", read.Load(),
-			"MiB/s", mibPerSec(read.Load(), el))
-	})
-	defer stop()
+	var dataBytes int64
+	for _, p := range files {
+		dataBytes += t[p].size
+	}
+	prog, endProgress := k.c.startProgress()
+	defer endProgress()
+	add, done := prog.Track(fmt.Sprintf("image data (%d files)", len(files)), dataBytes)
 	var mu sync.Mutex
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(max(2, 2*k.c.parallelism))
@@ -122,12 +124,11 @@ func (k *checker) readImage(ctx context.Context) (flatTree, error) {
 				return fmt.Errorf("%s: %w", p, err)
 			}
 			h := sha256.New()
-			n, err := io.Copy(h, io.NewSectionReader(fr, 0, fr.Size()))
+			n, err := io.Copy(h, &countingReader{r: io.NewSectionReader(fr, 0, fr.Size()), add: add})
 			if err != nil {
 				return fmt.Errorf("read %s: %w", p, err)
 			}
 			read.Add(n)
-			filesDone.Add(1)
 			mu.Lock()
 			t[p].digest = digest.NewDigestFromBytes(digest.SHA256, h.Sum(nil))
 			mu.Unlock()
@@ -137,6 +138,8 @@ func (k *checker) readImage(ctx context.Context) (flatTree, error) {
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
+	done()
+	endProgress()
 	for p, n := range t { // hardlinks share their group leader's content
 		if n.group != "" && n.group != p {
 			n.digest = t[n.group].digest
@@ -156,17 +159,25 @@ func (k *checker) flattenSource() (flatTree, error) {
 		return nil, fmt.Errorf("source layers: %w", err)
 	}
 	t := newFlatTree()
+	prog, endProgress := k.c.startProgress()
+	defer endProgress()
 	for i, l := range layers {
 		rc, err := l.Compressed()
 		if err != nil {
 			return nil, fmt.Errorf("source layer %d: %w", i, err)
 		}
+		var d ocispec.Descriptor
+		if i < len(k.source.manifest.Layers) {
+			d = k.source.manifest.Layers[i]
+		}
+		add, done := prog.Track(unitName("source layer", i, len(layers), d.Digest), d.Size)
 		start := time.Now()
-		err = t.applyLayer(rc)
+		err = t.applyLayer(&countingReader{r: rc, add: add})
 		rc.Close()
 		if err != nil {
 			return nil, fmt.Errorf("source layer %d: %w", i, err)
 		}
+		done()
 		k.log.Info("source layer flattened", "layer", i, "of", len(layers), "paths", len(t), "elapsed", time.Since(start).Round(time.Millisecond))
 	}
 	return t, nil

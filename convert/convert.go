@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync/atomic"
 	"time"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -72,14 +71,8 @@ func Convert(ctx context.Context, sourceRef, targetRef string, opts ...Option) (
 			}
 		}
 	}()
-	var done atomic.Int32
-	var read atomic.Int64
-	stop := periodically(func(el time.Duration) {
-		n := read.Load()
-		c.log.Info("progress", "layers_done", done.Load(), "layers", len(layers), "read_bytes", n,
-			"source_bytes", srcBytes, "MiB/s", mibPerSec(n, el))
-	})
-	defer stop()
+	prog, endProgress := c.startProgress()
+	defer endProgress()
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(c.parallelism)
 	for i, l := range layers {
@@ -88,7 +81,12 @@ func Convert(ctx context.Context, sourceRef, targetRef string, opts ...Option) (
 			if c.ociRef {
 				build = c.buildRefLayer
 			}
-			b, err := build(gctx, i, l, &read)
+			var d ocispec.Descriptor
+			if i < len(src.manifest.Layers) {
+				d = src.manifest.Layers[i]
+			}
+			add, done := prog.Track(unitName("layer", i, len(layers), d.Digest), d.Size)
+			b, err := build(gctx, i, l, add)
 			if err != nil {
 				return err
 			}
@@ -106,13 +104,14 @@ func Convert(ctx context.Context, sourceRef, targetRef string, opts ...Option) (
 				}
 				b.remove()
 			}
-			done.Add(1)
+			done()
 			return nil
 		})
 	}
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
+	endProgress()
 
 	boot, info, err := mergeLayers(built, c.prefetch)
 	if err != nil {

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"sync/atomic"
 	"time"
 
 	"github.com/gonydus/nydus/rafs/builder"
@@ -39,11 +38,10 @@ func (b *builtLayer) remove() { os.Remove(b.path) }
 // buildLayer streams source layer l (plain, gzip or zstd tar) through the
 // tar parser into a RAFS blob with an inline bootstrap and ToC, staged in
 // the work directory. Nothing of the layer is unpacked to disk.
-// total, when non-nil, accumulates the bytes read across layers for
-// progress lines.
-func (c *config) buildLayer(ctx context.Context, index int, l v1.Layer, total *atomic.Int64) (_ *builtLayer, err error) {
+// add, when non-nil, counts the bytes read for progress.
+func (c *config) buildLayer(ctx context.Context, index int, l v1.Layer, add func(int64)) (_ *builtLayer, err error) {
 	start := time.Now()
-	src, counted, rc, err := openSourceLayer(index, l, total)
+	src, counted, rc, err := openSourceLayer(index, l, add)
 	if err != nil {
 		return nil, err
 	}
@@ -95,16 +93,16 @@ func (c *config) buildLayer(ctx context.Context, index int, l v1.Layer, total *a
 }
 
 type countingReader struct {
-	r     io.Reader
-	n     int64
-	total *atomic.Int64
+	r   io.Reader
+	n   int64
+	add func(int64) // progress, when non-nil
 }
 
 func (c *countingReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	c.n += int64(n)
-	if c.total != nil {
-		c.total.Add(int64(n))
+	if c.add != nil && n > 0 {
+		c.add(int64(n))
 	}
 	return n, err
 }

@@ -50,6 +50,7 @@ type config struct {
 	referrer    bool
 	ociRef      bool
 	log         *slog.Logger
+	progress    Progress
 }
 
 func newConfig(opts []Option) (*config, error) {

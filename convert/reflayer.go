@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"sync/atomic"
 	"time"
 
 	"github.com/gonydus/nydus/rafs/source"
@@ -22,9 +21,9 @@ import (
 // infos with inflate contexts, dictionaries, ToC and inline bootstrap, no
 // file data. The bootstrap's blob entry is the source layer itself (blob
 // id = its digest) and records the RAFS blob as its meta blob.
-func (c *config) buildRefLayer(ctx context.Context, index int, l v1.Layer, total *atomic.Int64) (_ *builtLayer, err error) {
+func (c *config) buildRefLayer(ctx context.Context, index int, l v1.Layer, add func(int64)) (_ *builtLayer, err error) {
 	start := time.Now()
-	src, counted, rc, err := openSourceLayer(index, l, total)
+	src, counted, rc, err := openSourceLayer(index, l, add)
 	if err != nil {
 		return nil, err
 	}

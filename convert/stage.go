@@ -4,15 +4,14 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"sync/atomic"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/opencontainers/go-digest"
 )
 
 // openSourceLayer opens the compressed stream of source layer index,
-// counting what is read into total (when non-nil) for progress lines.
-func openSourceLayer(index int, l v1.Layer, total *atomic.Int64) (digest.Digest, *countingReader, io.Closer, error) {
+// counting what is read and passing it to add (when non-nil) for progress.
+func openSourceLayer(index int, l v1.Layer, add func(int64)) (digest.Digest, *countingReader, io.Closer, error) {
 	h, err := l.Digest()
 	if err != nil {
 		return "", nil, nil, fmt.Errorf("layer %d: %w", index, err)
@@ -25,7 +24,7 @@ func openSourceLayer(index int, l v1.Layer, total *atomic.Int64) (digest.Digest,
 	if err != nil {
 		return "", nil, nil, fmt.Errorf("layer %d (%s): fetch: %w", index, src, err)
 	}
-	return src, &countingReader{r: rc, total: total}, rc, nil
+	return src, &countingReader{r: rc, add: add}, rc, nil
 }
 
 // stageFile creates a blob staging file in the work directory. done

@@ -22,6 +22,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/gonydus/nydus/cmd/internal/cli"
+	"github.com/gonydus/nydus/cmd/internal/cli/logrusbridge"
 	"github.com/moby/buildkit/cmd/buildkitd/config"
 	"github.com/sirupsen/logrus"
 )
@@ -40,6 +42,7 @@ func main() {
 		tlsCA    = flag.String("tlscacert", "", "CA that signs client certificates; clients must present one (overrides grpc.tls.ca)")
 		insecure = flag.Bool("allow-insecure-tcp", false, "serve tcp:// addresses without TLS (anyone who reaches the port can build as root)")
 		debug    = flag.Bool("debug", false, "debug logs")
+		logFmt   = flag.String("log-format", "text", "log record format: text or json (BuildKit's logrus records are written in the same format)")
 		showVer  = flag.Bool("version", false, "print the version and exit")
 	)
 	flag.Parse()
@@ -47,13 +50,12 @@ func main() {
 		fmt.Println("buildkit-nydus-exporter", version)
 		return
 	}
-	level := slog.LevelInfo
-	if *debug {
-		level = slog.LevelDebug
-		logrus.SetLevel(logrus.DebugLevel)
+	log, err := setupLog(*debug, *logFmt)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "buildkit-nydus-exporter: %v\n", err)
+		os.Exit(2)
 	}
-	logrus.SetFormatter(&logrus.TextFormatter{FullTimestamp: true})
-	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})))
+	defer log.Close()
 
 	cfg, err := loadConfig(*cfgPath)
 	if err != nil {
@@ -81,6 +83,23 @@ func main() {
 	if err := run(ctx, &cfg, *cacheDir, *cacheAge, *insecure); err != nil {
 		fail(err)
 	}
+}
+
+// setupLog makes one handler the destination of both slog's default
+// logger and logrus's standard logger (BuildKit and containerd log
+// through it), so stderr carries one stream in one format.
+func setupLog(debug bool, format string) (*cli.Log, error) {
+	level := "info"
+	if debug {
+		level = "debug"
+	}
+	l, err := cli.NewLog(cli.WithLogLevel(level), cli.WithLogFormat(format))
+	if err != nil {
+		return nil, err
+	}
+	slog.SetDefault(l.Logger())
+	logrusbridge.Install(logrus.StandardLogger(), l.Handler())
+	return l, nil
 }
 
 // loadConfig reads buildkitd's configuration; a missing file means defaults.

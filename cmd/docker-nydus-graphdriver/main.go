@@ -46,6 +46,7 @@ func run(args []string) int {
 	config := cli.String(fs, "", "nydusd configuration (JSON v1) nydus layers start from: credentials, cache, validation", "nydusd-config", "C")
 	state := cli.String(fs, "/var/lib/docker-nydus-graphdriver/state.json", "Where Init's home and id maps are kept for a restarted plugin", "state-file")
 	logLevel := cli.String(fs, "info", "Log level: debug, info, warn, error", "log-level", "l")
+	logFormat := cli.String(fs, "text", "Log record format: text or json", "log-format")
 	var insecure cli.StringList
 	cli.Register(fs, &insecure, "Registry (host[:port]) an image's backend.json may name over plain HTTP or unverified TLS; repeatable (loopback is always allowed)", "insecure-registry")
 	defMode := "kernel"
@@ -65,12 +66,13 @@ func run(args []string) int {
 		fmt.Println("docker-nydus-graphdriver", version)
 		return 0
 	}
-	var level slog.LevelVar
-	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
-		fmt.Fprintln(os.Stderr, "docker-nydus-graphdriver: --log-level:", err)
+	logs, err := cli.NewLog(cli.WithLogLevel(*logLevel), cli.WithLogFormat(*logFormat))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "docker-nydus-graphdriver:", err)
 		return 2
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: &level}))
+	log := logs.Logger()
+	slog.SetDefault(log)
 	mode, err := graphdriver.ParseContainerLayer(*containerLayer)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "docker-nydus-graphdriver: --container-layer:", err)

@@ -23,12 +23,12 @@ import (
 )
 
 type createOpts struct {
-	typ, bootstrap, blobDir, blob, blobID      *string
-	chunkSize, compressor, digester, fsVersion *string
-	features, chunkDict, parent, whiteout      *string
-	prefetchPolicy, outputJSON                 *string
-	inlineMeta, alignedChunk, repeatable       *bool
-	refused                                    refusedFlags
+	typ, bootstrap, blobDir, blob, blobID       *string
+	chunkSize, compressor, digester, fsVersion  *string
+	features, chunkDict, parent, whiteout       *string
+	prefetchPolicy, outputJSON                  *string
+	inlineMeta, alignedChunk, repeatable, quiet *bool
+	refused                                     refusedFlags
 }
 
 func newCreate() *cli.Command {
@@ -52,6 +52,7 @@ func newCreate() *cli.Command {
 		whiteout:       cli.String(fs, "oci", "Whiteout spec of the source: oci, overlayfs, none", "whiteout-spec", "W"),
 		prefetchPolicy: cli.String(fs, "none", "Prefetch policy: fs (patterns on stdin), blob, none", "prefetch-policy", "P"),
 		outputJSON:     cli.String(fs, "", "JSON file to write build output to", "output-json", "J"),
+		quiet:          cli.Bool(fs, "Show no progress (bars on a terminal, periodic lines elsewhere)", "quiet", "q"),
 	}
 	cli.String(fs, "", "Storage backend configuration (accepted; create reads no blobs)", "config", "C")
 	cli.Bool(fs, "Skip validating the image after the build (accepted; no validation pass runs)", "disable-check")
@@ -77,7 +78,7 @@ func newCreate() *cli.Command {
 		// nydus-image, instead of failing on the refusal.
 		Hidden: []string{"batch-size", "encrypt"},
 		Usage:  "create [OPTIONS] SOURCE\nCreate RAFS filesystems from directories or tar streams (SOURCE may be a file, a FIFO or /dev/stdin)"}
-	c.Run = func(args []string) error { return o.run(args) }
+	c.Run = func(args []string) error { return o.run(c.Log, args) }
 	return c
 }
 
@@ -122,7 +123,7 @@ func (o *createOpts) config() (builder.Config, error) {
 	return cfg, nil
 }
 
-func (o *createOpts) run(args []string) error {
+func (o *createOpts) run(log *cli.Log, args []string) error {
 	if len(args) != 1 {
 		return usagef("create needs exactly one SOURCE, got %d", len(args))
 	}
@@ -164,8 +165,13 @@ func (o *createOpts) run(args []string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	prog, endProgress, err := cli.NewProgress(log, *o.quiet)
+	if err != nil {
+		return err
+	}
+	defer endProgress()
 	if *o.typ == "targz-ref" {
-		return o.runTargzRef(ctx, source, cfg, prefetch)
+		return o.runTargzRef(ctx, source, cfg, prefetch, prog, endProgress)
 	}
 
 	if *o.chunkDict != "" {
@@ -179,7 +185,7 @@ func (o *createOpts) run(args []string) error {
 		}
 		cfg.BaseBlobs, cfg.Dict = dict.Blobs, dict
 	}
-	fill, err := sourceFill(*o.typ, source, *o.whiteout, prefetch)
+	fill, err := sourceFill(*o.typ, source, *o.whiteout, prefetch, prog)
 	if err != nil {
 		return err
 	}
@@ -196,6 +202,7 @@ func (o *createOpts) run(args []string) error {
 		return err
 	}
 	res, err := builder.Build(ctx, fill, out, cfg)
+	endProgress()
 	if err != nil {
 		out.abort()
 		return err

@@ -12,7 +12,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"runtime/pprof"
 	"strings"
 )
@@ -21,48 +20,26 @@ var version = "dev"
 
 // globals are the options every subcommand accepts.
 type globals struct {
-	logLevel *string
-	logFile  *string
+	logLevel, logFile, logFormat *string
 }
 
 func addGlobals(fs *flag.FlagSet) *globals {
 	return &globals{
-		logLevel: cli.String(fs, "info", "Log level: trace, debug, info, warn, error", "log-level", "l"),
-		logFile:  cli.String(fs, "", "Log file path (\".log\" is appended when it has no extension)", "log-file", "L"),
+		logLevel:  cli.String(fs, "info", "Log level: trace, debug, info, warn, error", "log-level", "l"),
+		logFile:   cli.String(fs, "", "Log file path (\".log\" is appended when it has no extension)", "log-file", "L"),
+		logFormat: cli.String(fs, "text", "Log record format: text or json", "log-format"),
 	}
 }
 
-// setup configures slog according to the global flags and returns a
-// closer for the log file.
-func (g *globals) setup() (func(), error) {
-	var level slog.Level
-	switch strings.ToLower(*g.logLevel) {
-	case "trace", "debug":
-		level = slog.LevelDebug
-	case "info", "":
-		level = slog.LevelInfo
-	case "warn", "warning":
-		level = slog.LevelWarn
-	case "error":
-		level = slog.LevelError
-	default:
-		return nil, fmt.Errorf("invalid --log-level %q (want trace, debug, info, warn or error)", *g.logLevel)
+// setup sets up the log handler the global flags describe and makes it
+// slog's default.
+func (g *globals) setup() (*cli.Log, error) {
+	l, err := cli.NewLog(cli.WithLogLevel(*g.logLevel), cli.WithLogFormat(*g.logFormat), cli.WithLogFile(*g.logFile, true))
+	if err != nil {
+		return nil, err
 	}
-	var w io.Writer = os.Stderr
-	closer := func() {}
-	if *g.logFile != "" {
-		name := *g.logFile
-		if filepath.Ext(name) == "" {
-			name += ".log"
-		}
-		f, err := os.OpenFile(name, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-		if err != nil {
-			return nil, fmt.Errorf("open log file: %w", err)
-		}
-		w, closer = f, func() { f.Close() }
-	}
-	slog.SetDefault(slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level})))
-	return closer, nil
+	slog.SetDefault(l.Logger())
+	return l, nil
 }
 
 func commands() []*cli.Command {
@@ -101,7 +78,7 @@ func hoistGlobals(args []string) []string {
 	i := 0
 	for i < len(args) && strings.HasPrefix(args[i], "-") {
 		name, _, hasValue := strings.Cut(strings.TrimLeft(args[i], "-"), "=")
-		if name != "log-level" && name != "l" && name != "log-file" && name != "L" {
+		if name != "log-level" && name != "l" && name != "log-file" && name != "L" && name != "log-format" {
 			break
 		}
 		globals = append(globals, args[i])
@@ -149,12 +126,13 @@ func run(args []string) int {
 			fmt.Fprintf(os.Stderr, "nydus-image %s: %v\n", c.Name, err)
 			return 2
 		}
-		closeLog, err := g.setup()
+		log, err := g.setup()
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "nydus-image %s: %v\n", c.Name, err)
 			return 2
 		}
-		defer closeLog()
+		defer log.Close()
+		c.Log = log
 		if err := c.Run(pos); err != nil {
 			fmt.Fprintf(os.Stderr, "nydus-image %s: %v\n", c.Name, err)
 			slog.Error("command failed", "command", c.Name, "err", err)

@@ -4,15 +4,18 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 
+	"github.com/gonydus/nydus/internal/progress"
 	"github.com/gonydus/nydus/rafs/builder"
 	"github.com/gonydus/nydus/rafs/merge"
 	"github.com/gonydus/nydus/rafs/source"
 	"github.com/gonydus/nydus/rafs/tree"
 )
 
-// sourceFill returns the FillFunc for a --type and SOURCE.
-func sourceFill(typ, src, whiteout string, prefetch []string) (builder.FillFunc, error) {
+// sourceFill returns the FillFunc for a --type and SOURCE; prog shows how
+// much of the source has been read.
+func sourceFill(typ, src, whiteout string, prefetch []string, prog *progress.Progress) (builder.FillFunc, error) {
 	spec, err := merge.ParseWhiteoutSpec(whiteout)
 	if err != nil {
 		return nil, usagef("invalid --whiteout-spec %q (want oci, overlayfs or none)", whiteout)
@@ -27,18 +30,25 @@ func sourceFill(typ, src, whiteout string, prefetch []string) (builder.FillFunc,
 		if !st.IsDir() {
 			return nil, usagef("--type %s needs a directory, %s is not one", typ, src)
 		}
-		return func(ctx context.Context, w builder.FileWriter) (*tree.Tree, error) {
-			return source.FromDir(ctx, src, w, opts...)
+		return func(ctx context.Context, w builder.FileWriter) (_ *tree.Tree, err error) {
+			t := prog.Start(filepath.Base(src), 0)
+			defer endTracker(t, &err)
+			if prog.Mode() != progress.Quiet {
+				go func() { t.SetTotal(dirDataSize(src)) }()
+			}
+			return source.FromDir(ctx, src, trackedWriter{w, t}, opts...)
 		}, nil
 	case "tar-rafs", "targz-rafs":
-		return func(ctx context.Context, w builder.FileWriter) (*tree.Tree, error) {
+		return func(ctx context.Context, w builder.FileWriter) (_ *tree.Tree, err error) {
 			// Opened here, not earlier: a FIFO blocks until its writer arrives.
 			f, err := os.Open(src)
 			if err != nil {
 				return nil, err
 			}
 			defer f.Close()
-			return source.FromTar(ctx, f, w, opts...)
+			t := prog.Start(filepath.Base(src), regularSize(f))
+			defer endTracker(t, &err)
+			return source.FromTar(ctx, t.Reader(f), w, opts...)
 		}, nil
 	case "estargz-rafs", "estargz-ref", "estargztoc-ref", "stargz_index":
 		return nil, usagef("--type %s is refused: eStargz layers (their TOC) are not read by this nydus-image; use tar-rafs, targz-rafs or targz-ref", typ)

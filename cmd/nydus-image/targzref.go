@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gonydus/nydus/internal/progress"
 	"github.com/gonydus/nydus/rafs"
 	"github.com/gonydus/nydus/rafs/builder"
 	"github.com/gonydus/nydus/rafs/layout"
@@ -25,7 +26,8 @@ import (
 // RAFS blob goes to --blob (or --blob-dir, named by its sha256) and the
 // bootstrap to --bootstrap, as upstream nydus-image does; the layer itself
 // is the data blob, referenced by its sha256.
-func (o *createOpts) runTargzRef(ctx context.Context, src string, cfg builder.Config, prefetch []string) error {
+func (o *createOpts) runTargzRef(ctx context.Context, src string, cfg builder.Config, prefetch []string,
+	prog *progress.Progress, endProgress func()) (err error) {
 	switch {
 	case *o.chunkDict != "":
 		return usagef("--chunk-dict is not supported with --type targz-ref")
@@ -62,8 +64,11 @@ func (o *createOpts) runTargzRef(ctx context.Context, src string, cfg builder.Co
 		return err
 	}
 	zcfg := targzref.Config{ChunkSize: cfg.ChunkSize, TOC: cfg.TOC, InlineBootstrap: cfg.InlineBootstrap, ExplicitUIDGID: cfg.ExplicitUIDGID}
-	res, err := targzref.Build(ctx, bufio.NewReaderSize(in, 1<<20), out, zcfg,
+	t := prog.Start(filepath.Base(src), regularSize(in))
+	res, err := targzref.Build(ctx, bufio.NewReaderSize(t.Reader(in), 1<<20), out, zcfg,
 		source.WithWhiteoutSpec(spec), source.WithPrefetch(prefetch))
+	endTracker(t, &err)
+	endProgress()
 	if err != nil {
 		out.abort()
 		return err

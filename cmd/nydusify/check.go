@@ -11,6 +11,7 @@ import (
 type checkOpts struct {
 	source, target, platform, workDir *string
 	sourceInsecure, targetInsecure    *bool
+	quiet                             *bool
 	refused                           func() error
 }
 
@@ -24,15 +25,16 @@ func newCheck() *cli.Command {
 		platform:       cli.String(fs, "", "Platform of the manifest to check, e.g. linux/amd64 (default linux/<host arch>)", "platform"),
 		workDir:        cli.String(fs, "", "Working directory for the chunk cache (default the system temporary directory)", "work-dir"),
 	}
+	o.quiet = cli.Bool(fs, "Show no progress (bars on a terminal, periodic lines elsewhere)", "quiet", "q")
 	compatFlags(fs, "nydus-image", "nydusd")
 	o.refused = registerRefused(fs, checkRefused)
 	c := &cli.Command{Name: "check", Flags: fs,
 		Usage: "check --target REF [--source REF] [OPTIONS]\nVerify nydus image format and content"}
-	c.Run = func([]string) error { return o.run() }
+	c.Run = func([]string) error { return o.run(c.Log) }
 	return c
 }
 
-func (o *checkOpts) run() error {
+func (o *checkOpts) run(log *cli.Log) error {
 	if err := o.refused(); err != nil {
 		return err
 	}
@@ -51,7 +53,11 @@ func (o *checkOpts) run() error {
 	}
 	ctx, cancel := signalContext()
 	defer cancel()
-	rep, err := convert.Check(ctx, *o.target, *o.source, opts...)
+	var rep *convert.Report
+	err := withProgress(log, *o.quiet, func(p convert.Progress) (err error) {
+		rep, err = convert.Check(ctx, *o.target, *o.source, append(opts, convert.WithProgress(p))...)
+		return err
+	})
 	if err != nil {
 		return err
 	}

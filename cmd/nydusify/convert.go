@@ -17,7 +17,7 @@ type convertOpts struct {
 	prefetchDir, targetSuffix                                           *string
 	sourceInsecure, targetInsecure, dockerRunnable, oci, prefetchStdin  *bool
 	ociRef                                                              *bool
-	withReferrer, plainHTTP                                             *bool
+	withReferrer, plainHTTP, quiet                                      *bool
 	parallelism                                                         *int
 	refused                                                             func() error
 }
@@ -43,6 +43,7 @@ func newConvert() *cli.Command {
 		withReferrer:   cli.Bool(fs, "Associate a reference to the source image (manifest subject, for the referrers API)", "with-referrer"),
 	}
 	o.plainHTTP = cli.Bool(fs, "Push the Nydus image over plain HTTP (as --target-insecure: TLS checks off, HTTP allowed)", "plain-http")
+	o.quiet = cli.Bool(fs, "Show no progress (bars on a terminal, periodic lines elsewhere)", "quiet", "q")
 	o.parallelism = fs.Int("parallelism", 0, "Layers converted at once (default min(4, CPUs))")
 	compatFlags(fs, "nydus-image")
 	o.refused = registerRefused(fs, convertRefused)
@@ -54,7 +55,7 @@ func newConvert() *cli.Command {
 	}
 	c := &cli.Command{Name: "convert", Flags: fs,
 		Usage: "convert --source REF --target REF [OPTIONS]\nGenerate a Nydus image from an OCI image"}
-	c.Run = func([]string) error { return o.run() }
+	c.Run = func([]string) error { return o.run(c.Log) }
 	return c
 }
 
@@ -113,14 +114,18 @@ func (o *convertOpts) options() ([]convert.Option, error) {
 	return opts, nil
 }
 
-func (o *convertOpts) run() error {
+func (o *convertOpts) run(log *cli.Log) error {
 	opts, err := o.options()
 	if err != nil {
 		return err
 	}
 	ctx, cancel := signalContext()
 	defer cancel()
-	res, err := convert.Convert(ctx, *o.source, *o.target, opts...)
+	var res *convert.Result
+	err = withProgress(log, *o.quiet, func(p convert.Progress) error {
+		res, err = convert.Convert(ctx, *o.source, *o.target, append(opts, convert.WithProgress(p))...)
+		return err
+	})
 	if err != nil {
 		return err
 	}

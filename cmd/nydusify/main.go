@@ -17,6 +17,7 @@ import (
 	"syscall"
 
 	"github.com/gonydus/nydus/cmd/internal/cli"
+	"github.com/gonydus/nydus/convert"
 )
 
 var version = "dev"
@@ -29,7 +30,7 @@ func usage(w io.Writer) {
 		_, desc, _ := strings.Cut(c.Usage, "\n")
 		fmt.Fprintf(w, "  %-8s %s\n", c.Name, desc)
 	}
-	fmt.Fprintf(w, "\nGlobal options (before or after the command): --debug/-D, --log-level/-l LEVEL, --log-file FILE\n")
+	fmt.Fprintf(w, "\nGlobal options (before or after the command): --debug/-D, --log-level/-l LEVEL, --log-file FILE,\n  --log-format text|json\n")
 	fmt.Fprintf(w, "Refused commands: mount (view), build (pack), copy, optimize, commit, chunkdict\n")
 	fmt.Fprintf(w, "\nRun 'nydusify <command> --help' for a command's options.\n")
 }
@@ -76,15 +77,16 @@ func run(args []string) int {
 		if err == nil {
 			err = applyEnv(c.Flags, globalEnv, os.Getenv)
 		}
-		var closeLog func()
+		var log *cli.Log
 		if err == nil {
-			closeLog, err = setupLog(g)
+			log, err = setupLog(g)
 		}
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "nydusify %s: %v\n", c.Name, err)
 			return 2
 		}
-		defer closeLog()
+		defer log.Close()
+		c.Log = log
 		if err := c.Run(pos); err != nil {
 			fmt.Fprintf(os.Stderr, "nydusify %s: %v\n", c.Name, err)
 			var ue usageError
@@ -100,34 +102,30 @@ func run(args []string) int {
 	return 2
 }
 
-func setupLog(g *globalOpts) (func(), error) {
-	var l slog.Level
-	switch strings.ToLower(*g.logLevel) {
-	case "trace", "debug":
-		l = slog.LevelDebug
-	case "info", "":
-		l = slog.LevelInfo
-	case "warn", "warning":
-		l = slog.LevelWarn
-	case "error", "fatal", "panic":
-		l = slog.LevelError
-	default:
-		return nil, fmt.Errorf("invalid --log-level %q (want panic, fatal, error, warn, info, debug or trace)", *g.logLevel)
-	}
+// setupLog sets up the log handler of the global options and makes it
+// slog's default.
+func setupLog(g *globalOpts) (*cli.Log, error) {
+	level := *g.logLevel
 	if *g.debug {
-		l = slog.LevelDebug
+		level = "debug"
 	}
-	var w io.Writer = os.Stderr
-	closer := func() {}
-	if *g.logFile != "" {
-		f, err := openLogFile(*g.logFile)
-		if err != nil {
-			return nil, fmt.Errorf("open log file: %w", err)
-		}
-		w, closer = f, func() { f.Close() }
+	l, err := cli.NewLog(cli.WithLogLevel(level), cli.WithLogFormat(*g.logFormat), cli.WithLogFile(*g.logFile, false))
+	if err != nil {
+		return nil, err
 	}
-	slog.SetDefault(slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})))
-	return closer, nil
+	slog.SetDefault(l.Logger())
+	return l, nil
+}
+
+// withProgress runs fn with the progress display of a command (none when
+// quiet).
+func withProgress(log *cli.Log, quiet bool, fn func(p convert.Progress) error) error {
+	prog, end, err := cli.NewProgress(log, quiet)
+	if err != nil {
+		return err
+	}
+	defer end()
+	return fn(prog)
 }
 
 // compatFlags accepts upstream flags naming helper binaries (scripts pass

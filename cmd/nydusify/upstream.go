@@ -3,7 +3,6 @@ package main
 import (
 	"flag"
 	"fmt"
-	"os"
 	"strings"
 
 	"github.com/gonydus/nydus/cmd/internal/cli"
@@ -144,7 +143,7 @@ var envVars = map[string]map[string]string{
 }
 
 // globalEnv are the environment variables of the global options.
-var globalEnv = map[string]string{"debug": "DEBUG_LOG_LEVEL", "log-level": "LOG_LEVEL", "log-file": "LOG_FILE"}
+var globalEnv = map[string]string{"debug": "DEBUG_LOG_LEVEL", "log-level": "LOG_LEVEL", "log-file": "LOG_FILE", "log-format": "LOG_FORMAT"}
 
 // applyEnv sets each option of fs not given on the command line from its
 // environment variable, when that is set.
@@ -167,15 +166,16 @@ func applyEnv(fs *flag.FlagSet, vars map[string]string, getenv func(string) stri
 // globalOpts are nydusify's global options, accepted before the
 // subcommand (as upstream takes them) and after it.
 type globalOpts struct {
-	debug             *bool
-	logLevel, logFile *string
+	debug                        *bool
+	logLevel, logFile, logFormat *string
 }
 
 func addGlobals(fs *flag.FlagSet) *globalOpts {
 	return &globalOpts{
-		debug:    cli.Bool(fs, "Enable debug log level, overwrites the 'log-level' option", "debug", "D"),
-		logLevel: cli.String(fs, "info", "Log level: panic, fatal, error, warn, info, debug, trace", "log-level", "l"),
-		logFile:  cli.String(fs, "", "Write logs to a file", "log-file"),
+		debug:     cli.Bool(fs, "Enable debug log level, overwrites the 'log-level' option", "debug", "D"),
+		logLevel:  cli.String(fs, "info", "Log level: panic, fatal, error, warn, info, debug, trace", "log-level", "l"),
+		logFile:   cli.String(fs, "", "Write logs to a file", "log-file"),
+		logFormat: cli.String(fs, "text", "Log record format: text or json", "log-format"),
 	}
 }
 
@@ -190,7 +190,7 @@ func splitGlobals(args []string) (globals, rest []string) {
 			globals = append(globals, args[i])
 			i++
 			continue
-		case "log-level", "l", "log-file":
+		case "log-level", "l", "log-file", "log-format":
 		default:
 			return globals, args[i:]
 		}
@@ -202,9 +202,4 @@ func splitGlobals(args []string) (globals, rest []string) {
 		}
 	}
 	return globals, args[i:]
-}
-
-// openLogFile opens --log-file for appending.
-func openLogFile(path string) (*os.File, error) {
-	return os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o644)
 }

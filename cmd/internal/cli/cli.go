@@ -22,6 +22,8 @@ type Command struct {
 	// Hidden names options parsed but left out of the help (its text
 	// is read by callers detecting features).
 	Hidden []string
+	// Log is the binary's log handler, set up before Run is called.
+	Log *Log
 }
 
 // boolFlag is implemented by flag.Value types that take no argument.
