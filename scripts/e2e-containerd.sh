@@ -74,6 +74,7 @@ sn_count=0
 ctrd_pid=""
 pids=()
 helper_links=() # links we made in /usr/local/bin
+displaced=()    # helpers that were there (e.g. from make install), moved aside until the end
 overlayfs_name=nydus-overlayfs
 bridge=nde2e0
 t_start=$SECONDS
@@ -138,6 +139,7 @@ cleanup() {
   done
   mounts_under "$work" | awk '{print $1}' | sort -r | while read -r m; do umount -l "$m" 2>/dev/null; done
   for l in "${helper_links[@]}"; do [ -L "$l" ] && [ "$(readlink "$l")" = "$bin/nydus-overlayfs" ] && rm -f "$l"; done
+  for l in "${displaced[@]}"; do [ -e "$l" ] || mv -f "$work/displaced/$(basename "$l")" "$l"; done
   ip link del "$bridge" 2>/dev/null
   rm -rf "$work"
 }
@@ -407,9 +409,14 @@ case1() { # case1 MODE
 install_helper() {
   local l="/usr/local/bin/${1:-nydus-overlayfs}"
   if [ -e "$l" ] || [ -L "$l" ]; then
-    [ "$(readlink -f "$l")" = "$(readlink -f "$bin/nydus-overlayfs")" ] ||
-      fail "$l exists and is not ours; remove it or point it at $bin/nydus-overlayfs"
-    return 0
+    [ "$(readlink -f "$l")" = "$(readlink -f "$bin/nydus-overlayfs")" ] && return 0
+    # Another helper (an installed release, or make install of another
+    # tree): set it aside so that the binary under test is the one mount(8)
+    # runs; cleanup puts it back.
+    mkdir -p "$work/displaced"
+    mv -f "$l" "$work/displaced/$(basename "$l")" || fail "cannot set $l aside"
+    displaced+=("$l")
+    echo "set $l aside until the end of the suite"
   fi
   ln -s "$bin/nydus-overlayfs" "$l"
   helper_links+=("$l")
