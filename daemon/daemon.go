@@ -72,7 +72,7 @@ type Daemon struct {
 	nextIdx uint64          // where the search for a free inode index starts
 	idxUsed map[uint64]bool // inode indexes (st_ino's top byte) of mounts
 	events  []Event
-	root    *pseudoDir
+	pseudo  *rafsfs.PseudoRoot // the root when it is no image
 	server  *fuse.Server
 	mntDir  string
 	direct  *Mount // a mount serving the FUSE root itself
@@ -188,12 +188,18 @@ func (d *Daemon) Start(dir string, mountOpts []string, threads int) error {
 		rootNode = m.FS.Root()
 		opts.RootStableAttr = m.FS.RootStableAttr()
 	} else {
-		d.root = &pseudoDir{}
-		rootNode = d.root
-		opts.RootStableAttr = &fs.StableAttr{Mode: fuse.S_IFDIR, Ino: 1}
+		// Mounts added before Start are served from the first request.
+		d.pseudo = rafsfs.NewPseudoRoot()
+		for mp, m := range d.mounts {
+			if err := d.pseudo.Add(strings.TrimPrefix(mp, "/"), m.FS); err != nil {
+				d.pseudo = nil
+				return fmt.Errorf("daemon: %w", err)
+			}
+		}
 	}
 	srv, ring, err := d.mountFUSE(dir, rootNode, opts, d.serial)
 	if err != nil {
+		d.pseudo = nil
 		return fmt.Errorf("daemon: mount FUSE at %s: %w", dir, err)
 	}
 	d.server, d.ring, d.mntDir = srv, ring, dir
@@ -201,23 +207,9 @@ func (d *Daemon) Start(dir string, mountOpts []string, threads int) error {
 	for _, m := range d.mounts {
 		d.tune(m)
 	}
-	// Mounts added before Start appear under the pseudo root now.
-	if d.root != nil {
-		for mp, m := range d.mounts {
-			d.attach(mp, m)
-		}
-	}
 	d.state = StateRunning
 	d.event("state", "mounted FUSE at %s, RUNNING", dir)
 	return nil
-}
-
-// attach links a mount's root into the pseudo root.
-func (d *Daemon) attach(mp string, m *Mount) {
-	name := strings.TrimPrefix(mp, "/")
-	ctx := context.Background()
-	child := d.root.NewPersistentInode(ctx, m.FS.Root(), *m.FS.RootStableAttr())
-	d.root.AddChild(name, child, true)
 }
 
 // AddMount mounts bootstrap at mountpoint ("/" or "/name") with cfg and
@@ -265,12 +257,16 @@ func (d *Daemon) AddMount(mountpoint, bootstrap string, cfg *config.Config, pref
 		m.Close()
 		return fmt.Errorf("%w: %s", ErrExists, mp)
 	}
+	if d.pseudo != nil {
+		d.tune(m)
+		if err := d.pseudo.Add(strings.TrimPrefix(mp, "/"), m.FS); err != nil {
+			delete(d.idxUsed, idx)
+			m.Close()
+			return fmt.Errorf("daemon: %w", err)
+		}
+	}
 	d.mounts[mp] = m
 	d.local.all.Store(false)
-	if d.root != nil && d.server != nil {
-		d.tune(m)
-		d.attach(mp, m)
-	}
 	if d.state == StateInit {
 		d.state = StateReady
 	}
@@ -296,15 +292,14 @@ func (d *Daemon) RemoveMount(mountpoint string) error {
 	}
 	delete(d.mounts, mp)
 	delete(d.idxUsed, m.idx)
-	if d.root != nil {
-		name := strings.TrimPrefix(mp, "/")
-		d.root.RmChild(name)
-		if d.server != nil {
-			d.root.NotifyEntry(name)
-		}
-	}
+	pseudo := d.pseudo
 	d.event("umount", "unmounted %s", mp)
 	d.mu.Unlock()
+	if pseudo != nil {
+		// Without d.mu: the kernel may wait for a request in the pseudo
+		// root to be answered before it drops the entry.
+		pseudo.Remove(strings.TrimPrefix(mp, "/"))
+	}
 	return m.Close()
 }
 
@@ -397,18 +392,6 @@ func (d *Daemon) Wait() {
 	if srv != nil {
 		srv.Wait()
 	}
-}
-
-// pseudoDir is the root of a daemon serving several images.
-type pseudoDir struct{ fs.Inode }
-
-var _ fs.NodeGetattrer = (*pseudoDir)(nil)
-
-func (p *pseudoDir) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
-	out.Mode = fuse.S_IFDIR | 0o755
-	out.Ino = 1
-	out.Nlink = 2
-	return 0
 }
 
 // maxMounts is how many images one daemon serves at once: an image's

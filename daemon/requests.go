@@ -7,14 +7,17 @@ import (
 )
 
 // newRaw returns the raw filesystem serving rootNode, wrapped to count
-// requests by opcode. A RAFS image at the root (immutable: no overlay, no
-// pseudo root whose mounts come and go) is served by FS.RawRoot, which
-// keeps no state per inode, with zero-message opendir (the kernel skips
-// OPENDIR/RELEASEDIR and caches every directory); anything else by
-// go-fuse's node bridge. Called with d.mu held.
+// requests by opcode. A RAFS image at the root is served by FS.RawRoot,
+// images under a pseudo root by rafsfs.PseudoRoot: both keep no state per
+// inode and use zero-message opendir (the kernel skips OPENDIR/RELEASEDIR
+// and caches every directory; the pseudo root invalidates its own listing
+// when images come and go). An overlay at the root is served by go-fuse's
+// node bridge over rootNode. Called with d.mu held.
 func (d *Daemon) newRaw(rootNode fs.InodeEmbedder, opts *fs.Options) fuse.RawFileSystem {
 	if d.direct != nil && d.direct.Overlay == nil {
 		d.raw = rafsfs.NewRawFS(d.direct.FS.RawRoot(), rafsfs.Immutable())
+	} else if d.pseudo != nil {
+		d.raw = rafsfs.NewRawFS(d.pseudo, rafsfs.Immutable())
 	} else {
 		d.raw = rafsfs.NewRawFS(fs.NewNodeFS(rootNode, opts))
 	}

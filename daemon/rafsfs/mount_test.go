@@ -41,7 +41,7 @@ func requireFUSE(t *testing.T) {
 // unmounts at cleanup.
 func mount(t *testing.T, img *rafs.Image, src rafs.ChunkSource) string {
 	t.Helper()
-	dir, _ := mountRaw(t, img, src, true, rafsfs.Immutable())
+	dir, _ := mountRaw(t, img, src, nidRoot, rafsfs.Immutable())
 	return dir
 }
 
@@ -49,7 +49,15 @@ func mount(t *testing.T, img *rafs.Image, src rafs.ChunkSource) string {
 // image under its pseudo root.
 func mountNodes(t *testing.T, img *rafs.Image, src rafs.ChunkSource) string {
 	t.Helper()
-	dir, _ := mountRaw(t, img, src, false)
+	dir, _ := mountRaw(t, img, src, nodeTree)
+	return dir
+}
+
+// mountPseudo serves img under a pseudo root, as nydusd serves the images
+// of its shared mode (PseudoRoot, zero-message opendir).
+func mountPseudo(t *testing.T, img *rafs.Image, src rafs.ChunkSource) string {
+	t.Helper()
+	dir, _ := mountRaw(t, img, src, pseudo, rafsfs.Immutable())
 	return dir
 }
 
@@ -264,7 +272,7 @@ func TestKernelDifferential(t *testing.T) {
 		t.Skipf("this kernel cannot mount an EROFS image file directly (needs a loop device): %v", err)
 	}
 	defer unix.Unmount(kdir, 0)
-	for name, mnt := range map[string]func(*testing.T, *rafs.Image, rafs.ChunkSource) string{"nid-root": mount, "node-tree": mountNodes} {
+	for name, mnt := range map[string]func(*testing.T, *rafs.Image, rafs.ChunkSource) string{"nid-root": mount, "node-tree": mountNodes, "pseudo": mountPseudo} {
 		t.Run(name, func(t *testing.T) { compareWithKernel(t, kdir, mnt(t, bi.img, bi.src)) })
 	}
 }

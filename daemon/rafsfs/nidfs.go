@@ -26,16 +26,25 @@ const readerCache = 1024
 // whatever the number of inodes looked up. Only open files and directories
 // (and a bounded set of files read without a handle) hold memory.
 //
-// go-fuse's node tree (Root, for a mount under a pseudo directory) costs
-// about 500 bytes per looked-up inode until the kernel forgets it.
-func (f *FS) RawRoot() fuse.RawFileSystem {
-	return &rawRoot{RawFileSystem: fuse.NewDefaultRawFileSystem(), fs: f,
+// go-fuse's node tree (Root) costs about 300-500 bytes per looked-up inode
+// until the kernel forgets it.
+func (f *FS) RawRoot() fuse.RawFileSystem { return f.rawServer(0) }
+
+// rawServer serves the image with node IDs base|(nid+2); with base 0 the
+// image is the mount's root (FUSE_ROOT_ID), else a directory of a
+// PseudoRoot whose index is base's top byte.
+func (f *FS) rawServer(base uint64) *rawRoot {
+	return &rawRoot{RawFileSystem: fuse.NewDefaultRawFileSystem(), fs: f, base: base,
 		files: map[uint64]*file{}, dirs: map[uint64]*rawDir{}, recent: map[uint64]*file{}}
 }
+
+// nidMask keeps the bits of a node ID below its index byte.
+const nidMask = 1<<56 - 1
 
 type rawRoot struct {
 	fuse.RawFileSystem // ENOSYS for what a read-only image does not do
 	fs                 *FS
+	base               uint64 // node ID base: the index byte, or 0 at the root
 	server             *fuse.Server
 
 	mu     sync.Mutex
@@ -69,17 +78,17 @@ func (r *rawRoot) String() string { return "rafs" }
 func (r *rawRoot) Init(s *fuse.Server) { r.server = s }
 
 func (r *rawRoot) nid(nodeID uint64) uint64 {
-	if nodeID == fuse.FUSE_ROOT_ID {
+	if nodeID == fuse.FUSE_ROOT_ID && r.base == 0 {
 		return r.fs.img.Root()
 	}
-	return nodeID - 2
+	return nodeID&nidMask - 2
 }
 
 func (r *rawRoot) nodeID(nid uint64) uint64 {
-	if nid == r.fs.img.Root() {
+	if nid == r.fs.img.Root() && r.base == 0 {
 		return fuse.FUSE_ROOT_ID
 	}
-	return nid + 2
+	return r.base | (nid + 2)
 }
 
 func status(err error) fuse.Status { return fuse.Status(errno(err)) }

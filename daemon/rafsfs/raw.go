@@ -29,7 +29,8 @@ type RawOption func(*RawFS)
 
 // Immutable declares that no directory of the tree ever changes, which
 // allows zero-message opendir when the kernel offers it. Never use it over
-// a writable tree or a directory whose children are added and removed.
+// a writable tree, nor over a directory whose children are added and
+// removed unless it invalidates its listing in the kernel (PseudoRoot).
 func Immutable() RawOption { return func(r *RawFS) { r.immutable = true } }
 
 // NewRawFS wraps inner.

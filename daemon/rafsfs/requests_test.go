@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -22,24 +23,54 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// serving is how a test mount serves an image.
+type serving int
+
+const (
+	nidRoot  serving = iota // FS.RawRoot: nydusd's root image
+	nodeTree                // go-fuse's node tree
+	pseudo                  // PseudoRoot: an image under nydusd's pseudo root
+)
+
+// pseudoName is where mountRaw puts the image under a pseudo root.
+const pseudoName = "img"
+
 // mountRaw serves img through rafsfs.RawFS, as nydusd does, and returns
-// the mountpoint and the request counters. With nidRoot the image is
-// served by FS.RawRoot (nydusd's root image), else by go-fuse's node tree
-// (an image under nydusd's pseudo root).
-func mountRaw(t *testing.T, img *rafs.Image, src rafs.ChunkSource, nidRoot bool, ropts ...rafsfs.RawOption) (string, *rafsfs.RawFS) {
+// the image's directory (under the pseudo root, pseudoName) and the
+// request counters.
+func mountRaw(t *testing.T, img *rafs.Image, src rafs.ChunkSource, how serving, ropts ...rafsfs.RawOption) (string, *rafsfs.RawFS) {
 	t.Helper()
 	f, err := rafsfs.New(img, src)
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := t.TempDir()
 	opts := rafsfs.MountOptions("test")
 	opts.RootStableAttr = f.RootStableAttr()
-	inner := f.RawRoot()
-	if !nidRoot {
+	var inner fuse.RawFileSystem
+	switch how {
+	case nidRoot:
+		inner = f.RawRoot()
+	case nodeTree:
 		inner = gofs.NewNodeFS(f.Root(), opts)
+	case pseudo:
+		p := rafsfs.NewPseudoRoot()
+		if err := p.Add(pseudoName, f); err != nil {
+			t.Fatal(err)
+		}
+		inner = p
 	}
 	raw := rafsfs.NewRawFS(inner, ropts...)
+	dir := serveRaw(t, raw, opts)
+	if how == pseudo {
+		dir = filepath.Join(dir, pseudoName)
+	}
+	return dir, raw
+}
+
+// serveRaw mounts raw at a new directory and unmounts it at cleanup.
+func serveRaw(t *testing.T, raw fuse.RawFileSystem, opts *gofs.Options) string {
+	t.Helper()
+	dir := t.TempDir()
 	srv, err := fuse.NewServer(raw, dir, &opts.MountOptions)
 	if err != nil {
 		t.Fatalf("mount: %v", err)
@@ -54,7 +85,7 @@ func mountRaw(t *testing.T, img *rafs.Image, src rafs.ChunkSource, nidRoot bool,
 			unix.Unmount(dir, unix.MNT_DETACH)
 		}
 	})
-	return dir, raw
+	return dir
 }
 
 // walkTree is a metadata-only tree: nd directories of nf files each, a
@@ -168,15 +199,16 @@ func TestWalkRequests(t *testing.T) {
 	const nd, nf, big = 40, 60, 2000
 	img, dirs, entries := walkTree(t, nd, nf, big)
 	for _, tc := range []struct {
-		name    string
-		nidRoot bool
-		ropts   []rafsfs.RawOption
+		name  string
+		how   serving
+		ropts []rafsfs.RawOption
 	}{
-		{"nid-root", true, []rafsfs.RawOption{rafsfs.Immutable()}},
-		{"node-tree-opendir", false, nil},
+		{"nid-root", nidRoot, []rafsfs.RawOption{rafsfs.Immutable()}},
+		{"pseudo", pseudo, []rafsfs.RawOption{rafsfs.Immutable()}},
+		{"node-tree-opendir", nodeTree, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			dir, raw := mountRaw(t, img, rafs.NewLocalBlobs("", nil), tc.nidRoot, tc.ropts...)
+			dir, raw := mountRaw(t, img, rafs.NewLocalBlobs("", nil), tc.how, tc.ropts...)
 			if tc.ropts != nil && !raw.NoOpendir() {
 				t.Log("the kernel does not offer zero-message opendir (CAP_NO_OPENDIR_SUPPORT, Linux 5.1+): OPENDIR and RELEASEDIR are sent")
 			}
@@ -205,7 +237,12 @@ func TestWalkRequests(t *testing.T) {
 			if n := total(c); n > uint64(dirs+entries) {
 				t.Errorf("cold walk: %d requests for %d dirs + %d entries", n, dirs, entries)
 			}
-			if c["lookup"] != 0 || c["getattr"] > 1 {
+			// Under a pseudo root the walk starts with a LOOKUP of the image.
+			var rootLookup uint64
+			if tc.how == pseudo {
+				rootLookup = 1
+			}
+			if c["lookup"] != rootLookup || c["getattr"] > 1 {
 				t.Errorf("cold walk: READDIRPLUS answers were asked again: %v", c)
 			}
 			allowed := uint64(dirs+entries) / 100
@@ -257,15 +294,16 @@ func TestLookupsHoldNoMemory(t *testing.T) {
 		return ms.HeapAlloc
 	}
 	for _, tc := range []struct {
-		name    string
-		nidRoot bool
-		limit   float64 // bytes per inode
+		name  string
+		how   serving
+		limit float64 // bytes per inode
 	}{
-		{"nid-root", true, 64},
-		{"node-tree", false, 0},
+		{"nid-root", nidRoot, 64},
+		{"pseudo", pseudo, 64},
+		{"node-tree", nodeTree, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			dir, raw := mountRaw(t, img, rafs.NewLocalBlobs("", nil), tc.nidRoot, rafsfs.Immutable())
+			dir, raw := mountRaw(t, img, rafs.NewLocalBlobs("", nil), tc.how, rafsfs.Immutable())
 			findWalk(t, filepath.Join(dir, "dir000")) // warm-up
 			h0 := heap()
 			n := 0
@@ -290,5 +328,78 @@ func TestLookupsHoldNoMemory(t *testing.T) {
 				t.Errorf("%.1f bytes of heap per looked-up inode, want at most %.0f", per, tc.limit)
 			}
 		})
+	}
+}
+
+// TestPseudoRootChanges: under a pseudo root served with zero-message
+// opendir (the kernel caches every listing), images added and removed
+// after the kernel listed the root or looked a name up show at once, and
+// the root's nlink is 2 plus the number of images.
+func TestPseudoRootChanges(t *testing.T) {
+	requireFUSE(t)
+	img, _, _ := walkTree(t, 2, 3, 0)
+	newFS := func(idx uint64) *rafsfs.FS {
+		f, err := rafsfs.New(img, rafs.NewLocalBlobs("", nil), rafsfs.WithInodeBase(idx<<56))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	p := rafsfs.NewPseudoRoot()
+	must(t, p.Add("a", newFS(1)))
+	if err := p.Add("a", newFS(2)); err == nil {
+		t.Fatal("a second image named a was accepted")
+	}
+	if err := p.Add("x", newFS(1)); err == nil {
+		t.Fatal("a second image with index 1 was accepted")
+	}
+	raw := rafsfs.NewRawFS(p, rafsfs.Immutable())
+	mnt := serveRaw(t, raw, rafsfs.MountOptions("test"))
+	if !raw.NoOpendir() {
+		t.Log("the kernel does not offer zero-message opendir: the root's listing is not cached anyway")
+	}
+	check := func(want ...string) {
+		t.Helper()
+		ents, err := os.ReadDir(mnt)
+		must(t, err)
+		var names []string
+		for _, e := range ents {
+			names = append(names, e.Name())
+		}
+		if !slices.Equal(names, want) {
+			t.Fatalf("root lists %q, want %q", names, want)
+		}
+		var st unix.Stat_t
+		must(t, unix.Stat(mnt, &st))
+		if st.Nlink != uint64(2+len(want)) || st.Ino != 1 {
+			t.Fatalf("root: nlink %d ino %d, want nlink %d ino 1", st.Nlink, st.Ino, 2+len(want))
+		}
+		for _, n := range want {
+			must(t, unix.Lstat(filepath.Join(mnt, n, "dir001", "link"), &st))
+		}
+	}
+	check("a")
+	check("a") // now from the kernel's cache
+	// b is looked up (and missing) before it is added.
+	if _, err := os.Stat(filepath.Join(mnt, "b")); !os.IsNotExist(err) {
+		t.Fatalf("b before it is added: %v", err)
+	}
+	must(t, p.Add("b", newFS(2)))
+	check("a", "b")
+	var st unix.Stat_t
+	must(t, unix.Stat(filepath.Join(mnt, "b", "dir000"), &st))
+	if st.Ino>>56 != 2 {
+		t.Fatalf("b/dir000 has inode %#x, want index 2 in the top byte", st.Ino)
+	}
+	findWalk(t, mnt)
+	before := raw.Requests().Counts()
+	findWalk(t, mnt)
+	if w := delta(raw.Requests().Counts(), before); raw.NoOpendir() && total(w) > 1 {
+		t.Errorf("a second walk of the pseudo root cost %v", w)
+	}
+	p.Remove("a")
+	check("b")
+	if _, err := os.Stat(filepath.Join(mnt, "a")); !os.IsNotExist(err) {
+		t.Fatalf("a after it is removed: %v", err)
 	}
 }

@@ -119,7 +119,8 @@ type BlobWriter struct {
 	ordered chan *chunkJob // to the writer, in submission order
 	done    chan struct{}
 	wg      sync.WaitGroup
-	bufs    sync.Pool
+	bufs    sync.Pool // chunk data
+	comps   sync.Pool // compressed chunks, back once written
 
 	// Owned by the writer goroutine until done is closed.
 	unique   []*layout.ChunkInfo
@@ -179,6 +180,7 @@ func NewBlobWriter(w io.Writer, opts ...BlobOption) (*BlobWriter, error) {
 		byDigest: make(map[digest.Digest]*layout.ChunkInfo),
 	}
 	b.bufs.New = func() any { return make([]byte, cfg.chunkSize) }
+	b.comps.New = func() any { return make([]byte, 0, cfg.chunkSize) }
 	for range cfg.workers {
 		b.wg.Add(1)
 		go b.work()
@@ -194,9 +196,12 @@ func (b *BlobWriter) work() {
 		j.out.Digest = d
 		j.out.UncompressedSize = uint32(len(j.data))
 		if b.cfg.dict == nil || b.cfg.dict.LookupChunk(d) == nil {
-			comp, err := b.codec.Compress(nil, j.data)
+			dst := b.comps.Get().([]byte)
+			comp, err := b.codec.Compress(dst[:0], j.data)
 			if err == nil && len(comp) < len(j.data) {
 				j.comp = comp
+			} else {
+				b.comps.Put(dst[:0]) //nolint:staticcheck // slices are fine in a pool here
 			}
 		}
 		close(j.ready)
@@ -211,6 +216,11 @@ func (b *BlobWriter) writeLoop() {
 			b.err = b.place(j)
 		}
 		b.bufs.Put(j.data[:cap(j.data)]) //nolint:staticcheck // slices are fine in a pool here
+		if j.comp != nil {
+			// place has written it (or found the chunk stored already).
+			b.comps.Put(j.comp[:0]) //nolint:staticcheck // slices are fine in a pool here
+			j.comp = nil
+		}
 	}
 }
 
