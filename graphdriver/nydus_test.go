@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gonydus/nydus/internal/testutil"
 )
 
 // nydusLayerTar builds a RAFS image of src with nydus-image and returns
@@ -33,9 +35,7 @@ func nydusLayerTar(t *testing.T, image, src string) *bytes.Reader {
 // under a container layer, and removed with its nydusd.
 func TestNydusLayer(t *testing.T) {
 	requireMounts(t)
-	if _, err := os.Stat("/dev/fuse"); err != nil {
-		t.Skipf("no /dev/fuse: %v", err)
-	}
+	testutil.RequireFUSE(t)
 	nydusd, image := buildBinaries(t)
 	d, home := newDriver(t, WithNydusd(nydusd))
 	src := t.TempDir()
@@ -136,9 +136,7 @@ func TestCorruptBootstrapLayer(t *testing.T) {
 // carrying nydusd's own message, and no mount stays.
 func TestNydusdFailsToMount(t *testing.T) {
 	requireMounts(t)
-	if _, err := os.Stat("/dev/fuse"); err != nil {
-		t.Skipf("no /dev/fuse: %v", err)
-	}
+	testutil.RequireFUSE(t)
 	nydusd, image := buildBinaries(t)
 	d, home := newDriver(t, WithNydusd(nydusd), WithNydusdConfig([]byte(`{"device":{"cache":{"type":"nonsense-cache"}}}`)))
 	src := t.TempDir()

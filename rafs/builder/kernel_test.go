@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gonydus/nydus/internal/testutil"
 	"github.com/gonydus/nydus/rafs/compress"
 	"github.com/gonydus/nydus/rafs/export"
 	"github.com/gonydus/nydus/rafs/layout"
@@ -98,9 +99,7 @@ func sampleTree(t *testing.T, bw *BlobWriter) (*tree.Tree, []fileSpec) {
 
 func requireRoot(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("kernel EROFS mounts need root")
-	}
+	testutil.RequireRoot(t, "mounts kernel EROFS")
 }
 
 // TestKernelMountsBuiltImage builds an image, exports it as a flat block
@@ -226,9 +225,8 @@ func checkMounted(t *testing.T, mnt string, tr *tree.Tree, files []fileSpec) {
 // bootstrap with the blob's uncompressed data as its extra device.
 func checkErofsUtils(t *testing.T, dir string, boot []byte, res *BlobResult, blob []byte) {
 	t.Helper()
-	if _, err := exec.LookPath("fsck.erofs"); err != nil {
-		t.Skip("fsck.erofs not installed (apt-get install erofs-utils)")
-	}
+	fsck := testutil.RequireBinary(t, "fsck.erofs", "erofs-utils")
+	dump := testutil.RequireBinary(t, "dump.erofs", "erofs-utils")
 	bootPath := filepath.Join(dir, "image.boot")
 	devPath := filepath.Join(dir, "blob.raw")
 	if err := os.WriteFile(bootPath, boot, 0o644); err != nil {
@@ -245,7 +243,7 @@ func checkErofsUtils(t *testing.T, dir string, boot []byte, res *BlobResult, blo
 	if err := os.WriteFile(devPath, dev, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	out, err := exec.Command("fsck.erofs", "--device="+devPath, "--extract="+filepath.Join(dir, "extract"), bootPath).CombinedOutput()
+	out, err := exec.Command(fsck, "--device="+devPath, "--extract="+filepath.Join(dir, "extract"), bootPath).CombinedOutput()
 	if err != nil {
 		t.Fatalf("fsck.erofs rejected the image: %v\n%s", err, out)
 	}
@@ -257,7 +255,7 @@ func checkErofsUtils(t *testing.T, dir string, boot []byte, res *BlobResult, blo
 			t.Fatalf("fsck.erofs extracted %s = %q, %v", c.name, got, err)
 		}
 	}
-	out, err = exec.Command("dump.erofs", "--device="+devPath, "-s", bootPath).CombinedOutput()
+	out, err = exec.Command(dump, "--device="+devPath, "-s", bootPath).CombinedOutput()
 	if err != nil {
 		t.Fatalf("dump.erofs rejected the image: %v\n%s", err, out)
 	}
