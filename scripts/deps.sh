@@ -90,7 +90,7 @@ fi
 
 install_cmd="apt-get install -y --no-install-recommends ${missing[*]}"
 if [ "$(id -u)" != 0 ]; then
-  say "not root, so installing nothing. To get them: sudo apt-get update && sudo $install_cmd"
+  say "not root, so installing nothing. To get them, as root: apt-get update && $install_cmd"
 elif ! command -v apt-get >/dev/null 2>&1; then
   say "no apt-get on this machine: install the equivalents of: ${missing[*]}"
 else
