@@ -95,16 +95,18 @@ elif ! command -v apt-get >/dev/null 2>&1; then
   say "no apt-get on this machine: install the equivalents of: ${missing[*]}"
 else
   say "installing: ${missing[*]}"
+  SECONDS=0
   log="$(mktemp)"
   export DEBIAN_FRONTEND=noninteractive
   if apt-get update -qq >"$log" 2>&1 && apt-get install -y -qq --no-install-recommends "${missing[@]}" >>"$log" 2>&1; then
-    say "installed: ${missing[*]}"
+    say "installed: ${missing[*]} (${SECONDS}s)"
   else
     say "apt-get failed (last lines below); carrying on without them"
     tail -n 15 "$log" | sed 's/^/    /'
   fi
   rm -f "$log"
   check show
+  [ ${#missing[@]} -eq 0 ] && say "all present now: $packages"
 fi
 
 if [ ${#missing[@]} -gt 0 ]; then
