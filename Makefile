@@ -8,22 +8,31 @@ PKGS      ?= ./...
 VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -s -w -X main.version=$(VERSION)
 CMDS      := $(notdir $(wildcard cmd/*))
+# The dependency step each of test, demo, e2e and bench runs first: as root it
+# apt-get installs what is missing; otherwise it says what is missing and how
+# to get it. `make test DEPS=:` skips it.
+DEPS      ?= bash scripts/deps.sh
 
-.PHONY: help build test e2e bench soak fuzz lint demo install clean
+.PHONY: help deps build test e2e bench soak fuzz lint demo install clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
+
+deps: ## install (as root) or name (otherwise) the Debian packages the tests and scripts use
+	$(DEPS) all
 
 build: ## build every command into ./bin (static binaries)
 	@mkdir -p $(BIN)
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/...
 
 test: ## run all tests (root tests mount EROFS/FUSE/overlay for real)
+	$(DEPS) test
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1)
 	$(GO) vet $(PKGS)
 	$(GO) test -count=1 -timeout 20m $(PKGS)
 
 e2e: build ## end-to-end suites against real daemons (scripts/e2e.sh, e2e-converter.sh, e2e-docker.sh, e2e-buildkit.sh, e2e-containerd.sh)
+	$(DEPS) e2e
 	bash scripts/e2e.sh
 	GO=$(GO) BIN=$(BIN) bash scripts/e2e-converter.sh
 	bash scripts/e2e-docker.sh
@@ -31,6 +40,7 @@ e2e: build ## end-to-end suites against real daemons (scripts/e2e.sh, e2e-conver
 	GO=$(GO) BIN=$(BIN) bash scripts/e2e-containerd.sh
 
 bench: build ## benchmarks; each prints a ratio against a baseline run in the same process
+	$(DEPS) bench
 	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -timeout 60m $(PKGS)
 	bash scripts/bench-docker.sh
 	bash scripts/bench-buildkit.sh
@@ -49,6 +59,7 @@ lint: ## gofmt, go vet, go mod tidy -diff and the dependency-direction test
 	$(GO) test -count=1 -run TestDependencyDirection .
 
 demo: build ## build an image from examples/demo-rootfs (or DIR=...), inspect, unpack and verify it
+	$(DEPS) demo
 	bash scripts/demo.sh $(DIR)
 
 install: build ## install commands into $(PREFIX)/bin (nydus-overlayfs must be on /bin/sh's default PATH)

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/gonydus/nydus/internal/testutil"
 )
 
 // freePort returns a free TCP port on loopback.
@@ -26,10 +28,7 @@ func freePort(t *testing.T) int {
 // test and returns host:port; it skips when the binary is not installed.
 func startDockerRegistry(t *testing.T) string {
 	t.Helper()
-	bin, err := exec.LookPath("docker-registry")
-	if err != nil {
-		t.Skip("docker-registry is not installed (apt-get install docker-registry)")
-	}
+	bin := testutil.RequireBinary(t, "docker-registry", "docker-registry")
 	dir := t.TempDir()
 	host := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	cfg := filepath.Join(dir, "config.yml")
@@ -58,16 +57,9 @@ func startDockerRegistry(t *testing.T) string {
 // without dockerd and the docker CLI.
 func startDockerd(t *testing.T) string {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to run dockerd")
-	}
-	bin, err := exec.LookPath("dockerd")
-	if err != nil {
-		t.Skip("dockerd is not installed (apt-get install docker.io)")
-	}
-	if _, err := exec.LookPath("docker"); err != nil {
-		t.Skip("the docker CLI is not installed (apt-get install docker.io)")
-	}
+	testutil.RequireRoot(t, "runs dockerd")
+	bin := testutil.RequireBinary(t, "dockerd", "docker.io")
+	testutil.RequireBinary(t, "docker", "docker.io")
 	dir, err := os.MkdirTemp("/tmp", "nydusify-dockerd")
 	if err != nil {
 		t.Fatal(err)

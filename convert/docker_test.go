@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/gonydus/nydus/internal/testutil"
 )
 
 // TestDockerPullRunnable pulls a docker-runnable image with a real dockerd
@@ -21,9 +23,7 @@ func TestDockerPullRunnable(t *testing.T) {
 	if host == "" {
 		host = startDockerd(t)
 	}
-	if _, err := exec.LookPath("docker"); err != nil {
-		t.Skip("docker CLI not found")
-	}
+	testutil.RequireBinary(t, "docker", "docker.io")
 	docker := func(args ...string) (string, error) {
 		out, err := exec.Command("docker", append([]string{"-H", host}, args...)...).CombinedOutput()
 		return string(out), err

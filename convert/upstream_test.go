@@ -7,11 +7,12 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/gonydus/nydus/internal/testutil"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
-const upstreamDir = "../../shared/testdata/upstream-nydus"
+var upstreamDir = testutil.TestdataPath("upstream-nydus")
 
 // TestConvertUpstreamTars converts images whose layers are upstream
 // nydus's tar edge-case fixtures (every entry type, a macOS tar with its
@@ -20,7 +21,7 @@ func TestConvertUpstreamTars(t *testing.T) {
 	for _, name := range []string{"all-entry-type.tar", "all-entry-type-macos.tar"} {
 		raw, err := os.ReadFile(filepath.Join(upstreamDir, "tar", name))
 		if err != nil {
-			t.Skipf("upstream test vector missing (%v): ../shared/testdata must sit beside the repository", err)
+			testutil.Missing(t, "upstream test vector (%v): put the shared testdata at ../shared/testdata beside the repository or set GONYDUS_TESTDATA", err)
 		}
 		t.Run(name, func(t *testing.T) {
 			reg := newTestRegistry(t)

@@ -20,6 +20,7 @@ import (
 
 	"github.com/gonydus/nydus/daemon"
 	"github.com/gonydus/nydus/daemon/config"
+	"github.com/gonydus/nydus/internal/testutil"
 	"github.com/gonydus/nydus/rafs/builder"
 	"github.com/gonydus/nydus/rafs/layout"
 	"github.com/gonydus/nydus/rafs/tree"
@@ -27,12 +28,7 @@ import (
 
 func requireFUSE(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to mount FUSE")
-	}
-	if _, err := os.Stat("/dev/fuse"); err != nil {
-		t.Skipf("no /dev/fuse: %v", err)
-	}
+	testutil.RequireFUSE(t)
 }
 
 type image struct {

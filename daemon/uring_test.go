@@ -12,6 +12,7 @@ import (
 	"github.com/gonydus/nydus/daemon"
 	"github.com/gonydus/nydus/daemon/config"
 	"github.com/gonydus/nydus/fuseuring"
+	"github.com/gonydus/nydus/internal/testutil"
 )
 
 // needURing turns the fuse module's enable_uring on for the test (back to
@@ -21,7 +22,7 @@ func needURing(t *testing.T) {
 	requireFUSE(t)
 	restore, err := fuseuring.Enable()
 	if err != nil {
-		t.Skipf("skipped: %v", err)
+		testutil.Missing(t, "FUSE over io_uring: %v", err)
 	}
 	t.Cleanup(func() { restore() })
 }

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gonydus/nydus/internal/testutil"
 	"github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 	"golang.org/x/sys/unix"
@@ -25,15 +26,12 @@ import (
 // or skips saying why.
 func needURing(tb testing.TB) {
 	tb.Helper()
-	if os.Geteuid() != 0 {
-		tb.Skip("skipped: needs root to mount FUSE and set fuse.enable_uring")
-	}
-	if _, err := os.Stat("/dev/fuse"); err != nil {
-		tb.Skipf("skipped: no /dev/fuse: %v", err)
-	}
+	testutil.RequireRoot(tb, "mounts FUSE and sets fuse.enable_uring")
+	testutil.RequireFUSE(tb)
+	testutil.RequireFusermount(tb)
 	restore, err := Enable()
 	if err != nil {
-		tb.Skipf("skipped: %v", err)
+		testutil.Missing(tb, "FUSE over io_uring: %v", err)
 	}
 	tb.Cleanup(func() {
 		if err := restore(); err != nil {
@@ -41,7 +39,7 @@ func needURing(tb testing.TB) {
 		}
 	})
 	if err := Available(); err != nil {
-		tb.Skipf("skipped: %v", err)
+		testutil.Missing(tb, "FUSE over io_uring: %v", err)
 	}
 }
 

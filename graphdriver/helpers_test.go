@@ -11,14 +11,14 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gonydus/nydus/internal/testutil"
 )
 
 // requireMounts skips unless the test can mount overlayfs (root).
 func requireMounts(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: mounts kernel overlayfs")
-	}
+	testutil.RequireRoot(t, "mounts kernel overlayfs")
 }
 
 // newDriver returns an initialized driver homed in a short temp dir.

@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gonydus/nydus/internal/testutil"
 )
 
 // nydusLayerTar builds a RAFS image of src with nydus-image and returns
@@ -42,9 +44,7 @@ func nydusLayerTar(t *testing.T, image, src string, cache ...string) (*bytes.Rea
 // with its nydusd.
 func TestNydusLayer(t *testing.T) {
 	requireMounts(t)
-	if _, err := os.Stat("/dev/fuse"); err != nil {
-		t.Skipf("no /dev/fuse: %v", err)
-	}
+	testutil.RequireFUSE(t)
 	nydusd, image := buildBinaries(t)
 	plugin := buildPlugin(t)
 	for _, m := range []ContainerLayer{ContainerLayerKernel, ContainerLayerUserspace} {
@@ -187,9 +187,7 @@ func TestCorruptBootstrapLayer(t *testing.T) {
 // carrying nydusd's own message, and no mount stays.
 func TestNydusdFailsToMount(t *testing.T) {
 	requireMounts(t)
-	if _, err := os.Stat("/dev/fuse"); err != nil {
-		t.Skipf("no /dev/fuse: %v", err)
-	}
+	testutil.RequireFUSE(t)
 	nydusd, image := buildBinaries(t)
 	src := t.TempDir()
 	must(t, os.WriteFile(filepath.Join(src, "f"), []byte("x"), 0o644))

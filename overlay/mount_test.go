@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/gonydus/nydus/fuseuring"
+	"github.com/gonydus/nydus/internal/testutil"
 	"github.com/gonydus/nydus/overlay"
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
@@ -18,12 +19,8 @@ import (
 // requireMount skips unless the test can mount FUSE and overlayfs.
 func requireMount(t testing.TB) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to mount FUSE and overlayfs")
-	}
-	if _, err := os.Stat("/dev/fuse"); err != nil {
-		t.Skipf("no /dev/fuse: %v", err)
-	}
+	testutil.RequireRoot(t, "mounts FUSE and overlayfs")
+	testutil.RequireFUSE(t)
 }
 
 // layers is one lower/upper/work triple under a fresh temp dir.
@@ -136,7 +133,7 @@ func needURing(t *testing.T) {
 	t.Helper()
 	requireMount(t)
 	if ok, why := uringAvailable(t); !ok {
-		t.Skip("skipped: " + why)
+		testutil.Missing(t, "FUSE over io_uring: %s", why)
 	}
 }
 
@@ -159,7 +156,7 @@ func kernelMount(t testing.TB, l layers, extra string) (string, func()) {
 	data := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s,redirect_dir=nofollow,index=off,metacopy=off,xino=off%s",
 		l.lower, l.upper, l.work, extra)
 	if err := unix.Mount("overlay", mnt, "overlay", 0, data); errors.Is(err, unix.ENODEV) {
-		t.Skipf("kernel has no overlayfs to compare with: %v", err)
+		testutil.Missing(t, "kernel overlayfs to compare with: %v", err)
 	} else if err != nil {
 		t.Fatalf("mount kernel overlayfs (%s): %v", data, err)
 	}

@@ -6,9 +6,9 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 
+	"github.com/gonydus/nydus/internal/testutil"
 	"github.com/gonydus/nydus/overlay"
 	"github.com/gonydus/nydus/rafs"
 	"github.com/gonydus/nydus/rafs/builder"
@@ -52,10 +52,7 @@ func buildRAFS(t testing.TB, dir string) rafsImage {
 // kernel, read-only, until cleanup.
 func mountEROFS(t *testing.T, im rafsImage) string {
 	t.Helper()
-	fss, _ := os.ReadFile("/proc/filesystems")
-	if !strings.Contains(string(fss), "erofs") {
-		t.Skip("no EROFS in this kernel")
-	}
+	testutil.RequireKernelEROFS(t)
 	p := filepath.Join(t.TempDir(), "image.erofs")
 	f, err := os.Create(p)
 	if err != nil {
@@ -67,7 +64,7 @@ func mountEROFS(t *testing.T, im rafsImage) string {
 	f.Close()
 	dir := t.TempDir()
 	if err := unix.Mount(p, dir, "erofs", unix.MS_RDONLY, ""); err != nil {
-		t.Skipf("this kernel cannot mount an EROFS image file directly (needs a loop device): %v", err)
+		testutil.Missing(t, "a kernel that mounts an EROFS image file directly (needs a loop device): %v", err)
 	}
 	t.Cleanup(func() { unix.Unmount(dir, 0) })
 	return dir

@@ -12,21 +12,21 @@ import (
 	"testing"
 	"testing/fstest"
 
+	"github.com/gonydus/nydus/internal/testutil"
 	"github.com/gonydus/nydus/rafs"
 	"github.com/gonydus/nydus/rafs/digest"
 	"github.com/gonydus/nydus/rafs/layout"
 )
 
-const (
-	upstreamDir  = "../../shared/testdata/upstream-nydus"
-	upstreamBlob = "be7d77eeb719f70884758d1aa800ed0fb09d701aaec469964e9d54325f0d5fef"
-)
+var upstreamDir = testutil.TestdataPath("upstream-nydus")
+
+const upstreamBlob = "be7d77eeb719f70884758d1aa800ed0fb09d701aaec469964e9d54325f0d5fef"
 
 func readVector(t testing.TB, rel string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(upstreamDir, rel))
 	if err != nil {
-		t.Skipf("upstream vector missing (%v): ../shared/testdata is not checked out next to this repository", err)
+		testutil.Missing(t, "upstream test vector (%v): put the shared testdata at ../shared/testdata beside the repository or set GONYDUS_TESTDATA", err)
 	}
 	return b
 }

@@ -7,6 +7,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/gonydus/nydus/internal/testutil"
 	"github.com/gonydus/nydus/rafs/layout"
 	"github.com/gonydus/nydus/storage"
 )
@@ -17,7 +18,7 @@ func mountTinyTmpfs(t *testing.T) string {
 	dir := t.TempDir()
 	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size=256k"); err != nil {
 		if errors.Is(err, syscall.EPERM) {
-			t.Skip("mounting tmpfs needs CAP_SYS_ADMIN")
+			testutil.Missing(t, "CAP_SYS_ADMIN to mount a tmpfs: %v", err)
 		}
 		t.Fatal(err)
 	}

@@ -8,11 +8,12 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/gonydus/nydus/internal/testutil"
 	"github.com/gonydus/nydus/rafs"
 	"github.com/gonydus/nydus/storage"
 )
 
-const upstreamDir = "../../shared/testdata/upstream-nydus"
+var upstreamDir = testutil.TestdataPath("upstream-nydus")
 
 // TestUpstreamVectorThroughCache reads the upstream-built RAFS v6 fixture
 // (nydus-image 2.2, zstd, blake3) through the cached chain, once cold and
@@ -20,7 +21,7 @@ const upstreamDir = "../../shared/testdata/upstream-nydus"
 func TestUpstreamVectorThroughCache(t *testing.T) {
 	boot, err := os.ReadFile(filepath.Join(upstreamDir, "bootstrap/rafs-v6-2.2.boot"))
 	if err != nil {
-		t.Skipf("upstream vector missing (%v): ../shared/testdata is not checked out next to this repository", err)
+		testutil.Missing(t, "upstream test vector (%v): put the shared testdata at ../shared/testdata beside the repository or set GONYDUS_TESTDATA", err)
 	}
 	img, err := rafs.Open(bytes.NewReader(boot), int64(len(boot)))
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/gonydus/nydus/internal/testutil"
 	"github.com/gonydus/nydus/rafs"
 	"github.com/gonydus/nydus/rafs/layout"
 	"github.com/gonydus/nydus/rafs/targzref"
@@ -20,7 +21,7 @@ import (
 	"github.com/gonydus/nydus/storage"
 )
 
-const zranVectors = "../../shared/testdata/upstream-nydus/zran"
+var zranVectors = testutil.TestdataPath("upstream-nydus", "zran")
 
 type zranImage struct {
 	gz, meta []byte
@@ -103,7 +104,7 @@ func TestZranVectorsThroughCache(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			gz, err := os.ReadFile(filepath.Join(zranVectors, name))
 			if err != nil {
-				t.Skipf("upstream test vector missing (%v)", err)
+				testutil.Missing(t, "upstream test vector (%v): put the shared testdata at ../shared/testdata beside the repository or set GONYDUS_TESTDATA", err)
 			}
 			z := buildZran(t, gz, targzref.Config{ChunkSize: 0x10000, TOC: true})
 			tables, err := storage.ChunkTables(z.img)

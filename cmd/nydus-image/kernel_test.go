@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/gonydus/nydus/internal/testutil"
 )
 
 func requireErofs(t *testing.T) {
@@ -19,7 +21,7 @@ func requireErofs(t *testing.T) {
 		_ = exec.Command("modprobe", "erofs").Run()
 		fss, _ = os.ReadFile("/proc/filesystems")
 		if !strings.Contains(string(fss), "erofs") {
-			t.Skip("kernel has no EROFS support (not in /proc/filesystems, modprobe erofs failed)")
+			testutil.Missing(t, "EROFS in this kernel (not in /proc/filesystems, modprobe erofs failed)")
 		}
 	}
 }

@@ -13,6 +13,8 @@ import (
 
 	"github.com/gonydus/nydus/internal/statcmp"
 	"golang.org/x/sys/unix"
+
+	"github.com/gonydus/nydus/internal/testutil"
 )
 
 type treeOpts struct {
@@ -135,9 +137,7 @@ func mustRead(t testing.TB, p string) []byte {
 }
 
 func requireRoot(t testing.TB) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: the tree has devices, foreign owners and trusted.* xattrs")
-	}
+	testutil.RequireRoot(t, "the tree has devices, foreign owners and trusted.* xattrs")
 }
 
 // nydusImage runs the command in-process and fails the test on error.
@@ -234,10 +234,10 @@ func TestRoundTripMatrix(t *testing.T) {
 func TestRoundTripUpstreamTars(t *testing.T) {
 	for _, name := range []string{"all-entry-type.tar", "all-entry-type-macos.tar"} {
 		t.Run(name, func(t *testing.T) {
-			src := filepath.Join("../../../shared/testdata/upstream-nydus/tar", name)
+			src := filepath.Join(testutil.TestdataPath("upstream-nydus", "tar"), name)
 			f, err := os.Open(src)
 			if err != nil {
-				t.Skipf("upstream test vector missing (%v): ../shared/testdata must sit beside the repository", err)
+				testutil.Missing(t, "upstream test vector (%v): put the shared testdata at ../shared/testdata beside the repository or set GONYDUS_TESTDATA", err)
 			}
 			want := snapshotTar(t, f)
 			f.Close()

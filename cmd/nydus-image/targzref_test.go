@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/gonydus/nydus/internal/testutil"
 )
 
 // TestTargzRef builds targz-ref images of the upstream gzip vectors, checks
@@ -15,10 +17,10 @@ import (
 func TestTargzRef(t *testing.T) {
 	for _, name := range []string{"bgzip.tar.gz", "zran-two-streams.tar.gz", "zran-single-stream.tar.gz", "zran-zero-file.tar.gz"} {
 		t.Run(name, func(t *testing.T) {
-			src := filepath.Join("../../../shared/testdata/upstream-nydus/zran", name)
+			src := filepath.Join(testutil.TestdataPath("upstream-nydus", "zran"), name)
 			gz, err := os.ReadFile(src)
 			if err != nil {
-				t.Skipf("upstream test vector missing (%v): ../shared/testdata must sit beside the repository", err)
+				testutil.Missing(t, "upstream test vector (%v): put the shared testdata at ../shared/testdata beside the repository or set GONYDUS_TESTDATA", err)
 			}
 			f, err := os.Open(src)
 			must(t, err)
@@ -62,9 +64,9 @@ func TestTargzRef(t *testing.T) {
 
 // An inline-bootstrap RAFS blob checks against its layer on its own.
 func TestTargzRefInline(t *testing.T) {
-	src := "../../../shared/testdata/upstream-nydus/zran/zran-two-streams.tar.gz"
+	src := testutil.TestdataPath("upstream-nydus", "zran", "zran-two-streams.tar.gz")
 	if _, err := os.Stat(src); err != nil {
-		t.Skipf("upstream test vector missing (%v): ../shared/testdata must sit beside the repository", err)
+		testutil.Missing(t, "upstream test vector (%v): put the shared testdata at ../shared/testdata beside the repository or set GONYDUS_TESTDATA", err)
 	}
 	out := t.TempDir()
 	blob := filepath.Join(out, "rafs.blob")

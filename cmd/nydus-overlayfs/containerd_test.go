@@ -2,13 +2,14 @@ package main
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/containerd/containerd/v2/core/mount"
 	"golang.org/x/sys/unix"
+
+	"github.com/gonydus/nydus/internal/testutil"
 )
 
 // TestContainerdMountPackage mounts through containerd's own mount code,
@@ -16,12 +17,8 @@ import (
 // "fuse.nydus-overlayfs"}.Mount(target) runs mount.fuse3, which runs the
 // helper found on containerd's PATH. Both modes.
 func TestContainerdMountPackage(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to mount")
-	}
-	if _, err := exec.LookPath("mount.fuse3"); err != nil {
-		t.Skip("mount.fuse3 is not installed (apt-get install fuse3)")
-	}
+	testutil.RequireRoot(t, "mounts overlayfs and FUSE")
+	testutil.RequireBinary(t, "mount.fuse3", "fuse3")
 	f := newImageFixture(t, map[string]string{"f": "image file"})
 	t.Setenv("PATH", f.bin+":"+os.Getenv("PATH"))
 	root, lower := f.root, f.lower

@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/gonydus/nydus/internal/testutil"
 )
 
 func must(t *testing.T, err error) {
@@ -22,13 +24,8 @@ func must(t *testing.T, err error) {
 // and mount(8) reach it: /sbin/mount.fuse3 -t nydus-overlayfs, which execs
 // `nydus-overlayfs overlay TARGET -o OPTIONS,dev,suid` through /bin/sh.
 func TestThroughMountFuse3(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to mount overlayfs")
-	}
-	helper, err := exec.LookPath("mount.fuse3")
-	if err != nil {
-		t.Skip("mount.fuse3 is not installed (apt-get install fuse3)")
-	}
+	testutil.RequireRoot(t, "mounts overlayfs")
+	helper := testutil.RequireBinary(t, "mount.fuse3", "fuse3")
 	bin := t.TempDir()
 	if out, err := exec.Command("go", "build", "-o", filepath.Join(bin, "nydus-overlayfs"), ".").CombinedOutput(); err != nil {
 		t.Fatalf("build: %v: %s", err, out)
@@ -90,9 +87,7 @@ func TestThroughMountFuse3(t *testing.T) {
 // TestLongOptionsAreCompacted mounts with more lowerdir text than fits in
 // one page: the helper must shorten them relative to a common parent.
 func TestLongOptionsAreCompacted(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to mount overlayfs")
-	}
+	testutil.RequireRoot(t, "mounts overlayfs")
 	root := t.TempDir()
 	base := filepath.Join(root, strings.Repeat("long-directory-name-", 4))
 	var lowers []string

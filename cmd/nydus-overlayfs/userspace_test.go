@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/gonydus/nydus/daemon/spawn"
+	"github.com/gonydus/nydus/internal/testutil"
 	"golang.org/x/sys/unix"
 )
 
@@ -16,16 +17,9 @@ import (
 // nydusd serves the extraoption's image at the target with its writable
 // overlay on upperdir/workdir; unmounting ends nydusd.
 func TestUserspaceMode(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to mount FUSE")
-	}
-	if _, err := os.Stat("/dev/fuse"); err != nil {
-		t.Skipf("no /dev/fuse: %v", err)
-	}
-	helper, err := exec.LookPath("mount.fuse3")
-	if err != nil {
-		t.Skip("mount.fuse3 is not installed (apt-get install fuse3)")
-	}
+	testutil.RequireFUSE(t)
+	helper := testutil.RequireBinary(t, "mount.fuse3", "fuse3")
+	testutil.RequireBinary(t, "pgrep", "procps")
 	f := newImageFixture(t, map[string]string{"keep": "kept", "gone": "to delete"})
 	d := f.dirs(t, "upper", "work", "target")
 	bin, snap, lower, upper, work, target := f.bin, f.snap, f.lower, d[0], d[1], d[2]

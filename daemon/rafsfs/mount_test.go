@@ -8,7 +8,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"testing/fstest"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/gonydus/nydus/daemon/rafsfs"
 	"github.com/gonydus/nydus/internal/statcmp"
+	"github.com/gonydus/nydus/internal/testutil"
 	"github.com/gonydus/nydus/rafs"
 	"github.com/gonydus/nydus/rafs/builder"
 	"github.com/gonydus/nydus/rafs/export"
@@ -24,16 +24,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-const upstreamDir = "../../../shared/testdata/upstream-nydus"
+var upstreamDir = testutil.TestdataPath("upstream-nydus")
 
 func requireFUSE(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to mount FUSE")
-	}
-	if _, err := os.Stat("/dev/fuse"); err != nil {
-		t.Skipf("no /dev/fuse: %v", err)
-	}
+	testutil.RequireFUSE(t)
 }
 
 // mount serves img at a new directory as nydusd serves its root image
@@ -65,7 +60,7 @@ func TestMountUpstreamVector(t *testing.T) {
 	requireFUSE(t)
 	boot, err := os.ReadFile(filepath.Join(upstreamDir, "bootstrap/rafs-v6-2.2.boot"))
 	if err != nil {
-		t.Skipf("upstream test vector missing (%v): ../shared/testdata must sit beside the repository", err)
+		testutil.Missing(t, "upstream test vector (%v): ../shared/testdata must sit beside the repository, or set GONYDUS_TESTDATA", err)
 	}
 	img, err := rafs.Open(bytes.NewReader(boot), int64(len(boot)))
 	if err != nil {
@@ -254,10 +249,7 @@ func (f fileOut) Truncate(n int64) error { return f.File.Truncate(n) }
 // directory sizes too), xattrs and bytes of every path.
 func TestKernelDifferential(t *testing.T) {
 	requireFUSE(t)
-	fss, _ := os.ReadFile("/proc/filesystems")
-	if !strings.Contains(string(fss), "erofs") {
-		t.Skip("no EROFS in this kernel")
-	}
+	testutil.RequireKernelEROFS(t)
 	bi := buildImage(t, builder.DefaultConfig(), true)
 	imgPath := filepath.Join(t.TempDir(), "image.erofs")
 	f, err := os.Create(imgPath)
@@ -269,7 +261,7 @@ func TestKernelDifferential(t *testing.T) {
 	kdir := t.TempDir()
 	if err := unix.Mount(imgPath, kdir, "erofs", unix.MS_RDONLY, ""); err != nil {
 		// Older kernels need a loop device; mount(8) sets one up.
-		t.Skipf("this kernel cannot mount an EROFS image file directly (needs a loop device): %v", err)
+		testutil.Missing(t, "a kernel that mounts an EROFS image file directly (needs a loop device): %v", err)
 	}
 	defer unix.Unmount(kdir, 0)
 	for name, mnt := range map[string]func(*testing.T, *rafs.Image, rafs.ChunkSource) string{"nid-root": mount, "node-tree": mountNodes, "pseudo": mountPseudo} {

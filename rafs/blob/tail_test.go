@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/gonydus/nydus/internal/testutil"
 	"github.com/gonydus/nydus/rafs"
 	"github.com/gonydus/nydus/rafs/blob"
 	"github.com/gonydus/nydus/rafs/builder"
@@ -16,13 +17,13 @@ import (
 	"github.com/gonydus/nydus/rafs/tree"
 )
 
-const upstreamDir = "../../../shared/testdata/upstream-nydus"
+var upstreamDir = testutil.TestdataPath("upstream-nydus")
 
 func readVector(t testing.TB, rel string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(upstreamDir, rel))
 	if err != nil {
-		t.Skipf("upstream test vector missing (%v): ../shared/testdata must sit beside the repository", err)
+		testutil.Missing(t, "upstream test vector (%v): put the shared testdata at ../shared/testdata beside the repository or set GONYDUS_TESTDATA", err)
 	}
 	return b
 }

@@ -5,15 +5,17 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/gonydus/nydus/internal/testutil"
 )
 
-const upstreamDir = "../../../shared/testdata/upstream-nydus"
+var upstreamDir = testutil.TestdataPath("upstream-nydus")
 
 func readVector(t testing.TB, rel string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(upstreamDir, rel))
 	if err != nil {
-		t.Skipf("upstream vector missing (%v); the shared testdata directory must sit beside the repository", err)
+		testutil.Missing(t, "upstream test vector (%v): put the shared testdata at ../shared/testdata beside the repository or set GONYDUS_TESTDATA", err)
 	}
 	return b
 }

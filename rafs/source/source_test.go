@@ -14,6 +14,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gonydus/nydus/internal/testutil"
 	"github.com/gonydus/nydus/rafs/layout"
 	"github.com/gonydus/nydus/rafs/merge"
 	"github.com/gonydus/nydus/rafs/source"
@@ -23,7 +24,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-const upstreamTar = "../../../shared/testdata/upstream-nydus/tar"
+var upstreamTar = testutil.TestdataPath("upstream-nydus", "tar")
 
 // memWriter records file data; each file gets one chunk whose digest is
 // the sha256 of its data, so tests can compare what reached the writer.
@@ -60,7 +61,7 @@ func openVector(t *testing.T, name string) *os.File {
 	t.Helper()
 	f, err := os.Open(filepath.Join(upstreamTar, name))
 	if err != nil {
-		t.Skipf("upstream test vector missing (%v): ../shared/testdata must sit beside the repository", err)
+		testutil.Missing(t, "upstream test vector (%v): put the shared testdata at ../shared/testdata beside the repository or set GONYDUS_TESTDATA", err)
 	}
 	t.Cleanup(func() { f.Close() })
 	return f
@@ -340,9 +341,7 @@ func TestPrefetchPatterns(t *testing.T) {
 }
 
 func TestFromDirAndTarAgree(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root for devices and owners")
-	}
+	testutil.RequireRoot(t, "makes devices and foreign owners")
 	dir := t.TempDir()
 	must := func(err error) {
 		t.Helper()

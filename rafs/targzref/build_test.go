@@ -16,12 +16,13 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/gonydus/nydus/internal/testutil"
 	"github.com/gonydus/nydus/rafs"
 	"github.com/gonydus/nydus/rafs/layout"
 	"github.com/gonydus/nydus/rafs/zran"
 )
 
-const vectors = "../../../shared/testdata/upstream-nydus/zran"
+var vectors = testutil.TestdataPath("upstream-nydus", "zran")
 
 // countingReaderAt counts the layer bytes reads pull.
 type countingReaderAt struct {
@@ -140,7 +141,7 @@ func TestUpstreamVectors(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			gz, err := os.ReadFile(filepath.Join(vectors, name))
 			if err != nil {
-				t.Skipf("upstream test vector missing (%v)", err)
+				testutil.Missing(t, "upstream test vector (%v): put the shared testdata at ../shared/testdata beside the repository or set GONYDUS_TESTDATA", err)
 			}
 			for _, cfg := range []Config{DefaultConfig(), {ChunkSize: 0x1000, TOC: true}, {ChunkSize: 0x10000, TOC: true, InlineBootstrap: true}} {
 				b := build(t, gz, cfg)
@@ -155,7 +156,7 @@ func TestUpstreamVectors(t *testing.T) {
 func TestZlibSampleIsNotATar(t *testing.T) {
 	gz, err := os.ReadFile(filepath.Join(vectors, "zlib_sample.txt.gz"))
 	if err != nil {
-		t.Skipf("upstream test vector missing (%v): ../shared/testdata must sit beside the repository", err)
+		testutil.Missing(t, "upstream test vector (%v): put the shared testdata at ../shared/testdata beside the repository or set GONYDUS_TESTDATA", err)
 	}
 	if _, err := Build(context.Background(), bytes.NewReader(gz), io.Discard, DefaultConfig()); err == nil {
 		t.Fatal("a gzip'd text file built as a tar layer")
@@ -326,7 +327,7 @@ func TestWrongLayer(t *testing.T) {
 func TestBadMeta(t *testing.T) {
 	gz, err := os.ReadFile(filepath.Join(vectors, "zran-two-streams.tar.gz"))
 	if err != nil {
-		t.Skipf("upstream test vector missing (%v): ../shared/testdata must sit beside the repository", err)
+		testutil.Missing(t, "upstream test vector (%v): put the shared testdata at ../shared/testdata beside the repository or set GONYDUS_TESTDATA", err)
 	}
 	b := build(t, gz, Config{ChunkSize: 0x1000, TOC: true})
 	e := *b.img.Blobs()[0]

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/gonydus/nydus/internal/testutil"
 	"github.com/gonydus/nydus/rafs/layout"
 )
 
@@ -15,7 +16,7 @@ import (
 func FuzzDecodeMeta(f *testing.F) {
 	gz, err := os.ReadFile(filepath.Join(vectors, "zran-two-streams.tar.gz"))
 	if err != nil {
-		f.Skipf("upstream test vector missing (%v): ../shared/testdata must sit beside the repository", err)
+		testutil.Missing(f, "upstream test vector (%v): put the shared testdata at ../shared/testdata beside the repository or set GONYDUS_TESTDATA", err)
 	}
 	b := build(f, gz, Config{ChunkSize: 0x1000})
 	m, err := ReadMeta(bytes.NewReader(b.meta), int64(len(b.meta)), b.img.Blobs()[0])

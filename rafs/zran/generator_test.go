@@ -12,6 +12,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/gonydus/nydus/internal/testutil"
 )
 
 type genChunk struct {
@@ -93,7 +95,7 @@ func TestGeneratorUpstreamVectors(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			gz, err := os.ReadFile(filepath.Join(vectors, name))
 			if err != nil {
-				t.Skipf("upstream test vector missing (%v)", err)
+				testutil.Missing(t, "upstream test vector (%v): put the shared testdata at ../shared/testdata beside the repository or set GONYDUS_TESTDATA", err)
 			}
 			for _, cs := range []int64{4096, 1 << 20} {
 				ctxs, chunks, g, err := generate(t, gz, cs)

@@ -9,9 +9,11 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/gonydus/nydus/internal/testutil"
 )
 
-const vectors = "../../../shared/testdata/upstream-nydus/zran"
+var vectors = testutil.TestdataPath("upstream-nydus", "zran")
 
 // oracle decompresses a (multi-member) gzip stream with the standard library.
 func oracle(t testing.TB, gz []byte) []byte {
@@ -83,7 +85,7 @@ func TestUpstreamGzipVectors(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			gz, err := os.ReadFile(filepath.Join(vectors, name))
 			if err != nil {
-				t.Skipf("upstream test vector missing (%v): ../shared/testdata must sit beside the repository", err)
+				testutil.Missing(t, "upstream test vector (%v): put the shared testdata at ../shared/testdata beside the repository or set GONYDUS_TESTDATA", err)
 			}
 			ix := checkRandomAccess(t, gz, minSpan)
 			bits := 0

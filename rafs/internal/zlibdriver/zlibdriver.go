@@ -10,6 +10,8 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/gonydus/nydus/internal/testutil"
 )
 
 // Run runs `python3 script args...` with this package's directory on
@@ -17,19 +19,17 @@ import (
 // python3 or libz.so.1 is missing, and fails it when the driver fails.
 func Run(tb testing.TB, script string, args ...string) []byte {
 	tb.Helper()
-	if _, err := exec.LookPath("python3"); err != nil {
-		tb.Skip("needs python3 (ctypes driver for libz)")
-	}
+	python := testutil.RequireBinary(tb, "python3", "python3")
 	_, self, _, ok := runtime.Caller(0)
 	if !ok {
 		tb.Fatal("zlibdriver: cannot find its own directory")
 	}
-	cmd := exec.Command("python3", append([]string{script}, args...)...)
+	cmd := exec.Command(python, append([]string{script}, args...)...)
 	cmd.Env = append(os.Environ(), "PYTHONPATH="+filepath.Dir(self))
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		if strings.Contains(string(out), "libz") && strings.Contains(string(out), "OSError") {
-			tb.Skipf("libz.so.1 unavailable: %s", out)
+			testutil.Missing(tb, "libz.so.1 (apt-get install zlib1g): %s", out)
 		}
 		tb.Fatalf("%s: %v\n%s", script, err, out)
 	}

@@ -2,7 +2,6 @@ package testregistry
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"net"
 	"net/http"
@@ -11,12 +10,15 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/gonydus/nydus/internal/testutil"
 )
 
 // StartDebian runs Debian's docker-registry on a free 127.0.0.1 port with
 // a temporary storage directory and no auth; it stops when the test ends.
-// When the binary is missing it is installed with apt-get (as root); the
-// test is skipped when that is impossible.
+// When the binary is missing the test is skipped (failed with
+// GONYDUS_STRICT=1) saying so: scripts/deps.sh, which make test runs first,
+// installs it as root.
 func StartDebian(t testing.TB) *Registry {
 	t.Helper()
 	bin := debianBinary(t)
@@ -58,22 +60,6 @@ func StartDebian(t testing.TB) *Registry {
 }
 
 func debianBinary(t testing.TB) string {
-	if bin, err := exec.LookPath("docker-registry"); err == nil {
-		return bin
-	}
-	if os.Geteuid() != 0 {
-		t.Skip("docker-registry is not installed and installing it needs root (apt-get install docker-registry)")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "apt-get", "install", "-y", "--no-install-recommends", "docker-registry")
-	cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Skipf("docker-registry is not installed and apt-get install failed: %v\n%s", err, out)
-	}
-	bin, err := exec.LookPath("docker-registry")
-	if err != nil {
-		t.Skip("docker-registry still missing after apt-get install")
-	}
-	return bin
+	t.Helper()
+	return testutil.RequireBinary(t, "docker-registry", "docker-registry")
 }
