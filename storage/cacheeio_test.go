@@ -3,8 +3,9 @@ package storage_test
 import (
 	"context"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -17,13 +18,29 @@ import (
 	"github.com/gonydus/nydus/storage/cache"
 )
 
-// ioFaults says which I/O a faultyFS fails with EIO.
-type ioFaults struct {
-	reads, writes    atomic.Bool
-	failedReads      atomic.Int64
-	failedWrites     atomic.Int64
-	passedDataReads  atomic.Int64
-	passedDataWrites atomic.Int64
+// ioFaults says which I/O a faultyFS fails with EIO: the server process
+// checks for the files fail-reads and fail-writes in its control directory
+// on every data read and write, so the test process switches faults by
+// creating and removing them.
+type ioFaults struct{ ctl string }
+
+func (f ioFaults) on(name string) bool {
+	_, err := os.Stat(filepath.Join(f.ctl, name))
+	return err == nil
+}
+
+func (f ioFaults) set(t *testing.T, name string, on bool) {
+	t.Helper()
+	p := filepath.Join(f.ctl, name)
+	if !on {
+		if err := os.Remove(p); err != nil && !os.IsNotExist(err) {
+			t.Fatal(err)
+		}
+		return
+	}
+	if err := os.WriteFile(p, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // faultyNode is a loopback FUSE node whose cache data files (not the
@@ -32,7 +49,7 @@ type ioFaults struct {
 // going bad under the cache, as the kernel reports it.
 type faultyNode struct {
 	gofs.LoopbackNode
-	faults *ioFaults
+	faults ioFaults
 	name   string
 }
 
@@ -68,23 +85,15 @@ func (n *faultyNode) Create(ctx context.Context, name string, flags, mode uint32
 }
 
 func (n *faultyNode) Read(ctx context.Context, f gofs.FileHandle, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
-	if n.data() {
-		if n.faults.reads.Load() {
-			n.faults.failedReads.Add(1)
-			return nil, syscall.EIO
-		}
-		n.faults.passedDataReads.Add(1)
+	if n.data() && n.faults.on("fail-reads") {
+		return nil, syscall.EIO
 	}
 	return f.(gofs.FileReader).Read(ctx, dest, off)
 }
 
 func (n *faultyNode) Writev(ctx context.Context, f gofs.FileHandle, data [][]byte, off int64) (uint32, syscall.Errno) {
-	if n.data() {
-		if n.faults.writes.Load() {
-			n.faults.failedWrites.Add(1)
-			return 0, syscall.EIO
-		}
-		n.faults.passedDataWrites.Add(1)
+	if n.data() && n.faults.on("fail-writes") {
+		return 0, syscall.EIO
 	}
 	if fw, ok := f.(gofs.FileWritever); ok {
 		return fw.Writev(ctx, data, off)
@@ -96,18 +105,25 @@ func (n *faultyNode) Writev(ctx context.Context, f gofs.FileHandle, data [][]byt
 	return f.(gofs.FileWriter).Write(ctx, all, off)
 }
 
-// mountFaultyFS mounts a loopback of a new directory whose cache data files
-// fail on demand, and returns the mount point.
-func mountFaultyFS(t *testing.T, faults *ioFaults) string {
-	t.Helper()
-	if _, err := os.Stat("/dev/fuse"); err != nil || os.Geteuid() != 0 {
-		t.Skip("needs root and /dev/fuse to mount a fault-injecting FUSE file system")
+const faultyChildEnv = "GONYDUS_TEST_FAULTYFS" // under, mountpoint and control dir, as a path list
+
+// TestFaultyFSChild serves the fault-injecting file system for
+// mountFaultyFS in a process of its own: the cache maps its chunk map with
+// mmap, and a page fault on a FUSE file served by the faulting process
+// itself can stop the Go runtime (a thread in the fault cannot reach a
+// safepoint while the server's goroutines wait for the world to start).
+func TestFaultyFSChild(t *testing.T) {
+	spec := os.Getenv(faultyChildEnv)
+	if spec == "" {
+		t.Skip("helper process for TestCacheEIO")
 	}
-	under, mnt := t.TempDir(), t.TempDir()
+	parts := strings.Split(spec, string(os.PathListSeparator))
+	under, mnt, ctl := parts[0], parts[1], parts[2]
 	var st syscall.Stat_t
 	if err := syscall.Stat(under, &st); err != nil {
 		t.Fatal(err)
 	}
+	faults := ioFaults{ctl: ctl}
 	root := &gofs.LoopbackRoot{Path: under, Dev: st.Dev}
 	root.NewNode = func(r *gofs.LoopbackRoot, _ *gofs.Inode, name string, _ *syscall.Stat_t) gofs.InodeEmbedder {
 		return &faultyNode{LoopbackNode: gofs.LoopbackNode{RootData: r}, faults: faults, name: name}
@@ -116,21 +132,60 @@ func mountFaultyFS(t *testing.T, faults *ioFaults) string {
 	srv, err := gofs.Mount(mnt, root.RootNode, &gofs.Options{MountOptions: fuse.MountOptions{
 		Name: "gonydus-eio", DirectMount: true, MaxBackground: 16}})
 	if err != nil {
-		t.Skipf("cannot mount FUSE: %v", err)
+		t.Fatalf("mount: %v", err)
 	}
+	faults.set(t, "ready", true)
+	// Serve until the test asks to stop or goes away.
+	for !faults.on("stop") && os.Getppid() != 1 {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := srv.Unmount(); err != nil {
+		syscall.Unmount(mnt, syscall.MNT_DETACH)
+	}
+}
+
+// mountFaultyFS mounts, served by a child process, a loopback of a new
+// directory whose cache data files fail on demand, and returns the mount
+// point and the switch of its faults. The child's death ends the FUSE
+// connection, so nothing can wait on it for ever.
+func mountFaultyFS(t *testing.T) (string, ioFaults) {
+	t.Helper()
+	if _, err := os.Stat("/dev/fuse"); err != nil || os.Geteuid() != 0 {
+		t.Skip("needs root and /dev/fuse to mount a fault-injecting FUSE file system")
+	}
+	under, mnt, ctl := t.TempDir(), t.TempDir(), t.TempDir()
+	faults := ioFaults{ctl: ctl}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestFaultyFSChild$", "-test.count=1", "-test.timeout=10m")
+	cmd.Env = append(os.Environ(), faultyChildEnv+"="+strings.Join([]string{under, mnt, ctl}, string(os.PathListSeparator)))
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
 	t.Cleanup(func() {
-		done := make(chan error, 1)
-		go func() { done <- srv.Unmount() }()
+		faults.set(t, "stop", true)
 		select {
-		case err := <-done:
-			if err != nil {
-				syscall.Unmount(mnt, syscall.MNT_DETACH)
-			}
-		case <-time.After(10 * time.Second):
+		case <-exited:
+		case <-time.After(15 * time.Second):
+			cmd.Process.Kill() // its /dev/fuse closes: the kernel ends the connection
+			<-exited
 			syscall.Unmount(mnt, syscall.MNT_DETACH)
 		}
 	})
-	return mnt
+	for deadline := time.Now().Add(30 * time.Second); !faults.on("ready"); {
+		select {
+		case <-exited:
+			t.Fatalf("the fault-injecting file system did not start:\n%s", out.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the fault-injecting file system did not start in 30 s:\n%s", out.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return mnt, faults
 }
 
 // TestCacheEIO: the cache file system starts failing reads and writes with
@@ -139,8 +194,7 @@ func mountFaultyFS(t *testing.T, faults *ioFaults) string {
 // cannot be written is served and not marked ready; no read fails and no
 // wrong byte is served. When the disk recovers the cache works again.
 func TestCacheEIO(t *testing.T) {
-	var faults ioFaults
-	work := mountFaultyFS(t, &faults)
+	work, faults := mountFaultyFS(t)
 	tb := buildBlob(t, t.TempDir(), 64<<10, layout.CompressZstd, 1<<20, 3000)
 	r := openCounting(t, tb.path)
 
@@ -150,22 +204,19 @@ func TestCacheEIO(t *testing.T) {
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if faults.passedDataWrites.Load() == 0 {
-		t.Fatal("the cache wrote nothing through the FUSE file system")
-	}
 
 	// Reads fail: every chunk comes from the backend, correct.
 	cf := openCache(t, work, tb)
 	if st := cf.Stats(); st.Ready != st.Chunks {
 		t.Fatalf("cache not complete before the faults: %+v", st)
 	}
-	faults.reads.Store(true)
+	faults.set(t, "fail-reads", true)
 	r.reset()
 	b = newBlob(t, tb, r, storage.WithCache(cf), storage.WithAmplify(0))
 	readAll(t, b, tb)
-	t.Logf("reads failing: %d EIO reads, %d backend requests for %d chunks", faults.failedReads.Load(), r.requests.Load(), len(tb.chunks))
-	if faults.failedReads.Load() == 0 || r.requests.Load() == 0 {
-		t.Fatalf("EIO reads %d, backend requests %d: the fault was not exercised", faults.failedReads.Load(), r.requests.Load())
+	t.Logf("reads failing: %d backend requests for %d chunks", r.requests.Load(), len(tb.chunks))
+	if r.requests.Load() == 0 {
+		t.Fatal("no backend request with every cache read failing: the fault was not exercised")
 	}
 	if _, _, err := cf.Get(tb.chunks[0], nil); err == nil {
 		t.Fatal("Get on a failing disk reported no error")
@@ -176,7 +227,7 @@ func TestCacheEIO(t *testing.T) {
 
 	// Writes fail too, on an empty cache: reads are served, nothing is
 	// marked ready, the failures are counted.
-	faults.writes.Store(true)
+	faults.set(t, "fail-writes", true)
 	cf = openCache(t, work, tb)
 	for _, c := range tb.chunks {
 		if err := cf.Invalidate(c); err != nil {
@@ -188,15 +239,15 @@ func TestCacheEIO(t *testing.T) {
 	readAll(t, b, tb)
 	m := b.Metrics().Snapshot()
 	st := cf.Stats()
-	t.Logf("writes failing: %d EIO writes, %d cache write errors, %d of %d ready", faults.failedWrites.Load(), m.CacheWriteErrors, st.Ready, st.Chunks)
-	if faults.failedWrites.Load() == 0 || m.CacheWriteErrors == 0 || st.Ready != 0 {
-		t.Fatalf("failed writes %d, counted %d, ready %d: want failures counted and nothing marked ready", faults.failedWrites.Load(), m.CacheWriteErrors, st.Ready)
+	t.Logf("writes failing: %d cache write errors, %d of %d ready", m.CacheWriteErrors, st.Ready, st.Chunks)
+	if m.CacheWriteErrors == 0 || st.Ready != 0 {
+		t.Fatalf("cache write errors %d, ready %d: want failures counted and nothing marked ready", m.CacheWriteErrors, st.Ready)
 	}
 	b.Close()
 
 	// The disk recovers: the cache fills and serves again.
-	faults.reads.Store(false)
-	faults.writes.Store(false)
+	faults.set(t, "fail-reads", false)
+	faults.set(t, "fail-writes", false)
 	r.reset()
 	b = newBlob(t, tb, r, storage.WithCache(openCache(t, work, tb)), storage.WithAmplify(0))
 	readAll(t, b, tb)
