@@ -98,10 +98,12 @@ CTR() { timeout 60 "$tools/ctr" -a "$csock" "$@"; }
 CRI() { timeout 120 "$tools/crictl" --config "$work/crictl.yaml" "$@"; }
 
 # Our nydusd processes (by executable), one pid a line.
-nydusd_pids() {
+nydusd_pids() { # live ones: an exited, not yet reaped nydusd (state Z) is gone
   local p
   for p in /proc/[0-9]*; do
-    [ "$(readlink "$p/exe" 2>/dev/null)" = "$bin/nydusd" ] && echo "${p#/proc/}"
+    [ "$(readlink "$p/exe" 2>/dev/null)" = "$bin/nydusd" ] || continue
+    [ "$(awk '{print $3}' "$p/stat" 2>/dev/null)" = Z ] && continue
+    echo "${p#/proc/}"
   done
   return 0
 }
@@ -355,6 +357,17 @@ assert_clean() {
   [ "$n" = 0 ] || fail "$1: $n nydus snapshots left"
   m="$(mounts_under "$work" | grep -v "^$snroot/mnt " || true)"
   [ -z "$m" ] || fail "$1: mounts left: $m"
+  # A nydusd whose mount was just removed (the userspace overlay's, after
+  # its unmount) exits on its own: give it a few seconds.
+  for _ in $(seq 50); do
+    n=0
+    for p in $(nydusd_pids); do
+      grep -qa -- "$snroot/mnt" "/proc/$p/cmdline" 2>/dev/null && [ "$(mounts_under "$snroot/mnt" | wc -l)" = 1 ] && continue
+      n=$((n + 1))
+    done
+    [ "$n" = 0 ] && break
+    sleep 0.1
+  done
   for p in $(nydusd_pids); do
     if [ "$(mounts_under "$snroot/mnt" | wc -l)" = 1 ] && grep -qa -- "$snroot/mnt" "/proc/$p/cmdline"; then
       # The shared daemon stays, with no image attached.
