@@ -27,16 +27,10 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// selfCommand is nydus-image args run by the test binary.
+// selfCommand runs the command under test from the test binary.
 func selfCommand(t *testing.T, env []string, args ...string) *exec.Cmd {
 	t.Helper()
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(self, args...)
-	cmd.Env = append(append(os.Environ(), mainEnv+"=1"), env...)
-	return cmd
+	return ptytest.SelfCommand(t, mainEnv, env, args...)
 }
 
 // progressTar writes a tar of n MiB of incompressible file data.

@@ -14,11 +14,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gonydus/nydus/internal/ptytest"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/gonydus/nydus/internal/ptytest"
 )
 
 // mainEnv makes the test binary run nydusify's main (TestMain), so tests
@@ -32,15 +33,10 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
+// selfCommand runs the command under test from the test binary.
 func selfCommand(t *testing.T, env []string, args ...string) *exec.Cmd {
 	t.Helper()
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(self, args...)
-	cmd.Env = append(append(os.Environ(), mainEnv+"=1"), env...)
-	return cmd
+	return ptytest.SelfCommand(t, mainEnv, env, args...)
 }
 
 // slowBlobs serves layer blobs in two halves with a pause between them,

@@ -1,0 +1,21 @@
+package ptytest
+
+import (
+	"os"
+	"os/exec"
+	"testing"
+)
+
+// SelfCommand is the test binary run as the command under test: the
+// package's TestMain runs the command's main when mainEnv is "1", so a
+// test can run it with its stderr on a terminal without building it.
+func SelfCommand(t *testing.T, mainEnv string, env []string, args ...string) *exec.Cmd {
+	t.Helper()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(self, args...)
+	cmd.Env = append(append(os.Environ(), mainEnv+"=1"), env...)
+	return cmd
+}
