@@ -39,22 +39,29 @@ func TestUsage(t *testing.T) {
 	}
 }
 
+// pushRandom pushes a random image of layers layers of size bytes each to
+// ref in a test registry.
+func pushRandom(t *testing.T, ref string, size int64, layers int64) {
+	t.Helper()
+	img, err := random.Image(size, layers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := name.ParseReference(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(r, img); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestConvertCheck runs both subcommands against an in-process registry.
 func TestConvertCheck(t *testing.T) {
 	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
 	defer srv.Close()
 	host := strings.TrimPrefix(srv.URL, "http://")
-	img, err := random.Image(100000, 3)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ref, err := name.ParseReference(host + "/random:latest")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := remote.Write(ref, img); err != nil {
-		t.Fatal(err)
-	}
+	pushRandom(t, host+"/random:latest", 100000, 3)
 	work := t.TempDir()
 	for _, layout := range []string{"", "--docker-runnable"} {
 		suffix := "-nydus" + strings.TrimPrefix(layout, "--")
@@ -104,18 +111,8 @@ func TestUpstreamSpellings(t *testing.T) {
 	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
 	defer srv.Close()
 	host := strings.TrimPrefix(srv.URL, "http://")
-	img, err := random.Image(50000, 2)
-	if err != nil {
-		t.Fatal(err)
-	}
 	src := host + "/up:latest"
-	ref, err := name.ParseReference(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := remote.Write(ref, img); err != nil {
-		t.Fatal(err)
-	}
+	pushRandom(t, src, 50000, 2)
 	work := t.TempDir()
 	logFile := filepath.Join(t.TempDir(), "nydusify.log")
 	if code, msg := runCapture(t, "--log-level", "warn", "--log-file", logFile, "convert", "--source", src, "--target", src+"-a",

@@ -14,10 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
-	"github.com/google/go-containerregistry/pkg/v1/random"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/gonydus/nydus/internal/ptytest"
 )
@@ -90,18 +87,8 @@ func TestConvertProgress(t *testing.T) {
 	srv := httptest.NewServer(slowBlobs(registry.New(registry.Logger(log.New(io.Discard, "", 0))), 300*time.Millisecond))
 	defer srv.Close()
 	host := strings.TrimPrefix(srv.URL, "http://")
-	img, err := random.Image(200000, 3)
-	if err != nil {
-		t.Fatal(err)
-	}
 	src := host + "/progress:latest"
-	ref, err := name.ParseReference(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := remote.Write(ref, img); err != nil {
-		t.Fatal(err)
-	}
+	pushRandom(t, src, 200000, 3)
 	work := t.TempDir()
 	convertArgs := func(suffix string, extra ...string) []string {
 		return append([]string{"convert", "--source", src, "--target-suffix", "-" + suffix, "--work-dir", work,
