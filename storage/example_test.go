@@ -1,14 +1,19 @@
 package storage_test
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/gonydus/nydus/rafs"
+	"github.com/gonydus/nydus/rafs/builder"
+	"github.com/gonydus/nydus/rafs/source"
+	"github.com/gonydus/nydus/rafs/tree"
 	"github.com/gonydus/nydus/storage"
 	"github.com/gonydus/nydus/storage/prefetch"
 )
@@ -17,20 +22,20 @@ import (
 // configuration sections to source options, chunk tables from the image,
 // mount-time prefetch, and file reads through the RAFS reader.
 func Example() {
-	boot, err := os.ReadFile(filepath.Join(upstreamDir, "bootstrap/rafs-v6-2.2.boot"))
+	work, err := os.MkdirTemp("", "storage-example")
 	if err != nil {
-		fmt.Println(true, true, true)
-		return // fixture not checked out
+		panic(err)
 	}
+	defer os.RemoveAll(work)
+	blobs := filepath.Join(work, "blobs")
+	boot := buildExampleImage(blobs) // a small image whose blob is blobs/<blob id>
+
 	ctx := context.Background()
 	img, err := rafs.Open(bytes.NewReader(boot), int64(len(boot)))
 	if err != nil {
 		panic(err)
 	}
-	work, _ := os.MkdirTemp("", "cache")
-	defer os.RemoveAll(work)
-
-	cacheCfg := storage.CacheConfig{Type: "blobcache", Validate: true, FileCache: storage.FileCacheConfig{WorkDir: work}}
+	cacheCfg := storage.CacheConfig{Type: "blobcache", Validate: true, FileCache: storage.FileCacheConfig{WorkDir: filepath.Join(work, "cache")}}
 	cacheCfg.Prefetch = storage.DefaultPrefetchConfig()
 	cacheCfg.Prefetch.Enable = true
 	opts, err := storage.ConfigOptions(cacheCfg, storage.DefaultReadConfig())
@@ -41,7 +46,6 @@ func Example() {
 	if err != nil {
 		panic(err)
 	}
-	blobs := filepath.Join(upstreamDir, "blobs")
 	open := func(ctx context.Context, id string) (storage.BlobReader, error) {
 		f, err := os.Open(filepath.Join(blobs, id)) // a registry backend in a daemon
 		if err != nil {
@@ -72,6 +76,41 @@ func Example() {
 		panic(err)
 	}
 	m := src.Metrics().Snapshot()
-	fmt.Println(len(data) > 0, m.DataAllReady, m.PrefetchUnmergedChunks > 0)
-	// Output: true true true
+	fmt.Printf("%q %v %d\n", data, m.DataAllReady, m.PrefetchUnmergedChunks)
+	// Output: "fn main() {}\n" true 3
+}
+
+// buildExampleImage builds an image of two files (three 4 KiB chunks) with
+// rafs/builder, writes its blob into dir named by blob id and returns the
+// bootstrap.
+func buildExampleImage(dir string) []byte {
+	var layer bytes.Buffer
+	tw := tar.NewWriter(&layer)
+	for name, body := range map[string]string{"lib.rs": "fn main() {}\n", "data.bin": strings.Repeat("x", 5000)} {
+		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(body)), Typeflag: tar.TypeReg}); err != nil {
+			panic(err)
+		}
+		if _, err := tw.Write([]byte(body)); err != nil {
+			panic(err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		panic(err)
+	}
+	cfg := builder.DefaultConfig()
+	cfg.ChunkSize = 0x1000
+	var blob bytes.Buffer
+	res, err := builder.Build(context.Background(), func(ctx context.Context, w builder.FileWriter) (*tree.Tree, error) {
+		return source.FromTar(ctx, &layer, w)
+	}, &blob, cfg)
+	if err != nil {
+		panic(err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		panic(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, res.Blob.ID()), blob.Bytes(), 0o644); err != nil {
+		panic(err)
+	}
+	return res.Bootstrap
 }
