@@ -21,6 +21,6 @@
 // image/backend.json, the registry the converter pushed the blobs to) is
 // a nydus bootstrap layer: ApplyDiff keeps the bootstrap, and the first
 // Get of the layer or of any child starts nydusd with the bootstrap, whose
-// blobs are then read on demand from that registry. See the README's
-// "docker-runnable layout".
+// blobs are then read on demand from that registry. See "The
+// docker-runnable layout" in docs/nydusify.md.
 package graphdriver

@@ -57,7 +57,7 @@ func flags() (*flag.FlagSet, *options) {
 		localfsDir:        cli.String(fs, "", "Serve blobs from this directory (localfs backend; conflicts with --config)", "localfs-dir", "D"),
 		prefetchFiles:     cli.String(fs, "", "Absolute paths in the image to prefetch (files or directories), separated by spaces, newlines or commas", "prefetch-files"),
 		virtualMountpoint: cli.String(fs, "/", "Where the bootstrap appears inside the mount", "virtual-mountpoint", "m"),
-		uring:             cli.String(fs, "off", "FUSE over io_uring: off (the default: /dev/fuse only), auto (when the kernel offers it: fuse.enable_uring=Y), on (turns enable_uring on if needed; fails without io_uring). Warm reads ~1.0x the kernel EROFS mount against ~0.6x over /dev/fuse; off by default until it has a long record (see README)", "fuse-io-uring"),
+		uring:             cli.String(fs, "off", "FUSE over io_uring: off (the default: /dev/fuse only), auto (when the kernel offers it: fuse.enable_uring=Y), on (turns enable_uring on if needed; fails without io_uring). Warm reads ~1.0x the kernel EROFS mount against ~0.6x over /dev/fuse; off by default until it has a long record (see docs/design/fuse-io-uring.md)", "fuse-io-uring"),
 	}
 	// nydus-snapshotter may pass --backend-source; accept and ignore it.
 	cli.String(fs, "", "Accepted for compatibility", "backend-source")
