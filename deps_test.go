@@ -13,10 +13,9 @@ const module = "github.com/gonydus/nydus"
 // layers ranks the top-level directories; a package may import packages of
 // a lower rank, or of its own top-level directory.
 var layers = map[string]int{
-	"internal":  -1, // imports none of ours: test support (testutil, statcmp, ptytest) and progress
-	"rafs":      0,
-	"storage":   1,
-	"fuseuring": 1, // FUSE over io_uring for any go-fuse file system
+	"internal": -1, // imports none of ours: test support (testutil, statcmp, ptytest), progress, fuseuring
+	"rafs":     0,
+	"storage":  1,
 
 	"overlay":     2,
 	"daemon":      3,

@@ -11,13 +11,14 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/gonydus/nydus/daemon/config"
-	"github.com/gonydus/nydus/daemon/rafsfs"
-	"github.com/gonydus/nydus/fuseuring"
-	"github.com/gonydus/nydus/overlay"
-	"github.com/gonydus/nydus/storage/prefetch"
 	"github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"github.com/gonydus/nydus/daemon/config"
+	"github.com/gonydus/nydus/daemon/rafsfs"
+	"github.com/gonydus/nydus/internal/fuseuring"
+	"github.com/gonydus/nydus/overlay"
+	"github.com/gonydus/nydus/storage/prefetch"
 )
 
 // State is the daemon state upstream reports.

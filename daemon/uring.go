@@ -5,9 +5,10 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/gonydus/nydus/fuseuring"
 	"github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"github.com/gonydus/nydus/internal/fuseuring"
 )
 
 // URingMode says whether the FUSE session is served over io_uring
