@@ -78,6 +78,8 @@ import (
 
 	"github.com/hanwen/go-fuse/v2/fuse"
 	"golang.org/x/sys/unix"
+
+	"github.com/gonydus/nydus/internal/fuseabi"
 )
 
 // ErrUnavailable is wrapped by the errors of Available and Start when the
@@ -131,7 +133,7 @@ type config struct {
 	logger       *slog.Logger
 	startTimeout time.Duration
 	pin          bool
-	async        [numOpcodes]bool // opcodes handed to goroutines
+	async        [fuseabi.NumOpcodes]bool // opcodes handed to goroutines
 	asyncIf      func(opcode uint32) bool
 	conn         int // FUSE connection id, -1 to find it
 	failQID      int // tests: this queue's registration fails (-1: none)
@@ -248,7 +250,7 @@ func WithAsync(async bool) Option {
 func WithAsyncOps(names ...string) Option {
 	return func(c *config) error {
 		for _, name := range names {
-			op, ok := opcodeByName(name)
+			op, ok := fuseabi.OpByName(name)
 			if !ok {
 				return fmt.Errorf("fuseuring: unknown operation %q", name)
 			}
@@ -259,8 +261,8 @@ func WithAsyncOps(names ...string) Option {
 }
 
 // WithAsyncIf hands a request to a goroutine when pred(opcode) is true,
-// opcode being the FUSE wire opcode (include/uapi/linux/fuse.h: 1 LOOKUP,
-// 15 READ, ...), in addition to WithAsync/WithAsyncOps. pred runs on the
+// opcode being the FUSE wire opcode (fuseabi.OpLookup, fuseabi.OpRead,
+// ...), in addition to WithAsync/WithAsyncOps. pred runs on the
 // queue thread for every request, so it must be quick and never block;
 // it may change its answer over time (e.g. inline once data is local).
 func WithAsyncIf(pred func(opcode uint32) bool) Option {
@@ -324,7 +326,7 @@ type queue struct {
 	completed chan *entry
 	reqs      atomic.Uint64
 	errs      atomic.Uint64
-	ops       [numOpcodes]atomic.Uint64
+	ops       [fuseabi.NumOpcodes]atomic.Uint64
 	done      chan struct{}
 }
 
@@ -728,7 +730,7 @@ func (q *queue) register(r *ring, e *entry) {
 
 // async says whether a request with this opcode goes to a goroutine.
 func (q *queue) async(op uint32) bool {
-	if op < numOpcodes && q.t.cfg.async[op] {
+	if op < fuseabi.NumOpcodes && q.t.cfg.async[op] {
 		return true
 	}
 	return q.t.cfg.asyncIf != nil && q.t.cfg.asyncIf(op)
@@ -763,7 +765,7 @@ func (q *queue) process(e *entry) {
 	*out = fuse.OutHeader{Length: outHeaderSize + n, Status: -int32(st), Unique: e.commitID}
 	h.EntInOut.PayloadSz = n
 	q.reqs.Add(1)
-	if opcode < numOpcodes {
+	if opcode < fuseabi.NumOpcodes {
 		q.ops[opcode].Add(1)
 	}
 }
@@ -890,113 +892,13 @@ func (t *Transport) Stats() Stats {
 		qs := QueueStats{QID: q.qid, Requests: q.reqs.Load(), Errors: q.errs.Load(), Ops: map[string]uint64{}}
 		for op := range q.ops {
 			if v := q.ops[op].Load(); v > 0 {
-				qs.Ops[opName(uint32(op))] = v
+				qs.Ops[fuseabi.OpName(uint32(op))] = v
 			}
 		}
 		s.Requests += qs.Requests
 		s.Queues = append(s.Queues, qs)
 	}
 	return s
-}
-
-// opName names an opcode as in QueueStats.Ops.
-func opName(op uint32) string {
-	switch op {
-	case opLookup:
-		return "LOOKUP"
-	case opGetattr:
-		return "GETATTR"
-	case opSetattr:
-		return "SETATTR"
-	case opReadlink:
-		return "READLINK"
-	case opSymlink:
-		return "SYMLINK"
-	case opMknod:
-		return "MKNOD"
-	case opMkdir:
-		return "MKDIR"
-	case opUnlink:
-		return "UNLINK"
-	case opRmdir:
-		return "RMDIR"
-	case opRename:
-		return "RENAME"
-	case opLink:
-		return "LINK"
-	case opOpen:
-		return "OPEN"
-	case opRead:
-		return "READ"
-	case opWrite:
-		return "WRITE"
-	case opStatfs:
-		return "STATFS"
-	case opRelease:
-		return "RELEASE"
-	case opFsync:
-		return "FSYNC"
-	case opSetxattr:
-		return "SETXATTR"
-	case opGetxattr:
-		return "GETXATTR"
-	case opListxattr:
-		return "LISTXATTR"
-	case opRemovexattr:
-		return "REMOVEXATTR"
-	case opFlush:
-		return "FLUSH"
-	case opOpendir:
-		return "OPENDIR"
-	case opReaddir:
-		return "READDIR"
-	case opReleasedir:
-		return "RELEASEDIR"
-	case opFsyncdir:
-		return "FSYNCDIR"
-	case opGetlk:
-		return "GETLK"
-	case opSetlk:
-		return "SETLK"
-	case opSetlkw:
-		return "SETLKW"
-	case opAccess:
-		return "ACCESS"
-	case opCreate:
-		return "CREATE"
-	case opBmap:
-		return "BMAP"
-	case opDestroy:
-		return "DESTROY"
-	case opIoctl:
-		return "IOCTL"
-	case opPoll:
-		return "POLL"
-	case opFallocate:
-		return "FALLOCATE"
-	case opReaddirplus:
-		return "READDIRPLUS"
-	case opRename2:
-		return "RENAME2"
-	case opLseek:
-		return "LSEEK"
-	case opCopyFileRange:
-		return "COPY_FILE_RANGE"
-	case opTmpfile:
-		return "TMPFILE"
-	case opStatx:
-		return "STATX"
-	}
-	return "OP" + strconv.Itoa(int(op))
-}
-
-func opcodeByName(name string) (uint32, bool) {
-	for op := range uint32(numOpcodes) {
-		if opName(op) == name {
-			return op, true
-		}
-	}
-	return 0, false
 }
 
 // possibleCPUs is the kernel's number of ring queues (num_possible_cpus,
