@@ -59,4 +59,22 @@
 // Server.InodeRetrieveCache, which therefore must not be used with the
 // rings) get ENOSYS. Every request gets a reply: a panic in the file
 // system becomes EIO.
+//
+// # go-fuse's unexported fields
+//
+// The package is internal because it reads fields go-fuse does not
+// export from its fuse.Server, by reflection under type checks: opts
+// (the effective MountOptions), negotiatedFlags (the INIT reply's flags),
+// mountPoint (to find the FUSE connection) and fuseFD.conn (the
+// /dev/fuse descriptor to clone). Offsets are never assumed.
+//
+// Checked against go-fuse v2.12.1 (the version in go.mod).
+//
+// A go-fuse that moves or retypes one of these fields makes Start log a
+// warning and fall back (defaults, WithDeviceFD, WithConnID); the tests
+// fail loudly instead: TestGoFuseLayout on the types,
+// TestGoFuseFieldsOnMount on a live mount, and TestGoFuseVersionChecked
+// when go.mod names a go-fuse version not listed above. After checking a
+// new version (the tests pass, and go-fuse's server.go and fusefd.go
+// still mean the same by these fields), add it to the list.
 package fuseuring

@@ -51,6 +51,9 @@ func Start(srv *fuse.Server, rawFS fuse.RawFileSystem, opts ...Option) (*Transpo
 			return nil, err
 		}
 	}
+	if err := checkGoFuseLayout(); err != nil {
+		cfg.logger.Warn("fuseuring: go-fuse's unexported fields are not those this package was checked against (see its doc); what cannot be read falls back", "err", err)
+	}
 	h := &handler{fs: rawFS, cancel: make(chan struct{})}
 	pageSize := os.Getpagesize()
 	auto := maxKernelWrite
