@@ -333,7 +333,7 @@ func (d *Daemon) startPrefetch(m *Mount, files []string) {
 		jobs, err := prefetch.ForImage(ctx, m.Image, m.Storage, files, pc.PrefetchAll)
 		var p *prefetch.Prefetcher
 		if err == nil {
-			p, err = prefetch.New(pc, prefetch.WithLogger(d.log), prefetch.WithMetrics(m.Storage.Metrics()))
+			p, err = prefetch.New(append(pc.PrefetcherOptions(), prefetch.WithLogger(d.log), prefetch.WithMetrics(m.Storage.Metrics()))...)
 		}
 		if err != nil {
 			if ctx.Err() == nil {

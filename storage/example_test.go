@@ -10,6 +10,7 @@ import (
 
 	"github.com/gonydus/nydus/rafs"
 	"github.com/gonydus/nydus/storage"
+	"github.com/gonydus/nydus/storage/cache"
 	"github.com/gonydus/nydus/storage/prefetch"
 )
 
@@ -30,13 +31,6 @@ func Example() {
 	work, _ := os.MkdirTemp("", "cache")
 	defer os.RemoveAll(work)
 
-	cacheCfg := storage.CacheConfig{Type: "blobcache", Validate: true, FileCache: storage.FileCacheConfig{WorkDir: work}}
-	cacheCfg.Prefetch = storage.DefaultPrefetchConfig()
-	cacheCfg.Prefetch.Enable = true
-	opts, err := storage.ConfigOptions(cacheCfg, storage.DefaultReadConfig())
-	if err != nil {
-		panic(err)
-	}
 	tables, err := storage.ChunkTables(img)
 	if err != nil {
 		panic(err)
@@ -49,18 +43,19 @@ func Example() {
 		}
 		return storage.ReaderAt(f), nil
 	}
-	src, err := storage.NewSource(open, append(opts, storage.WithChunkTables(tables),
-		storage.WithSourceMetrics(storage.NewMetrics("/mnt", work)))...)
+	src, err := storage.NewSource(open, storage.WithCacheDir(work, cache.WithPersistentMap(true)),
+		storage.WithBlobOptions(storage.WithValidate(true), storage.WithAmplify(storage.DefaultAmplify)),
+		storage.WithChunkTables(tables), storage.WithSourceMetrics(storage.NewMetrics("/mnt", work)))
 	if err != nil {
 		panic(err)
 	}
 	defer src.Close()
 
-	jobs, err := prefetch.ForImage(ctx, img, src, []string{"/"}, cacheCfg.Prefetch.PrefetchAll)
+	jobs, err := prefetch.ForImage(ctx, img, src, []string{"/"}, true)
 	if err != nil {
 		panic(err)
 	}
-	p, err := prefetch.New(cacheCfg.Prefetch, prefetch.WithMetrics(src.Metrics()))
+	p, err := prefetch.New(prefetch.WithMetrics(src.Metrics()))
 	if err != nil {
 		panic(err)
 	}

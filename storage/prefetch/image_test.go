@@ -84,7 +84,7 @@ func (fx *imageFixture) backendReadsFor(t *testing.T, path string) int64 {
 
 func runJobs(t *testing.T, jobs []prefetch.Job) {
 	t.Helper()
-	p, err := prefetch.New(storage.DefaultPrefetchConfig())
+	p, err := prefetch.New()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,8 +20,49 @@ type Job struct {
 	Chunks []*layout.ChunkInfo
 }
 
+// Defaults of a Prefetcher (upstream's).
+const (
+	DefaultThreads   = 8
+	DefaultBatchSize = 1 << 20
+	// MaxThreads bounds WithThreads.
+	MaxThreads = 1024
+)
+
 // Option configures a Prefetcher.
 type Option func(*Prefetcher) error
+
+// WithThreads sets how many workers fetch at once (1..MaxThreads,
+// default DefaultThreads).
+func WithThreads(n int) Option {
+	return func(p *Prefetcher) error {
+		if n < 1 || n > MaxThreads {
+			return fmt.Errorf("prefetch: threads %d not in 1..%d", n, MaxThreads)
+		}
+		p.threads = n
+		return nil
+	}
+}
+
+// WithBatchSize sets the largest backend read a worker makes, in bytes
+// (1..storage.MaxAmplify, default DefaultBatchSize).
+func WithBatchSize(n uint64) Option {
+	return func(p *Prefetcher) error {
+		if n < 1 || n > storage.MaxAmplify {
+			return fmt.Errorf("prefetch: batch size %d not in 1..%d", n, storage.MaxAmplify)
+		}
+		p.batchSize = n
+		return nil
+	}
+}
+
+// WithBandwidthLimit caps the bytes fetched per second (0, the default,
+// is unlimited).
+func WithBandwidthLimit(bytesPerSecond uint64) Option {
+	return func(p *Prefetcher) error {
+		p.bandwidthLimit = bytesPerSecond
+		return nil
+	}
+}
 
 // WithLogger sets the logger.
 func WithLogger(l *slog.Logger) Option {
@@ -57,27 +98,27 @@ func WithBackoff(d time.Duration) Option {
 	}
 }
 
-// Prefetcher runs prefetch jobs with the settings of one prefetch section.
+// Prefetcher runs prefetch jobs: a number of workers, each fetching
+// batches of chunks, within a bandwidth limit.
 type Prefetcher struct {
-	cfg     storage.PrefetchConfig
-	bw      *bandwidth
-	metrics *storage.Metrics
-	log     *slog.Logger
-	backoff time.Duration
+	threads        int
+	batchSize      uint64
+	bandwidthLimit uint64
+	bw             *bandwidth
+	metrics        *storage.Metrics
+	log            *slog.Logger
+	backoff        time.Duration
 }
 
-// New returns a prefetcher for cfg (threads, batch_size, bandwidth_limit).
-func New(cfg storage.PrefetchConfig, opts ...Option) (*Prefetcher, error) {
-	cfg, err := cfg.Normalize()
-	if err != nil {
-		return nil, err
-	}
-	p := &Prefetcher{cfg: cfg, bw: newBandwidth(cfg.BandwidthLimit), log: slog.Default(), backoff: 2 * time.Millisecond}
+// New returns a prefetcher configured by opts.
+func New(opts ...Option) (*Prefetcher, error) {
+	p := &Prefetcher{threads: DefaultThreads, batchSize: DefaultBatchSize, log: slog.Default(), backoff: 2 * time.Millisecond}
 	for _, o := range opts {
 		if err := o(p); err != nil {
 			return nil, err
 		}
 	}
+	p.bw = newBandwidth(p.bandwidthLimit)
 	return p, nil
 }
 
@@ -120,7 +161,7 @@ func (p *Prefetcher) Start(ctx context.Context, jobs []Job) *Run {
 	}
 	r.batches.Store(int64(len(batches)))
 	queue := make(chan batch)
-	workers := min(p.cfg.Threads, max(len(batches), 1))
+	workers := min(p.threads, max(len(batches), 1))
 	start := time.Now()
 	var first *storage.Blob
 	if len(jobs) > 0 {
@@ -194,7 +235,7 @@ func (p *Prefetcher) plan(j Job) ([]batch, error) {
 		if len(table) == 0 && j.Blob.Entry().ChunkCount > 0 {
 			return nil, fmt.Errorf("prefetch: blob %s: whole-blob prefetch needs the blob's chunk table", j.Blob.ID())
 		}
-		return split(j.Blob, table, p.cfg.BatchSize, 0), nil
+		return split(j.Blob, table, p.batchSize, 0), nil
 	}
 	return split(j.Blob, j.Chunks, ListBatchBytes, ListBatchChunks), nil
 }
@@ -222,7 +263,7 @@ func (p *Prefetcher) fetch(ctx context.Context, r *Run, b batch) error {
 	if err := p.bw.wait(ctx, bytes); err != nil {
 		return err
 	}
-	res, err := b.blob.Prefetch(ctx, todo, p.cfg.BatchSize)
+	res, err := b.blob.Prefetch(ctx, todo, p.batchSize)
 	r.requests.Add(int64(res.Requests))
 	r.chunks.Add(int64(res.Chunks))
 	r.bytes.Add(res.Bytes)
