@@ -433,3 +433,21 @@ func FuzzFromTar(f *testing.F) {
 		_, _ = source.FromTar(context.Background(), bytes.NewReader(b), newMemWriter(), source.WithMaxEntries(10000))
 	})
 }
+
+func TestOptionsValidate(t *testing.T) {
+	for name, o := range map[string]source.Option{
+		"whiteout spec 7": source.WithWhiteoutSpec(merge.WhiteoutSpec(7)),
+		"nil logger":      source.WithLogger(nil),
+		"max entries 0":   source.WithMaxEntries(0),
+	} {
+		if _, err := source.FromDir(context.Background(), t.TempDir(), discardWriter{}, o); err == nil {
+			t.Errorf("FromDir accepted %s", name)
+		}
+		if _, err := source.FromTar(context.Background(), bytes.NewReader(nil), discardWriter{}, o); err == nil {
+			t.Errorf("FromTar accepted %s", name)
+		}
+	}
+	if _, err := source.FromDir(context.Background(), t.TempDir(), discardWriter{}, source.WithMaxEntries(1), source.WithWhiteoutSpec(merge.WhiteoutNone)); err != nil {
+		t.Errorf("good options refused: %v", err)
+	}
+}
