@@ -9,9 +9,10 @@ import (
 	"sort"
 	"strings"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/gonydus/nydus/rafs/layout"
 	"github.com/gonydus/nydus/rafs/tree"
-	"golang.org/x/sys/unix"
 )
 
 // FromDir builds a tree from the directory dir, streaming file data to w.
