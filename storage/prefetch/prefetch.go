@@ -29,16 +29,16 @@ const (
 )
 
 // Option configures a Prefetcher.
-type Option func(*Prefetcher) error
+type Option func(*config) error
 
 // WithThreads sets how many workers fetch at once (1..MaxThreads,
 // default DefaultThreads).
 func WithThreads(n int) Option {
-	return func(p *Prefetcher) error {
+	return func(c *config) error {
 		if n < 1 || n > MaxThreads {
 			return fmt.Errorf("prefetch: threads %d not in 1..%d", n, MaxThreads)
 		}
-		p.threads = n
+		c.threads = n
 		return nil
 	}
 }
@@ -46,11 +46,11 @@ func WithThreads(n int) Option {
 // WithBatchSize sets the largest backend read a worker makes, in bytes
 // (1..storage.MaxAmplify, default DefaultBatchSize).
 func WithBatchSize(n uint64) Option {
-	return func(p *Prefetcher) error {
+	return func(c *config) error {
 		if n < 1 || n > storage.MaxAmplify {
 			return fmt.Errorf("prefetch: batch size %d not in 1..%d", n, storage.MaxAmplify)
 		}
-		p.batchSize = n
+		c.batchSize = n
 		return nil
 	}
 }
@@ -58,30 +58,30 @@ func WithBatchSize(n uint64) Option {
 // WithBandwidthLimit caps the bytes fetched per second (0, the default,
 // is unlimited).
 func WithBandwidthLimit(bytesPerSecond uint64) Option {
-	return func(p *Prefetcher) error {
-		p.bandwidthLimit = bytesPerSecond
+	return func(c *config) error {
+		c.bandwidthLimit = bytesPerSecond
 		return nil
 	}
 }
 
 // WithLogger sets the logger.
 func WithLogger(l *slog.Logger) Option {
-	return func(p *Prefetcher) error {
+	return func(c *config) error {
 		if l == nil {
 			return errors.New("prefetch: nil logger")
 		}
-		p.log = l
+		c.log = l
 		return nil
 	}
 }
 
 // WithMetrics records prefetch progress into m (normally the Source's).
 func WithMetrics(m *storage.Metrics) Option {
-	return func(p *Prefetcher) error {
+	return func(c *config) error {
 		if m == nil {
 			return errors.New("prefetch: nil metrics")
 		}
-		p.metrics = m
+		c.metrics = m
 		return nil
 	}
 }
@@ -89,11 +89,11 @@ func WithMetrics(m *storage.Metrics) Option {
 // WithBackoff sets how long a worker sleeps before looking again when user
 // reads are fetching (default 2ms).
 func WithBackoff(d time.Duration) Option {
-	return func(p *Prefetcher) error {
+	return func(c *config) error {
 		if d <= 0 {
 			return errors.New("prefetch: backoff must be positive")
 		}
-		p.backoff = d
+		c.backoff = d
 		return nil
 	}
 }
@@ -101,10 +101,14 @@ func WithBackoff(d time.Duration) Option {
 // Prefetcher runs prefetch jobs: a number of workers, each fetching
 // batches of chunks, within a bandwidth limit.
 type Prefetcher struct {
+	cfg config
+	bw  *bandwidth
+}
+
+type config struct {
 	threads        int
 	batchSize      uint64
 	bandwidthLimit uint64
-	bw             *bandwidth
 	metrics        *storage.Metrics
 	log            *slog.Logger
 	backoff        time.Duration
@@ -112,14 +116,13 @@ type Prefetcher struct {
 
 // New returns a prefetcher configured by opts.
 func New(opts ...Option) (*Prefetcher, error) {
-	p := &Prefetcher{threads: DefaultThreads, batchSize: DefaultBatchSize, log: slog.Default(), backoff: 2 * time.Millisecond}
+	c := config{threads: DefaultThreads, batchSize: DefaultBatchSize, log: slog.Default(), backoff: 2 * time.Millisecond}
 	for _, o := range opts {
-		if err := o(p); err != nil {
+		if err := o(&c); err != nil {
 			return nil, err
 		}
 	}
-	p.bw = newBandwidth(p.bandwidthLimit)
-	return p, nil
+	return &Prefetcher{cfg: c, bw: newBandwidth(c.bandwidthLimit)}, nil
 }
 
 // Progress counts the work of a Run.
@@ -161,7 +164,7 @@ func (p *Prefetcher) Start(ctx context.Context, jobs []Job) *Run {
 	}
 	r.batches.Store(int64(len(batches)))
 	queue := make(chan batch)
-	workers := min(p.threads, max(len(batches), 1))
+	workers := min(p.cfg.threads, max(len(batches), 1))
 	start := time.Now()
 	var first *storage.Blob
 	if len(jobs) > 0 {
@@ -181,7 +184,7 @@ func (p *Prefetcher) Start(ctx context.Context, jobs []Job) *Run {
 					mu.Lock()
 					errs = append(errs, err)
 					mu.Unlock()
-					p.log.Warn("prefetch: batch failed", "blob", b.blob.ID(), "chunks", len(b.chunks), "err", err)
+					p.cfg.log.Warn("prefetch: batch failed", "blob", b.blob.ID(), "chunks", len(b.chunks), "err", err)
 				}
 				r.finished.Add(1)
 			}
@@ -219,8 +222,8 @@ func (p *Prefetcher) Prefetch(ctx context.Context, jobs []Job) error {
 // metricsOf returns the metrics to record into: the prefetcher's, else
 // the blob's own.
 func (p *Prefetcher) metricsOf(b *storage.Blob) *storage.Metrics {
-	if p.metrics != nil || b == nil {
-		return p.metrics
+	if p.cfg.metrics != nil || b == nil {
+		return p.cfg.metrics
 	}
 	return b.Metrics()
 }
@@ -235,7 +238,7 @@ func (p *Prefetcher) plan(j Job) ([]batch, error) {
 		if len(table) == 0 && j.Blob.Entry().ChunkCount > 0 {
 			return nil, fmt.Errorf("prefetch: blob %s: whole-blob prefetch needs the blob's chunk table", j.Blob.ID())
 		}
-		return split(j.Blob, table, p.batchSize, 0), nil
+		return split(j.Blob, table, p.cfg.batchSize, 0), nil
 	}
 	return split(j.Blob, j.Chunks, ListBatchBytes, ListBatchChunks), nil
 }
@@ -256,14 +259,14 @@ func (p *Prefetcher) fetch(ctx context.Context, r *Run, b batch) error {
 	gate := b.blob.Gate()
 	for gate.UserBusy() {
 		r.yields.Add(1)
-		if err := sleep(ctx, p.backoff); err != nil {
+		if err := sleep(ctx, p.cfg.backoff); err != nil {
 			return err
 		}
 	}
 	if err := p.bw.wait(ctx, bytes); err != nil {
 		return err
 	}
-	res, err := b.blob.Prefetch(ctx, todo, p.batchSize)
+	res, err := b.blob.Prefetch(ctx, todo, p.cfg.batchSize)
 	r.requests.Add(int64(res.Requests))
 	r.chunks.Add(int64(res.Chunks))
 	r.bytes.Add(res.Bytes)
