@@ -32,12 +32,10 @@ func buildImage(t *testing.T) (*rafs.Image, string, string, *builder.Result) {
 			t.Fatal(err)
 		}
 	}
-	cfg := builder.DefaultConfig()
-	cfg.ChunkSize = 128 << 10
 	var blob bytes.Buffer
 	res, err := builder.Build(context.Background(), func(ctx context.Context, w builder.FileWriter) (*tree.Tree, error) {
 		return source.FromDir(ctx, src, w)
-	}, &blob, cfg)
+	}, &blob, builder.WithChunkSize(128<<10))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -39,7 +39,7 @@ func TestDebianRegistryChain(t *testing.T) {
 			files[name] = data
 		}
 		return &tree.Tree{Root: root}, nil
-	}, &blob, builder.Config{Compressor: layout.CompressZstd, Digester: layout.DigestBlake3, ChunkSize: 0x10000, ExplicitUIDGID: true})
+	}, &blob, builder.WithChunkSize(0x10000), builder.WithTOC(false))
 	if err != nil {
 		t.Fatal(err)
 	}

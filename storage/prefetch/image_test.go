@@ -38,12 +38,10 @@ func newImage(t *testing.T, prefetchPaths []string) *imageFixture {
 		}
 		os.WriteFile(p, data, 0o644)
 	}
-	cfg := builder.DefaultConfig()
-	cfg.ChunkSize = 64 << 10
 	var blob bytes.Buffer
 	res, err := builder.Build(context.Background(), func(ctx context.Context, w builder.FileWriter) (*tree.Tree, error) {
 		return source.FromDir(ctx, dir, w, source.WithPrefetch(prefetchPaths))
-	}, &blob, cfg)
+	}, &blob, builder.WithChunkSize(64<<10))
 	if err != nil {
 		t.Fatal(err)
 	}
