@@ -62,10 +62,10 @@ func (o *createOpts) runTargzRef(ctx context.Context, src string, cfg buildConfi
 	if err != nil {
 		return err
 	}
-	zcfg := targzref.Config{ChunkSize: cfg.chunkSize, TOC: cfg.toc, InlineBootstrap: cfg.inlineBootstrap, ExplicitUIDGID: cfg.explicitUIDGID}
 	t := prog.Start(filepath.Base(src), regularSize(in))
-	res, err := targzref.Build(ctx, bufio.NewReaderSize(t.Reader(in), 1<<20), out, zcfg,
-		source.WithWhiteoutSpec(spec), source.WithPrefetch(prefetch))
+	res, err := targzref.Build(ctx, bufio.NewReaderSize(t.Reader(in), 1<<20), out,
+		targzref.WithChunkSize(cfg.chunkSize), targzref.WithTOC(cfg.toc), targzref.WithInlineBootstrap(cfg.inlineBootstrap),
+		targzref.WithExplicitUIDGID(cfg.explicitUIDGID), targzref.WithSourceOptions(source.WithWhiteoutSpec(spec), source.WithPrefetch(prefetch)))
 	endTracker(t, &err)
 	endProgress()
 	if err != nil {
