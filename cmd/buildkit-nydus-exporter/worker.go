@@ -40,13 +40,13 @@ type nydusWorker struct {
 func (w *nydusWorker) Exporter(name string, sm *session.Manager) (bkexporter.Exporter, error) {
 	switch name {
 	case nydusexporter.Type:
-		return nydusexporter.New(nydusexporter.Opt{Cache: w.cache, SessionManager: sm, Logger: w.log})
+		return nydusexporter.New(w.cache, nydusexporter.WithSessionManager(sm), nydusexporter.WithLogger(w.log))
 	case client.ExporterImage:
 		image, err := w.Worker.Exporter(name, sm)
 		if err != nil {
 			return nil, err
 		}
-		nydus, err := nydusexporter.New(nydusexporter.Opt{Cache: w.cache, SessionManager: sm, Logger: w.log})
+		nydus, err := nydusexporter.New(w.cache, nydusexporter.WithSessionManager(sm), nydusexporter.WithLogger(w.log))
 		if err != nil {
 			return nil, err
 		}
