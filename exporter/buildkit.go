@@ -10,7 +10,6 @@ import (
 	"runtime"
 	"sort"
 
-	"github.com/gonydus/nydus/convert"
 	"github.com/moby/buildkit/cache"
 	cacheconfig "github.com/moby/buildkit/cache/config"
 	bkexporter "github.com/moby/buildkit/exporter"
@@ -19,6 +18,8 @@ import (
 	"github.com/moby/buildkit/util/compression"
 	"github.com/moby/buildkit/util/progress"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/gonydus/nydus/convert"
 )
 
 // Option configures New.
