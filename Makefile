@@ -47,7 +47,7 @@ bench: build ## benchmarks; each prints a ratio against a baseline run in the sa
 
 SOAK_ROUNDS ?= 10000
 soak: ## FUSE-over-io_uring stress: SOAK_ROUNDS rounds of mount, load, and a random way to stop serving (root, enable_uring)
-	FUSEURING_STRESS_ROUNDS=$(SOAK_ROUNDS) $(GO) test -count=1 -timeout 6h -run '^TestStressNoStrandedRequest$$' -v ./fuseuring/
+	FUSEURING_STRESS_ROUNDS=$(SOAK_ROUNDS) $(GO) test -count=1 -timeout 6h -run '^TestStressNoStrandedRequest$$' -v ./internal/fuseuring/
 
 fuzz: ## run every fuzz target for FUZZTIME each
 	bash scripts/fuzz.sh $(FUZZTIME)

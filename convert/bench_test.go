@@ -13,10 +13,11 @@ import (
 	"testing"
 	"time"
 
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
 	"github.com/gonydus/nydus/rafs/builder"
 	"github.com/gonydus/nydus/rafs/source"
 	"github.com/gonydus/nydus/rafs/tree"
-	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // goTreeLayers tars GOROOT/src and GOROOT/pkg as two gzip layers.
@@ -82,9 +83,7 @@ func BenchmarkConvert(b *testing.B) {
 			fill := func(ctx context.Context, w builder.FileWriter) (*tree.Tree, error) {
 				return source.FromTar(ctx, bytes.NewReader(l), w)
 			}
-			cfg := builder.DefaultConfig()
-			cfg.InlineBootstrap = true
-			if _, err := builder.Build(context.Background(), fill, io.Discard, cfg); err != nil {
+			if _, err := builder.Build(context.Background(), fill, io.Discard, builder.WithInlineBootstrap(true)); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -29,7 +29,7 @@ func TestMergeImpliedDirs(t *testing.T) {
 		raw := makeTar(t, l)
 		res, err := builder.Build(context.Background(), func(ctx context.Context, w builder.FileWriter) (*tree.Tree, error) {
 			return fromTarBytes(ctx, raw, w)
-		}, discard{}, builder.DefaultConfig())
+		}, discard{})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -10,11 +10,12 @@ import (
 	"os"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/opencontainers/go-digest"
+
 	"github.com/gonydus/nydus/rafs/builder"
 	"github.com/gonydus/nydus/rafs/source"
 	"github.com/gonydus/nydus/rafs/tree"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/opencontainers/go-digest"
 )
 
 // builtLayer is one source layer converted to a RAFS blob staged on disk.
@@ -54,16 +55,15 @@ func (c *config) buildLayer(ctx context.Context, index int, l v1.Layer, add func
 	sum := sha256.New()
 	bw := bufio.NewWriterSize(io.MultiWriter(f, sum), 1<<20)
 
-	cfg := builder.DefaultConfig()
-	cfg.Compressor = c.compressor
-	cfg.ChunkSize = c.chunkSize
-	cfg.Workers = c.workers
-	cfg.InlineBootstrap = true
-	cfg.TOC = true
+	opts := []builder.Option{builder.WithCompressor(c.compressor), builder.WithChunkSize(c.chunkSize),
+		builder.WithInlineBootstrap(true), builder.WithTOC(true)}
+	if c.workers > 0 {
+		opts = append(opts, builder.WithWorkers(c.workers))
+	}
 	fill := func(ctx context.Context, w builder.FileWriter) (*tree.Tree, error) {
 		return source.FromTar(ctx, counted, w, source.WithLogger(c.log.With("layer", index)), source.WithPrefetch(c.prefetch))
 	}
-	res, err := builder.Build(ctx, fill, bw, cfg)
+	res, err := builder.Build(ctx, fill, bw, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("layer %d (%s): %w", index, src, err)
 	}

@@ -8,12 +8,13 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/gonydus/nydus/rafs/source"
-	"github.com/gonydus/nydus/rafs/targzref"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/opencontainers/go-digest"
+
+	"github.com/gonydus/nydus/rafs/source"
+	"github.com/gonydus/nydus/rafs/targzref"
 )
 
 // buildRefLayer indexes gzip source layer l with zran (upstream's
@@ -34,11 +35,8 @@ func (c *config) buildRefLayer(ctx context.Context, index int, l v1.Layer, add f
 	}
 	defer done(&err)
 	bw := bufio.NewWriterSize(f, 1<<20)
-	cfg := targzref.DefaultConfig()
-	cfg.ChunkSize = c.chunkSize
-	cfg.TOC = true
-	cfg.InlineBootstrap = true
-	res, err := targzref.Build(ctx, counted, bw, cfg, source.WithLogger(c.log.With("layer", index)), source.WithPrefetch(c.prefetch))
+	res, err := targzref.Build(ctx, counted, bw, targzref.WithChunkSize(c.chunkSize), targzref.WithTOC(true), targzref.WithInlineBootstrap(true),
+		targzref.WithSourceOptions(source.WithLogger(c.log.With("layer", index)), source.WithPrefetch(c.prefetch)))
 	if errors.Is(err, targzref.ErrNotGzip) {
 		return nil, fmt.Errorf("layer %d (%s): --oci-ref needs gzip layers: %w", index, src, err)
 	}

@@ -11,13 +11,14 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/gonydus/nydus/daemon/config"
-	"github.com/gonydus/nydus/daemon/rafsfs"
-	"github.com/gonydus/nydus/fuseuring"
-	"github.com/gonydus/nydus/overlay"
-	"github.com/gonydus/nydus/storage/prefetch"
 	"github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"github.com/gonydus/nydus/daemon/config"
+	"github.com/gonydus/nydus/daemon/rafsfs"
+	"github.com/gonydus/nydus/internal/fuseuring"
+	"github.com/gonydus/nydus/overlay"
+	"github.com/gonydus/nydus/storage/prefetch"
 )
 
 // State is the daemon state upstream reports.
@@ -332,7 +333,7 @@ func (d *Daemon) startPrefetch(m *Mount, files []string) {
 		jobs, err := prefetch.ForImage(ctx, m.Image, m.Storage, files, pc.PrefetchAll)
 		var p *prefetch.Prefetcher
 		if err == nil {
-			p, err = prefetch.New(pc, prefetch.WithLogger(d.log), prefetch.WithMetrics(m.Storage.Metrics()))
+			p, err = prefetch.New(append(pc.PrefetcherOptions(), prefetch.WithLogger(d.log), prefetch.WithMetrics(m.Storage.Metrics()))...)
 		}
 		if err != nil {
 			if ctx.Err() == nil {

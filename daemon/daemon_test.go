@@ -64,7 +64,7 @@ func buildImageOf(t *testing.T, dir, tag string, files map[string][]byte) *image
 			root.SetChild(name, &tree.Inode{Mode: layout.ModeReg | 0o644, Size: uint64(len(data)), Chunks: chunks})
 		}
 		return &tree.Tree{Root: root}, nil
-	}, &blob, builder.Config{Compressor: layout.CompressZstd, Digester: layout.DigestBlake3, ChunkSize: 0x4000, ExplicitUIDGID: true})
+	}, &blob, builder.WithChunkSize(0x4000), builder.WithTOC(false))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -81,7 +81,7 @@ func openMount(mountpoint, bootstrap string, cfg *config.Config, backends Backen
 	for i, b := range img.Blobs() {
 		byID[b.ID()] = tables[i]
 	}
-	opts, err := storage.ConfigOptions(cfg.Cache, storage.ReadConfig{BatchSize: cfg.Rafs.BatchSize, Validate: cfg.Rafs.Validate || cfg.Cache.Validate})
+	opts, err := cfg.SourceOptions()
 	if err != nil {
 		closeBackend()
 		return fail(err)

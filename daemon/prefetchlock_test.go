@@ -35,7 +35,7 @@ func TestPrefetchPlanningOffLock(t *testing.T) {
 	tw.Close()
 	zw.Close()
 	var meta bytes.Buffer
-	res, err := targzref.Build(context.Background(), bytes.NewReader(gz.Bytes()), &meta, targzref.Config{})
+	res, err := targzref.Build(context.Background(), bytes.NewReader(gz.Bytes()), &meta)
 	must(t, err)
 	work := t.TempDir()
 	boot := filepath.Join(work, "image.boot")

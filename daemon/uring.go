@@ -5,9 +5,11 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/gonydus/nydus/fuseuring"
 	"github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"github.com/gonydus/nydus/internal/fuseabi"
+	"github.com/gonydus/nydus/internal/fuseuring"
 )
 
 // URingMode says whether the FUSE session is served over io_uring
@@ -117,9 +119,8 @@ func (d *Daemon) mountFUSE(dir string, rootNode fs.InodeEmbedder, opts *fs.Optio
 // A blocking lock (SETLKW) always goes to a goroutine: it may wait for an
 // unlock that another process on the same CPU has yet to send.
 func (d *Daemon) offload(op uint32) bool {
-	const setlkw = 33
 	switch {
-	case op == setlkw:
+	case op == fuseabi.OpSetlkw:
 		return true
 	case fromMemory(op):
 		return false
@@ -131,19 +132,10 @@ func (d *Daemon) offload(op uint32) bool {
 // memory (or, on the overlay, from the upper dir's metadata).
 func fromMemory(op uint32) bool {
 	switch op {
-	case 1, // LOOKUP
-		3,  // GETATTR
-		5,  // READLINK
-		17, // STATFS
-		18, // RELEASE
-		22, // GETXATTR
-		23, // LISTXATTR
-		25, // FLUSH
-		27, // OPENDIR
-		28, // READDIR
-		29, // RELEASEDIR
-		34, // ACCESS
-		44: // READDIRPLUS
+	case fuseabi.OpLookup, fuseabi.OpGetattr, fuseabi.OpReadlink, fuseabi.OpStatfs,
+		fuseabi.OpRelease, fuseabi.OpGetxattr, fuseabi.OpListxattr, fuseabi.OpFlush,
+		fuseabi.OpOpendir, fuseabi.OpReaddir, fuseabi.OpReleasedir, fuseabi.OpAccess,
+		fuseabi.OpReaddirplus:
 		return true
 	}
 	return false

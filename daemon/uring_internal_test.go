@@ -30,7 +30,7 @@ func TestOffload(t *testing.T) {
 		}
 		root.SetChild("f", &tree.Inode{Mode: layout.ModeReg | 0o644, Size: uint64(len(data)), Chunks: chunks})
 		return &tree.Tree{Root: root}, nil
-	}, &blob, builder.DefaultConfig())
+	}, &blob)
 	if err != nil {
 		t.Fatal(err)
 	}

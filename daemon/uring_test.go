@@ -11,7 +11,7 @@ import (
 
 	"github.com/gonydus/nydus/daemon"
 	"github.com/gonydus/nydus/daemon/config"
-	"github.com/gonydus/nydus/fuseuring"
+	"github.com/gonydus/nydus/internal/fuseuring"
 	"github.com/gonydus/nydus/internal/testutil"
 )
 

@@ -10,7 +10,6 @@ import (
 	"runtime"
 	"sort"
 
-	"github.com/gonydus/nydus/convert"
 	"github.com/moby/buildkit/cache"
 	cacheconfig "github.com/moby/buildkit/cache/config"
 	bkexporter "github.com/moby/buildkit/exporter"
@@ -19,29 +18,54 @@ import (
 	"github.com/moby/buildkit/util/compression"
 	"github.com/moby/buildkit/util/progress"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/gonydus/nydus/convert"
 )
 
-// Opt configures the BuildKit exporter.
-type Opt struct {
-	// Cache holds converted layers; share one across exports.
-	Cache *Cache
-	// SessionManager gives access to the client's registry credentials.
-	SessionManager *session.Manager
-	Logger         *slog.Logger
+// Option configures New.
+type Option func(*config) error
+
+type config struct {
+	sessions *session.Manager
+	log      *slog.Logger
 }
 
-// New returns BuildKit's exporter for type=nydus.
-func New(opt Opt) (bkexporter.Exporter, error) {
-	if opt.Cache == nil {
+// WithSessionManager gives access to the client's registry credentials
+// (nil, the default: none).
+func WithSessionManager(m *session.Manager) Option {
+	return func(c *config) error { c.sessions = m; return nil }
+}
+
+// WithLogger sets the logger (default slog.Default()).
+func WithLogger(l *slog.Logger) Option {
+	return func(c *config) error {
+		if l == nil {
+			return errors.New("nydus exporter: nil logger")
+		}
+		c.log = l
+		return nil
+	}
+}
+
+// New returns BuildKit's exporter for type=nydus, converting layers
+// through cache (share one across exports).
+func New(cache *Cache, opts ...Option) (bkexporter.Exporter, error) {
+	if cache == nil {
 		return nil, errors.New("nydus exporter: no cache")
 	}
-	if opt.Logger == nil {
-		opt.Logger = slog.Default()
+	c := config{log: slog.Default()}
+	for _, o := range opts {
+		if err := o(&c); err != nil {
+			return nil, err
+		}
 	}
-	return &nydusExporter{opt: opt}, nil
+	return &nydusExporter{cache: cache, cfg: c}, nil
 }
 
-type nydusExporter struct{ opt Opt }
+type nydusExporter struct {
+	cache *Cache
+	cfg   config
+}
 
 // Resolve parses the attributes of one --output type=nydus.
 func (e *nydusExporter) Resolve(_ context.Context, id int, attrs map[string]string) (bkexporter.ExporterInstance, error) {
@@ -99,16 +123,16 @@ func (i *instance) Export(ctx context.Context, src *bkexporter.Source, info bkex
 		return nil, nil, nil, errors.New("nydus exporter: the result has no layers")
 	}
 	if n := len(src.Attestations); n > 0 {
-		i.e.opt.Logger.Info("attestations are not pushed with nydus images", "platforms", n)
+		i.e.cfg.log.Info("attestations are not pushed with nydus images", "platforms", n)
 	}
-	kc := sessionKeychain{creds: authCredentials(ctx, i.e.opt.SessionManager, g)}
-	res, err := Export(ctx, i.e.opt.Cache, &Request{
+	kc := sessionKeychain{creds: authCredentials(ctx, i.e.cfg.sessions, g)}
+	res, err := Export(ctx, i.e.cache, &Request{
 		Layers:   layers,
 		Config:   cfg,
 		Options:  i.opts,
 		Remote:   convert.Remote{Keychain: kc},
 		Progress: bkProgress{ctx: ctx},
-		Log:      i.e.opt.Logger.With("session", info.SessionID),
+		Log:      i.e.cfg.log.With("session", info.SessionID),
 	})
 	if err != nil {
 		return nil, nil, nil, err

@@ -44,7 +44,7 @@ func TestResolveRejectsUnknownAttribute(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, err := New(Opt{Cache: c, Logger: quiet})
+	e, err := New(c, WithLogger(quiet))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +58,10 @@ func TestResolveRejectsUnknownAttribute(t *testing.T) {
 	if inst.ID() != 3 || inst.Type() != Type || inst.Name() != "exporting to nydus image" || inst.Attrs()["name"] != "r/a" {
 		t.Fatalf("instance %v %v %v", inst.ID(), inst.Type(), inst.Attrs())
 	}
-	if _, err := New(Opt{}); err == nil {
+	if _, err := New(nil); err == nil {
 		t.Fatal("New without a cache")
+	}
+	if _, err := New(c, WithLogger(nil)); err == nil {
+		t.Fatal("New with a nil logger")
 	}
 }

@@ -17,12 +17,13 @@ import (
 	"time"
 
 	"github.com/containerd/continuity"
+	"github.com/moby/locker"
+	"github.com/opencontainers/go-digest"
+
 	"github.com/gonydus/nydus/rafs"
 	"github.com/gonydus/nydus/rafs/builder"
 	"github.com/gonydus/nydus/rafs/source"
 	"github.com/gonydus/nydus/rafs/tree"
-	"github.com/moby/locker"
-	"github.com/opencontainers/go-digest"
 )
 
 // cacheVersion changes when the cached files' meaning changes.
@@ -214,16 +215,12 @@ func (c *Cache) build(ctx context.Context, dir string, diffID digest.Digest, ope
 	defer f.Close()
 	blobSum := sha256.New()
 	bw := bufio.NewWriterSize(io.MultiWriter(f, blobSum), 1<<20)
-	cfg := builder.DefaultConfig()
-	cfg.Compressor = o.Compressor
-	cfg.ChunkSize = o.ChunkSize
-	cfg.InlineBootstrap = true
-	cfg.TOC = true
 	log := c.log.With("diff_id", diffID)
 	fill := func(ctx context.Context, w builder.FileWriter) (*tree.Tree, error) {
 		return source.FromTar(ctx, in, w, source.WithLogger(log), source.WithPrefetch(o.Prefetch))
 	}
-	res, err := builder.Build(ctx, fill, bw, cfg)
+	res, err := builder.Build(ctx, fill, bw, builder.WithCompressor(o.Compressor), builder.WithChunkSize(o.ChunkSize),
+		builder.WithInlineBootstrap(true), builder.WithTOC(true))
 	if err != nil {
 		return nil, fmt.Errorf("layer %s: %w", diffID, err)
 	}

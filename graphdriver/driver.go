@@ -14,34 +14,42 @@ import (
 // Driver is the graphdriver. Its methods are the protocol's operations;
 // Handler serves them over HTTP.
 type Driver struct {
-	nydusd       string
-	baseConfig   map[string]any
-	insecure     []string // registries plain HTTP may reach
-	log          *slog.Logger
-	mountTimeout time.Duration
-	stateFile    string
-	runDir       string   // nydusd API sockets
-	serverCmd    []string // the userspace overlay process, before its spec file
+	options // set by New; Init may change containerLayer
 
-	mu             sync.Mutex
-	nydusMu        sync.Mutex // serialises nydusd starts and stops
-	home           string
+	mu         sync.Mutex
+	nydusMu    sync.Mutex // serialises nydusd starts and stops
+	home       string
+	initCalled bool // dockerd called Init in this process
+	uidMaps    []IDMap
+	gidMaps    []IDMap
+	refs       map[string]int // Get minus Put per layer
+}
+
+// options is what the Options set.
+type options struct {
+	nydusd         string
+	baseConfig     map[string]any
+	insecure       []string // registries plain HTTP may reach
+	log            *slog.Logger
+	mountTimeout   time.Duration
+	runDir         string   // nydusd API sockets
+	serverCmd      []string // the userspace overlay process, before its spec file
 	containerLayer ContainerLayer
-	initCalled     bool // dockerd called Init in this process
-	uidMaps        []IDMap
-	gidMaps        []IDMap
-	refs           map[string]int // Get minus Put per layer
+	stateFile      string
+	restored       initState // read from stateFile
 }
 
 // New returns a driver; Init gives it its home.
 func New(opts ...Option) (*Driver, error) {
-	d := &Driver{nydusd: "nydusd", runDir: "/run/docker-nydus-graphdriver", log: slog.Default(), mountTimeout: 20 * time.Second, refs: map[string]int{},
+	c := options{nydusd: "nydusd", runDir: "/run/docker-nydus-graphdriver", log: slog.Default(), mountTimeout: 20 * time.Second,
 		containerLayer: ContainerLayerKernel}
 	for _, o := range opts {
-		if err := o(d); err != nil {
+		if err := o(&c); err != nil {
 			return nil, err
 		}
 	}
+	d := &Driver{options: c, refs: map[string]int{}}
+	d.home, d.uidMaps, d.gidMaps = c.restored.Home, c.restored.UIDMaps, c.restored.GIDMaps
 	return d, nil
 }
 

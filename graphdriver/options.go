@@ -10,16 +10,16 @@ import (
 	"time"
 )
 
-// Option configures a Driver.
-type Option func(*Driver) error
+// Option configures a Driver (New).
+type Option func(*options) error
 
 // WithNydusd sets the nydusd binary that serves nydus layers.
 func WithNydusd(path string) Option {
-	return func(d *Driver) error {
+	return func(c *options) error {
 		if path == "" {
 			return errors.New("graphdriver: empty nydusd path")
 		}
-		d.nydusd = path
+		c.nydusd = path
 		return nil
 	}
 }
@@ -31,34 +31,34 @@ func WithNydusd(path string) Option {
 // proxy, mirrors, scheme) apply only when its host is the image's, and
 // otherwise only its timeouts and retry limit do.
 func WithNydusdConfig(doc []byte) Option {
-	return func(d *Driver) error {
+	return func(c *options) error {
 		var m map[string]any
 		if err := json.Unmarshal(doc, &m); err != nil {
 			return fmt.Errorf("graphdriver: nydusd config: %w", err)
 		}
-		d.baseConfig = m
+		c.baseConfig = m
 		return nil
 	}
 }
 
 // WithLogger sets the structured logger.
 func WithLogger(l *slog.Logger) Option {
-	return func(d *Driver) error {
+	return func(c *options) error {
 		if l == nil {
 			return errors.New("graphdriver: nil logger")
 		}
-		d.log = l
+		c.log = l
 		return nil
 	}
 }
 
 // WithMountTimeout bounds how long a nydusd may take to mount.
 func WithMountTimeout(t time.Duration) Option {
-	return func(d *Driver) error {
+	return func(c *options) error {
 		if t <= 0 {
 			return fmt.Errorf("graphdriver: mount timeout %v must be positive", t)
 		}
-		d.mountTimeout = t
+		c.mountTimeout = t
 		return nil
 	}
 }
@@ -66,11 +66,11 @@ func WithMountTimeout(t time.Duration) Option {
 // WithRuntimeDir sets where nydusd API sockets live (default
 // /run/docker-nydus-graphdriver).
 func WithRuntimeDir(dir string) Option {
-	return func(d *Driver) error {
+	return func(c *options) error {
 		if !filepath.IsAbs(dir) {
 			return fmt.Errorf("graphdriver: runtime dir %q is not absolute", dir)
 		}
-		d.runDir = dir
+		c.runDir = dir
 		return nil
 	}
 }
@@ -80,13 +80,13 @@ func WithRuntimeDir(dir string) Option {
 // verification, as dockerd's --insecure-registry does. Loopback hosts
 // are always allowed.
 func WithInsecureRegistries(hosts ...string) Option {
-	return func(d *Driver) error {
+	return func(c *options) error {
 		for _, h := range hosts {
 			if h == "" || strings.ContainsAny(h, "/@ ") {
 				return fmt.Errorf("graphdriver: insecure registry %q: want host[:port]", h)
 			}
 		}
-		d.insecure = append(d.insecure, hosts...)
+		c.insecure = append(c.insecure, hosts...)
 		return nil
 	}
 }
@@ -96,12 +96,12 @@ func WithInsecureRegistries(hosts ...string) Option {
 // overrides it at Init. Mounts made in another mode before a restart
 // stay as they are; the upper dirs are the same in every mode.
 func WithContainerLayer(m ContainerLayer) Option {
-	return func(d *Driver) error {
+	return func(c *options) error {
 		m, err := ParseContainerLayer(string(m))
 		if err != nil {
 			return err
 		}
-		d.containerLayer = m
+		c.containerLayer = m
 		return nil
 	}
 }
@@ -110,11 +110,11 @@ func WithContainerLayer(m ContainerLayer) Option {
 // process (ServeUserspace); the spec file's path is appended to it. The
 // plugin passes its own executable and a subcommand.
 func WithOverlayServer(cmd ...string) Option {
-	return func(d *Driver) error {
+	return func(c *options) error {
 		if len(cmd) == 0 || !filepath.IsAbs(cmd[0]) {
 			return fmt.Errorf("graphdriver: overlay server command %q: want an absolute executable path", cmd)
 		}
-		d.serverCmd = append([]string(nil), cmd...)
+		c.serverCmd = append([]string(nil), cmd...)
 		return nil
 	}
 }

@@ -20,11 +20,11 @@ type initState struct {
 
 // WithStateFile keeps Init's arguments in path and restores them at New.
 func WithStateFile(path string) Option {
-	return func(d *Driver) error {
+	return func(c *options) error {
 		if !filepath.IsAbs(path) {
 			return fmt.Errorf("graphdriver: state file %q is not absolute", path)
 		}
-		d.stateFile = path
+		c.stateFile = path
 		b, err := os.ReadFile(path)
 		if errors.Is(err, os.ErrNotExist) {
 			return nil
@@ -41,7 +41,7 @@ func WithStateFile(path string) Option {
 				return nil // a home that went away: wait for Init
 			}
 		}
-		d.home, d.uidMaps, d.gidMaps = s.Home, s.UIDMaps, s.GIDMaps
+		c.restored = s
 		return nil
 	}
 }

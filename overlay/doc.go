@@ -1,6 +1,6 @@
-// Package overlay holds the overlay side of Nydus: the userspace writable
-// overlay nydusd serves over FUSE (FS), and mount-option handling for the
-// nydus-overlayfs mount helper (package mountopt).
+// Package overlay is the userspace writable overlay nydusd serves over
+// FUSE (FS). The nydus-overlayfs mount helper's option handling lives
+// with the helper, in cmd/nydus-overlayfs/internal/mountopt.
 //
 // FS merges a read-only lower tree (any Lower: a RAFS image through
 // NewRAFSLower, or a directory on disk through NewDirLower) with a writable

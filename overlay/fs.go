@@ -56,21 +56,14 @@ const (
 // New returns an overlay of lower under upperDir, using workDir (on the
 // same file system as upperDir) for atomic copy-up and whiteouts.
 func New(lower Lower, upperDir, workDir string, opts ...Option) (*FS, error) {
-	var c config
+	c := config{logger: slog.Default(), heldDirs: defaultHeldDirs}
 	for _, o := range opts {
-		o(&c)
-	}
-	if c.logger == nil {
-		c.logger = slog.Default()
+		if err := o(&c); err != nil {
+			return nil, err
+		}
 	}
 	if lower == nil {
 		return nil, errors.New("overlay: a lower tree is required")
-	}
-	if c.heldDirs == 0 {
-		c.heldDirs = defaultHeldDirs
-	}
-	if c.heldDirs < 1 {
-		return nil, fmt.Errorf("overlay: held directories %d: must be at least 1", c.heldDirs)
 	}
 	d, err := openDirs(upperDir, workDir)
 	if err != nil {

@@ -52,17 +52,21 @@ func openFds(t *testing.T) int {
 	return len(ents)
 }
 
-// TestHeldDirsOption refuses a bound below one.
+// TestHeldDirsOption refuses a bound below one (and New any bad option).
 func TestHeldDirsOption(t *testing.T) {
 	l := newLayers(t, t.TempDir())
 	lower, err := overlay.NewDirLower(l.lower)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, n := range []int{0, -1} {
-		if f, err := overlay.New(lower, l.upper, l.work, overlay.WithHeldDirs(n)); err == nil {
+	for name, o := range map[string]overlay.Option{
+		"WithHeldDirs(0)":  overlay.WithHeldDirs(0),
+		"WithHeldDirs(-1)": overlay.WithHeldDirs(-1),
+		"WithLogger(nil)":  overlay.WithLogger(nil),
+	} {
+		if f, err := overlay.New(lower, l.upper, l.work, o); err == nil {
 			f.Close()
-			t.Errorf("WithHeldDirs(%d) accepted", n)
+			t.Errorf("%s accepted", name)
 		}
 	}
 }

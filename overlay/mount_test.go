@@ -8,12 +8,13 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/gonydus/nydus/fuseuring"
-	"github.com/gonydus/nydus/internal/testutil"
-	"github.com/gonydus/nydus/overlay"
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 	"golang.org/x/sys/unix"
+
+	"github.com/gonydus/nydus/internal/fuseuring"
+	"github.com/gonydus/nydus/internal/testutil"
+	"github.com/gonydus/nydus/overlay"
 )
 
 // requireMount skips unless the test can mount FUSE and overlayfs.

@@ -1,9 +1,13 @@
 package overlay
 
-import "log/slog"
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+)
 
-// Option configures an FS.
-type Option func(*config)
+// Option configures an FS; a bad value makes New fail.
+type Option func(*config) error
 
 type config struct {
 	userXattr bool
@@ -14,26 +18,37 @@ type config struct {
 
 // WithUserXattr makes the overlay write and honour user.overlay.* xattrs
 // (kernel overlayfs' userxattr option) instead of trusted.overlay.*.
-func WithUserXattr() Option { return func(c *config) { c.userXattr = true } }
+func WithUserXattr() Option { return func(c *config) error { c.userXattr = true; return nil } }
 
 // WithLogger sets the logger for errors that become EIO.
-func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }
+func WithLogger(l *slog.Logger) Option {
+	return func(c *config) error {
+		if l == nil {
+			return errors.New("overlay: nil logger")
+		}
+		c.logger = l
+		return nil
+	}
+}
 
 // WithInodeIndex puts index in the top byte of every inode number the
 // overlay reports, so several overlays (and RAFS mounts, which use
 // index<<56 too) can share one FUSE session without their nodes mixing:
 // a shared nydusd gives each mount its own index.
-func WithInodeIndex(index uint8) Option { return func(c *config) { c.inoIndex = index } }
+func WithInodeIndex(index uint8) Option {
+	return func(c *config) error { c.inoIndex = index; return nil }
+}
 
 // WithHeldDirs bounds how many upper directory descriptors the overlay
 // keeps open (at least 1; 4096 by default). Upper objects are reached
 // through them, never by a path from the upper root; one closed is opened
 // again, from the nearest one held, when next needed.
 func WithHeldDirs(n int) Option {
-	return func(c *config) {
-		c.heldDirs = n
-		if n == 0 {
-			c.heldDirs = -1 // refused by New, not taken for the default
+	return func(c *config) error {
+		if n < 1 {
+			return fmt.Errorf("overlay: held directories %d: must be at least 1", n)
 		}
+		c.heldDirs = n
+		return nil
 	}
 }

@@ -96,7 +96,7 @@ func buildExampleImage() string {
 	var blob bytes.Buffer
 	res, err := builder.Build(context.Background(), func(ctx context.Context, w builder.FileWriter) (*tree.Tree, error) {
 		return source.FromDir(ctx, root, w)
-	}, &blob, builder.DefaultConfig())
+	}, &blob)
 	if err != nil {
 		log.Fatal(err)
 	}

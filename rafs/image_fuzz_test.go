@@ -23,8 +23,6 @@ import (
 func fuzzSeedImage(tb testing.TB, compressor layout.Compressor) (boot, blob []byte) {
 	tb.Helper()
 	var out bytes.Buffer
-	cfg := builder.DefaultConfig()
-	cfg.Compressor, cfg.ChunkSize = compressor, 0x1000
 	res, err := builder.Build(context.Background(), func(_ context.Context, w builder.FileWriter) (*tree.Tree, error) {
 		root := tree.NewDir(0o755)
 		file := func(dir *tree.Inode, name string, data []byte) *tree.Inode {
@@ -49,7 +47,7 @@ func fuzzSeedImage(tb testing.TB, compressor layout.Compressor) (boot, blob []by
 		root.SetChild("link", &tree.Inode{Mode: layout.ModeSymlink | 0o777, Target: "sub/small"})
 		root.SetChild("fifo", &tree.Inode{Mode: layout.ModeFifo | 0o644})
 		return &tree.Tree{Root: root, Prefetch: []string{"/sub"}}, nil
-	}, &out, cfg)
+	}, &out, builder.WithCompressor(compressor), builder.WithChunkSize(0x1000))
 	if err != nil {
 		tb.Fatal(err)
 	}

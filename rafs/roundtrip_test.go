@@ -11,11 +11,12 @@ import (
 	"testing"
 	"testing/fstest"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/gonydus/nydus/rafs"
 	"github.com/gonydus/nydus/rafs/builder"
 	"github.com/gonydus/nydus/rafs/layout"
 	"github.com/gonydus/nydus/rafs/tree"
-	"golang.org/x/sys/unix"
 )
 
 type sample struct {
@@ -25,7 +26,7 @@ type sample struct {
 
 // buildSample builds a tree with every entry type and returns the image,
 // its blob and what each file should hold.
-func buildSample(t *testing.T, cfg builder.Config) (*rafs.Image, *rafs.LocalBlobs, *sample) {
+func buildSample(t *testing.T, opts ...builder.Option) (*rafs.Image, *rafs.LocalBlobs, *sample) {
 	t.Helper()
 	s := &sample{files: map[*tree.Inode][]byte{}}
 	var blob bytes.Buffer
@@ -68,7 +69,7 @@ func buildSample(t *testing.T, cfg builder.Config) (*rafs.Image, *rafs.LocalBlob
 		}
 		s.tree = &tree.Tree{Root: root, Prefetch: []string{"/sub", "/big"}}
 		return s.tree, nil
-	}, &blob, cfg)
+	}, &blob, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,13 +102,17 @@ func compareInodes(t *testing.T, p string, want, got *tree.Inode) {
 }
 
 func TestBuiltImageRoundTrip(t *testing.T) {
-	for _, cfg := range []builder.Config{
-		builder.DefaultConfig(),
-		{Compressor: layout.CompressLZ4, Digester: layout.DigestSHA256, ChunkSize: 0x1000, ExplicitUIDGID: true},
-		{Compressor: layout.CompressNone, Digester: layout.DigestBlake3, ChunkSize: 0x1000000, TOC: true, ExplicitUIDGID: true},
+	for _, tc := range []struct {
+		name string
+		opts []builder.Option
+	}{
+		{"defaults", nil},
+		{"lz4-sha256-0x1000-notoc", []builder.Option{builder.WithCompressor(layout.CompressLZ4), builder.WithDigester(layout.DigestSHA256),
+			builder.WithChunkSize(0x1000), builder.WithTOC(false)}},
+		{"none-blake3-0x1000000", []builder.Option{builder.WithCompressor(layout.CompressNone), builder.WithChunkSize(0x1000000)}},
 	} {
-		t.Run(fmt.Sprintf("%v-%v-%#x", cfg.Compressor, cfg.Digester, cfg.ChunkSize), func(t *testing.T) {
-			img, src, s := buildSample(t, cfg)
+		t.Run(tc.name, func(t *testing.T) {
+			img, src, s := buildSample(t, tc.opts...)
 			got, err := img.Tree()
 			if err != nil {
 				t.Fatal(err)
@@ -165,7 +170,7 @@ func TestDirectoryLoop(t *testing.T) {
 		root.SetChild("a", a)
 		a.SetChild("zzzz", tree.NewDir(0o755))
 		return &tree.Tree{Root: root}, nil
-	}, &blob, builder.DefaultConfig())
+	}, &blob)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -226,7 +231,7 @@ func TestLinkCounts(t *testing.T) {
 		}
 		root.SetChild("f", f)
 		return &tree.Tree{Root: root}, nil
-	}, &blob, builder.DefaultConfig())
+	}, &blob)
 	if err != nil {
 		t.Fatal(err)
 	}

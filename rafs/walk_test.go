@@ -27,7 +27,7 @@ func chainImage(t *testing.T, depth int, name string) *rafs.Image {
 		}
 		d.SetChild("bottom", tree.NewDir(0o700))
 		return &tree.Tree{Root: root}, nil
-	}, &blob, builder.DefaultConfig())
+	}, &blob)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,11 +15,12 @@ import (
 	"github.com/gonydus/nydus/rafs/source"
 	"github.com/gonydus/nydus/rafs/tree"
 	"github.com/gonydus/nydus/storage"
+	"github.com/gonydus/nydus/storage/cache"
 	"github.com/gonydus/nydus/storage/prefetch"
 )
 
 // Example wires the read chain the way a daemon mounting an image does:
-// configuration sections to source options, chunk tables from the image,
+// cache and validation options, chunk tables from the image,
 // mount-time prefetch, and file reads through the RAFS reader.
 func Example() {
 	work, err := os.MkdirTemp("", "storage-example")
@@ -35,13 +36,6 @@ func Example() {
 	if err != nil {
 		panic(err)
 	}
-	cacheCfg := storage.CacheConfig{Type: "blobcache", Validate: true, FileCache: storage.FileCacheConfig{WorkDir: filepath.Join(work, "cache")}}
-	cacheCfg.Prefetch = storage.DefaultPrefetchConfig()
-	cacheCfg.Prefetch.Enable = true
-	opts, err := storage.ConfigOptions(cacheCfg, storage.DefaultReadConfig())
-	if err != nil {
-		panic(err)
-	}
 	tables, err := storage.ChunkTables(img)
 	if err != nil {
 		panic(err)
@@ -53,18 +47,19 @@ func Example() {
 		}
 		return storage.ReaderAt(f), nil
 	}
-	src, err := storage.NewSource(open, append(opts, storage.WithChunkTables(tables),
-		storage.WithSourceMetrics(storage.NewMetrics("/mnt", work)))...)
+	src, err := storage.NewSource(open, storage.WithCacheDir(filepath.Join(work, "cache"), cache.WithPersistentMap(true)),
+		storage.WithBlobOptions(storage.WithValidate(true), storage.WithAmplify(storage.DefaultAmplify)),
+		storage.WithChunkTables(tables), storage.WithSourceMetrics(storage.NewMetrics("/mnt", work)))
 	if err != nil {
 		panic(err)
 	}
 	defer src.Close()
 
-	jobs, err := prefetch.ForImage(ctx, img, src, []string{"/"}, cacheCfg.Prefetch.PrefetchAll)
+	jobs, err := prefetch.ForImage(ctx, img, src, []string{"/"}, true)
 	if err != nil {
 		panic(err)
 	}
-	p, err := prefetch.New(cacheCfg.Prefetch, prefetch.WithMetrics(src.Metrics()))
+	p, err := prefetch.New(prefetch.WithMetrics(src.Metrics()))
 	if err != nil {
 		panic(err)
 	}
@@ -97,12 +92,10 @@ func buildExampleImage(dir string) []byte {
 	if err := tw.Close(); err != nil {
 		panic(err)
 	}
-	cfg := builder.DefaultConfig()
-	cfg.ChunkSize = 0x1000
 	var blob bytes.Buffer
 	res, err := builder.Build(context.Background(), func(ctx context.Context, w builder.FileWriter) (*tree.Tree, error) {
 		return source.FromTar(ctx, &layer, w)
-	}, &blob, cfg)
+	}, &blob, builder.WithChunkSize(0x1000))
 	if err != nil {
 		panic(err)
 	}

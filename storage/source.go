@@ -103,26 +103,6 @@ func WithSourceLogger(l *slog.Logger) SourceOption {
 	}
 }
 
-// ConfigOptions turns configuration sections into source options: the
-// cache type, directory, compressed and validate flags, and the rafs read
-// settings (batch_size → amplify, validate).
-func ConfigOptions(c CacheConfig, r ReadConfig) ([]SourceOption, error) {
-	kind, err := c.Kind()
-	if err != nil {
-		return nil, err
-	}
-	if c.FileCache.EnableEncryption {
-		return nil, errors.New("storage: encrypted cache files are not supported")
-	}
-	var opts []SourceOption
-	if kind == CacheFile {
-		opts = append(opts, WithCacheDir(c.WorkDir(),
-			cache.WithCompressed(c.Compressed), cache.WithPersistentMap(!c.FileCache.DisableIndexedMap)))
-	}
-	opts = append(opts, WithBlobOptions(WithValidate(c.Validate || r.Validate), WithAmplify(r.BatchSize)))
-	return opts, nil
-}
-
 // NewSource returns a source opening blob readers with open.
 func NewSource(open OpenFunc, opts ...SourceOption) (*Source, error) {
 	if open == nil {

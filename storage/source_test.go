@@ -15,6 +15,7 @@ import (
 	"github.com/gonydus/nydus/rafs/source"
 	"github.com/gonydus/nydus/rafs/tree"
 	"github.com/gonydus/nydus/storage"
+	"github.com/gonydus/nydus/storage/cache"
 )
 
 // buildImage builds a RAFS image of a small directory tree and returns the
@@ -31,12 +32,10 @@ func buildImage(t *testing.T) (*rafs.Image, string, string, *builder.Result) {
 			t.Fatal(err)
 		}
 	}
-	cfg := builder.DefaultConfig()
-	cfg.ChunkSize = 128 << 10
 	var blob bytes.Buffer
 	res, err := builder.Build(context.Background(), func(ctx context.Context, w builder.FileWriter) (*tree.Tree, error) {
 		return source.FromDir(ctx, src, w)
-	}, &blob, cfg)
+	}, &blob, builder.WithChunkSize(128<<10))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,12 +119,8 @@ func TestSourceServesRafsImage(t *testing.T) {
 
 	// A new source over the same work dir reads without the backend.
 	counters = map[string]*countingReader{}
-	opts, err := storage.ConfigOptions(storage.CacheConfig{Type: "blobcache", Validate: true,
-		FileCache: storage.FileCacheConfig{WorkDir: work}}, storage.DefaultReadConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	s2, err := storage.NewSource(localOpen(t, blobs, counters), opts...)
+	s2, err := storage.NewSource(localOpen(t, blobs, counters), storage.WithCacheDir(work, cache.WithPersistentMap(true)),
+		storage.WithBlobOptions(storage.WithValidate(true), storage.WithAmplify(storage.DefaultAmplify)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,20 +131,6 @@ func TestSourceServesRafsImage(t *testing.T) {
 	}
 	if m := s2.Metrics().Snapshot(); !m.DataAllReady {
 		t.Fatalf("data_all_ready false after a full read: %+v", m)
-	}
-}
-
-func TestConfigOptions(t *testing.T) {
-	for _, typ := range []string{"", "dummycache"} {
-		opts, err := storage.ConfigOptions(storage.CacheConfig{Type: typ}, storage.DefaultReadConfig())
-		if err != nil || len(opts) != 1 {
-			t.Fatalf("%q: %d options, %v", typ, len(opts), err)
-		}
-	}
-	for _, typ := range []string{"fscache", "memcache"} {
-		if _, err := storage.ConfigOptions(storage.CacheConfig{Type: typ}, storage.DefaultReadConfig()); err == nil {
-			t.Fatalf("cache type %q accepted", typ)
-		}
 	}
 }
 

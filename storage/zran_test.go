@@ -30,10 +30,10 @@ type zranImage struct {
 	blobs    map[string][]byte
 }
 
-func buildZran(t testing.TB, gz []byte, cfg targzref.Config) *zranImage {
+func buildZran(t testing.TB, gz []byte, opts ...targzref.Option) *zranImage {
 	t.Helper()
 	var meta bytes.Buffer
-	res, err := targzref.Build(context.Background(), bytes.NewReader(gz), &meta, cfg)
+	res, err := targzref.Build(context.Background(), bytes.NewReader(gz), &meta, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,7 +106,7 @@ func TestZranVectorsThroughCache(t *testing.T) {
 			if err != nil {
 				testutil.Missing(t, "upstream test vector (%v): put the shared testdata at ../shared/testdata beside the repository or set GONYDUS_TESTDATA", err)
 			}
-			z := buildZran(t, gz, targzref.Config{ChunkSize: 0x10000, TOC: true})
+			z := buildZran(t, gz, targzref.WithChunkSize(0x10000), targzref.WithTOC(true))
 			tables, err := storage.ChunkTables(z.img)
 			if err != nil {
 				t.Fatal(err)
@@ -152,7 +152,7 @@ func TestZranReadBounds(t *testing.T) {
 		total = 24 << 20
 	}
 	gz := zranLayer(t, 5, total)
-	z := buildZran(t, gz, targzref.Config{ChunkSize: layout.DefaultChunkSize})
+	z := buildZran(t, gz, targzref.WithChunkSize(layout.DefaultChunkSize))
 	src, err := storage.NewSource(z.open)
 	if err != nil {
 		t.Fatal(err)
@@ -201,7 +201,7 @@ func TestZranReadBounds(t *testing.T) {
 // never served and nothing of it is cached.
 func TestZranCorruptLayer(t *testing.T) {
 	gz := zranLayer(t, 6, 6<<20)
-	z := buildZran(t, gz, targzref.DefaultConfig())
+	z := buildZran(t, gz)
 	bad := bytes.Clone(gz)
 	for i := 100; i < len(bad); i += 2000 {
 		bad[i] ^= 0x21
@@ -273,7 +273,7 @@ func zranLayer(t testing.TB, seed uint64, total int) []byte {
 // with range requests, the blob.meta fetched from the RAFS blob.
 func TestZranOverRegistry(t *testing.T) {
 	gz := zranLayer(t, 7, 8<<20)
-	z := buildZran(t, gz, targzref.Config{ChunkSize: 0x40000, TOC: true})
+	z := buildZran(t, gz, targzref.WithChunkSize(0x40000), targzref.WithTOC(true))
 	dir := t.TempDir()
 	for id, data := range z.blobs {
 		p := filepath.Join(dir, id)
@@ -305,7 +305,7 @@ func TestZranOverRegistry(t *testing.T) {
 // and reads are then served without the backend.
 func TestZranPrefetch(t *testing.T) {
 	gz := zranLayer(t, 10, 10<<20)
-	z := buildZran(t, gz, targzref.Config{ChunkSize: 0x40000})
+	z := buildZran(t, gz, targzref.WithChunkSize(0x40000))
 	tables, err := storage.ChunkTables(z.img)
 	if err != nil {
 		t.Fatal(err)
@@ -343,7 +343,7 @@ func TestZranPrefetch(t *testing.T) {
 // chunk streamed past, which can be 0; such chunks read from their context.
 func TestZranZeroCompressedSize(t *testing.T) {
 	gz := zranLayer(t, 11, 2<<20)
-	z := buildZran(t, gz, targzref.DefaultConfig())
+	z := buildZran(t, gz)
 	src, err := storage.NewSource(z.open)
 	if err != nil {
 		t.Fatal(err)

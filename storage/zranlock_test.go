@@ -44,14 +44,14 @@ func zranReadFile(z *zranImage, src rafs.ChunkSource, name string, want []byte) 
 func TestZranWholeReadFetchesEachContextOnce(t *testing.T) {
 	for _, limits := range []struct {
 		name string
-		cfg  targzref.Config
+		opts []targzref.Option
 	}{
-		{"default-spacing", targzref.Config{ChunkSize: 0x10000, TOC: true}},
-		{"upstream-spacing", targzref.Config{ChunkSize: 0x10000, TOC: true, Contexts: zran.UpstreamLimits()}},
+		{"default-spacing", []targzref.Option{targzref.WithChunkSize(0x10000), targzref.WithTOC(true)}},
+		{"upstream-spacing", []targzref.Option{targzref.WithChunkSize(0x10000), targzref.WithTOC(true), targzref.WithContexts(zran.UpstreamLimits())}},
 	} {
 		t.Run(limits.name, func(t *testing.T) {
 			gz := zranLayer(t, 11, 24<<20)
-			z := buildZran(t, gz, limits.cfg)
+			z := buildZran(t, gz, limits.opts...)
 			tables, err := storage.ChunkTables(z.img)
 			if err != nil {
 				t.Fatal(err)

@@ -10,7 +10,6 @@ import (
 	"github.com/containerd/containerd/v2/plugins/snapshots/native"
 	"github.com/containerd/containerd/v2/plugins/snapshots/overlay"
 	"github.com/containerd/platforms"
-	nydusexporter "github.com/gonydus/nydus/exporter"
 	"github.com/moby/buildkit/client"
 	"github.com/moby/buildkit/cmd/buildkitd/config"
 	"github.com/moby/buildkit/executor/oci"
@@ -24,6 +23,8 @@ import (
 	"github.com/moby/buildkit/worker/base"
 	"github.com/moby/buildkit/worker/runc"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+
+	nydusexporter "github.com/gonydus/nydus/exporter"
 )
 
 // nydusWorker is the runc worker with one more exporter type, "nydus";
@@ -40,13 +41,13 @@ type nydusWorker struct {
 func (w *nydusWorker) Exporter(name string, sm *session.Manager) (bkexporter.Exporter, error) {
 	switch name {
 	case nydusexporter.Type:
-		return nydusexporter.New(nydusexporter.Opt{Cache: w.cache, SessionManager: sm, Logger: w.log})
+		return nydusexporter.New(w.cache, nydusexporter.WithSessionManager(sm), nydusexporter.WithLogger(w.log))
 	case client.ExporterImage:
 		image, err := w.Worker.Exporter(name, sm)
 		if err != nil {
 			return nil, err
 		}
-		nydus, err := nydusexporter.New(nydusexporter.Opt{Cache: w.cache, SessionManager: sm, Logger: w.log})
+		nydus, err := nydusexporter.New(w.cache, nydusexporter.WithSessionManager(sm), nydusexporter.WithLogger(w.log))
 		if err != nil {
 			return nil, err
 		}

@@ -167,8 +167,7 @@ func (l *loadedImage) backendSource(spec *backendSpec, files map[string]io.Reade
 	}
 	opts := []storage.SourceOption{storage.WithChunkTables(tables), storage.WithZranMetaLoader(l.zranMeta(open))}
 	if spec.cfg != nil {
-		co, err := storage.ConfigOptions(spec.cfg.Cache, storage.ReadConfig{BatchSize: spec.cfg.Rafs.BatchSize,
-			Validate: spec.cfg.Rafs.Validate || spec.cfg.Cache.Validate})
+		co, err := spec.cfg.SourceOptions()
 		if err != nil {
 			return nil, fmt.Errorf("--config: %w", err)
 		}

@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"flag"
 	"fmt"
-	"github.com/gonydus/nydus/cmd/internal/cli"
 	"io"
 	"log/slog"
 	"os"
@@ -17,6 +16,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/gonydus/nydus/cmd/internal/cli"
 
 	"github.com/gonydus/nydus/rafs/builder"
 	"github.com/gonydus/nydus/rafs/layout"
@@ -89,9 +90,31 @@ func parseSize(s string) (uint64, error) {
 	return strconv.ParseUint(s, 10, 64)
 }
 
-func (o *createOpts) config() (builder.Config, error) {
-	cfg := builder.DefaultConfig()
-	cfg.TOC = false
+// buildConfig is what create's flags ask of the builder.
+type buildConfig struct {
+	compressor      layout.Compressor
+	digester        layout.Digester
+	chunkSize       uint32
+	toc             bool // --features blob-toc
+	inlineBootstrap bool // --blob-inline-meta
+	explicitUIDGID  bool // not --repeatable
+	baseBlobs       []*layout.BlobEntry
+	dict            builder.ChunkDict
+}
+
+// options turns c into the builder's options.
+func (c buildConfig) options() []builder.Option {
+	opts := []builder.Option{builder.WithCompressor(c.compressor), builder.WithDigester(c.digester), builder.WithChunkSize(c.chunkSize),
+		builder.WithTOC(c.toc), builder.WithInlineBootstrap(c.inlineBootstrap), builder.WithExplicitUIDGID(c.explicitUIDGID),
+		builder.WithBaseBlobs(c.baseBlobs)}
+	if c.dict != nil {
+		opts = append(opts, builder.WithChunkDict(c.dict))
+	}
+	return opts
+}
+
+func (o *createOpts) config() (buildConfig, error) {
+	var cfg buildConfig
 	if *o.fsVersion != "6" {
 		if *o.fsVersion == "5" {
 			return cfg, usagef("--fs-version 5: RAFS v5 is not supported, use 6")
@@ -102,24 +125,24 @@ func (o *createOpts) config() (builder.Config, error) {
 	if err != nil || !layout.ValidChunkSize(cs) {
 		return cfg, usagef("invalid --chunk-size %q: want a power of two in [0x1000, 0x1000000]", *o.chunkSize)
 	}
-	cfg.ChunkSize = uint32(cs)
-	if cfg.Compressor, err = layout.ParseCompressor(*o.compressor); err != nil || (cfg.Compressor == layout.CompressGzip && *o.typ != "targz-ref") {
+	cfg.chunkSize = uint32(cs)
+	if cfg.compressor, err = layout.ParseCompressor(*o.compressor); err != nil || (cfg.compressor == layout.CompressGzip && *o.typ != "targz-ref") {
 		return cfg, usagef("invalid --compressor %q: want none, lz4_block or zstd", *o.compressor)
 	}
-	if cfg.Digester, err = layout.ParseDigester(*o.digester); err != nil {
+	if cfg.digester, err = layout.ParseDigester(*o.digester); err != nil {
 		return cfg, usagef("invalid --digester %q: want blake3 or sha256", *o.digester)
 	}
 	for _, f := range strings.Split(*o.features, ",") {
 		switch strings.TrimSpace(f) {
 		case "":
 		case "blob-toc":
-			cfg.TOC = true
+			cfg.toc = true
 		default:
 			return cfg, usagef("unsupported --features %q (supported: blob-toc)", f)
 		}
 	}
-	cfg.InlineBootstrap = *o.inlineMeta
-	cfg.ExplicitUIDGID = !*o.repeatable
+	cfg.inlineBootstrap = *o.inlineMeta
+	cfg.explicitUIDGID = !*o.repeatable
 	return cfg, nil
 }
 
@@ -183,7 +206,7 @@ func (o *createOpts) run(log *cli.Log, args []string) error {
 		if err != nil {
 			return fmt.Errorf("load chunk dict: %w", err)
 		}
-		cfg.BaseBlobs, cfg.Dict = dict.Blobs, dict
+		cfg.baseBlobs, cfg.dict = dict.Blobs, dict
 	}
 	fill, err := sourceFill(*o.typ, source, *o.whiteout, prefetch, prog)
 	if err != nil {
@@ -201,7 +224,7 @@ func (o *createOpts) run(log *cli.Log, args []string) error {
 	if err != nil {
 		return err
 	}
-	res, err := builder.Build(ctx, fill, out, cfg)
+	res, err := builder.Build(ctx, fill, out, cfg.options()...)
 	endProgress()
 	if err != nil {
 		out.abort()
@@ -227,7 +250,7 @@ func (o *createOpts) run(log *cli.Log, args []string) error {
 		blobs = append(blobs, e.ID())
 	}
 	return writeOutputJSON(*o.outputJSON, outputJSON{
-		Bootstrap: bootPath, Blobs: blobs, FSVersion: "6", Compressor: cfg.Compressor.String(),
+		Bootstrap: bootPath, Blobs: blobs, FSVersion: "6", Compressor: cfg.compressor.String(),
 		consumed: time.Since(start),
 	})
 }

@@ -61,8 +61,8 @@ func sourceFill(typ, src, whiteout string, prefetch []string, prog *progress.Pro
 // withParent builds a layer on top of a parent bootstrap: the new layer's
 // tree is overlaid on the parent's and the result refers to the parent's
 // blobs as well as the new one.
-func withParent(fill builder.FillFunc, cfg builder.Config, parentPath, whiteout string) (builder.FillFunc, builder.Config, error) {
-	if cfg.Dict != nil {
+func withParent(fill builder.FillFunc, cfg buildConfig, parentPath, whiteout string) (builder.FillFunc, buildConfig, error) {
+	if cfg.dict != nil {
 		return nil, cfg, usagef("--parent-bootstrap together with --chunk-dict is not supported yet")
 	}
 	spec, err := merge.ParseWhiteoutSpec(whiteout)
@@ -78,10 +78,10 @@ func withParent(fill builder.FillFunc, cfg builder.Config, parentPath, whiteout 
 	if err != nil {
 		return nil, cfg, fmt.Errorf("parent bootstrap: %w", err)
 	}
-	if pt.ChunkSize != cfg.ChunkSize {
-		return nil, cfg, fmt.Errorf("%w: parent chunk size %#x differs from --chunk-size %#x", errInconsistent, pt.ChunkSize, cfg.ChunkSize)
+	if pt.ChunkSize != cfg.chunkSize {
+		return nil, cfg, fmt.Errorf("%w: parent chunk size %#x differs from --chunk-size %#x", errInconsistent, pt.ChunkSize, cfg.chunkSize)
 	}
-	cfg.BaseBlobs = pt.Blobs
+	cfg.baseBlobs = pt.Blobs
 	return func(ctx context.Context, w builder.FileWriter) (*tree.Tree, error) {
 		layer, err := fill(ctx, w)
 		if err != nil {

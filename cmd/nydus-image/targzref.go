@@ -15,7 +15,6 @@ import (
 
 	"github.com/gonydus/nydus/internal/progress"
 	"github.com/gonydus/nydus/rafs"
-	"github.com/gonydus/nydus/rafs/builder"
 	"github.com/gonydus/nydus/rafs/layout"
 	"github.com/gonydus/nydus/rafs/merge"
 	"github.com/gonydus/nydus/rafs/source"
@@ -26,7 +25,7 @@ import (
 // RAFS blob goes to --blob (or --blob-dir, named by its sha256) and the
 // bootstrap to --bootstrap, as upstream nydus-image does; the layer itself
 // is the data blob, referenced by its sha256.
-func (o *createOpts) runTargzRef(ctx context.Context, src string, cfg builder.Config, prefetch []string,
+func (o *createOpts) runTargzRef(ctx context.Context, src string, cfg buildConfig, prefetch []string,
 	prog *progress.Progress, endProgress func()) (err error) {
 	switch {
 	case *o.chunkDict != "":
@@ -63,10 +62,10 @@ func (o *createOpts) runTargzRef(ctx context.Context, src string, cfg builder.Co
 	if err != nil {
 		return err
 	}
-	zcfg := targzref.Config{ChunkSize: cfg.ChunkSize, TOC: cfg.TOC, InlineBootstrap: cfg.InlineBootstrap, ExplicitUIDGID: cfg.ExplicitUIDGID}
 	t := prog.Start(filepath.Base(src), regularSize(in))
-	res, err := targzref.Build(ctx, bufio.NewReaderSize(t.Reader(in), 1<<20), out, zcfg,
-		source.WithWhiteoutSpec(spec), source.WithPrefetch(prefetch))
+	res, err := targzref.Build(ctx, bufio.NewReaderSize(t.Reader(in), 1<<20), out,
+		targzref.WithChunkSize(cfg.chunkSize), targzref.WithTOC(cfg.toc), targzref.WithInlineBootstrap(cfg.inlineBootstrap),
+		targzref.WithExplicitUIDGID(cfg.explicitUIDGID), targzref.WithSourceOptions(source.WithWhiteoutSpec(spec), source.WithPrefetch(prefetch)))
 	endTracker(t, &err)
 	endProgress()
 	if err != nil {
@@ -78,7 +77,7 @@ func (o *createOpts) runTargzRef(ctx context.Context, src string, cfg builder.Co
 		return err
 	}
 	bootPath := *o.bootstrap
-	if !cfg.InlineBootstrap {
+	if !cfg.inlineBootstrap {
 		if bootPath == "" {
 			sum := sha256.Sum256(res.Bootstrap)
 			bootPath = filepath.Join(*o.blobDir, hex.EncodeToString(sum[:]))

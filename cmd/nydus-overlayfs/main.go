@@ -20,8 +20,9 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/gonydus/nydus/overlay/mountopt"
 	"golang.org/x/sys/unix"
+
+	"github.com/gonydus/nydus/cmd/nydus-overlayfs/internal/mountopt"
 )
 
 // userspaceName is a name (a link to this helper) under which every

@@ -11,9 +11,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/gonydus/nydus/daemon/spawn"
-	"github.com/gonydus/nydus/overlay/mountopt"
 	"golang.org/x/sys/unix"
+
+	"github.com/gonydus/nydus/cmd/nydus-overlayfs/internal/mountopt"
+	"github.com/gonydus/nydus/daemon/spawn"
 )
 
 // mountUserspace is mode 2: nydusd serves the image of the extraoption

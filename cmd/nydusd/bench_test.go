@@ -13,8 +13,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gonydus/nydus/fuseuring"
 	"golang.org/x/sys/unix"
+
+	"github.com/gonydus/nydus/internal/fuseuring"
 )
 
 // benchBinaries builds nydus-image and nydusd into a temp dir.

@@ -23,12 +23,12 @@ const MaxSize = 1 << 20
 
 // Config is a nydusd configuration in v2 form.
 type Config struct {
-	Version int                 `json:"version"`
-	ID      string              `json:"id,omitempty"`
-	Backend Backend             `json:"backend"`
-	Cache   storage.CacheConfig `json:"cache"`
-	Rafs    Rafs                `json:"rafs"`
-	Overlay *Overlay            `json:"overlay,omitempty"`
+	Version int      `json:"version"`
+	ID      string   `json:"id,omitempty"`
+	Backend Backend  `json:"backend"`
+	Cache   Cache    `json:"cache"`
+	Rafs    Rafs     `json:"rafs"`
+	Overlay *Overlay `json:"overlay,omitempty"`
 }
 
 // Backend is the backend section: a type and that type's settings.
@@ -63,14 +63,14 @@ func (b *Backend) UnmarshalJSON(data []byte) error {
 
 // Rafs is the v2 "rafs" section.
 type Rafs struct {
-	Mode            string                 `json:"mode"`
-	BatchSize       uint64                 `json:"batch_size"`
-	Validate        bool                   `json:"validate"`
-	EnableXattr     bool                   `json:"enable_xattr"`
-	IostatsFiles    bool                   `json:"iostats_files"`
-	AccessPattern   bool                   `json:"access_pattern"`
-	LatestReadFiles bool                   `json:"latest_read_files"`
-	Prefetch        storage.PrefetchConfig `json:"prefetch"`
+	Mode            string   `json:"mode"`
+	BatchSize       uint64   `json:"batch_size"`
+	Validate        bool     `json:"validate"`
+	EnableXattr     bool     `json:"enable_xattr"`
+	IostatsFiles    bool     `json:"iostats_files"`
+	AccessPattern   bool     `json:"access_pattern"`
+	LatestReadFiles bool     `json:"latest_read_files"`
+	Prefetch        Prefetch `json:"prefetch"`
 }
 
 // Overlay is the v2 "overlay" section (userspace writable overlay).
@@ -87,17 +87,17 @@ type legacy struct {
 			Type   string          `json:"type"`
 			Config json.RawMessage `json:"config"`
 		} `json:"backend"`
-		Cache storage.LegacyCacheConfig `json:"cache"`
+		Cache LegacyCache `json:"cache"`
 	} `json:"device"`
-	Mode            string                       `json:"mode"`
-	DigestValidate  bool                         `json:"digest_validate"`
-	IostatsFiles    bool                         `json:"iostats_files"`
-	EnableXattr     bool                         `json:"enable_xattr"`
-	AccessPattern   bool                         `json:"access_pattern"`
-	LatestReadFiles bool                         `json:"latest_read_files"`
-	AmplifyIO       *uint64                      `json:"amplify_io"`
-	FSPrefetch      storage.LegacyPrefetchConfig `json:"fs_prefetch"`
-	Overlay         *Overlay                     `json:"overlay"`
+	Mode            string         `json:"mode"`
+	DigestValidate  bool           `json:"digest_validate"`
+	IostatsFiles    bool           `json:"iostats_files"`
+	EnableXattr     bool           `json:"enable_xattr"`
+	AccessPattern   bool           `json:"access_pattern"`
+	LatestReadFiles bool           `json:"latest_read_files"`
+	AmplifyIO       *uint64        `json:"amplify_io"`
+	FSPrefetch      LegacyPrefetch `json:"fs_prefetch"`
+	Overlay         *Overlay       `json:"overlay"`
 }
 
 // Load reads and parses a configuration file.
@@ -150,13 +150,13 @@ func Parse(data []byte) (*Config, error) {
 	}
 	var c *Config
 	if probe.Version == 2 {
-		c = &Config{Rafs: Rafs{BatchSize: storage.DefaultAmplify, Prefetch: storage.DefaultPrefetchConfig()}}
-		c.Cache.Prefetch = storage.DefaultPrefetchConfig()
+		c = &Config{Rafs: Rafs{BatchSize: storage.DefaultAmplify, Prefetch: DefaultPrefetch()}}
+		c.Cache.Prefetch = DefaultPrefetch()
 		if err := json.Unmarshal(data, c); err != nil {
 			return nil, err
 		}
 	} else {
-		l := legacy{FSPrefetch: storage.DefaultLegacyPrefetchConfig()}
+		l := legacy{FSPrefetch: DefaultLegacyPrefetch()}
 		if err := json.Unmarshal(data, &l); err != nil {
 			return nil, err
 		}
@@ -169,14 +169,14 @@ func Parse(data []byte) (*Config, error) {
 }
 
 func fromLegacy(l *legacy) *Config {
-	prefetch := l.FSPrefetch.V2()
+	pf := l.FSPrefetch.V2()
 	c := &Config{
 		Version: 2,
 		ID:      l.Device.ID,
 		Backend: Backend{Type: l.Device.Backend.Type, Settings: l.Device.Backend.Config},
-		Cache:   l.Device.Cache.V2(prefetch),
+		Cache:   l.Device.Cache.V2(pf),
 		Rafs: Rafs{Mode: l.Mode, Validate: l.DigestValidate, EnableXattr: l.EnableXattr, IostatsFiles: l.IostatsFiles,
-			AccessPattern: l.AccessPattern, LatestReadFiles: l.LatestReadFiles, BatchSize: storage.DefaultAmplify, Prefetch: prefetch},
+			AccessPattern: l.AccessPattern, LatestReadFiles: l.LatestReadFiles, BatchSize: storage.DefaultAmplify, Prefetch: pf},
 		Overlay: l.Overlay,
 	}
 	if l.AmplifyIO != nil {

@@ -11,10 +11,11 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/gonydus/nydus/rafs"
-	"github.com/gonydus/nydus/rafs/layout"
 	"github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"github.com/gonydus/nydus/rafs"
+	"github.com/gonydus/nydus/rafs/layout"
 )
 
 // FS is one RAFS image served over FUSE.
@@ -35,37 +36,43 @@ type FS struct {
 // FOPEN_KEEP_CACHE. Call it only when the kernel offered the capability.
 func (f *FS) EnableNoOpen() { f.noOpen.Store(true) }
 
-// Option configures an FS.
-type Option func(*FS) error
+// Option configures an FS (New).
+type Option func(*fsConfig) error
+
+type fsConfig struct {
+	inoBase     uint64
+	enableXattr bool
+}
 
 // WithInodeBase sets the high bits added to every nid to form st_ino; nydusd
 // uses fs_index<<56 (1<<56 for the first mount).
 func WithInodeBase(base uint64) Option {
-	return func(f *FS) error {
+	return func(c *fsConfig) error {
 		if base&(1<<56-1) != 0 {
 			return fmt.Errorf("rafsfs: inode base %#x has low bits set", base)
 		}
-		f.inoBase = base
+		c.inoBase = base
 		return nil
 	}
 }
 
 // WithXattr enables extended attributes (nydusd's enable_xattr).
-func WithXattr(on bool) Option { return func(f *FS) error { f.enableXattr = on; return nil } }
+func WithXattr(on bool) Option { return func(c *fsConfig) error { c.enableXattr = on; return nil } }
 
 // New returns a filesystem for img reading data through src.
 func New(img *rafs.Image, src rafs.ChunkSource, opts ...Option) (*FS, error) {
 	if img == nil || src == nil {
 		return nil, errors.New("rafsfs: image and chunk source are required")
 	}
-	f := &FS{img: img, src: src, inoBase: 1 << 56, enableXattr: true,
-		uid: uint32(os.Geteuid()), gid: uint32(os.Getegid()), stats: newStats()}
-	f.tailPush.Store(DefaultTailPush)
+	c := fsConfig{inoBase: 1 << 56, enableXattr: true}
 	for _, o := range opts {
-		if err := o(f); err != nil {
+		if err := o(&c); err != nil {
 			return nil, err
 		}
 	}
+	f := &FS{img: img, src: src, inoBase: c.inoBase, enableXattr: c.enableXattr,
+		uid: uint32(os.Geteuid()), gid: uint32(os.Getegid()), stats: newStats()}
+	f.tailPush.Store(DefaultTailPush)
 	return f, nil
 }
 

@@ -13,6 +13,8 @@ import (
 	"testing/fstest"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/gonydus/nydus/daemon/rafsfs"
 	"github.com/gonydus/nydus/internal/statcmp"
 	"github.com/gonydus/nydus/internal/testutil"
@@ -21,7 +23,6 @@ import (
 	"github.com/gonydus/nydus/rafs/export"
 	"github.com/gonydus/nydus/rafs/layout"
 	"github.com/gonydus/nydus/rafs/tree"
-	"golang.org/x/sys/unix"
 )
 
 var upstreamDir = testutil.TestdataPath("upstream-nydus")
@@ -91,7 +92,7 @@ type builtImage struct {
 	files map[string][]byte
 }
 
-func buildImage(t *testing.T, cfg builder.Config, fifo bool) *builtImage {
+func buildImage(t *testing.T, fifo bool, opts ...builder.Option) *builtImage {
 	t.Helper()
 	bi := &builtImage{files: map[string][]byte{}}
 	var blob bytes.Buffer
@@ -139,7 +140,7 @@ func buildImage(t *testing.T, cfg builder.Config, fifo bool) *builtImage {
 			root.SetChild("sock", &tree.Inode{Mode: layout.ModeSock | 0o600})
 		}
 		return &tree.Tree{Root: root}, nil
-	}, &blob, cfg)
+	}, &blob, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,9 +157,7 @@ func TestMountBuiltImages(t *testing.T) {
 	for _, comp := range []layout.Compressor{layout.CompressNone, layout.CompressLZ4, layout.CompressZstd} {
 		for _, dg := range []layout.Digester{layout.DigestBlake3, layout.DigestSHA256} {
 			t.Run(comp.String()+"-"+dg.String(), func(t *testing.T) {
-				cfg := builder.DefaultConfig()
-				cfg.Compressor, cfg.Digester, cfg.ChunkSize = comp, dg, 0x10000
-				bi := buildImage(t, cfg, false)
+				bi := buildImage(t, false, builder.WithCompressor(comp), builder.WithDigester(dg), builder.WithChunkSize(0x10000))
 				dir := mount(t, bi.img, bi.src)
 				for p, want := range bi.files {
 					got, err := os.ReadFile(filepath.Join(dir, p))
@@ -250,7 +249,7 @@ func (f fileOut) Truncate(n int64) error { return f.File.Truncate(n) }
 func TestKernelDifferential(t *testing.T) {
 	requireFUSE(t)
 	testutil.RequireKernelEROFS(t)
-	bi := buildImage(t, builder.DefaultConfig(), true)
+	bi := buildImage(t, true)
 	imgPath := filepath.Join(t.TempDir(), "image.erofs")
 	f, err := os.Create(imgPath)
 	must(t, err)

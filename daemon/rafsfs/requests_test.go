@@ -13,14 +13,15 @@ import (
 	"testing"
 	"time"
 
+	gofs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+	"golang.org/x/sys/unix"
+
 	"github.com/gonydus/nydus/daemon/rafsfs"
 	"github.com/gonydus/nydus/rafs"
 	"github.com/gonydus/nydus/rafs/builder"
 	"github.com/gonydus/nydus/rafs/layout"
 	"github.com/gonydus/nydus/rafs/tree"
-	gofs "github.com/hanwen/go-fuse/v2/fs"
-	"github.com/hanwen/go-fuse/v2/fuse"
-	"golang.org/x/sys/unix"
 )
 
 // serving is how a test mount serves an image.
@@ -127,7 +128,7 @@ func walkTree(t *testing.T, nd, nf, big int) (img *rafs.Image, dirs, entries int
 			entries++
 		}
 		return &tree.Tree{Root: root}, nil
-	}, &blob, builder.DefaultConfig())
+	}, &blob)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -80,8 +80,6 @@ func TestUpstreamBlobTail(t *testing.T) {
 
 func buildInline(t *testing.T, toc bool) ([]byte, *builder.Result) {
 	t.Helper()
-	cfg := builder.DefaultConfig()
-	cfg.InlineBootstrap, cfg.TOC = true, toc
 	var out bytes.Buffer
 	res, err := builder.Build(context.Background(), func(_ context.Context, w builder.FileWriter) (*tree.Tree, error) {
 		root := tree.NewDir(0o755)
@@ -94,7 +92,7 @@ func buildInline(t *testing.T, toc bool) ([]byte, *builder.Result) {
 			root.SetChild([]string{"a", "b"}[i], &tree.Inode{Mode: layout.ModeReg | 0o644, Size: uint64(len(data)), Chunks: chunks})
 		}
 		return &tree.Tree{Root: root}, nil
-	}, &out, cfg)
+	}, &out, builder.WithInlineBootstrap(true), builder.WithTOC(toc))
 	if err != nil {
 		t.Fatal(err)
 	}

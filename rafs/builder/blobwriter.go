@@ -20,10 +20,12 @@ import (
 // whose real id (the hash of the whole blob) is unknown while it is written.
 const PlaceholderBlobID = blob.PlaceholderID
 
-// BlobOption configures a BlobWriter.
-type BlobOption func(*blobConfig) error
+// Option configures NewBlobWriter and Build. WithBaseBlobs,
+// WithInlineBootstrap and WithExplicitUIDGID are about the bootstrap and
+// matter to Build only.
+type Option func(*config) error
 
-type blobConfig struct {
+type config struct {
 	compressor layout.Compressor
 	digester   layout.Digester
 	chunkSize  uint32
@@ -31,11 +33,38 @@ type blobConfig struct {
 	workers    int
 	dict       ChunkDict
 	toc        bool
+
+	// Build only.
+	baseBlobs       []*layout.BlobEntry
+	inlineBootstrap bool
+	explicitUIDGID  bool
+}
+
+// defaultConfig is upstream nydus-image's defaults.
+func defaultConfig() config {
+	return config{
+		compressor:     layout.CompressZstd,
+		digester:       layout.DigestBlake3,
+		chunkSize:      layout.DefaultChunkSize,
+		workers:        runtime.GOMAXPROCS(0),
+		toc:            true,
+		explicitUIDGID: true,
+	}
+}
+
+func newConfig(opts []Option) (config, error) {
+	cfg := defaultConfig()
+	for _, o := range opts {
+		if err := o(&cfg); err != nil {
+			return cfg, err
+		}
+	}
+	return cfg, nil
 }
 
 // WithCompressor selects the chunk compressor (default zstd).
-func WithCompressor(c layout.Compressor) BlobOption {
-	return func(o *blobConfig) error {
+func WithCompressor(c layout.Compressor) Option {
+	return func(o *config) error {
 		switch c {
 		case layout.CompressNone, layout.CompressLZ4, layout.CompressZstd:
 			o.compressor = c
@@ -46,8 +75,8 @@ func WithCompressor(c layout.Compressor) BlobOption {
 }
 
 // WithDigester selects the chunk digester (default blake3).
-func WithDigester(d layout.Digester) BlobOption {
-	return func(o *blobConfig) error {
+func WithDigester(d layout.Digester) Option {
+	return func(o *config) error {
 		if d != layout.DigestBlake3 && d != layout.DigestSHA256 {
 			return fmt.Errorf("builder: unknown digester %d", d)
 		}
@@ -57,8 +86,8 @@ func WithDigester(d layout.Digester) BlobOption {
 }
 
 // WithChunkSize sets the chunk size (power of two, 4 KiB..16 MiB).
-func WithChunkSize(n uint32) BlobOption {
-	return func(o *blobConfig) error {
+func WithChunkSize(n uint32) Option {
+	return func(o *config) error {
 		if !layout.ValidChunkSize(uint64(n)) {
 			return fmt.Errorf("builder: chunk size %#x is not a power of two in [0x1000, 0x1000000]", n)
 		}
@@ -67,9 +96,10 @@ func WithChunkSize(n uint32) BlobOption {
 	}
 }
 
-// WithBlobIndex sets the index of the new blob in the image's blob table.
-func WithBlobIndex(i uint32) BlobOption {
-	return func(o *blobConfig) error {
+// WithBlobIndex sets the index of the new blob in the image's blob table
+// (WithBaseBlobs sets it too).
+func WithBlobIndex(i uint32) Option {
+	return func(o *config) error {
 		if i >= layout.MaxBlobs-1 {
 			return fmt.Errorf("builder: blob index %d out of range", i)
 		}
@@ -79,8 +109,8 @@ func WithBlobIndex(i uint32) BlobOption {
 }
 
 // WithWorkers sets the number of goroutines digesting and compressing.
-func WithWorkers(n int) BlobOption {
-	return func(o *blobConfig) error {
+func WithWorkers(n int) Option {
+	return func(o *config) error {
 		if n < 1 {
 			return fmt.Errorf("builder: workers must be positive, got %d", n)
 		}
@@ -91,14 +121,14 @@ func WithWorkers(n int) BlobOption {
 
 // WithChunkDict lets chunks already stored elsewhere (a chunk dictionary or
 // parent layers) be referenced instead of written again.
-func WithChunkDict(d ChunkDict) BlobOption {
-	return func(o *blobConfig) error { o.dict = d; return nil }
+func WithChunkDict(d ChunkDict) Option {
+	return func(o *config) error { o.dict = d; return nil }
 }
 
-// WithTOC writes the blob ToC and chunk digest array ("blob-toc" feature).
-// It is on by default.
-func WithTOC(on bool) BlobOption {
-	return func(o *blobConfig) error { o.toc = on; return nil }
+// WithTOC writes the blob ToC and chunk digest array ("blob-toc" feature,
+// on by default).
+func WithTOC(on bool) Option {
+	return func(o *config) error { o.toc = on; return nil }
 }
 
 // ChunkDict finds an existing chunk by digest.
@@ -111,7 +141,7 @@ type ChunkDict interface {
 // WriteFile may be called from one goroutine at a time; digesting and
 // compression run on WithWorkers goroutines.
 type BlobWriter struct {
-	cfg   blobConfig
+	cfg   config
 	codec compress.Codec
 	out   *countingWriter
 
@@ -153,19 +183,15 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 }
 
 // NewBlobWriter returns a writer of a new blob to w.
-func NewBlobWriter(w io.Writer, opts ...BlobOption) (*BlobWriter, error) {
-	cfg := blobConfig{
-		compressor: layout.CompressZstd,
-		digester:   layout.DigestBlake3,
-		chunkSize:  layout.DefaultChunkSize,
-		workers:    runtime.GOMAXPROCS(0),
-		toc:        true,
+func NewBlobWriter(w io.Writer, opts ...Option) (*BlobWriter, error) {
+	cfg, err := newConfig(opts)
+	if err != nil {
+		return nil, err
 	}
-	for _, o := range opts {
-		if err := o(&cfg); err != nil {
-			return nil, err
-		}
-	}
+	return newBlobWriter(w, cfg)
+}
+
+func newBlobWriter(w io.Writer, cfg config) (*BlobWriter, error) {
 	codec, err := compress.New(cfg.compressor)
 	if err != nil {
 		return nil, err

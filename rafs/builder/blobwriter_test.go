@@ -11,14 +11,14 @@ import (
 	"github.com/gonydus/nydus/rafs/tree"
 )
 
-func buildSample(t *testing.T, cfg Config) (*Result, []byte) {
+func buildSample(t *testing.T, opts ...Option) (*Result, []byte) {
 	t.Helper()
 	var blob bytes.Buffer
 	res, err := Build(context.Background(), func(_ context.Context, w FileWriter) (*tree.Tree, error) {
 		bw := w.(*BlobWriter)
 		tr, _ := sampleTree(t, bw)
 		return tr, nil
-	}, &blob, cfg)
+	}, &blob, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -27,12 +27,8 @@ func buildSample(t *testing.T, cfg Config) (*Result, []byte) {
 
 func TestBuildIsReproducible(t *testing.T) {
 	for _, alg := range []layout.Compressor{layout.CompressNone, layout.CompressLZ4, layout.CompressZstd} {
-		cfg := DefaultConfig()
-		cfg.Compressor = alg
-		cfg.Workers = 3
-		r1, b1 := buildSample(t, cfg)
-		cfg.Workers = 1
-		r2, b2 := buildSample(t, cfg)
+		r1, b1 := buildSample(t, WithCompressor(alg), WithWorkers(3))
+		r2, b2 := buildSample(t, WithCompressor(alg), WithWorkers(1))
 		if !bytes.Equal(b1, b2) || !bytes.Equal(r1.Bootstrap, r2.Bootstrap) {
 			t.Fatalf("%v: two builds of the same input differ", alg)
 		}
@@ -44,8 +40,6 @@ func TestBuildIsReproducible(t *testing.T) {
 }
 
 func TestDedupStoresRepeatedChunksOnce(t *testing.T) {
-	cfg := DefaultConfig()
-	cfg.ChunkSize = 0x1000
 	var blob bytes.Buffer
 	page := bytes.Repeat([]byte{'a'}, 0x1000)
 	res, err := Build(context.Background(), func(_ context.Context, w FileWriter) (*tree.Tree, error) {
@@ -59,7 +53,7 @@ func TestDedupStoresRepeatedChunksOnce(t *testing.T) {
 			root.SetChild(name, &tree.Inode{Mode: layout.ModeReg | 0o644, Size: uint64(len(data)), Chunks: cs})
 		}
 		return &tree.Tree{Root: root}, nil
-	}, &blob, cfg)
+	}, &blob, WithChunkSize(0x1000))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,9 +70,7 @@ func TestDedupStoresRepeatedChunksOnce(t *testing.T) {
 }
 
 func TestInlineBootstrapTail(t *testing.T) {
-	cfg := DefaultConfig()
-	cfg.InlineBootstrap = true
-	res, blob := buildSample(t, cfg)
+	res, blob := buildSample(t, WithInlineBootstrap(true))
 	// The ToC is the last section; the inline bootstrap precedes it.
 	name, size, err := layout.ParseSectionHeader(blob[len(blob)-layout.TarHeaderSize:])
 	if err != nil || name != layout.SectionTOC {
@@ -113,9 +105,20 @@ func TestInlineBootstrapTail(t *testing.T) {
 }
 
 func TestBlobOptionsValidate(t *testing.T) {
-	for _, o := range []BlobOption{WithChunkSize(3000), WithChunkSize(32 << 20), WithWorkers(0), WithCompressor(layout.CompressGzip), WithDigester(7)} {
+	for _, o := range []Option{WithChunkSize(3000), WithChunkSize(32 << 20), WithWorkers(0), WithCompressor(layout.CompressGzip), WithDigester(7),
+		WithBlobIndex(layout.MaxBlobs - 1), WithBaseBlobs(make([]*layout.BlobEntry, layout.MaxBlobs-1))} {
 		if _, err := NewBlobWriter(&bytes.Buffer{}, o); err == nil {
 			t.Fatal("invalid option accepted")
 		}
+		if _, err := Build(context.Background(), func(context.Context, FileWriter) (*tree.Tree, error) {
+			return &tree.Tree{Root: tree.NewDir(0o755)}, nil
+		}, &bytes.Buffer{}, o); err == nil {
+			t.Fatal("Build accepted an invalid option")
+		}
+	}
+	if _, err := Build(context.Background(), func(context.Context, FileWriter) (*tree.Tree, error) {
+		return &tree.Tree{Root: tree.NewDir(0o755)}, nil
+	}, &bytes.Buffer{}, WithBlobIndex(3)); err == nil {
+		t.Fatal("Build accepted a blob index that is not after its base blobs")
 	}
 }

@@ -19,34 +19,30 @@ type FileWriter interface {
 // sending file data to w. It returns the tree's root and prefetch paths.
 type FillFunc func(ctx context.Context, w FileWriter) (*tree.Tree, error)
 
-// Config holds the options of one image build.
-type Config struct {
-	Compressor layout.Compressor
-	Digester   layout.Digester
-	ChunkSize  uint32
-	Workers    int
-	// InlineBootstrap embeds the bootstrap in the blob (--blob-inline-meta).
-	InlineBootstrap bool
-	// TOC writes the blob ToC and chunk digests (--features blob-toc).
-	TOC bool
-	// ExplicitUIDGID records owners (cleared by --repeatable).
-	ExplicitUIDGID bool
-	// BaseBlobs are blobs existing chunks may point to (chunk dictionary or
-	// parent layers); the new blob gets the next index.
-	BaseBlobs []*layout.BlobEntry
-	// Dict finds existing chunks to reference instead of storing again.
-	Dict ChunkDict
+// WithBaseBlobs names the blobs existing chunks may point to (a chunk
+// dictionary's or the parent layers'); the new blob gets the next index
+// in the image's blob table.
+func WithBaseBlobs(blobs []*layout.BlobEntry) Option {
+	return func(c *config) error {
+		if len(blobs) >= layout.MaxBlobs-1 {
+			return fmt.Errorf("builder: %d base blobs leave no index for the new blob", len(blobs))
+		}
+		c.baseBlobs = blobs
+		c.blobIndex = uint32(len(blobs))
+		return nil
+	}
 }
 
-// DefaultConfig returns upstream nydus-image's defaults.
-func DefaultConfig() Config {
-	return Config{
-		Compressor:     layout.CompressZstd,
-		Digester:       layout.DigestBlake3,
-		ChunkSize:      layout.DefaultChunkSize,
-		TOC:            true,
-		ExplicitUIDGID: true,
-	}
+// WithInlineBootstrap embeds the bootstrap in the blob
+// (nydus-image --blob-inline-meta).
+func WithInlineBootstrap(on bool) Option {
+	return func(c *config) error { c.inlineBootstrap = on; return nil }
+}
+
+// WithExplicitUIDGID records owners in the image (on by default;
+// nydus-image --repeatable turns it off).
+func WithExplicitUIDGID(on bool) Option {
+	return func(c *config) error { c.explicitUIDGID = on; return nil }
 }
 
 // Result describes a finished build.
@@ -62,17 +58,18 @@ type Result struct {
 }
 
 // Build runs fill against a new blob written to blobOut and lays out the
-// bootstrap. blobOut receives the blob strictly sequentially.
-func Build(ctx context.Context, fill FillFunc, blobOut io.Writer, cfg Config) (*Result, error) {
-	opts := []BlobOption{WithCompressor(cfg.Compressor), WithDigester(cfg.Digester), WithChunkSize(cfg.ChunkSize),
-		WithBlobIndex(uint32(len(cfg.BaseBlobs))), WithTOC(cfg.TOC)}
-	if cfg.Workers > 0 {
-		opts = append(opts, WithWorkers(cfg.Workers))
+// bootstrap. blobOut receives the blob strictly sequentially. Without
+// options it builds as upstream nydus-image does by default (zstd, blake3,
+// 1 MiB chunks, blob ToC, owners recorded).
+func Build(ctx context.Context, fill FillFunc, blobOut io.Writer, opts ...Option) (*Result, error) {
+	cfg, err := newConfig(opts)
+	if err != nil {
+		return nil, err
 	}
-	if cfg.Dict != nil {
-		opts = append(opts, WithChunkDict(cfg.Dict))
+	if int(cfg.blobIndex) != len(cfg.baseBlobs) {
+		return nil, fmt.Errorf("builder: Build numbers the new blob after its base blobs (WithBaseBlobs), not by WithBlobIndex(%d)", cfg.blobIndex)
 	}
-	bw, err := NewBlobWriter(blobOut, opts...)
+	bw, err := newBlobWriter(blobOut, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -81,15 +78,15 @@ func Build(ctx context.Context, fill FillFunc, blobOut io.Writer, cfg Config) (*
 		bw.Abort()
 		return nil, err
 	}
-	t.ChunkSize = cfg.ChunkSize
-	t.Flags = cfg.Compressor.SuperFlag() | cfg.Digester.SuperFlag()
-	if cfg.ExplicitUIDGID {
+	t.ChunkSize = cfg.chunkSize
+	t.Flags = cfg.compressor.SuperFlag() | cfg.digester.SuperFlag()
+	if cfg.explicitUIDGID {
 		t.Flags |= layout.FlagExplicitUIDGID
 	}
-	t.Blobs = append(append([]*layout.BlobEntry(nil), cfg.BaseBlobs...), nil)
-	newIndex := len(cfg.BaseBlobs)
+	t.Blobs = append(append([]*layout.BlobEntry(nil), cfg.baseBlobs...), nil)
+	newIndex := len(cfg.baseBlobs)
 	var inline InlineBootstrap
-	if cfg.InlineBootstrap {
+	if cfg.inlineBootstrap {
 		inline = func(e *layout.BlobEntry) ([]byte, error) {
 			t.Blobs[newIndex] = e
 			b, _, err := EncodeBootstrap(t)

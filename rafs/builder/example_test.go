@@ -40,7 +40,7 @@ func ExampleBuild() {
 	var blob bytes.Buffer // any io.Writer: a file, a pipe, an upload
 	res, err := builder.Build(ctx, func(ctx context.Context, w builder.FileWriter) (*tree.Tree, error) {
 		return source.FromDir(ctx, rootfs, w) // or source.FromTar(ctx, r, w): plain, gzip or zstd
-	}, &blob, builder.DefaultConfig()) // zstd chunks, blake3 digests, 1 MiB chunks, blob ToC
+	}, &blob) // defaults: zstd chunks, blake3 digests, 1 MiB chunks, blob ToC
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -82,7 +82,7 @@ func ExampleBuild_tar() {
 	var blob bytes.Buffer
 	res, err := builder.Build(context.Background(), func(ctx context.Context, w builder.FileWriter) (*tree.Tree, error) {
 		return source.FromTar(ctx, &layer, w)
-	}, &blob, builder.DefaultConfig())
+	}, &blob)
 	if err != nil {
 		log.Fatal(err)
 	}

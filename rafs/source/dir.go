@@ -9,16 +9,20 @@ import (
 	"sort"
 	"strings"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/gonydus/nydus/rafs/layout"
 	"github.com/gonydus/nydus/rafs/tree"
-	"golang.org/x/sys/unix"
 )
 
 // FromDir builds a tree from the directory dir, streaming file data to w.
 // Hardlinked regular files share one tree.Inode; other types with several
 // links become separate inodes, as RAFS stores them.
 func FromDir(ctx context.Context, dir string, w FileWriter, opts ...Option) (*tree.Tree, error) {
-	cfg := newConfig(opts)
+	cfg, err := newConfig(opts)
+	if err != nil {
+		return nil, err
+	}
 	d := &dirWalker{cfg: cfg, w: w, links: map[[2]uint64]*tree.Inode{}}
 	root, err := d.inode(ctx, dir)
 	if err != nil {

@@ -1,6 +1,8 @@
 package source
 
 import (
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 
@@ -14,8 +16,8 @@ type FileWriter interface {
 	WriteFile(r io.Reader, size int64) ([]*layout.ChunkInfo, error)
 }
 
-// Option configures a source.
-type Option func(*config)
+// Option configures a source; a bad value makes FromDir or FromTar fail.
+type Option func(*config) error
 
 type config struct {
 	whiteout   merge.WhiteoutSpec
@@ -24,24 +26,53 @@ type config struct {
 	maxEntries int
 }
 
-func newConfig(opts []Option) *config {
+func newConfig(opts []Option) (*config, error) {
 	c := &config{whiteout: merge.WhiteoutOCI, log: slog.Default(), maxEntries: 10_000_000}
 	for _, o := range opts {
-		o(c)
+		if err := o(c); err != nil {
+			return nil, err
+		}
 	}
-	return c
+	return c, nil
 }
 
 // WithWhiteoutSpec says how the input marks deletions: oci (default; kept
 // as ordinary entries for merge to interpret), overlayfs (OCI markers in a
 // tar become 0/0 character devices and trusted.overlay.opaque) or none.
-func WithWhiteoutSpec(s merge.WhiteoutSpec) Option { return func(c *config) { c.whiteout = s } }
+func WithWhiteoutSpec(s merge.WhiteoutSpec) Option {
+	return func(c *config) error {
+		switch s {
+		case merge.WhiteoutOCI, merge.WhiteoutOverlayfs, merge.WhiteoutNone:
+			c.whiteout = s
+			return nil
+		}
+		return fmt.Errorf("source: unknown whiteout spec %d", s)
+	}
+}
 
 // WithPrefetch records prefetch paths in the tree.
-func WithPrefetch(paths []string) Option { return func(c *config) { c.prefetch = paths } }
+func WithPrefetch(paths []string) Option {
+	return func(c *config) error { c.prefetch = paths; return nil }
+}
 
 // WithLogger sets the logger for warnings (skipped xattrs and entries).
-func WithLogger(l *slog.Logger) Option { return func(c *config) { c.log = l } }
+func WithLogger(l *slog.Logger) Option {
+	return func(c *config) error {
+		if l == nil {
+			return errors.New("source: nil logger")
+		}
+		c.log = l
+		return nil
+	}
+}
 
 // WithMaxEntries bounds the number of entries (default 10 million).
-func WithMaxEntries(n int) Option { return func(c *config) { c.maxEntries = n } }
+func WithMaxEntries(n int) Option {
+	return func(c *config) error {
+		if n < 1 {
+			return fmt.Errorf("source: max entries %d: must be at least 1", n)
+		}
+		c.maxEntries = n
+		return nil
+	}
+}

@@ -14,14 +14,15 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+	"golang.org/x/sys/unix"
+
 	"github.com/gonydus/nydus/internal/testutil"
 	"github.com/gonydus/nydus/rafs/layout"
 	"github.com/gonydus/nydus/rafs/merge"
 	"github.com/gonydus/nydus/rafs/source"
 	"github.com/gonydus/nydus/rafs/tree"
-	"github.com/klauspost/compress/gzip"
-	"github.com/klauspost/compress/zstd"
-	"golang.org/x/sys/unix"
 )
 
 var upstreamTar = testutil.TestdataPath("upstream-nydus", "tar")
@@ -432,4 +433,22 @@ func FuzzFromTar(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		_, _ = source.FromTar(context.Background(), bytes.NewReader(b), newMemWriter(), source.WithMaxEntries(10000))
 	})
+}
+
+func TestOptionsValidate(t *testing.T) {
+	for name, o := range map[string]source.Option{
+		"whiteout spec 7": source.WithWhiteoutSpec(merge.WhiteoutSpec(7)),
+		"nil logger":      source.WithLogger(nil),
+		"max entries 0":   source.WithMaxEntries(0),
+	} {
+		if _, err := source.FromDir(context.Background(), t.TempDir(), discardWriter{}, o); err == nil {
+			t.Errorf("FromDir accepted %s", name)
+		}
+		if _, err := source.FromTar(context.Background(), bytes.NewReader(nil), discardWriter{}, o); err == nil {
+			t.Errorf("FromTar accepted %s", name)
+		}
+	}
+	if _, err := source.FromDir(context.Background(), t.TempDir(), discardWriter{}, source.WithMaxEntries(1), source.WithWhiteoutSpec(merge.WhiteoutNone)); err != nil {
+		t.Errorf("good options refused: %v", err)
+	}
 }

@@ -28,7 +28,10 @@ var skippedRootNames = map[string]bool{"stargz.index.json": true, ".prefetch.lan
 // FromTar builds a tree from a tar stream (plain, gzip or zstd), sending
 // file data to w as it streams past.
 func FromTar(ctx context.Context, r io.Reader, w FileWriter, opts ...Option) (*tree.Tree, error) {
-	cfg := newConfig(opts)
+	cfg, err := newConfig(opts)
+	if err != nil {
+		return nil, err
+	}
 	plain, _, err := compress.NewStreamReader(r)
 	if err != nil {
 		return nil, fmt.Errorf("source: %w", err)

@@ -121,7 +121,7 @@ func BenchmarkBuild(b *testing.B) {
 				}
 				defer f.Close()
 				start := time.Now()
-				res, err := Build(context.Background(), f, io.Discard, Config{ChunkSize: layout.DefaultChunkSize, TOC: true, Contexts: lim})
+				res, err := Build(context.Background(), f, io.Discard, WithChunkSize(layout.DefaultChunkSize), WithTOC(true), WithContexts(lim))
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -157,7 +157,7 @@ func BenchmarkReadSmallFile(b *testing.B) {
 	for _, l := range benchLayers() {
 		b.Run(l.name, func(b *testing.B) {
 			gz := l.gz(b)
-			bi := build(b, gz, Config{ChunkSize: layout.DefaultChunkSize, TOC: true})
+			bi := build(b, gz, WithChunkSize(layout.DefaultChunkSize), WithTOC(true))
 			name, nid := middleSmallFile(b, bi, gz)
 			b.ResetTimer()
 			for range b.N {

@@ -19,29 +19,6 @@ import (
 // fall back to its tar-ref conversion, which is not implemented).
 var ErrNotGzip = errors.New("targzref: the layer is not gzip-compressed")
 
-// Config holds the options of a targz-ref build.
-type Config struct {
-	// ChunkSize is the image chunk size (default 1 MiB).
-	ChunkSize uint32
-	// TOC writes the chunk digests, tar headers and ToC into the RAFS blob
-	// (--features blob-toc).
-	TOC bool
-	// InlineBootstrap embeds the bootstrap in the RAFS blob
-	// (--blob-inline-meta); blob_meta_digest then stays zero.
-	InlineBootstrap bool
-	// ExplicitUIDGID records owners (cleared by --repeatable).
-	ExplicitUIDGID bool
-	// Contexts spaces the zran inflate contexts (zero: zran.DefaultLimits,
-	// about half upstream's index size; zran.UpstreamLimits reproduces
-	// upstream's spacing). Upstream nydusd reads either.
-	Contexts zran.Limits
-}
-
-// DefaultConfig returns upstream nydus-image's defaults for targz-ref.
-func DefaultConfig() Config {
-	return Config{ChunkSize: layout.DefaultChunkSize, ExplicitUIDGID: true}
-}
-
 // Result describes a finished build.
 type Result struct {
 	// Entry is the blob-table entry of the gzip layer as the bootstrap
@@ -71,19 +48,14 @@ func (r *Result) String() string {
 }
 
 // Build reads the gzip layer once from layer and writes its RAFS blob to
-// metaOut; opts configure the tar source (whiteouts, prefetch, logging).
-func Build(ctx context.Context, layer io.Reader, metaOut io.Writer, cfg Config, opts ...source.Option) (*Result, error) {
-	if cfg.ChunkSize == 0 {
-		cfg.ChunkSize = layout.DefaultChunkSize
-	}
-	if !layout.ValidChunkSize(uint64(cfg.ChunkSize)) {
-		return nil, fmt.Errorf("targzref: invalid chunk size %#x", cfg.ChunkSize)
-	}
-	if cfg.Contexts == (zran.Limits{}) {
-		cfg.Contexts = zran.DefaultLimits()
-	}
-	if err := cfg.Contexts.Validate(); err != nil {
-		return nil, fmt.Errorf("targzref: %w", err)
+// metaOut. Without options it builds as upstream nydus-image does by
+// default.
+func Build(ctx context.Context, layer io.Reader, metaOut io.Writer, opts ...Option) (*Result, error) {
+	cfg := defaultConfig()
+	for _, o := range opts {
+		if err := o(&cfg); err != nil {
+			return nil, err
+		}
 	}
 	br := bufio.NewReaderSize(layer, 1<<20)
 	if magic, err := br.Peek(2); err != nil || magic[0] != 0x1f || magic[1] != 0x8b {
@@ -94,12 +66,12 @@ func Build(ctx context.Context, layer io.Reader, metaOut io.Writer, cfg Config, 
 	}
 	g := zran.NewGenerator(br)
 	defer g.Close()
-	if err := g.SetLimits(cfg.Contexts); err != nil {
+	if err := g.SetLimits(cfg.contexts); err != nil {
 		return nil, fmt.Errorf("targzref: %w", err)
 	}
-	ch := newChunker(g, cfg.ChunkSize)
+	ch := newChunker(g, cfg.chunkSize)
 	defer ch.close()
-	t, err := source.FromTar(ctx, g, ch, opts...)
+	t, err := source.FromTar(ctx, g, ch, cfg.source...)
 	if err != nil {
 		return nil, err
 	}
@@ -115,25 +87,25 @@ func Build(ctx context.Context, layer io.Reader, metaOut io.Writer, cfg Config, 
 	}
 	sum := g.Digest()
 	entry := layout.BlobEntry{
-		ChunkSize: cfg.ChunkSize, ChunkCount: uint32(len(ch.unique)),
+		ChunkSize: cfg.chunkSize, ChunkCount: uint32(len(ch.unique)),
 		Compressor: layout.CompressGzip, Digester: layout.DigestSHA256,
 		Features:       zranFeatures | layout.BlobCapTarTOC,
 		CompressedSize: uint64(g.Size()), UncompressedSize: ch.uoff,
 	}
 	entry.SetID(hex.EncodeToString(sum[:]))
-	framed := cfg.TOC || cfg.InlineBootstrap
+	framed := cfg.toc || cfg.inlineBootstrap
 	if framed {
 		entry.Features |= layout.BlobHasTarHeader
 	}
-	if cfg.TOC {
+	if cfg.toc {
 		entry.Features |= layout.BlobHasTOC
 	}
-	if cfg.InlineBootstrap {
+	if cfg.inlineBootstrap {
 		entry.Features |= layout.BlobInlinedFSMeta
 	}
 	mw := newMetaWriter(metaOut)
 	if len(ch.unique) > 0 {
-		if cfg.TOC {
+		if cfg.toc {
 			entry.Features |= layout.BlobInlinedChunkDigest
 		}
 		chunks, used := ch.blobChunks(ctxs)
@@ -143,31 +115,31 @@ func Build(ctx context.Context, layer io.Reader, metaOut io.Writer, cfg Config, 
 		}
 		ctxs = used
 		ext := uint64(len(ch.unique)) * layout.ChunkInfoV2Size
-		if err := mw.writeMeta(&entry, ci, ext, uint64(len(ci))-ext, uint32(len(ctxs)), ch.digests(), framed, cfg.TOC); err != nil {
+		if err := mw.writeMeta(&entry, ci, ext, uint64(len(ci))-ext, uint32(len(ctxs)), ch.digests(), framed, cfg.toc); err != nil {
 			return nil, err
 		}
 	}
-	t.ChunkSize = cfg.ChunkSize
+	t.ChunkSize = cfg.chunkSize
 	t.Flags = layout.CompressGzip.SuperFlag() | layout.DigestSHA256.SuperFlag()
-	if cfg.ExplicitUIDGID {
+	if cfg.explicitUIDGID {
 		t.Flags |= layout.FlagExplicitUIDGID
 	}
 	t.Blobs = []*layout.BlobEntry{&entry}
-	if cfg.InlineBootstrap {
+	if cfg.inlineBootstrap {
 		boot, _, err := builder.EncodeBootstrap(t)
 		if err != nil {
 			return nil, err
 		}
-		if err := mw.writeBootstrap(boot, cfg.TOC); err != nil {
+		if err := mw.writeBootstrap(boot, cfg.toc); err != nil {
 			return nil, err
 		}
 	}
-	if cfg.TOC {
+	if cfg.toc {
 		if err := mw.writeTOC(&entry); err != nil {
 			return nil, err
 		}
 	}
-	if !cfg.InlineBootstrap {
+	if !cfg.inlineBootstrap {
 		copy(entry.MetaDigest[:], mw.hash.Sum(nil))
 		entry.MetaSize = mw.n
 	}

@@ -45,10 +45,10 @@ type built struct {
 	src   *Source
 }
 
-func build(t testing.TB, gz []byte, cfg Config) *built {
+func build(t testing.TB, gz []byte, opts ...Option) *built {
 	t.Helper()
 	var meta bytes.Buffer
-	res, err := Build(context.Background(), bytes.NewReader(gz), &meta, cfg)
+	res, err := Build(context.Background(), bytes.NewReader(gz), &meta, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,7 +115,7 @@ func checkAllFiles(t testing.TB, b *built) {
 	}
 }
 
-func checkEntry(t testing.TB, b *built, cfg Config) {
+func checkEntry(t testing.TB, b *built, inline bool) {
 	t.Helper()
 	e := b.img.Blobs()[0]
 	sum := sha256.Sum256(b.gz)
@@ -129,7 +129,7 @@ func checkEntry(t testing.TB, b *built, cfg Config) {
 		t.Fatalf("compressor %v digester %v", e.Compressor, e.Digester)
 	case e.Features&zranFeatures != zranFeatures:
 		t.Fatalf("features %#x", uint32(e.Features))
-	case !cfg.InlineBootstrap && (e.MetaDigest != metaSum || e.MetaSize != uint64(len(b.meta))):
+	case !inline && (e.MetaDigest != metaSum || e.MetaSize != uint64(len(b.meta))):
 		t.Fatal("blob_meta_digest/size do not describe the RAFS blob")
 	case b.res.MetaID != hex.EncodeToString(metaSum[:]):
 		t.Fatal("MetaID is not the RAFS blob's sha256")
@@ -143,11 +143,19 @@ func TestUpstreamVectors(t *testing.T) {
 			if err != nil {
 				testutil.Missing(t, "upstream test vector (%v): put the shared testdata at ../shared/testdata beside the repository or set GONYDUS_TESTDATA", err)
 			}
-			for _, cfg := range []Config{DefaultConfig(), {ChunkSize: 0x1000, TOC: true}, {ChunkSize: 0x10000, TOC: true, InlineBootstrap: true}} {
-				b := build(t, gz, cfg)
-				checkEntry(t, b, cfg)
+			for _, tc := range []struct {
+				chunkSize uint32
+				opts      []Option
+				inline    bool
+			}{
+				{layout.DefaultChunkSize, nil, false},
+				{0x1000, []Option{WithChunkSize(0x1000), WithTOC(true)}, false},
+				{0x10000, []Option{WithChunkSize(0x10000), WithTOC(true), WithInlineBootstrap(true)}, true},
+			} {
+				b := build(t, gz, tc.opts...)
+				checkEntry(t, b, tc.inline)
 				checkAllFiles(t, b)
-				t.Logf("chunk size %#x: %s", cfg.ChunkSize, b.res)
+				t.Logf("chunk size %#x: %s", tc.chunkSize, b.res)
 			}
 		})
 	}
@@ -158,7 +166,7 @@ func TestZlibSampleIsNotATar(t *testing.T) {
 	if err != nil {
 		testutil.Missing(t, "upstream test vector (%v): put the shared testdata at ../shared/testdata beside the repository or set GONYDUS_TESTDATA", err)
 	}
-	if _, err := Build(context.Background(), bytes.NewReader(gz), io.Discard, DefaultConfig()); err == nil {
+	if _, err := Build(context.Background(), bytes.NewReader(gz), io.Discard); err == nil {
 		t.Fatal("a gzip'd text file built as a tar layer")
 	}
 }
@@ -219,8 +227,8 @@ func TestLargeLayer(t *testing.T) {
 		total = 24 << 20
 	}
 	gz := layerTarGz(t, 1, total)
-	b := build(t, gz, Config{ChunkSize: layout.DefaultChunkSize, TOC: true})
-	checkEntry(t, b, Config{})
+	b := build(t, gz, WithChunkSize(layout.DefaultChunkSize), WithTOC(true))
+	checkEntry(t, b, false)
 	t.Logf("%s (%d relocated, %d merged contexts)", b.res, b.res.Relocated, b.res.Merged)
 	checkAllFiles(t, b)
 
@@ -273,7 +281,7 @@ func TestBadLayers(t *testing.T) {
 		"empty":         nil,
 	}
 	for name, in := range cases {
-		if _, err := Build(context.Background(), bytes.NewReader(in), io.Discard, DefaultConfig()); err == nil {
+		if _, err := Build(context.Background(), bytes.NewReader(in), io.Discard); err == nil {
 			t.Errorf("%s: built", name)
 		} else {
 			t.Logf("%s: %v", name, err)
@@ -294,7 +302,7 @@ func tarOf(t testing.TB, gz []byte) []byte {
 // never served: chunks fail their digest (or inflation) with a clear error.
 func TestWrongLayer(t *testing.T) {
 	gz := layerTarGz(t, 3, 4<<20)
-	b := build(t, gz, DefaultConfig())
+	b := build(t, gz)
 	other := layerTarGz(t, 4, 4<<20)
 	corrupt := bytes.Clone(gz)
 	for i := len(corrupt) / 4; i < len(corrupt); i += 4096 {
@@ -329,7 +337,7 @@ func TestBadMeta(t *testing.T) {
 	if err != nil {
 		testutil.Missing(t, "upstream test vector (%v): put the shared testdata at ../shared/testdata beside the repository or set GONYDUS_TESTDATA", err)
 	}
-	b := build(t, gz, Config{ChunkSize: 0x1000, TOC: true})
+	b := build(t, gz, WithChunkSize(0x1000), WithTOC(true))
 	e := *b.img.Blobs()[0]
 	for name, mut := range map[string]func(m []byte, e *layout.BlobEntry){
 		"header magic":  func(m []byte, e *layout.BlobEntry) { m[e.CIOffset+e.CICompressedSize] ^= 1 },
@@ -363,7 +371,7 @@ func TestDuplicateFiles(t *testing.T) {
 	}
 	tw.Close()
 	zw.Close()
-	b := build(t, gz.Bytes(), DefaultConfig())
+	b := build(t, gz.Bytes())
 	if len(b.res.Chunks) != 1 || b.res.Contexts > len(b.res.Chunks) {
 		t.Fatalf("%d chunks, %d contexts", len(b.res.Chunks), b.res.Contexts)
 	}
@@ -374,14 +382,11 @@ func TestDuplicateFiles(t *testing.T) {
 // through more contexts than the defaults.
 func TestContextLimits(t *testing.T) {
 	gz := layerTarGz(t, 4, 16<<20)
-	bad := DefaultConfig()
-	bad.Contexts = zran.Limits{MinCompressed: 1 << 20, MaxCompressed: 1 << 20, MaxUncompressed: 32 << 20}
+	bad := WithContexts(zran.Limits{MinCompressed: 1 << 20, MaxCompressed: 1 << 20, MaxUncompressed: 32 << 20})
 	if _, err := Build(context.Background(), bytes.NewReader(gz), io.Discard, bad); err == nil {
 		t.Fatal("invalid context limits accepted")
 	}
-	up := DefaultConfig()
-	up.Contexts = zran.UpstreamLimits()
-	bu, bd := build(t, gz, up), build(t, gz, DefaultConfig())
+	bu, bd := build(t, gz, WithContexts(zran.UpstreamLimits())), build(t, gz)
 	checkAllFiles(t, bu)
 	checkAllFiles(t, bd)
 	if bd.res.Contexts >= bu.res.Contexts || bd.res.MetaSize >= bu.res.MetaSize {
@@ -395,7 +400,7 @@ func TestContextLimits(t *testing.T) {
 // its chunk.
 func TestSourceReadsContextsOnce(t *testing.T) {
 	gz := layerTarGz(t, 5, 24<<20)
-	b := build(t, gz, DefaultConfig())
+	b := build(t, gz)
 	files := tarFiles(t, gz)
 	zr, err := gzip.NewReader(bytes.NewReader(gz))
 	if err != nil {

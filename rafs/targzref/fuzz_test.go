@@ -18,7 +18,7 @@ func FuzzDecodeMeta(f *testing.F) {
 	if err != nil {
 		testutil.Missing(f, "upstream test vector (%v): put the shared testdata at ../shared/testdata beside the repository or set GONYDUS_TESTDATA", err)
 	}
-	b := build(f, gz, Config{ChunkSize: 0x1000})
+	b := build(f, gz, WithChunkSize(0x1000))
 	m, err := ReadMeta(bytes.NewReader(b.meta), int64(len(b.meta)), b.img.Blobs()[0])
 	if err != nil {
 		f.Fatal(err)

@@ -20,7 +20,7 @@ func FuzzReadMeta(f *testing.F) {
 	if err != nil {
 		f.Skipf("upstream test vector missing (%v): ../shared/testdata must sit beside the repository", err)
 	}
-	b := build(f, gz, Config{ChunkSize: 0x1000})
+	b := build(f, gz, WithChunkSize(0x1000))
 	entry := make([]byte, layout.BlobEntrySize)
 	b.img.Blobs()[0].Marshal(entry)
 	f.Add(b.meta, entry, int64(0))

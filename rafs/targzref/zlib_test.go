@@ -37,7 +37,7 @@ func TestContextsInflateWithZlib(t *testing.T) {
 	layers["multi-member"] = multi.Bytes()
 	var names []string
 	for name, gz := range layers {
-		b := build(t, gz, Config{ChunkSize: 0x10000})
+		b := build(t, gz, WithChunkSize(0x10000))
 		m, err := ReadMeta(bytes.NewReader(b.meta), int64(len(b.meta)), b.img.Blobs()[0])
 		if err != nil {
 			t.Fatal(err)

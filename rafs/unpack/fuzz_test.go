@@ -24,8 +24,6 @@ const upstreamDir = "../../../shared/testdata/upstream-nydus"
 func seedImage(tb testing.TB) (boot, blob []byte) {
 	tb.Helper()
 	var out bytes.Buffer
-	cfg := builder.DefaultConfig()
-	cfg.ChunkSize = 0x1000
 	res, err := builder.Build(context.Background(), func(_ context.Context, w builder.FileWriter) (*tree.Tree, error) {
 		root := tree.NewDir(0o755)
 		file := func(dir *tree.Inode, name string, data []byte) *tree.Inode {
@@ -46,7 +44,7 @@ func seedImage(tb testing.TB) (boot, blob []byte) {
 		root.SetChild("link", &tree.Inode{Mode: layout.ModeSymlink | 0o777, Target: "sub/one"})
 		root.SetChild("chr", &tree.Inode{Mode: layout.ModeChr | 0o600, Rdev: 0x103})
 		return &tree.Tree{Root: root}, nil
-	}, &out, cfg)
+	}, &out, builder.WithChunkSize(0x1000))
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/gonydus/nydus/rafs/tree"
 	"github.com/gonydus/nydus/storage"
 	"github.com/gonydus/nydus/storage/backend"
+	"github.com/gonydus/nydus/storage/cache"
 	"github.com/gonydus/nydus/storage/internal/testregistry"
 )
 
@@ -38,7 +39,7 @@ func TestDebianRegistryChain(t *testing.T) {
 			files[name] = data
 		}
 		return &tree.Tree{Root: root}, nil
-	}, &blob, builder.Config{Compressor: layout.CompressZstd, Digester: layout.DigestBlake3, ChunkSize: 0x10000, ExplicitUIDGID: true})
+	}, &blob, builder.WithChunkSize(0x10000), builder.WithTOC(false))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,12 +57,8 @@ func TestDebianRegistryChain(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer be.Close()
-	opts, err := storage.ConfigOptions(storage.CacheConfig{Type: "blobcache", FileCache: storage.FileCacheConfig{WorkDir: t.TempDir()}},
-		storage.ReadConfig{BatchSize: 0, Validate: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	src, err := storage.NewSource(storage.BackendOpen(be), opts...)
+	src, err := storage.NewSource(storage.BackendOpen(be), storage.WithCacheDir(t.TempDir(), cache.WithPersistentMap(true)),
+		storage.WithBlobOptions(storage.WithValidate(true), storage.WithAmplify(0)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -38,12 +38,10 @@ func newImage(t *testing.T, prefetchPaths []string) *imageFixture {
 		}
 		os.WriteFile(p, data, 0o644)
 	}
-	cfg := builder.DefaultConfig()
-	cfg.ChunkSize = 64 << 10
 	var blob bytes.Buffer
 	res, err := builder.Build(context.Background(), func(ctx context.Context, w builder.FileWriter) (*tree.Tree, error) {
 		return source.FromDir(ctx, dir, w, source.WithPrefetch(prefetchPaths))
-	}, &blob, cfg)
+	}, &blob, builder.WithChunkSize(64<<10))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +82,7 @@ func (fx *imageFixture) backendReadsFor(t *testing.T, path string) int64 {
 
 func runJobs(t *testing.T, jobs []prefetch.Job) {
 	t.Helper()
-	p, err := prefetch.New(storage.DefaultPrefetchConfig())
+	p, err := prefetch.New()
 	if err != nil {
 		t.Fatal(err)
 	}

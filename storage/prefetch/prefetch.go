@@ -20,27 +20,68 @@ type Job struct {
 	Chunks []*layout.ChunkInfo
 }
 
+// Defaults of a Prefetcher (upstream's).
+const (
+	DefaultThreads   = 8
+	DefaultBatchSize = 1 << 20
+	// MaxThreads bounds WithThreads.
+	MaxThreads = 1024
+)
+
 // Option configures a Prefetcher.
-type Option func(*Prefetcher) error
+type Option func(*config) error
+
+// WithThreads sets how many workers fetch at once (1..MaxThreads,
+// default DefaultThreads).
+func WithThreads(n int) Option {
+	return func(c *config) error {
+		if n < 1 || n > MaxThreads {
+			return fmt.Errorf("prefetch: threads %d not in 1..%d", n, MaxThreads)
+		}
+		c.threads = n
+		return nil
+	}
+}
+
+// WithBatchSize sets the largest backend read a worker makes, in bytes
+// (1..storage.MaxAmplify, default DefaultBatchSize).
+func WithBatchSize(n uint64) Option {
+	return func(c *config) error {
+		if n < 1 || n > storage.MaxAmplify {
+			return fmt.Errorf("prefetch: batch size %d not in 1..%d", n, storage.MaxAmplify)
+		}
+		c.batchSize = n
+		return nil
+	}
+}
+
+// WithBandwidthLimit caps the bytes fetched per second (0, the default,
+// is unlimited).
+func WithBandwidthLimit(bytesPerSecond uint64) Option {
+	return func(c *config) error {
+		c.bandwidthLimit = bytesPerSecond
+		return nil
+	}
+}
 
 // WithLogger sets the logger.
 func WithLogger(l *slog.Logger) Option {
-	return func(p *Prefetcher) error {
+	return func(c *config) error {
 		if l == nil {
 			return errors.New("prefetch: nil logger")
 		}
-		p.log = l
+		c.log = l
 		return nil
 	}
 }
 
 // WithMetrics records prefetch progress into m (normally the Source's).
 func WithMetrics(m *storage.Metrics) Option {
-	return func(p *Prefetcher) error {
+	return func(c *config) error {
 		if m == nil {
 			return errors.New("prefetch: nil metrics")
 		}
-		p.metrics = m
+		c.metrics = m
 		return nil
 	}
 }
@@ -48,37 +89,40 @@ func WithMetrics(m *storage.Metrics) Option {
 // WithBackoff sets how long a worker sleeps before looking again when user
 // reads are fetching (default 2ms).
 func WithBackoff(d time.Duration) Option {
-	return func(p *Prefetcher) error {
+	return func(c *config) error {
 		if d <= 0 {
 			return errors.New("prefetch: backoff must be positive")
 		}
-		p.backoff = d
+		c.backoff = d
 		return nil
 	}
 }
 
-// Prefetcher runs prefetch jobs with the settings of one prefetch section.
+// Prefetcher runs prefetch jobs: a number of workers, each fetching
+// batches of chunks, within a bandwidth limit.
 type Prefetcher struct {
-	cfg     storage.PrefetchConfig
-	bw      *bandwidth
-	metrics *storage.Metrics
-	log     *slog.Logger
-	backoff time.Duration
+	cfg config
+	bw  *bandwidth
 }
 
-// New returns a prefetcher for cfg (threads, batch_size, bandwidth_limit).
-func New(cfg storage.PrefetchConfig, opts ...Option) (*Prefetcher, error) {
-	cfg, err := cfg.Normalize()
-	if err != nil {
-		return nil, err
-	}
-	p := &Prefetcher{cfg: cfg, bw: newBandwidth(cfg.BandwidthLimit), log: slog.Default(), backoff: 2 * time.Millisecond}
+type config struct {
+	threads        int
+	batchSize      uint64
+	bandwidthLimit uint64
+	metrics        *storage.Metrics
+	log            *slog.Logger
+	backoff        time.Duration
+}
+
+// New returns a prefetcher configured by opts.
+func New(opts ...Option) (*Prefetcher, error) {
+	c := config{threads: DefaultThreads, batchSize: DefaultBatchSize, log: slog.Default(), backoff: 2 * time.Millisecond}
 	for _, o := range opts {
-		if err := o(p); err != nil {
+		if err := o(&c); err != nil {
 			return nil, err
 		}
 	}
-	return p, nil
+	return &Prefetcher{cfg: c, bw: newBandwidth(c.bandwidthLimit)}, nil
 }
 
 // Progress counts the work of a Run.
@@ -120,7 +164,7 @@ func (p *Prefetcher) Start(ctx context.Context, jobs []Job) *Run {
 	}
 	r.batches.Store(int64(len(batches)))
 	queue := make(chan batch)
-	workers := min(p.cfg.Threads, max(len(batches), 1))
+	workers := min(p.cfg.threads, max(len(batches), 1))
 	start := time.Now()
 	var first *storage.Blob
 	if len(jobs) > 0 {
@@ -140,7 +184,7 @@ func (p *Prefetcher) Start(ctx context.Context, jobs []Job) *Run {
 					mu.Lock()
 					errs = append(errs, err)
 					mu.Unlock()
-					p.log.Warn("prefetch: batch failed", "blob", b.blob.ID(), "chunks", len(b.chunks), "err", err)
+					p.cfg.log.Warn("prefetch: batch failed", "blob", b.blob.ID(), "chunks", len(b.chunks), "err", err)
 				}
 				r.finished.Add(1)
 			}
@@ -178,8 +222,8 @@ func (p *Prefetcher) Prefetch(ctx context.Context, jobs []Job) error {
 // metricsOf returns the metrics to record into: the prefetcher's, else
 // the blob's own.
 func (p *Prefetcher) metricsOf(b *storage.Blob) *storage.Metrics {
-	if p.metrics != nil || b == nil {
-		return p.metrics
+	if p.cfg.metrics != nil || b == nil {
+		return p.cfg.metrics
 	}
 	return b.Metrics()
 }
@@ -194,7 +238,7 @@ func (p *Prefetcher) plan(j Job) ([]batch, error) {
 		if len(table) == 0 && j.Blob.Entry().ChunkCount > 0 {
 			return nil, fmt.Errorf("prefetch: blob %s: whole-blob prefetch needs the blob's chunk table", j.Blob.ID())
 		}
-		return split(j.Blob, table, p.cfg.BatchSize, 0), nil
+		return split(j.Blob, table, p.cfg.batchSize, 0), nil
 	}
 	return split(j.Blob, j.Chunks, ListBatchBytes, ListBatchChunks), nil
 }
@@ -215,14 +259,14 @@ func (p *Prefetcher) fetch(ctx context.Context, r *Run, b batch) error {
 	gate := b.blob.Gate()
 	for gate.UserBusy() {
 		r.yields.Add(1)
-		if err := sleep(ctx, p.backoff); err != nil {
+		if err := sleep(ctx, p.cfg.backoff); err != nil {
 			return err
 		}
 	}
 	if err := p.bw.wait(ctx, bytes); err != nil {
 		return err
 	}
-	res, err := b.blob.Prefetch(ctx, todo, p.cfg.BatchSize)
+	res, err := b.blob.Prefetch(ctx, todo, p.cfg.batchSize)
 	r.requests.Add(int64(res.Requests))
 	r.chunks.Add(int64(res.Chunks))
 	r.bytes.Add(res.Bytes)

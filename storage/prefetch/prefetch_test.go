@@ -99,9 +99,7 @@ func ctxT(t *testing.T) context.Context {
 
 func TestWholeBlobPrefetch(t *testing.T) {
 	fx := newFixture(t, 64<<10, 4<<20) // 64 chunks
-	cfg := storage.DefaultPrefetchConfig()
-	cfg.Enable, cfg.Threads, cfg.BatchSize = true, 3, 512<<10
-	p, err := prefetch.New(cfg)
+	p, err := prefetch.New(prefetch.WithThreads(3), prefetch.WithBatchSize(512<<10))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,7 +138,7 @@ func TestWholeBlobPrefetch(t *testing.T) {
 
 func TestChunkListPrefetchBatches(t *testing.T) {
 	fx := newFixture(t, 4<<10, 10<<20) // 2560 chunks of 4 KiB
-	p, err := prefetch.New(storage.PrefetchConfig{Enable: true, Threads: 2})
+	p, err := prefetch.New(prefetch.WithThreads(2))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,8 +170,7 @@ func TestChunkListPrefetchBatches(t *testing.T) {
 // read of the last chunk completes while the prefetch is far from done.
 func TestUserReadOvertakesThrottledPrefetch(t *testing.T) {
 	fx := newFixture(t, 64<<10, 4<<20, storage.WithAmplify(0))
-	cfg := storage.PrefetchConfig{Enable: true, Threads: 2, BatchSize: 128 << 10, BandwidthLimit: 256 << 10}
-	p, err := prefetch.New(cfg)
+	p, err := prefetch.New(prefetch.WithThreads(2), prefetch.WithBatchSize(128<<10), prefetch.WithBandwidthLimit(256<<10))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -215,8 +212,27 @@ func TestPrefetchNeedsChunkTable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, _ := prefetch.New(storage.DefaultPrefetchConfig())
+	p, _ := prefetch.New()
 	if err := p.Prefetch(ctxT(t), []prefetch.Job{{Blob: b}}); err == nil {
 		t.Fatal("whole-blob prefetch without a chunk table succeeded")
+	}
+}
+
+func TestOptionsValidate(t *testing.T) {
+	for name, o := range map[string]prefetch.Option{
+		"threads 0":        prefetch.WithThreads(0),
+		"threads 1025":     prefetch.WithThreads(prefetch.MaxThreads + 1),
+		"batch size 0":     prefetch.WithBatchSize(0),
+		"batch size > max": prefetch.WithBatchSize(storage.MaxAmplify + 1),
+		"nil logger":       prefetch.WithLogger(nil),
+		"nil metrics":      prefetch.WithMetrics(nil),
+		"backoff 0":        prefetch.WithBackoff(0),
+	} {
+		if _, err := prefetch.New(o); err == nil {
+			t.Errorf("%s accepted", name)
+		}
+	}
+	if _, err := prefetch.New(prefetch.WithThreads(prefetch.MaxThreads), prefetch.WithBatchSize(storage.MaxAmplify), prefetch.WithBandwidthLimit(0)); err != nil {
+		t.Errorf("the largest settings refused: %v", err)
 	}
 }

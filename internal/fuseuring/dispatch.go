@@ -6,6 +6,8 @@ import (
 	"unsafe"
 
 	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"github.com/gonydus/nydus/internal/fuseabi"
 )
 
 // go-fuse answers these itself (see fuse.Server.WaitMount): a LOOKUP of
@@ -97,15 +99,15 @@ type handler struct {
 // to MountOptions.PanicHandler, or becomes EIO.
 func (h *handler) serve(e *entry, in []byte) (n uint32, st fuse.Status) {
 	hdr := *inStruct[fuse.InHeader](e)
-	if hdr.NodeId == pollHackInode || hdr.NodeId == fuse.FUSE_ROOT_ID && hdr.Opcode == opLookup && bytes.Equal(bytes.TrimRight(in, "\x00"), []byte(pollHackName)) {
+	if hdr.NodeId == pollHackInode || hdr.NodeId == fuse.FUSE_ROOT_ID && hdr.Opcode == fuseabi.OpLookup && bytes.Equal(bytes.TrimRight(in, "\x00"), []byte(pollHackName)) {
 		return pollHack(e, hdr.Opcode)
 	}
 	switch hdr.Opcode {
-	case opSetxattr, opGetxattr, opListxattr, opRemovexattr:
+	case fuseabi.OpSetxattr, fuseabi.OpGetxattr, fuseabi.OpListxattr, fuseabi.OpRemovexattr:
 		if h.noXattr {
 			return 0, fuse.ENOSYS
 		}
-		if h.ignoreSecurityLabels && hdr.Opcode == opGetxattr {
+		if h.ignoreSecurityLabels && hdr.Opcode == fuseabi.OpGetxattr {
 			switch name, _ := cstring(in); name {
 			case "security.capability", "system.posix_acl_access", "system.posix_acl_default":
 				return 0, fuse.ENOATTR
@@ -128,20 +130,20 @@ func (h *handler) serve(e *entry, in []byte) (n uint32, st fuse.Status) {
 	}()
 	fs, cancel := h.fs, h.cancel
 	switch hdr.Opcode {
-	case opLookup:
+	case fuseabi.OpLookup:
 		name, ok := cstring(in)
 		if !ok {
 			return 0, fuse.EINVAL
 		}
 		out, sz := outStruct[fuse.EntryOut](e)
 		return sz, fs.Lookup(cancel, &hdr, name, out)
-	case opGetattr:
+	case fuseabi.OpGetattr:
 		out, sz := outStruct[fuse.AttrOut](e)
 		return sz, fs.GetAttr(cancel, inStruct[fuse.GetAttrIn](e), out)
-	case opSetattr:
+	case fuseabi.OpSetattr:
 		out, sz := outStruct[fuse.AttrOut](e)
 		return sz, fs.SetAttr(cancel, inStruct[fuse.SetAttrIn](e), out)
-	case opReadlink:
+	case fuseabi.OpReadlink:
 		b, st := fs.Readlink(cancel, &hdr)
 		if !st.Ok() {
 			return 0, st
@@ -150,56 +152,56 @@ func (h *handler) serve(e *entry, in []byte) (n uint32, st fuse.Status) {
 			return 0, fuse.Status(34) // ERANGE
 		}
 		return uint32(copy(e.payload, b)), fuse.OK
-	case opSymlink:
+	case fuseabi.OpSymlink:
 		names, _, ok := cstrings(in, 2)
 		if !ok {
 			return 0, fuse.EINVAL
 		}
 		out, sz := outStruct[fuse.EntryOut](e)
 		return sz, fs.Symlink(cancel, &hdr, names[1], names[0], out)
-	case opMknod:
+	case fuseabi.OpMknod:
 		name, ok := cstring(in)
 		if !ok {
 			return 0, fuse.EINVAL
 		}
 		out, sz := outStruct[fuse.EntryOut](e)
 		return sz, fs.Mknod(cancel, inStruct[fuse.MknodIn](e), name, out)
-	case opMkdir:
+	case fuseabi.OpMkdir:
 		name, ok := cstring(in)
 		if !ok {
 			return 0, fuse.EINVAL
 		}
 		out, sz := outStruct[fuse.EntryOut](e)
 		return sz, fs.Mkdir(cancel, inStruct[fuse.MkdirIn](e), name, out)
-	case opUnlink, opRmdir:
+	case fuseabi.OpUnlink, fuseabi.OpRmdir:
 		name, ok := cstring(in)
 		if !ok {
 			return 0, fuse.EINVAL
 		}
-		if hdr.Opcode == opUnlink {
+		if hdr.Opcode == fuseabi.OpUnlink {
 			return 0, fs.Unlink(cancel, &hdr, name)
 		}
 		return 0, fs.Rmdir(cancel, &hdr, name)
-	case opRename, opRename2:
+	case fuseabi.OpRename, fuseabi.OpRename2:
 		names, _, ok := cstrings(in, 2)
 		if !ok {
 			return 0, fuse.EINVAL
 		}
 		return 0, fs.Rename(cancel, inStruct[fuse.RenameIn](e), names[0], names[1])
-	case opLink:
+	case fuseabi.OpLink:
 		name, ok := cstring(in)
 		if !ok {
 			return 0, fuse.EINVAL
 		}
 		out, sz := outStruct[fuse.EntryOut](e)
 		return sz, fs.Link(cancel, inStruct[fuse.LinkIn](e), name, out)
-	case opOpen, opOpendir:
+	case fuseabi.OpOpen, fuseabi.OpOpendir:
 		out, sz := outStruct[fuse.OpenOut](e)
-		if hdr.Opcode == opOpen {
+		if hdr.Opcode == fuseabi.OpOpen {
 			return sz, fs.Open(cancel, inStruct[fuse.OpenIn](e), out)
 		}
 		return sz, fs.OpenDir(cancel, inStruct[fuse.OpenIn](e), out)
-	case opRead:
+	case fuseabi.OpRead:
 		rin := inStruct[fuse.ReadIn](e)
 		size := min(int(rin.Size), len(e.payload))
 		buf := e.payload[:size]
@@ -224,7 +226,7 @@ func (h *handler) serve(e *entry, in []byte) (n uint32, st fuse.Status) {
 			copy(buf, data)
 		}
 		return uint32(len(data)), fuse.OK
-	case opWrite:
+	case fuseabi.OpWrite:
 		win := inStruct[fuse.WriteIn](e)
 		data := in
 		if int(win.Size) < len(data) {
@@ -240,20 +242,20 @@ func (h *handler) serve(e *entry, in []byte) (n uint32, st fuse.Status) {
 		out, sz := outStruct[fuse.WriteOut](e)
 		out.Size = written
 		return sz, fuse.OK
-	case opStatfs:
+	case fuseabi.OpStatfs:
 		out, sz := outStruct[fuse.StatfsOut](e)
 		return sz, fs.StatFs(cancel, &hdr, out)
-	case opRelease:
+	case fuseabi.OpRelease:
 		fs.Release(cancel, inStruct[fuse.ReleaseIn](e))
 		return 0, fuse.OK
-	case opReleasedir:
+	case fuseabi.OpReleasedir:
 		fs.ReleaseDir(inStruct[fuse.ReleaseIn](e))
 		return 0, fuse.OK
-	case opFsync:
+	case fuseabi.OpFsync:
 		return 0, fs.Fsync(cancel, inStruct[fuse.FsyncIn](e))
-	case opFsyncdir:
+	case fuseabi.OpFsyncdir:
 		return 0, fs.FsyncDir(cancel, inStruct[fuse.FsyncIn](e))
-	case opSetxattr:
+	case fuseabi.OpSetxattr:
 		name, ok := cstring(in)
 		if !ok {
 			return 0, fuse.EINVAL
@@ -264,10 +266,10 @@ func (h *handler) serve(e *entry, in []byte) (n uint32, st fuse.Status) {
 			value = value[:sin.Size]
 		}
 		return 0, fs.SetXAttr(cancel, sin, name, value)
-	case opGetxattr, opListxattr:
+	case fuseabi.OpGetxattr, fuseabi.OpListxattr:
 		gin := inStruct[fuse.GetXAttrIn](e)
 		var name string
-		if hdr.Opcode == opGetxattr {
+		if hdr.Opcode == fuseabi.OpGetxattr {
 			var ok bool
 			if name, ok = cstring(in); !ok {
 				return 0, fuse.EINVAL
@@ -275,7 +277,7 @@ func (h *handler) serve(e *entry, in []byte) (n uint32, st fuse.Status) {
 		}
 		dest := e.payload[:min(int(gin.Size), len(e.payload))]
 		var sz uint32
-		if hdr.Opcode == opGetxattr {
+		if hdr.Opcode == fuseabi.OpGetxattr {
 			sz, st = fs.GetXAttr(cancel, &hdr, name, dest)
 		} else {
 			sz, st = fs.ListXAttr(cancel, &hdr, dest)
@@ -298,18 +300,18 @@ func (h *handler) serve(e *entry, in []byte) (n uint32, st fuse.Status) {
 			return 0, fuse.ERANGE
 		}
 		return sz, fuse.OK
-	case opRemovexattr:
+	case fuseabi.OpRemovexattr:
 		name, ok := cstring(in)
 		if !ok {
 			return 0, fuse.EINVAL
 		}
 		return 0, fs.RemoveXAttr(cancel, &hdr, name)
-	case opFlush:
+	case fuseabi.OpFlush:
 		return 0, fs.Flush(cancel, inStruct[fuse.FlushIn](e))
-	case opReaddir, opReaddirplus:
+	case fuseabi.OpReaddir, fuseabi.OpReaddirplus:
 		rin := inStruct[fuse.ReadIn](e)
 		list := fuse.NewDirEntryList(e.payload[:min(int(rin.Size), len(e.payload))], rin.Offset)
-		if hdr.Opcode == opReaddir {
+		if hdr.Opcode == fuseabi.OpReaddir {
 			st = fs.ReadDir(cancel, rin, list)
 		} else {
 			st = fs.ReadDirPlus(cancel, rin, list)
@@ -318,18 +320,18 @@ func (h *handler) serve(e *entry, in []byte) (n uint32, st fuse.Status) {
 			return 0, st
 		}
 		return uint32(len(list.Bytes())), fuse.OK
-	case opGetlk:
+	case fuseabi.OpGetlk:
 		out, sz := outStruct[fuse.LkOut](e)
 		return sz, fs.GetLk(cancel, inStruct[fuse.LkIn](e), out)
-	case opSetlk:
+	case fuseabi.OpSetlk:
 		return 0, fs.SetLk(cancel, inStruct[fuse.LkIn](e))
-	case opSetlkw:
+	case fuseabi.OpSetlkw:
 		return 0, fs.SetLkw(cancel, inStruct[fuse.LkIn](e))
-	case opAccess:
+	case fuseabi.OpAccess:
 		return 0, fs.Access(cancel, inStruct[fuse.AccessIn](e))
-	case opCreate, opTmpfile:
+	case fuseabi.OpCreate, fuseabi.OpTmpfile:
 		cin := inStruct[fuse.CreateIn](e)
-		if hdr.Opcode == opTmpfile {
+		if hdr.Opcode == fuseabi.OpTmpfile {
 			out, sz := outStruct[fuse.CreateOut](e)
 			return sz, fs.Tmpfile(cancel, cin, out)
 		}
@@ -339,12 +341,12 @@ func (h *handler) serve(e *entry, in []byte) (n uint32, st fuse.Status) {
 		}
 		out, sz := outStruct[fuse.CreateOut](e)
 		return sz, fs.Create(cancel, cin, name, out)
-	case opFallocate:
+	case fuseabi.OpFallocate:
 		return 0, fs.Fallocate(cancel, inStruct[fuse.FallocateIn](e))
-	case opLseek:
+	case fuseabi.OpLseek:
 		out, sz := outStruct[fuse.LseekOut](e)
 		return sz, fs.Lseek(cancel, inStruct[fuse.LseekIn](e), out)
-	case opCopyFileRange:
+	case fuseabi.OpCopyFileRange:
 		written, st := fs.CopyFileRange(cancel, inStruct[fuse.CopyFileRangeIn](e))
 		if !st.Ok() {
 			return 0, st
@@ -352,10 +354,10 @@ func (h *handler) serve(e *entry, in []byte) (n uint32, st fuse.Status) {
 		out, sz := outStruct[fuse.WriteOut](e)
 		out.Size = written
 		return sz, fuse.OK
-	case opStatx:
+	case fuseabi.OpStatx:
 		out, sz := outStruct[fuse.StatxOut](e)
 		return sz, fs.Statx(cancel, inStruct[fuse.StatxIn](e), out)
-	case opDestroy:
+	case fuseabi.OpDestroy:
 		return 0, fuse.OK
 	default:
 		// IOCTL, POLL, BMAP, NOTIFY_REPLY, SYNCFS, mappings and anything
@@ -370,24 +372,24 @@ func (h *handler) serve(e *entry, in []byte) (n uint32, st fuse.Status) {
 func pollHack(e *entry, opcode uint32) (uint32, fuse.Status) {
 	attr := fuse.Attr{Ino: pollHackInode, Mode: fuse.S_IFREG | 0o644, Nlink: 1}
 	switch opcode {
-	case opLookup:
+	case fuseabi.OpLookup:
 		out, sz := outStruct[fuse.EntryOut](e)
 		out.NodeId = pollHackInode
 		out.Attr = attr
 		return sz, fuse.OK
-	case opOpen:
+	case fuseabi.OpOpen:
 		out, sz := outStruct[fuse.OpenOut](e)
 		out.Fh = pollHackInode
 		return sz, fuse.OK
-	case opGetattr, opSetattr:
+	case fuseabi.OpGetattr, fuseabi.OpSetattr:
 		out, sz := outStruct[fuse.AttrOut](e)
 		out.Attr = attr
 		return sz, fuse.OK
-	case opGetxattr:
+	case fuseabi.OpGetxattr:
 		return 0, fuse.ENODATA
-	case opPoll:
+	case fuseabi.OpPoll:
 		return 0, fuse.ENOSYS
-	case opAccess, opFlush, opRelease:
+	case fuseabi.OpAccess, fuseabi.OpFlush, fuseabi.OpRelease:
 		return 0, fuse.OK
 	default:
 		return 0, fuse.ERANGE

@@ -1,8 +1,10 @@
 package fuseuring
 
-// What go-fuse v2.12 knows but does not export, read from its Server by
+// What go-fuse knows but does not export, read from its Server by
 // reflection under type checks (a layout change makes these fail, and
-// the callers fall back), and /dev/fuse descriptor handling.
+// the callers fall back; checkGoFuseLayout and the tests make it loud),
+// and /dev/fuse descriptor handling. The package doc names the go-fuse
+// versions this is checked against.
 
 import (
 	"errors"
@@ -11,12 +13,68 @@ import (
 	"path/filepath"
 	"reflect"
 	"strconv"
+	"strings"
 	"syscall"
 	"unsafe"
 
 	"github.com/hanwen/go-fuse/v2/fuse"
 	"golang.org/x/sys/unix"
 )
+
+// goFuseField is an unexported field of fuse.Server this file reads: its
+// path from the Server (through pointers) and the type it is read as.
+type goFuseField struct {
+	path string
+	typ  reflect.Type
+}
+
+// goFuseFields lists every unexported field of fuse.Server read here.
+// Offsets are not assumed: reflection finds each field where it is.
+func goFuseFields() []goFuseField {
+	return []goFuseField{
+		{"opts", reflect.TypeFor[*fuse.MountOptions]()},     // serverOptions
+		{"negotiatedFlags", reflect.TypeFor[uint64]()},      // negotiatedFlags (in the embedded protocolServer)
+		{"mountPoint", reflect.TypeFor[string]()},           // serverConnID
+		{"fuseFD.conn", reflect.TypeFor[syscall.RawConn]()}, // serverConn
+	}
+}
+
+// checkGoFuseLayout reports every field of goFuseFields that fuse.Server
+// no longer has with that type.
+func checkGoFuseLayout() error {
+	return checkLayout(reflect.TypeFor[fuse.Server](), goFuseFields())
+}
+
+// checkLayout reports every field of fields that struct type st lacks
+// or has with another type.
+func checkLayout(st reflect.Type, fields []goFuseField) error {
+	var errs []error
+	for _, f := range fields {
+		t := st
+		for name := range strings.SplitSeq(f.path, ".") {
+			if t.Kind() == reflect.Pointer {
+				t = t.Elem()
+			}
+			if t.Kind() != reflect.Struct {
+				t = nil
+				break
+			}
+			sf, ok := t.FieldByName(name)
+			if !ok {
+				t = nil
+				break
+			}
+			t = sf.Type
+		}
+		switch {
+		case t == nil:
+			errs = append(errs, fmt.Errorf("%v has no field %s", st, f.path))
+		case t != f.typ:
+			errs = append(errs, fmt.Errorf("%v.%s is a %v, not a %v", st, f.path, t, f.typ))
+		}
+	}
+	return errors.Join(errs...)
+}
 
 // serverField returns the (possibly unexported) field name of *srv.
 func serverField(srv *fuse.Server, name string) (reflect.Value, error) {

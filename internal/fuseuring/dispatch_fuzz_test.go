@@ -6,6 +6,8 @@ import (
 	"unsafe"
 
 	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"github.com/gonydus/nydus/internal/fuseabi"
 )
 
 // fakeFS answers every request it decodes with success and as much data as
@@ -55,19 +57,19 @@ func FuzzServe(f *testing.F) {
 	read := make([]byte, 40)
 	le.PutUint64(read[8:], 4096) // offset
 	le.PutUint32(read[16:], 1<<20)
-	f.Add(uint32(opLookup), uint64(1), []byte{}, []byte("name\x00"), uint32(5))
-	f.Add(uint32(opLookup), uint64(1), []byte{}, []byte("no-nul"), uint32(6))
-	f.Add(uint32(opRead), uint64(2), read, []byte{}, uint32(0))
-	f.Add(uint32(opReaddirplus), uint64(1), read, []byte{}, uint32(0))
-	f.Add(uint32(opGetxattr), uint64(2), []byte{0, 1, 0, 0}, []byte("user.x\x00"), uint32(7))
-	f.Add(uint32(opSetxattr), uint64(2), []byte{3, 0, 0, 0}, []byte("user.x\x00abc"), uint32(10))
-	f.Add(uint32(opRename2), uint64(1), []byte{1, 0, 0, 0, 0, 0, 0, 0}, []byte("a\x00b\x00"), uint32(4))
-	f.Add(uint32(opWrite), uint64(2), read, []byte("data"), uint32(1<<31))
-	f.Add(uint32(opSymlink), uint64(1), []byte{}, []byte("link\x00target\x00"), uint32(12))
+	f.Add(uint32(fuseabi.OpLookup), uint64(1), []byte{}, []byte("name\x00"), uint32(5))
+	f.Add(uint32(fuseabi.OpLookup), uint64(1), []byte{}, []byte("no-nul"), uint32(6))
+	f.Add(uint32(fuseabi.OpRead), uint64(2), read, []byte{}, uint32(0))
+	f.Add(uint32(fuseabi.OpReaddirplus), uint64(1), read, []byte{}, uint32(0))
+	f.Add(uint32(fuseabi.OpGetxattr), uint64(2), []byte{0, 1, 0, 0}, []byte("user.x\x00"), uint32(7))
+	f.Add(uint32(fuseabi.OpSetxattr), uint64(2), []byte{3, 0, 0, 0}, []byte("user.x\x00abc"), uint32(10))
+	f.Add(uint32(fuseabi.OpRename2), uint64(1), []byte{1, 0, 0, 0, 0, 0, 0, 0}, []byte("a\x00b\x00"), uint32(4))
+	f.Add(uint32(fuseabi.OpWrite), uint64(2), read, []byte("data"), uint32(1<<31))
+	f.Add(uint32(fuseabi.OpSymlink), uint64(1), []byte{}, []byte("link\x00target\x00"), uint32(12))
 	f.Fuzz(func(t *testing.T, opcode uint32, node uint64, opIn, payload []byte, payloadSz uint32) {
 		var hdr reqHeader
 		ih := (*fuse.InHeader)(unsafe.Pointer(&hdr.InOut[0]))
-		ih.Opcode, ih.NodeId, ih.Unique = opcode%numOpcodes, node, 7
+		ih.Opcode, ih.NodeId, ih.Unique = opcode%fuseabi.NumOpcodes, node, 7
 		copy(hdr.OpIn[:], opIn)
 		e := &entry{hdr: &hdr, payload: make([]byte, 64<<10)}
 		copy(e.payload, payload)

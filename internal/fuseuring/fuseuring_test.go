@@ -15,10 +15,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gonydus/nydus/internal/testutil"
 	"github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 	"golang.org/x/sys/unix"
+
+	"github.com/gonydus/nydus/internal/testutil"
 )
 
 // needURing makes sure FUSE over io_uring can be used, turning the fuse
