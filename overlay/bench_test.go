@@ -1,7 +1,6 @@
 package overlay_test
 
 import (
-	"bytes"
 	"context"
 	"io/fs"
 
@@ -299,7 +298,7 @@ func BenchmarkReadRAFS(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	if _, err := export.Block(context.Background(), bytes.NewReader(im.boot), int64(len(im.boot)), im.src, f); err != nil {
+	if _, err := export.Block(context.Background(), im.img, im.src, f); err != nil {
 		b.Fatal(err)
 	}
 	f.Close()

@@ -86,7 +86,6 @@ func TestMountUpstreamVector(t *testing.T) {
 
 type builtImage struct {
 	img   *rafs.Image
-	boot  []byte
 	src   *rafs.LocalBlobs
 	files map[string][]byte
 }
@@ -143,7 +142,6 @@ func buildImage(t *testing.T, cfg builder.Config, fifo bool) *builtImage {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bi.boot = res.Bootstrap
 	if bi.img, err = rafs.Open(bytes.NewReader(res.Bootstrap), int64(len(res.Bootstrap))); err != nil {
 		t.Fatal(err)
 	}
@@ -254,7 +252,7 @@ func TestKernelDifferential(t *testing.T) {
 	imgPath := filepath.Join(t.TempDir(), "image.erofs")
 	f, err := os.Create(imgPath)
 	must(t, err)
-	if _, err := export.Block(context.Background(), bytes.NewReader(bi.boot), int64(len(bi.boot)), bi.src, fileOut{f}); err != nil {
+	if _, err := export.Block(context.Background(), bi.img, bi.src, fileOut{f}); err != nil {
 		t.Fatal(err)
 	}
 	f.Close()
