@@ -8,13 +8,13 @@ import (
 	"io/fs"
 	"testing"
 
+	"github.com/gonydus/nydus/internal/testregistry"
 	"github.com/gonydus/nydus/rafs"
 	"github.com/gonydus/nydus/rafs/builder"
 	"github.com/gonydus/nydus/rafs/layout"
 	"github.com/gonydus/nydus/rafs/tree"
 	"github.com/gonydus/nydus/storage"
 	"github.com/gonydus/nydus/storage/backend"
-	"github.com/gonydus/nydus/storage/internal/testregistry"
 )
 
 // TestDebianRegistryChain pushes a RAFS blob to Debian's docker-registry
