@@ -29,6 +29,7 @@ type InProcess struct {
 	tokens map[string]time.Time // token -> server-side expiry
 
 	blobReads     atomic.Int64 // GETs of blobs that reached the registry
+	blobBytes     atomic.Int64 // body bytes those GETs were sent
 	tokenPosts    atomic.Int64
 	tokenGets     atomic.Int64
 	refreshGrants atomic.Int64
@@ -102,6 +103,9 @@ func (r *InProcess) Handler() http.Handler { return r.inner }
 // BlobReads returns how many blob GETs reached the registry past auth.
 func (r *InProcess) BlobReads() int64 { return r.blobReads.Load() }
 
+// BlobBytes returns how many body bytes blob GETs were sent.
+func (r *InProcess) BlobBytes() int64 { return r.blobBytes.Load() }
+
 // TokenRequests returns how many tokens were asked for by POST and by GET.
 func (r *InProcess) TokenRequests() (post, get int64) {
 	return r.tokenPosts.Load(), r.tokenGets.Load()
@@ -143,8 +147,21 @@ func (r *InProcess) serve(w http.ResponseWriter, req *http.Request) {
 	}
 	if req.Method == http.MethodGet && strings.Contains(req.URL.Path, "/blobs/sha256:") {
 		r.blobReads.Add(1)
+		w = &countingWriter{ResponseWriter: w, n: &r.blobBytes}
 	}
 	r.inner.ServeHTTP(w, req)
+}
+
+// countingWriter counts the body bytes written through it.
+type countingWriter struct {
+	http.ResponseWriter
+	n *atomic.Int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	k, err := c.ResponseWriter.Write(p)
+	c.n.Add(int64(k))
+	return k, err
 }
 
 // repoOf extracts <repo> from /v2/<repo>/blobs/....

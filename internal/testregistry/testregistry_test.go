@@ -45,6 +45,19 @@ func TestPushAndRangeRead(t *testing.T) {
 	}
 }
 
+func TestBlobCounters(t *testing.T) {
+	r := Start(t)
+	id := r.Push(t, "app", []byte("0123456789"))
+	for range 2 {
+		if code, b := fetch(t, &r.Registry, id, ""); code != http.StatusPartialContent || string(b) != "2345" {
+			t.Fatalf("range read: %d %q", code, b)
+		}
+	}
+	if r.BlobReads() != 2 || r.BlobBytes() != 8 {
+		t.Fatalf("%d blob reads, %d bytes; want 2 and 8", r.BlobReads(), r.BlobBytes())
+	}
+}
+
 func TestBearer(t *testing.T) {
 	r := Start(t, WithBearer("u", "p", 200*time.Millisecond, 7))
 	id := r.Push(t, "app", []byte("0123456789")) // uploads need no auth
