@@ -4,20 +4,16 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
-	"io"
-	"log"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
-	"sync/atomic"
+	"slices"
 	"testing"
+	"time"
 
-	"github.com/google/go-containerregistry/pkg/registry"
+	"github.com/gonydus/nydus/internal/testregistry"
+	"github.com/gonydus/nydus/internal/testutil"
 )
 
 // TestRegistryLayerWithCredentialHelper: an image's backend.json names a
@@ -27,9 +23,7 @@ import (
 // plugin's PATH), and serves the layer.
 func TestRegistryLayerWithCredentialHelper(t *testing.T) {
 	requireMounts(t)
-	if _, err := os.Stat("/dev/fuse"); err != nil {
-		t.Skipf("no /dev/fuse: %v", err)
-	}
+	testutil.RequireFUSE(t)
 	nydusd, image := buildBinaries(t)
 	src := t.TempDir()
 	must(t, os.WriteFile(filepath.Join(src, "greeting"), []byte("hello from a registry"), 0o644))
@@ -52,47 +46,16 @@ func TestRegistryLayerWithCredentialHelper(t *testing.T) {
 
 	// A registry whose reads need a token the realm grants for
 	// alice:helper-pw only.
-	inner := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
-	var authOn atomic.Bool
-	var refused, granted atomic.Int64
-	var srv *httptest.Server
-	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/token" {
-			_ = r.ParseForm()
-			if r.Method != http.MethodPost || r.PostForm.Get("username") != "alice" || r.PostForm.Get("password") != "helper-pw" {
-				http.Error(w, "denied", http.StatusUnauthorized)
-				return
-			}
-			granted.Add(1)
-			fmt.Fprint(w, `{"access_token":"granted-token","expires_in":300}`)
-			return
-		}
-		if authOn.Load() && r.Header.Get("Authorization") != "Bearer granted-token" {
-			refused.Add(1)
-			w.Header().Set("WWW-Authenticate", `Bearer realm="`+srv.URL+`/token",service="test"`)
-			http.Error(w, "unauthorized", http.StatusUnauthorized)
-			return
-		}
-		inner.ServeHTTP(w, r)
-	}))
-	defer srv.Close()
-	host := strings.TrimPrefix(srv.URL, "http://")
-	resp, err := http.Post(srv.URL+"/v2/app/blobs/uploads/?digest=sha256:"+ents[0].Name(), "application/octet-stream", strings.NewReader(string(blob)))
-	if err != nil || resp.StatusCode != http.StatusCreated {
-		t.Fatalf("push: %v %v", err, resp)
+	reg := testregistry.Start(t, testregistry.WithBearer("alice", "helper-pw", time.Hour, 300))
+	if id := reg.Push(t, "app", blob); id != ents[0].Name() {
+		t.Fatalf("pushed blob %s, built %s", id, ents[0].Name())
 	}
-	resp.Body.Close()
-	authOn.Store(true)
+	host := reg.Host
 
 	// The helper and docker's config, in the plugin's environment.
-	bin := t.TempDir()
-	script := "#!/bin/sh\n[ \"$1\" = get ] || exit 1\nread -r server\necho \"$server\" >> " + filepath.Join(bin, "asked") +
-		"\necho '{\"Username\":\"alice\",\"Secret\":\"helper-pw\"}'\n"
-	must(t, os.WriteFile(filepath.Join(bin, "docker-credential-gonydustest"), []byte(script), 0o755))
-	dc, _ := json.Marshal(map[string]any{"credHelpers": map[string]string{host: "gonydustest"}})
-	must(t, os.WriteFile(filepath.Join(bin, "config.json"), dc, 0o600))
-	t.Setenv("PATH", bin+string(os.PathListSeparator)+os.Getenv("PATH"))
-	t.Setenv("DOCKER_CONFIG", bin)
+	helper := testregistry.WriteCredentialHelper(t, "alice", "helper-pw")
+	t.Setenv("PATH", helper.Dir+string(os.PathListSeparator)+os.Getenv("PATH"))
+	t.Setenv("DOCKER_CONFIG", testregistry.DockerConfig(t, map[string]any{"credHelpers": map[string]string{host: helper.Name}}))
 	t.Setenv("IMAGE_PULL_AUTH", "")
 
 	b, err := os.ReadFile(boot)
@@ -112,12 +75,15 @@ func TestRegistryLayerWithCredentialHelper(t *testing.T) {
 	if err != nil || string(got) != "hello from a registry" {
 		t.Fatalf("greeting: %q, %v", got, err)
 	}
-	asked, _ := os.ReadFile(filepath.Join(bin, "asked"))
-	if !strings.Contains(string(asked), host) || refused.Load() == 0 || granted.Load() == 0 {
-		t.Fatalf("helper asked about %q; %d reads refused, %d tokens granted", asked, refused.Load(), granted.Load())
+	// The OAuth2 form (POST) is what the realm is asked, with the
+	// helper's password.
+	asked := helper.Asked()
+	posts, gets := reg.TokenRequests()
+	if !slices.Contains(asked, host) || reg.Rejected() == 0 || posts == 0 || gets != 0 {
+		t.Fatalf("helper asked about %q; %d reads refused, %d tokens asked by POST, %d by GET", asked, reg.Rejected(), posts, gets)
 	}
 	for _, id := range []string{"rw", "img"} {
 		must(t, d.Remove(id))
 	}
-	t.Logf("helper asked about %s; %d unauthenticated reads refused, %d tokens granted", strings.TrimSpace(string(asked)), refused.Load(), granted.Load())
+	t.Logf("helper asked about %s; %d unauthenticated reads refused, %d tokens granted", asked, reg.Rejected(), posts)
 }
