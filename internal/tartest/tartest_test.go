@@ -1,0 +1,88 @@
+package tartest
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"errors"
+	"io"
+	"testing"
+	"time"
+)
+
+func TestEntries(t *testing.T) {
+	when := time.Unix(1600000000, 0)
+	gz := TarGz(t,
+		Dir("d/"),
+		File("d/f", "hello", Mode(0o600), Owner(1, 2), Xattr("user.k", "v"), ModTime(when)),
+		File("d/bin", "", Bytes([]byte{0, 1, 2})),
+		Symlink("d/s", "f"),
+		Hardlink("d/h", "d/f"),
+		Whiteout("d/gone"),
+		Opaque("o"),
+		Char("c", 1, 3),
+		Block("b", 7, 0),
+		Fifo("p"),
+		Header(tar.Header{Name: "../x", Typeflag: tar.TypeReg, Mode: 0o644}, "x"),
+	)
+	zr, err := gzip.NewReader(bytes.NewReader(gz))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := tar.NewReader(zr)
+	type got struct {
+		typ        byte
+		mode       int64
+		link, data string
+	}
+	want := map[string]got{
+		"d/":             {tar.TypeDir, 0o755, "", ""},
+		"d/f":            {tar.TypeReg, 0o600, "", "hello"},
+		"d/bin":          {tar.TypeReg, 0o644, "", "\x00\x01\x02"},
+		"d/s":            {tar.TypeSymlink, 0o777, "f", ""},
+		"d/h":            {tar.TypeLink, 0o644, "d/f", ""},
+		"d/.wh.gone":     {tar.TypeReg, 0o644, "", ""},
+		"o/.wh..wh..opq": {tar.TypeReg, 0o644, "", ""},
+		"c":              {tar.TypeChar, 0o644, "", ""},
+		"b":              {tar.TypeBlock, 0o644, "", ""},
+		"p":              {tar.TypeFifo, 0o644, "", ""},
+		"../x":           {tar.TypeReg, 0o644, "", "x"},
+	}
+	n := 0
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, _ := io.ReadAll(tr)
+		w, ok := want[h.Name]
+		if !ok || h.Typeflag != w.typ || h.Mode != w.mode || h.Linkname != w.link || string(data) != w.data {
+			t.Fatalf("%s: type %c mode %o link %q data %q", h.Name, h.Typeflag, h.Mode, h.Linkname, data)
+		}
+		n++
+		switch h.Name {
+		case "d/f":
+			if h.Uid != 1 || h.Gid != 2 || h.PAXRecords["SCHILY.xattr.user.k"] != "v" || !h.ModTime.Equal(when) {
+				t.Fatalf("d/f: owner %d:%d records %v mtime %v", h.Uid, h.Gid, h.PAXRecords, h.ModTime)
+			}
+		case "../x": // Header writes what it is given
+		case "c", "b":
+			if h.Devmajor == 0 && h.Devminor == 0 {
+				t.Fatalf("%s: device 0:0", h.Name)
+			}
+		default:
+			if !h.ModTime.Equal(MTime) {
+				t.Fatalf("%s: mtime %v", h.Name, h.ModTime)
+			}
+		}
+	}
+	if n != len(want) {
+		t.Fatalf("%d entries, want %d", n, len(want))
+	}
+	if !bytes.Equal(Tar(t, File("a", "b")), Tar(t, File("a", "b"))) {
+		t.Fatal("the same entries gave different streams")
+	}
+}
