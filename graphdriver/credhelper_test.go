@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gonydus/nydus/internal/tartest"
 	"github.com/gonydus/nydus/internal/testregistry"
 	"github.com/gonydus/nydus/internal/testutil"
 )
@@ -61,7 +62,7 @@ func TestRegistryLayerWithCredentialHelper(t *testing.T) {
 	b, err := os.ReadFile(boot)
 	must(t, err)
 	backendJSON := fmt.Sprintf(`{"type":"registry","config":{"scheme":"http","host":%q,"repo":"app"}}`, host)
-	layer := tarOf(t, dir("image/"), file("image/image.boot", string(b)), file("image/backend.json", backendJSON))
+	layer := tartest.Reader(t, tartest.Dir("image/"), tartest.File("image/image.boot", string(b)), tartest.File("image/backend.json", backendJSON))
 	d, _ := newDriver(t, WithNydusd(nydusd), WithNydusdConfig([]byte(`{"device":{"backend":{"type":"registry","config":{"host":"other.example","auth":"b3RoZXI6c2VjcmV0","timeout":5}}}}`)))
 	must(t, d.Create("img", "", nil))
 	if _, err := d.ApplyDiff(context.Background(), "img", "", layer); err != nil {

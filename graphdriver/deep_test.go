@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/gonydus/nydus/internal/tartest"
 )
 
 // deepHome returns a home directory whose path is about 200 bytes long:
@@ -30,7 +32,7 @@ func buildDeepChain(t *testing.T, d *Driver, n int) []string {
 	for i := range n {
 		id := fmt.Sprintf("%064x", i+1) // as long as dockerd's ids
 		must(t, d.Create(id, parent, nil))
-		if _, err := d.ApplyDiff(ctx, id, parent, tarOf(t, dir("layers/"), file(fmt.Sprintf("layers/%03d", i), fmt.Sprint("layer ", i)), file("top", fmt.Sprint(i)))); err != nil {
+		if _, err := d.ApplyDiff(ctx, id, parent, tartest.Reader(t, tartest.Dir("layers/"), tartest.File(fmt.Sprintf("layers/%03d", i), fmt.Sprint("layer ", i)), tartest.File("top", fmt.Sprint(i)))); err != nil {
 			t.Fatalf("layer %d: %v", i, err)
 		}
 		ids = append(ids, id)

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/gonydus/nydus/internal/tartest"
 )
 
 // TestLayersOverlayWhiteouts applies a base layer and a child carrying
@@ -21,11 +23,11 @@ func TestLayersOverlayWhiteouts(t *testing.T) {
 	d, _ := newDriver(t)
 	ctx := context.Background()
 	must(t, d.Create("base", "", nil))
-	if _, err := d.ApplyDiff(ctx, "base", "", tarOf(t, dir("etc/"), file("etc/a", "A"), file("etc/b", "B"), dir("opq/"), file("opq/old", "old"))); err != nil {
+	if _, err := d.ApplyDiff(ctx, "base", "", tartest.Reader(t, tartest.Dir("etc/"), tartest.File("etc/a", "A"), tartest.File("etc/b", "B"), tartest.Dir("opq/"), tartest.File("opq/old", "old"))); err != nil {
 		t.Fatal(err)
 	}
 	must(t, d.Create("child", "base", nil))
-	if _, err := d.ApplyDiff(ctx, "child", "base", tarOf(t, dir("etc/"), file("etc/.wh.a", ""), dir("opq/"), file("opq/.wh..wh..opq", ""), file("opq/new", "new"))); err != nil {
+	if _, err := d.ApplyDiff(ctx, "child", "base", tartest.Reader(t, tartest.Dir("etc/"), tartest.Whiteout("etc/a"), tartest.Dir("opq/"), tartest.Opaque("opq"), tartest.File("opq/new", "new"))); err != nil {
 		t.Fatal(err)
 	}
 	must(t, d.CreateReadWrite("rw", "child", nil))
@@ -59,7 +61,7 @@ func TestDiffChangesDiffSize(t *testing.T) {
 	d, _ := newDriver(t)
 	ctx := context.Background()
 	must(t, d.Create("base", "", nil))
-	if _, err := d.ApplyDiff(ctx, "base", "", tarOf(t, dir("etc/"), file("etc/keep", "k"), file("etc/gone", "g"), file("etc/mod", "m"))); err != nil {
+	if _, err := d.ApplyDiff(ctx, "base", "", tartest.Reader(t, tartest.Dir("etc/"), tartest.File("etc/keep", "k"), tartest.File("etc/gone", "g"), tartest.File("etc/mod", "m"))); err != nil {
 		t.Fatal(err)
 	}
 	must(t, d.CreateReadWrite("rw", "base", nil))
@@ -170,7 +172,7 @@ func TestHostileTar(t *testing.T) {
 	requireMounts(t)
 	d, home := newDriver(t)
 	must(t, d.Create("evil", "", nil))
-	_, err := d.ApplyDiff(context.Background(), "evil", "", tarOf(t, file("../../escaped", "x")))
+	_, err := d.ApplyDiff(context.Background(), "evil", "", tartest.Reader(t, tartest.File("../../escaped", "x")))
 	if _, statErr := os.Stat(filepath.Join(home, "escaped")); statErr == nil {
 		t.Fatal("a ../ entry escaped the layer")
 	}
@@ -182,7 +184,7 @@ func TestHostileTar(t *testing.T) {
 	// outcome is safe as long as nothing escaped.
 	t.Logf("ApplyDiff of ../../escaped: %v", err)
 	must(t, d.Create("evil2", "", nil))
-	_, err = d.ApplyDiff(context.Background(), "evil2", "", tarOf(t, entry{name: "abs", typ: tar.TypeSymlink, link: "/etc"}, file("abs/passwd-owned", "x")))
+	_, err = d.ApplyDiff(context.Background(), "evil2", "", tartest.Reader(t, tartest.Symlink("abs", "/etc"), tartest.File("abs/passwd-owned", "x")))
 	if _, statErr := os.Stat("/etc/passwd-owned"); statErr == nil {
 		os.Remove("/etc/passwd-owned")
 		t.Fatal("a write through an absolute symlink escaped")
@@ -198,7 +200,7 @@ func TestUserNamespaceMaps(t *testing.T) {
 	maps := []IDMap{{ContainerID: 0, HostID: 100000, Size: 65536}}
 	must(t, d.Init(home, nil, maps, maps))
 	must(t, d.Create("u", "", nil))
-	tr := tarOf(t, entry{name: "f", typ: tar.TypeReg, mode: 0o644})
+	tr := tartest.Reader(t, tartest.File("f", ""))
 	if _, err := d.ApplyDiff(context.Background(), "u", "", tr); err != nil {
 		t.Fatal(err)
 	}

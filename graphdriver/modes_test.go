@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gonydus/nydus/internal/tartest"
 )
 
 // buildPlugin builds the plugin binary, whose userspace-overlay
@@ -53,13 +55,13 @@ func imageWithInit(t *testing.T, d *Driver) {
 	t.Helper()
 	ctx := context.Background()
 	must(t, d.Create("base", "", nil))
-	if _, err := d.ApplyDiff(ctx, "base", "", tarOf(t, dir("etc/"), file("etc/keep", "k"), file("etc/gone", "g"), file("etc/mod", "m"),
-		dir("tree/"), dir("tree/sub/"), file("tree/sub/f", "f"), dir("opq/"), file("opq/old", "old"), file("hidden", "h"),
-		entry{name: "link", link: "etc/keep", typ: tar.TypeSymlink, mode: 0o777})); err != nil {
+	if _, err := d.ApplyDiff(ctx, "base", "", tartest.Reader(t, tartest.Dir("etc/"), tartest.File("etc/keep", "k"), tartest.File("etc/gone", "g"), tartest.File("etc/mod", "m"),
+		tartest.Dir("tree/"), tartest.Dir("tree/sub/"), tartest.File("tree/sub/f", "f"), tartest.Dir("opq/"), tartest.File("opq/old", "old"), tartest.File("hidden", "h"),
+		tartest.Symlink("link", "etc/keep"))); err != nil {
 		t.Fatal(err)
 	}
 	must(t, d.Create("child", "base", nil))
-	if _, err := d.ApplyDiff(ctx, "child", "base", tarOf(t, file(".wh.hidden", ""), dir("opq/"), file("opq/.wh..wh..opq", ""), file("opq/new", "new"))); err != nil {
+	if _, err := d.ApplyDiff(ctx, "child", "base", tartest.Reader(t, tartest.Whiteout("hidden"), tartest.Dir("opq/"), tartest.Opaque("opq"), tartest.File("opq/new", "new"))); err != nil {
 		t.Fatal(err)
 	}
 	must(t, d.CreateReadWrite("init", "child", nil))
@@ -314,7 +316,7 @@ func TestContainerLayerAutoNestedOverlay(t *testing.T) {
 	must(t, k.Init(home, nil, nil, nil))
 	ctx := context.Background()
 	must(t, k.Create("base", "", nil))
-	if _, err := k.ApplyDiff(ctx, "base", "", tarOf(t, dir("etc/"), file("etc/mod", "m"), file("etc/keep", "k"))); err != nil {
+	if _, err := k.ApplyDiff(ctx, "base", "", tartest.Reader(t, tartest.Dir("etc/"), tartest.File("etc/mod", "m"), tartest.File("etc/keep", "k"))); err != nil {
 		t.Fatal(err)
 	}
 	must(t, k.CreateReadWrite("rw", "base", nil))
@@ -340,7 +342,7 @@ func TestContainerLayerAutoNestedOverlay(t *testing.T) {
 	// The same work in kernel mode on an ordinary home.
 	kd, _ := newDriver(t, modeOpts(plugin, ContainerLayerKernel)...)
 	must(t, kd.Create("base", "", nil))
-	if _, err := kd.ApplyDiff(ctx, "base", "", tarOf(t, dir("etc/"), file("etc/mod", "m"), file("etc/keep", "k"))); err != nil {
+	if _, err := kd.ApplyDiff(ctx, "base", "", tartest.Reader(t, tartest.Dir("etc/"), tartest.File("etc/mod", "m"), tartest.File("etc/keep", "k"))); err != nil {
 		t.Fatal(err)
 	}
 	must(t, kd.CreateReadWrite("rw", "base", nil))

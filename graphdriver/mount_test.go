@@ -5,6 +5,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/gonydus/nydus/internal/tartest"
 )
 
 // TestHomeWithColon: a managed plugin's home holds the plugin reference
@@ -17,7 +19,7 @@ func TestHomeWithColon(t *testing.T) {
 	must(t, d.Init(home, nil, nil, nil))
 	defer d.Cleanup()
 	must(t, d.Create("base", "", nil))
-	if _, err := d.ApplyDiff(context.Background(), "base", "", tarOf(t, file("f", "data"))); err != nil {
+	if _, err := d.ApplyDiff(context.Background(), "base", "", tartest.Reader(t, tartest.File("f", "data"))); err != nil {
 		t.Fatal(err)
 	}
 	must(t, d.CreateReadWrite("rw", "base", nil))

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gonydus/nydus/internal/tartest"
 	"github.com/gonydus/nydus/internal/testutil"
 )
 
@@ -36,7 +37,7 @@ func nydusLayerTar(t *testing.T, image, src string, cache ...string) (*bytes.Rea
 		device["cache"] = map[string]any{"type": cache[0]}
 	}
 	cfg, _ := json.Marshal(map[string]any{"device": device})
-	return tarOf(t, dir("image/"), file("image/image.boot", string(b))), cfg
+	return tartest.Reader(t, tartest.Dir("image/"), tartest.File("image/image.boot", string(b))), cfg
 }
 
 // TestNydusLayer: a bootstrap layer is adopted, served by nydusd, merged
@@ -162,20 +163,20 @@ func TestCorruptBootstrapLayer(t *testing.T) {
 	requireMounts(t)
 	d, home := newDriver(t)
 	must(t, d.Create("bad", "", nil))
-	_, err := d.ApplyDiff(context.Background(), "bad", "", tarOf(t, dir("image/"), file("image/image.boot", strings.Repeat("garbage!", 1024))))
+	_, err := d.ApplyDiff(context.Background(), "bad", "", tartest.Reader(t, tartest.Dir("image/"), tartest.File("image/image.boot", strings.Repeat("garbage!", 1024))))
 	if err == nil || !strings.Contains(err.Error(), "not a valid RAFS v6 image") {
 		t.Fatalf("corrupt bootstrap: %v", err)
 	}
 	must(t, d.Create("creds", "", nil))
-	_, err = d.ApplyDiff(context.Background(), "creds", "", tarOf(t, dir("image/"), file("image/image.boot", "x"),
-		file("image/backend.json", `{"type":"registry","config":{"host":"h","repo":"r","auth":"c2VjcmV0"}}`)))
+	_, err = d.ApplyDiff(context.Background(), "creds", "", tartest.Reader(t, tartest.Dir("image/"), tartest.File("image/image.boot", "x"),
+		tartest.File("image/backend.json", `{"type":"registry","config":{"host":"h","repo":"r","auth":"c2VjcmV0"}}`)))
 	if err == nil || !strings.Contains(err.Error(), "credentials") {
 		t.Fatalf("a bootstrap layer with credentials: %v", err)
 	}
 	// An ordinary layer that merely has an image/ dir among others is not a
 	// bootstrap layer.
 	must(t, d.Create("plain", "", nil))
-	if _, err := d.ApplyDiff(context.Background(), "plain", "", tarOf(t, dir("image/"), file("image/image.boot", "x"), file("other", "y"))); err != nil {
+	if _, err := d.ApplyDiff(context.Background(), "plain", "", tartest.Reader(t, tartest.Dir("image/"), tartest.File("image/image.boot", "x"), tartest.File("other", "y"))); err != nil {
 		t.Fatalf("ordinary layer with an image/ dir: %v", err)
 	}
 	if ents, _ := filepath.Glob(filepath.Join(home, "plain", keptTarName+"*")); len(ents) != 0 {

@@ -11,6 +11,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/gonydus/nydus/internal/tartest"
 )
 
 // pluginClient speaks to the handler over a unix socket as dockerd does.
@@ -76,12 +79,7 @@ func TestProtocolEveryEndpoint(t *testing.T) {
 	p.call("/GraphDriver.Capabilities", struct{}{}, &caps)
 	p.call("/GraphDriver.Create", createRequest{ID: "l1"}, nil)
 
-	var tarBuf bytes.Buffer
-	tw := tar.NewWriter(&tarBuf)
-	tw.WriteHeader(&tar.Header{Name: "hello", Mode: 0o644, Size: 5, Typeflag: tar.TypeReg})
-	tw.Write([]byte("world"))
-	tw.Close()
-	code, body = p.post("/GraphDriver.ApplyDiff?id=l1&parent=", bytes.NewReader(tarBuf.Bytes()))
+	code, body = p.post("/GraphDriver.ApplyDiff?id=l1&parent=", tartest.Reader(t, tartest.File("hello", "world", tartest.ModTime(time.Time{}))))
 	var size sizeResponse
 	json.Unmarshal(body, &size)
 	if code != 200 || size.Err != "" || size.Size != 5 {
