@@ -13,10 +13,11 @@ import (
 	"testing"
 	"time"
 
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
 	"github.com/gonydus/nydus/rafs/builder"
 	"github.com/gonydus/nydus/rafs/source"
 	"github.com/gonydus/nydus/rafs/tree"
-	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // goTreeLayers tars GOROOT/src and GOROOT/pkg as two gzip layers.
