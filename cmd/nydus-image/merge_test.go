@@ -1,7 +1,6 @@
 package main
 
 import (
-	"archive/tar"
 	"bytes"
 	"compress/gzip"
 	"crypto/sha256"
@@ -12,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gonydus/nydus/internal/tartest"
 	"github.com/gonydus/nydus/rafs"
 	"github.com/gonydus/nydus/rafs/blob"
 	"github.com/gonydus/nydus/rafs/layout"
@@ -58,8 +58,8 @@ func gz(t *testing.T, b []byte) []byte {
 // semantics (builder/src/merge.rs).
 func TestMergeBlobFlags(t *testing.T) {
 	d := t.TempDir()
-	tarA := makeTar(t, []tarEntry{{name: "a/", typ: tar.TypeDir}, {name: "a/file", body: strings.Repeat("a", 5000), typ: tar.TypeReg}})
-	tarB := makeTar(t, []tarEntry{{name: "b/", typ: tar.TypeDir}, {name: "b/file", body: strings.Repeat("b", 7000), typ: tar.TypeReg}})
+	tarA := tartest.Tar(t, tartest.Dir("a/"), tartest.File("a/file", strings.Repeat("a", 5000)))
+	tarB := tartest.Tar(t, tartest.Dir("b/"), tartest.File("b/file", strings.Repeat("b", 7000)))
 
 	t.Run("native", func(t *testing.T) {
 		rafsBlob := layerBootstrap(t, d, sha([]byte("native layer")), "tar-rafs", tarA)
@@ -146,8 +146,8 @@ func TestMergeBlobFlags(t *testing.T) {
 		dict := filepath.Join(t.TempDir(), "dict.boot")
 		nydusImage(t, "merge", "--log-level", "warn", "--bootstrap", dict, filepath.Join(d, dictLayer))
 		// A layer with A's data and new data has two blobs: the dictionary's and its own.
-		both := makeTar(t, []tarEntry{{name: "a/", typ: tar.TypeDir}, {name: "a/file", body: strings.Repeat("a", 5000), typ: tar.TypeReg},
-			{name: "b/", typ: tar.TypeDir}, {name: "b/file", body: strings.Repeat("b", 7000), typ: tar.TypeReg}})
+		both := tartest.Tar(t, tartest.Dir("a/"), tartest.File("a/file", strings.Repeat("a", 5000)),
+			tartest.Dir("b/"), tartest.File("b/file", strings.Repeat("b", 7000)))
 		stem := sha([]byte("layer on dict"))
 		own := layerBootstrap(t, d, stem, "tar-rafs", both, "--chunk-dict", "bootstrap="+dict)
 		out := filepath.Join(t.TempDir(), "boot")
@@ -176,8 +176,8 @@ func TestMergeBlobFlags(t *testing.T) {
 // lowest layer delete nothing and do not appear in the merged image.
 func TestMergeLowestLayerWhiteouts(t *testing.T) {
 	d := t.TempDir()
-	layer := makeTar(t, []tarEntry{{name: "a/", typ: tar.TypeDir}, {name: "a/.wh..wh..opq", typ: tar.TypeReg},
-		{name: "a/kept", body: "k", typ: tar.TypeReg}, {name: ".wh.ghost", typ: tar.TypeReg}, {name: "top", body: "t", typ: tar.TypeReg}})
+	layer := tartest.Tar(t, tartest.Dir("a/"), tartest.File("a/.wh..wh..opq", ""),
+		tartest.File("a/kept", "k"), tartest.File(".wh.ghost", ""), tartest.File("top", "t"))
 	stem := sha([]byte("lowest layer"))
 	layerBootstrap(t, d, stem, "tar-rafs", layer)
 	out := filepath.Join(t.TempDir(), "boot")

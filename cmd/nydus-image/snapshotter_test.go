@@ -1,7 +1,6 @@
 package main
 
 import (
-	"archive/tar"
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
@@ -16,9 +15,12 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/gonydus/nydus/internal/tartest"
+
+	"golang.org/x/sys/unix"
+
 	"github.com/gonydus/nydus/rafs"
 	"github.com/gonydus/nydus/rafs/blob"
-	"golang.org/x/sys/unix"
 )
 
 var (
@@ -47,28 +49,6 @@ func builtBinary(t testing.TB) string {
 		t.Fatalf("build nydus-image: %v: %s", binErr, binPath)
 	}
 	return binPath
-}
-
-type tarEntry struct {
-	name, body string
-	typ        byte
-}
-
-func makeTar(t *testing.T, entries []tarEntry) []byte {
-	t.Helper()
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	for _, e := range entries {
-		h := &tar.Header{Name: e.name, Typeflag: e.typ, Mode: 0o644, Size: int64(len(e.body))}
-		if e.typ == tar.TypeDir {
-			h.Mode, h.Size = 0o755, 0
-		}
-		must(t, tw.WriteHeader(h))
-		_, err := tw.Write([]byte(e.body))
-		must(t, err)
-	}
-	must(t, tw.Close())
-	return buf.Bytes()
 }
 
 // packFromTar runs create exactly as nydus-snapshotter's converter does:
@@ -134,10 +114,10 @@ func TestSnapshotterConverterArgv(t *testing.T) {
 	}
 	wd := t.TempDir()
 	layers := [][]byte{
-		makeTar(t, []tarEntry{{name: "etc/", typ: tar.TypeDir}, {name: "etc/os-release", body: "ID=demo\n", typ: tar.TypeReg},
-			{name: "etc/remove-me", body: "gone\n", typ: tar.TypeReg}, {name: "bin/", typ: tar.TypeDir}, {name: "bin/app", body: "v1", typ: tar.TypeReg}}),
-		makeTar(t, []tarEntry{{name: "etc/", typ: tar.TypeDir}, {name: "etc/.wh.remove-me", typ: tar.TypeReg},
-			{name: "bin/", typ: tar.TypeDir}, {name: "bin/app", body: "v2", typ: tar.TypeReg}}),
+		tartest.Tar(t, tartest.Dir("etc/"), tartest.File("etc/os-release", "ID=demo\n"),
+			tartest.File("etc/remove-me", "gone\n"), tartest.Dir("bin/"), tartest.File("bin/app", "v1")),
+		tartest.Tar(t, tartest.Dir("etc/"), tartest.File("etc/.wh.remove-me", ""),
+			tartest.Dir("bin/"), tartest.File("bin/app", "v2")),
 	}
 	var hexes []string
 	for i, layer := range layers {
