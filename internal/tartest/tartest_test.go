@@ -86,3 +86,13 @@ func TestEntries(t *testing.T) {
 		t.Fatal("the same entries gave different streams")
 	}
 }
+
+func TestFiles(t *testing.T) {
+	entries := []Entry{Dir("d/"), File("d/f", "one"), File("./g", "two"), Symlink("s", "d/f")}
+	for name, stream := range map[string][]byte{"tar": Tar(t, entries...), "tar.gz": TarGz(t, entries...)} {
+		got := Files(t, stream)
+		if len(got) != 2 || string(got["/d/f"]) != "one" || string(got["/g"]) != "two" {
+			t.Fatalf("%s: %q", name, got)
+		}
+	}
+}
