@@ -18,6 +18,7 @@ type recorder struct {
 func (r *recorder) Helper()                        {}
 func (r *recorder) Skip(args ...any)               { r.skipped = fmt.Sprint(args...) }
 func (r *recorder) Fatalf(format string, a ...any) { r.failed = fmt.Sprintf(format, a...) }
+func (r *recorder) Fatal(args ...any)              { r.failed = fmt.Sprint(args...) }
 
 func TestRequireBinary(t *testing.T) {
 	r := &recorder{TB: t}
@@ -37,6 +38,18 @@ func TestRequireBinary(t *testing.T) {
 	RequireBinary(r, "gonydus-no-such-tool", "no-such-package")
 	if !strings.Contains(r.failed, "gonydus-no-such-tool") || !strings.Contains(r.failed, StrictEnv) || r.skipped != "" {
 		t.Fatalf("strict: skipped %q, failed %q", r.skipped, r.failed)
+	}
+}
+
+func TestMust(t *testing.T) {
+	r := &recorder{TB: t}
+	Must(r, nil)
+	if r.failed != "" {
+		t.Fatalf("nil error failed: %q", r.failed)
+	}
+	Must(r, os.ErrNotExist)
+	if r.failed != os.ErrNotExist.Error() {
+		t.Fatalf("error not reported: %q", r.failed)
 	}
 }
 
