@@ -27,19 +27,19 @@ func TestRegistryLayerWithCredentialHelper(t *testing.T) {
 	testutil.RequireFUSE(t)
 	nydusd, image := buildBinaries(t)
 	src := t.TempDir()
-	must(t, os.WriteFile(filepath.Join(src, "greeting"), []byte("hello from a registry"), 0o644))
+	testutil.Must(t, os.WriteFile(filepath.Join(src, "greeting"), []byte("hello from a registry"), 0o644))
 	work := t.TempDir()
 	blobs, boot := filepath.Join(work, "blobs"), filepath.Join(work, "image.boot")
 	if out, err := exec.Command(image, "create", "--log-level", "warn", "--bootstrap", boot, "--blob-dir", blobs, src).CombinedOutput(); err != nil {
 		t.Fatalf("nydus-image create: %v\n%s", err, out)
 	}
 	ents, err := os.ReadDir(blobs)
-	must(t, err)
+	testutil.Must(t, err)
 	if len(ents) != 1 {
 		t.Fatalf("%d blobs", len(ents))
 	}
 	blob, err := os.ReadFile(filepath.Join(blobs, ents[0].Name()))
-	must(t, err)
+	testutil.Must(t, err)
 	sum := sha256.Sum256(blob)
 	if hex.EncodeToString(sum[:]) != ents[0].Name() {
 		t.Fatalf("blob %s is not named by its digest", ents[0].Name())
@@ -60,19 +60,19 @@ func TestRegistryLayerWithCredentialHelper(t *testing.T) {
 	t.Setenv("IMAGE_PULL_AUTH", "")
 
 	b, err := os.ReadFile(boot)
-	must(t, err)
+	testutil.Must(t, err)
 	backendJSON := fmt.Sprintf(`{"type":"registry","config":{"scheme":"http","host":%q,"repo":"app"}}`, host)
 	layer := tartest.Reader(t, tartest.Dir("image/"), tartest.File("image/image.boot", string(b)), tartest.File("image/backend.json", backendJSON))
 	d, _ := newDriver(t, WithNydusd(nydusd), WithNydusdConfig([]byte(`{"device":{"backend":{"type":"registry","config":{"host":"other.example","auth":"b3RoZXI6c2VjcmV0","timeout":5}}}}`)))
-	must(t, d.Create("img", "", nil))
+	testutil.Must(t, d.Create("img", "", nil))
 	if _, err := d.ApplyDiff(context.Background(), "img", "", layer); err != nil {
 		t.Fatal(err)
 	}
-	must(t, d.CreateReadWrite("rw", "img", nil))
+	testutil.Must(t, d.CreateReadWrite("rw", "img", nil))
 	root, err := d.Get("rw", "")
-	must(t, err)
+	testutil.Must(t, err)
 	got, err := os.ReadFile(filepath.Join(root, "greeting"))
-	must(t, d.Put("rw"))
+	testutil.Must(t, d.Put("rw"))
 	if err != nil || string(got) != "hello from a registry" {
 		t.Fatalf("greeting: %q, %v", got, err)
 	}
@@ -84,7 +84,7 @@ func TestRegistryLayerWithCredentialHelper(t *testing.T) {
 		t.Fatalf("helper asked about %q; %d reads refused, %d tokens asked by POST, %d by GET", asked, reg.Rejected(), posts, gets)
 	}
 	for _, id := range []string{"rw", "img"} {
-		must(t, d.Remove(id))
+		testutil.Must(t, d.Remove(id))
 	}
 	t.Logf("helper asked about %s; %d unauthenticated reads refused, %d tokens granted", asked, reg.Rejected(), posts)
 }

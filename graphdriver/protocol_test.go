@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/gonydus/nydus/internal/tartest"
+	"github.com/gonydus/nydus/internal/testutil"
 )
 
 // pluginClient speaks to the handler over a unix socket as dockerd does.
@@ -58,11 +59,11 @@ func (p pluginClient) call(path string, req, out any) {
 func TestProtocolEveryEndpoint(t *testing.T) {
 	requireMounts(t)
 	d, err := New()
-	must(t, err)
+	testutil.Must(t, err)
 	home := t.TempDir()
 	sock := filepath.Join(t.TempDir(), "nydus.sock")
 	l, err := net.Listen("unix", sock)
-	must(t, err)
+	testutil.Must(t, err)
 	go d.Handler().Serve(l)
 	defer l.Close()
 	defer d.Cleanup()
@@ -100,7 +101,7 @@ func TestProtocolEveryEndpoint(t *testing.T) {
 	if got := treeOf(t, get.Dir); got != ". d\nhello f world" {
 		t.Fatalf("Get dir tree: %s", got)
 	}
-	must(t, writeFile(filepath.Join(get.Dir, "new"), "n"))
+	testutil.Must(t, writeFile(filepath.Join(get.Dir, "new"), "n"))
 	var meta metadataResponse
 	p.call("/GraphDriver.GetMetadata", idRequest{ID: "c1"}, &meta)
 	if meta.Metadata["MergedDir"] != get.Dir || meta.Metadata["LowerDir"] == "" {

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/gonydus/nydus/internal/tartest"
+	"github.com/gonydus/nydus/internal/testutil"
 	"github.com/gonydus/nydus/rafs"
 	"github.com/gonydus/nydus/rafs/blob"
 	"github.com/gonydus/nydus/rafs/layout"
@@ -26,14 +27,14 @@ func layerBootstrap(t *testing.T, dir, name, typ string, layer []byte, extra ...
 	t.Helper()
 	wd := t.TempDir()
 	src := filepath.Join(wd, "layer")
-	must(t, os.WriteFile(src, layer, 0o644))
+	testutil.Must(t, os.WriteFile(src, layer, 0o644))
 	out := filepath.Join(wd, "blob.rafs")
 	args := append([]string{"create", "--log-level", "warn", "--type", typ, "--blob-inline-meta", "--features", "blob-toc", "--blob", out}, extra...)
 	nydusImage(t, append(args, src)...)
 	b := mustRead(t, out)
 	boot, err := blob.InlineBootstrap(bytes.NewReader(b), int64(len(b)))
-	must(t, err)
-	must(t, os.WriteFile(filepath.Join(dir, name), boot, 0o644))
+	testutil.Must(t, err)
+	testutil.Must(t, os.WriteFile(filepath.Join(dir, name), boot, 0o644))
 	return b
 }
 
@@ -41,7 +42,7 @@ func mergedBlobs(t *testing.T, boot string) []*layout.BlobEntry {
 	t.Helper()
 	b := mustRead(t, boot)
 	img, err := rafs.Open(bytes.NewReader(b), int64(len(b)))
-	must(t, err)
+	testutil.Must(t, err)
 	return img.Blobs()
 }
 
@@ -49,8 +50,8 @@ func gz(t *testing.T, b []byte) []byte {
 	var buf bytes.Buffer
 	w := gzip.NewWriter(&buf)
 	_, err := w.Write(b)
-	must(t, err)
-	must(t, w.Close())
+	testutil.Must(t, err)
+	testutil.Must(t, w.Close())
 	return buf.Bytes()
 }
 
@@ -124,13 +125,13 @@ func TestMergeBlobFlags(t *testing.T) {
 		// With --config the bootstrap's own ids stay; so they do for a
 		// file name that is not a blob id.
 		cfg := filepath.Join(t.TempDir(), "config.json")
-		must(t, os.WriteFile(cfg, []byte(`{"version":2,"backend":{"type":"localfs","localfs":{"dir":"/nonexistent"}}}`), 0o644))
+		testutil.Must(t, os.WriteFile(cfg, []byte(`{"version":2,"backend":{"type":"localfs","localfs":{"dir":"/nonexistent"}}}`), 0o644))
 		for _, args := range [][]string{{"--config", cfg, filepath.Join(d, stem)}, {filepath.Join(d, "named.boot")}} {
 			src := args[len(args)-1]
 			out := filepath.Join(t.TempDir(), "boot")
 			nydusImage(t, append([]string{"merge", "--log-level", "warn", "--bootstrap", out}, args...)...)
 			l, err := loadImage(src)
-			must(t, err)
+			testutil.Must(t, err)
 			want := l.img.Blobs()[0].ID()
 			l.Close()
 			if got := mergedBlobs(t, out)[0].ID(); got != want {
@@ -184,9 +185,9 @@ func TestMergeLowestLayerWhiteouts(t *testing.T) {
 	nydusImage(t, "merge", "--log-level", "warn", "--bootstrap", out, filepath.Join(d, stem))
 	b := mustRead(t, out)
 	img, err := rafs.Open(bytes.NewReader(b), int64(len(b)))
-	must(t, err)
+	testutil.Must(t, err)
 	var paths []string
-	must(t, img.Walk(func(p string, _ *rafs.Inode) error { paths = append(paths, p); return nil }))
+	testutil.Must(t, img.Walk(func(p string, _ *rafs.Inode) error { paths = append(paths, p); return nil }))
 	if want := []string{"/", "/a", "/a/kept", "/top"}; !slices.Equal(paths, want) {
 		t.Fatalf("merged paths %v, want %v", paths, want)
 	}

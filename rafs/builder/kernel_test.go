@@ -12,13 +12,14 @@ import (
 	"strings"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/gonydus/nydus/internal/statcmp"
 	"github.com/gonydus/nydus/internal/testutil"
 	"github.com/gonydus/nydus/rafs"
 	"github.com/gonydus/nydus/rafs/export"
 	"github.com/gonydus/nydus/rafs/layout"
 	"github.com/gonydus/nydus/rafs/tree"
-	"golang.org/x/sys/unix"
 )
 
 // memChunks reads (and verifies) chunks back from the in-memory blob.
@@ -84,15 +85,10 @@ func sampleTree(t *testing.T, bw *BlobWriter) (*tree.Tree, []fileSpec) {
 	return &tree.Tree{Root: root, ChunkSize: layout.DefaultChunkSize, Flags: layout.FlagExplicitUIDGID}, files
 }
 
-func requireRoot(t *testing.T) {
-	t.Helper()
-	testutil.RequireRoot(t, "mounts kernel EROFS")
-}
-
 // TestKernelMountsBuiltImage builds an image, exports it as a flat block
 // image and mounts it with the Linux EROFS driver: the kernel is the oracle.
 func TestKernelMountsBuiltImage(t *testing.T) {
-	requireRoot(t)
+	testutil.RequireRoot(t, "mounts kernel EROFS")
 	for _, alg := range []layout.Compressor{layout.CompressNone, layout.CompressZstd} {
 		t.Run(alg.String(), func(t *testing.T) {
 			var blob bytes.Buffer
