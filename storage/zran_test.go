@@ -9,10 +9,10 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
-	"path"
 	"path/filepath"
 	"testing"
 
+	"github.com/gonydus/nydus/internal/tartest"
 	"github.com/gonydus/nydus/internal/testutil"
 	"github.com/gonydus/nydus/rafs"
 	"github.com/gonydus/nydus/rafs/layout"
@@ -20,8 +20,6 @@ import (
 	"github.com/gonydus/nydus/rafs/zran"
 	"github.com/gonydus/nydus/storage"
 )
-
-var zranVectors = testutil.TestdataPath("upstream-nydus", "zran")
 
 type zranImage struct {
 	gz, meta []byte
@@ -54,33 +52,10 @@ func (z *zranImage) open(ctx context.Context, id string) (storage.BlobReader, er
 	return storage.ReaderAt(bytes.NewReader(b)), nil
 }
 
-func zranTarFiles(t testing.TB, gz []byte) map[string][]byte {
-	t.Helper()
-	zr, err := gzip.NewReader(bytes.NewReader(gz))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr := tar.NewReader(zr)
-	out := map[string][]byte{}
-	for {
-		hdr, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			return out
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		if hdr.Typeflag == tar.TypeReg {
-			b, _ := io.ReadAll(tr)
-			out[path.Clean("/"+hdr.Name)] = b
-		}
-	}
-}
-
 // readAll reads every file through src and compares it with the tar.
 func zranReadAll(t testing.TB, z *zranImage, src rafs.ChunkSource) {
 	t.Helper()
-	for name, want := range zranTarFiles(t, z.gz) {
+	for name, want := range tartest.Files(t, z.gz) {
 		nid, err := z.img.LookupPath(name)
 		if err != nil {
 			t.Fatal(err)
@@ -102,10 +77,7 @@ func zranReadAll(t testing.TB, z *zranImage, src rafs.ChunkSource) {
 func TestZranVectorsThroughCache(t *testing.T) {
 	for _, name := range []string{"bgzip.tar.gz", "zran-two-streams.tar.gz", "zran-single-stream.tar.gz", "zran-zero-file.tar.gz"} {
 		t.Run(name, func(t *testing.T) {
-			gz, err := os.ReadFile(filepath.Join(zranVectors, name))
-			if err != nil {
-				testutil.Missing(t, "upstream test vector (%v): put the shared testdata at ../shared/testdata beside the repository or set GONYDUS_TESTDATA", err)
-			}
+			gz := testutil.ReadTestdata(t, "upstream-nydus", "zran", name)
 			z := buildZran(t, gz, targzref.Config{ChunkSize: 0x10000, TOC: true})
 			tables, err := storage.ChunkTables(z.img)
 			if err != nil {

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/gonydus/nydus/internal/tartest"
 	"github.com/gonydus/nydus/rafs"
 	"github.com/gonydus/nydus/rafs/targzref"
 	"github.com/gonydus/nydus/rafs/zran"
@@ -61,7 +62,7 @@ func TestZranWholeReadFetchesEachContextOnce(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer src.Close()
-			files := zranTarFiles(t, z.gz)
+			files := tartest.Files(t, z.gz)
 			names := make([]string, 0, len(files))
 			for n := range files {
 				names = append(names, n)

@@ -13,6 +13,8 @@ import (
 	"testing/fstest"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/gonydus/nydus/daemon/rafsfs"
 	"github.com/gonydus/nydus/internal/statcmp"
 	"github.com/gonydus/nydus/internal/testutil"
@@ -21,7 +23,6 @@ import (
 	"github.com/gonydus/nydus/rafs/export"
 	"github.com/gonydus/nydus/rafs/layout"
 	"github.com/gonydus/nydus/rafs/tree"
-	"golang.org/x/sys/unix"
 )
 
 var upstreamDir = testutil.TestdataPath("upstream-nydus")
@@ -58,10 +59,7 @@ func mountPseudo(t *testing.T, img *rafs.Image, src rafs.ChunkSource) string {
 
 func TestMountUpstreamVector(t *testing.T) {
 	requireFUSE(t)
-	boot, err := os.ReadFile(filepath.Join(upstreamDir, "bootstrap/rafs-v6-2.2.boot"))
-	if err != nil {
-		testutil.Missing(t, "upstream test vector (%v): ../shared/testdata must sit beside the repository, or set GONYDUS_TESTDATA", err)
-	}
+	boot := testutil.ReadTestdata(t, "upstream-nydus", "bootstrap/rafs-v6-2.2.boot")
 	img, err := rafs.Open(bytes.NewReader(boot), int64(len(boot)))
 	if err != nil {
 		t.Fatal(err)

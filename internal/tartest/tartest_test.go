@@ -6,6 +6,10 @@ import (
 	"compress/gzip"
 	"errors"
 	"io"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 )
@@ -94,5 +98,34 @@ func TestFiles(t *testing.T) {
 		if len(got) != 2 || string(got["/d/f"]) != "one" || string(got["/g"]) != "two" {
 			t.Fatalf("%s: %q", name, got)
 		}
+	}
+}
+
+func TestTreeGz(t *testing.T) {
+	root := t.TempDir()
+	for name, data := range map[string]string{"a": "one", "sub/b": "two", "big": string(make([]byte, 100))} {
+		p := filepath.Join(root, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Link(filepath.Join(root, "a"), filepath.Join(root, "sub", "a-again")); err != nil {
+		t.Fatal(err)
+	}
+	gz := TreeGz(t, 1<<20, root)
+	base := "/" + filepath.Base(root)
+	got := Files(t, gz)
+	if len(got) != 3 || string(got[base+"/a"]) != "one" || string(got[base+"/sub/b"]) != "two" || len(got[base+"/big"]) != 100 {
+		t.Fatalf("%d files: %v", len(got), slices.Collect(maps.Keys(got)))
+	}
+	path := filepath.Join(t.TempDir(), "layer.tar.gz")
+	if err := os.WriteFile(path, gz, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if d := GunzipTime(t, path); d <= 0 {
+		t.Fatalf("gzip -dc took %v", d)
 	}
 }

@@ -92,6 +92,12 @@ func TestTestdata(t *testing.T) {
 	if got := Testdata(r, "upstream-nydus"); got != filepath.Join(dir, "upstream-nydus") || r.skipped != "" {
 		t.Fatalf("Testdata = %s, skipped %q", got, r.skipped)
 	}
+	if err := os.WriteFile(filepath.Join(dir, "upstream-nydus", "v"), []byte("vector"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if b := ReadTestdata(r, "upstream-nydus", "v"); string(b) != "vector" || r.skipped != "" {
+		t.Fatalf("ReadTestdata = %q, skipped %q", b, r.skipped)
+	}
 	t.Setenv(StrictEnv, "")
 	r = &recorder{TB: t}
 	Testdata(r, "upstream-nydus", "absent")
@@ -116,5 +122,16 @@ func TestModuleRoot(t *testing.T) {
 	}
 	if declares([]byte("// c\nmodule example.com/other\n")) || !declares([]byte("module \""+modulePath+"\"\r\n")) {
 		t.Fatal("declares misreads go.mod")
+	}
+}
+
+func TestCapture(t *testing.T) {
+	code, errOut := CaptureStderr(t, func() int { fmt.Fprint(os.Stderr, "to stderr"); return 3 })
+	if code != 3 || errOut != "to stderr" {
+		t.Fatalf("stderr: %d %q", code, errOut)
+	}
+	code, out := CaptureStdout(t, func() int { fmt.Fprint(os.Stdout, "to stdout"); return 0 })
+	if code != 0 || string(out) != "to stdout" {
+		t.Fatalf("stdout: %d %q", code, out)
 	}
 }

@@ -10,12 +10,11 @@ import (
 	"errors"
 	"io"
 	"math/rand/v2"
-	"os"
 	"path"
-	"path/filepath"
 	"sync/atomic"
 	"testing"
 
+	"github.com/gonydus/nydus/internal/tartest"
 	"github.com/gonydus/nydus/internal/testutil"
 	"github.com/gonydus/nydus/rafs"
 	"github.com/gonydus/nydus/rafs/layout"
@@ -66,37 +65,10 @@ func build(t testing.TB, gz []byte, cfg Config) *built {
 	return b
 }
 
-// tarFiles returns the content of the regular files of a gzip'd tar.
-func tarFiles(t testing.TB, gz []byte) map[string][]byte {
-	t.Helper()
-	zr, err := gzip.NewReader(bytes.NewReader(gz))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr := tar.NewReader(zr)
-	out := map[string][]byte{}
-	for {
-		hdr, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			return out
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		if hdr.Typeflag == tar.TypeReg {
-			data, err := io.ReadAll(tr)
-			if err != nil {
-				t.Fatal(err)
-			}
-			out[path.Clean("/"+hdr.Name)] = data
-		}
-	}
-}
-
 // checkAllFiles reads every regular file of the tar through the zran path.
 func checkAllFiles(t testing.TB, b *built) {
 	t.Helper()
-	for name, want := range tarFiles(t, b.gz) {
+	for name, want := range tartest.Files(t, b.gz) {
 		nid, err := b.img.LookupPath(name)
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
@@ -139,10 +111,7 @@ func checkEntry(t testing.TB, b *built, cfg Config) {
 func TestUpstreamVectors(t *testing.T) {
 	for _, name := range []string{"bgzip.tar.gz", "zran-two-streams.tar.gz", "zran-single-stream.tar.gz", "zran-zero-file.tar.gz"} {
 		t.Run(name, func(t *testing.T) {
-			gz, err := os.ReadFile(filepath.Join(vectors, name))
-			if err != nil {
-				testutil.Missing(t, "upstream test vector (%v): put the shared testdata at ../shared/testdata beside the repository or set GONYDUS_TESTDATA", err)
-			}
+			gz := testutil.ReadTestdata(t, "upstream-nydus", "zran", name)
 			for _, cfg := range []Config{DefaultConfig(), {ChunkSize: 0x1000, TOC: true}, {ChunkSize: 0x10000, TOC: true, InlineBootstrap: true}} {
 				b := build(t, gz, cfg)
 				checkEntry(t, b, cfg)
@@ -154,10 +123,7 @@ func TestUpstreamVectors(t *testing.T) {
 }
 
 func TestZlibSampleIsNotATar(t *testing.T) {
-	gz, err := os.ReadFile(filepath.Join(vectors, "zlib_sample.txt.gz"))
-	if err != nil {
-		testutil.Missing(t, "upstream test vector (%v): put the shared testdata at ../shared/testdata beside the repository or set GONYDUS_TESTDATA", err)
-	}
+	gz := testutil.ReadTestdata(t, "upstream-nydus", "zran", "zlib_sample.txt.gz")
 	if _, err := Build(context.Background(), bytes.NewReader(gz), io.Discard, DefaultConfig()); err == nil {
 		t.Fatal("a gzip'd text file built as a tar layer")
 	}
@@ -325,10 +291,7 @@ func TestWrongLayer(t *testing.T) {
 
 // A RAFS blob whose blob.meta does not match the bootstrap is refused.
 func TestBadMeta(t *testing.T) {
-	gz, err := os.ReadFile(filepath.Join(vectors, "zran-two-streams.tar.gz"))
-	if err != nil {
-		testutil.Missing(t, "upstream test vector (%v): put the shared testdata at ../shared/testdata beside the repository or set GONYDUS_TESTDATA", err)
-	}
+	gz := testutil.ReadTestdata(t, "upstream-nydus", "zran", "zran-two-streams.tar.gz")
 	b := build(t, gz, Config{ChunkSize: 0x1000, TOC: true})
 	e := *b.img.Blobs()[0]
 	for name, mut := range map[string]func(m []byte, e *layout.BlobEntry){
@@ -396,7 +359,7 @@ func TestContextLimits(t *testing.T) {
 func TestSourceReadsContextsOnce(t *testing.T) {
 	gz := layerTarGz(t, 5, 24<<20)
 	b := build(t, gz, DefaultConfig())
-	files := tarFiles(t, gz)
+	files := tartest.Files(t, gz)
 	zr, err := gzip.NewReader(bytes.NewReader(gz))
 	if err != nil {
 		t.Fatal(err)

@@ -1,54 +1,12 @@
 package zran
 
 import (
-	"archive/tar"
 	"bytes"
-	"compress/gzip"
-	"io"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"runtime"
 	"testing"
-)
 
-// goTreeTarGz returns a gzip'd tar of up to limit bytes of the Go tree.
-func goTreeTarGz(tb testing.TB, limit int64) []byte {
-	tb.Helper()
-	var buf bytes.Buffer
-	zw := gzip.NewWriter(&buf)
-	tw := tar.NewWriter(zw)
-	var total int64
-	root := runtime.GOROOT()
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || total >= limit || !d.Type().IsRegular() {
-			return err
-		}
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
-		hdr, _ := tar.FileInfoHeader(info, "")
-		hdr.Name, _ = filepath.Rel(root, p)
-		if err := tw.WriteHeader(hdr); err != nil {
-			return err
-		}
-		f, err := os.Open(p)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		n, err := io.Copy(tw, f)
-		total += n
-		return err
-	})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tw.Close()
-	zw.Close()
-	return buf.Bytes()
-}
+	"github.com/gonydus/nydus/internal/tartest"
+)
 
 // TestLayerRoundTrip runs a ~200 MB layer of the Go tree through the
 // generator as a build does (1 MiB chunks, the default limits) and inflates
@@ -58,7 +16,7 @@ func TestLayerRoundTrip(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: skipping the 200 MB layer")
 	}
-	gz := goTreeTarGz(t, 200<<20)
+	gz := tartest.TreeGz(t, 200<<20, runtime.GOROOT())
 	g := NewGenerator(bytes.NewReader(gz))
 	if err := g.SetLimits(DefaultLimits()); err != nil {
 		t.Fatal(err)

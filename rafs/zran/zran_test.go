@@ -83,10 +83,7 @@ func checkRaw(t *testing.T, gz []byte, chunkSize int64) ([]Context, *Generator) 
 func TestUpstreamGzipVectors(t *testing.T) {
 	for _, name := range []string{"bgzip.tar.gz", "zran-two-streams.tar.gz", "zran-single-stream.tar.gz", "zran-zero-file.tar.gz", "zlib_sample.txt.gz"} {
 		t.Run(name, func(t *testing.T) {
-			gz, err := os.ReadFile(filepath.Join(vectors, name))
-			if err != nil {
-				testutil.Missing(t, "upstream test vector (%v): put the shared testdata at ../shared/testdata beside the repository or set GONYDUS_TESTDATA", err)
-			}
+			gz := testutil.ReadTestdata(t, "upstream-nydus", "zran", name)
 			ctxs, g := checkRaw(t, gz, 64<<10)
 			bits := 0
 			for _, c := range ctxs {
