@@ -10,13 +10,13 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 
+	"github.com/gonydus/nydus/internal/testregistry"
 	"github.com/gonydus/nydus/storage/backend"
 )
 
@@ -100,25 +100,6 @@ func (a *tokenAuth) granted(kind string) int {
 	return a.grants[kind]
 }
 
-// writeCredentialHelper writes docker-credential-gonydustest into a new
-// directory put on PATH: it answers "get" with user and secret and logs
-// the servers it is asked about.
-func writeCredentialHelper(t *testing.T, user, secret string) (asked func() []string) {
-	t.Helper()
-	dir := t.TempDir()
-	log := filepath.Join(dir, "asked")
-	answer, _ := json.Marshal(map[string]string{"Username": user, "Secret": secret})
-	script := fmt.Sprintf("#!/bin/sh\n[ \"$1\" = get ] || exit 1\nread -r server\necho \"$server\" >> '%s'\nprintf '%%s\\n' '%s'\n", log, answer)
-	if err := os.WriteFile(filepath.Join(dir, "docker-credential-gonydustest"), []byte(script), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv("PATH", dir+string(os.PathListSeparator)+os.Getenv("PATH"))
-	return func() []string {
-		b, _ := os.ReadFile(log)
-		return strings.Fields(string(b))
-	}
-}
-
 // TestCredentialHelperEndToEnd: with only a docker config naming a
 // credential helper (credHelpers or credsStore) and the helper on PATH,
 // nydusify pushes a source, converts it (pull and push) and checks it
@@ -137,20 +118,17 @@ func TestCredentialHelperEndToEnd(t *testing.T) {
 		{name: "credsStore-identitytoken", user: "<token>", secret: "refresh-1", store: "credsStore", grant: "POST refresh_token"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			asked := writeCredentialHelper(t, tc.user, tc.secret)
+			helper := testregistry.WriteCredentialHelper(t, tc.user, tc.secret)
+			t.Setenv("PATH", helper.Dir+string(os.PathListSeparator)+os.Getenv("PATH"))
+			asked := helper.Asked
 			reg := newTestRegistry(t)
 			auth := &tokenAuth{user: "alice", pass: "pw", refresh: "refresh-1", tokens: map[string]bool{}, grants: map[string]int{}}
 			reg.wrap = auth.wrap(reg.host)
-			cfg := map[string]any{"credsStore": "gonydustest"}
+			cfg := map[string]any{"credsStore": helper.Name}
 			if tc.store == "credHelpers" {
-				cfg = map[string]any{"credHelpers": map[string]string{reg.host: "gonydustest"}}
+				cfg = map[string]any{"credHelpers": map[string]string{reg.host: helper.Name}}
 			}
-			dir := t.TempDir()
-			raw, _ := json.Marshal(cfg)
-			if err := os.WriteFile(filepath.Join(dir, "config.json"), raw, 0o600); err != nil {
-				t.Fatal(err)
-			}
-			t.Setenv("DOCKER_CONFIG", dir)
+			t.Setenv("DOCKER_CONFIG", testregistry.DockerConfig(t, cfg))
 			t.Setenv("IMAGE_PULL_AUTH", "")
 
 			pushSource(t, reg, "app", true)

@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"log"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
@@ -16,9 +15,9 @@ import (
 	"testing"
 
 	"github.com/gonydus/nydus/internal/tartest"
+	"github.com/gonydus/nydus/internal/testregistry"
 
 	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/registry"
 	"github.com/klauspost/compress/zstd"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -29,8 +28,8 @@ import (
 	"github.com/gonydus/nydus/rafs/tree"
 )
 
-// testRegistry is go-containerregistry's in-process registry; handler
-// wrappers inject faults.
+// testRegistry is the in-process test registry (with the referrers API)
+// behind a server whose handler wrappers inject faults.
 type testRegistry struct {
 	srv  *httptest.Server
 	host string
@@ -39,7 +38,7 @@ type testRegistry struct {
 
 func newTestRegistry(t testing.TB) *testRegistry {
 	t.Helper()
-	inner := registry.New(registry.Logger(log.New(io.Discard, "", 0)), registry.WithReferrersSupport(true))
+	inner := testregistry.Start(t, testregistry.WithReferrers()).Handler()
 	r := &testRegistry{}
 	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		h := http.Handler(inner)

@@ -38,13 +38,7 @@ func pushSource(t *testing.T, ref string, layers ...[]byte) {
 			t.Fatal(err)
 		}
 	}
-	r, err := name.ParseReference(ref)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := remote.Write(r, img); err != nil {
-		t.Fatal(err)
-	}
+	testregistry.WriteImage(t, ref, img)
 }
 
 func manifestOf(t *testing.T, ref string) *v1.Manifest {

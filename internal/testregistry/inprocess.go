@@ -46,6 +46,7 @@ type inOptions struct {
 	expiresIn    int           // advertised expires_in (0 = omitted)
 	tokenGETOnly bool
 	refreshToken string // accepted by the OAuth2 refresh_token grant
+	referrers    bool
 }
 
 // WithBasic demands HTTP Basic auth with user and pass for reads.
@@ -72,16 +73,20 @@ func WithTokenGETOnly() Option { return func(o *inOptions) { o.tokenGETOnly = tr
 // "identitytoken") for the WithBearer user.
 func WithRefreshToken(tok string) Option { return func(o *inOptions) { o.refreshToken = tok } }
 
+// WithReferrers turns on the OCI referrers API (GET /v2/<repo>/referrers/<digest>).
+func WithReferrers() Option { return func(o *inOptions) { o.referrers = true } }
+
 // RefreshGrants returns how many tokens were issued for the refresh token.
 func (r *InProcess) RefreshGrants() int64 { return r.refreshGrants.Load() }
 
 // Start runs an in-process registry until the test ends.
 func Start(t testing.TB, opts ...Option) *InProcess {
 	t.Helper()
-	r := &InProcess{inner: registry.New(registry.Logger(log.New(io.Discard, "", 0))), tokens: map[string]time.Time{}}
+	r := &InProcess{tokens: map[string]time.Time{}}
 	for _, f := range opts {
 		f(&r.o)
 	}
+	r.inner = registry.New(registry.Logger(log.New(io.Discard, "", 0)), registry.WithReferrersSupport(r.o.referrers))
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

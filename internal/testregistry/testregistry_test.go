@@ -102,3 +102,16 @@ func TestBearer(t *testing.T) {
 		t.Fatalf("token requests %d POST %d GET", post, get)
 	}
 }
+
+func TestPushRandom(t *testing.T) {
+	r := Start(t)
+	PushRandom(t, r.Host+"/app:latest", 1000, 2)
+	resp, err := http.Get(r.URL + "/v2/app/manifests/latest")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("manifest: HTTP %d", resp.StatusCode)
+	}
+}
