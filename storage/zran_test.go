@@ -1,9 +1,7 @@
 package storage_test
 
 import (
-	"archive/tar"
 	"bytes"
-	"compress/gzip"
 	"context"
 	"errors"
 	"io"
@@ -123,7 +121,7 @@ func TestZranReadBounds(t *testing.T) {
 	if testing.Short() {
 		total = 24 << 20
 	}
-	gz := zranLayer(t, 5, total)
+	gz := tartest.RandomGz(t, 5, total)
 	z := buildZran(t, gz, targzref.Config{ChunkSize: layout.DefaultChunkSize})
 	src, err := storage.NewSource(z.open)
 	if err != nil {
@@ -172,7 +170,7 @@ func TestZranReadBounds(t *testing.T) {
 // A layer that does not match the image (corrupt or another layer) is
 // never served and nothing of it is cached.
 func TestZranCorruptLayer(t *testing.T) {
-	gz := zranLayer(t, 6, 6<<20)
+	gz := tartest.RandomGz(t, 6, 6<<20)
 	z := buildZran(t, gz, targzref.DefaultConfig())
 	bad := bytes.Clone(gz)
 	for i := 100; i < len(bad); i += 2000 {
@@ -207,44 +205,11 @@ func TestZranCorruptLayer(t *testing.T) {
 	}
 }
 
-// zranLayer generates a deterministic gzip'd tar of about total bytes.
-func zranLayer(t testing.TB, seed uint64, total int) []byte {
-	t.Helper()
-	rng := rand.New(rand.NewPCG(seed, 1))
-	var gz bytes.Buffer
-	zw, _ := gzip.NewWriterLevel(&gz, gzip.DefaultCompression)
-	tw := tar.NewWriter(zw)
-	words := []string{"alpha ", "beta ", "gamma ", "delta ", "\n", "zran ", "nydus "}
-	for i, written := 0, 0; written < total; i++ {
-		size := rng.IntN(32 << 10)
-		if rng.IntN(8) == 0 {
-			size = rng.IntN(6 << 20)
-		}
-		data := make([]byte, 0, size+16)
-		for len(data) < size {
-			if rng.IntN(5) == 0 {
-				for range min(size-len(data), 1+rng.IntN(2048)) {
-					data = append(data, byte(rng.UintN(256)))
-				}
-			} else {
-				data = append(data, words[rng.IntN(len(words))]...)
-			}
-		}
-		data = data[:size]
-		tw.WriteHeader(&tar.Header{Name: "dir/file" + string(rune('a'+i%26)) + string(rune('a'+i/26%26)) + string(rune('a'+i/676%26)), Mode: 0o644, Size: int64(size), Typeflag: tar.TypeReg})
-		tw.Write(data)
-		written += size
-	}
-	tw.Close()
-	zw.Close()
-	return gz.Bytes()
-}
-
 // The gzip layer and its RAFS blob in one registry repository, as zran
 // images are published: files read lazily through the registry backend
 // with range requests, the blob.meta fetched from the RAFS blob.
 func TestZranOverRegistry(t *testing.T) {
-	gz := zranLayer(t, 7, 8<<20)
+	gz := tartest.RandomGz(t, 7, 8<<20)
 	z := buildZran(t, gz, targzref.Config{ChunkSize: 0x40000, TOC: true})
 	dir := t.TempDir()
 	for id, data := range z.blobs {
@@ -276,7 +241,7 @@ func TestZranOverRegistry(t *testing.T) {
 // Whole-blob prefetch of a zran blob reads contexts, caches every chunk,
 // and reads are then served without the backend.
 func TestZranPrefetch(t *testing.T) {
-	gz := zranLayer(t, 10, 10<<20)
+	gz := tartest.RandomGz(t, 10, 10<<20)
 	z := buildZran(t, gz, targzref.Config{ChunkSize: 0x40000})
 	tables, err := storage.ChunkTables(z.img)
 	if err != nil {
@@ -314,7 +279,7 @@ func TestZranPrefetch(t *testing.T) {
 // Upstream records chunk compressed sizes as zlib's consumption while the
 // chunk streamed past, which can be 0; such chunks read from their context.
 func TestZranZeroCompressedSize(t *testing.T) {
-	gz := zranLayer(t, 11, 2<<20)
+	gz := tartest.RandomGz(t, 11, 2<<20)
 	z := buildZran(t, gz, targzref.DefaultConfig())
 	src, err := storage.NewSource(z.open)
 	if err != nil {

@@ -51,7 +51,7 @@ func TestZranWholeReadFetchesEachContextOnce(t *testing.T) {
 		{"upstream-spacing", targzref.Config{ChunkSize: 0x10000, TOC: true, Contexts: zran.UpstreamLimits()}},
 	} {
 		t.Run(limits.name, func(t *testing.T) {
-			gz := zranLayer(t, 11, 24<<20)
+			gz := tartest.RandomGz(t, 11, 24<<20)
 			z := buildZran(t, gz, limits.cfg)
 			tables, err := storage.ChunkTables(z.img)
 			if err != nil {

@@ -129,3 +129,20 @@ func TestTreeGz(t *testing.T) {
 		t.Fatalf("gzip -dc took %v", d)
 	}
 }
+
+func TestRandomGz(t *testing.T) {
+	a, b := RandomGz(t, 1, 3<<20), RandomGz(t, 1, 3<<20)
+	if !bytes.Equal(a, b) {
+		t.Fatal("the same seed gave different layers")
+	}
+	if bytes.Equal(a, RandomGz(t, 2, 3<<20)) {
+		t.Fatal("another seed gave the same layer")
+	}
+	total := 0
+	for _, d := range Files(t, a) {
+		total += len(d)
+	}
+	if total < 3<<20 || len(Files(t, a)) < 2 {
+		t.Fatalf("%d files, %d bytes", len(Files(t, a)), total)
+	}
+}

@@ -34,7 +34,7 @@ func benchLayers() []benchLayer {
 		{"binary", func(tb testing.TB) []byte {
 			return tartest.TreeGz(tb, 200<<20, "/usr/bin", "/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib64", filepath.Join(runtime.GOROOT(), "pkg"))
 		}},
-		{"generated", func(tb testing.TB) []byte { return layerTarGz(tb, 1, 200<<20) }},
+		{"generated", func(tb testing.TB) []byte { return tartest.RandomGz(tb, 1, 200<<20) }},
 	}
 }
 

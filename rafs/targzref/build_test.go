@@ -129,53 +129,6 @@ func TestZlibSampleIsNotATar(t *testing.T) {
 	}
 }
 
-// layerTarGz generates a deterministic gzip'd tar of about total bytes:
-// text-like, repetitive and random files of many sizes.
-func layerTarGz(t testing.TB, seed uint64, total int) []byte {
-	t.Helper()
-	rng := rand.New(rand.NewPCG(seed, 11))
-	words := []string{"nydus ", "zran ", "chunk ", "layer ", "gzip ", "inflate ", "context ", "window ", "\n", "func ", "return ", "{}\n"}
-	var gz bytes.Buffer
-	zw, _ := gzip.NewWriterLevel(&gz, gzip.DefaultCompression)
-	tw := tar.NewWriter(zw)
-	written := 0
-	for i := 0; written < total; i++ {
-		var size int
-		switch rng.IntN(10) {
-		case 0:
-			size = rng.IntN(12 << 20)
-		case 1, 2, 3:
-			size = rng.IntN(1 << 20)
-		default:
-			size = rng.IntN(16 << 10)
-		}
-		data := make([]byte, 0, size)
-		for len(data) < size {
-			switch rng.IntN(4) {
-			case 0:
-				n := min(size-len(data), 1+rng.IntN(4096))
-				for range n {
-					data = append(data, byte(rng.UintN(256)))
-				}
-			default:
-				for k := rng.IntN(200); k > 0 && len(data) < size; k-- {
-					data = append(data, words[rng.IntN(len(words))]...)
-				}
-			}
-		}
-		data = data[:size]
-		dir := "d" + string(rune('a'+i%17))
-		if err := tw.WriteHeader(&tar.Header{Name: dir + "/f" + hex.EncodeToString([]byte{byte(i >> 8), byte(i)}), Mode: 0o644, Size: int64(size), Typeflag: tar.TypeReg}); err != nil {
-			t.Fatal(err)
-		}
-		tw.Write(data)
-		written += size
-	}
-	tw.Close()
-	zw.Close()
-	return gz.Bytes()
-}
-
 // TestLargeLayer builds a ~200 MB layer, reads every file through the
 // zran path and checks that random reads fetch and inflate only from the
 // chunk's context start to the chunk's end.
@@ -184,7 +137,7 @@ func TestLargeLayer(t *testing.T) {
 	if testing.Short() {
 		total = 24 << 20
 	}
-	gz := layerTarGz(t, 1, total)
+	gz := tartest.RandomGz(t, 1, total)
 	b := build(t, gz, Config{ChunkSize: layout.DefaultChunkSize, TOC: true})
 	checkEntry(t, b, Config{})
 	t.Logf("%s (%d relocated, %d merged contexts)", b.res, b.res.Relocated, b.res.Merged)
@@ -228,7 +181,7 @@ func TestLargeLayer(t *testing.T) {
 }
 
 func TestBadLayers(t *testing.T) {
-	gz := layerTarGz(t, 2, 3<<20)
+	gz := tartest.RandomGz(t, 2, 3<<20)
 	cases := map[string][]byte{
 		"truncated":     gz[:len(gz)*2/3],
 		"no trailer":    gz[:len(gz)-8],
@@ -259,9 +212,9 @@ func tarOf(t testing.TB, gz []byte) []byte {
 // A layer whose bytes differ from the one the image was built from is
 // never served: chunks fail their digest (or inflation) with a clear error.
 func TestWrongLayer(t *testing.T) {
-	gz := layerTarGz(t, 3, 4<<20)
+	gz := tartest.RandomGz(t, 3, 4<<20)
 	b := build(t, gz, DefaultConfig())
-	other := layerTarGz(t, 4, 4<<20)
+	other := tartest.RandomGz(t, 4, 4<<20)
 	corrupt := bytes.Clone(gz)
 	for i := len(corrupt) / 4; i < len(corrupt); i += 4096 {
 		corrupt[i] ^= 0x5a
@@ -336,7 +289,7 @@ func TestDuplicateFiles(t *testing.T) {
 // Context limits are validated, and upstream's limits give the same files
 // through more contexts than the defaults.
 func TestContextLimits(t *testing.T) {
-	gz := layerTarGz(t, 4, 16<<20)
+	gz := tartest.RandomGz(t, 4, 16<<20)
 	bad := DefaultConfig()
 	bad.Contexts = zran.Limits{MinCompressed: 1 << 20, MaxCompressed: 1 << 20, MaxUncompressed: 32 << 20}
 	if _, err := Build(context.Background(), bytes.NewReader(gz), io.Discard, bad); err == nil {
@@ -357,7 +310,7 @@ func TestContextLimits(t *testing.T) {
 // context about once, while a single small read still fetches only up to
 // its chunk.
 func TestSourceReadsContextsOnce(t *testing.T) {
-	gz := layerTarGz(t, 5, 24<<20)
+	gz := tartest.RandomGz(t, 5, 24<<20)
 	b := build(t, gz, DefaultConfig())
 	files := tartest.Files(t, gz)
 	zr, err := gzip.NewReader(bytes.NewReader(gz))
