@@ -1,9 +1,7 @@
 package main
 
 import (
-	"archive/tar"
 	"bytes"
-	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -18,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gonydus/nydus/internal/tartest"
 	"github.com/gonydus/nydus/internal/testregistry"
 	"github.com/gonydus/nydus/internal/testutil"
 	"github.com/gonydus/nydus/rafs/blob"
@@ -215,16 +214,8 @@ func TestUnpackThroughBackends(t *testing.T) {
 	// bootstrap (built as its Pack builds it), the bootstrap extracted
 	// with its placeholder blob id, the blob served by its proxy.
 	tarPath := filepath.Join(t.TempDir(), "layer.tar")
-	f, err := os.Create(tarPath)
-	testutil.Must(t, err)
-	tw := tar.NewWriter(f)
-	testutil.Must(t, tw.WriteHeader(&tar.Header{Name: "etc/", Typeflag: tar.TypeDir, Mode: 0o755, ModTime: time.Unix(1700000000, 0)}))
-	body := bytes.Repeat([]byte("packed by the snapshotter\n"), 20_000)
-	testutil.Must(t, tw.WriteHeader(&tar.Header{Name: "etc/packed", Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(body)), ModTime: time.Unix(1700000000, 0)}))
-	_, err = tw.Write(body)
-	testutil.Must(t, err)
-	testutil.Must(t, tw.Close())
-	testutil.Must(t, f.Close())
+	body := strings.Repeat("packed by the snapshotter\n", 20_000)
+	testutil.Must(t, os.WriteFile(tarPath, tartest.Tar(t, tartest.Dir("etc/"), tartest.File("etc/packed", body)), 0o644))
 	packed := filepath.Join(t.TempDir(), "blob.rafs")
 	nydusImage(t, "create", "--log-level", "warn", "--blob", packed, "--whiteout-spec", "none",
 		"--fs-version", "6", "--type", "tar-rafs", "--blob-inline-meta", "--features", "blob-toc", "--chunk-size", "0x10000", tarPath)
@@ -302,30 +293,24 @@ func TestCheckAndExportThroughBackends(t *testing.T) {
 // RAFS blob are in a registry unpacks (through blob.meta read from the
 // registry) to the same tar as from a local directory.
 func TestUnpackZranThroughRegistry(t *testing.T) {
-	var layer bytes.Buffer
-	zw := gzip.NewWriter(&layer)
-	tw := tar.NewWriter(zw)
 	rng := rand.New(rand.NewPCG(3, 4))
+	var files []tartest.Entry
 	for i := range 40 {
 		data := make([]byte, rng.IntN(200_000))
 		for j := range data {
 			data[j] = byte('a' + rng.IntN(3)) // compressible, spans contexts
 		}
-		testutil.Must(t, tw.WriteHeader(&tar.Header{Name: fmt.Sprintf("dir%d/file%d", i%5, i), Mode: 0o644, Size: int64(len(data)),
-			Typeflag: tar.TypeReg, ModTime: time.Unix(1700000000, 0)}))
-		_, err := tw.Write(data)
-		testutil.Must(t, err)
+		files = append(files, tartest.File(fmt.Sprintf("dir%d/file%d", i%5, i), "", tartest.Bytes(data)))
 	}
-	testutil.Must(t, tw.Close())
-	testutil.Must(t, zw.Close())
+	layer := tartest.TarGz(t, files...)
 	blobs := t.TempDir()
 	gz := filepath.Join(t.TempDir(), "layer.tar.gz")
-	testutil.Must(t, os.WriteFile(gz, layer.Bytes(), 0o644))
+	testutil.Must(t, os.WriteFile(gz, layer, 0o644))
 	boot := filepath.Join(t.TempDir(), "layer.boot")
 	nydusImage(t, "create", "--log-level", "warn", "--type", "targz-ref", "--features", "blob-toc", "--chunk-size", "0x10000",
 		"--bootstrap", boot, "--blob-dir", blobs, gz)
-	sum := sha256.Sum256(layer.Bytes())
-	testutil.Must(t, os.WriteFile(filepath.Join(blobs, hex.EncodeToString(sum[:])), layer.Bytes(), 0o644))
+	sum := sha256.Sum256(layer)
+	testutil.Must(t, os.WriteFile(filepath.Join(blobs, hex.EncodeToString(sum[:])), layer, 0o644))
 	want := unpackTar(t, "--bootstrap", boot, "--blob-dir", blobs)
 	host := startRegistry(t, "zran", blobs)
 	got := unpackTar(t, "--bootstrap", boot, "--backend-type", "registry",
