@@ -34,14 +34,16 @@ type testRegistry struct {
 	srv  *httptest.Server
 	host string
 	wrap func(http.Handler) http.Handler // set before requests
+	reg  *testregistry.InProcess
 }
 
-func newTestRegistry(t testing.TB) *testRegistry {
+// newTestRegistry starts one; opts (auth) go to testregistry.Start.
+func newTestRegistry(t testing.TB, opts ...testregistry.Option) *testRegistry {
 	t.Helper()
-	inner := testregistry.Start(t, testregistry.WithReferrers()).Handler()
-	r := &testRegistry{}
+	inner := testregistry.Start(t, append(opts, testregistry.WithReferrers())...)
+	r := &testRegistry{reg: inner}
 	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		h := http.Handler(inner)
+		var h http.Handler = inner
 		if r.wrap != nil {
 			h = r.wrap(inner)
 		}

@@ -2,10 +2,13 @@ package testregistry
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -113,5 +116,62 @@ func TestPushRandom(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("manifest: HTTP %d", resp.StatusCode)
+	}
+}
+
+func TestUploadAuthAndGrants(t *testing.T) {
+	r := Start(t, WithBearer("u", "p", time.Hour, 0), WithUploadAuth(), WithRefreshToken("rt"))
+	if _, err := Push(context.Background(), r.URL, "app", []byte("x")); err == nil {
+		t.Fatal("an upload without a token was accepted")
+	}
+	get := func(user, pass string) int {
+		req, _ := http.NewRequest(http.MethodGet, r.URL+"/token?service=testregistry", nil)
+		if user != "" {
+			req.SetBasicAuth(user, pass)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	post := func(form url.Values) int {
+		resp, err := http.Post(r.URL+"/token", "application/x-www-form-urlencoded", strings.NewReader(form.Encode()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	codes := []int{get("u", "p"), get("", ""), get("u", "wrong"),
+		post(url.Values{"grant_type": {"password"}, "username": {"u"}, "password": {"p"}, "client_id": {"c"}}),
+		post(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {"rt"}, "client_id": {"c"}})}
+	if want := []int{200, 401, 401, 200, 200}; !slices.Equal(codes, want) {
+		t.Fatalf("token answers %v, want %v", codes, want)
+	}
+	want := map[string]int{"GET basic": 1, "denied": 2, "POST password": 1, "POST refresh_token": 1}
+	if got := r.Grants(); !maps.Equal(got, want) {
+		t.Fatalf("grants %v, want %v", got, want)
+	}
+}
+
+func TestRequestRealm(t *testing.T) {
+	for _, opts := range [][]Option{{WithBearer("u", "p", time.Hour, 0)}, {WithBearer("u", "p", time.Hour, 0), WithRequestRealm()}} {
+		r := Start(t, opts...)
+		req, _ := http.NewRequest(http.MethodGet, r.URL+"/v2/app/blobs/sha256:"+strings.Repeat("0", 64), nil)
+		req.Host = "front.example:5000"
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		want := `realm="` + r.URL + `/token"`
+		if len(opts) == 2 {
+			want = `realm="http://front.example:5000/token"`
+		}
+		if c := resp.Header.Get("WWW-Authenticate"); resp.StatusCode != http.StatusUnauthorized || !strings.Contains(c, want) {
+			t.Fatalf("%d %q, want %s", resp.StatusCode, c, want)
+		}
 	}
 }
