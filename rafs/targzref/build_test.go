@@ -270,16 +270,11 @@ func TestDuplicateFiles(t *testing.T) {
 	for i := range data {
 		data[i] = byte(rng.UintN(256))
 	}
-	var gz bytes.Buffer
-	zw := gzip.NewWriter(&gz)
-	tw := tar.NewWriter(zw)
+	var files []tartest.Entry
 	for i := range 20 {
-		tw.WriteHeader(&tar.Header{Name: "copy" + hex.EncodeToString([]byte{byte(i)}), Mode: 0o644, Size: int64(len(data)), Typeflag: tar.TypeReg})
-		tw.Write(data)
+		files = append(files, tartest.File("copy"+hex.EncodeToString([]byte{byte(i)}), "", tartest.Bytes(data)))
 	}
-	tw.Close()
-	zw.Close()
-	b := build(t, gz.Bytes(), DefaultConfig())
+	b := build(t, tartest.TarGz(t, files...), DefaultConfig())
 	if len(b.res.Chunks) != 1 || b.res.Contexts > len(b.res.Chunks) {
 		t.Fatalf("%d chunks, %d contexts", len(b.res.Chunks), b.res.Contexts)
 	}
