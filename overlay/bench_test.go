@@ -5,8 +5,6 @@ import (
 	"io/fs"
 
 	"fmt"
-	"github.com/gonydus/nydus/overlay"
-	"github.com/gonydus/nydus/rafs/export"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -15,6 +13,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gonydus/nydus/overlay"
+	"github.com/gonydus/nydus/rafs/export"
 
 	"golang.org/x/sys/unix"
 )

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/gonydus/nydus/internal/testutil"
 	"github.com/gonydus/nydus/overlay"
 	"github.com/gonydus/nydus/rafs"
@@ -15,7 +17,6 @@ import (
 	"github.com/gonydus/nydus/rafs/export"
 	"github.com/gonydus/nydus/rafs/source"
 	"github.com/gonydus/nydus/rafs/tree"
-	"golang.org/x/sys/unix"
 )
 
 // rafsLower builds a RAFS image of dir and returns it as a Lower.

@@ -13,10 +13,11 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/gonydus/nydus/rafs"
 	"github.com/gonydus/nydus/rafs/layout"
 	"github.com/gonydus/nydus/rafs/tree"
-	"golang.org/x/sys/unix"
 )
 
 // WriteTar writes t as a tar stream to w. Paths are relative ("etc/passwd"),
