@@ -2,9 +2,8 @@ package overlay_test
 
 import (
 	"context"
-	"io/fs"
-
 	"fmt"
+	"io/fs"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -14,10 +13,10 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/gonydus/nydus/overlay"
 	"github.com/gonydus/nydus/rafs/export"
-
-	"golang.org/x/sys/unix"
 )
 
 // The benchmarks run one workload on kernel overlayfs, on fuse-overlayfs
