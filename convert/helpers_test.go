@@ -2,7 +2,6 @@ package convert
 
 import (
 	"bytes"
-	"compress/gzip"
 	"context"
 	"encoding/json"
 	"io"
@@ -55,16 +54,6 @@ func newTestRegistry(t testing.TB, opts ...testregistry.Option) *testRegistry {
 }
 
 func (r *testRegistry) ref(repo string) string { return r.host + "/" + repo }
-
-func gzipBytes(t *testing.T, b []byte) []byte {
-	var buf bytes.Buffer
-	w := gzip.NewWriter(&buf)
-	w.Write(b)
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
-}
 
 func zstdBytes(t *testing.T, b []byte) []byte {
 	enc, err := zstd.NewWriter(nil)
@@ -145,7 +134,7 @@ func pushSource(t *testing.T, reg *testRegistry, repo string, oci bool) string {
 		var data []byte
 		switch {
 		case i == 0, i == 2 && !oci:
-			data = gzipBytes(t, raw)
+			data = tartest.Gzip(t, raw)
 		case i == 1:
 			data = raw
 		default:

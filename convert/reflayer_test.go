@@ -23,7 +23,7 @@ func pushGzipSource(t *testing.T, reg *testRegistry, repo string) []ocispec.Desc
 	var diffIDs []string
 	for _, entries := range testLayers(t) {
 		raw := tartest.Tar(t, entries...)
-		b := bytesBlob(gzipBytes(t, raw), MediaTypeDockerLayerGzip)
+		b := bytesBlob(tartest.Gzip(t, raw), MediaTypeDockerLayerGzip)
 		if err := ep.pushBlob(b); err != nil {
 			t.Fatal(err)
 		}

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"testing"
 
+	"github.com/gonydus/nydus/internal/tartest"
+
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
@@ -24,7 +26,7 @@ func TestConvertUpstreamTars(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			layer := bytesBlob(gzipBytes(t, raw), MediaTypeOCILayerGzip)
+			layer := bytesBlob(tartest.Gzip(t, raw), MediaTypeOCILayerGzip)
 			if err := ep.pushBlob(layer); err != nil {
 				t.Fatal(err)
 			}

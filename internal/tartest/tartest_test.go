@@ -12,6 +12,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/klauspost/compress/zstd"
 )
 
 func TestEntries(t *testing.T) {
@@ -144,5 +146,24 @@ func TestRandomGz(t *testing.T) {
 	}
 	if total < 3<<20 || len(Files(t, a)) < 2 {
 		t.Fatalf("%d files, %d bytes", len(Files(t, a)), total)
+	}
+}
+
+func TestCompress(t *testing.T) {
+	plain := bytes.Repeat([]byte("nydus "), 1000)
+	zr, err := gzip.NewReader(bytes.NewReader(Gzip(t, plain)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := io.ReadAll(zr); err != nil || !bytes.Equal(got, plain) {
+		t.Fatalf("gzip round trip: %v", err)
+	}
+	d, err := zstd.NewReader(bytes.NewReader(Zstd(t, plain)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if got, err := io.ReadAll(d); err != nil || !bytes.Equal(got, plain) {
+		t.Fatalf("zstd round trip: %v", err)
 	}
 }

@@ -3,7 +3,6 @@ package tartest
 import (
 	"archive/tar"
 	"bytes"
-	"compress/gzip"
 	"fmt"
 	"io"
 	"testing"
@@ -51,13 +50,5 @@ func Reader(tb testing.TB, entries ...Entry) *bytes.Reader {
 // TarGz returns entries as a gzip'd tar stream.
 func TarGz(tb testing.TB, entries ...Entry) []byte {
 	tb.Helper()
-	var buf bytes.Buffer
-	zw := gzip.NewWriter(&buf)
-	if err := Write(zw, entries...); err != nil {
-		tb.Fatal(err)
-	}
-	if err := zw.Close(); err != nil {
-		tb.Fatal(err)
-	}
-	return buf.Bytes()
+	return Gzip(tb, Tar(tb, entries...))
 }

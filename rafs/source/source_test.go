@@ -16,8 +16,6 @@ import (
 
 	"github.com/gonydus/nydus/internal/tartest"
 
-	"github.com/klauspost/compress/gzip"
-	"github.com/klauspost/compress/zstd"
 	"golang.org/x/sys/unix"
 
 	"github.com/gonydus/nydus/internal/testutil"
@@ -150,14 +148,7 @@ func TestEmptyTar(t *testing.T) {
 
 func TestCompressionDetection(t *testing.T) {
 	plain := tartest.Tar(t, tartest.Header(tar.Header{Name: "a/b.txt", Typeflag: tar.TypeReg, Mode: 0o644}, "hello"))
-	var gz, zs bytes.Buffer
-	gw := gzip.NewWriter(&gz)
-	gw.Write(plain)
-	gw.Close()
-	zw, _ := zstd.NewWriter(&zs)
-	zw.Write(plain)
-	zw.Close()
-	for name, in := range map[string][]byte{"plain": plain, "gzip": gz.Bytes(), "zstd": zs.Bytes()} {
+	for name, in := range map[string][]byte{"plain": plain, "gzip": tartest.Gzip(t, plain), "zstd": tartest.Zstd(t, plain)} {
 		w := newMemWriter()
 		tr, err := source.FromTar(context.Background(), bytes.NewReader(in), w)
 		if err != nil {
