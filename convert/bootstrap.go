@@ -17,7 +17,6 @@ import (
 	"github.com/gonydus/nydus/rafs/compress"
 	"github.com/gonydus/nydus/rafs/layout"
 	"github.com/gonydus/nydus/rafs/merge"
-	"github.com/gonydus/nydus/rafs/tree"
 )
 
 // mergeLayers overlays the layer trees, lowest first, with OCI whiteouts,
@@ -26,39 +25,26 @@ import (
 // dropped, as docker and containerd do when they unpack a first layer.
 // The merged prefetch table lists prefetch's paths that exist.
 func mergeLayers(layers []*builtLayer, prefetch []string) ([]byte, *builder.BootstrapInfo, error) {
-	var merged *tree.Tree
+	m, err := merge.NewLayers(merge.WithWhiteoutSpec(merge.WhiteoutOCI), merge.WithBeforeApply(keepLowerDirAttrs))
+	if err != nil {
+		return nil, nil, err
+	}
 	for i, l := range layers {
-		lt := l.tree
-		if len(lt.Blobs) != 1 {
-			return nil, nil, fmt.Errorf("layer %d: tree has %d blobs, want 1", i, len(lt.Blobs))
+		// Every layer's chunks live in its own blob.
+		if len(l.tree.Blobs) != 1 {
+			return nil, nil, fmt.Errorf("layer %d: tree has %d blobs, want 1", i, len(l.tree.Blobs))
 		}
-		// Every layer's chunks live in its own blob; in the merged blob
-		// table that blob has the layer's index.
-		err := lt.Walk(func(_ string, ino *tree.Inode) error {
-			for _, c := range ino.Chunks {
-				c.BlobIndex = uint32(i)
-			}
-			return nil
-		})
-		if err != nil {
-			return nil, nil, err
+		if err := m.Add(l.tree); err != nil {
+			return nil, nil, fmt.Errorf("layer %d: %w", i, err)
 		}
-		if merged == nil {
-			merged = &tree.Tree{Root: lt.Root, ChunkSize: lt.ChunkSize, Flags: lt.Flags}
-			merge.Strip(merged.Root, merge.WhiteoutOCI)
-		} else {
-			if lt.ChunkSize != merged.ChunkSize {
-				return nil, nil, fmt.Errorf("layer %d: chunk size %#x differs from %#x", i, lt.ChunkSize, merged.ChunkSize)
-			}
-			keepLowerDirAttrs(merged.Root, lt.Root)
-			merge.Apply(merged.Root, lt.Root, merge.WhiteoutOCI)
-			merged.Flags |= lt.Flags & layout.FlagExplicitUIDGID
-		}
-		merged.Blobs = append(merged.Blobs, lt.Blobs[0])
 		l.tree = nil
 	}
-	if merged == nil {
+	if len(layers) == 0 {
 		return nil, nil, fmt.Errorf("image has no layers")
+	}
+	merged, err := m.Tree()
+	if err != nil {
+		return nil, nil, err
 	}
 	merged.Prefetch = prefetch
 	boot, info, err := builder.EncodeBootstrap(merged)

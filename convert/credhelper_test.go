@@ -2,122 +2,19 @@ package convert
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
-	"path/filepath"
 	"slices"
-	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
+	"time"
 
+	"github.com/gonydus/nydus/internal/testregistry"
 	"github.com/gonydus/nydus/storage/backend"
 )
-
-// tokenAuth puts a registry behind distribution-style token auth: /v2/
-// requests need a bearer token from /token, which issues them to user and
-// pass (Basic on GET, or an OAuth2 POST password grant) or to the refresh
-// token (OAuth2 POST refresh_token grant).
-type tokenAuth struct {
-	user, pass, refresh string
-
-	mu       sync.Mutex
-	tokens   map[string]bool
-	grants   map[string]int // "GET basic", "POST password", "POST refresh_token", "denied"
-	rejected atomic.Int64
-}
-
-func (a *tokenAuth) wrap(host string) func(http.Handler) http.Handler {
-	return func(next http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if r.URL.Path == "/token" {
-				a.serveToken(w, r)
-				return
-			}
-			tok, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-			a.mu.Lock()
-			ok := a.tokens[tok]
-			a.mu.Unlock()
-			if !ok {
-				a.rejected.Add(1)
-				w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Bearer realm="http://%s/token",service="test"`, host))
-				http.Error(w, `{"errors":[{"code":"UNAUTHORIZED"}]}`, http.StatusUnauthorized)
-				return
-			}
-			next.ServeHTTP(w, r)
-		})
-	}
-}
-
-func (a *tokenAuth) serveToken(w http.ResponseWriter, r *http.Request) {
-	grant, field := "denied", "token"
-	switch r.Method {
-	case http.MethodGet:
-		if u, p, ok := r.BasicAuth(); ok && u == a.user && p == a.pass {
-			grant = "GET basic"
-		}
-	case http.MethodPost:
-		field = "access_token"
-		if err := r.ParseForm(); err == nil {
-			switch r.PostForm.Get("grant_type") {
-			case "password":
-				if r.PostForm.Get("username") == a.user && r.PostForm.Get("password") == a.pass {
-					grant = "POST password"
-				}
-			case "refresh_token":
-				if a.refresh != "" && r.PostForm.Get("refresh_token") == a.refresh {
-					grant = "POST refresh_token"
-				}
-			}
-		}
-	}
-	a.mu.Lock()
-	a.grants[grant]++
-	a.mu.Unlock()
-	if grant == "denied" {
-		http.Error(w, `{"errors":[{"code":"DENIED"}]}`, http.StatusUnauthorized)
-		return
-	}
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	tok := hex.EncodeToString(b[:])
-	a.mu.Lock()
-	a.tokens[tok] = true
-	a.mu.Unlock()
-	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(map[string]any{field: tok, "expires_in": 300})
-}
-
-func (a *tokenAuth) granted(kind string) int {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.grants[kind]
-}
-
-// writeCredentialHelper writes docker-credential-gonydustest into a new
-// directory put on PATH: it answers "get" with user and secret and logs
-// the servers it is asked about.
-func writeCredentialHelper(t *testing.T, user, secret string) (asked func() []string) {
-	t.Helper()
-	dir := t.TempDir()
-	log := filepath.Join(dir, "asked")
-	answer, _ := json.Marshal(map[string]string{"Username": user, "Secret": secret})
-	script := fmt.Sprintf("#!/bin/sh\n[ \"$1\" = get ] || exit 1\nread -r server\necho \"$server\" >> '%s'\nprintf '%%s\\n' '%s'\n", log, answer)
-	if err := os.WriteFile(filepath.Join(dir, "docker-credential-gonydustest"), []byte(script), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv("PATH", dir+string(os.PathListSeparator)+os.Getenv("PATH"))
-	return func() []string {
-		b, _ := os.ReadFile(log)
-		return strings.Fields(string(b))
-	}
-}
 
 // TestCredentialHelperEndToEnd: with only a docker config naming a
 // credential helper (credHelpers or credsStore) and the helper on PATH,
@@ -137,20 +34,18 @@ func TestCredentialHelperEndToEnd(t *testing.T) {
 		{name: "credsStore-identitytoken", user: "<token>", secret: "refresh-1", store: "credsStore", grant: "POST refresh_token"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			asked := writeCredentialHelper(t, tc.user, tc.secret)
-			reg := newTestRegistry(t)
-			auth := &tokenAuth{user: "alice", pass: "pw", refresh: "refresh-1", tokens: map[string]bool{}, grants: map[string]int{}}
-			reg.wrap = auth.wrap(reg.host)
-			cfg := map[string]any{"credsStore": "gonydustest"}
+			helper := testregistry.WriteCredentialHelper(t, tc.user, tc.secret)
+			t.Setenv("PATH", helper.Dir+string(os.PathListSeparator)+os.Getenv("PATH"))
+			asked := helper.Asked
+			// Every request, pushes too, needs a token the realm grants
+			// to alice:pw or for the refresh token.
+			reg := newTestRegistry(t, testregistry.WithBearer("alice", "pw", time.Hour, 300),
+				testregistry.WithRefreshToken("refresh-1"), testregistry.WithUploadAuth(), testregistry.WithRequestRealm())
+			cfg := map[string]any{"credsStore": helper.Name}
 			if tc.store == "credHelpers" {
-				cfg = map[string]any{"credHelpers": map[string]string{reg.host: "gonydustest"}}
+				cfg = map[string]any{"credHelpers": map[string]string{reg.host: helper.Name}}
 			}
-			dir := t.TempDir()
-			raw, _ := json.Marshal(cfg)
-			if err := os.WriteFile(filepath.Join(dir, "config.json"), raw, 0o600); err != nil {
-				t.Fatal(err)
-			}
-			t.Setenv("DOCKER_CONFIG", dir)
+			t.Setenv("DOCKER_CONFIG", testregistry.DockerConfig(t, cfg))
 			t.Setenv("IMAGE_PULL_AUTH", "")
 
 			pushSource(t, reg, "app", true)
@@ -190,15 +85,16 @@ func TestCredentialHelperEndToEnd(t *testing.T) {
 			if !slices.Contains(asked(), reg.host) {
 				t.Fatalf("helper asked about %q, not %s", asked(), reg.host)
 			}
-			if auth.rejected.Load() == 0 || auth.granted(tc.grant) == 0 {
-				t.Fatalf("token server: %d unauthenticated requests refused, grants %v; want %q grants", auth.rejected.Load(), auth.grants, tc.grant)
+			grants := reg.reg.Grants()
+			if reg.reg.Rejected() == 0 || grants[tc.grant] == 0 {
+				t.Fatalf("token server: %d unauthenticated requests refused, grants %v; want %q grants", reg.reg.Rejected(), grants, tc.grant)
 			}
-			for kind, n := range auth.grants {
+			for kind, n := range grants {
 				if kind != tc.grant && kind != tc.grantsAlso && n > 0 {
-					t.Fatalf("token server saw %d %q requests (grants %v)", n, kind, auth.grants)
+					t.Fatalf("token server saw %d %q requests (grants %v)", n, kind, grants)
 				}
 			}
-			t.Logf("helper asked %d times; token grants %v; %d requests refused without a token", len(asked()), auth.grants, auth.rejected.Load())
+			t.Logf("helper asked %d times; token grants %v; %d requests refused without a token", len(asked()), grants, reg.reg.Rejected())
 		})
 	}
 }

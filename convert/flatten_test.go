@@ -1,11 +1,12 @@
 package convert
 
 import (
-	"archive/tar"
 	"bytes"
 	"maps"
 	"slices"
 	"testing"
+
+	"github.com/gonydus/nydus/internal/tartest"
 
 	"golang.org/x/sys/unix"
 )
@@ -16,7 +17,7 @@ import (
 func TestFlattenOCI(t *testing.T) {
 	ft := newFlatTree()
 	for _, l := range testLayers(t) {
-		if err := ft.applyLayer(bytes.NewReader(makeTar(t, l))); err != nil {
+		if err := ft.applyLayer(bytes.NewReader(tartest.Tar(t, l...))); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -47,16 +48,16 @@ func TestFlattenOCI(t *testing.T) {
 
 	// A whiteout never hides what its own layer adds.
 	ft2 := newFlatTree()
-	l := []tarEntry{{name: "a/f", data: []byte("1")}, {name: "a/.wh.f"}, {name: "b/.wh..wh..opq"}, {name: "b/g", data: []byte("2")}}
-	if err := ft2.applyLayer(bytes.NewReader(makeTar(t, l))); err != nil {
+	l := []tartest.Entry{tartest.File("a/f", "1"), tartest.File("a/.wh.f", ""), tartest.File("b/.wh..wh..opq", ""), tartest.File("b/g", "2")}
+	if err := ft2.applyLayer(bytes.NewReader(tartest.Tar(t, l...))); err != nil {
 		t.Fatal(err)
 	}
 	if ft2["/a/f"] == nil || ft2["/b/g"] == nil || ft2["/a/.wh.f"] != nil {
 		t.Fatalf("same-layer whiteouts: %v", slices.Sorted(maps.Keys(ft2)))
 	}
 	// A hardlink to nothing is an error, not a silent skip.
-	bad := []tarEntry{{name: "x", typ: tar.TypeLink, link: "missing"}}
-	if err := newFlatTree().applyLayer(bytes.NewReader(makeTar(t, bad))); err == nil {
+	bad := []tartest.Entry{tartest.Hardlink("x", "missing")}
+	if err := newFlatTree().applyLayer(bytes.NewReader(tartest.Tar(t, bad...))); err == nil {
 		t.Fatal("dangling hardlink accepted")
 	}
 }

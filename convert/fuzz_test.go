@@ -1,7 +1,6 @@
 package convert
 
 import (
-	"archive/tar"
 	"bytes"
 	"compress/gzip"
 	"encoding/json"
@@ -11,9 +10,12 @@ import (
 	"strings"
 	"testing"
 
-	dconfig "github.com/gonydus/nydus/daemon/config"
+	"github.com/gonydus/nydus/internal/tartest"
+
 	"github.com/opencontainers/go-digest"
 	"golang.org/x/sys/unix"
+
+	dconfig "github.com/gonydus/nydus/daemon/config"
 )
 
 const fuzzUpstreamTar = "../../shared/testdata/upstream-nydus/tar"
@@ -109,18 +111,8 @@ func FuzzFlatten(f *testing.F) {
 			f.Add(b)
 		}
 	}
-	var wh bytes.Buffer
-	tw := tar.NewWriter(&wh)
-	for _, h := range []*tar.Header{{Name: "a/", Typeflag: tar.TypeDir, Mode: 0o755}, {Name: "a/.wh..wh..opq", Typeflag: tar.TypeReg},
-		{Name: "a/f", Typeflag: tar.TypeReg, Mode: 0o644, Size: 1}, {Name: ".wh.b", Typeflag: tar.TypeReg},
-		{Name: "b/c", Typeflag: tar.TypeSymlink, Linkname: "../a/f"}, {Name: "h", Typeflag: tar.TypeLink, Linkname: "a/f"}} {
-		tw.WriteHeader(h)
-		if h.Size == 1 {
-			tw.Write([]byte("x"))
-		}
-	}
-	tw.Close()
-	f.Add(wh.Bytes())
+	f.Add(tartest.Tar(f, tartest.Dir("a/"), tartest.Opaque("a"), tartest.File("a/f", "x"), tartest.Whiteout("b"),
+		tartest.Symlink("b/c", "../a/f"), tartest.Hardlink("h", "a/f")))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if len(b) > 64<<10 {
 			return

@@ -1,13 +1,10 @@
 package convert
 
 import (
-	"archive/tar"
 	"bytes"
-	"compress/gzip"
 	"context"
 	"encoding/json"
 	"io"
-	"log"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
@@ -15,33 +12,37 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
+
+	"github.com/gonydus/nydus/internal/tartest"
+	"github.com/gonydus/nydus/internal/testregistry"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/klauspost/compress/zstd"
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/gonydus/nydus/rafs"
 	"github.com/gonydus/nydus/rafs/builder"
 	"github.com/gonydus/nydus/rafs/source"
 	"github.com/gonydus/nydus/rafs/tree"
-	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/registry"
-	"github.com/klauspost/compress/zstd"
-	"github.com/opencontainers/go-digest"
-	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
-// testRegistry is go-containerregistry's in-process registry; handler
-// wrappers inject faults.
+// testRegistry is the in-process test registry (with the referrers API)
+// behind a server whose handler wrappers inject faults.
 type testRegistry struct {
 	srv  *httptest.Server
 	host string
 	wrap func(http.Handler) http.Handler // set before requests
+	reg  *testregistry.InProcess
 }
 
-func newTestRegistry(t testing.TB) *testRegistry {
+// newTestRegistry starts one; opts (auth) go to testregistry.Start.
+func newTestRegistry(t testing.TB, opts ...testregistry.Option) *testRegistry {
 	t.Helper()
-	inner := registry.New(registry.Logger(log.New(io.Discard, "", 0)), registry.WithReferrersSupport(true))
-	r := &testRegistry{}
+	inner := testregistry.Start(t, append(opts, testregistry.WithReferrers())...)
+	r := &testRegistry{reg: inner}
 	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		h := http.Handler(inner)
+		var h http.Handler = inner
 		if r.wrap != nil {
 			h = r.wrap(inner)
 		}
@@ -53,63 +54,6 @@ func newTestRegistry(t testing.TB) *testRegistry {
 }
 
 func (r *testRegistry) ref(repo string) string { return r.host + "/" + repo }
-
-// tarEntry is one entry of a generated layer.
-type tarEntry struct {
-	name, link string
-	typ        byte
-	mode       int64
-	uid, gid   int
-	data       []byte
-	xattrs     map[string]string
-	major      int64
-	minor      int64
-}
-
-func makeTar(t *testing.T, entries []tarEntry) []byte {
-	t.Helper()
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	mtime := time.Unix(1700000000, 0)
-	for _, e := range entries {
-		h := &tar.Header{Name: e.name, Linkname: e.link, Typeflag: e.typ, Mode: e.mode, Uid: e.uid, Gid: e.gid,
-			ModTime: mtime, Size: int64(len(e.data)), Devmajor: e.major, Devminor: e.minor, Format: tar.FormatPAX}
-		if e.typ == 0 {
-			h.Typeflag = tar.TypeReg
-		}
-		if h.Typeflag != tar.TypeReg {
-			h.Size = 0
-		}
-		if len(e.xattrs) > 0 {
-			h.PAXRecords = map[string]string{}
-			for k, v := range e.xattrs {
-				h.PAXRecords["SCHILY.xattr."+k] = v
-			}
-		}
-		if err := tw.WriteHeader(h); err != nil {
-			t.Fatal(err)
-		}
-		if h.Typeflag == tar.TypeReg {
-			if _, err := tw.Write(e.data); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
-}
-
-func gzipBytes(t *testing.T, b []byte) []byte {
-	var buf bytes.Buffer
-	w := gzip.NewWriter(&buf)
-	w.Write(b)
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
-}
 
 func zstdBytes(t *testing.T, b []byte) []byte {
 	enc, err := zstd.NewWriter(nil)
@@ -131,41 +75,41 @@ func randBytes(seed uint64, n int) []byte {
 // testLayers returns a three-layer image: files, hardlinks, symlinks,
 // xattrs, devices; then whiteouts, an opaque directory, a deleted file and
 // replaced content; then a metadata-only layer.
-func testLayers(t *testing.T) [][]tarEntry {
+func testLayers(t *testing.T) [][]tartest.Entry {
 	big := randBytes(1, 3<<20+123)
 	text := bytes.Repeat([]byte("hello nydus\n"), 4000)
-	l1 := []tarEntry{
-		{name: "bin/", typ: tar.TypeDir, mode: 0o755},
-		{name: "bin/tool", mode: 0o755, data: big},
-		{name: "bin/tool-hard", typ: tar.TypeLink, link: "bin/tool"},
-		{name: "etc/", typ: tar.TypeDir, mode: 0o755},
-		{name: "etc/passwd", mode: 0o644, data: []byte("root:x:0:0::/root:/bin/sh\n")},
-		{name: "etc/suid", mode: 0o4755, uid: 1000, gid: 1001, data: text},
-		{name: "etc/empty", mode: 0o600},
-		{name: "etc/attr", mode: 0o644, data: []byte("x"), xattrs: map[string]string{"user.comment": "nydus", "security.capability": "\x01\x00\x00\x02"}},
-		{name: "link", typ: tar.TypeSymlink, link: "etc/passwd"},
-		{name: "data/", typ: tar.TypeDir, mode: 0o750, uid: 5, gid: 6},
-		{name: "data/gone", mode: 0o644, data: randBytes(2, 200000)},
-		{name: "data/kept", mode: 0o644, data: text[:10000]},
-		{name: "dir/sub/a", mode: 0o644, data: []byte("lower a")}, // parents implicit
-		{name: "dev/null", typ: tar.TypeChar, mode: 0o666, major: 1, minor: 3},
-		{name: "dev/fifo", typ: tar.TypeFifo, mode: 0o644},
+	l1 := []tartest.Entry{
+		tartest.Dir("bin/", tartest.Mode(0o755)),
+		tartest.File("bin/tool", "", tartest.Bytes(big), tartest.Mode(0o755)),
+		tartest.Hardlink("bin/tool-hard", "bin/tool"),
+		tartest.Dir("etc/", tartest.Mode(0o755)),
+		tartest.File("etc/passwd", "root:x:0:0::/root:/bin/sh\n", tartest.Mode(0o644)),
+		tartest.File("etc/suid", "", tartest.Bytes(text), tartest.Mode(0o4755), tartest.Owner(1000, 1001)),
+		tartest.File("etc/empty", "", tartest.Mode(0o600)),
+		tartest.File("etc/attr", "x", tartest.Mode(0o644), tartest.Xattr("user.comment", "nydus"), tartest.Xattr("security.capability", "\x01\x00\x00\x02")),
+		tartest.Symlink("link", "etc/passwd"),
+		tartest.Dir("data/", tartest.Mode(0o750), tartest.Owner(5, 6)),
+		tartest.File("data/gone", "", tartest.Bytes(randBytes(2, 200000)), tartest.Mode(0o644)),
+		tartest.File("data/kept", "", tartest.Bytes(text[:10000]), tartest.Mode(0o644)),
+		tartest.File("dir/sub/a", "lower a", tartest.Mode(0o644)), // parents implicit
+		tartest.Char("dev/null", 1, 3, tartest.Mode(0o666)),
+		tartest.Fifo("dev/fifo", tartest.Mode(0o644)),
 	}
-	l2 := []tarEntry{
-		{name: "data/.wh.gone", mode: 0o644},
-		{name: "dir/", typ: tar.TypeDir, mode: 0o711},
-		{name: "dir/.wh..wh..opq", mode: 0o644},
-		{name: "dir/new", mode: 0o644, data: []byte("upper new")},
-		{name: "etc/passwd", mode: 0o600, data: []byte("root:x:0:0::/root:/bin/bash\n")},
-		{name: "x/h1", mode: 0o640, uid: 7, gid: 8, data: randBytes(3, 70000)},
-		{name: "x/h2", typ: tar.TypeLink, link: "x/h1"},
-		{name: "x/dangling", typ: tar.TypeSymlink, link: "/nowhere/at/all"},
+	l2 := []tartest.Entry{
+		tartest.File("data/.wh.gone", "", tartest.Mode(0o644)),
+		tartest.Dir("dir/", tartest.Mode(0o711)),
+		tartest.File("dir/.wh..wh..opq", "", tartest.Mode(0o644)),
+		tartest.File("dir/new", "upper new", tartest.Mode(0o644)),
+		tartest.File("etc/passwd", "root:x:0:0::/root:/bin/bash\n", tartest.Mode(0o600)),
+		tartest.File("x/h1", "", tartest.Bytes(randBytes(3, 70000)), tartest.Mode(0o640), tartest.Owner(7, 8)),
+		tartest.Hardlink("x/h2", "x/h1"),
+		tartest.Symlink("x/dangling", "/nowhere/at/all"),
 	}
-	l3 := []tarEntry{
-		{name: ".wh.link", mode: 0o644},
-		{name: "bin/", typ: tar.TypeDir, mode: 0o700},
+	l3 := []tartest.Entry{
+		tartest.File(".wh.link", "", tartest.Mode(0o644)),
+		tartest.Dir("bin/", tartest.Mode(0o700)),
 	}
-	return [][]tarEntry{l1, l2, l3}
+	return [][]tartest.Entry{l1, l2, l3}
 }
 
 // pushSource pushes the test image to ref with OCI or Docker media types
@@ -186,11 +130,11 @@ func pushSource(t *testing.T, reg *testRegistry, repo string, oci bool) string {
 	var descs []ocispec.Descriptor
 	var diffIDs []string
 	for i, entries := range testLayers(t) {
-		raw := makeTar(t, entries)
+		raw := tartest.Tar(t, entries...)
 		var data []byte
 		switch {
 		case i == 0, i == 2 && !oci:
-			data = gzipBytes(t, raw)
+			data = tartest.Gzip(t, raw)
 		case i == 1:
 			data = raw
 		default:

@@ -5,6 +5,7 @@ import (
 	"context"
 	"testing"
 
+	"github.com/gonydus/nydus/internal/tartest"
 	"github.com/gonydus/nydus/rafs/builder"
 	"github.com/gonydus/nydus/rafs/layout"
 	"github.com/gonydus/nydus/rafs/tree"
@@ -14,19 +15,19 @@ import (
 // they keep the lower directory's attributes, unless the layer whites the
 // lower directory out or makes its parent opaque.
 func TestMergeImpliedDirs(t *testing.T) {
-	lower := []tarEntry{
-		{name: "a/", typ: '5', mode: 0o700, uid: 3}, {name: "a/f", data: []byte("1")},
-		{name: "o/", typ: '5', mode: 0o755}, {name: "o/s/", typ: '5', mode: 0o711, uid: 4},
-		{name: "w/", typ: '5', mode: 0o701, uid: 5},
+	lower := []tartest.Entry{
+		tartest.Dir("a/", tartest.Mode(0o700), tartest.Owner(3, 0)), tartest.File("a/f", "1"),
+		tartest.Dir("o/", tartest.Mode(0o755)), tartest.Dir("o/s/", tartest.Mode(0o711), tartest.Owner(4, 0)),
+		tartest.Dir("w/", tartest.Mode(0o701), tartest.Owner(5, 0)),
 	}
-	upper := []tarEntry{
-		{name: "a/g", data: []byte("2")},                             // a implied: keeps 0700, uid 3
-		{name: "o/.wh..wh..opq"}, {name: "o/s/x", data: []byte("3")}, // o/s implied after opaque: 0755
-		{name: ".wh.w"}, {name: "w/y", data: []byte("4")}, // w implied after whiteout: 0755
+	upper := []tartest.Entry{
+		tartest.File("a/g", "2"),                                       // a implied: keeps 0700, uid 3
+		tartest.File("o/.wh..wh..opq", ""), tartest.File("o/s/x", "3"), // o/s implied after opaque: 0755
+		tartest.File(".wh.w", ""), tartest.File("w/y", "4"), // w implied after whiteout: 0755
 	}
 	var built []*builtLayer
-	for i, l := range [][]tarEntry{lower, upper} {
-		raw := makeTar(t, l)
+	for i, l := range [][]tartest.Entry{lower, upper} {
+		raw := tartest.Tar(t, l...)
 		res, err := builder.Build(context.Background(), func(ctx context.Context, w builder.FileWriter) (*tree.Tree, error) {
 			return fromTarBytes(ctx, raw, w)
 		}, discard{})
@@ -41,8 +42,8 @@ func TestMergeImpliedDirs(t *testing.T) {
 	}
 	img := openBoot(t, boot)
 	ft := newFlatTree() // check's view of the same layers must agree
-	for _, l := range [][]tarEntry{lower, upper} {
-		if err := ft.applyLayer(bytes.NewReader(makeTar(t, l))); err != nil {
+	for _, l := range [][]tartest.Entry{lower, upper} {
+		if err := ft.applyLayer(bytes.NewReader(tartest.Tar(t, l...))); err != nil {
 			t.Fatal(err)
 		}
 	}

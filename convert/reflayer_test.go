@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gonydus/nydus/internal/tartest"
+
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -20,8 +22,8 @@ func pushGzipSource(t *testing.T, reg *testRegistry, repo string) []ocispec.Desc
 	var descs []ocispec.Descriptor
 	var diffIDs []string
 	for _, entries := range testLayers(t) {
-		raw := makeTar(t, entries)
-		b := bytesBlob(gzipBytes(t, raw), MediaTypeDockerLayerGzip)
+		raw := tartest.Tar(t, entries...)
+		b := bytesBlob(tartest.Gzip(t, raw), MediaTypeDockerLayerGzip)
 		if err := ep.pushBlob(b); err != nil {
 			t.Fatal(err)
 		}

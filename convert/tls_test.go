@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/google/go-containerregistry/pkg/registry"
+	"github.com/gonydus/nydus/internal/testregistry"
 )
 
 // TestInsecureTLS converts and checks through a registry with a
@@ -17,7 +17,7 @@ import (
 func TestInsecureTLS(t *testing.T) {
 	plain := newTestRegistry(t)
 	pushSource(t, plain, "app", true)
-	srv := httptest.NewUnstartedServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	srv := httptest.NewUnstartedServer(testregistry.Start(t).Handler())
 	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // refused handshakes are the point
 	srv.StartTLS()
 	defer srv.Close()

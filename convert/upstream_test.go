@@ -3,26 +3,22 @@ package convert
 import (
 	"context"
 	"encoding/json"
-	"os"
-	"path/filepath"
 	"testing"
 
-	"github.com/gonydus/nydus/internal/testutil"
+	"github.com/gonydus/nydus/internal/tartest"
+
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
-)
 
-var upstreamDir = testutil.TestdataPath("upstream-nydus")
+	"github.com/gonydus/nydus/internal/testutil"
+)
 
 // TestConvertUpstreamTars converts images whose layers are upstream
 // nydus's tar edge-case fixtures (every entry type, a macOS tar with its
 // extended headers) and checks them against the source.
 func TestConvertUpstreamTars(t *testing.T) {
 	for _, name := range []string{"all-entry-type.tar", "all-entry-type-macos.tar"} {
-		raw, err := os.ReadFile(filepath.Join(upstreamDir, "tar", name))
-		if err != nil {
-			testutil.Missing(t, "upstream test vector (%v): put the shared testdata at ../shared/testdata beside the repository or set GONYDUS_TESTDATA", err)
-		}
+		raw := testutil.ReadTestdata(t, "upstream-nydus", "tar", name)
 		t.Run(name, func(t *testing.T) {
 			reg := newTestRegistry(t)
 			ctx := context.Background()
@@ -30,7 +26,7 @@ func TestConvertUpstreamTars(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			layer := bytesBlob(gzipBytes(t, raw), MediaTypeOCILayerGzip)
+			layer := bytesBlob(tartest.Gzip(t, raw), MediaTypeOCILayerGzip)
 			if err := ep.pushBlob(layer); err != nil {
 				t.Fatal(err)
 			}

@@ -2,22 +2,15 @@ package daemon_test
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
-	"io"
-	"log"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/gonydus/nydus/daemon"
 	"github.com/gonydus/nydus/daemon/config"
-	"github.com/google/go-containerregistry/pkg/registry"
+	"github.com/gonydus/nydus/internal/testregistry"
 )
 
 // TestRegistryMountWithCredentialHelper: nydusd mounts an image whose blob
@@ -31,52 +24,16 @@ func TestRegistryMountWithCredentialHelper(t *testing.T) {
 	blob, err := os.ReadFile(im.blobPath)
 	must(t, err)
 
-	inner := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
-	var authOn atomic.Bool
-	var mu sync.Mutex
-	tokens := map[string]bool{}
-	var refused, granted atomic.Int64
-	var srv *httptest.Server
-	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/token" {
-			_ = r.ParseForm()
-			if r.Method != http.MethodPost || r.PostForm.Get("username") != "alice" || r.PostForm.Get("password") != "helper-pw" {
-				http.Error(w, "denied", http.StatusUnauthorized)
-				return
-			}
-			granted.Add(1)
-			mu.Lock()
-			tokens["tok"] = true
-			mu.Unlock()
-			fmt.Fprint(w, `{"access_token":"tok","expires_in":300}`)
-			return
-		}
-		mu.Lock()
-		ok := tokens[strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")]
-		mu.Unlock()
-		if authOn.Load() && !ok {
-			refused.Add(1)
-			w.Header().Set("WWW-Authenticate", `Bearer realm="`+srv.URL+`/token",service="test",scope="repository:app:pull"`)
-			http.Error(w, "unauthorized", http.StatusUnauthorized)
-			return
-		}
-		inner.ServeHTTP(w, r)
-	}))
-	defer srv.Close()
-	pushBlob(t, srv.URL, blob)
+	// Reads need a token the realm grants alice:helper-pw only.
+	reg := testregistry.Start(t, testregistry.WithBearer("alice", "helper-pw", time.Hour, 300))
+	reg.Push(t, "app", blob)
 	must(t, os.Remove(im.blobPath))
-	authOn.Store(true)
-	host := strings.TrimPrefix(srv.URL, "http://")
+	host := reg.Host
 
 	// The helper and docker's config.
-	bin := t.TempDir()
-	script := "#!/bin/sh\n[ \"$1\" = get ] || exit 1\nread -r server\necho \"$server\" >> " + filepath.Join(bin, "asked") +
-		"\necho '{\"Username\":\"alice\",\"Secret\":\"helper-pw\"}'\n"
-	must(t, os.WriteFile(filepath.Join(bin, "docker-credential-gonydustest"), []byte(script), 0o755))
-	t.Setenv("PATH", bin+string(os.PathListSeparator)+os.Getenv("PATH"))
-	dc, _ := json.Marshal(map[string]any{"credHelpers": map[string]string{host: "gonydustest"}})
-	must(t, os.WriteFile(filepath.Join(bin, "config.json"), dc, 0o600))
-	t.Setenv("DOCKER_CONFIG", bin)
+	helper := testregistry.WriteCredentialHelper(t, "alice", "helper-pw")
+	t.Setenv("PATH", helper.Dir+string(os.PathListSeparator)+os.Getenv("PATH"))
+	t.Setenv("DOCKER_CONFIG", testregistry.DockerConfig(t, map[string]any{"credHelpers": map[string]string{host: helper.Name}}))
 	t.Setenv("IMAGE_PULL_AUTH", "")
 
 	cfg, err := config.Parse([]byte(fmt.Sprintf(`{"device":{"backend":{"type":"registry","config":{"scheme":"http","host":%q,"repo":"app","timeout":5,"retry_limit":1}},
@@ -93,9 +50,12 @@ func TestRegistryMountWithCredentialHelper(t *testing.T) {
 			t.Fatalf("%s: %v", name, err)
 		}
 	}
-	asked, _ := os.ReadFile(filepath.Join(bin, "asked"))
-	if strings.TrimSpace(string(asked)) != host || refused.Load() == 0 || granted.Load() == 0 {
-		t.Fatalf("helper asked about %q; %d requests refused, %d tokens granted", asked, refused.Load(), granted.Load())
+	// The OAuth2 form (POST) is what the realm is asked, with the
+	// helper's password.
+	asked := helper.Asked()
+	posts, gets := reg.TokenRequests()
+	if len(asked) != 1 || asked[0] != host || reg.Rejected() == 0 || posts == 0 || gets != 0 {
+		t.Fatalf("helper asked about %q; %d requests refused, %d tokens asked by POST, %d by GET", asked, reg.Rejected(), posts, gets)
 	}
-	t.Logf("helper asked once; %d unauthenticated requests refused; %d tokens granted", refused.Load(), granted.Load())
+	t.Logf("helper asked once; %d unauthenticated requests refused; %d tokens granted", reg.Rejected(), posts)
 }

@@ -1,9 +1,7 @@
 package daemon_test
 
 import (
-	"archive/tar"
 	"bytes"
-	"compress/gzip"
 	"context"
 	"fmt"
 	"net/http"
@@ -16,6 +14,7 @@ import (
 
 	"github.com/gonydus/nydus/daemon"
 	"github.com/gonydus/nydus/daemon/config"
+	"github.com/gonydus/nydus/internal/tartest"
 	"github.com/gonydus/nydus/rafs/targzref"
 )
 
@@ -24,18 +23,13 @@ import (
 // must hold neither AddMount nor the daemon's other calls, and Stop ends
 // the planning promptly.
 func TestPrefetchPlanningOffLock(t *testing.T) {
-	var gz bytes.Buffer
-	zw := gzip.NewWriter(&gz)
-	tw := tar.NewWriter(zw)
+	var files []tartest.Entry
 	for i := range 3 {
-		data := bytes.Repeat([]byte(fmt.Sprintf("file %d\n", i)), 5000)
-		tw.WriteHeader(&tar.Header{Name: fmt.Sprintf("f%d", i), Mode: 0o644, Size: int64(len(data)), Typeflag: tar.TypeReg})
-		tw.Write(data)
+		files = append(files, tartest.File(fmt.Sprintf("f%d", i), strings.Repeat(fmt.Sprintf("file %d\n", i), 5000)))
 	}
-	tw.Close()
-	zw.Close()
+	gz := tartest.TarGz(t, files...)
 	var meta bytes.Buffer
-	res, err := targzref.Build(context.Background(), bytes.NewReader(gz.Bytes()), &meta)
+	res, err := targzref.Build(context.Background(), bytes.NewReader(gz), &meta)
 	must(t, err)
 	work := t.TempDir()
 	boot := filepath.Join(work, "image.boot")

@@ -9,8 +9,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gonydus/nydus/rafs/layout"
+	"github.com/gonydus/nydus/internal/tartest"
+
 	"github.com/opencontainers/go-digest"
+
+	"github.com/gonydus/nydus/rafs/layout"
 )
 
 func TestCacheConvertsOnce(t *testing.T) {
@@ -20,8 +23,8 @@ func TestCacheConvertsOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	o, _ := ParseAttrs(nil)
-	l := &tarLayer{data: makeTar(t, file{name: "etc/"}, file{name: "etc/hosts", data: strings.Repeat("127.0.0.1 x\n", 5000)},
-		file{name: "bin/", data: ""}, file{name: "bin/sh", link: "busybox"})}
+	l := &tarLayer{data: tartest.Tar(t, tartest.Dir("etc/"), tartest.File("etc/hosts", strings.Repeat("127.0.0.1 x\n", 5000)),
+		tartest.Dir("bin/"), tartest.Symlink("bin/sh", "busybox"))}
 	first, err := c.Convert(ctx, l.layer().DiffID, l.layer().Open, o, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -74,7 +77,7 @@ func TestCacheRejectsWrongDiffID(t *testing.T) {
 		t.Fatal(err)
 	}
 	o, _ := ParseAttrs(nil)
-	l := &tarLayer{data: makeTar(t, file{name: "a", data: "a"})}
+	l := &tarLayer{data: tartest.Tar(t, tartest.File("a", "a"))}
 	wrong := digest.FromString("something else")
 	_, err = c.Convert(ctx, wrong, l.layer().Open, o, nil)
 	if err == nil || !strings.Contains(err.Error(), "hashes to") {
@@ -110,7 +113,7 @@ func TestCacheRebuildsDamagedEntry(t *testing.T) {
 				t.Fatal(err)
 			}
 			o, _ := ParseAttrs(nil)
-			l := &tarLayer{data: makeTar(t, file{name: "a", data: strings.Repeat("hello ", 1000)})}
+			l := &tarLayer{data: tartest.Tar(t, tartest.File("a", strings.Repeat("hello ", 1000)))}
 			first, err := c.Convert(ctx, l.layer().DiffID, l.layer().Open, o, nil)
 			if err != nil {
 				t.Fatal(err)
@@ -152,7 +155,7 @@ func TestCacheReportsProgress(t *testing.T) {
 		t.Fatal(err)
 	}
 	o, _ := ParseAttrs(nil)
-	l := &tarLayer{data: makeTar(t, file{name: "big", data: strings.Repeat("x", 3<<20)})}
+	l := &tarLayer{data: tartest.Tar(t, tartest.File("big", strings.Repeat("x", 3<<20)))}
 	var read int64
 	if _, err := c.Convert(context.Background(), l.layer().DiffID, l.layer().Open, o, func(n int64) { read += n }); err != nil {
 		t.Fatal(err)
@@ -169,8 +172,8 @@ func TestCachePrune(t *testing.T) {
 		t.Fatal(err)
 	}
 	o, _ := ParseAttrs(nil)
-	old := &tarLayer{data: makeTar(t, file{name: "old", data: "old"})}
-	fresh := &tarLayer{data: makeTar(t, file{name: "fresh", data: "fresh"})}
+	old := &tarLayer{data: tartest.Tar(t, tartest.File("old", "old"))}
+	fresh := &tarLayer{data: tartest.Tar(t, tartest.File("fresh", "fresh"))}
 	lo, err := c.Convert(context.Background(), old.layer().DiffID, old.layer().Open, o, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -10,7 +10,9 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/gonydus/nydus/convert"
+	"github.com/gonydus/nydus/internal/tartest"
+	"github.com/gonydus/nydus/internal/testregistry"
+
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
@@ -18,6 +20,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/gonydus/nydus/convert"
 )
 
 // pushSource pushes the layers as an ordinary OCI image (gzip layers),
@@ -34,13 +38,7 @@ func pushSource(t *testing.T, ref string, layers ...[]byte) {
 			t.Fatal(err)
 		}
 	}
-	r, err := name.ParseReference(ref)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := remote.Write(r, img); err != nil {
-		t.Fatal(err)
-	}
+	testregistry.WriteImage(t, ref, img)
 }
 
 func manifestOf(t *testing.T, ref string) *v1.Manifest {
@@ -68,16 +66,16 @@ func testConfig() []byte {
 
 func TestExportPushesAndCaches(t *testing.T) {
 	ctx := context.Background()
-	host := newRegistry(t)
+	host := testregistry.Start(t).Host
 	c, err := NewCache(t.TempDir(), quiet)
 	if err != nil {
 		t.Fatal(err)
 	}
-	base := &tarLayer{data: makeTar(t, file{name: "etc/"}, file{name: "etc/hosts", data: "127.0.0.1 localhost\n"},
-		file{name: "etc/gone", data: "deleted above"}, file{name: "bin/"}, file{name: "bin/sh", link: "busybox"},
-		file{name: "bin/busybox", data: strings.Repeat("busybox!", 40000)})}
-	app := &tarLayer{data: makeTar(t, file{name: "etc/"}, file{name: "etc/.wh.gone"}, file{name: "app/"},
-		file{name: "app/main", data: "v1"})}
+	base := &tarLayer{data: tartest.Tar(t, tartest.Dir("etc/"), tartest.File("etc/hosts", "127.0.0.1 localhost\n"),
+		tartest.File("etc/gone", "deleted above"), tartest.Dir("bin/"), tartest.Symlink("bin/sh", "busybox"),
+		tartest.File("bin/busybox", strings.Repeat("busybox!", 40000)))}
+	app := &tarLayer{data: tartest.Tar(t, tartest.Dir("etc/"), tartest.Whiteout("etc/gone"), tartest.Dir("app/"),
+		tartest.File("app/main", "v1"))}
 	pushSource(t, host+"/src:1", base.data, app.data)
 
 	export := func(target string, attrs map[string]string, layers ...*tarLayer) *Result {
@@ -133,8 +131,8 @@ func TestExportPushesAndCaches(t *testing.T) {
 		t.Fatalf("layers read again: base %d, app %d", base.opens, app.opens)
 	}
 	// A changed top layer: only it is converted.
-	app2 := &tarLayer{data: makeTar(t, file{name: "etc/"}, file{name: "etc/.wh.gone"}, file{name: "app/"},
-		file{name: "app/main", data: "v2"})}
+	app2 := &tarLayer{data: tartest.Tar(t, tartest.Dir("etc/"), tartest.Whiteout("etc/gone"), tartest.Dir("app/"),
+		tartest.File("app/main", "v2"))}
 	res3 := export(target, map[string]string{"name": target, "push": "true"}, base, app2)
 	if res3.Converted != 1 || res3.Cached != 1 || base.opens != 1 || app2.opens != 1 {
 		t.Fatalf("third export: %+v (base opened %d times)", res3, base.opens)
@@ -175,7 +173,7 @@ func TestExportUnreachableRegistryLeavesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := &tarLayer{data: makeTar(t, file{name: "a", data: "a"})}
+	l := &tarLayer{data: tartest.Tar(t, tartest.File("a", "a"))}
 	o, err := ParseAttrs(map[string]string{"name": "127.0.0.1:1/app:x", "push": "true"})
 	if err != nil {
 		t.Fatal(err)
@@ -226,12 +224,12 @@ func (s *recStep) Done(err error) error {
 }
 
 func TestExportProgress(t *testing.T) {
-	host := newRegistry(t)
+	host := testregistry.Start(t).Host
 	c, err := NewCache(t.TempDir(), quiet)
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := &tarLayer{data: makeTar(t, file{name: "a", data: strings.Repeat("a", 1<<20)})}
+	l := &tarLayer{data: tartest.Tar(t, tartest.File("a", strings.Repeat("a", 1<<20)))}
 	o, err := ParseAttrs(map[string]string{"name": host + "/p:1", "push": "true"})
 	if err != nil {
 		t.Fatal(err)
@@ -266,7 +264,7 @@ func TestExportProgressCached(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := &tarLayer{data: makeTar(t, file{name: "a", data: "a"})}
+	l := &tarLayer{data: tartest.Tar(t, tartest.File("a", "a"))}
 	o, _ := ParseAttrs(nil)
 	// A converted layer shows one conversion step, a cached one only its
 	// cache hit.

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/gonydus/nydus/internal/testutil"
 )
 
 // layerConfig writes backend.json into a fresh layer dir and returns the
@@ -13,14 +15,14 @@ import (
 func layerConfig(t *testing.T, d *Driver, backendJSON string) (map[string]any, error) {
 	t.Helper()
 	dir := t.TempDir()
-	must(t, os.MkdirAll(filepath.Join(dir, nydusDir), 0o700))
-	must(t, os.WriteFile(filepath.Join(dir, nydusDir, backendName), []byte(backendJSON), 0o600))
+	testutil.Must(t, os.MkdirAll(filepath.Join(dir, nydusDir), 0o700))
+	testutil.Must(t, os.WriteFile(filepath.Join(dir, nydusDir, backendName), []byte(backendJSON), 0o600))
 	b, err := d.nydusdConfig(dir)
 	if err != nil {
 		return nil, err
 	}
 	var m map[string]any
-	must(t, json.Unmarshal(b, &m))
+	testutil.Must(t, json.Unmarshal(b, &m))
 	return m, nil
 }
 
@@ -43,11 +45,11 @@ const pluginConfig = `{"device":{"backend":{"type":"registry","config":{
 // backend type, plain HTTP or unverified TLS for a remote host.
 func TestImageBackendCannotStealCredentials(t *testing.T) {
 	d, err := New(WithNydusdConfig([]byte(pluginConfig)))
-	must(t, err)
+	testutil.Must(t, err)
 
 	// Another host: only timeouts and the retry limit carry over.
 	cfg, err := layerConfig(t, d, `{"type":"registry","config":{"scheme":"https","host":"evil.example","repo":"x"}}`)
-	must(t, err)
+	testutil.Must(t, err)
 	typ, conf := backendOf(t, cfg)
 	want := map[string]any{"scheme": "https", "host": "evil.example", "repo": "x", "timeout": 7.0, "connect_timeout": 3.0, "retry_limit": 2.0}
 	if typ != "registry" || !equalJSON(conf, want) {
@@ -63,7 +65,7 @@ func TestImageBackendCannotStealCredentials(t *testing.T) {
 	// The plugin's own registry: its settings apply, the image picks the
 	// repository only (and cannot turn the scheme to http).
 	cfg, err = layerConfig(t, d, `{"type":"registry","config":{"scheme":"http","host":"REGISTRY.corp.example","repo":"team/app","skip_verify":true}}`)
-	must(t, err)
+	testutil.Must(t, err)
 	_, conf = backendOf(t, cfg)
 	if conf["auth"] != "cGx1Z2luOnNlY3JldA==" || conf["repo"] != "team/app" || conf["scheme"] != "https" || conf["skip_verify"] != nil || conf["proxy"] == nil {
 		t.Fatalf("backend for the plugin's own registry: %v", conf)
@@ -88,9 +90,9 @@ func TestImageBackendCannotStealCredentials(t *testing.T) {
 		t.Fatalf("plain HTTP to loopback: %v", err)
 	}
 	d2, err := New(WithNydusdConfig([]byte(pluginConfig)), WithInsecureRegistries("registry.lan:5000"))
-	must(t, err)
+	testutil.Must(t, err)
 	cfg, err = layerConfig(t, d2, `{"type":"registry","config":{"scheme":"http","host":"registry.lan:5000","repo":"x"}}`)
-	must(t, err)
+	testutil.Must(t, err)
 	if _, conf := backendOf(t, cfg); conf["scheme"] != "http" || conf["auth"] != nil {
 		t.Fatalf("insecure registry: %v", conf)
 	}

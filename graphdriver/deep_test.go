@@ -7,6 +7,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/gonydus/nydus/internal/tartest"
+	"github.com/gonydus/nydus/internal/testutil"
 )
 
 // deepHome returns a home directory whose path is about 200 bytes long:
@@ -15,7 +18,7 @@ import (
 func deepHome(t *testing.T) string {
 	t.Helper()
 	base, err := os.MkdirTemp("/tmp", "gddeep")
-	must(t, err)
+	testutil.Must(t, err)
 	t.Cleanup(func() { os.RemoveAll(base) })
 	return filepath.Join(base, strings.Repeat("long-docker-data-root-", 8), "nydus")
 }
@@ -29,8 +32,8 @@ func buildDeepChain(t *testing.T, d *Driver, n int) []string {
 	parent := ""
 	for i := range n {
 		id := fmt.Sprintf("%064x", i+1) // as long as dockerd's ids
-		must(t, d.Create(id, parent, nil))
-		if _, err := d.ApplyDiff(ctx, id, parent, tarOf(t, dir("layers/"), file(fmt.Sprintf("layers/%03d", i), fmt.Sprint("layer ", i)), file("top", fmt.Sprint(i)))); err != nil {
+		testutil.Must(t, d.Create(id, parent, nil))
+		if _, err := d.ApplyDiff(ctx, id, parent, tartest.Reader(t, tartest.Dir("layers/"), tartest.File(fmt.Sprintf("layers/%03d", i), fmt.Sprint("layer ", i)), tartest.File("top", fmt.Sprint(i)))); err != nil {
 			t.Fatalf("layer %d: %v", i, err)
 		}
 		ids = append(ids, id)
@@ -43,7 +46,7 @@ func buildDeepChain(t *testing.T, d *Driver, n int) []string {
 func checkDeepRoot(t *testing.T, root string, n int) {
 	t.Helper()
 	ents, err := os.ReadDir(filepath.Join(root, "layers"))
-	must(t, err)
+	testutil.Must(t, err)
 	if len(ents) != n {
 		t.Fatalf("merged /layers has %d entries, want %d", len(ents), n)
 	}
@@ -65,28 +68,28 @@ func TestDeepChain128(t *testing.T) {
 	requireMounts(t)
 	home := deepHome(t)
 	d, err := New()
-	must(t, err)
-	must(t, d.Init(home, nil, nil, nil))
+	testutil.Must(t, err)
+	testutil.Must(t, d.Init(home, nil, nil, nil))
 	defer d.Cleanup()
 	ids := buildDeepChain(t, d, maxDepth)
 	rw := strings.Repeat("c", 64)
-	must(t, d.CreateReadWrite(rw, ids[len(ids)-1], nil))
+	testutil.Must(t, d.CreateReadWrite(rw, ids[len(ids)-1], nil))
 	root, err := d.Get(rw, "")
-	must(t, err)
+	testutil.Must(t, err)
 	if typ, _ := mountedAt(root); typ != "overlay" {
 		t.Fatalf("container root %s is %q, want overlay", root, typ)
 	}
 	checkDeepRoot(t, root, maxDepth)
-	must(t, os.WriteFile(filepath.Join(root, "layers", "new"), []byte("rw"), 0o644))
-	must(t, d.Put(rw))
+	testutil.Must(t, os.WriteFile(filepath.Join(root, "layers", "new"), []byte("rw"), 0o644))
+	testutil.Must(t, d.Put(rw))
 	if b, err := os.ReadFile(filepath.Join(home, rw, "diff", "layers", "new")); err != nil || string(b) != "rw" {
 		t.Fatalf("write did not land in the upper dir: %q, %v", b, err)
 	}
 	// The read-only top image layer mounts too (128 lowers, no upper).
 	top, err := d.Get(ids[len(ids)-1], "")
-	must(t, err)
+	testutil.Must(t, err)
 	checkDeepRoot(t, top, maxDepth)
-	must(t, d.Put(ids[len(ids)-1]))
+	testutil.Must(t, d.Put(ids[len(ids)-1]))
 
 	if err := d.Create("too-deep", rw, nil); err == nil || !strings.Contains(err.Error(), "ancestors") {
 		t.Fatalf("a layer with %d ancestors: err %v, want a refusal", maxDepth+1, err)

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/gonydus/nydus/internal/testutil"
 )
 
 func TestDockerdHint(t *testing.T) {
@@ -33,14 +35,14 @@ func TestDockerdHint(t *testing.T) {
 func TestCheckDockerd(t *testing.T) {
 	proc := t.TempDir()
 	pd := filepath.Join(proc, "4242")
-	must(t, os.Mkdir(pd, 0o755))
-	must(t, os.WriteFile(filepath.Join(pd, "comm"), []byte("dockerd\n"), 0o644))
-	must(t, os.WriteFile(filepath.Join(pd, "environ"), []byte("PATH=/usr/bin\x00HOME=/root\x00"), 0o644))
-	must(t, os.WriteFile(filepath.Join(pd, "cmdline"), []byte("dockerd\x00--experimental\x00"), 0o644))
-	must(t, os.WriteFile(filepath.Join(pd, "exe"), []byte("#!/bin/sh\necho 'Docker version 27.5.1, build 4c9b3b0'\n"), 0o755))
+	testutil.Must(t, os.Mkdir(pd, 0o755))
+	testutil.Must(t, os.WriteFile(filepath.Join(pd, "comm"), []byte("dockerd\n"), 0o644))
+	testutil.Must(t, os.WriteFile(filepath.Join(pd, "environ"), []byte("PATH=/usr/bin\x00HOME=/root\x00"), 0o644))
+	testutil.Must(t, os.WriteFile(filepath.Join(pd, "cmdline"), []byte("dockerd\x00--experimental\x00"), 0o644))
+	testutil.Must(t, os.WriteFile(filepath.Join(pd, "exe"), []byte("#!/bin/sh\necho 'Docker version 27.5.1, build 4c9b3b0'\n"), 0o755))
 	other := filepath.Join(proc, "4243")
-	must(t, os.Mkdir(other, 0o755))
-	must(t, os.WriteFile(filepath.Join(other, "comm"), []byte("bash\n"), 0o644))
+	testutil.Must(t, os.Mkdir(other, 0o755))
+	testutil.Must(t, os.WriteFile(filepath.Join(other, "comm"), []byte("bash\n"), 0o644))
 	hints := CheckDockerd(context.Background(), proc)
 	if len(hints) != 1 || !strings.HasPrefix(hints[0], "pid 4242: ") || !strings.Contains(hints[0], DeprecatedPluginsEnv+"=1") {
 		t.Fatalf("hints: %q", hints)

@@ -11,6 +11,9 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/gonydus/nydus/internal/tartest"
+	"github.com/gonydus/nydus/internal/testutil"
 )
 
 // TestLayersOverlayWhiteouts applies a base layer and a child carrying
@@ -20,32 +23,32 @@ func TestLayersOverlayWhiteouts(t *testing.T) {
 	requireMounts(t)
 	d, _ := newDriver(t)
 	ctx := context.Background()
-	must(t, d.Create("base", "", nil))
-	if _, err := d.ApplyDiff(ctx, "base", "", tarOf(t, dir("etc/"), file("etc/a", "A"), file("etc/b", "B"), dir("opq/"), file("opq/old", "old"))); err != nil {
+	testutil.Must(t, d.Create("base", "", nil))
+	if _, err := d.ApplyDiff(ctx, "base", "", tartest.Reader(t, tartest.Dir("etc/"), tartest.File("etc/a", "A"), tartest.File("etc/b", "B"), tartest.Dir("opq/"), tartest.File("opq/old", "old"))); err != nil {
 		t.Fatal(err)
 	}
-	must(t, d.Create("child", "base", nil))
-	if _, err := d.ApplyDiff(ctx, "child", "base", tarOf(t, dir("etc/"), file("etc/.wh.a", ""), dir("opq/"), file("opq/.wh..wh..opq", ""), file("opq/new", "new"))); err != nil {
+	testutil.Must(t, d.Create("child", "base", nil))
+	if _, err := d.ApplyDiff(ctx, "child", "base", tartest.Reader(t, tartest.Dir("etc/"), tartest.Whiteout("etc/a"), tartest.Dir("opq/"), tartest.Opaque("opq"), tartest.File("opq/new", "new"))); err != nil {
 		t.Fatal(err)
 	}
-	must(t, d.CreateReadWrite("rw", "child", nil))
+	testutil.Must(t, d.CreateReadWrite("rw", "child", nil))
 	root, err := d.Get("rw", "")
-	must(t, err)
+	testutil.Must(t, err)
 	want := ". d\netc d\netc/b f B\nopq d\nopq/new f new"
 	if got := treeOf(t, root); got != want {
 		t.Fatalf("merged tree:\n%s\nwant:\n%s", got, want)
 	}
 	// A second Get shares the mount; the last Put unmounts.
 	root2, err := d.Get("rw", "")
-	must(t, err)
+	testutil.Must(t, err)
 	if root2 != root {
 		t.Fatalf("second Get returned %s, want %s", root2, root)
 	}
-	must(t, d.Put("rw"))
+	testutil.Must(t, d.Put("rw"))
 	if typ, _ := mountedAt(root); typ != "overlay" {
 		t.Fatalf("after one of two Puts: mounted %q, want overlay", typ)
 	}
-	must(t, d.Put("rw"))
+	testutil.Must(t, d.Put("rw"))
 	if typ, _ := mountedAt(root); typ != "" {
 		t.Fatalf("after the last Put: still mounted (%s)", typ)
 	}
@@ -58,20 +61,20 @@ func TestDiffChangesDiffSize(t *testing.T) {
 	requireMounts(t)
 	d, _ := newDriver(t)
 	ctx := context.Background()
-	must(t, d.Create("base", "", nil))
-	if _, err := d.ApplyDiff(ctx, "base", "", tarOf(t, dir("etc/"), file("etc/keep", "k"), file("etc/gone", "g"), file("etc/mod", "m"))); err != nil {
+	testutil.Must(t, d.Create("base", "", nil))
+	if _, err := d.ApplyDiff(ctx, "base", "", tartest.Reader(t, tartest.Dir("etc/"), tartest.File("etc/keep", "k"), tartest.File("etc/gone", "g"), tartest.File("etc/mod", "m"))); err != nil {
 		t.Fatal(err)
 	}
-	must(t, d.CreateReadWrite("rw", "base", nil))
+	testutil.Must(t, d.CreateReadWrite("rw", "base", nil))
 	root, err := d.Get("rw", "")
-	must(t, err)
-	must(t, os.Remove(filepath.Join(root, "etc/gone")))
-	must(t, os.WriteFile(filepath.Join(root, "etc/mod"), []byte("modified"), 0o644))
-	must(t, os.WriteFile(filepath.Join(root, "added"), []byte("12345"), 0o644))
-	must(t, d.Put("rw"))
+	testutil.Must(t, err)
+	testutil.Must(t, os.Remove(filepath.Join(root, "etc/gone")))
+	testutil.Must(t, os.WriteFile(filepath.Join(root, "etc/mod"), []byte("modified"), 0o644))
+	testutil.Must(t, os.WriteFile(filepath.Join(root, "added"), []byte("12345"), 0o644))
+	testutil.Must(t, d.Put("rw"))
 
 	changes, err := d.Changes(ctx, "rw", "base")
-	must(t, err)
+	testutil.Must(t, err)
 	var got []string
 	for _, c := range changes {
 		got = append(got, []string{"M", "A", "D"}[c.Kind]+" "+c.Path)
@@ -82,12 +85,12 @@ func TestDiffChangesDiffSize(t *testing.T) {
 		t.Fatalf("changes %v, want %v", got, want)
 	}
 	size, err := d.DiffSize(ctx, "rw", "base")
-	must(t, err)
+	testutil.Must(t, err)
 	if size != int64(len("modified")+len("12345")) {
 		t.Fatalf("DiffSize %d, want %d", size, len("modified")+len("12345"))
 	}
 	rc, err := d.Diff(ctx, "rw", "base")
-	must(t, err)
+	testutil.Must(t, err)
 	names := map[string]string{}
 	tr := tar.NewReader(rc)
 	for {
@@ -95,7 +98,7 @@ func TestDiffChangesDiffSize(t *testing.T) {
 		if err == io.EOF {
 			break
 		}
-		must(t, err)
+		testutil.Must(t, err)
 		b, _ := io.ReadAll(tr)
 		names[h.Name] = string(b)
 	}
@@ -110,15 +113,15 @@ func TestDiffChangesDiffSize(t *testing.T) {
 	}
 	// The diff applies on a fresh layer and reproduces the container's tree.
 	rc, err = d.Diff(ctx, "rw", "base")
-	must(t, err)
-	must(t, d.Create("replay", "base", nil))
+	testutil.Must(t, err)
+	testutil.Must(t, d.Create("replay", "base", nil))
 	if _, err := d.ApplyDiff(ctx, "replay", "base", rc); err != nil {
 		t.Fatal(err)
 	}
 	rc.Close()
-	must(t, d.CreateReadWrite("check", "replay", nil))
+	testutil.Must(t, d.CreateReadWrite("check", "replay", nil))
 	croot, err := d.Get("check", "")
-	must(t, err)
+	testutil.Must(t, err)
 	defer d.Put("check")
 	if got, want := treeOf(t, croot), ". d\nadded f 12345\netc d\netc/keep f k\netc/mod f modified"; got != want {
 		t.Fatalf("replayed tree:\n%s\nwant:\n%s", got, want)
@@ -129,8 +132,8 @@ func TestDiffChangesDiffSize(t *testing.T) {
 func TestRemoveAndExists(t *testing.T) {
 	requireMounts(t)
 	d, home := newDriver(t)
-	must(t, d.Create("a", "", nil))
-	must(t, d.CreateReadWrite("b", "a", nil))
+	testutil.Must(t, d.Create("a", "", nil))
+	testutil.Must(t, d.CreateReadWrite("b", "a", nil))
 	if !d.Exists("a") || !d.Exists("b") || d.Exists("c") {
 		t.Fatal("Exists is wrong")
 	}
@@ -144,12 +147,12 @@ func TestRemoveAndExists(t *testing.T) {
 		t.Fatal("an unsupported storage option was accepted")
 	}
 	root, err := d.Get("b", "")
-	must(t, err)
-	must(t, d.Remove("b")) // dockerd removes after Put, but a mounted layer must still go cleanly
+	testutil.Must(t, err)
+	testutil.Must(t, d.Remove("b")) // dockerd removes after Put, but a mounted layer must still go cleanly
 	if typ, _ := mountedAt(root); typ != "" {
 		t.Fatal("Remove left the mount")
 	}
-	must(t, d.Remove("a"))
+	testutil.Must(t, d.Remove("a"))
 	if d.Exists("a") || d.Exists("b") {
 		t.Fatal("removed layers exist")
 	}
@@ -169,8 +172,8 @@ func TestRemoveAndExists(t *testing.T) {
 func TestHostileTar(t *testing.T) {
 	requireMounts(t)
 	d, home := newDriver(t)
-	must(t, d.Create("evil", "", nil))
-	_, err := d.ApplyDiff(context.Background(), "evil", "", tarOf(t, file("../../escaped", "x")))
+	testutil.Must(t, d.Create("evil", "", nil))
+	_, err := d.ApplyDiff(context.Background(), "evil", "", tartest.Reader(t, tartest.File("../../escaped", "x")))
 	if _, statErr := os.Stat(filepath.Join(home, "escaped")); statErr == nil {
 		t.Fatal("a ../ entry escaped the layer")
 	}
@@ -181,8 +184,8 @@ func TestHostileTar(t *testing.T) {
 	// containerd's extractor confines the name instead of failing: either
 	// outcome is safe as long as nothing escaped.
 	t.Logf("ApplyDiff of ../../escaped: %v", err)
-	must(t, d.Create("evil2", "", nil))
-	_, err = d.ApplyDiff(context.Background(), "evil2", "", tarOf(t, entry{name: "abs", typ: tar.TypeSymlink, link: "/etc"}, file("abs/passwd-owned", "x")))
+	testutil.Must(t, d.Create("evil2", "", nil))
+	_, err = d.ApplyDiff(context.Background(), "evil2", "", tartest.Reader(t, tartest.Symlink("abs", "/etc"), tartest.File("abs/passwd-owned", "x")))
 	if _, statErr := os.Stat("/etc/passwd-owned"); statErr == nil {
 		os.Remove("/etc/passwd-owned")
 		t.Fatal("a write through an absolute symlink escaped")
@@ -196,14 +199,14 @@ func TestUserNamespaceMaps(t *testing.T) {
 	requireMounts(t)
 	d, home := newDriver(t)
 	maps := []IDMap{{ContainerID: 0, HostID: 100000, Size: 65536}}
-	must(t, d.Init(home, nil, maps, maps))
-	must(t, d.Create("u", "", nil))
-	tr := tarOf(t, entry{name: "f", typ: tar.TypeReg, mode: 0o644})
+	testutil.Must(t, d.Init(home, nil, maps, maps))
+	testutil.Must(t, d.Create("u", "", nil))
+	tr := tartest.Reader(t, tartest.File("f", ""))
 	if _, err := d.ApplyDiff(context.Background(), "u", "", tr); err != nil {
 		t.Fatal(err)
 	}
 	var st syscall.Stat_t
-	must(t, syscall.Lstat(filepath.Join(home, "u", "diff", "f"), &st))
+	testutil.Must(t, syscall.Lstat(filepath.Join(home, "u", "diff", "f"), &st))
 	if st.Uid != 100000 || st.Gid != 100000 {
 		t.Fatalf("owner %d:%d, want 100000:100000", st.Uid, st.Gid)
 	}
@@ -214,7 +217,7 @@ func TestUserNamespaceMaps(t *testing.T) {
 
 func TestNotInitialized(t *testing.T) {
 	d, err := New()
-	must(t, err)
+	testutil.Must(t, err)
 	if err := d.Create("a", "", nil); !errors.Is(err, ErrNotInitialized) {
 		t.Fatalf("Create before Init: %v", err)
 	}
@@ -223,12 +226,5 @@ func TestNotInitialized(t *testing.T) {
 	}
 	if err := d.Init("/tmp/x", []string{"overlay2.size=1G"}, nil, nil); err == nil {
 		t.Fatal("unknown storage option accepted")
-	}
-}
-
-func must(t *testing.T, err error) {
-	t.Helper()
-	if err != nil {
-		t.Fatal(err)
 	}
 }

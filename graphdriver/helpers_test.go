@@ -1,8 +1,6 @@
 package graphdriver
 
 import (
-	"archive/tar"
-	"bytes"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -10,7 +8,6 @@ import (
 	"sort"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/gonydus/nydus/internal/testutil"
 )
@@ -47,40 +44,6 @@ func newDriver(t *testing.T, opts ...Option) (*Driver, string) {
 		os.RemoveAll(home)
 	})
 	return d, home
-}
-
-// entry is one member of a test tar.
-type entry struct {
-	name, body, link string
-	typ              byte
-	mode             int64
-}
-
-func file(name, body string) entry {
-	return entry{name: name, body: body, typ: tar.TypeReg, mode: 0o644}
-}
-func dir(name string) entry { return entry{name: name, typ: tar.TypeDir, mode: 0o755} }
-
-func tarOf(t *testing.T, ents ...entry) *bytes.Reader {
-	t.Helper()
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	for _, e := range ents {
-		h := &tar.Header{Name: e.name, Typeflag: e.typ, Mode: e.mode, Size: int64(len(e.body)), Linkname: e.link, ModTime: time.Unix(1700000000, 0)}
-		if e.typ != tar.TypeReg {
-			h.Size = 0
-		}
-		if err := tw.WriteHeader(h); err != nil {
-			t.Fatal(err)
-		}
-		if h.Size > 0 {
-			tw.Write([]byte(e.body))
-		}
-	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return bytes.NewReader(buf.Bytes())
 }
 
 // treeOf lists root as "path type content" lines (content for files,

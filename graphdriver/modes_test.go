@@ -14,6 +14,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gonydus/nydus/internal/tartest"
+	"github.com/gonydus/nydus/internal/testutil"
 )
 
 // buildPlugin builds the plugin binary, whose userspace-overlay
@@ -30,9 +33,7 @@ func buildPlugin(t *testing.T) string {
 func requireFUSE(t *testing.T) {
 	t.Helper()
 	requireMounts(t)
-	if _, err := os.Stat("/dev/fuse"); err != nil {
-		t.Skip("needs /dev/fuse for the userspace overlay")
-	}
+	testutil.RequireFUSE(t)
 }
 
 func modeOpts(plugin string, m ContainerLayer) []Option {
@@ -52,48 +53,48 @@ func wantFSType(m ContainerLayer) string {
 func imageWithInit(t *testing.T, d *Driver) {
 	t.Helper()
 	ctx := context.Background()
-	must(t, d.Create("base", "", nil))
-	if _, err := d.ApplyDiff(ctx, "base", "", tarOf(t, dir("etc/"), file("etc/keep", "k"), file("etc/gone", "g"), file("etc/mod", "m"),
-		dir("tree/"), dir("tree/sub/"), file("tree/sub/f", "f"), dir("opq/"), file("opq/old", "old"), file("hidden", "h"),
-		entry{name: "link", link: "etc/keep", typ: tar.TypeSymlink, mode: 0o777})); err != nil {
+	testutil.Must(t, d.Create("base", "", nil))
+	if _, err := d.ApplyDiff(ctx, "base", "", tartest.Reader(t, tartest.Dir("etc/"), tartest.File("etc/keep", "k"), tartest.File("etc/gone", "g"), tartest.File("etc/mod", "m"),
+		tartest.Dir("tree/"), tartest.Dir("tree/sub/"), tartest.File("tree/sub/f", "f"), tartest.Dir("opq/"), tartest.File("opq/old", "old"), tartest.File("hidden", "h"),
+		tartest.Symlink("link", "etc/keep"))); err != nil {
 		t.Fatal(err)
 	}
-	must(t, d.Create("child", "base", nil))
-	if _, err := d.ApplyDiff(ctx, "child", "base", tarOf(t, file(".wh.hidden", ""), dir("opq/"), file("opq/.wh..wh..opq", ""), file("opq/new", "new"))); err != nil {
+	testutil.Must(t, d.Create("child", "base", nil))
+	if _, err := d.ApplyDiff(ctx, "child", "base", tartest.Reader(t, tartest.Whiteout("hidden"), tartest.Dir("opq/"), tartest.Opaque("opq"), tartest.File("opq/new", "new"))); err != nil {
 		t.Fatal(err)
 	}
-	must(t, d.CreateReadWrite("init", "child", nil))
+	testutil.Must(t, d.CreateReadWrite("init", "child", nil))
 	root, err := d.Get("init", "")
-	must(t, err)
-	must(t, os.WriteFile(filepath.Join(root, "etc/hosts"), nil, 0o644))
-	must(t, os.WriteFile(filepath.Join(root, ".dockerenv"), nil, 0o755))
-	must(t, d.Put("init"))
-	must(t, d.CreateReadWrite("rw", "init", nil))
+	testutil.Must(t, err)
+	testutil.Must(t, os.WriteFile(filepath.Join(root, "etc/hosts"), nil, 0o644))
+	testutil.Must(t, os.WriteFile(filepath.Join(root, ".dockerenv"), nil, 0o755))
+	testutil.Must(t, d.Put("init"))
+	testutil.Must(t, d.CreateReadWrite("rw", "init", nil))
 }
 
 // containerWork does the same things in a container root in every mode.
 func containerWork(t *testing.T, root string) {
 	t.Helper()
 	p := func(s string) string { return filepath.Join(root, s) }
-	must(t, os.Remove(p("etc/gone")))
-	must(t, os.WriteFile(p("etc/mod"), []byte("modified"), 0o644))
-	must(t, os.WriteFile(p("added"), []byte("12345"), 0o600))
-	must(t, os.Mkdir(p("newdir"), 0o750))
-	must(t, os.WriteFile(p("newdir/x"), []byte("x"), 0o644))
-	must(t, os.RemoveAll(p("tree")))
-	must(t, os.Mkdir(p("tree"), 0o755)) // opaque over the removed one
-	must(t, os.Rename(p("etc/keep"), p("kept")))
-	must(t, os.Chmod(p("opq/new"), 0o600))
-	must(t, os.Symlink("kept", p("sym")))
-	must(t, os.Link(p("added"), p("added-link")))
-	must(t, os.WriteFile(p("etc/hosts"), []byte("127.0.0.1 me"), 0o644))
+	testutil.Must(t, os.Remove(p("etc/gone")))
+	testutil.Must(t, os.WriteFile(p("etc/mod"), []byte("modified"), 0o644))
+	testutil.Must(t, os.WriteFile(p("added"), []byte("12345"), 0o600))
+	testutil.Must(t, os.Mkdir(p("newdir"), 0o750))
+	testutil.Must(t, os.WriteFile(p("newdir/x"), []byte("x"), 0o644))
+	testutil.Must(t, os.RemoveAll(p("tree")))
+	testutil.Must(t, os.Mkdir(p("tree"), 0o755)) // opaque over the removed one
+	testutil.Must(t, os.Rename(p("etc/keep"), p("kept")))
+	testutil.Must(t, os.Chmod(p("opq/new"), 0o600))
+	testutil.Must(t, os.Symlink("kept", p("sym")))
+	testutil.Must(t, os.Link(p("added"), p("added-link")))
+	testutil.Must(t, os.WriteFile(p("etc/hosts"), []byte("127.0.0.1 me"), 0o644))
 }
 
 // diffListing is Diff's tar as "name type mode size sha" lines.
 func diffListing(t *testing.T, d *Driver, id, parent string) string {
 	t.Helper()
 	rc, err := d.Diff(context.Background(), id, parent)
-	must(t, err)
+	testutil.Must(t, err)
 	defer rc.Close()
 	tr := tar.NewReader(rc)
 	var lines []string
@@ -102,7 +103,7 @@ func diffListing(t *testing.T, d *Driver, id, parent string) string {
 		if err == io.EOF {
 			break
 		}
-		must(t, err)
+		testutil.Must(t, err)
 		sum := sha256.New()
 		io.Copy(sum, tr)
 		lines = append(lines, fmt.Sprintf("%s %c %o %d %x %s", h.Name, h.Typeflag, h.Mode, h.Size, sum.Sum(nil)[:6], h.Linkname))
@@ -114,7 +115,7 @@ func diffListing(t *testing.T, d *Driver, id, parent string) string {
 func changesListing(t *testing.T, d *Driver, id, parent string) string {
 	t.Helper()
 	cs, err := d.Changes(context.Background(), id, parent)
-	must(t, err)
+	testutil.Must(t, err)
 	var out []string
 	for _, c := range cs {
 		out = append(out, []string{"M", "A", "D"}[c.Kind]+" "+c.Path)
@@ -135,7 +136,7 @@ func TestContainerLayerModesSameResults(t *testing.T) {
 		d, _ := newDriver(t, modeOpts(plugin, m)...)
 		imageWithInit(t, d)
 		root, err := d.Get("rw", "")
-		must(t, err)
+		testutil.Must(t, err)
 		if typ, _ := mountedAt(root); typ != wantFSType(m) {
 			t.Fatalf("%s: container root is %q, want %q", m, typ, wantFSType(m))
 		}
@@ -152,7 +153,7 @@ func TestContainerLayerModesSameResults(t *testing.T) {
 		}
 		containerWork(t, root)
 		tree := treeOf(t, root)
-		must(t, d.Put("rw"))
+		testutil.Must(t, d.Put("rw"))
 		results[m] = result{tree: tree, changes: changesListing(t, d, "rw", "init"), diff: diffListing(t, d, "rw", "init")}
 		if results[m].changes == "" || results[m].diff == "" {
 			t.Fatalf("%s: no changes recorded", m)
@@ -180,44 +181,44 @@ func TestContainerLayerRestartOtherMode(t *testing.T) {
 	a, home := newDriver(t, modeOpts(plugin, ContainerLayerUserspace)...)
 	imageWithInit(t, a)
 	root, err := a.Get("rw", "")
-	must(t, err)
-	must(t, os.WriteFile(filepath.Join(root, "from-userspace"), []byte("u"), 0o644))
+	testutil.Must(t, err)
+	testutil.Must(t, os.WriteFile(filepath.Join(root, "from-userspace"), []byte("u"), 0o644))
 
 	// "Restart": a new driver in kernel mode on the same home, the mount
 	// (and its process) left in place.
 	b, err := New(modeOpts(plugin, ContainerLayerKernel)...)
-	must(t, err)
-	must(t, b.Init(home, nil, nil, nil))
+	testutil.Must(t, err)
+	testutil.Must(t, b.Init(home, nil, nil, nil))
 	root2, err := b.Get("rw", "")
-	must(t, err)
+	testutil.Must(t, err)
 	if typ, _ := mountedAt(root2); typ != "fuse.nydus-overlay" {
 		t.Fatalf("restarted plugin: root is %q, want the userspace mount it found", typ)
 	}
 	if got, err := os.ReadFile(filepath.Join(root2, "from-userspace")); err != nil || string(got) != "u" {
 		t.Fatalf("read through the adopted mount: %q, %v", got, err)
 	}
-	must(t, b.Put("rw"))
-	must(t, b.Put("rw")) // the first plugin's Get, released by dockerd after the restart
+	testutil.Must(t, b.Put("rw"))
+	testutil.Must(t, b.Put("rw")) // the first plugin's Get, released by dockerd after the restart
 	if typ, _ := mountedAt(root2); typ != "" {
 		t.Fatalf("after the Puts: still mounted %q", typ)
 	}
 	root3, err := b.Get("rw", "")
-	must(t, err)
+	testutil.Must(t, err)
 	if typ, _ := mountedAt(root3); typ != "overlay" {
 		t.Fatalf("kernel mode remount: %q", typ)
 	}
 	if got, err := os.ReadFile(filepath.Join(root3, "from-userspace")); err != nil || string(got) != "u" {
 		t.Fatalf("userspace write read through kernel overlayfs: %q, %v", got, err)
 	}
-	must(t, os.Remove(filepath.Join(root3, "etc/mod")))
-	must(t, os.WriteFile(filepath.Join(root3, "from-kernel"), []byte("k"), 0o644))
-	must(t, b.Put("rw"))
+	testutil.Must(t, os.Remove(filepath.Join(root3, "etc/mod")))
+	testutil.Must(t, os.WriteFile(filepath.Join(root3, "from-kernel"), []byte("k"), 0o644))
+	testutil.Must(t, b.Put("rw"))
 
 	c, err := New(modeOpts(plugin, ContainerLayerUserspace)...)
-	must(t, err)
-	must(t, c.Init(home, nil, nil, nil))
+	testutil.Must(t, err)
+	testutil.Must(t, c.Init(home, nil, nil, nil))
 	root4, err := c.Get("rw", "")
-	must(t, err)
+	testutil.Must(t, err)
 	if typ, _ := mountedAt(root4); typ != "fuse.nydus-overlay" {
 		t.Fatalf("userspace remount: %q", typ)
 	}
@@ -227,7 +228,7 @@ func TestContainerLayerRestartOtherMode(t *testing.T) {
 	if got, err := os.ReadFile(filepath.Join(root4, "from-kernel")); err != nil || string(got) != "k" {
 		t.Fatalf("kernel write read through userspace: %q, %v", got, err)
 	}
-	must(t, c.Put("rw"))
+	testutil.Must(t, c.Put("rw"))
 	want := "A /from-kernel\nA /from-userspace\nD /etc/mod\nM /etc"
 	if got := changesListing(t, c, "rw", "init"); got != want {
 		t.Fatalf("Changes after both modes:\n%s\nwant:\n%s", got, want)
@@ -240,9 +241,9 @@ func TestDeepChain128Userspace(t *testing.T) {
 	requireFUSE(t)
 	plugin := buildPlugin(t)
 	d, err := New(modeOpts(plugin, ContainerLayerUserspace)...)
-	must(t, err)
+	testutil.Must(t, err)
 	home := deepHome(t)
-	must(t, d.Init(home, nil, nil, nil))
+	testutil.Must(t, d.Init(home, nil, nil, nil))
 	defer func() {
 		d.Cleanup()
 		if ms, _ := mountsUnder(home); len(ms) > 0 {
@@ -250,15 +251,15 @@ func TestDeepChain128Userspace(t *testing.T) {
 		}
 	}()
 	ids := buildDeepChain(t, d, maxDepth)
-	must(t, d.CreateReadWrite("rw", ids[len(ids)-1], nil))
+	testutil.Must(t, d.CreateReadWrite("rw", ids[len(ids)-1], nil))
 	root, err := d.Get("rw", "")
-	must(t, err)
+	testutil.Must(t, err)
 	if typ, _ := mountedAt(root); typ != "fuse.nydus-overlay" {
 		t.Fatalf("root is %q", typ)
 	}
 	checkDeepRoot(t, root, maxDepth)
-	must(t, os.WriteFile(filepath.Join(root, "layers", "new"), []byte("rw"), 0o644))
-	must(t, d.Put("rw"))
+	testutil.Must(t, os.WriteFile(filepath.Join(root, "layers", "new"), []byte("rw"), 0o644))
+	testutil.Must(t, d.Put("rw"))
 	if b, err := os.ReadFile(filepath.Join(home, "rw", "diff", "layers", "new")); err != nil || string(b) != "rw" {
 		t.Fatalf("write did not land in the upper dir: %q, %v", b, err)
 	}
@@ -272,23 +273,23 @@ func TestUserspaceProcessKilled(t *testing.T) {
 	d, home := newDriver(t, modeOpts(plugin, ContainerLayerUserspace)...)
 	imageWithInit(t, d)
 	root, err := d.Get("rw", "")
-	must(t, err)
-	must(t, os.WriteFile(filepath.Join(root, "w"), []byte("w"), 0o644))
+	testutil.Must(t, err)
+	testutil.Must(t, os.WriteFile(filepath.Join(root, "w"), []byte("w"), 0o644))
 	b, err := os.ReadFile(filepath.Join(home, "rw", userspacePidName))
-	must(t, err)
+	testutil.Must(t, err)
 	var pid int
 	fmt.Sscan(string(b), &pid)
-	must(t, syscall.Kill(pid, syscall.SIGKILL))
+	testutil.Must(t, syscall.Kill(pid, syscall.SIGKILL))
 	for i := 0; i < 200 && processAlive(pid); i++ {
 		time.Sleep(10 * time.Millisecond)
 	}
 	root2, err := d.Get("rw", "")
-	must(t, err)
+	testutil.Must(t, err)
 	if got, err := os.ReadFile(filepath.Join(root2, "w")); err != nil || string(got) != "w" {
 		t.Fatalf("after the process died: %q, %v", got, err)
 	}
-	must(t, d.Put("rw"))
-	must(t, d.Put("rw"))
+	testutil.Must(t, d.Put("rw"))
+	testutil.Must(t, d.Put("rw"))
 }
 
 // TestContainerLayerAutoNestedOverlay: with the home on overlayfs (as in
@@ -299,25 +300,25 @@ func TestContainerLayerAutoNestedOverlay(t *testing.T) {
 	requireFUSE(t)
 	plugin := buildPlugin(t)
 	base, err := os.MkdirTemp("/tmp", "gdnest")
-	must(t, err)
+	testutil.Must(t, err)
 	defer os.RemoveAll(base)
 	for _, s := range []string{"lo", "up", "wk", "mnt"} {
-		must(t, os.Mkdir(filepath.Join(base, s), 0o755))
+		testutil.Must(t, os.Mkdir(filepath.Join(base, s), 0o755))
 	}
 	mnt := filepath.Join(base, "mnt")
-	must(t, syscall.Mount("overlay", mnt, "overlay", 0, "lowerdir="+filepath.Join(base, "lo")+",upperdir="+filepath.Join(base, "up")+",workdir="+filepath.Join(base, "wk")))
+	testutil.Must(t, syscall.Mount("overlay", mnt, "overlay", 0, "lowerdir="+filepath.Join(base, "lo")+",upperdir="+filepath.Join(base, "up")+",workdir="+filepath.Join(base, "wk")))
 	defer unmountIfMounted(mnt)
 	home := filepath.Join(mnt, "nydus")
 
 	k, err := New(modeOpts(plugin, ContainerLayerKernel)...)
-	must(t, err)
-	must(t, k.Init(home, nil, nil, nil))
+	testutil.Must(t, err)
+	testutil.Must(t, k.Init(home, nil, nil, nil))
 	ctx := context.Background()
-	must(t, k.Create("base", "", nil))
-	if _, err := k.ApplyDiff(ctx, "base", "", tarOf(t, dir("etc/"), file("etc/mod", "m"), file("etc/keep", "k"))); err != nil {
+	testutil.Must(t, k.Create("base", "", nil))
+	if _, err := k.ApplyDiff(ctx, "base", "", tartest.Reader(t, tartest.Dir("etc/"), tartest.File("etc/mod", "m"), tartest.File("etc/keep", "k"))); err != nil {
 		t.Fatal(err)
 	}
-	must(t, k.CreateReadWrite("rw", "base", nil))
+	testutil.Must(t, k.CreateReadWrite("rw", "base", nil))
 	if _, err := k.Get("rw", ""); err == nil {
 		k.Put("rw")
 		t.Skip("this kernel mounts overlayfs with an overlayfs upper dir: nothing to fall back from")
@@ -325,29 +326,29 @@ func TestContainerLayerAutoNestedOverlay(t *testing.T) {
 		t.Logf("kernel mode: %v", err)
 	}
 	a, err := New(modeOpts(plugin, ContainerLayerAuto)...)
-	must(t, err)
-	must(t, a.Init(home, nil, nil, nil))
+	testutil.Must(t, err)
+	testutil.Must(t, a.Init(home, nil, nil, nil))
 	defer a.Cleanup()
 	root, err := a.Get("rw", "")
-	must(t, err)
+	testutil.Must(t, err)
 	if typ, _ := mountedAt(root); typ != "fuse.nydus-overlay" {
 		t.Fatalf("auto mode on a nested overlay: root is %q", typ)
 	}
 	addOnlyWork(t, root)
-	must(t, a.Put("rw"))
+	testutil.Must(t, a.Put("rw"))
 	got := changesListing(t, a, "rw", "base")
 
 	// The same work in kernel mode on an ordinary home.
 	kd, _ := newDriver(t, modeOpts(plugin, ContainerLayerKernel)...)
-	must(t, kd.Create("base", "", nil))
-	if _, err := kd.ApplyDiff(ctx, "base", "", tarOf(t, dir("etc/"), file("etc/mod", "m"), file("etc/keep", "k"))); err != nil {
+	testutil.Must(t, kd.Create("base", "", nil))
+	if _, err := kd.ApplyDiff(ctx, "base", "", tartest.Reader(t, tartest.Dir("etc/"), tartest.File("etc/mod", "m"), tartest.File("etc/keep", "k"))); err != nil {
 		t.Fatal(err)
 	}
-	must(t, kd.CreateReadWrite("rw", "base", nil))
+	testutil.Must(t, kd.CreateReadWrite("rw", "base", nil))
 	kroot, err := kd.Get("rw", "")
-	must(t, err)
+	testutil.Must(t, err)
 	addOnlyWork(t, kroot)
-	must(t, kd.Put("rw"))
+	testutil.Must(t, kd.Put("rw"))
 	if want := changesListing(t, kd, "rw", "base"); got != want || got == "" {
 		t.Fatalf("changes in auto mode:\n%s\nkernel mode:\n%s", got, want)
 	}
@@ -358,8 +359,8 @@ func addOnlyWork(t *testing.T, root string) {
 	if b, err := os.ReadFile(filepath.Join(root, "etc/keep")); err != nil || string(b) != "k" {
 		t.Fatalf("lower file: %q, %v", b, err)
 	}
-	must(t, os.WriteFile(filepath.Join(root, "etc/mod"), []byte("modified"), 0o644))
-	must(t, os.Mkdir(filepath.Join(root, "newdir"), 0o750))
-	must(t, os.WriteFile(filepath.Join(root, "newdir/x"), []byte("x"), 0o644))
-	must(t, os.Symlink("etc/keep", filepath.Join(root, "sym")))
+	testutil.Must(t, os.WriteFile(filepath.Join(root, "etc/mod"), []byte("modified"), 0o644))
+	testutil.Must(t, os.Mkdir(filepath.Join(root, "newdir"), 0o750))
+	testutil.Must(t, os.WriteFile(filepath.Join(root, "newdir/x"), []byte("x"), 0o644))
+	testutil.Must(t, os.Symlink("etc/keep", filepath.Join(root, "sym")))
 }

@@ -5,6 +5,9 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/gonydus/nydus/internal/tartest"
+	"github.com/gonydus/nydus/internal/testutil"
 )
 
 // TestHomeWithColon: a managed plugin's home holds the plugin reference
@@ -12,17 +15,17 @@ import (
 func TestHomeWithColon(t *testing.T) {
 	requireMounts(t)
 	d, err := New()
-	must(t, err)
+	testutil.Must(t, err)
 	home := filepath.Join(t.TempDir(), "gonydus", "nydus:dev,x")
-	must(t, d.Init(home, nil, nil, nil))
+	testutil.Must(t, d.Init(home, nil, nil, nil))
 	defer d.Cleanup()
-	must(t, d.Create("base", "", nil))
-	if _, err := d.ApplyDiff(context.Background(), "base", "", tarOf(t, file("f", "data"))); err != nil {
+	testutil.Must(t, d.Create("base", "", nil))
+	if _, err := d.ApplyDiff(context.Background(), "base", "", tartest.Reader(t, tartest.File("f", "data"))); err != nil {
 		t.Fatal(err)
 	}
-	must(t, d.CreateReadWrite("rw", "base", nil))
+	testutil.Must(t, d.CreateReadWrite("rw", "base", nil))
 	root, err := d.Get("rw", "")
-	must(t, err)
+	testutil.Must(t, err)
 	defer d.Put("rw")
 	if b, err := os.ReadFile(filepath.Join(root, "f")); err != nil || string(b) != "data" {
 		t.Fatalf("read through the overlay: %q, %v", b, err)

@@ -11,6 +11,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/gonydus/nydus/internal/tartest"
+	"github.com/gonydus/nydus/internal/testutil"
 )
 
 // pluginClient speaks to the handler over a unix socket as dockerd does.
@@ -55,11 +59,11 @@ func (p pluginClient) call(path string, req, out any) {
 func TestProtocolEveryEndpoint(t *testing.T) {
 	requireMounts(t)
 	d, err := New()
-	must(t, err)
+	testutil.Must(t, err)
 	home := t.TempDir()
 	sock := filepath.Join(t.TempDir(), "nydus.sock")
 	l, err := net.Listen("unix", sock)
-	must(t, err)
+	testutil.Must(t, err)
 	go d.Handler().Serve(l)
 	defer l.Close()
 	defer d.Cleanup()
@@ -76,12 +80,7 @@ func TestProtocolEveryEndpoint(t *testing.T) {
 	p.call("/GraphDriver.Capabilities", struct{}{}, &caps)
 	p.call("/GraphDriver.Create", createRequest{ID: "l1"}, nil)
 
-	var tarBuf bytes.Buffer
-	tw := tar.NewWriter(&tarBuf)
-	tw.WriteHeader(&tar.Header{Name: "hello", Mode: 0o644, Size: 5, Typeflag: tar.TypeReg})
-	tw.Write([]byte("world"))
-	tw.Close()
-	code, body = p.post("/GraphDriver.ApplyDiff?id=l1&parent=", bytes.NewReader(tarBuf.Bytes()))
+	code, body = p.post("/GraphDriver.ApplyDiff?id=l1&parent=", tartest.Reader(t, tartest.File("hello", "world", tartest.ModTime(time.Time{}))))
 	var size sizeResponse
 	json.Unmarshal(body, &size)
 	if code != 200 || size.Err != "" || size.Size != 5 {
@@ -102,7 +101,7 @@ func TestProtocolEveryEndpoint(t *testing.T) {
 	if got := treeOf(t, get.Dir); got != ". d\nhello f world" {
 		t.Fatalf("Get dir tree: %s", got)
 	}
-	must(t, writeFile(filepath.Join(get.Dir, "new"), "n"))
+	testutil.Must(t, writeFile(filepath.Join(get.Dir, "new"), "n"))
 	var meta metadataResponse
 	p.call("/GraphDriver.GetMetadata", idRequest{ID: "c1"}, &meta)
 	if meta.Metadata["MergedDir"] != get.Dir || meta.Metadata["LowerDir"] == "" {

@@ -5,6 +5,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/gonydus/nydus/internal/testutil"
 )
 
 // TestStackLowerMergedDirLinks: a directory present in several layers
@@ -14,16 +16,16 @@ func TestStackLowerMergedDirLinks(t *testing.T) {
 	top, bottom := t.TempDir(), t.TempDir()
 	for _, d := range []string{filepath.Join(top, "both/a"), filepath.Join(bottom, "both/b"), filepath.Join(bottom, "both/c"),
 		filepath.Join(bottom, "only/x"), filepath.Join(bottom, "only/y")} {
-		must(t, os.MkdirAll(d, 0o755))
+		testutil.Must(t, os.MkdirAll(d, 0o755))
 	}
 	root, err := newStackLower([]string{top, bottom}, nil)
-	must(t, err)
+	testutil.Must(t, err)
 	ctx := context.Background()
 	for name, want := range map[string]uint32{"both": 1, "only": 4} {
 		l, err := root.Lookup(ctx, name)
-		must(t, err)
+		testutil.Must(t, err)
 		st, err := l.Stat(ctx)
-		must(t, err)
+		testutil.Must(t, err)
 		if st.Nlink != want {
 			t.Errorf("%s: nlink %d, want %d", name, st.Nlink, want)
 		}

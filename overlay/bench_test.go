@@ -1,13 +1,9 @@
 package overlay_test
 
 import (
-	"bytes"
 	"context"
-	"io/fs"
-
 	"fmt"
-	"github.com/gonydus/nydus/overlay"
-	"github.com/gonydus/nydus/rafs/export"
+	"io/fs"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -18,6 +14,9 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/gonydus/nydus/overlay"
+	"github.com/gonydus/nydus/rafs/export"
 )
 
 // The benchmarks run one workload on kernel overlayfs, on fuse-overlayfs
@@ -299,7 +298,7 @@ func BenchmarkReadRAFS(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	if _, err := export.Block(context.Background(), bytes.NewReader(im.boot), int64(len(im.boot)), im.src, f); err != nil {
+	if _, err := export.Block(context.Background(), im.img, im.src, f); err != nil {
 		b.Fatal(err)
 	}
 	f.Close()

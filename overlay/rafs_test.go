@@ -27,7 +27,7 @@ func rafsLower(t testing.TB, dir string) overlay.Lower {
 
 // rafsImage is a RAFS image built from a directory.
 type rafsImage struct {
-	boot  []byte
+	img   *rafs.Image
 	src   *rafs.LocalBlobs
 	lower overlay.Lower
 }
@@ -46,7 +46,7 @@ func buildRAFS(t testing.TB, dir string) rafsImage {
 		t.Fatalf("open image: %v", err)
 	}
 	src := rafs.NewLocalBlobs("", map[string]io.ReaderAt{res.Blob.Entry.ID(): bytes.NewReader(blob.Bytes())})
-	return rafsImage{boot: res.Bootstrap, src: src, lower: overlay.NewRAFSLower(img, src)}
+	return rafsImage{img: img, src: src, lower: overlay.NewRAFSLower(img, src)}
 }
 
 // mountEROFS exports im as an EROFS block image and mounts it with the
@@ -59,7 +59,7 @@ func mountEROFS(t *testing.T, im rafsImage) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := export.Block(context.Background(), bytes.NewReader(im.boot), int64(len(im.boot)), im.src, f); err != nil {
+	if _, err := export.Block(context.Background(), im.img, im.src, f); err != nil {
 		t.Fatal(err)
 	}
 	f.Close()

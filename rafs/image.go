@@ -291,6 +291,9 @@ func (m *Image) ChunkSize() uint32 { return m.ext.ChunkSize }
 // Inodes returns the number of inodes the superblock records.
 func (m *Image) Inodes() uint64 { return m.sb.Inos }
 
+// Bootstrap returns the bootstrap's bytes, as Open was given them.
+func (m *Image) Bootstrap() *io.SectionReader { return io.NewSectionReader(m.ra, 0, m.size) }
+
 // Size returns the bootstrap size.
 func (m *Image) Size() int64 { return m.size }
 

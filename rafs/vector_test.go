@@ -6,7 +6,6 @@ import (
 	"errors"
 	"io"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -22,17 +21,8 @@ var upstreamDir = testutil.TestdataPath("upstream-nydus")
 
 const upstreamBlob = "be7d77eeb719f70884758d1aa800ed0fb09d701aaec469964e9d54325f0d5fef"
 
-func readVector(t testing.TB, rel string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join(upstreamDir, rel))
-	if err != nil {
-		testutil.Missing(t, "upstream test vector (%v): put the shared testdata at ../shared/testdata beside the repository or set GONYDUS_TESTDATA", err)
-	}
-	return b
-}
-
 func openVector(t testing.TB) (*rafs.Image, *rafs.LocalBlobs) {
-	boot := readVector(t, "bootstrap/rafs-v6-2.2.boot")
+	boot := testutil.ReadTestdata(t, "upstream-nydus", "bootstrap/rafs-v6-2.2.boot")
 	img, err := rafs.Open(bytes.NewReader(boot), int64(len(boot)))
 	if err != nil {
 		t.Fatal(err)
@@ -122,7 +112,7 @@ func TestUpstreamVectorFS(t *testing.T) {
 // with a digest or decompression error, never return bytes.
 func TestCorruptBlobIsDetected(t *testing.T) {
 	img, _ := openVector(t)
-	blob := readVector(t, "blobs/"+upstreamBlob)
+	blob := testutil.ReadTestdata(t, "upstream-nydus", "blobs/"+upstreamBlob)
 	for _, off := range []int{100, 4828 + 200} {
 		bad := bytes.Clone(blob)
 		bad[off] ^= 0x40
@@ -154,7 +144,7 @@ func TestRafsV5IsRejected(t *testing.T) {
 // TestTruncatedBootstraps opens every block-granular truncation and some
 // odd lengths: all must fail cleanly.
 func TestTruncatedBootstraps(t *testing.T) {
-	boot := readVector(t, "bootstrap/rafs-v6-2.2.boot")
+	boot := testutil.ReadTestdata(t, "upstream-nydus", "bootstrap/rafs-v6-2.2.boot")
 	lengths := []int{0, 1, 7, 8, 1023, 1024, 1100, 1152, 1500, 4095, len(boot) - 1, len(boot) - 80}
 	for n := 4096; n < len(boot); n += 4096 {
 		lengths = append(lengths, n)
@@ -173,7 +163,7 @@ func TestTruncatedBootstraps(t *testing.T) {
 // TestCorruptStructures damages each structure of the fixture and checks
 // Open or a full walk reports an error instead of panicking.
 func TestCorruptStructures(t *testing.T) {
-	boot := readVector(t, "bootstrap/rafs-v6-2.2.boot")
+	boot := testutil.ReadTestdata(t, "upstream-nydus", "bootstrap/rafs-v6-2.2.boot")
 	cases := map[string]struct {
 		off int
 		val []byte
@@ -242,7 +232,7 @@ func openAndWalk(b []byte) error {
 }
 
 func FuzzOpen(f *testing.F) {
-	boot := readVector(f, "bootstrap/rafs-v6-2.2.boot")
+	boot := testutil.ReadTestdata(f, "upstream-nydus", "bootstrap/rafs-v6-2.2.boot")
 	f.Add(boot)
 	f.Add(boot[:4096])
 	f.Fuzz(func(t *testing.T, b []byte) {

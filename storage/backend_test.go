@@ -1,87 +1,61 @@
 package storage_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
-	"io"
-	"log"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/registry"
-
+	"github.com/gonydus/nydus/internal/faultproxy"
+	"github.com/gonydus/nydus/internal/testregistry"
 	"github.com/gonydus/nydus/rafs/layout"
 	"github.com/gonydus/nydus/storage"
 	"github.com/gonydus/nydus/storage/backend"
 )
 
-// testRegistry is an in-process OCI registry with a middleware that can
-// delay blob responses and flip a byte in them.
+// testRegistry is an in-process OCI registry behind a fault proxy, which
+// can delay blob responses and corrupt them.
 type testRegistry struct {
-	srv     *httptest.Server
-	host    string
-	delay   time.Duration
-	corrupt atomic.Bool
-	blobGet atomic.Int64
+	reg   *testregistry.InProcess
+	proxy *faultproxy.Proxy
 }
 
 func newTestRegistry(t *testing.T) *testRegistry {
 	t.Helper()
-	tr := &testRegistry{}
-	inner := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
-	tr.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodGet || !strings.Contains(r.URL.Path, "/blobs/sha256:") {
-			inner.ServeHTTP(w, r)
-			return
-		}
-		tr.blobGet.Add(1)
-		time.Sleep(tr.delay)
-		rec := httptest.NewRecorder()
-		inner.ServeHTTP(rec, r)
-		body := rec.Body.Bytes()
-		if tr.corrupt.Load() && len(body) > 0 {
-			body = bytes.Clone(body)
-			body[len(body)/2] ^= 0x20
-		}
-		for k, v := range rec.Header() {
-			w.Header()[k] = v
-		}
-		w.WriteHeader(rec.Code)
-		w.Write(body)
-	}))
-	t.Cleanup(tr.srv.Close)
-	tr.host = strings.TrimPrefix(tr.srv.URL, "http://")
-	return tr
+	reg := testregistry.Start(t)
+	return &testRegistry{reg: reg, proxy: faultproxy.New(t, reg.URL)}
 }
 
-// push uploads a blob file to repo "test/blobs" (monolithic upload).
+// push uploads a blob file (named by its id) to repo "test/blobs".
 func (tr *testRegistry) push(t *testing.T, path string) {
 	t.Helper()
 	data, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	u := tr.srv.URL + "/v2/test/blobs/blobs/uploads/?digest=sha256:" + filepath.Base(path)
-	resp, err := http.Post(u, "application/octet-stream", bytes.NewReader(data))
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusCreated {
-		t.Fatalf("upload: %s", resp.Status)
+	if id := tr.reg.Push(t, "test/blobs", data); id != filepath.Base(path) {
+		t.Fatalf("pushed %s as %s", path, id)
 	}
 }
 
+// delay holds every blob response back by d.
+func (tr *testRegistry) delay(d time.Duration) {
+	tr.proxy.Add(faultproxy.Rule{Method: http.MethodGet, Path: faultproxy.BlobPath, Fault: faultproxy.Fault{Delay: d}})
+}
+
+// corrupt flips a byte in the middle of every blob response until heal.
+func (tr *testRegistry) corrupt() {
+	tr.proxy.Add(faultproxy.Rule{Method: http.MethodGet, Path: faultproxy.BlobPath, Fault: faultproxy.Fault{Body: faultproxy.BodyFlipMiddle}})
+}
+
+func (tr *testRegistry) heal() { tr.proxy.Clear() }
+
 func (tr *testRegistry) backend(t *testing.T) backend.Backend {
 	t.Helper()
-	cfg, _ := json.Marshal(map[string]any{"scheme": "http", "host": tr.host, "repo": "test/blobs", "timeout": 5})
+	cfg, _ := json.Marshal(map[string]any{"scheme": "http", "host": tr.proxy.Host(), "repo": "test/blobs", "timeout": 5})
 	be, err := backend.New("registry", cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -93,7 +67,7 @@ func (tr *testRegistry) backend(t *testing.T) backend.Backend {
 func TestChainOverBackends(t *testing.T) {
 	tb := buildBlob(t, t.TempDir(), 64<<10, layout.CompressZstd, 700<<10, 100, 300<<10)
 	reg := newTestRegistry(t)
-	reg.delay = time.Millisecond
+	reg.delay(time.Millisecond)
 	reg.push(t, tb.path)
 	local, err := backend.New("localfs", json.RawMessage(`{"dir":"`+filepath.Dir(tb.path)+`"}`))
 	if err != nil {
@@ -138,7 +112,7 @@ func TestCorruptionOverTheNetwork(t *testing.T) {
 	tb := buildBlob(t, t.TempDir(), 64<<10, layout.CompressZstd, 256<<10)
 	reg := newTestRegistry(t)
 	reg.push(t, tb.path)
-	reg.corrupt.Store(true)
+	reg.corrupt()
 	work := t.TempDir()
 	s, err := storage.NewSource(storage.BackendOpen(reg.backend(t)), storage.WithCacheDir(work),
 		storage.WithBlobOptions(storage.WithAmplify(0)))
@@ -161,7 +135,7 @@ func TestCorruptionOverTheNetwork(t *testing.T) {
 		}
 	}
 	// The link heals: the same source now serves good data.
-	reg.corrupt.Store(false)
+	reg.heal()
 	for _, c := range tb.chunks {
 		got, err := s.ReadChunk(ctxT(t), tb.entry, c)
 		if err != nil {

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
@@ -18,8 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/registry"
-
+	"github.com/gonydus/nydus/internal/testregistry"
 	"github.com/gonydus/nydus/rafs/builder"
 	"github.com/gonydus/nydus/rafs/layout"
 	"github.com/gonydus/nydus/storage"
@@ -184,7 +182,15 @@ func (l *linkReader) ReadAt(ctx context.Context, p []byte, off int64) (int, erro
 // go over a link.
 func linkedRegistry(b *testing.B, blobPath, id string) backend.Backend {
 	b.Helper()
-	inner := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
+	reg := testregistry.Start(b)
+	data, err := os.ReadFile(blobPath)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if got := reg.Push(b, "bench/blobs", data); got != id {
+		b.Fatalf("pushed blob %s, want %s", got, id)
+	}
+	inner := reg.Handler()
 	ln := newLink()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/blobs/sha256:") {
@@ -199,19 +205,6 @@ func linkedRegistry(b *testing.B, blobPath, id string) backend.Backend {
 		inner.ServeHTTP(w, r)
 	}))
 	b.Cleanup(srv.Close)
-	f, err := os.Open(blobPath)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer f.Close()
-	resp, err := http.Post(srv.URL+"/v2/bench/blobs/blobs/uploads/?digest=sha256:"+id, "application/octet-stream", f)
-	if err != nil {
-		b.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusCreated {
-		b.Fatalf("upload: %s", resp.Status)
-	}
 	cfg := fmt.Sprintf(`{"scheme":"http","host":%q,"repo":"bench/blobs","timeout":30}`, strings.TrimPrefix(srv.URL, "http://"))
 	be, err := backend.New("registry", json.RawMessage(cfg))
 	if err != nil {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"testing"
 
@@ -19,10 +18,7 @@ var upstreamDir = testutil.TestdataPath("upstream-nydus")
 // (nydus-image 2.2, zstd, blake3) through the cached chain, once cold and
 // once warm, and compares with the reference reader.
 func TestUpstreamVectorThroughCache(t *testing.T) {
-	boot, err := os.ReadFile(filepath.Join(upstreamDir, "bootstrap/rafs-v6-2.2.boot"))
-	if err != nil {
-		testutil.Missing(t, "upstream test vector (%v): put the shared testdata at ../shared/testdata beside the repository or set GONYDUS_TESTDATA", err)
-	}
+	boot := testutil.ReadTestdata(t, "upstream-nydus", "bootstrap/rafs-v6-2.2.boot")
 	img, err := rafs.Open(bytes.NewReader(boot), int64(len(boot)))
 	if err != nil {
 		t.Fatal(err)

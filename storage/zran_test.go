@@ -1,18 +1,16 @@
 package storage_test
 
 import (
-	"archive/tar"
 	"bytes"
-	"compress/gzip"
 	"context"
 	"errors"
 	"io"
 	"math/rand/v2"
 	"os"
-	"path"
 	"path/filepath"
 	"testing"
 
+	"github.com/gonydus/nydus/internal/tartest"
 	"github.com/gonydus/nydus/internal/testutil"
 	"github.com/gonydus/nydus/rafs"
 	"github.com/gonydus/nydus/rafs/layout"
@@ -20,8 +18,6 @@ import (
 	"github.com/gonydus/nydus/rafs/zran"
 	"github.com/gonydus/nydus/storage"
 )
-
-var zranVectors = testutil.TestdataPath("upstream-nydus", "zran")
 
 type zranImage struct {
 	gz, meta []byte
@@ -54,33 +50,10 @@ func (z *zranImage) open(ctx context.Context, id string) (storage.BlobReader, er
 	return storage.ReaderAt(bytes.NewReader(b)), nil
 }
 
-func zranTarFiles(t testing.TB, gz []byte) map[string][]byte {
-	t.Helper()
-	zr, err := gzip.NewReader(bytes.NewReader(gz))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr := tar.NewReader(zr)
-	out := map[string][]byte{}
-	for {
-		hdr, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			return out
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		if hdr.Typeflag == tar.TypeReg {
-			b, _ := io.ReadAll(tr)
-			out[path.Clean("/"+hdr.Name)] = b
-		}
-	}
-}
-
 // readAll reads every file through src and compares it with the tar.
 func zranReadAll(t testing.TB, z *zranImage, src rafs.ChunkSource) {
 	t.Helper()
-	for name, want := range zranTarFiles(t, z.gz) {
+	for name, want := range tartest.Files(t, z.gz) {
 		nid, err := z.img.LookupPath(name)
 		if err != nil {
 			t.Fatal(err)
@@ -102,10 +75,7 @@ func zranReadAll(t testing.TB, z *zranImage, src rafs.ChunkSource) {
 func TestZranVectorsThroughCache(t *testing.T) {
 	for _, name := range []string{"bgzip.tar.gz", "zran-two-streams.tar.gz", "zran-single-stream.tar.gz", "zran-zero-file.tar.gz"} {
 		t.Run(name, func(t *testing.T) {
-			gz, err := os.ReadFile(filepath.Join(zranVectors, name))
-			if err != nil {
-				testutil.Missing(t, "upstream test vector (%v): put the shared testdata at ../shared/testdata beside the repository or set GONYDUS_TESTDATA", err)
-			}
+			gz := testutil.ReadTestdata(t, "upstream-nydus", "zran", name)
 			z := buildZran(t, gz, targzref.WithChunkSize(0x10000), targzref.WithTOC(true))
 			tables, err := storage.ChunkTables(z.img)
 			if err != nil {
@@ -151,7 +121,7 @@ func TestZranReadBounds(t *testing.T) {
 	if testing.Short() {
 		total = 24 << 20
 	}
-	gz := zranLayer(t, 5, total)
+	gz := tartest.RandomGz(t, 5, total)
 	z := buildZran(t, gz, targzref.WithChunkSize(layout.DefaultChunkSize))
 	src, err := storage.NewSource(z.open)
 	if err != nil {
@@ -200,7 +170,7 @@ func TestZranReadBounds(t *testing.T) {
 // A layer that does not match the image (corrupt or another layer) is
 // never served and nothing of it is cached.
 func TestZranCorruptLayer(t *testing.T) {
-	gz := zranLayer(t, 6, 6<<20)
+	gz := tartest.RandomGz(t, 6, 6<<20)
 	z := buildZran(t, gz)
 	bad := bytes.Clone(gz)
 	for i := 100; i < len(bad); i += 2000 {
@@ -235,44 +205,11 @@ func TestZranCorruptLayer(t *testing.T) {
 	}
 }
 
-// zranLayer generates a deterministic gzip'd tar of about total bytes.
-func zranLayer(t testing.TB, seed uint64, total int) []byte {
-	t.Helper()
-	rng := rand.New(rand.NewPCG(seed, 1))
-	var gz bytes.Buffer
-	zw, _ := gzip.NewWriterLevel(&gz, gzip.DefaultCompression)
-	tw := tar.NewWriter(zw)
-	words := []string{"alpha ", "beta ", "gamma ", "delta ", "\n", "zran ", "nydus "}
-	for i, written := 0, 0; written < total; i++ {
-		size := rng.IntN(32 << 10)
-		if rng.IntN(8) == 0 {
-			size = rng.IntN(6 << 20)
-		}
-		data := make([]byte, 0, size+16)
-		for len(data) < size {
-			if rng.IntN(5) == 0 {
-				for range min(size-len(data), 1+rng.IntN(2048)) {
-					data = append(data, byte(rng.UintN(256)))
-				}
-			} else {
-				data = append(data, words[rng.IntN(len(words))]...)
-			}
-		}
-		data = data[:size]
-		tw.WriteHeader(&tar.Header{Name: "dir/file" + string(rune('a'+i%26)) + string(rune('a'+i/26%26)) + string(rune('a'+i/676%26)), Mode: 0o644, Size: int64(size), Typeflag: tar.TypeReg})
-		tw.Write(data)
-		written += size
-	}
-	tw.Close()
-	zw.Close()
-	return gz.Bytes()
-}
-
 // The gzip layer and its RAFS blob in one registry repository, as zran
 // images are published: files read lazily through the registry backend
 // with range requests, the blob.meta fetched from the RAFS blob.
 func TestZranOverRegistry(t *testing.T) {
-	gz := zranLayer(t, 7, 8<<20)
+	gz := tartest.RandomGz(t, 7, 8<<20)
 	z := buildZran(t, gz, targzref.WithChunkSize(0x40000), targzref.WithTOC(true))
 	dir := t.TempDir()
 	for id, data := range z.blobs {
@@ -304,7 +241,7 @@ func TestZranOverRegistry(t *testing.T) {
 // Whole-blob prefetch of a zran blob reads contexts, caches every chunk,
 // and reads are then served without the backend.
 func TestZranPrefetch(t *testing.T) {
-	gz := zranLayer(t, 10, 10<<20)
+	gz := tartest.RandomGz(t, 10, 10<<20)
 	z := buildZran(t, gz, targzref.WithChunkSize(0x40000))
 	tables, err := storage.ChunkTables(z.img)
 	if err != nil {
@@ -342,7 +279,7 @@ func TestZranPrefetch(t *testing.T) {
 // Upstream records chunk compressed sizes as zlib's consumption while the
 // chunk streamed past, which can be 0; such chunks read from their context.
 func TestZranZeroCompressedSize(t *testing.T) {
-	gz := zranLayer(t, 11, 2<<20)
+	gz := tartest.RandomGz(t, 11, 2<<20)
 	z := buildZran(t, gz)
 	src, err := storage.NewSource(z.open)
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/gonydus/nydus/internal/tartest"
 	"github.com/gonydus/nydus/rafs"
 	"github.com/gonydus/nydus/rafs/targzref"
 	"github.com/gonydus/nydus/rafs/zran"
@@ -50,7 +51,7 @@ func TestZranWholeReadFetchesEachContextOnce(t *testing.T) {
 		{"upstream-spacing", []targzref.Option{targzref.WithChunkSize(0x10000), targzref.WithTOC(true), targzref.WithContexts(zran.UpstreamLimits())}},
 	} {
 		t.Run(limits.name, func(t *testing.T) {
-			gz := zranLayer(t, 11, 24<<20)
+			gz := tartest.RandomGz(t, 11, 24<<20)
 			z := buildZran(t, gz, limits.opts...)
 			tables, err := storage.ChunkTables(z.img)
 			if err != nil {
@@ -61,7 +62,7 @@ func TestZranWholeReadFetchesEachContextOnce(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer src.Close()
-			files := zranTarFiles(t, z.gz)
+			files := tartest.Files(t, z.gz)
 			names := make([]string, 0, len(files))
 			for n := range files {
 				names = append(names, n)

@@ -1,19 +1,14 @@
 package main
 
 import (
-	"archive/tar"
 	"bytes"
-	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
-	"log"
 	"math/rand/v2"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -21,12 +16,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gonydus/nydus/internal/tartest"
+	"github.com/gonydus/nydus/internal/testregistry"
+	"github.com/gonydus/nydus/internal/testutil"
 	"github.com/gonydus/nydus/rafs/blob"
-	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/registry"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/static"
-	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
 // plainTree writes a tree a non-root user can make: nested directories,
@@ -47,13 +40,13 @@ func plainTree(t testing.TB, root string) {
 		"a/b/c/d/deep.txt":   bytes.Repeat([]byte("deep "), 50_000),
 	}
 	for p, data := range files {
-		must(t, os.MkdirAll(filepath.Join(root, filepath.Dir(p)), 0o755))
-		must(t, os.WriteFile(filepath.Join(root, p), data, 0o644))
+		testutil.Must(t, os.MkdirAll(filepath.Join(root, filepath.Dir(p)), 0o755))
+		testutil.Must(t, os.WriteFile(filepath.Join(root, p), data, 0o644))
 	}
-	must(t, os.MkdirAll(filepath.Join(root, "var/empty"), 0o700))
-	must(t, os.Symlink("../etc/hostname", filepath.Join(root, "usr/hostname")))
-	must(t, os.Symlink("missing", filepath.Join(root, "dangling")))
-	must(t, os.Link(filepath.Join(root, "etc/hostname"), filepath.Join(root, "etc/hostname.hard")))
+	testutil.Must(t, os.MkdirAll(filepath.Join(root, "var/empty"), 0o700))
+	testutil.Must(t, os.Symlink("../etc/hostname", filepath.Join(root, "usr/hostname")))
+	testutil.Must(t, os.Symlink("missing", filepath.Join(root, "dangling")))
+	testutil.Must(t, os.Link(filepath.Join(root, "etc/hostname"), filepath.Join(root, "etc/hostname.hard")))
 }
 
 // buildImage builds src into a bootstrap and a blob directory with small
@@ -79,7 +72,7 @@ func serveUnix(t testing.TB, h http.Handler) string {
 	t.Helper()
 	sock := filepath.Join(t.TempDir(), "blobs.sock")
 	l, err := net.Listen("unix", sock)
-	must(t, err)
+	testutil.Must(t, err)
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	go srv.Serve(l)
 	t.Cleanup(func() { srv.Close() })
@@ -131,35 +124,32 @@ func snapshotterBlobServer(data []byte, reads *atomic.Int64) http.Handler {
 	})
 }
 
-// startRegistry runs go-containerregistry's registry in-process and pushes
-// every blob of dir (files named by a sha256) to repo.
+// startRegistry runs an in-process registry and pushes every blob of
+// dirs (files named by a sha256) to repo.
 func startRegistry(t testing.TB, repo string, dirs ...string) string {
 	t.Helper()
-	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
-	t.Cleanup(srv.Close)
-	host := strings.TrimPrefix(srv.URL, "http://")
-	r, err := name.NewRepository(host+"/"+repo, name.Insecure)
-	must(t, err)
+	reg := testregistry.Start(t)
 	for _, dir := range dirs {
 		ents, err := os.ReadDir(dir)
-		must(t, err)
+		testutil.Must(t, err)
 		for _, e := range ents {
 			if !isHexID(e.Name()) {
 				continue
 			}
-			data := mustRead(t, filepath.Join(dir, e.Name()))
-			must(t, remote.WriteLayer(r, static.NewLayer(data, types.OCILayer)))
+			if id := reg.Push(t, repo, mustRead(t, filepath.Join(dir, e.Name()))); id != e.Name() {
+				t.Fatalf("pushed %s as %s", e.Name(), id)
+			}
 		}
 	}
-	return host
+	return reg.Host
 }
 
 func writeJSON(t testing.TB, v any) string {
 	t.Helper()
 	b, err := json.Marshal(v)
-	must(t, err)
+	testutil.Must(t, err)
 	p := filepath.Join(t.TempDir(), "config.json")
-	must(t, os.WriteFile(p, b, 0o644))
+	testutil.Must(t, os.WriteFile(p, b, 0o644))
 	return p
 }
 
@@ -209,7 +199,7 @@ func TestUnpackThroughBackends(t *testing.T) {
 	// nydus-snapshotter's proxy serves the image's only blob at any path
 	// and answers ranges with status 200.
 	ents, err := os.ReadDir(blobs)
-	must(t, err)
+	testutil.Must(t, err)
 	if len(ents) != 1 {
 		t.Fatalf("blob dir holds %d files, want the one data blob", len(ents))
 	}
@@ -224,24 +214,16 @@ func TestUnpackThroughBackends(t *testing.T) {
 	// bootstrap (built as its Pack builds it), the bootstrap extracted
 	// with its placeholder blob id, the blob served by its proxy.
 	tarPath := filepath.Join(t.TempDir(), "layer.tar")
-	f, err := os.Create(tarPath)
-	must(t, err)
-	tw := tar.NewWriter(f)
-	must(t, tw.WriteHeader(&tar.Header{Name: "etc/", Typeflag: tar.TypeDir, Mode: 0o755, ModTime: time.Unix(1700000000, 0)}))
-	body := bytes.Repeat([]byte("packed by the snapshotter\n"), 20_000)
-	must(t, tw.WriteHeader(&tar.Header{Name: "etc/packed", Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(body)), ModTime: time.Unix(1700000000, 0)}))
-	_, err = tw.Write(body)
-	must(t, err)
-	must(t, tw.Close())
-	must(t, f.Close())
+	body := strings.Repeat("packed by the snapshotter\n", 20_000)
+	testutil.Must(t, os.WriteFile(tarPath, tartest.Tar(t, tartest.Dir("etc/"), tartest.File("etc/packed", body)), 0o644))
 	packed := filepath.Join(t.TempDir(), "blob.rafs")
 	nydusImage(t, "create", "--log-level", "warn", "--blob", packed, "--whiteout-spec", "none",
 		"--fs-version", "6", "--type", "tar-rafs", "--blob-inline-meta", "--features", "blob-toc", "--chunk-size", "0x10000", tarPath)
 	pb := mustRead(t, packed)
 	inline, err := blob.InlineBootstrap(bytes.NewReader(pb), int64(len(pb)))
-	must(t, err)
+	testutil.Must(t, err)
 	packedBoot := filepath.Join(t.TempDir(), "image.boot")
-	must(t, os.WriteFile(packedBoot, inline, 0o644))
+	testutil.Must(t, os.WriteFile(packedBoot, inline, 0o644))
 	var packedReads atomic.Int64
 	psock := serveUnix(t, snapshotterBlobServer(pb, &packedReads))
 	got = unpackTar(t, "--bootstrap", packedBoot, "--backend-type", "http-proxy", "--backend-config", fmt.Sprintf(`{"addr":%q}`, psock))
@@ -311,30 +293,24 @@ func TestCheckAndExportThroughBackends(t *testing.T) {
 // RAFS blob are in a registry unpacks (through blob.meta read from the
 // registry) to the same tar as from a local directory.
 func TestUnpackZranThroughRegistry(t *testing.T) {
-	var layer bytes.Buffer
-	zw := gzip.NewWriter(&layer)
-	tw := tar.NewWriter(zw)
 	rng := rand.New(rand.NewPCG(3, 4))
+	var files []tartest.Entry
 	for i := range 40 {
 		data := make([]byte, rng.IntN(200_000))
 		for j := range data {
 			data[j] = byte('a' + rng.IntN(3)) // compressible, spans contexts
 		}
-		must(t, tw.WriteHeader(&tar.Header{Name: fmt.Sprintf("dir%d/file%d", i%5, i), Mode: 0o644, Size: int64(len(data)),
-			Typeflag: tar.TypeReg, ModTime: time.Unix(1700000000, 0)}))
-		_, err := tw.Write(data)
-		must(t, err)
+		files = append(files, tartest.File(fmt.Sprintf("dir%d/file%d", i%5, i), "", tartest.Bytes(data)))
 	}
-	must(t, tw.Close())
-	must(t, zw.Close())
+	layer := tartest.TarGz(t, files...)
 	blobs := t.TempDir()
 	gz := filepath.Join(t.TempDir(), "layer.tar.gz")
-	must(t, os.WriteFile(gz, layer.Bytes(), 0o644))
+	testutil.Must(t, os.WriteFile(gz, layer, 0o644))
 	boot := filepath.Join(t.TempDir(), "layer.boot")
 	nydusImage(t, "create", "--log-level", "warn", "--type", "targz-ref", "--features", "blob-toc", "--chunk-size", "0x10000",
 		"--bootstrap", boot, "--blob-dir", blobs, gz)
-	sum := sha256.Sum256(layer.Bytes())
-	must(t, os.WriteFile(filepath.Join(blobs, hex.EncodeToString(sum[:])), layer.Bytes(), 0o644))
+	sum := sha256.Sum256(layer)
+	testutil.Must(t, os.WriteFile(filepath.Join(blobs, hex.EncodeToString(sum[:])), layer, 0o644))
 	want := unpackTar(t, "--bootstrap", boot, "--blob-dir", blobs)
 	host := startRegistry(t, "zran", blobs)
 	got := unpackTar(t, "--bootstrap", boot, "--backend-type", "registry",

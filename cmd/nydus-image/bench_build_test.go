@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gonydus/nydus/internal/testutil"
 )
 
 // runTimed runs name with stdin from the file in (none when empty) and
@@ -21,7 +23,7 @@ func runTimed(tb testing.TB, in, name string, args ...string) (wall, cpu time.Du
 	cmd := exec.Command(name, args...)
 	if in != "" {
 		f, err := os.Open(in)
-		must(tb, err)
+		testutil.Must(tb, err)
 		defer f.Close()
 		cmd.Stdin = f
 	}

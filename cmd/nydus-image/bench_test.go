@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gonydus/nydus/internal/testutil"
 )
 
 // benchCorpusLimit caps the benchmark input: real files (the Go toolchain
@@ -23,7 +25,7 @@ const benchCorpusLimit = 256 << 20
 func writeCorpusTar(tb testing.TB, root, path string, limit int64, copies int) int64 {
 	tb.Helper()
 	f, err := os.Create(path)
-	must(tb, err)
+	testutil.Must(tb, err)
 	defer f.Close()
 	tw := tar.NewWriter(f)
 	var total int64
@@ -46,7 +48,7 @@ func writeCorpusTar(tb testing.TB, root, path string, limit int64, copies int) i
 			if info.IsDir() {
 				hdr.Name += "/"
 			}
-			must(tb, tw.WriteHeader(hdr))
+			testutil.Must(tb, tw.WriteHeader(hdr))
 			if info.Mode().IsRegular() {
 				src, err := os.Open(p)
 				if err != nil {
@@ -61,11 +63,11 @@ func writeCorpusTar(tb testing.TB, root, path string, limit int64, copies int) i
 			}
 			return nil
 		})
-		must(tb, err)
+		testutil.Must(tb, err)
 	}
-	must(tb, tw.Close())
+	testutil.Must(tb, tw.Close())
 	st, err := f.Stat()
-	must(tb, err)
+	testutil.Must(tb, err)
 	return st.Size()
 }
 
@@ -92,11 +94,11 @@ func timeCreate(tb testing.TB, args ...string) (time.Duration, int64) {
 	d := timeCmd(tb, builtBinary(tb), full...)
 	var size int64
 	ents, err := os.ReadDir(out)
-	must(tb, err)
+	testutil.Must(tb, err)
 	for _, e := range ents {
 		if len(e.Name()) == 64 {
 			info, err := e.Info()
-			must(tb, err)
+			testutil.Must(tb, err)
 			size += info.Size()
 		}
 	}
@@ -105,13 +107,13 @@ func timeCreate(tb testing.TB, args ...string) (time.Duration, int64) {
 
 func gzipSize(tb testing.TB, path string) int64 {
 	f, err := os.Open(path)
-	must(tb, err)
+	testutil.Must(tb, err)
 	defer f.Close()
 	cw := &countWriter{}
 	zw := gzip.NewWriter(cw)
 	_, err = io.Copy(zw, f)
-	must(tb, err)
-	must(tb, zw.Close())
+	testutil.Must(tb, err)
+	testutil.Must(tb, zw.Close())
 	return cw.n
 }
 
@@ -127,7 +129,7 @@ func BenchmarkTarRafs(b *testing.B) {
 	size := writeCorpusTar(b, runtime.GOROOT(), in, benchCorpusLimit, 1)
 	mb := float64(size) / (1 << 20)
 	tree := filepath.Join(dir, "tree")
-	must(b, os.MkdirAll(tree, 0o755))
+	testutil.Must(b, os.MkdirAll(tree, 0o755))
 	if out, err := exec.Command("tar", "-C", tree, "-xf", in).CombinedOutput(); err != nil {
 		b.Fatalf("tar -x: %v: %s", err, out)
 	}

@@ -1,17 +1,17 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"flag"
 	"fmt"
-	"github.com/gonydus/nydus/cmd/internal/cli"
 	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"strconv"
 	"syscall"
+
+	"github.com/gonydus/nydus/cmd/internal/cli"
 
 	"github.com/gonydus/nydus/rafs/export"
 )
@@ -85,7 +85,7 @@ func (o *exportOpts) run(args []string) error {
 		tmp.Close()
 		return err
 	}
-	n, err := export.Block(ctx, bytes.NewReader(l.boot), int64(len(l.boot)), src, tmp)
+	n, err := export.Block(ctx, l.img, src, tmp)
 	if err != nil {
 		tmp.Close()
 		return err

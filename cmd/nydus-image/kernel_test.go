@@ -1,10 +1,8 @@
 package main
 
 import (
-	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -15,15 +13,7 @@ import (
 func requireErofs(t *testing.T) {
 	t.Helper()
 	requireRoot(t)
-	fss, err := os.ReadFile("/proc/filesystems")
-	if err != nil || !strings.Contains(string(fss), "erofs") {
-		// Loading the module may make it appear.
-		_ = exec.Command("modprobe", "erofs").Run()
-		fss, _ = os.ReadFile("/proc/filesystems")
-		if !strings.Contains(string(fss), "erofs") {
-			testutil.Missing(t, "EROFS in this kernel (not in /proc/filesystems, modprobe erofs failed)")
-		}
-	}
+	testutil.RequireKernelEROFS(t)
 }
 
 // TestKernelMountsExport is the kernel oracle: create --compressor none,

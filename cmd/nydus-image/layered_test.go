@@ -5,6 +5,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/gonydus/nydus/internal/testutil"
 )
 
 func outputBlobs(t *testing.T, path string) []string {
@@ -13,8 +15,8 @@ func outputBlobs(t *testing.T, path string) []string {
 		Blobs []string `json:"blobs"`
 	}
 	b, err := os.ReadFile(path)
-	must(t, err)
-	must(t, json.Unmarshal(b, &o))
+	testutil.Must(t, err)
+	testutil.Must(t, json.Unmarshal(b, &o))
 	return o.Blobs
 }
 
@@ -34,7 +36,7 @@ func TestChunkDictAndParent(t *testing.T) {
 	// chunk goes into the new blob.
 	next := t.TempDir()
 	makeTree(t, next, treeOpts{})
-	must(t, os.WriteFile(filepath.Join(next, "new.txt"), []byte("only in the second image\n"), 0o644))
+	testutil.Must(t, os.WriteFile(filepath.Join(next, "new.txt"), []byte("only in the second image\n"), 0o644))
 	want := snapshotDir(t, next, noSocket)
 	nydusImage(t, "create", "--log-level", "warn", "--bootstrap", filepath.Join(out, "next.boot"), "--blob-dir", out,
 		"--chunk-dict", "bootstrap="+filepath.Join(out, "base.boot"), "--output-json", filepath.Join(out, "next.json"), next)
@@ -49,9 +51,9 @@ func TestChunkDictAndParent(t *testing.T) {
 		}
 	}
 	baseSt, err := os.Stat(filepath.Join(out, baseBlobs[0]))
-	must(t, err)
+	testutil.Must(t, err)
 	newSt, err := os.Stat(filepath.Join(out, newBlob))
-	must(t, err)
+	testutil.Must(t, err)
 	t.Logf("dictionary blob %d bytes, new blob %d bytes", baseSt.Size(), newSt.Size())
 	if newSt.Size()*20 > baseSt.Size() {
 		t.Fatalf("new blob of %d bytes re-stores data of the %d-byte dictionary blob", newSt.Size(), baseSt.Size())
@@ -60,8 +62,8 @@ func TestChunkDictAndParent(t *testing.T) {
 
 	// A layer on a parent bootstrap: the result is the merged view.
 	layer := t.TempDir()
-	must(t, os.WriteFile(filepath.Join(layer, "layer.txt"), []byte("layer\n"), 0o600))
-	must(t, os.WriteFile(filepath.Join(layer, ".wh.small.txt"), nil, 0o644))
+	testutil.Must(t, os.WriteFile(filepath.Join(layer, "layer.txt"), []byte("layer\n"), 0o600))
+	testutil.Must(t, os.WriteFile(filepath.Join(layer, ".wh.small.txt"), nil, 0o644))
 	nydusImage(t, "create", "--log-level", "warn", "--bootstrap", filepath.Join(out, "layered.boot"), "--blob-dir", out,
 		"--parent-bootstrap", filepath.Join(out, "base.boot"), layer)
 	got := unpackSnapshot(t, filepath.Join(out, "layered.boot"), out)

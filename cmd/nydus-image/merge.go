@@ -1,19 +1,18 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
-	"github.com/gonydus/nydus/cmd/internal/cli"
 	"log/slog"
 	"os"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/gonydus/nydus/cmd/internal/cli"
 	"github.com/gonydus/nydus/rafs/builder"
-	"github.com/gonydus/nydus/rafs/layout"
 	"github.com/gonydus/nydus/rafs/merge"
-	"github.com/gonydus/nydus/rafs/tree"
 )
 
 type mergeOpts struct {
@@ -87,8 +86,10 @@ func (o *mergeOpts) run(sources []string) error {
 		return err
 	}
 
-	var merged *tree.Tree
-	var table merge.Table
+	layers, err := merge.NewLayers(merge.WithWhiteoutSpec(spec))
+	if err != nil {
+		return err
+	}
 	if *o.parent != "" {
 		p, err := loadImage(*o.parent)
 		if err != nil {
@@ -99,9 +100,8 @@ func (o *mergeOpts) run(sources []string) error {
 		if err != nil {
 			return fmt.Errorf("parent bootstrap: %w", err)
 		}
-		merged = &tree.Tree{Root: pt.Root, ChunkSize: pt.ChunkSize, Flags: pt.Flags, Prefetch: pt.Prefetch}
-		if err := table.Add(pt); err != nil {
-			return err
+		if err := layers.AddMerged(pt); err != nil {
+			return fmt.Errorf("parent bootstrap: %w", err)
 		}
 	}
 	for i, src := range sources {
@@ -125,24 +125,16 @@ func (o *mergeOpts) run(sources []string) error {
 			}
 			lb.Apply(own)
 		}
-		if merged == nil {
-			// The lowest layer has nothing under it: its whiteouts and
-			// opaque markers delete nothing and must not show.
-			merge.Strip(lt.Root, spec)
-			merged = &tree.Tree{Root: lt.Root, ChunkSize: lt.ChunkSize, Flags: lt.Flags, Prefetch: lt.Prefetch}
-		} else {
-			if lt.ChunkSize != merged.ChunkSize {
-				return fmt.Errorf("%w: %s has chunk size %#x, lower layers %#x", errInconsistent, src, lt.ChunkSize, merged.ChunkSize)
-			}
-			merge.Apply(merged.Root, lt.Root, spec)
-			merged.Flags |= lt.Flags & layout.FlagExplicitUIDGID
-			merged.Prefetch = append(merged.Prefetch, lt.Prefetch...)
-		}
-		if err := table.Add(lt); err != nil {
+		if err := layers.Add(lt); errors.Is(err, merge.ErrChunkSize) {
+			return fmt.Errorf("%w: %s: %w", errInconsistent, src, err)
+		} else if err != nil {
 			return fmt.Errorf("%s: %w", src, err)
 		}
 	}
-	merged.Blobs = table.Blobs
+	merged, err := layers.Tree()
+	if err != nil {
+		return err
+	}
 	if *o.prefetchPolicy == "fs" {
 		merged.Prefetch = prefetch
 	}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"archive/tar"
 	"bytes"
 	"compress/gzip"
 	"crypto/sha256"
@@ -12,6 +11,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gonydus/nydus/internal/tartest"
+	"github.com/gonydus/nydus/internal/testutil"
 	"github.com/gonydus/nydus/rafs"
 	"github.com/gonydus/nydus/rafs/blob"
 	"github.com/gonydus/nydus/rafs/layout"
@@ -26,14 +27,14 @@ func layerBootstrap(t *testing.T, dir, name, typ string, layer []byte, extra ...
 	t.Helper()
 	wd := t.TempDir()
 	src := filepath.Join(wd, "layer")
-	must(t, os.WriteFile(src, layer, 0o644))
+	testutil.Must(t, os.WriteFile(src, layer, 0o644))
 	out := filepath.Join(wd, "blob.rafs")
 	args := append([]string{"create", "--log-level", "warn", "--type", typ, "--blob-inline-meta", "--features", "blob-toc", "--blob", out}, extra...)
 	nydusImage(t, append(args, src)...)
 	b := mustRead(t, out)
 	boot, err := blob.InlineBootstrap(bytes.NewReader(b), int64(len(b)))
-	must(t, err)
-	must(t, os.WriteFile(filepath.Join(dir, name), boot, 0o644))
+	testutil.Must(t, err)
+	testutil.Must(t, os.WriteFile(filepath.Join(dir, name), boot, 0o644))
 	return b
 }
 
@@ -41,7 +42,7 @@ func mergedBlobs(t *testing.T, boot string) []*layout.BlobEntry {
 	t.Helper()
 	b := mustRead(t, boot)
 	img, err := rafs.Open(bytes.NewReader(b), int64(len(b)))
-	must(t, err)
+	testutil.Must(t, err)
 	return img.Blobs()
 }
 
@@ -49,8 +50,8 @@ func gz(t *testing.T, b []byte) []byte {
 	var buf bytes.Buffer
 	w := gzip.NewWriter(&buf)
 	_, err := w.Write(b)
-	must(t, err)
-	must(t, w.Close())
+	testutil.Must(t, err)
+	testutil.Must(t, w.Close())
 	return buf.Bytes()
 }
 
@@ -58,8 +59,8 @@ func gz(t *testing.T, b []byte) []byte {
 // semantics (builder/src/merge.rs).
 func TestMergeBlobFlags(t *testing.T) {
 	d := t.TempDir()
-	tarA := makeTar(t, []tarEntry{{name: "a/", typ: tar.TypeDir}, {name: "a/file", body: strings.Repeat("a", 5000), typ: tar.TypeReg}})
-	tarB := makeTar(t, []tarEntry{{name: "b/", typ: tar.TypeDir}, {name: "b/file", body: strings.Repeat("b", 7000), typ: tar.TypeReg}})
+	tarA := tartest.Tar(t, tartest.Dir("a/"), tartest.File("a/file", strings.Repeat("a", 5000)))
+	tarB := tartest.Tar(t, tartest.Dir("b/"), tartest.File("b/file", strings.Repeat("b", 7000)))
 
 	t.Run("native", func(t *testing.T) {
 		rafsBlob := layerBootstrap(t, d, sha([]byte("native layer")), "tar-rafs", tarA)
@@ -124,13 +125,13 @@ func TestMergeBlobFlags(t *testing.T) {
 		// With --config the bootstrap's own ids stay; so they do for a
 		// file name that is not a blob id.
 		cfg := filepath.Join(t.TempDir(), "config.json")
-		must(t, os.WriteFile(cfg, []byte(`{"version":2,"backend":{"type":"localfs","localfs":{"dir":"/nonexistent"}}}`), 0o644))
+		testutil.Must(t, os.WriteFile(cfg, []byte(`{"version":2,"backend":{"type":"localfs","localfs":{"dir":"/nonexistent"}}}`), 0o644))
 		for _, args := range [][]string{{"--config", cfg, filepath.Join(d, stem)}, {filepath.Join(d, "named.boot")}} {
 			src := args[len(args)-1]
 			out := filepath.Join(t.TempDir(), "boot")
 			nydusImage(t, append([]string{"merge", "--log-level", "warn", "--bootstrap", out}, args...)...)
 			l, err := loadImage(src)
-			must(t, err)
+			testutil.Must(t, err)
 			want := l.img.Blobs()[0].ID()
 			l.Close()
 			if got := mergedBlobs(t, out)[0].ID(); got != want {
@@ -146,8 +147,8 @@ func TestMergeBlobFlags(t *testing.T) {
 		dict := filepath.Join(t.TempDir(), "dict.boot")
 		nydusImage(t, "merge", "--log-level", "warn", "--bootstrap", dict, filepath.Join(d, dictLayer))
 		// A layer with A's data and new data has two blobs: the dictionary's and its own.
-		both := makeTar(t, []tarEntry{{name: "a/", typ: tar.TypeDir}, {name: "a/file", body: strings.Repeat("a", 5000), typ: tar.TypeReg},
-			{name: "b/", typ: tar.TypeDir}, {name: "b/file", body: strings.Repeat("b", 7000), typ: tar.TypeReg}})
+		both := tartest.Tar(t, tartest.Dir("a/"), tartest.File("a/file", strings.Repeat("a", 5000)),
+			tartest.Dir("b/"), tartest.File("b/file", strings.Repeat("b", 7000)))
 		stem := sha([]byte("layer on dict"))
 		own := layerBootstrap(t, d, stem, "tar-rafs", both, "--chunk-dict", "bootstrap="+dict)
 		out := filepath.Join(t.TempDir(), "boot")
@@ -176,17 +177,17 @@ func TestMergeBlobFlags(t *testing.T) {
 // lowest layer delete nothing and do not appear in the merged image.
 func TestMergeLowestLayerWhiteouts(t *testing.T) {
 	d := t.TempDir()
-	layer := makeTar(t, []tarEntry{{name: "a/", typ: tar.TypeDir}, {name: "a/.wh..wh..opq", typ: tar.TypeReg},
-		{name: "a/kept", body: "k", typ: tar.TypeReg}, {name: ".wh.ghost", typ: tar.TypeReg}, {name: "top", body: "t", typ: tar.TypeReg}})
+	layer := tartest.Tar(t, tartest.Dir("a/"), tartest.File("a/.wh..wh..opq", ""),
+		tartest.File("a/kept", "k"), tartest.File(".wh.ghost", ""), tartest.File("top", "t"))
 	stem := sha([]byte("lowest layer"))
 	layerBootstrap(t, d, stem, "tar-rafs", layer)
 	out := filepath.Join(t.TempDir(), "boot")
 	nydusImage(t, "merge", "--log-level", "warn", "--bootstrap", out, filepath.Join(d, stem))
 	b := mustRead(t, out)
 	img, err := rafs.Open(bytes.NewReader(b), int64(len(b)))
-	must(t, err)
+	testutil.Must(t, err)
 	var paths []string
-	must(t, img.Walk(func(p string, _ *rafs.Inode) error { paths = append(paths, p); return nil }))
+	testutil.Must(t, img.Walk(func(p string, _ *rafs.Inode) error { paths = append(paths, p); return nil }))
 	if want := []string{"/", "/a", "/a/kept", "/top"}; !slices.Equal(paths, want) {
 		t.Fatalf("merged paths %v, want %v", paths, want)
 	}

@@ -15,8 +15,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gonydus/nydus/internal/statcmp"
+	"github.com/gonydus/nydus/internal/testutil"
+
 	"golang.org/x/sys/unix"
+
+	"github.com/gonydus/nydus/internal/statcmp"
 )
 
 // The oracle test: layers written as real directories, merged by the
@@ -37,27 +40,27 @@ func (l layerFS) p(rel string) string { return filepath.Join(l.root, rel) }
 
 func (l layerFS) dir(rel string, perm os.FileMode) {
 	l.t.Helper()
-	must(l.t, os.MkdirAll(l.p(rel), 0o755))
-	must(l.t, os.Chmod(l.p(rel), perm))
+	testutil.Must(l.t, os.MkdirAll(l.p(rel), 0o755))
+	testutil.Must(l.t, os.Chmod(l.p(rel), perm))
 }
 
 func (l layerFS) file(rel, data string, perm os.FileMode) {
 	l.t.Helper()
-	must(l.t, os.MkdirAll(filepath.Dir(l.p(rel)), 0o755))
-	must(l.t, os.WriteFile(l.p(rel), []byte(data), 0o600))
-	must(l.t, os.Chmod(l.p(rel), perm))
+	testutil.Must(l.t, os.MkdirAll(filepath.Dir(l.p(rel)), 0o755))
+	testutil.Must(l.t, os.WriteFile(l.p(rel), []byte(data), 0o600))
+	testutil.Must(l.t, os.Chmod(l.p(rel), perm))
 }
 
 func (l layerFS) whiteout(rel string) {
 	l.t.Helper()
-	must(l.t, os.MkdirAll(filepath.Dir(l.p(rel)), 0o755))
-	must(l.t, unix.Mknod(l.p(rel), unix.S_IFCHR, 0))
+	testutil.Must(l.t, os.MkdirAll(filepath.Dir(l.p(rel)), 0o755))
+	testutil.Must(l.t, unix.Mknod(l.p(rel), unix.S_IFCHR, 0))
 }
 
 func (l layerFS) opaque(rel string) {
 	l.t.Helper()
 	l.dir(rel, 0o755)
-	must(l.t, unix.Lsetxattr(l.p(rel), "trusted.overlay.opaque", []byte("y"), 0))
+	testutil.Must(l.t, unix.Lsetxattr(l.p(rel), "trusted.overlay.opaque", []byte("y"), 0))
 }
 
 // pinTimes gives every entry a distinct mtime with nanoseconds, deepest
@@ -65,13 +68,13 @@ func (l layerFS) opaque(rel string) {
 func (l layerFS) pinTimes(base int64) {
 	l.t.Helper()
 	var paths []string
-	must(l.t, filepath.WalkDir(l.root, func(p string, _ fs.DirEntry, err error) error {
+	testutil.Must(l.t, filepath.WalkDir(l.root, func(p string, _ fs.DirEntry, err error) error {
 		paths = append(paths, p)
 		return err
 	}))
 	for i := len(paths) - 1; i >= 0; i-- {
 		ts := []unix.Timespec{unix.NsecToTimespec(1e9), unix.NsecToTimespec(base + int64(i)*1_000_000_007)}
-		must(l.t, unix.UtimesNanoAt(unix.AT_FDCWD, paths[i], ts, unix.AT_SYMLINK_NOFOLLOW))
+		testutil.Must(l.t, unix.UtimesNanoAt(unix.AT_FDCWD, paths[i], ts, unix.AT_SYMLINK_NOFOLLOW))
 	}
 }
 
@@ -91,12 +94,12 @@ func nestedLayers(t *testing.T, work string) []string {
 	var dirs []string
 	mk := func(i int, fill func(l layerFS)) {
 		l := layerFS{t, filepath.Join(work, fmt.Sprintf("layer%d", i))}
-		must(t, os.MkdirAll(l.root, 0o755))
+		testutil.Must(t, os.MkdirAll(l.root, 0o755))
 		fill(l)
 		l.pinTimes(1_700_000_000_000_000_000 + int64(i)*1_000_000_000_000)
 		if _, err := os.Lstat(l.p("old/1960")); err == nil { // a time before 1970, with nanoseconds
 			ts := []unix.Timespec{{}, {Sec: -315_619_200, Nsec: 250_000_000}}
-			must(t, unix.UtimesNanoAt(unix.AT_FDCWD, l.p("old/1960"), ts, unix.AT_SYMLINK_NOFOLLOW))
+			testutil.Must(t, unix.UtimesNanoAt(unix.AT_FDCWD, l.p("old/1960"), ts, unix.AT_SYMLINK_NOFOLLOW))
 		}
 		dirs = append(dirs, l.root)
 	}
@@ -111,38 +114,38 @@ func nestedLayers(t *testing.T, work string) []string {
 		}
 		l.file(filepath.Join(l.chain("deep", 30), "leaf"), "deep\n", 0o644)
 		l.file("hl/a", "shared inode\n", 0o640)
-		must(t, os.Link(l.p("hl/a"), l.p("hl/b")))
-		must(t, os.Link(l.p("hl/a"), l.p("hl/c")))
+		testutil.Must(t, os.Link(l.p("hl/a"), l.p("hl/b")))
+		testutil.Must(t, os.Link(l.p("hl/a"), l.p("hl/c")))
 		l.dir("other", 0o755)
-		must(t, os.Link(l.p("hl/a"), l.p("other/hl-d")))
+		testutil.Must(t, os.Link(l.p("hl/a"), l.p("other/hl-d")))
 		l.file("pair/x", "pair\n", 0o644)
-		must(t, os.Link(l.p("pair/x"), l.p("pair/y")))
+		testutil.Must(t, os.Link(l.p("pair/x"), l.p("pair/y")))
 		l.file("bin/setuid", "#!/bin/sh\n", 0o755)
-		must(t, os.Chmod(l.p("bin/setuid"), 0o755|os.ModeSetuid|os.ModeSetgid))
+		testutil.Must(t, os.Chmod(l.p("bin/setuid"), 0o755|os.ModeSetuid|os.ModeSetgid))
 		l.dir("tmp", 0o755)
-		must(t, os.Chmod(l.p("tmp"), 0o777|os.ModeSticky))
-		must(t, os.Symlink("../hl/a", l.p("other/sym")))
+		testutil.Must(t, os.Chmod(l.p("tmp"), 0o777|os.ModeSticky))
+		testutil.Must(t, os.Symlink("../hl/a", l.p("other/sym")))
 		l.dir("dev", 0o755)
-		must(t, unix.Mknod(l.p("dev/null"), unix.S_IFCHR|0o666, int(unix.Mkdev(1, 3))))
-		must(t, unix.Mknod(l.p("dev/loop7"), unix.S_IFBLK|0o660, int(unix.Mkdev(7, 7))))
-		must(t, unix.Mkfifo(l.p("dev/fifo"), 0o600))
+		testutil.Must(t, unix.Mknod(l.p("dev/null"), unix.S_IFCHR|0o666, int(unix.Mkdev(1, 3))))
+		testutil.Must(t, unix.Mknod(l.p("dev/loop7"), unix.S_IFBLK|0o660, int(unix.Mkdev(7, 7))))
+		testutil.Must(t, unix.Mkfifo(l.p("dev/fifo"), 0o600))
 		// Hardlinks of other types than regular files share inodes too.
-		must(t, os.Link(l.p("dev/fifo"), l.p("dev/fifo-link")))
-		must(t, os.Link(l.p("dev/null"), l.p("dev/null-link")))
-		must(t, os.Link(l.p("other/sym"), l.p("hl/sym-link")))
-		must(t, unix.Lsetxattr(l.p("one"), "user.note", []byte("dir xattr"), 0))
-		must(t, unix.Lsetxattr(l.p("hl/a"), "user.big", []byte(strings.Repeat("v", 600)), 0))
-		must(t, os.Lchown(l.p("one/sub"), 1000, 1001))
-		must(t, os.Lchown(l.p("other/sym"), 7, 8))
-		must(t, unix.Lsetxattr(l.p("other/sym"), "trusted.on-a-symlink", []byte("s"), 0))
-		must(t, unix.Lsetxattr(l.p("dev/null"), "trusted.on-a-device", []byte{0, 1, 2}, 0))
-		must(t, unix.Lsetxattr(l.p("hl/a"), "user.empty", nil, 0))
+		testutil.Must(t, os.Link(l.p("dev/fifo"), l.p("dev/fifo-link")))
+		testutil.Must(t, os.Link(l.p("dev/null"), l.p("dev/null-link")))
+		testutil.Must(t, os.Link(l.p("other/sym"), l.p("hl/sym-link")))
+		testutil.Must(t, unix.Lsetxattr(l.p("one"), "user.note", []byte("dir xattr"), 0))
+		testutil.Must(t, unix.Lsetxattr(l.p("hl/a"), "user.big", []byte(strings.Repeat("v", 600)), 0))
+		testutil.Must(t, os.Lchown(l.p("one/sub"), 1000, 1001))
+		testutil.Must(t, os.Lchown(l.p("other/sym"), 7, 8))
+		testutil.Must(t, unix.Lsetxattr(l.p("other/sym"), "trusted.on-a-symlink", []byte("s"), 0))
+		testutil.Must(t, unix.Lsetxattr(l.p("dev/null"), "trusted.on-a-device", []byte{0, 1, 2}, 0))
+		testutil.Must(t, unix.Lsetxattr(l.p("hl/a"), "user.empty", nil, 0))
 		l.dir("sgid/inner", 0o755)
-		must(t, os.Chmod(l.p("sgid"), 0o775|os.ModeSetgid))
+		testutil.Must(t, os.Chmod(l.p("sgid"), 0o775|os.ModeSetgid))
 		for _, d := range []string{"gone/x/y/z", "gone/w", "redo/old/older", "opq/a", "opq/b/c", "keep/k1", "keep/k2", "f2d"} {
 			l.dir(d, 0o755)
 		}
-		must(t, os.Remove(l.p("f2d")))
+		testutil.Must(t, os.Remove(l.p("f2d")))
 		l.file("f2d", "becomes a directory\n", 0o644)
 		l.file("opq/file", "hidden by the opaque directory above\n", 0o644)
 		l.file("old/1960", "before the epoch\n", 0o644)
@@ -158,9 +161,9 @@ func nestedLayers(t *testing.T, work string) []string {
 		l.dir("keep/k3", 0o755)
 		l.whiteout(filepath.Join("deep/c00/c01/c02/c03/c04", "c05")) // cut the chain short
 		l.file("one/sub/new-file", "no new subdirectory\n", 0o644)
-		must(t, os.Chmod(l.p("one"), 0o700))
-		must(t, os.Chmod(l.p("one/sub"), 0o750))
-		must(t, os.Lchown(l.p("one/sub"), 1000, 1001))
+		testutil.Must(t, os.Chmod(l.p("one"), 0o700))
+		testutil.Must(t, os.Chmod(l.p("one/sub"), 0o750))
+		testutil.Must(t, os.Lchown(l.p("one/sub"), 1000, 1001))
 	})
 	mk(3, func(l layerFS) {
 		l.dir("redo/n1", 0o755) // re-created with other subdirectories
@@ -180,7 +183,7 @@ func nestedLayers(t *testing.T, work string) []string {
 // file system counts links itself.
 func overlayOracle(t *testing.T, layers []string, dst string) {
 	t.Helper()
-	must(t, os.MkdirAll(dst, 0o755))
+	testutil.Must(t, os.MkdirAll(dst, 0o755))
 	if len(layers) == 1 {
 		cpA(t, layers[0], dst)
 		return
@@ -193,7 +196,7 @@ func overlayOracle(t *testing.T, layers []string, dst string) {
 	if out, err := exec.Command("mount", "-t", "overlay", "overlay", "-o", "ro,lowerdir="+strings.Join(lower, ":"), mnt).CombinedOutput(); err != nil {
 		t.Skipf("kernel overlayfs (the merge oracle) cannot mount: %v: %s", err, out)
 	}
-	defer func() { must(t, unix.Unmount(mnt, 0)) }()
+	defer func() { testutil.Must(t, unix.Unmount(mnt, 0)) }()
 	cpA(t, mnt, dst)
 }
 
@@ -211,7 +214,7 @@ func cpA(t *testing.T, src, dst string) {
 func ociTar(t *testing.T, root, out string, implied func(rel string) bool) {
 	t.Helper()
 	f, err := os.Create(out)
-	must(t, err)
+	testutil.Must(t, err)
 	tw := tar.NewWriter(f)
 	first := map[[2]uint64]string{}
 	err = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
@@ -296,9 +299,9 @@ func ociTar(t *testing.T, root, out string, implied func(rel string) bool) {
 		}
 		return nil
 	})
-	must(t, err)
-	must(t, tw.Close())
-	must(t, f.Close())
+	testutil.Must(t, err)
+	testutil.Must(t, tw.Close())
+	testutil.Must(t, f.Close())
 }
 
 func xattrsOf(p string) (map[string]string, error) {
@@ -325,15 +328,15 @@ func xattrsOf(p string) (map[string]string, error) {
 func gzipFile(t *testing.T, src, dst string) {
 	t.Helper()
 	in, err := os.Open(src)
-	must(t, err)
+	testutil.Must(t, err)
 	defer in.Close()
 	out, err := os.Create(dst)
-	must(t, err)
+	testutil.Must(t, err)
 	zw := gzip.NewWriter(out)
 	_, err = io.Copy(zw, in)
-	must(t, err)
-	must(t, zw.Close())
-	must(t, out.Close())
+	testutil.Must(t, err)
+	testutil.Must(t, zw.Close())
+	testutil.Must(t, out.Close())
 }
 
 // buildLayers builds one bootstrap per layer with source type typ and
@@ -365,9 +368,9 @@ func buildLayers(t *testing.T, typ string, layers []string, implied func(string)
 			nydusImage(t, append(base, gz)...)
 			if typ == "targz-ref" { // nydusd and export find the layer by its digest
 				b, err := os.ReadFile(gz)
-				must(t, err)
+				testutil.Must(t, err)
 				sum := sha256.Sum256(b)
-				must(t, os.WriteFile(filepath.Join(blobs, hex.EncodeToString(sum[:])), b, 0o644))
+				testutil.Must(t, os.WriteFile(filepath.Join(blobs, hex.EncodeToString(sum[:])), b, 0o644))
 			}
 		default:
 			t.Fatalf("unknown source type %s", typ)
@@ -426,10 +429,10 @@ func mountNydusd(t *testing.T, bin, boot, blobs string) string {
 	mnt := t.TempDir()
 	cfg := filepath.Join(t.TempDir(), "nydusd.json")
 	doc := fmt.Sprintf(`{"device":{"backend":{"type":"localfs","config":{"dir":%q}},"cache":{"type":"blobcache","config":{"work_dir":%q}}},"mode":"direct","digest_validate":true,"enable_xattr":true}`, blobs, t.TempDir())
-	must(t, os.WriteFile(cfg, []byte(doc), 0o644))
+	testutil.Must(t, os.WriteFile(cfg, []byte(doc), 0o644))
 	cmd := exec.Command(bin, "--config", cfg, "--bootstrap", boot, "--mountpoint", mnt, "--log-level", "warn")
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	must(t, cmd.Start())
+	testutil.Must(t, cmd.Start())
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
 	t.Cleanup(func() {
@@ -476,7 +479,7 @@ func unpackExtract(t *testing.T, boot, blobs string) string {
 func snap(t *testing.T, root string) statcmp.Snapshot {
 	t.Helper()
 	s, err := statcmp.Dir(root)
-	must(t, err)
+	testutil.Must(t, err)
 	return s
 }
 
@@ -502,7 +505,7 @@ func TestOracleNestedDirectories(t *testing.T) {
 
 	// Directories only implied by tar entries (one layer, tar types).
 	single := layerFS{t, filepath.Join(work, "implied")}
-	must(t, os.MkdirAll(single.root, 0o755))
+	testutil.Must(t, os.MkdirAll(single.root, 0o755))
 	single.file("a/b/c/file", "implied parents\n", 0o644)
 	single.dir("a/b/d", 0o700)
 	single.file("x/y", "y\n", 0o600)
@@ -511,9 +514,9 @@ func TestOracleNestedDirectories(t *testing.T) {
 	single.pinTimes(1_650_000_000_000_000_000)
 	impliedDirs := map[string]bool{".": true, "a": true, "a/b": true, "a/b/c": true, "x": true, "x/z": true}
 	for p := range impliedDirs { // what a builder gives a directory nothing describes
-		must(t, os.Chmod(single.p(p), 0o755))
-		must(t, os.Lchown(single.p(p), 0, 0))
-		must(t, unix.UtimesNanoAt(unix.AT_FDCWD, single.p(p), []unix.Timespec{{}, {}}, unix.AT_SYMLINK_NOFOLLOW))
+		testutil.Must(t, os.Chmod(single.p(p), 0o755))
+		testutil.Must(t, os.Lchown(single.p(p), 0, 0))
+		testutil.Must(t, unix.UtimesNanoAt(unix.AT_FDCWD, single.p(p), []unix.Timespec{{}, {}}, unix.AT_SYMLINK_NOFOLLOW))
 	}
 	impliedWant := snap(t, single.root)
 
@@ -537,7 +540,7 @@ func TestOracleNestedDirectories(t *testing.T) {
 				t.Run(c.name, func(t *testing.T) {
 					work := t.TempDir()
 					blobs := filepath.Join(work, "blobs")
-					must(t, os.MkdirAll(blobs, 0o755))
+					testutil.Must(t, os.MkdirAll(blobs, 0o755))
 					boot := buildLayers(t, typ, c.layers, c.implied, c.chain, work, blobs)
 					kernel := snap(t, mountKernel(t, boot, blobs))
 					statcmp.Check(t, "source", c.want, "kernel EROFS", kernel, statcmp.IgnoreDirSize())

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"archive/tar"
 	"bytes"
 	"math/rand/v2"
 	"os"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"github.com/gonydus/nydus/internal/ptytest"
+	"github.com/gonydus/nydus/internal/tartest"
 )
 
 // mainEnv makes the test binary run nydus-image's main (TestMain), so
@@ -36,22 +36,14 @@ func selfCommand(t *testing.T, env []string, args ...string) *exec.Cmd {
 // progressTar writes a tar of n MiB of incompressible file data.
 func progressTar(t *testing.T, dir string, mib int) []byte {
 	t.Helper()
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
 	rng := rand.NewChaCha8([32]byte{7})
-	data := make([]byte, 1<<20)
+	var files []tartest.Entry
 	for i := range mib {
+		data := make([]byte, 1<<20)
 		rng.Read(data)
-		if err := tw.WriteHeader(&tar.Header{Name: filepath.Join("d", string(rune('a'+i%26))+strings.Repeat("x", i/26)),
-			Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(data))}); err != nil {
-			t.Fatal(err)
-		}
-		tw.Write(data)
+		files = append(files, tartest.File(filepath.Join("d", string(rune('a'+i%26))+strings.Repeat("x", i/26)), "", tartest.Bytes(data)))
 	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
+	return tartest.Tar(t, files...)
 }
 
 var (

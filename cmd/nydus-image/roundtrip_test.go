@@ -11,9 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gonydus/nydus/internal/statcmp"
 	"golang.org/x/sys/unix"
 
+	"github.com/gonydus/nydus/internal/statcmp"
 	"github.com/gonydus/nydus/internal/testutil"
 )
 
@@ -22,22 +22,15 @@ type treeOpts struct {
 	many int  // number of extra small files
 }
 
-func must(t testing.TB, err error) {
-	t.Helper()
-	if err != nil {
-		t.Fatal(err)
-	}
-}
-
 // makeTree writes a tree with every entry type RAFS carries.
 func makeTree(t testing.TB, root string, o treeOpts) {
 	t.Helper()
 	rng := rand.New(rand.NewPCG(1, 2))
 	write := func(rel string, data []byte, perm os.FileMode) {
 		p := filepath.Join(root, rel)
-		must(t, os.MkdirAll(filepath.Dir(p), 0o755))
-		must(t, os.WriteFile(p, data, perm))
-		must(t, os.Chmod(p, perm))
+		testutil.Must(t, os.MkdirAll(filepath.Dir(p), 0o755))
+		testutil.Must(t, os.WriteFile(p, data, perm))
+		testutil.Must(t, os.Chmod(p, perm))
 	}
 	random := func(n int) []byte {
 		b := make([]byte, n)
@@ -59,22 +52,22 @@ func makeTree(t testing.TB, root string, o treeOpts) {
 	write("text/large.txt", text(3<<20+123), 0o640)
 	write("bin/random.bin", random(2<<20+4097), 0o755)
 	write("bin/setuid", []byte("#!/bin/sh\n"), 0o4755|os.ModeSetuid)
-	must(t, os.Chmod(filepath.Join(root, "bin/setuid"), 0o755|os.ModeSetuid|os.ModeSetgid))
+	testutil.Must(t, os.Chmod(filepath.Join(root, "bin/setuid"), 0o755|os.ModeSetuid|os.ModeSetgid))
 	write("dup/a", text(1<<20), 0o644)
-	must(t, os.WriteFile(filepath.Join(root, "dup/b"), mustRead(t, filepath.Join(root, "dup/a")), 0o644))
+	testutil.Must(t, os.WriteFile(filepath.Join(root, "dup/b"), mustRead(t, filepath.Join(root, "dup/a")), 0o644))
 	write("links/target", []byte("shared inode\n"), 0o600)
-	must(t, os.Link(filepath.Join(root, "links/target"), filepath.Join(root, "links/hard1")))
-	must(t, os.Link(filepath.Join(root, "links/target"), filepath.Join(root, "hard2")))
-	must(t, os.Symlink("target", filepath.Join(root, "links/rel")))
-	must(t, os.Symlink("/etc/passwd", filepath.Join(root, "links/abs")))
-	must(t, os.Symlink(strings.Repeat("x/", 1000)+"y", filepath.Join(root, "links/long")))
-	must(t, os.Symlink("missing", filepath.Join(root, "links/dangling")))
-	must(t, os.MkdirAll(filepath.Join(root, "dev"), 0o755))
-	must(t, unix.Mknod(filepath.Join(root, "dev/null"), unix.S_IFCHR|0o666, int(unix.Mkdev(1, 3))))
-	must(t, unix.Mknod(filepath.Join(root, "dev/loop7"), unix.S_IFBLK|0o660, int(unix.Mkdev(7, 7))))
-	must(t, unix.Mknod(filepath.Join(root, "dev/bigdev"), unix.S_IFCHR|0o600, int(unix.Mkdev(4095, 1048575))))
-	must(t, unix.Mkfifo(filepath.Join(root, "dev/fifo"), 0o644))
-	must(t, unix.Mknod(filepath.Join(root, "dev/sock"), unix.S_IFSOCK|0o755, 0))
+	testutil.Must(t, os.Link(filepath.Join(root, "links/target"), filepath.Join(root, "links/hard1")))
+	testutil.Must(t, os.Link(filepath.Join(root, "links/target"), filepath.Join(root, "hard2")))
+	testutil.Must(t, os.Symlink("target", filepath.Join(root, "links/rel")))
+	testutil.Must(t, os.Symlink("/etc/passwd", filepath.Join(root, "links/abs")))
+	testutil.Must(t, os.Symlink(strings.Repeat("x/", 1000)+"y", filepath.Join(root, "links/long")))
+	testutil.Must(t, os.Symlink("missing", filepath.Join(root, "links/dangling")))
+	testutil.Must(t, os.MkdirAll(filepath.Join(root, "dev"), 0o755))
+	testutil.Must(t, unix.Mknod(filepath.Join(root, "dev/null"), unix.S_IFCHR|0o666, int(unix.Mkdev(1, 3))))
+	testutil.Must(t, unix.Mknod(filepath.Join(root, "dev/loop7"), unix.S_IFBLK|0o660, int(unix.Mkdev(7, 7))))
+	testutil.Must(t, unix.Mknod(filepath.Join(root, "dev/bigdev"), unix.S_IFCHR|0o600, int(unix.Mkdev(4095, 1048575))))
+	testutil.Must(t, unix.Mkfifo(filepath.Join(root, "dev/fifo"), 0o644))
+	testutil.Must(t, unix.Mknod(filepath.Join(root, "dev/sock"), unix.S_IFSOCK|0o755, 0))
 	// Names: UTF-8, 255 bytes, spaces and odd characters.
 	write("名前/ファイル.txt", []byte("utf-8\n"), 0o644)
 	write(strings.Repeat("n", 255), []byte("255\n"), 0o644)
@@ -84,15 +77,15 @@ func makeTree(t testing.TB, root string, o treeOpts) {
 		deep = filepath.Join(deep, strings.Repeat("d", 120))
 	}
 	write(filepath.Join(deep, "leaf"), []byte("deep\n"), 0o644)
-	must(t, os.MkdirAll(filepath.Join(root, "emptydir"), 0o700))
+	testutil.Must(t, os.MkdirAll(filepath.Join(root, "emptydir"), 0o700))
 	// Ownership.
-	must(t, os.Lchown(filepath.Join(root, "small.txt"), 1000, 1001))
-	must(t, os.Lchown(filepath.Join(root, "links/rel"), 123, 456))
-	must(t, os.Lchown(filepath.Join(root, "emptydir"), 65534, 65534))
-	must(t, os.Lchown(filepath.Join(root, "bin/random.bin"), 70000, 80000))
+	testutil.Must(t, os.Lchown(filepath.Join(root, "small.txt"), 1000, 1001))
+	testutil.Must(t, os.Lchown(filepath.Join(root, "links/rel"), 123, 456))
+	testutil.Must(t, os.Lchown(filepath.Join(root, "emptydir"), 65534, 65534))
+	testutil.Must(t, os.Lchown(filepath.Join(root, "bin/random.bin"), 70000, 80000))
 	// Xattrs (as root: trusted.* and security.* work).
 	x := func(rel, name, val string) {
-		must(t, unix.Lsetxattr(filepath.Join(root, rel), name, []byte(val), 0))
+		testutil.Must(t, unix.Lsetxattr(filepath.Join(root, rel), name, []byte(val), 0))
 	}
 	x("small.txt", "user.comment", "hello")
 	x("small.txt", "trusted.overlay.origin", "\x00\x01\x02")
@@ -107,32 +100,32 @@ func makeTree(t testing.TB, root string, o treeOpts) {
 	if o.big {
 		p := filepath.Join(root, "sparse-5g")
 		f, err := os.Create(p)
-		must(t, err)
-		must(t, f.Truncate(5<<30+12345))
+		testutil.Must(t, err)
+		testutil.Must(t, f.Truncate(5<<30+12345))
 		_, err = f.WriteAt([]byte("start"), 0)
-		must(t, err)
+		testutil.Must(t, err)
 		_, err = f.WriteAt([]byte("past 4 GiB"), 4<<30+100)
-		must(t, err)
+		testutil.Must(t, err)
 		_, err = f.WriteAt([]byte("end"), 5<<30+12342)
-		must(t, err)
-		must(t, f.Close())
+		testutil.Must(t, err)
+		testutil.Must(t, f.Close())
 	}
 	// Pin times last, deepest first, so directory mtimes stick.
 	var paths []string
-	must(t, filepath.Walk(root, func(p string, _ os.FileInfo, err error) error {
+	testutil.Must(t, filepath.Walk(root, func(p string, _ os.FileInfo, err error) error {
 		paths = append(paths, p)
 		return err
 	}))
 	for i := len(paths) - 1; i >= 0; i-- {
 		ts := []unix.Timespec{unix.NsecToTimespec(1e9), unix.NsecToTimespec(int64(1_600_000_000_123_456_789 + i))}
-		must(t, unix.UtimesNanoAt(unix.AT_FDCWD, paths[i], ts, unix.AT_SYMLINK_NOFOLLOW))
+		testutil.Must(t, unix.UtimesNanoAt(unix.AT_FDCWD, paths[i], ts, unix.AT_SYMLINK_NOFOLLOW))
 	}
 	_ = time.Now
 }
 
 func mustRead(t testing.TB, p string) []byte {
 	b, err := os.ReadFile(p)
-	must(t, err)
+	testutil.Must(t, err)
 	return b
 }
 
@@ -153,7 +146,7 @@ func nydusImage(t testing.TB, args ...string) {
 func unpackSnapshot(t testing.TB, boot, blobDir string) statcmp.Snapshot {
 	t.Helper()
 	fifo := filepath.Join(t.TempDir(), "out.tar")
-	must(t, unix.Mkfifo(fifo, 0o600))
+	testutil.Must(t, unix.Mkfifo(fifo, 0o600))
 	done := snapshotFIFO(t, fifo)
 	if code := run([]string{"unpack", "--log-level", "warn", "--bootstrap", boot, "--blob-dir", blobDir, "--output", fifo}); code != 0 {
 		// Unblock the reader.
@@ -179,12 +172,12 @@ func TestRoundTripDirectory(t *testing.T) {
 	compareSnapshots(t, want, got)
 	// Tar cannot carry sockets: check the image itself.
 	l, err := loadImage(filepath.Join(out, "boot"))
-	must(t, err)
+	testutil.Must(t, err)
 	defer l.Close()
 	nid, err := l.img.LookupPath("dev/sock")
-	must(t, err)
+	testutil.Must(t, err)
 	ino, err := l.img.Inode(nid)
-	must(t, err)
+	testutil.Must(t, err)
 	if ino.Mode != unix.S_IFSOCK|0o755 {
 		t.Fatalf("dev/sock mode %#o", ino.Mode)
 	}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"archive/tar"
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
@@ -16,9 +15,13 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/gonydus/nydus/internal/tartest"
+	"github.com/gonydus/nydus/internal/testutil"
+
+	"golang.org/x/sys/unix"
+
 	"github.com/gonydus/nydus/rafs"
 	"github.com/gonydus/nydus/rafs/blob"
-	"golang.org/x/sys/unix"
 )
 
 var (
@@ -49,28 +52,6 @@ func builtBinary(t testing.TB) string {
 	return binPath
 }
 
-type tarEntry struct {
-	name, body string
-	typ        byte
-}
-
-func makeTar(t *testing.T, entries []tarEntry) []byte {
-	t.Helper()
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	for _, e := range entries {
-		h := &tar.Header{Name: e.name, Typeflag: e.typ, Mode: 0o644, Size: int64(len(e.body))}
-		if e.typ == tar.TypeDir {
-			h.Mode, h.Size = 0o755, 0
-		}
-		must(t, tw.WriteHeader(h))
-		_, err := tw.Write([]byte(e.body))
-		must(t, err)
-	}
-	must(t, tw.Close())
-	return buf.Bytes()
-}
-
 // packFromTar runs create exactly as nydus-snapshotter's converter does:
 // FIFO in, FIFO out, prefetch patterns on stdin. It returns the blob.
 func packFromTar(t *testing.T, bin, wd string, layer []byte) []byte {
@@ -79,7 +60,7 @@ func packFromTar(t *testing.T, bin, wd string, layer []byte) []byte {
 	out := filepath.Join(wd, "blob.rafs")
 	for _, p := range []string{in, out} {
 		os.Remove(p)
-		must(t, unix.Mkfifo(p, 0o644))
+		testutil.Must(t, unix.Mkfifo(p, 0o644))
 	}
 	cmd := exec.Command(bin, "create", "--log-level", "warn", "--prefetch-policy", "fs", "--blob", out,
 		"--whiteout-spec", "none", "--fs-version", "6", "--type", "tar-rafs", "--blob-inline-meta",
@@ -87,7 +68,7 @@ func packFromTar(t *testing.T, bin, wd string, layer []byte) []byte {
 	cmd.Stdin = strings.NewReader("/")
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
-	must(t, cmd.Start())
+	testutil.Must(t, cmd.Start())
 	var wg sync.WaitGroup
 	var blobData []byte
 	var readErr, writeErr error
@@ -134,10 +115,10 @@ func TestSnapshotterConverterArgv(t *testing.T) {
 	}
 	wd := t.TempDir()
 	layers := [][]byte{
-		makeTar(t, []tarEntry{{name: "etc/", typ: tar.TypeDir}, {name: "etc/os-release", body: "ID=demo\n", typ: tar.TypeReg},
-			{name: "etc/remove-me", body: "gone\n", typ: tar.TypeReg}, {name: "bin/", typ: tar.TypeDir}, {name: "bin/app", body: "v1", typ: tar.TypeReg}}),
-		makeTar(t, []tarEntry{{name: "etc/", typ: tar.TypeDir}, {name: "etc/.wh.remove-me", typ: tar.TypeReg},
-			{name: "bin/", typ: tar.TypeDir}, {name: "bin/app", body: "v2", typ: tar.TypeReg}}),
+		tartest.Tar(t, tartest.Dir("etc/"), tartest.File("etc/os-release", "ID=demo\n"),
+			tartest.File("etc/remove-me", "gone\n"), tartest.Dir("bin/"), tartest.File("bin/app", "v1")),
+		tartest.Tar(t, tartest.Dir("etc/"), tartest.File("etc/.wh.remove-me", ""),
+			tartest.Dir("bin/"), tartest.File("bin/app", "v2")),
 	}
 	var hexes []string
 	for i, layer := range layers {
@@ -145,13 +126,13 @@ func TestSnapshotterConverterArgv(t *testing.T) {
 		sum := sha256.Sum256(data)
 		h := hex.EncodeToString(sum[:])
 		hexes = append(hexes, h)
-		must(t, os.WriteFile(filepath.Join(wd, h+".blob"), data, 0o644))
+		testutil.Must(t, os.WriteFile(filepath.Join(wd, h+".blob"), data, 0o644))
 		// The snapshotter extracts image.boot by ToC into <wd>/<layer digest hex>.
 		boot, err := blob.InlineBootstrap(bytes.NewReader(data), int64(len(data)))
 		if err != nil {
 			t.Fatalf("layer %d: %v", i, err)
 		}
-		must(t, os.WriteFile(filepath.Join(wd, h), boot, 0o644))
+		testutil.Must(t, os.WriteFile(filepath.Join(wd, h), boot, 0o644))
 	}
 	mergeCmd := exec.Command(bin, "merge", "--log-level", "warn", "--prefetch-policy", "fs",
 		"--output-json", filepath.Join(wd, "merge-output.json"), "--bootstrap", filepath.Join(wd, "bootstrap"),
@@ -164,21 +145,21 @@ func TestSnapshotterConverterArgv(t *testing.T) {
 		Blobs []string `json:"blobs"`
 	}
 	b, err := os.ReadFile(filepath.Join(wd, "merge-output.json"))
-	must(t, err)
-	must(t, json.Unmarshal(b, &mo))
+	testutil.Must(t, err)
+	testutil.Must(t, json.Unmarshal(b, &mo))
 	// Blob table order is first reference in a breadth-first walk, as upstream.
 	if len(mo.Blobs) != 2 || !slices.Contains(mo.Blobs, hexes[0]) || !slices.Contains(mo.Blobs, hexes[1]) {
 		t.Fatalf("merge output blobs %v, want %v", mo.Blobs, hexes)
 	}
 	// The merged image reads both layers, with the whiteout applied.
 	boot, err := os.ReadFile(filepath.Join(wd, "bootstrap"))
-	must(t, err)
+	testutil.Must(t, err)
 	img, err := rafs.Open(bytes.NewReader(boot), int64(len(boot)))
-	must(t, err)
+	testutil.Must(t, err)
 	files := map[string]io.ReaderAt{}
 	for _, h := range hexes {
 		f, err := os.Open(filepath.Join(wd, h+".blob"))
-		must(t, err)
+		testutil.Must(t, err)
 		defer f.Close()
 		files[h] = f
 	}
@@ -197,9 +178,9 @@ func TestSnapshotterConverterArgv(t *testing.T) {
 	}
 	// Unpack exactly as the converter does: FIFO output, --blob.
 	fifo := filepath.Join(wd, "oci.tar")
-	must(t, unix.Mkfifo(fifo, 0o644))
+	testutil.Must(t, unix.Mkfifo(fifo, 0o644))
 	ub := filepath.Join(wd, "image.boot")
-	must(t, os.WriteFile(ub, mustRead(t, filepath.Join(wd, hexes[1])), 0o644))
+	testutil.Must(t, os.WriteFile(ub, mustRead(t, filepath.Join(wd, hexes[1])), 0o644))
 	done := snapshotFIFO(t, fifo)
 	unpackCmd := exec.Command(bin, "unpack", "--log-level", "warn", "--bootstrap", ub, "--output", fifo,
 		"--blob", filepath.Join(wd, hexes[1]+".blob"))

@@ -4,13 +4,14 @@ import (
 	"archive/tar"
 	"bytes"
 	"encoding/json"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/gonydus/nydus/internal/testutil"
 
 	"golang.org/x/sys/unix"
 )
@@ -19,42 +20,24 @@ import (
 // what it wrote to stderr.
 func runStderr(t *testing.T, args ...string) (int, string) {
 	t.Helper()
-	r, w, err := os.Pipe()
-	must(t, err)
-	old := os.Stderr
-	os.Stderr = w
-	out := make(chan string)
-	go func() { b, _ := io.ReadAll(r); out <- string(b) }()
-	code := run(args)
-	os.Stderr = old
-	w.Close()
-	return code, <-out
+	return testutil.CaptureStderr(t, func() int { return run(args) })
 }
 
 // runStdout runs nydus-image in-process and returns its exit code and
 // what it wrote to stdout.
 func runStdout(t *testing.T, args ...string) (int, []byte) {
 	t.Helper()
-	r, w, err := os.Pipe()
-	must(t, err)
-	old := os.Stdout
-	os.Stdout = w
-	done := make(chan []byte)
-	go func() { b, _ := io.ReadAll(r); done <- b }()
-	code := run(args)
-	os.Stdout = old
-	w.Close()
-	return code, <-done
+	return testutil.CaptureStdout(t, func() int { return run(args) })
 }
 
 // dirTar writes the tree at root as a tar file.
 func dirTar(t *testing.T, root, path string) {
 	t.Helper()
 	f, err := os.Create(path)
-	must(t, err)
+	testutil.Must(t, err)
 	tw := tar.NewWriter(f)
 	seen := map[uint64]string{} // inode -> first path: later ones are hard links
-	must(t, filepath.Walk(root, func(p string, fi os.FileInfo, err error) error {
+	testutil.Must(t, filepath.Walk(root, func(p string, fi os.FileInfo, err error) error {
 		if err != nil || p == root {
 			return err
 		}
@@ -87,8 +70,8 @@ func dirTar(t *testing.T, root, path string) {
 		}
 		return nil
 	}))
-	must(t, tw.Close())
-	must(t, f.Close())
+	testutil.Must(t, tw.Close())
+	testutil.Must(t, f.Close())
 }
 
 type outputDoc struct {
@@ -99,7 +82,7 @@ type outputDoc struct {
 func readOutput(t *testing.T, path string) outputDoc {
 	t.Helper()
 	var o outputDoc
-	must(t, json.Unmarshal(mustRead(t, path), &o))
+	testutil.Must(t, json.Unmarshal(mustRead(t, path), &o))
 	return o
 }
 
@@ -117,10 +100,10 @@ func TestUpstreamSpellings(t *testing.T) {
 	delete(srcTree, ".")
 	work := t.TempDir()
 	p := func(name string) string { return filepath.Join(work, name) }
-	must(t, os.Mkdir(p("blobs"), 0o755))
+	testutil.Must(t, os.Mkdir(p("blobs"), 0o755))
 	dirTar(t, src, p("layer.tar"))
 	cfg := p("localfs.json")
-	must(t, os.WriteFile(cfg, []byte(`{"version":2,"backend":{"type":"localfs","localfs":{"dir":"`+p("blobs")+`"}}}`), 0o644))
+	testutil.Must(t, os.WriteFile(cfg, []byte(`{"version":2,"backend":{"type":"localfs","localfs":{"dir":"`+p("blobs")+`"}}}`), 0o644))
 
 	ok := func(args ...string) {
 		t.Helper()

@@ -23,9 +23,9 @@ func TestTargzRef(t *testing.T) {
 				testutil.Missing(t, "upstream test vector (%v): put the shared testdata at ../shared/testdata beside the repository or set GONYDUS_TESTDATA", err)
 			}
 			f, err := os.Open(src)
-			must(t, err)
+			testutil.Must(t, err)
 			zr, err := gzip.NewReader(f)
-			must(t, err)
+			testutil.Must(t, err)
 			want := snapshotTar(t, zr)
 			f.Close()
 			for p, e := range want {
@@ -39,7 +39,7 @@ func TestTargzRef(t *testing.T) {
 				// The layer, as nydusd finds it, is named by its sha256.
 				sum := sha256.Sum256(gz)
 				layer := filepath.Join(out, hex.EncodeToString(sum[:]))
-				must(t, os.WriteFile(layer, gz, 0o644))
+				testutil.Must(t, os.WriteFile(layer, gz, 0o644))
 				nydusImage(t, "check", "--log-level", "warn", "--bootstrap", boot, "--blob-dir", out)
 				nydusImage(t, "check", "--log-level", "warn", "--bootstrap", boot, "--blob", src, "--blob-dir", out)
 				got := unpackSnapshot(t, boot, out)
@@ -53,7 +53,7 @@ func TestTargzRef(t *testing.T) {
 					bad[i] ^= 0x42
 				}
 				badPath := filepath.Join(t.TempDir(), "bad.tar.gz")
-				must(t, os.WriteFile(badPath, bad, 0o644))
+				testutil.Must(t, os.WriteFile(badPath, bad, 0o644))
 				if code := run([]string{"check", "--log-level", "error", "--bootstrap", boot, "--blob", badPath, "--blob-dir", out}); code == 0 {
 					t.Fatal("check accepted a corrupted layer")
 				}

@@ -27,7 +27,7 @@ func TestContainerdMountPackage(t *testing.T) {
 		t.Run(mode, func(t *testing.T) {
 			upper, work, target := filepath.Join(root, mode, "upper"), filepath.Join(root, mode, "work"), filepath.Join(root, mode, "target")
 			for _, d := range []string{upper, work, target} {
-				must(t, os.MkdirAll(d, 0o755))
+				testutil.Must(t, os.MkdirAll(d, 0o755))
 			}
 			m := mount.Mount{Type: "fuse.nydus-overlayfs", Source: "overlay", Options: []string{
 				"lowerdir=" + lower, "upperdir=" + upper, "workdir=" + work,
@@ -50,11 +50,11 @@ func TestContainerdMountPackage(t *testing.T) {
 			if b, err := os.ReadFile(filepath.Join(target, "f")); err != nil || string(b) != "image file" {
 				t.Fatalf("f = %q, %v", b, err)
 			}
-			must(t, os.WriteFile(filepath.Join(target, "new"), []byte(mode), 0o644))
+			testutil.Must(t, os.WriteFile(filepath.Join(target, "new"), []byte(mode), 0o644))
 			if b, _ := os.ReadFile(filepath.Join(upper, "new")); string(b) != mode {
 				t.Fatalf("upper/new = %q", b)
 			}
-			must(t, mount.UnmountAll(target, 0))
+			testutil.Must(t, mount.UnmountAll(target, 0))
 		})
 	}
 }

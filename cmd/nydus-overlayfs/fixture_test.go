@@ -7,6 +7,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+
+	"github.com/gonydus/nydus/internal/testutil"
 )
 
 // imageFixture is what mode 2 needs: the helper, nydusd and nydus-image
@@ -29,11 +31,11 @@ func newImageFixture(t *testing.T, files map[string]string) *imageFixture {
 	src := filepath.Join(f.root, "src")
 	f.snap, f.lower = filepath.Join(f.root, "snap"), filepath.Join(f.root, "lower")
 	for _, d := range []string{src, f.snap, f.lower} {
-		must(t, os.MkdirAll(d, 0o755))
+		testutil.Must(t, os.MkdirAll(d, 0o755))
 	}
 	for name, body := range files {
-		must(t, os.WriteFile(filepath.Join(src, name), []byte(body), 0o644))
-		must(t, os.WriteFile(filepath.Join(f.lower, name), []byte(body), 0o644))
+		testutil.Must(t, os.WriteFile(filepath.Join(src, name), []byte(body), 0o644))
+		testutil.Must(t, os.WriteFile(filepath.Join(f.lower, name), []byte(body), 0o644))
 	}
 	f.boot = filepath.Join(f.snap, "image.boot")
 	blobs := filepath.Join(f.root, "blobs")
@@ -59,7 +61,7 @@ func (f *imageFixture) dirs(t *testing.T, names ...string) []string {
 	var out []string
 	for _, n := range names {
 		p := filepath.Join(f.root, n)
-		must(t, os.MkdirAll(p, 0o755))
+		testutil.Must(t, os.MkdirAll(p, 0o755))
 		out = append(out, p)
 	}
 	return out

@@ -13,13 +13,6 @@ import (
 	"github.com/gonydus/nydus/internal/testutil"
 )
 
-func must(t *testing.T, err error) {
-	t.Helper()
-	if err != nil {
-		t.Fatal(err)
-	}
-}
-
 // TestThroughMountFuse3 runs the helper the way containerd's mount package
 // and mount(8) reach it: /sbin/mount.fuse3 -t nydus-overlayfs, which execs
 // `nydus-overlayfs overlay TARGET -o OPTIONS,dev,suid` through /bin/sh.
@@ -33,11 +26,11 @@ func TestThroughMountFuse3(t *testing.T) {
 	root := t.TempDir()
 	l1, l2, upper, work, target := filepath.Join(root, "l1"), filepath.Join(root, "l2"), filepath.Join(root, "upper"), filepath.Join(root, "work"), filepath.Join(root, "target")
 	for _, d := range []string{l1, l2, upper, work, target} {
-		must(t, os.MkdirAll(d, 0o755))
+		testutil.Must(t, os.MkdirAll(d, 0o755))
 	}
-	must(t, os.WriteFile(filepath.Join(l1, "top"), []byte("from l1"), 0o644))
-	must(t, os.WriteFile(filepath.Join(l2, "top"), []byte("from l2"), 0o644))
-	must(t, os.WriteFile(filepath.Join(l2, "bottom"), []byte("from l2"), 0o644))
+	testutil.Must(t, os.WriteFile(filepath.Join(l1, "top"), []byte("from l1"), 0o644))
+	testutil.Must(t, os.WriteFile(filepath.Join(l2, "top"), []byte("from l2"), 0o644))
+	testutil.Must(t, os.WriteFile(filepath.Join(l2, "bottom"), []byte("from l2"), 0o644))
 	extra := base64.StdEncoding.EncodeToString([]byte(`{"source":"/x/image.boot","config":"{\"device\":{}}","snapshotdir":"/x","fs_version":"v6"}`))
 	opts := "lowerdir=" + l1 + ":" + l2 + ",upperdir=" + upper + ",workdir=" + work + ",extraoption=" + extra + ",io.katacontainers.volume=abc"
 	cmd := exec.Command(helper, "overlay", target, "-o", opts, "-t", "nydus-overlayfs")
@@ -63,11 +56,11 @@ func TestThroughMountFuse3(t *testing.T) {
 	if err != nil || string(b) != "from l1" {
 		t.Fatalf("top = %q, %v", b, err)
 	}
-	must(t, os.WriteFile(filepath.Join(target, "bottom"), []byte("changed"), 0o644))
+	testutil.Must(t, os.WriteFile(filepath.Join(target, "bottom"), []byte("changed"), 0o644))
 	if b, _ := os.ReadFile(filepath.Join(upper, "bottom")); string(b) != "changed" {
 		t.Fatalf("write did not copy up into upperdir: %q", b)
 	}
-	must(t, unix.Unmount(target, 0))
+	testutil.Must(t, unix.Unmount(target, 0))
 
 	// Bad options: a clear error, non-zero exit, nothing mounted.
 	cmd = exec.Command(helper, "overlay", target, "-o", "upperdir="+upper+",workdir="+work, "-t", "nydus-overlayfs")
@@ -77,8 +70,8 @@ func TestThroughMountFuse3(t *testing.T) {
 		t.Fatalf("missing lowerdir: err %v, output %s", err, out)
 	}
 	var st, pst unix.Stat_t
-	must(t, unix.Stat(target, &st))
-	must(t, unix.Stat(root, &pst))
+	testutil.Must(t, unix.Stat(target, &st))
+	testutil.Must(t, unix.Stat(root, &pst))
 	if st.Dev != pst.Dev {
 		t.Fatal("something got mounted despite the error")
 	}
@@ -93,18 +86,18 @@ func TestLongOptionsAreCompacted(t *testing.T) {
 	var lowers []string
 	for i := range 40 {
 		d := filepath.Join(base, "snapshots", strings.Repeat("x", 40)+string(rune('a'+i%26))+strings.Repeat("y", i), "fs")
-		must(t, os.MkdirAll(d, 0o755))
+		testutil.Must(t, os.MkdirAll(d, 0o755))
 		lowers = append(lowers, d)
 	}
-	must(t, os.WriteFile(filepath.Join(lowers[39], "deepest"), []byte("ok"), 0o644))
+	testutil.Must(t, os.WriteFile(filepath.Join(lowers[39], "deepest"), []byte("ok"), 0o644))
 	target := filepath.Join(root, "t")
-	must(t, os.MkdirAll(target, 0o755))
+	testutil.Must(t, os.MkdirAll(target, 0o755))
 	opts := "lowerdir=" + strings.Join(lowers, ":")
 	if len(opts) < os.Getpagesize() {
 		t.Fatalf("options only %d bytes; the test needs more than a page", len(opts))
 	}
 	wd, err := os.Getwd()
-	must(t, err)
+	testutil.Must(t, err)
 	defer os.Chdir(wd) // run() changes directory to shorten the options
 	if code := run([]string{"overlay", target, "-o", opts}); code != 0 {
 		t.Fatalf("exit %d", code)

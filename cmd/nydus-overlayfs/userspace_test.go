@@ -8,9 +8,10 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/gonydus/nydus/daemon/spawn"
 	"github.com/gonydus/nydus/internal/testutil"
-	"golang.org/x/sys/unix"
 )
 
 // TestUserspaceMode runs mode 2 through mount.fuse3 as containerd does:
@@ -39,8 +40,8 @@ func TestUserspaceMode(t *testing.T) {
 	if b, err := os.ReadFile(filepath.Join(target, "keep")); err != nil || string(b) != "kept" {
 		t.Fatalf("keep = %q, %v", b, err)
 	}
-	must(t, os.WriteFile(filepath.Join(target, "new"), []byte("written"), 0o644))
-	must(t, os.Remove(filepath.Join(target, "gone")))
+	testutil.Must(t, os.WriteFile(filepath.Join(target, "new"), []byte("written"), 0o644))
+	testutil.Must(t, os.Remove(filepath.Join(target, "gone")))
 	if b, _ := os.ReadFile(filepath.Join(upper, "new")); string(b) != "written" {
 		t.Fatalf("upper/new = %q", b)
 	}
@@ -51,7 +52,7 @@ func TestUserspaceMode(t *testing.T) {
 	if fi, err := os.Stat(filepath.Join(snap, "nydus-overlayfs", "nydusd.json")); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("nydusd config (may hold credentials) not 0600: %v", err)
 	}
-	must(t, unix.Unmount(target, 0))
+	testutil.Must(t, unix.Unmount(target, 0))
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		out, _ := exec.Command("pgrep", "-f", "--", "--mountpoint "+target).Output()

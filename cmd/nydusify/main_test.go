@@ -1,18 +1,13 @@
 package main
 
 import (
-	"io"
-	"log"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/registry"
-	"github.com/google/go-containerregistry/pkg/v1/random"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/gonydus/nydus/internal/testregistry"
+	"github.com/gonydus/nydus/internal/testutil"
 )
 
 func TestUsage(t *testing.T) {
@@ -39,29 +34,10 @@ func TestUsage(t *testing.T) {
 	}
 }
 
-// pushRandom pushes a random image of layers layers of size bytes each to
-// ref in a test registry.
-func pushRandom(t *testing.T, ref string, size int64, layers int64) {
-	t.Helper()
-	img, err := random.Image(size, layers)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := name.ParseReference(ref)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := remote.Write(r, img); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // TestConvertCheck runs both subcommands against an in-process registry.
 func TestConvertCheck(t *testing.T) {
-	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
-	defer srv.Close()
-	host := strings.TrimPrefix(srv.URL, "http://")
-	pushRandom(t, host+"/random:latest", 100000, 3)
+	host := testregistry.Start(t).Host
+	testregistry.PushRandom(t, host+"/random:latest", 100000, 3)
 	work := t.TempDir()
 	for _, layout := range []string{"", "--docker-runnable"} {
 		suffix := "-nydus" + strings.TrimPrefix(layout, "--")
@@ -88,18 +64,7 @@ func TestConvertCheck(t *testing.T) {
 // it wrote to stderr.
 func runCapture(t *testing.T, args ...string) (int, string) {
 	t.Helper()
-	r, w, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	old := os.Stderr
-	os.Stderr = w
-	out := make(chan string)
-	go func() { b, _ := io.ReadAll(r); out <- string(b) }()
-	code := run(args)
-	os.Stderr = old
-	w.Close()
-	return code, <-out
+	return testutil.CaptureStderr(t, func() int { return run(args) })
 }
 
 // TestUpstreamSpellings converts and checks with upstream's spellings:
@@ -108,11 +73,9 @@ func runCapture(t *testing.T, args ...string) (int, string) {
 // environment variables; the results must check out against the source.
 // Refused options and subcommands fail naming why.
 func TestUpstreamSpellings(t *testing.T) {
-	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
-	defer srv.Close()
-	host := strings.TrimPrefix(srv.URL, "http://")
+	host := testregistry.Start(t).Host
 	src := host + "/up:latest"
-	pushRandom(t, src, 50000, 2)
+	testregistry.PushRandom(t, src, 50000, 2)
 	work := t.TempDir()
 	logFile := filepath.Join(t.TempDir(), "nydusify.log")
 	if code, msg := runCapture(t, "--log-level", "warn", "--log-file", logFile, "convert", "--source", src, "--target", src+"-a",

@@ -3,8 +3,6 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"io"
-	"log"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -14,9 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/registry"
-
 	"github.com/gonydus/nydus/internal/ptytest"
+	"github.com/gonydus/nydus/internal/testregistry"
 )
 
 // mainEnv makes the test binary run nydusify's main (TestMain), so tests
@@ -84,11 +81,11 @@ var (
 // (and parse as JSON with --log-format json); --quiet shows neither;
 // stdout holds only the pushed reference.
 func TestConvertProgress(t *testing.T) {
-	srv := httptest.NewServer(slowBlobs(registry.New(registry.Logger(log.New(io.Discard, "", 0))), 300*time.Millisecond))
+	srv := httptest.NewServer(slowBlobs(testregistry.Start(t).Handler(), 300*time.Millisecond))
 	defer srv.Close()
 	host := strings.TrimPrefix(srv.URL, "http://")
 	src := host + "/progress:latest"
-	pushRandom(t, src, 200000, 3)
+	testregistry.PushRandom(t, src, 200000, 3)
 	work := t.TempDir()
 	convertArgs := func(suffix string, extra ...string) []string {
 		return append([]string{"convert", "--source", src, "--target-suffix", "-" + suffix, "--work-dir", work,

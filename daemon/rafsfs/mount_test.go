@@ -59,10 +59,7 @@ func mountPseudo(t *testing.T, img *rafs.Image, src rafs.ChunkSource) string {
 
 func TestMountUpstreamVector(t *testing.T) {
 	requireFUSE(t)
-	boot, err := os.ReadFile(filepath.Join(upstreamDir, "bootstrap/rafs-v6-2.2.boot"))
-	if err != nil {
-		testutil.Missing(t, "upstream test vector (%v): ../shared/testdata must sit beside the repository, or set GONYDUS_TESTDATA", err)
-	}
+	boot := testutil.ReadTestdata(t, "upstream-nydus", "bootstrap/rafs-v6-2.2.boot")
 	img, err := rafs.Open(bytes.NewReader(boot), int64(len(boot)))
 	if err != nil {
 		t.Fatal(err)
@@ -87,7 +84,6 @@ func TestMountUpstreamVector(t *testing.T) {
 
 type builtImage struct {
 	img   *rafs.Image
-	boot  []byte
 	src   *rafs.LocalBlobs
 	files map[string][]byte
 }
@@ -144,7 +140,6 @@ func buildImage(t *testing.T, fifo bool, opts ...builder.Option) *builtImage {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bi.boot = res.Bootstrap
 	if bi.img, err = rafs.Open(bytes.NewReader(res.Bootstrap), int64(len(res.Bootstrap))); err != nil {
 		t.Fatal(err)
 	}
@@ -253,7 +248,7 @@ func TestKernelDifferential(t *testing.T) {
 	imgPath := filepath.Join(t.TempDir(), "image.erofs")
 	f, err := os.Create(imgPath)
 	must(t, err)
-	if _, err := export.Block(context.Background(), bytes.NewReader(bi.boot), int64(len(bi.boot)), bi.src, fileOut{f}); err != nil {
+	if _, err := export.Block(context.Background(), bi.img, bi.src, fileOut{f}); err != nil {
 		t.Fatal(err)
 	}
 	f.Close()

@@ -27,6 +27,14 @@ func Missing(tb testing.TB, format string, args ...any) {
 	tb.Skip(msg)
 }
 
+// Must fails tb when err is not nil.
+func Must(tb testing.TB, err error) {
+	tb.Helper()
+	if err != nil {
+		tb.Fatal(err)
+	}
+}
+
 // RequireRoot needs euid 0; why says what the test does as root.
 func RequireRoot(tb testing.TB, why string) {
 	tb.Helper()
@@ -80,8 +88,13 @@ func RequireKernelFS(tb testing.TB, fs string) {
 	if err != nil {
 		Missing(tb, "/proc/filesystems (%v), so no way to tell whether the kernel has %s", err, fs)
 	}
+	if !ok && os.Geteuid() == 0 {
+		// Loading the module may make it appear.
+		_ = exec.Command("modprobe", fs).Run()
+		ok, _ = kernelHas(fs)
+	}
 	if !ok {
-		Missing(tb, "%s in this kernel (not in /proc/filesystems)", fs)
+		Missing(tb, "%s in this kernel (not in /proc/filesystems, modprobe %s failed)", fs, fs)
 	}
 }
 

@@ -18,6 +18,7 @@ type recorder struct {
 func (r *recorder) Helper()                        {}
 func (r *recorder) Skip(args ...any)               { r.skipped = fmt.Sprint(args...) }
 func (r *recorder) Fatalf(format string, a ...any) { r.failed = fmt.Sprintf(format, a...) }
+func (r *recorder) Fatal(args ...any)              { r.failed = fmt.Sprint(args...) }
 
 func TestRequireBinary(t *testing.T) {
 	r := &recorder{TB: t}
@@ -37,6 +38,18 @@ func TestRequireBinary(t *testing.T) {
 	RequireBinary(r, "gonydus-no-such-tool", "no-such-package")
 	if !strings.Contains(r.failed, "gonydus-no-such-tool") || !strings.Contains(r.failed, StrictEnv) || r.skipped != "" {
 		t.Fatalf("strict: skipped %q, failed %q", r.skipped, r.failed)
+	}
+}
+
+func TestMust(t *testing.T) {
+	r := &recorder{TB: t}
+	Must(r, nil)
+	if r.failed != "" {
+		t.Fatalf("nil error failed: %q", r.failed)
+	}
+	Must(r, os.ErrNotExist)
+	if r.failed != os.ErrNotExist.Error() {
+		t.Fatalf("error not reported: %q", r.failed)
 	}
 }
 
@@ -79,6 +92,12 @@ func TestTestdata(t *testing.T) {
 	if got := Testdata(r, "upstream-nydus"); got != filepath.Join(dir, "upstream-nydus") || r.skipped != "" {
 		t.Fatalf("Testdata = %s, skipped %q", got, r.skipped)
 	}
+	if err := os.WriteFile(filepath.Join(dir, "upstream-nydus", "v"), []byte("vector"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if b := ReadTestdata(r, "upstream-nydus", "v"); string(b) != "vector" || r.skipped != "" {
+		t.Fatalf("ReadTestdata = %q, skipped %q", b, r.skipped)
+	}
 	t.Setenv(StrictEnv, "")
 	r = &recorder{TB: t}
 	Testdata(r, "upstream-nydus", "absent")
@@ -103,5 +122,16 @@ func TestModuleRoot(t *testing.T) {
 	}
 	if declares([]byte("// c\nmodule example.com/other\n")) || !declares([]byte("module \""+modulePath+"\"\r\n")) {
 		t.Fatal("declares misreads go.mod")
+	}
+}
+
+func TestCapture(t *testing.T) {
+	code, errOut := CaptureStderr(t, func() int { fmt.Fprint(os.Stderr, "to stderr"); return 3 })
+	if code != 3 || errOut != "to stderr" {
+		t.Fatalf("stderr: %d %q", code, errOut)
+	}
+	code, out := CaptureStdout(t, func() int { fmt.Fprint(os.Stdout, "to stdout"); return 0 })
+	if code != 0 || string(out) != "to stdout" {
+		t.Fatalf("stdout: %d %q", code, out)
 	}
 }

@@ -43,6 +43,18 @@ func Testdata(tb testing.TB, elem ...string) string {
 	return p
 }
 
+// ReadTestdata returns the content of the shared test vector file
+// elem..., or skips tb (fails it in strict mode) saying where it looked.
+func ReadTestdata(tb testing.TB, elem ...string) []byte {
+	tb.Helper()
+	p := Testdata(tb, elem...)
+	b, err := os.ReadFile(p)
+	if err != nil {
+		Missing(tb, "shared test vector %v", err)
+	}
+	return b
+}
+
 func testdataDir() (string, error) {
 	if d := os.Getenv(TestdataEnv); d != "" {
 		if _, err := os.Stat(d); err != nil {

@@ -5,8 +5,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/gonydus/nydus/internal/testutil"
@@ -17,22 +15,11 @@ import (
 	"github.com/gonydus/nydus/rafs/tree"
 )
 
-var upstreamDir = testutil.TestdataPath("upstream-nydus")
-
-func readVector(t testing.TB, rel string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join(upstreamDir, rel))
-	if err != nil {
-		testutil.Missing(t, "upstream test vector (%v): put the shared testdata at ../shared/testdata beside the repository or set GONYDUS_TESTDATA", err)
-	}
-	return b
-}
-
 // TestUpstreamBlobTail reads the ToC of the upstream fixture blob: its
 // digest section must equal the bootstrap's chunk-table digests.
 func TestUpstreamBlobTail(t *testing.T) {
-	data := readVector(t, "blobs/be7d77eeb719f70884758d1aa800ed0fb09d701aaec469964e9d54325f0d5fef")
-	boot := readVector(t, "bootstrap/rafs-v6-2.2.boot")
+	data := testutil.ReadTestdata(t, "upstream-nydus", "blobs/be7d77eeb719f70884758d1aa800ed0fb09d701aaec469964e9d54325f0d5fef")
+	boot := testutil.ReadTestdata(t, "upstream-nydus", "bootstrap/rafs-v6-2.2.boot")
 	r := bytes.NewReader(data)
 	secs, err := blob.Sections(r, int64(len(data)))
 	if err != nil {
@@ -164,7 +151,7 @@ func TestCorruptTail(t *testing.T) {
 }
 
 func FuzzSections(f *testing.F) {
-	f.Add(readVector(f, "blobs/be7d77eeb719f70884758d1aa800ed0fb09d701aaec469964e9d54325f0d5fef"))
+	f.Add(testutil.ReadTestdata(f, "upstream-nydus", "blobs/be7d77eeb719f70884758d1aa800ed0fb09d701aaec469964e9d54325f0d5fef"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		r := bytes.NewReader(b)
 		secs, err := blob.Sections(r, int64(len(b)))

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -11,33 +12,19 @@ import (
 	"strings"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/gonydus/nydus/internal/statcmp"
 	"github.com/gonydus/nydus/internal/testutil"
-	"github.com/gonydus/nydus/rafs/compress"
+	"github.com/gonydus/nydus/rafs"
 	"github.com/gonydus/nydus/rafs/export"
 	"github.com/gonydus/nydus/rafs/layout"
 	"github.com/gonydus/nydus/rafs/tree"
-	"golang.org/x/sys/unix"
 )
 
-// memChunks reads chunks back from in-memory blobs.
-type memChunks map[string][]byte
-
-func (m memChunks) ReadChunk(_ context.Context, blob *layout.BlobEntry, c *layout.ChunkInfo) ([]byte, error) {
-	b, ok := m[blob.ID()]
-	if !ok {
-		return nil, fmt.Errorf("no blob %s", blob.ID())
-	}
-	raw := b[c.CompressedOffset : c.CompressedOffset+uint64(c.CompressedSize)]
-	alg := layout.CompressNone
-	if c.Flags&layout.ChunkCompressed != 0 {
-		alg = blob.Compressor
-	}
-	codec, err := compress.New(alg)
-	if err != nil {
-		return nil, err
-	}
-	return codec.Decompress(nil, raw, int(c.UncompressedSize))
+// memChunks reads (and verifies) chunks back from the in-memory blob.
+func memChunks(id string, blob []byte) *rafs.LocalBlobs {
+	return rafs.NewLocalBlobs("", map[string]io.ReaderAt{id: bytes.NewReader(blob)})
 }
 
 type fileSpec struct {
@@ -98,15 +85,10 @@ func sampleTree(t *testing.T, bw *BlobWriter) (*tree.Tree, []fileSpec) {
 	return &tree.Tree{Root: root, ChunkSize: layout.DefaultChunkSize, Flags: layout.FlagExplicitUIDGID}, files
 }
 
-func requireRoot(t *testing.T) {
-	t.Helper()
-	testutil.RequireRoot(t, "mounts kernel EROFS")
-}
-
 // TestKernelMountsBuiltImage builds an image, exports it as a flat block
 // image and mounts it with the Linux EROFS driver: the kernel is the oracle.
 func TestKernelMountsBuiltImage(t *testing.T) {
-	requireRoot(t)
+	testutil.RequireRoot(t, "mounts kernel EROFS")
 	for _, alg := range []layout.Compressor{layout.CompressNone, layout.CompressZstd} {
 		t.Run(alg.String(), func(t *testing.T) {
 			var blob bytes.Buffer
@@ -130,7 +112,11 @@ func TestKernelMountsBuiltImage(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := export.Block(context.Background(), bytes.NewReader(boot), int64(len(boot)), memChunks{res.ID(): blob.Bytes()}, img); err != nil {
+			rimg, err := rafs.Open(bytes.NewReader(boot), int64(len(boot)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := export.Block(context.Background(), rimg, memChunks(res.ID(), blob.Bytes()), img); err != nil {
 				t.Fatal(err)
 			}
 			img.Close()
@@ -260,7 +246,7 @@ func checkErofsUtils(t *testing.T, dir string, boot []byte, res *BlobResult, blo
 	}
 	dev := make([]byte, res.Entry.UncompressedSize)
 	for _, c := range res.Chunks {
-		data, err := memChunks{res.ID(): blob}.ReadChunk(context.Background(), &res.Entry, c)
+		data, err := memChunks(res.ID(), blob).ReadChunk(context.Background(), &res.Entry, c)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -2,23 +2,19 @@ package compress
 
 import (
 	"bytes"
-	"compress/gzip"
 	"io"
 	"strings"
 	"testing"
+
+	"github.com/gonydus/nydus/internal/tartest"
 
 	"github.com/klauspost/compress/zstd"
 )
 
 func TestNewStreamReader(t *testing.T) {
 	plain := []byte(strings.Repeat("layer tar bytes ", 4096))
-	var gz, zs, wide bytes.Buffer
-	gw := gzip.NewWriter(&gz)
-	gw.Write(plain)
-	gw.Close()
-	zw, _ := zstd.NewWriter(&zs)
-	zw.Write(plain)
-	zw.Close()
+	gz, zs := tartest.Gzip(t, plain), tartest.Zstd(t, plain)
+	var wide bytes.Buffer
 	// A stream whose frame asks for a 256 MiB window.
 	ww, err := zstd.NewWriter(&wide, zstd.WithWindowSize(256<<20), zstd.WithSingleSegment(false))
 	if err != nil {
@@ -31,7 +27,7 @@ func TestNewStreamReader(t *testing.T) {
 	for _, c := range []struct {
 		in     []byte
 		format string
-	}{{plain, StreamPlain}, {gz.Bytes(), StreamGzip}, {zs.Bytes(), StreamZstd}, {nil, StreamPlain}} {
+	}{{plain, StreamPlain}, {gz, StreamGzip}, {zs, StreamZstd}, {nil, StreamPlain}} {
 		rc, format, err := NewStreamReader(bytes.NewReader(c.in))
 		if err != nil || format != c.format {
 			t.Fatalf("%s: %s, %v", c.format, format, err)

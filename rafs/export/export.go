@@ -9,13 +9,9 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/gonydus/nydus/rafs"
 	"github.com/gonydus/nydus/rafs/layout"
 )
-
-// ChunkReader returns the verified uncompressed bytes of a chunk.
-type ChunkReader interface {
-	ReadChunk(ctx context.Context, blob *layout.BlobEntry, c *layout.ChunkInfo) ([]byte, error)
-}
 
 // Output is where the image goes: a file, in practice.
 type Output interface {
@@ -23,38 +19,18 @@ type Output interface {
 	Truncate(size int64) error
 }
 
-// Block writes the flat block image of the bootstrap boot (size bytes) to
-// w. It returns the image size.
-func Block(ctx context.Context, boot io.ReaderAt, size int64, chunks ChunkReader, w Output) (int64, error) {
-	if size < layout.BlockSize || size%layout.BlockSize != 0 {
-		return 0, fmt.Errorf("export: bootstrap size %d is not a positive multiple of 4096", size)
-	}
-	var head [layout.BlockSize]byte
-	if _, err := boot.ReadAt(head[:], 0); err != nil {
-		return 0, fmt.Errorf("export: read superblock: %w", err)
-	}
-	var sb layout.SuperBlock
-	var ext layout.ExtSuperBlock
-	_ = sb.Unmarshal(head[layout.SuperBlockOffset:])
-	_ = ext.Unmarshal(head[layout.ExtSuperBlockOffset:])
-	if err := sb.Validate(); err != nil {
-		return 0, fmt.Errorf("export: %w", err)
-	}
-	if err := ext.Validate(); err != nil {
-		return 0, fmt.Errorf("export: %w", err)
-	}
-	if sb.BlkSzBits != layout.BlockBits {
+// Block writes the flat block image of the opened bootstrap img to w,
+// reading each chunk's data from chunks. It returns the image size.
+func Block(ctx context.Context, img *rafs.Image, chunks rafs.ChunkSource, w Output) (int64, error) {
+	size := img.Size()
+	if img.SuperBlock().BlkSzBits != layout.BlockBits {
 		return 0, fmt.Errorf("export: only 4 KiB block images are supported")
 	}
-	n := int(sb.ExtraDevices)
-	if int(ext.BlobTableSize/layout.BlobEntrySize) != n {
-		return 0, fmt.Errorf("export: %d devices but %d blobs", n, ext.BlobTableSize/layout.BlobEntrySize)
-	}
-	if ext.BlobTableOffset+uint64(ext.BlobTableSize) > uint64(size) ||
-		ext.ChunkTableOffset+ext.ChunkTableSize > uint64(size) || layout.DeviceTableOffset+n*layout.DeviceSlotSize > int(size) {
-		return 0, fmt.Errorf("export: tables lie outside the %d-byte bootstrap", size)
+	if size%layout.BlockSize != 0 {
+		return 0, fmt.Errorf("export: bootstrap size %d is not a multiple of 4096", size)
 	}
 	// Copy the bootstrap itself.
+	boot := img.Bootstrap()
 	buf := make([]byte, 1<<20)
 	for off := int64(0); off < size; {
 		k := min(int64(len(buf)), size-off)
@@ -66,52 +42,35 @@ func Block(ctx context.Context, boot io.ReaderAt, size int64, chunks ChunkReader
 		}
 		off += k
 	}
-	blobs := make([]layout.BlobEntry, n)
-	mapped := make([]int64, n)
+	blobs, devices := img.Blobs(), img.Devices()
+	mapped := make([]int64, len(blobs))
 	end := size
-	for i := range n {
-		var d layout.DeviceSlot
-		var e layout.BlobEntry
-		if _, err := boot.ReadAt(buf[:layout.DeviceSlotSize], int64(layout.DeviceTableOffset+i*layout.DeviceSlotSize)); err != nil {
-			return 0, err
-		}
-		_ = d.Unmarshal(buf)
-		if _, err := boot.ReadAt(buf[:layout.BlobEntrySize], int64(ext.BlobTableOffset)+int64(i*layout.BlobEntrySize)); err != nil {
-			return 0, err
-		}
-		_ = e.Unmarshal(buf)
-		if err := d.Validate(); err != nil {
-			return 0, fmt.Errorf("export: %w", err)
-		}
-		blobs[i] = e
+	for i, d := range devices {
 		mapped[i] = int64(d.MappedBlkAddr) * layout.BlockSize
 		if mapped[i] < size {
 			return 0, fmt.Errorf("export: blob %d mapped at %d inside the bootstrap", i, mapped[i])
 		}
 		end = max(end, mapped[i]+int64(d.Blocks)*layout.BlockSize)
 	}
-	count := ext.ChunkTableSize / layout.ChunkInfoSize
-	for i := range count {
-		if err := ctx.Err(); err != nil {
-			return 0, err
-		}
-		if _, err := boot.ReadAt(buf[:layout.ChunkInfoSize], int64(ext.ChunkTableOffset+i*layout.ChunkInfoSize)); err != nil {
-			return 0, err
-		}
-		var c layout.ChunkInfo
-		_ = c.Unmarshal(buf)
-		if int(c.BlobIndex) >= n {
-			return 0, fmt.Errorf("export: chunk %d names blob %d of %d", i, c.BlobIndex, n)
-		}
-		data, err := chunks.ReadChunk(ctx, &blobs[c.BlobIndex], &c)
-		if err != nil {
-			return 0, fmt.Errorf("export: chunk %d: %w", i, err)
-		}
-		if c.UncompressedOffset+uint64(len(data)) > blobs[c.BlobIndex].UncompressedSize {
-			return 0, fmt.Errorf("export: chunk %d overruns its blob", i)
-		}
-		if _, err := w.WriteAt(data, mapped[c.BlobIndex]+int64(c.UncompressedOffset)); err != nil {
-			return 0, fmt.Errorf("export: write image: %w", err)
+	perBlob, err := img.BlobChunks()
+	if err != nil {
+		return 0, fmt.Errorf("export: %w", err)
+	}
+	for b, cs := range perBlob {
+		for _, c := range cs {
+			if err := ctx.Err(); err != nil {
+				return 0, err
+			}
+			data, err := chunks.ReadChunk(ctx, blobs[b], c)
+			if err != nil {
+				return 0, fmt.Errorf("export: blob %d chunk %d: %w", b, c.Index, err)
+			}
+			if c.UncompressedOffset+uint64(len(data)) > blobs[b].UncompressedSize {
+				return 0, fmt.Errorf("export: blob %d chunk %d overruns its blob", b, c.Index)
+			}
+			if _, err := w.WriteAt(data, mapped[b]+int64(c.UncompressedOffset)); err != nil {
+				return 0, fmt.Errorf("export: write image: %w", err)
+			}
 		}
 	}
 	// Make the image cover every mapped block, even trailing zeros.

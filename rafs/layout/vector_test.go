@@ -2,28 +2,15 @@ package layout
 
 import (
 	"encoding/hex"
-	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/gonydus/nydus/internal/testutil"
 )
 
-var upstreamDir = testutil.TestdataPath("upstream-nydus")
-
-func readVector(t testing.TB, rel string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join(upstreamDir, rel))
-	if err != nil {
-		testutil.Missing(t, "upstream test vector (%v): put the shared testdata at ../shared/testdata beside the repository or set GONYDUS_TESTDATA", err)
-	}
-	return b
-}
-
 // TestUpstreamV6Bootstrap decodes the structures of the upstream 2.2
 // fixture and checks them against the independently decoded values.
 func TestUpstreamV6Bootstrap(t *testing.T) {
-	boot := readVector(t, "bootstrap/rafs-v6-2.2.boot")
+	boot := testutil.ReadTestdata(t, "upstream-nydus", "bootstrap/rafs-v6-2.2.boot")
 	var sb SuperBlock
 	if err := sb.Unmarshal(boot[SuperBlockOffset:]); err != nil {
 		t.Fatal(err)
@@ -128,7 +115,7 @@ func TestUpstreamV6Bootstrap(t *testing.T) {
 // TestUpstreamBlobTail decodes the ci array, CCT header and ToC of the
 // upstream blob fixture.
 func TestUpstreamBlobTail(t *testing.T) {
-	blob := readVector(t, "blobs/be7d77eeb719f70884758d1aa800ed0fb09d701aaec469964e9d54325f0d5fef")
+	blob := testutil.ReadTestdata(t, "upstream-nydus", "blobs/be7d77eeb719f70884758d1aa800ed0fb09d701aaec469964e9d54325f0d5fef")
 	var h CCTHeader
 	if err := h.Unmarshal(blob[8346:]); err != nil {
 		t.Fatal(err)

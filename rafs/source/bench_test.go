@@ -1,13 +1,13 @@
 package source_test
 
 import (
-	"archive/tar"
 	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"testing"
 
+	"github.com/gonydus/nydus/internal/tartest"
 	"github.com/gonydus/nydus/rafs/layout"
 	"github.com/gonydus/nydus/rafs/source"
 )
@@ -27,16 +27,13 @@ func (discardWriter) WriteFile(r io.Reader, size int64) ([]*layout.ChunkInfo, er
 // BenchmarkFromTar reports tar parsing throughput (MB/s of tar input) on
 // 2,000 files of 1–64 KiB.
 func BenchmarkFromTar(b *testing.B) {
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
 	data := bytes.Repeat([]byte("nydus "), 64<<10/6)
+	var files []tartest.Entry
 	for i := range 2000 {
 		n := 1024 + (i*997)%(63<<10)
-		tw.WriteHeader(&tar.Header{Name: fmt.Sprintf("d%02d/f%04d", i%50, i), Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(n)})
-		tw.Write(data[:n])
+		files = append(files, tartest.File(fmt.Sprintf("d%02d/f%04d", i%50, i), "", tartest.Bytes(data[:n])))
 	}
-	tw.Close()
-	in := buf.Bytes()
+	in := tartest.Tar(b, files...)
 	b.SetBytes(int64(len(in)))
 	b.ResetTimer()
 	for range b.N {

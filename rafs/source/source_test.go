@@ -14,8 +14,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/klauspost/compress/gzip"
-	"github.com/klauspost/compress/zstd"
+	"github.com/gonydus/nydus/internal/tartest"
+
 	"golang.org/x/sys/unix"
 
 	"github.com/gonydus/nydus/internal/testutil"
@@ -146,42 +146,9 @@ func TestEmptyTar(t *testing.T) {
 	}
 }
 
-type ent struct {
-	hdr  tar.Header
-	body string
-}
-
-func tarOf(t *testing.T, ents ...ent) []byte {
-	t.Helper()
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	for _, e := range ents {
-		h := e.hdr
-		if h.Typeflag == tar.TypeReg {
-			h.Size = int64(len(e.body))
-		}
-		if h.Mode == 0 && h.Typeflag != tar.TypeXGlobalHeader {
-			h.Mode = 0o644
-		}
-		if err := tw.WriteHeader(&h); err != nil {
-			t.Fatal(err)
-		}
-		io.WriteString(tw, e.body)
-	}
-	tw.Close()
-	return buf.Bytes()
-}
-
 func TestCompressionDetection(t *testing.T) {
-	plain := tarOf(t, ent{hdr: tar.Header{Name: "a/b.txt", Typeflag: tar.TypeReg}, body: "hello"})
-	var gz, zs bytes.Buffer
-	gw := gzip.NewWriter(&gz)
-	gw.Write(plain)
-	gw.Close()
-	zw, _ := zstd.NewWriter(&zs)
-	zw.Write(plain)
-	zw.Close()
-	for name, in := range map[string][]byte{"plain": plain, "gzip": gz.Bytes(), "zstd": zs.Bytes()} {
+	plain := tartest.Tar(t, tartest.Header(tar.Header{Name: "a/b.txt", Typeflag: tar.TypeReg, Mode: 0o644}, "hello"))
+	for name, in := range map[string][]byte{"plain": plain, "gzip": tartest.Gzip(t, plain), "zstd": tartest.Zstd(t, plain)} {
 		w := newMemWriter()
 		tr, err := source.FromTar(context.Background(), bytes.NewReader(in), w)
 		if err != nil {
@@ -199,19 +166,19 @@ func TestCompressionDetection(t *testing.T) {
 
 func TestHostileTars(t *testing.T) {
 	cases := map[string][]byte{
-		"dotdot escape": tarOf(t, ent{hdr: tar.Header{Name: "../../etc/passwd", Typeflag: tar.TypeReg}, body: "x"}),
-		"inner escape":  tarOf(t, ent{hdr: tar.Header{Name: "a/../../b", Typeflag: tar.TypeReg}, body: "x"}),
-		"through symlink": tarOf(t, ent{hdr: tar.Header{Name: "a", Typeflag: tar.TypeSymlink, Linkname: "/"}},
-			ent{hdr: tar.Header{Name: "a/etc/x", Typeflag: tar.TypeReg}, body: "x"}),
-		"through file": tarOf(t, ent{hdr: tar.Header{Name: "f", Typeflag: tar.TypeReg}, body: "x"},
-			ent{hdr: tar.Header{Name: "f/x", Typeflag: tar.TypeReg}, body: "x"}),
-		"hardlink escape":  tarOf(t, ent{hdr: tar.Header{Name: "l", Typeflag: tar.TypeLink, Linkname: "../../etc/shadow"}}),
-		"hardlink missing": tarOf(t, ent{hdr: tar.Header{Name: "l", Typeflag: tar.TypeLink, Linkname: "nope"}}),
-		"hardlink to dir": tarOf(t, ent{hdr: tar.Header{Name: "d/", Typeflag: tar.TypeDir}},
-			ent{hdr: tar.Header{Name: "l", Typeflag: tar.TypeLink, Linkname: "d"}}),
-		"long component": tarOf(t, ent{hdr: tar.Header{Name: strings.Repeat("n", 256), Typeflag: tar.TypeReg, Format: tar.FormatPAX}, body: "x"}),
-		"pax global":     tarOf(t, ent{hdr: tar.Header{Typeflag: tar.TypeXGlobalHeader, PAXRecords: map[string]string{"comment": "x"}}}),
-		"truncated":      tarOf(t, ent{hdr: tar.Header{Name: "a", Typeflag: tar.TypeReg}, body: strings.Repeat("x", 2000)})[:1500],
+		"dotdot escape": tartest.Tar(t, tartest.Header(tar.Header{Name: "../../etc/passwd", Typeflag: tar.TypeReg, Mode: 0o644}, "x")),
+		"inner escape":  tartest.Tar(t, tartest.Header(tar.Header{Name: "a/../../b", Typeflag: tar.TypeReg, Mode: 0o644}, "x")),
+		"through symlink": tartest.Tar(t, tartest.Header(tar.Header{Name: "a", Typeflag: tar.TypeSymlink, Linkname: "/", Mode: 0o644}, ""),
+			tartest.Header(tar.Header{Name: "a/etc/x", Typeflag: tar.TypeReg, Mode: 0o644}, "x")),
+		"through file": tartest.Tar(t, tartest.Header(tar.Header{Name: "f", Typeflag: tar.TypeReg, Mode: 0o644}, "x"),
+			tartest.Header(tar.Header{Name: "f/x", Typeflag: tar.TypeReg, Mode: 0o644}, "x")),
+		"hardlink escape":  tartest.Tar(t, tartest.Header(tar.Header{Name: "l", Typeflag: tar.TypeLink, Linkname: "../../etc/shadow", Mode: 0o644}, "")),
+		"hardlink missing": tartest.Tar(t, tartest.Header(tar.Header{Name: "l", Typeflag: tar.TypeLink, Linkname: "nope", Mode: 0o644}, "")),
+		"hardlink to dir": tartest.Tar(t, tartest.Header(tar.Header{Name: "d/", Typeflag: tar.TypeDir, Mode: 0o644}, ""),
+			tartest.Header(tar.Header{Name: "l", Typeflag: tar.TypeLink, Linkname: "d", Mode: 0o644}, "")),
+		"long component": tartest.Tar(t, tartest.Header(tar.Header{Name: strings.Repeat("n", 256), Typeflag: tar.TypeReg, Format: tar.FormatPAX, Mode: 0o644}, "x")),
+		"pax global":     tartest.Tar(t, tartest.Header(tar.Header{Typeflag: tar.TypeXGlobalHeader, PAXRecords: map[string]string{"comment": "x"}}, "")),
+		"truncated":      tartest.Tar(t, tartest.Header(tar.Header{Name: "a", Typeflag: tar.TypeReg, Mode: 0o644}, strings.Repeat("x", 2000)))[:1500],
 	}
 	for name, in := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -223,7 +190,7 @@ func TestHostileTars(t *testing.T) {
 		})
 	}
 	// Absolute names are made relative, as tar extraction does.
-	tr, err := source.FromTar(context.Background(), bytes.NewReader(tarOf(t, ent{hdr: tar.Header{Name: "/abs/path", Typeflag: tar.TypeReg}, body: "x"})), newMemWriter())
+	tr, err := source.FromTar(context.Background(), bytes.NewReader(tartest.Tar(t, tartest.Header(tar.Header{Name: "/abs/path", Typeflag: tar.TypeReg, Mode: 0o644}, "x"))), newMemWriter())
 	if err != nil || tr.Lookup("/abs/path") == nil {
 		t.Fatalf("absolute name: %v", err)
 	}
@@ -263,20 +230,20 @@ func TestSparseTar(t *testing.T) {
 }
 
 func TestTarSemantics(t *testing.T) {
-	in := tarOf(t,
-		ent{hdr: tar.Header{Name: "./", Typeflag: tar.TypeDir, Mode: 0o700, Uid: 7}},
-		ent{hdr: tar.Header{Name: "d/f", Typeflag: tar.TypeReg, Uid: 1, Gid: 2}, body: "first"},
-		ent{hdr: tar.Header{Name: "d/", Typeflag: tar.TypeDir, Mode: 0o711, Uid: 3}},
-		ent{hdr: tar.Header{Name: "d/f", Typeflag: tar.TypeReg}, body: "second"},
-		ent{hdr: tar.Header{Name: "dev/null", Typeflag: tar.TypeChar, Devmajor: 1, Devminor: 3, Mode: 0o666}},
-		ent{hdr: tar.Header{Name: "dev/sda", Typeflag: tar.TypeBlock, Devmajor: 8, Devminor: 300}},
-		ent{hdr: tar.Header{Name: "dev/fifo", Typeflag: tar.TypeFifo}},
-		ent{hdr: tar.Header{Name: "x", Typeflag: tar.TypeReg, Format: tar.FormatPAX, PAXRecords: map[string]string{
+	in := tartest.Tar(t,
+		tartest.Header(tar.Header{Name: "./", Typeflag: tar.TypeDir, Mode: 0o700, Uid: 7}, ""),
+		tartest.Header(tar.Header{Name: "d/f", Typeflag: tar.TypeReg, Uid: 1, Gid: 2, Mode: 0o644}, "first"),
+		tartest.Header(tar.Header{Name: "d/", Typeflag: tar.TypeDir, Mode: 0o711, Uid: 3}, ""),
+		tartest.Header(tar.Header{Name: "d/f", Typeflag: tar.TypeReg, Mode: 0o644}, "second"),
+		tartest.Header(tar.Header{Name: "dev/null", Typeflag: tar.TypeChar, Devmajor: 1, Devminor: 3, Mode: 0o666}, ""),
+		tartest.Header(tar.Header{Name: "dev/sda", Typeflag: tar.TypeBlock, Devmajor: 8, Devminor: 300, Mode: 0o644}, ""),
+		tartest.Header(tar.Header{Name: "dev/fifo", Typeflag: tar.TypeFifo, Mode: 0o644}, ""),
+		tartest.Header(tar.Header{Name: "x", Typeflag: tar.TypeReg, Format: tar.FormatPAX, PAXRecords: map[string]string{
 			"SCHILY.xattr.security.capability": "\x01\x00\x00\x02", "SCHILY.xattr.trusted.overlay.opaque": "y",
-			"SCHILY.xattr.user.a": "b", "LIBARCHIVE.xattr.user.lib": "dmFsdWU="}}, body: "x"},
-		ent{hdr: tar.Header{Name: "stargz.index.json", Typeflag: tar.TypeReg}, body: "{}"},
-		ent{hdr: tar.Header{Name: "etc/.wh.removed", Typeflag: tar.TypeReg}},
-		ent{hdr: tar.Header{Name: "etc/.wh..wh..opq", Typeflag: tar.TypeReg}},
+			"SCHILY.xattr.user.a": "b", "LIBARCHIVE.xattr.user.lib": "dmFsdWU="}, Mode: 0o644}, "x"),
+		tartest.Header(tar.Header{Name: "stargz.index.json", Typeflag: tar.TypeReg, Mode: 0o644}, "{}"),
+		tartest.Header(tar.Header{Name: "etc/.wh.removed", Typeflag: tar.TypeReg, Mode: 0o644}, ""),
+		tartest.Header(tar.Header{Name: "etc/.wh..wh..opq", Typeflag: tar.TypeReg, Mode: 0o644}, ""),
 	)
 	w := newMemWriter()
 	tr, err := source.FromTar(context.Background(), bytes.NewReader(in), w)

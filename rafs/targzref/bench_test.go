@@ -1,20 +1,17 @@
 package targzref
 
 import (
-	"archive/tar"
 	"bytes"
 	"compress/gzip"
 	"context"
 	"io"
-	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"testing"
 	"time"
 
+	"github.com/gonydus/nydus/internal/tartest"
 	"github.com/gonydus/nydus/rafs/layout"
 	"github.com/gonydus/nydus/rafs/zran"
 )
@@ -32,74 +29,13 @@ func benchLayers() []benchLayer {
 	return []benchLayer{
 		{"go-src", func(tb testing.TB) []byte {
 			root := runtime.GOROOT()
-			return treeTarGz(tb, 200<<20, filepath.Join(root, "src"), filepath.Join(root, "test"))
+			return tartest.TreeGz(tb, 200<<20, filepath.Join(root, "src"), filepath.Join(root, "test"))
 		}},
 		{"binary", func(tb testing.TB) []byte {
-			return treeTarGz(tb, 200<<20, "/usr/bin", "/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib64", filepath.Join(runtime.GOROOT(), "pkg"))
+			return tartest.TreeGz(tb, 200<<20, "/usr/bin", "/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib64", filepath.Join(runtime.GOROOT(), "pkg"))
 		}},
-		{"generated", func(tb testing.TB) []byte { return layerTarGz(tb, 1, 200<<20) }},
+		{"generated", func(tb testing.TB) []byte { return tartest.RandomGz(tb, 1, 200<<20) }},
 	}
-}
-
-// treeTarGz tars regular files under roots (up to limit bytes of file
-// data; files over 16 MiB and further links to a file already taken are
-// left out, so no one file dominates) and compresses the tar with
-// compress/gzip, as docker and containerd push layers.
-func treeTarGz(tb testing.TB, limit int64, roots ...string) []byte {
-	tb.Helper()
-	var buf bytes.Buffer
-	zw := gzip.NewWriter(&buf)
-	tw := tar.NewWriter(zw)
-	var total int64
-	var seen []fs.FileInfo
-	for _, root := range roots {
-		err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-			if err != nil || total >= limit || !d.Type().IsRegular() {
-				return nil
-			}
-			info, err := d.Info()
-			if err != nil || info.Size() > 16<<20 || slices.ContainsFunc(seen, func(o fs.FileInfo) bool { return os.SameFile(o, info) }) {
-				return nil
-			}
-			seen = append(seen, info)
-			f, err := os.Open(p)
-			if err != nil {
-				return nil
-			}
-			defer f.Close()
-			hdr, _ := tar.FileInfoHeader(info, "")
-			hdr.Name = filepath.ToSlash(filepath.Join(filepath.Base(root), p[len(root):]))
-			if err := tw.WriteHeader(hdr); err != nil {
-				return err
-			}
-			n, err := io.Copy(tw, io.LimitReader(f, hdr.Size))
-			total += n
-			return err
-		})
-		if err != nil {
-			tb.Fatal(err)
-		}
-	}
-	if total == 0 {
-		tb.Skipf("no Go source tree under %v (a GOROOT without src)", roots)
-	}
-	tw.Close()
-	zw.Close()
-	return buf.Bytes()
-}
-
-// gzipDC times `gzip -dc` of the layer file.
-func gzipDC(b *testing.B, path string) time.Duration {
-	if _, err := exec.LookPath("gzip"); err != nil {
-		b.Skipf("the baseline, gzip, is not installed (apt-get install gzip): %v", err)
-	}
-	start := time.Now()
-	cmd := exec.Command("gzip", "-dc", path)
-	cmd.Stdout = io.Discard
-	if err := cmd.Run(); err != nil {
-		b.Fatalf("gzip -dc %s: %v", path, err)
-	}
-	return time.Since(start)
 }
 
 // BenchmarkBuild reports, per layer, targz-ref build time against
@@ -129,7 +65,7 @@ func BenchmarkBuild(b *testing.B) {
 			}
 			b.ResetTimer()
 			for range b.N {
-				gzipT := gzipDC(b, path)
+				gzipT := tartest.GunzipTime(b, path)
 				res, ours := build(zran.DefaultLimits())
 				up, _ := build(zran.UpstreamLimits())
 				pct := 100 * float64(res.MetaSize) / float64(len(gz))
@@ -196,7 +132,7 @@ func middleSmallFile(b *testing.B, bi *built, gz []byte) (string, uint64) {
 	var name string
 	var nid uint64
 	best := uint64(1 << 63)
-	for n, d := range tarFiles(b, gz) {
+	for n, d := range tartest.Files(b, gz) {
 		if len(d) == 0 || len(d) >= 8<<10 {
 			continue
 		}

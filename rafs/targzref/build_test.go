@@ -10,12 +10,11 @@ import (
 	"errors"
 	"io"
 	"math/rand/v2"
-	"os"
 	"path"
-	"path/filepath"
 	"sync/atomic"
 	"testing"
 
+	"github.com/gonydus/nydus/internal/tartest"
 	"github.com/gonydus/nydus/internal/testutil"
 	"github.com/gonydus/nydus/rafs"
 	"github.com/gonydus/nydus/rafs/layout"
@@ -66,37 +65,10 @@ func build(t testing.TB, gz []byte, opts ...Option) *built {
 	return b
 }
 
-// tarFiles returns the content of the regular files of a gzip'd tar.
-func tarFiles(t testing.TB, gz []byte) map[string][]byte {
-	t.Helper()
-	zr, err := gzip.NewReader(bytes.NewReader(gz))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr := tar.NewReader(zr)
-	out := map[string][]byte{}
-	for {
-		hdr, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			return out
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		if hdr.Typeflag == tar.TypeReg {
-			data, err := io.ReadAll(tr)
-			if err != nil {
-				t.Fatal(err)
-			}
-			out[path.Clean("/"+hdr.Name)] = data
-		}
-	}
-}
-
 // checkAllFiles reads every regular file of the tar through the zran path.
 func checkAllFiles(t testing.TB, b *built) {
 	t.Helper()
-	for name, want := range tarFiles(t, b.gz) {
+	for name, want := range tartest.Files(t, b.gz) {
 		nid, err := b.img.LookupPath(name)
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
@@ -139,10 +111,7 @@ func checkEntry(t testing.TB, b *built, inline bool) {
 func TestUpstreamVectors(t *testing.T) {
 	for _, name := range []string{"bgzip.tar.gz", "zran-two-streams.tar.gz", "zran-single-stream.tar.gz", "zran-zero-file.tar.gz"} {
 		t.Run(name, func(t *testing.T) {
-			gz, err := os.ReadFile(filepath.Join(vectors, name))
-			if err != nil {
-				testutil.Missing(t, "upstream test vector (%v): put the shared testdata at ../shared/testdata beside the repository or set GONYDUS_TESTDATA", err)
-			}
+			gz := testutil.ReadTestdata(t, "upstream-nydus", "zran", name)
 			for _, tc := range []struct {
 				chunkSize uint32
 				opts      []Option
@@ -162,60 +131,10 @@ func TestUpstreamVectors(t *testing.T) {
 }
 
 func TestZlibSampleIsNotATar(t *testing.T) {
-	gz, err := os.ReadFile(filepath.Join(vectors, "zlib_sample.txt.gz"))
-	if err != nil {
-		testutil.Missing(t, "upstream test vector (%v): put the shared testdata at ../shared/testdata beside the repository or set GONYDUS_TESTDATA", err)
-	}
+	gz := testutil.ReadTestdata(t, "upstream-nydus", "zran", "zlib_sample.txt.gz")
 	if _, err := Build(context.Background(), bytes.NewReader(gz), io.Discard); err == nil {
 		t.Fatal("a gzip'd text file built as a tar layer")
 	}
-}
-
-// layerTarGz generates a deterministic gzip'd tar of about total bytes:
-// text-like, repetitive and random files of many sizes.
-func layerTarGz(t testing.TB, seed uint64, total int) []byte {
-	t.Helper()
-	rng := rand.New(rand.NewPCG(seed, 11))
-	words := []string{"nydus ", "zran ", "chunk ", "layer ", "gzip ", "inflate ", "context ", "window ", "\n", "func ", "return ", "{}\n"}
-	var gz bytes.Buffer
-	zw, _ := gzip.NewWriterLevel(&gz, gzip.DefaultCompression)
-	tw := tar.NewWriter(zw)
-	written := 0
-	for i := 0; written < total; i++ {
-		var size int
-		switch rng.IntN(10) {
-		case 0:
-			size = rng.IntN(12 << 20)
-		case 1, 2, 3:
-			size = rng.IntN(1 << 20)
-		default:
-			size = rng.IntN(16 << 10)
-		}
-		data := make([]byte, 0, size)
-		for len(data) < size {
-			switch rng.IntN(4) {
-			case 0:
-				n := min(size-len(data), 1+rng.IntN(4096))
-				for range n {
-					data = append(data, byte(rng.UintN(256)))
-				}
-			default:
-				for k := rng.IntN(200); k > 0 && len(data) < size; k-- {
-					data = append(data, words[rng.IntN(len(words))]...)
-				}
-			}
-		}
-		data = data[:size]
-		dir := "d" + string(rune('a'+i%17))
-		if err := tw.WriteHeader(&tar.Header{Name: dir + "/f" + hex.EncodeToString([]byte{byte(i >> 8), byte(i)}), Mode: 0o644, Size: int64(size), Typeflag: tar.TypeReg}); err != nil {
-			t.Fatal(err)
-		}
-		tw.Write(data)
-		written += size
-	}
-	tw.Close()
-	zw.Close()
-	return gz.Bytes()
 }
 
 // TestLargeLayer builds a ~200 MB layer, reads every file through the
@@ -226,7 +145,7 @@ func TestLargeLayer(t *testing.T) {
 	if testing.Short() {
 		total = 24 << 20
 	}
-	gz := layerTarGz(t, 1, total)
+	gz := tartest.RandomGz(t, 1, total)
 	b := build(t, gz, WithChunkSize(layout.DefaultChunkSize), WithTOC(true))
 	checkEntry(t, b, false)
 	t.Logf("%s (%d relocated, %d merged contexts)", b.res, b.res.Relocated, b.res.Merged)
@@ -270,7 +189,7 @@ func TestLargeLayer(t *testing.T) {
 }
 
 func TestBadLayers(t *testing.T) {
-	gz := layerTarGz(t, 2, 3<<20)
+	gz := tartest.RandomGz(t, 2, 3<<20)
 	cases := map[string][]byte{
 		"truncated":     gz[:len(gz)*2/3],
 		"no trailer":    gz[:len(gz)-8],
@@ -301,9 +220,9 @@ func tarOf(t testing.TB, gz []byte) []byte {
 // A layer whose bytes differ from the one the image was built from is
 // never served: chunks fail their digest (or inflation) with a clear error.
 func TestWrongLayer(t *testing.T) {
-	gz := layerTarGz(t, 3, 4<<20)
+	gz := tartest.RandomGz(t, 3, 4<<20)
 	b := build(t, gz)
-	other := layerTarGz(t, 4, 4<<20)
+	other := tartest.RandomGz(t, 4, 4<<20)
 	corrupt := bytes.Clone(gz)
 	for i := len(corrupt) / 4; i < len(corrupt); i += 4096 {
 		corrupt[i] ^= 0x5a
@@ -333,10 +252,7 @@ func TestWrongLayer(t *testing.T) {
 
 // A RAFS blob whose blob.meta does not match the bootstrap is refused.
 func TestBadMeta(t *testing.T) {
-	gz, err := os.ReadFile(filepath.Join(vectors, "zran-two-streams.tar.gz"))
-	if err != nil {
-		testutil.Missing(t, "upstream test vector (%v): put the shared testdata at ../shared/testdata beside the repository or set GONYDUS_TESTDATA", err)
-	}
+	gz := testutil.ReadTestdata(t, "upstream-nydus", "zran", "zran-two-streams.tar.gz")
 	b := build(t, gz, WithChunkSize(0x1000), WithTOC(true))
 	e := *b.img.Blobs()[0]
 	for name, mut := range map[string]func(m []byte, e *layout.BlobEntry){
@@ -362,16 +278,11 @@ func TestDuplicateFiles(t *testing.T) {
 	for i := range data {
 		data[i] = byte(rng.UintN(256))
 	}
-	var gz bytes.Buffer
-	zw := gzip.NewWriter(&gz)
-	tw := tar.NewWriter(zw)
+	var files []tartest.Entry
 	for i := range 20 {
-		tw.WriteHeader(&tar.Header{Name: "copy" + hex.EncodeToString([]byte{byte(i)}), Mode: 0o644, Size: int64(len(data)), Typeflag: tar.TypeReg})
-		tw.Write(data)
+		files = append(files, tartest.File("copy"+hex.EncodeToString([]byte{byte(i)}), "", tartest.Bytes(data)))
 	}
-	tw.Close()
-	zw.Close()
-	b := build(t, gz.Bytes())
+	b := build(t, tartest.TarGz(t, files...))
 	if len(b.res.Chunks) != 1 || b.res.Contexts > len(b.res.Chunks) {
 		t.Fatalf("%d chunks, %d contexts", len(b.res.Chunks), b.res.Contexts)
 	}
@@ -381,7 +292,7 @@ func TestDuplicateFiles(t *testing.T) {
 // Context limits are validated, and upstream's limits give the same files
 // through more contexts than the defaults.
 func TestContextLimits(t *testing.T) {
-	gz := layerTarGz(t, 4, 16<<20)
+	gz := tartest.RandomGz(t, 4, 16<<20)
 	bad := WithContexts(zran.Limits{MinCompressed: 1 << 20, MaxCompressed: 1 << 20, MaxUncompressed: 32 << 20})
 	if _, err := Build(context.Background(), bytes.NewReader(gz), io.Discard, bad); err == nil {
 		t.Fatal("invalid context limits accepted")
@@ -399,9 +310,9 @@ func TestContextLimits(t *testing.T) {
 // context about once, while a single small read still fetches only up to
 // its chunk.
 func TestSourceReadsContextsOnce(t *testing.T) {
-	gz := layerTarGz(t, 5, 24<<20)
+	gz := tartest.RandomGz(t, 5, 24<<20)
 	b := build(t, gz)
-	files := tarFiles(t, gz)
+	files := tartest.Files(t, gz)
 	zr, err := gzip.NewReader(bytes.NewReader(gz))
 	if err != nil {
 		t.Fatal(err)

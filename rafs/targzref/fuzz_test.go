@@ -2,8 +2,6 @@ package targzref
 
 import (
 	"bytes"
-	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/gonydus/nydus/internal/testutil"
@@ -14,10 +12,7 @@ import (
 // a real one) to the parser and reads the chunks it accepts from the seed
 // layer: nothing may panic, and whatever is served must verify.
 func FuzzDecodeMeta(f *testing.F) {
-	gz, err := os.ReadFile(filepath.Join(vectors, "zran-two-streams.tar.gz"))
-	if err != nil {
-		testutil.Missing(f, "upstream test vector (%v): put the shared testdata at ../shared/testdata beside the repository or set GONYDUS_TESTDATA", err)
-	}
+	gz := testutil.ReadTestdata(f, "upstream-nydus", "zran", "zran-two-streams.tar.gz")
 	b := build(f, gz, WithChunkSize(0x1000))
 	m, err := ReadMeta(bytes.NewReader(b.meta), int64(len(b.meta)), b.img.Blobs()[0])
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gonydus/nydus/internal/tartest"
 	"github.com/gonydus/nydus/rafs/internal/zlibdriver"
 )
 
@@ -25,9 +26,9 @@ func TestContextsInflateWithZlib(t *testing.T) {
 			layers[name] = gz
 		}
 	}
-	layers["generated"] = layerTarGz(t, 12, 30<<20)
+	layers["generated"] = tartest.RandomGz(t, 12, 30<<20)
 	// Several members, so contexts cross member ends.
-	raw := tarOf(t, layerTarGz(t, 13, 12<<20))
+	raw := tarOf(t, tartest.RandomGz(t, 13, 12<<20))
 	var multi bytes.Buffer
 	for i := 0; i < len(raw); i += 3 << 20 {
 		zw, _ := gzip.NewWriterLevel(&multi, gzip.BestSpeed)

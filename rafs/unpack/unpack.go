@@ -13,21 +13,17 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sys/unix"
+
+	"github.com/gonydus/nydus/rafs"
 	"github.com/gonydus/nydus/rafs/layout"
 	"github.com/gonydus/nydus/rafs/tree"
-	"golang.org/x/sys/unix"
 )
-
-// ChunkReader returns the verified uncompressed bytes of a chunk of a blob
-// in the tree's blob table.
-type ChunkReader interface {
-	ReadChunk(ctx context.Context, blob *layout.BlobEntry, c *layout.ChunkInfo) ([]byte, error)
-}
 
 // WriteTar writes t as a tar stream to w. Paths are relative ("etc/passwd"),
 // directories end in "/", the root is not emitted unless it carries
 // attributes worth keeping (it is emitted as "./").
-func WriteTar(ctx context.Context, w io.Writer, t *tree.Tree, chunks ChunkReader) error {
+func WriteTar(ctx context.Context, w io.Writer, t *tree.Tree, chunks rafs.ChunkSource) error {
 	tw := tar.NewWriter(w)
 	first := map[*tree.Inode]string{}
 	err := t.Walk(func(p string, ino *tree.Inode) error {
@@ -119,7 +115,7 @@ func header(name string, ino *tree.Inode) (*tar.Header, error) {
 	return h, nil
 }
 
-func writeData(ctx context.Context, w io.Writer, t *tree.Tree, ino *tree.Inode, chunks ChunkReader) error {
+func writeData(ctx context.Context, w io.Writer, t *tree.Tree, ino *tree.Inode, chunks rafs.ChunkSource) error {
 	var written uint64
 	for i, c := range ino.Chunks {
 		if int(c.BlobIndex) >= len(t.Blobs) {

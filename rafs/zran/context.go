@@ -66,7 +66,7 @@ func EncodeContexts(ctxs []Context) []byte {
 // DecodeContexts parses count contexts and their dictionaries from b (the
 // zran area of the blob.meta data). Dictionaries alias b.
 func DecodeContexts(b []byte, count int) ([]Context, error) {
-	if count < 0 || count > MaxCheckpoints || uint64(count)*ContextSize > uint64(len(b)) {
+	if count < 0 || count > maxContexts || uint64(count)*ContextSize > uint64(len(b)) {
 		return nil, fmt.Errorf("%w: %d contexts do not fit %d bytes", ErrContext, count, len(b))
 	}
 	dicts := b[count*ContextSize:]

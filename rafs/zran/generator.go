@@ -347,8 +347,8 @@ func (g *Generator) BeginChunk(size int64) error {
 			g.err = err
 			return err
 		}
-		if len(g.ctxs) >= MaxCheckpoints {
-			return fmt.Errorf("zran: more than %d contexts", MaxCheckpoints)
+		if len(g.ctxs) >= maxContexts {
+			return fmt.Errorf("zran: more than %d contexts", maxContexts)
 		}
 		g.ctxs = append(g.ctxs, Context{In: uint64(blk.in), Out: uint64(blk.out), Byte: blk.byte, Bits: blk.bits,
 			Dict: append([]byte(nil), blk.window...)})

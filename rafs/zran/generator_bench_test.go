@@ -6,10 +6,12 @@ import (
 	"errors"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
+	"runtime"
 	"testing"
 	"time"
+
+	"github.com/gonydus/nydus/internal/tartest"
 )
 
 // BenchmarkGenerator runs the generator under a tar parser (the targz-ref
@@ -18,7 +20,7 @@ import (
 // table with its dictionaries (uncompressed) as a share of the layer, with
 // the default limits and with upstream's.
 func BenchmarkGenerator(b *testing.B) {
-	gz := goTreeTarGz(b, 200<<20)
+	gz := tartest.TreeGz(b, 200<<20, runtime.GOROOT())
 	path := filepath.Join(b.TempDir(), "layer.tar.gz")
 	if err := os.WriteFile(path, gz, 0o644); err != nil {
 		b.Fatal(err)
@@ -44,7 +46,7 @@ func BenchmarkGenerator(b *testing.B) {
 	}
 	b.ResetTimer()
 	for range b.N {
-		gzipT := gzipDC(b, path)
+		gzipT := tartest.GunzipTime(b, path)
 		ctxs, ours := run(DefaultLimits())
 		up, _ := run(UpstreamLimits())
 		pct := 100 * float64(len(EncodeContexts(ctxs))) / float64(len(gz))
@@ -86,18 +88,4 @@ func tarThrough(g *Generator, chunkSize int64) ([]Context, error) {
 		}
 	}
 	return g.Finish()
-}
-
-// gzipDC times `gzip -dc` of the file at path.
-func gzipDC(b *testing.B, path string) time.Duration {
-	if _, err := exec.LookPath("gzip"); err != nil {
-		b.Skipf("the baseline, gzip, is not installed (apt-get install gzip): %v", err)
-	}
-	start := time.Now()
-	cmd := exec.Command("gzip", "-dc", path)
-	cmd.Stdout = io.Discard
-	if err := cmd.Run(); err != nil {
-		b.Fatalf("gzip -dc %s: %v", path, err)
-	}
-	return time.Since(start)
 }

@@ -9,8 +9,6 @@ import (
 	"errors"
 	"io"
 	"math/rand/v2"
-	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/gonydus/nydus/internal/testutil"
@@ -93,10 +91,7 @@ func checkChunks(t *testing.T, gz []byte, ctxs []Context, chunks []genChunk) {
 func TestGeneratorUpstreamVectors(t *testing.T) {
 	for _, name := range []string{"bgzip.tar.gz", "zran-two-streams.tar.gz", "zran-single-stream.tar.gz", "zran-zero-file.tar.gz"} {
 		t.Run(name, func(t *testing.T) {
-			gz, err := os.ReadFile(filepath.Join(vectors, name))
-			if err != nil {
-				testutil.Missing(t, "upstream test vector (%v): put the shared testdata at ../shared/testdata beside the repository or set GONYDUS_TESTDATA", err)
-			}
+			gz := testutil.ReadTestdata(t, "upstream-nydus", "zran", name)
 			for _, cs := range []int64{4096, 1 << 20} {
 				ctxs, chunks, g, err := generate(t, gz, cs)
 				if err != nil {

@@ -1,7 +1,6 @@
 package zran
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -18,45 +17,6 @@ const (
 	gzTrailerSize = 8
 	maxHeaderLen  = 1 << 20 // names, comments and extra fields
 )
-
-// countingReader counts consumed bytes and remembers the last few, so a
-// checkpoint can name the partially consumed byte.
-type countingReader struct {
-	r    *bufio.Reader
-	n    int64
-	last [64]byte
-}
-
-func (c *countingReader) ReadByte() (byte, error) {
-	b, err := c.r.ReadByte()
-	if err == nil {
-		c.last[c.n%int64(len(c.last))] = b
-		c.n++
-	}
-	return b, err
-}
-
-func (c *countingReader) Read(p []byte) (int, error) {
-	// flate uses ReadByte when available; Read keeps the count honest.
-	n, err := c.r.Read(p)
-	for _, b := range p[:n] {
-		c.last[c.n%int64(len(c.last))] = b
-		c.n++
-	}
-	return n, err
-}
-
-// byteAt returns a recently consumed byte by absolute position.
-func (c *countingReader) byteAt(pos int64) (byte, bool) {
-	if pos < 0 || pos >= c.n || c.n-pos > int64(len(c.last)) {
-		return 0, false
-	}
-	return c.last[pos%int64(len(c.last))], true
-}
-
-// readHeader consumes one gzip member header; it returns io.EOF at a clean
-// end of stream.
-func (c *countingReader) readHeader() error { return skipGzipHeader(c, c.n) }
 
 // skipGzipHeader consumes one gzip member header from r (which starts at
 // stream offset start, for messages); it returns io.EOF at a clean end of

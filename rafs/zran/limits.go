@@ -12,6 +12,9 @@ const MaxContextOut = 16 << 20
 // block headers), so twice MaxContextOut is generous.
 const MaxContextIn = 2 * MaxContextOut
 
+// maxContexts bounds a context table (upstream allows 2^24 contexts).
+const maxContexts = 1 << 24
+
 // Limits are the rules that space a generator's contexts. A chunk opens a
 // new context when the current one has seen MaxCompressed/2 compressed
 // bytes since its start, when its output plus a whole chunk would reach

@@ -29,76 +29,76 @@ func oracle(t testing.TB, gz []byte) []byte {
 	return out
 }
 
-func checkRandomAccess(t *testing.T, gz []byte, span int64) *Index {
+// generateRaw runs any gzip stream (not only a tar) through a Generator,
+// cutting its uncompressed bytes, whose length is size, into chunkSize
+// chunks back to back, as a builder cuts a file.
+func generateRaw(t testing.TB, gz []byte, size, chunkSize int64) ([]Context, []genChunk, *Generator, error) {
 	t.Helper()
-	want := oracle(t, gz)
-	var streamed bytes.Buffer
-	ix, err := BuildIndex(bytes.NewReader(gz), span, &streamed)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dropped, err := ix.Verify(bytes.NewReader(gz))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if dropped > 0 {
-		t.Logf("Verify dropped %d checkpoints that do not resume exactly", dropped)
-	}
-	if ix.Size != int64(len(want)) || !bytes.Equal(streamed.Bytes(), want) || ix.CompressedSize != int64(len(gz)) {
-		t.Fatalf("index size %d / %d, streamed %d bytes equal=%v", ix.Size, len(want), streamed.Len(), bytes.Equal(streamed.Bytes(), want))
-	}
-	ra := bytes.NewReader(gz)
-	rng := rand.New(rand.NewPCG(uint64(len(gz)), 3))
-	for range 200 {
-		if len(want) == 0 {
-			break
-		}
-		off := rng.Int64N(int64(len(want)))
-		n := 1 + rng.Int64N(min(300_000, int64(len(want))-off))
-		buf := make([]byte, n)
-		k, err := ix.ReadAt(ra, buf, off)
-		if err != nil || int64(k) != n || !bytes.Equal(buf, want[off:off+n]) {
-			t.Fatalf("ReadAt(%d, %d): %d %v", off, n, k, err)
-		}
-	}
-	// Every checkpoint resumes exactly.
-	for i, cp := range ix.Checkpoints {
-		n := min(int64(4096), ix.Size-cp.Out)
-		if n <= 0 {
-			continue
+	g := NewGenerator(bytes.NewReader(gz))
+	var chunks []genChunk
+	for off := int64(0); off < size; off += chunkSize {
+		n := min(chunkSize, size-off)
+		if err := g.BeginChunk(n); err != nil {
+			g.Close()
+			return nil, nil, g, err
 		}
 		buf := make([]byte, n)
-		if k, err := ix.ReadAt(ra, buf, cp.Out); (err != nil && !errors.Is(err, io.EOF)) || !bytes.Equal(buf[:k], want[cp.Out:cp.Out+int64(k)]) {
-			t.Fatalf("checkpoint %d (in %d bits %d out %d): %v", i, cp.In, cp.Bits, cp.Out, err)
+		if _, err := io.ReadFull(g, buf); err != nil {
+			g.Close()
+			return nil, nil, g, err
 		}
+		ref, err := g.EndChunk(buf)
+		if err != nil {
+			g.Close()
+			return nil, nil, g, err
+		}
+		chunks = append(chunks, genChunk{ref, buf})
 	}
-	// Past the end.
-	buf := make([]byte, 10)
-	if k, err := ix.ReadAt(ra, buf, ix.Size-3); ix.Size >= 3 && (k != 3 || !errors.Is(err, io.EOF)) {
-		t.Fatalf("tail read: %d %v", k, err)
-	}
-	return ix
+	ctxs, err := g.Finish()
+	return ctxs, chunks, g, err
 }
 
+// checkRaw generates contexts for gz cut into chunkSize chunks and checks
+// that the chunks are the stream's bytes and inflate from their contexts.
+func checkRaw(t *testing.T, gz []byte, chunkSize int64) ([]Context, *Generator) {
+	t.Helper()
+	want := oracle(t, gz)
+	ctxs, chunks, g, err := generateRaw(t, gz, int64(len(want)), chunkSize)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []byte
+	for _, c := range chunks {
+		got = append(got, c.data...)
+	}
+	if !bytes.Equal(got, want) || g.UncompressedSize() != int64(len(want)) || g.Size() != int64(len(gz)) {
+		t.Fatalf("generator streamed %d bytes (equal %v), sizes %d/%d, want %d/%d", len(got), bytes.Equal(got, want), g.UncompressedSize(), g.Size(), len(want), len(gz))
+	}
+	checkChunks(t, gz, ctxs, chunks)
+	return ctxs, g
+}
+
+// TestUpstreamGzipVectors runs upstream's gzip vectors, tars and a plain
+// text file alike, through the generator as a byte stream.
 func TestUpstreamGzipVectors(t *testing.T) {
 	for _, name := range []string{"bgzip.tar.gz", "zran-two-streams.tar.gz", "zran-single-stream.tar.gz", "zran-zero-file.tar.gz", "zlib_sample.txt.gz"} {
 		t.Run(name, func(t *testing.T) {
-			gz, err := os.ReadFile(filepath.Join(vectors, name))
-			if err != nil {
-				testutil.Missing(t, "upstream test vector (%v): put the shared testdata at ../shared/testdata beside the repository or set GONYDUS_TESTDATA", err)
-			}
-			ix := checkRandomAccess(t, gz, minSpan)
+			gz := testutil.ReadTestdata(t, "upstream-nydus", "zran", name)
+			ctxs, g := checkRaw(t, gz, 64<<10)
 			bits := 0
-			for _, cp := range ix.Checkpoints {
-				if cp.Bits > 0 {
+			for _, c := range ctxs {
+				if c.Bits > 0 {
 					bits++
 				}
 			}
-			t.Logf("%s: %d bytes -> %d, %d members, %d checkpoints (%d mid-byte)", name, len(gz), ix.Size, len(ix.members), len(ix.Checkpoints), bits)
+			rel, mer := g.Repairs()
+			t.Logf("%s: %d bytes -> %d, %d contexts (%d mid-byte, %d relocated, %d merged)", name, len(gz), g.UncompressedSize(), len(ctxs), bits, rel, mer)
 		})
 	}
 }
 
+// TestGeneratedStreams covers what tars do not bring: member headers with
+// a name and a comment, and data that is no tar, at every level.
 func TestGeneratedStreams(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
 	var plain bytes.Buffer
@@ -120,13 +120,15 @@ func TestGeneratedStreams(t *testing.T) {
 		zw.Comment = "and a comment"
 		zw.Write(plain.Bytes())
 		zw.Close()
-		// A second member, as bgzip and concatenated layers have.
+		// A second member, as bgzip and concatenated layers have: the
+		// chunk that crosses into it inflates across the member boundary.
 		zw2 := gzip.NewWriter(&gz)
 		zw2.Write(plain.Bytes()[:100_000])
 		zw2.Close()
-		ix := checkRandomAccess(t, gz.Bytes(), 256<<10)
-		if len(ix.Checkpoints) < 10 || len(ix.members) != 2 {
-			t.Fatalf("level %d: %d checkpoints, %d members", level, len(ix.Checkpoints), len(ix.members))
+		ctxs, _ := checkRaw(t, gz.Bytes(), 256<<10)
+		// 6 MiB of output at most 2 MiB a context (upstream's limits).
+		if len(ctxs) < 4 {
+			t.Fatalf("level %d: %d contexts", level, len(ctxs))
 		}
 	}
 }
@@ -155,7 +157,9 @@ func TestCorruptStreams(t *testing.T) {
 		"trailing junk": append(bytes.Clone(good), 0x1f, 0x8b, 0),
 	}
 	for name, in := range cases {
-		if _, err := BuildIndex(bytes.NewReader(in), 0, nil); err == nil {
+		// No chunks: Finish reads the whole stream, as a build does past
+		// the tar's last file.
+		if _, _, _, err := generateRaw(t, in, 0, 1); err == nil {
 			t.Errorf("%s: accepted", name)
 		} else if !errors.Is(err, ErrFormat) {
 			t.Errorf("%s: %v is not ErrFormat", name, err)
@@ -163,7 +167,7 @@ func TestCorruptStreams(t *testing.T) {
 	}
 }
 
-func FuzzBuildIndex(f *testing.F) {
+func FuzzGenerator(f *testing.F) {
 	for _, name := range []string{"zran-two-streams.tar.gz", "zran-zero-file.tar.gz", "zlib_sample.txt.gz"} {
 		if b, err := os.ReadFile(filepath.Join(vectors, name)); err == nil {
 			f.Add(b)
@@ -171,34 +175,27 @@ func FuzzBuildIndex(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, gz []byte) {
 		// Cap the input, not the decoded size: 64 KiB of gzip may expand
-		// to about 64 MiB, which is compared window by window.
+		// to about 64 MiB, which is compared chunk by chunk.
 		if len(gz) > 64<<10 {
 			return
 		}
-		ix, err := BuildIndex(bytes.NewReader(gz), minSpan, nil)
+		zr, err := gzip.NewReader(bytes.NewReader(gz))
 		if err != nil {
 			return
 		}
-		if _, err := ix.Verify(bytes.NewReader(gz)); err != nil {
-			t.Fatalf("a stream that indexed does not verify: %v", err)
-		}
-		zr, err := gzip.NewReader(bytes.NewReader(gz))
+		want, err := io.ReadAll(zr)
 		if err != nil {
-			t.Fatal(err)
+			return
 		}
-		want := make([]byte, 1<<20)
-		got := make([]byte, 1<<20)
-		for off := int64(0); off < int64(ix.Size); off += int64(len(want)) {
-			n := min(int64(len(want)), int64(ix.Size)-off)
-			if _, err := io.ReadFull(zr, want[:n]); err != nil {
-				t.Fatalf("gzip ends before the index's %d bytes: %v", ix.Size, err)
-			}
-			if _, err := ix.ReadAt(bytes.NewReader(gz), got[:n], off); err != nil && !errors.Is(err, io.EOF) {
-				t.Fatal(err)
-			}
-			if !bytes.Equal(got[:n], want[:n]) {
-				t.Fatalf("random-access read at %d differs from gzip", off)
+		ctxs, chunks, _, err := generateRaw(t, gz, int64(len(want)), 64<<10)
+		if err != nil {
+			return
+		}
+		for i, c := range chunks {
+			if off := int64(i) << 16; !bytes.Equal(c.data, want[off:off+int64(len(c.data))]) {
+				t.Fatalf("chunk %d differs from gzip", i)
 			}
 		}
+		checkChunks(t, gz, ctxs, chunks)
 	})
 }

@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gonydus/nydus/storage/internal/faultproxy"
-	"github.com/gonydus/nydus/storage/internal/testregistry"
+	"github.com/gonydus/nydus/internal/faultproxy"
+	"github.com/gonydus/nydus/internal/testregistry"
 )
 
 func basicAuth(user, pass string) string {

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/gonydus/nydus/storage/internal/testregistry"
+	"github.com/gonydus/nydus/internal/testregistry"
 )
 
 // BenchmarkRegistryRangeRead reads ranges of an 8 MiB blob over loopback

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gonydus/nydus/storage/internal/testregistry"
+	"github.com/gonydus/nydus/internal/testregistry"
 )
 
 // dockerConfigEnv returns an env with DOCKER_CONFIG=dir only.

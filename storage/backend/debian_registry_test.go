@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"testing"
 
+	"github.com/gonydus/nydus/internal/testregistry"
 	"github.com/gonydus/nydus/rafs"
 	"github.com/gonydus/nydus/rafs/builder"
 	"github.com/gonydus/nydus/rafs/layout"
@@ -15,7 +16,6 @@ import (
 	"github.com/gonydus/nydus/storage"
 	"github.com/gonydus/nydus/storage/backend"
 	"github.com/gonydus/nydus/storage/cache"
-	"github.com/gonydus/nydus/storage/internal/testregistry"
 )
 
 // TestDebianRegistryChain pushes a RAFS blob to Debian's docker-registry

@@ -18,7 +18,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gonydus/nydus/storage/internal/testregistry"
+	"github.com/gonydus/nydus/internal/testregistry"
 )
 
 // sniffListener hands the connections whose first byte is (or is not) a

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gonydus/nydus/storage/internal/faultproxy"
-	"github.com/gonydus/nydus/storage/internal/testregistry"
+	"github.com/gonydus/nydus/internal/faultproxy"
+	"github.com/gonydus/nydus/internal/testregistry"
 )
 
 // TestRegistryFaults injects one fault at a time through faultproxy in

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gonydus/nydus/storage/internal/testregistry"
+	"github.com/gonydus/nydus/internal/testregistry"
 )
 
 // TestMirrors: reads go to a healthy mirror (with its headers); a mirror

@@ -6,8 +6,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/gonydus/nydus/storage/internal/faultproxy"
-	"github.com/gonydus/nydus/storage/internal/testregistry"
+	"github.com/gonydus/nydus/internal/faultproxy"
+	"github.com/gonydus/nydus/internal/testregistry"
 )
 
 // TestRegistryReads pushes random blobs and reads ranges and whole blobs

@@ -12,7 +12,7 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/gonydus/nydus/storage/internal/testregistry"
+	"github.com/gonydus/nydus/internal/testregistry"
 )
 
 // TestRegistryTLS: https with the server's certificate from

@@ -227,6 +227,14 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 		h.Set("Content-Range", f.ContentRange)
 	}
 	w.WriteHeader(resp.StatusCode)
+	if f.Body == BodyFlipMiddle {
+		mid := *f
+		mid.Body, mid.At = BodyFlip, bodyStart+resp.ContentLength/2
+		if resp.ContentLength <= 0 {
+			mid.At = -1
+		}
+		f = &mid
+	}
 	p.copyBody(w, r, resp.Body, f, bodyStart)
 }
 

@@ -3,6 +3,7 @@ package faultproxy
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"net/http"
@@ -117,6 +118,7 @@ func TestBodyFaults(t *testing.T) {
 	p.Add(Rule{Path: "/trunc", Fault: Fault{Body: BodyTruncate, At: 2000}})
 	p.Add(Rule{Path: "/stall", Fault: Fault{Body: BodyStall, At: 3000}})
 	p.Add(Rule{Path: "/flip", Fault: Fault{Body: BodyFlip, At: 50_000}})
+	p.Add(Rule{Path: "/mid", Fault: Fault{Body: BodyFlipMiddle}})
 	p.Add(Rule{Path: "/cr", Fault: Fault{ContentRange: "bytes 1-2/3"}})
 	p.Add(Rule{Path: "/norange", Fault: Fault{DropRange: true}})
 	for _, path := range []string{"/reset", "/trunc"} {
@@ -138,6 +140,19 @@ func TestBodyFaults(t *testing.T) {
 	for i := range body {
 		if (body[i] != data[40_000+i]) != (i == 10_000) {
 			t.Fatalf("byte %d: flipped wrongly", 40_000+i)
+		}
+	}
+	for _, rng := range []string{"bytes=1000-1999", "bytes=5000-5099"} {
+		_, body, err = get(t, p.URL+"/mid", rng, "")
+		var from int
+		fmt.Sscanf(rng, "bytes=%d-", &from)
+		if err != nil || len(body) == 0 {
+			t.Fatal(err)
+		}
+		for i := range body {
+			if (body[i] != data[from+i]) != (i == len(body)/2) {
+				t.Fatalf("%s: byte %d flipped wrongly", rng, i)
+			}
 		}
 	}
 	if resp, _, _ := get(t, p.URL+"/cr", "bytes=0-9", ""); resp.Header.Get("Content-Range") != "bytes 1-2/3" {

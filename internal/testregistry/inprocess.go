@@ -3,6 +3,7 @@ package testregistry
 import (
 	"io"
 	"log"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -27,8 +28,10 @@ type InProcess struct {
 
 	mu     sync.Mutex
 	tokens map[string]time.Time // token -> server-side expiry
+	grants map[string]int       // token endpoint outcomes (see Grants)
 
 	blobReads     atomic.Int64 // GETs of blobs that reached the registry
+	blobBytes     atomic.Int64 // body bytes those GETs were sent
 	tokenPosts    atomic.Int64
 	tokenGets     atomic.Int64
 	refreshGrants atomic.Int64
@@ -45,6 +48,9 @@ type inOptions struct {
 	expiresIn    int           // advertised expires_in (0 = omitted)
 	tokenGETOnly bool
 	refreshToken string // accepted by the OAuth2 refresh_token grant
+	referrers    bool
+	uploadAuth   bool
+	realmOfReq   bool
 }
 
 // WithBasic demands HTTP Basic auth with user and pass for reads.
@@ -71,16 +77,29 @@ func WithTokenGETOnly() Option { return func(o *inOptions) { o.tokenGETOnly = tr
 // "identitytoken") for the WithBearer user.
 func WithRefreshToken(tok string) Option { return func(o *inOptions) { o.refreshToken = tok } }
 
+// WithUploadAuth makes uploads need auth too (by default they never do,
+// so Push works whatever the auth mode).
+func WithUploadAuth() Option { return func(o *inOptions) { o.uploadAuth = true } }
+
+// WithRequestRealm names the token realm on the host each request was
+// sent to, for a registry served behind another server (clients refuse a
+// realm on another loopback host).
+func WithRequestRealm() Option { return func(o *inOptions) { o.realmOfReq = true } }
+
+// WithReferrers turns on the OCI referrers API (GET /v2/<repo>/referrers/<digest>).
+func WithReferrers() Option { return func(o *inOptions) { o.referrers = true } }
+
 // RefreshGrants returns how many tokens were issued for the refresh token.
 func (r *InProcess) RefreshGrants() int64 { return r.refreshGrants.Load() }
 
 // Start runs an in-process registry until the test ends.
 func Start(t testing.TB, opts ...Option) *InProcess {
 	t.Helper()
-	r := &InProcess{inner: registry.New(registry.Logger(log.New(io.Discard, "", 0))), tokens: map[string]time.Time{}}
+	r := &InProcess{tokens: map[string]time.Time{}, grants: map[string]int{}}
 	for _, f := range opts {
 		f(&r.o)
 	}
+	r.inner = registry.New(registry.Logger(log.New(io.Discard, "", 0)), registry.WithReferrersSupport(r.o.referrers))
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -101,6 +120,9 @@ func (r *InProcess) Handler() http.Handler { return r.inner }
 
 // BlobReads returns how many blob GETs reached the registry past auth.
 func (r *InProcess) BlobReads() int64 { return r.blobReads.Load() }
+
+// BlobBytes returns how many body bytes blob GETs were sent.
+func (r *InProcess) BlobBytes() int64 { return r.blobBytes.Load() }
 
 // TokenRequests returns how many tokens were asked for by POST and by GET.
 func (r *InProcess) TokenRequests() (post, get int64) {
@@ -125,26 +147,56 @@ func (r *InProcess) ExpireTokens() {
 	r.mu.Unlock()
 }
 
+// ServeHTTP serves the registry with its auth layer and token endpoint
+// (to put another server in front of it).
+func (r *InProcess) ServeHTTP(w http.ResponseWriter, req *http.Request) { r.serve(w, req) }
+
+// Grants counts the token endpoint's answers by kind: "GET basic",
+// "GET anonymous", "POST password", "POST refresh_token" for tokens
+// issued, "denied" for requests refused.
+func (r *InProcess) Grants() map[string]int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return maps.Clone(r.grants)
+}
+
 func (r *InProcess) serve(w http.ResponseWriter, req *http.Request) {
 	if req.URL.Path == "/token" {
 		r.serveToken(w, req)
 		return
 	}
 	upload := strings.Contains(req.URL.Path, "/blobs/uploads/")
-	if r.o.auth != "" && !upload && !r.authorized(req) {
+	if r.o.auth != "" && (!upload || r.o.uploadAuth) && !r.authorized(req) {
 		r.rejectedAuths.Add(1)
 		if r.o.auth == "basic" {
 			w.Header().Set("WWW-Authenticate", `Basic realm="testregistry"`)
 		} else {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="`+r.URL+`/token",service="testregistry",scope="repository:`+repoOf(req.URL.Path)+`:pull"`)
+			realm := r.URL + "/token"
+			if r.o.realmOfReq {
+				realm = "http://" + req.Host + "/token"
+			}
+			w.Header().Set("WWW-Authenticate", `Bearer realm="`+realm+`",service="testregistry",scope="repository:`+repoOf(req.URL.Path)+`:pull"`)
 		}
 		http.Error(w, `{"errors":[{"code":"UNAUTHORIZED"}]}`, http.StatusUnauthorized)
 		return
 	}
 	if req.Method == http.MethodGet && strings.Contains(req.URL.Path, "/blobs/sha256:") {
 		r.blobReads.Add(1)
+		w = &countingWriter{ResponseWriter: w, n: &r.blobBytes}
 	}
 	r.inner.ServeHTTP(w, req)
+}
+
+// countingWriter counts the body bytes written through it.
+type countingWriter struct {
+	http.ResponseWriter
+	n *atomic.Int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	k, err := c.ResponseWriter.Write(p)
+	c.n.Add(int64(k))
+	return k, err
 }
 
 // repoOf extracts <repo> from /v2/<repo>/blobs/....

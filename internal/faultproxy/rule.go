@@ -24,6 +24,9 @@ const (
 	// it (the offset is relative to the start of the blob, taken from the
 	// upstream Content-Range).
 	BodyFlip
+	// BodyFlipMiddle inverts the middle byte of every forwarded body (a
+	// link that corrupts whatever crosses it; At is unused).
+	BodyFlipMiddle
 )
 
 // Fault is what a matching rule does to a request.
