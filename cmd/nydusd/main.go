@@ -157,36 +157,30 @@ func run(args []string) int {
 }
 
 func setupLog(levelName, file, rotationMB string, level *slog.LevelVar) (func(), error) {
-	switch strings.ToLower(levelName) {
-	case "trace", "debug":
-		level.Set(slog.LevelDebug)
-	case "info", "":
-		level.Set(slog.LevelInfo)
-	case "warn", "warning":
-		level.Set(slog.LevelWarn)
-	case "error":
-		level.Set(slog.LevelError)
-	default:
-		return nil, fmt.Errorf("invalid --log-level %q", levelName)
+	l, err := cli.ParseLevel(levelName)
+	if err != nil {
+		return nil, err
 	}
-	mb, err := strconv.ParseInt(rotationMB, 10, 64)
-	if err != nil || mb < 0 || mb > 1<<20 {
-		return nil, fmt.Errorf("invalid --log-rotation-size %q (MB, 0 for none)", rotationMB)
+	level.Set(l)
+	max, err := cli.ParseRotationMB(rotationMB)
+	if err != nil {
+		return nil, err
 	}
-	var w io.Writer = os.Stderr
-	closer := func() {}
-	if file != "" {
-		if filepath.Ext(file) == "" {
-			file += ".log"
-		}
-		f, err := openRotating(file, mb<<20)
-		if err != nil {
-			return nil, err
-		}
-		w, closer = f, func() { f.Close() }
+	if file == "" {
+		slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})))
+		return func() {}, nil
 	}
-	slog.SetDefault(slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level})))
-	return closer, nil
+	if filepath.Ext(file) == "" {
+		file += ".log"
+	}
+	f, err := cli.OpenLogFile(file, max)
+	if err != nil {
+		return nil, err
+	}
+	slog.SetDefault(slog.New(slog.NewTextHandler(f, &slog.HandlerOptions{Level: level})))
+	// logrotate's copy-less rotation: rename, then SIGHUP.
+	stop := cli.ReopenOnHangup(f, slog.Default())
+	return func() { stop(); f.Close() }, nil
 }
 
 func loadConfig(o *options) (*config.Config, error) {
