@@ -293,11 +293,20 @@ func TestUserspaceProcessKilled(t *testing.T) {
 
 // TestContainerLayerAutoNestedOverlay: with the home on overlayfs (as in
 // a container running dockerd), kernel overlayfs refuses the upper dir;
-// kernel mode fails, auto falls back to the userspace overlay. (Overlayfs
-// refuses whiteout devices too, so the work here deletes nothing.)
+// kernel mode fails, auto falls back to the userspace overlay.
 func TestContainerLayerAutoNestedOverlay(t *testing.T) {
 	requireFUSE(t)
-	plugin := buildPlugin(t)
+	autoOnNestedOverlay(t, buildPlugin(t))
+}
+
+// autoOnNestedOverlay homes the driver on an overlayfs and checks that
+// kernel mode is refused there and auto mode falls back to the userspace
+// overlay, which reads, writes, keeps the work across a remount and
+// reports the same changes as kernel mode on an ordinary home. (Overlayfs
+// refuses whiteout devices as upper dir contents too, so the work deletes
+// nothing.)
+func autoOnNestedOverlay(t *testing.T, plugin string) {
+	t.Helper()
 	base, err := os.MkdirTemp("/tmp", "gdnest")
 	must(t, err)
 	defer os.RemoveAll(base)
@@ -305,24 +314,30 @@ func TestContainerLayerAutoNestedOverlay(t *testing.T) {
 		must(t, os.Mkdir(filepath.Join(base, s), 0o755))
 	}
 	mnt := filepath.Join(base, "mnt")
-	must(t, syscall.Mount("overlay", mnt, "overlay", 0, "lowerdir="+filepath.Join(base, "lo")+",upperdir="+filepath.Join(base, "up")+",workdir="+filepath.Join(base, "wk")))
+	if err := syscall.Mount("overlay", mnt, "overlay", 0, "lowerdir="+filepath.Join(base, "lo")+",upperdir="+filepath.Join(base, "up")+",workdir="+filepath.Join(base, "wk")); err != nil {
+		t.Skipf("cannot mount the overlayfs to home the driver on: %v", err)
+	}
 	defer unmountIfMounted(mnt)
 	home := filepath.Join(mnt, "nydus")
+	ctx := context.Background()
+	image := func(d *Driver) {
+		t.Helper()
+		must(t, d.Create("base", "", nil))
+		if _, err := d.ApplyDiff(ctx, "base", "", tarOf(t, dir("etc/"), file("etc/mod", "m"), file("etc/keep", "k"))); err != nil {
+			t.Fatal(err)
+		}
+		must(t, d.CreateReadWrite("rw", "base", nil))
+	}
 
 	k, err := New(modeOpts(plugin, ContainerLayerKernel)...)
 	must(t, err)
 	must(t, k.Init(home, nil, nil, nil))
-	ctx := context.Background()
-	must(t, k.Create("base", "", nil))
-	if _, err := k.ApplyDiff(ctx, "base", "", tarOf(t, dir("etc/"), file("etc/mod", "m"), file("etc/keep", "k"))); err != nil {
-		t.Fatal(err)
-	}
-	must(t, k.CreateReadWrite("rw", "base", nil))
+	image(k)
 	if _, err := k.Get("rw", ""); err == nil {
 		k.Put("rw")
 		t.Skip("this kernel mounts overlayfs with an overlayfs upper dir: nothing to fall back from")
 	} else {
-		t.Logf("kernel mode: %v", err)
+		t.Logf("kernel mode refused: %v", err)
 	}
 	a, err := New(modeOpts(plugin, ContainerLayerAuto)...)
 	must(t, err)
@@ -331,21 +346,30 @@ func TestContainerLayerAutoNestedOverlay(t *testing.T) {
 	root, err := a.Get("rw", "")
 	must(t, err)
 	if typ, _ := mountedAt(root); typ != "fuse.nydus-overlay" {
-		t.Fatalf("auto mode on a nested overlay: root is %q", typ)
+		a.Put("rw")
+		t.Fatalf("auto mode on a nested overlay: the container root is %q, want fuse.nydus-overlay", typ)
 	}
 	addOnlyWork(t, root)
+	if b, err := os.ReadFile(filepath.Join(root, "etc/mod")); err != nil || string(b) != "modified" {
+		t.Fatalf("read back through the userspace overlay: %q, %v", b, err)
+	}
 	must(t, a.Put("rw"))
 	got := changesListing(t, a, "rw", "base")
+	root, err = a.Get("rw", "")
+	must(t, err)
+	if b, err := os.ReadFile(filepath.Join(root, "newdir/x")); err != nil || string(b) != "x" {
+		t.Errorf("remounted: newdir/x %q, %v", b, err)
+	}
+	must(t, a.Put("rw"))
 
 	// The same work in kernel mode on an ordinary home.
 	kd, _ := newDriver(t, modeOpts(plugin, ContainerLayerKernel)...)
-	must(t, kd.Create("base", "", nil))
-	if _, err := kd.ApplyDiff(ctx, "base", "", tarOf(t, dir("etc/"), file("etc/mod", "m"), file("etc/keep", "k"))); err != nil {
-		t.Fatal(err)
-	}
-	must(t, kd.CreateReadWrite("rw", "base", nil))
+	image(kd)
 	kroot, err := kd.Get("rw", "")
 	must(t, err)
+	if typ, _ := mountedAt(kroot); typ != "overlay" {
+		t.Fatalf("kernel mode on an ordinary home: the container root is %q", typ)
+	}
 	addOnlyWork(t, kroot)
 	must(t, kd.Put("rw"))
 	if want := changesListing(t, kd, "rw", "base"); got != want || got == "" {
