@@ -29,6 +29,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -176,6 +177,19 @@ func startDebian(bin, data string) (http.Handler, func(), error) {
 
 func ref(s string) (name.Reference, error) { return name.ParseReference(s, name.Insecure) }
 
+// parseImage parses a subcommand's arguments and fetches the image its
+// -ref (from) names.
+func parseImage(fs *flag.FlagSet, args []string, from *string) (v1.Image, error) {
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	r, err := ref(*from)
+	if err != nil {
+		return nil, err
+	}
+	return remote.Image(r)
+}
+
 // push pushes -dir as a one-layer image (gzip, the tree under -prefix).
 func push(args []string) error {
 	fs := flag.NewFlagSet("push", flag.ContinueOnError)
@@ -288,14 +302,7 @@ func writeLayer(w io.Writer, dir, prefix string) (files, raw int64, err error) {
 func pull(args []string) error {
 	fs := flag.NewFlagSet("pull", flag.ContinueOnError)
 	from := fs.String("ref", "", "image reference")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	r, err := ref(*from)
-	if err != nil {
-		return err
-	}
-	img, err := remote.Image(r)
+	img, err := parseImage(fs, args, from)
 	if err != nil {
 		return err
 	}
@@ -315,14 +322,7 @@ func bootstrap(args []string) error {
 	fs := flag.NewFlagSet("bootstrap", flag.ContinueOnError)
 	from := fs.String("ref", "", "nydus image reference")
 	out := fs.String("o", "", "bootstrap file to write")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	r, err := ref(*from)
-	if err != nil {
-		return err
-	}
-	img, err := remote.Image(r)
+	img, err := parseImage(fs, args, from)
 	if err != nil {
 		return err
 	}
@@ -369,14 +369,7 @@ func bootstrap(args []string) error {
 func size(args []string) error {
 	fs := flag.NewFlagSet("size", flag.ContinueOnError)
 	from := fs.String("ref", "", "image reference")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	r, err := ref(*from)
-	if err != nil {
-		return err
-	}
-	img, err := remote.Image(r)
+	img, err := parseImage(fs, args, from)
 	if err != nil {
 		return err
 	}
