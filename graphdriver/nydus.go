@@ -24,7 +24,10 @@ const (
 	configName    = "nydusd.json"
 	pidName       = "nydusd.pid"
 	logName       = "nydusd.log"
-	apiSockName   = "api.sock"
+	// nydusdLogRotationMB bounds a layer's nydusd log: nydusd rotates it
+	// at this size and keeps 5 rotated files.
+	nydusdLogRotationMB = "10"
+	apiSockName         = "api.sock"
 )
 
 // isNydusLayer reports whether the layer at dir is a nydus bootstrap layer.
@@ -209,7 +212,8 @@ func (d *Driver) startNydusd(dir string) error {
 	}
 	mp := filepath.Join(dir, "diff")
 	pid, err := spawn.Start(spawn.Nydusd{Binary: d.nydusd, Mountpoint: mp, LogFile: filepath.Join(nd, logName), Timeout: d.mountTimeout,
-		Args: []string{"--config", cfgPath, "--bootstrap", filepath.Join(nd, bootstrapName), "--mountpoint", mp, "--apisock", sock, "--log-level", "info"}})
+		Args: []string{"--config", cfgPath, "--bootstrap", filepath.Join(nd, bootstrapName), "--mountpoint", mp, "--apisock", sock, "--log-level", "info",
+			"--log-file", filepath.Join(nd, logName), "--log-rotation-size", nydusdLogRotationMB}})
 	if err != nil {
 		return fmt.Errorf("graphdriver: layer %s: %w", filepath.Base(dir), err)
 	}
