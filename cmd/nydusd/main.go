@@ -44,7 +44,7 @@ func flags() (*flag.FlagSet, *options) {
 		id:                cli.String(fs, "", "Daemon id (with --supervisor)", "id"),
 		supervisor:        cli.String(fs, "", "Supervisor socket for failover (with --id)", "supervisor"),
 		logLevel:          cli.String(fs, "info", "Log level: trace, debug, info, warn, error", "log-level", "l"),
-		logFile:           cli.String(fs, "", "Log file (\".log\" appended without extension)", "log-file", "L"),
+		logFile:           cli.String(fs, "", "Log file (\".log\" appended without extension; reopened on SIGHUP)", "log-file", "L"),
 		rotation:          cli.String(fs, "0", "Rotate --log-file when it would grow past this many MB (0: never); 5 rotated files are kept", "log-rotation-size"),
 		rlimit:            cli.String(fs, "1000000", "RLIMIT_NOFILE to set (0 leaves it)", "rlimit-nofile"),
 		upgrade:           cli.Bool(fs, "Start in upgrade mode (takeover is not supported)", "upgrade"),
