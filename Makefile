@@ -7,7 +7,7 @@ BENCHTIME ?= 1x
 PKGS      ?= ./...
 VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -s -w -X main.version=$(VERSION)
-CMDS      := $(notdir $(wildcard cmd/*))
+CMDS      := $(filter-out internal,$(notdir $(wildcard cmd/*)))
 # The dependency step each of test, demo, e2e and bench runs first: as root it
 # apt-get installs what is missing; otherwise it says what is missing and how
 # to get it. `make test DEPS=:` skips it.
@@ -58,9 +58,9 @@ lint: ## gofmt, go vet, go mod tidy -diff and the dependency-direction test
 	$(GO) mod tidy -diff
 	$(GO) test -count=1 -run TestDependencyDirection .
 
-demo: build ## build an image from examples/demo-rootfs (or DIR=...), inspect, unpack and verify it
+demo: build ## an image of Go's toolchain (or DIR=...) in a loopback registry, converted and started lazily by nydusd: bytes and time against a full pull; then a kernel EROFS export
 	$(DEPS) demo
-	bash scripts/demo.sh $(DIR)
+	GO=$(GO) BIN=$(BIN) bash scripts/demo.sh $(DIR)
 
 install: build ## install commands into $(PREFIX)/bin (nydus-overlayfs must be on /bin/sh's default PATH)
 	install -d $(DESTDIR)$(PREFIX)/bin

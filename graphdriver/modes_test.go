@@ -33,7 +33,9 @@ func buildPlugin(t *testing.T) string {
 func requireFUSE(t *testing.T) {
 	t.Helper()
 	requireMounts(t)
-	testutil.RequireFUSE(t)
+	if _, err := os.Stat("/dev/fuse"); err != nil {
+		t.Skip("needs /dev/fuse for the userspace overlay")
+	}
 }
 
 func modeOpts(plugin string, m ContainerLayer) []Option {
@@ -294,11 +296,20 @@ func TestUserspaceProcessKilled(t *testing.T) {
 
 // TestContainerLayerAutoNestedOverlay: with the home on overlayfs (as in
 // a container running dockerd), kernel overlayfs refuses the upper dir;
-// kernel mode fails, auto falls back to the userspace overlay. (Overlayfs
-// refuses whiteout devices too, so the work here deletes nothing.)
+// kernel mode fails, auto falls back to the userspace overlay.
 func TestContainerLayerAutoNestedOverlay(t *testing.T) {
 	requireFUSE(t)
-	plugin := buildPlugin(t)
+	autoOnNestedOverlay(t, buildPlugin(t))
+}
+
+// autoOnNestedOverlay homes the driver on an overlayfs and checks that
+// kernel mode is refused there and auto mode falls back to the userspace
+// overlay, which reads, writes, keeps the work across a remount and
+// reports the same changes as kernel mode on an ordinary home. (Overlayfs
+// refuses whiteout devices as upper dir contents too, so the work deletes
+// nothing.)
+func autoOnNestedOverlay(t *testing.T, plugin string) {
+	t.Helper()
 	base, err := os.MkdirTemp("/tmp", "gdnest")
 	testutil.Must(t, err)
 	defer os.RemoveAll(base)
@@ -306,24 +317,30 @@ func TestContainerLayerAutoNestedOverlay(t *testing.T) {
 		testutil.Must(t, os.Mkdir(filepath.Join(base, s), 0o755))
 	}
 	mnt := filepath.Join(base, "mnt")
-	testutil.Must(t, syscall.Mount("overlay", mnt, "overlay", 0, "lowerdir="+filepath.Join(base, "lo")+",upperdir="+filepath.Join(base, "up")+",workdir="+filepath.Join(base, "wk")))
+	if err := syscall.Mount("overlay", mnt, "overlay", 0, "lowerdir="+filepath.Join(base, "lo")+",upperdir="+filepath.Join(base, "up")+",workdir="+filepath.Join(base, "wk")); err != nil {
+		t.Skipf("cannot mount the overlayfs to home the driver on: %v", err)
+	}
 	defer unmountIfMounted(mnt)
 	home := filepath.Join(mnt, "nydus")
+	ctx := context.Background()
+	image := func(d *Driver) {
+		t.Helper()
+		testutil.Must(t, d.Create("base", "", nil))
+		if _, err := d.ApplyDiff(ctx, "base", "", tartest.Reader(t, tartest.Dir("etc/"), tartest.File("etc/mod", "m"), tartest.File("etc/keep", "k"))); err != nil {
+			t.Fatal(err)
+		}
+		testutil.Must(t, d.CreateReadWrite("rw", "base", nil))
+	}
 
 	k, err := New(modeOpts(plugin, ContainerLayerKernel)...)
 	testutil.Must(t, err)
 	testutil.Must(t, k.Init(home, nil, nil, nil))
-	ctx := context.Background()
-	testutil.Must(t, k.Create("base", "", nil))
-	if _, err := k.ApplyDiff(ctx, "base", "", tartest.Reader(t, tartest.Dir("etc/"), tartest.File("etc/mod", "m"), tartest.File("etc/keep", "k"))); err != nil {
-		t.Fatal(err)
-	}
-	testutil.Must(t, k.CreateReadWrite("rw", "base", nil))
+	image(k)
 	if _, err := k.Get("rw", ""); err == nil {
 		k.Put("rw")
 		t.Skip("this kernel mounts overlayfs with an overlayfs upper dir: nothing to fall back from")
 	} else {
-		t.Logf("kernel mode: %v", err)
+		t.Logf("kernel mode refused: %v", err)
 	}
 	a, err := New(modeOpts(plugin, ContainerLayerAuto)...)
 	testutil.Must(t, err)
@@ -332,21 +349,30 @@ func TestContainerLayerAutoNestedOverlay(t *testing.T) {
 	root, err := a.Get("rw", "")
 	testutil.Must(t, err)
 	if typ, _ := mountedAt(root); typ != "fuse.nydus-overlay" {
-		t.Fatalf("auto mode on a nested overlay: root is %q", typ)
+		a.Put("rw")
+		t.Fatalf("auto mode on a nested overlay: the container root is %q, want fuse.nydus-overlay", typ)
 	}
 	addOnlyWork(t, root)
+	if b, err := os.ReadFile(filepath.Join(root, "etc/mod")); err != nil || string(b) != "modified" {
+		t.Fatalf("read back through the userspace overlay: %q, %v", b, err)
+	}
 	testutil.Must(t, a.Put("rw"))
 	got := changesListing(t, a, "rw", "base")
+	root, err = a.Get("rw", "")
+	testutil.Must(t, err)
+	if b, err := os.ReadFile(filepath.Join(root, "newdir/x")); err != nil || string(b) != "x" {
+		t.Errorf("remounted: newdir/x %q, %v", b, err)
+	}
+	testutil.Must(t, a.Put("rw"))
 
 	// The same work in kernel mode on an ordinary home.
 	kd, _ := newDriver(t, modeOpts(plugin, ContainerLayerKernel)...)
-	testutil.Must(t, kd.Create("base", "", nil))
-	if _, err := kd.ApplyDiff(ctx, "base", "", tartest.Reader(t, tartest.Dir("etc/"), tartest.File("etc/mod", "m"), tartest.File("etc/keep", "k"))); err != nil {
-		t.Fatal(err)
-	}
-	testutil.Must(t, kd.CreateReadWrite("rw", "base", nil))
+	image(kd)
 	kroot, err := kd.Get("rw", "")
 	testutil.Must(t, err)
+	if typ, _ := mountedAt(kroot); typ != "overlay" {
+		t.Fatalf("kernel mode on an ordinary home: the container root is %q", typ)
+	}
 	addOnlyWork(t, kroot)
 	testutil.Must(t, kd.Put("rw"))
 	if want := changesListing(t, kd, "rw", "base"); got != want || got == "" {

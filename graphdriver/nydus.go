@@ -11,10 +11,11 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/gonydus/nydus/daemon/config"
 	"github.com/gonydus/nydus/daemon/spawn"
 	"github.com/gonydus/nydus/storage/backend"
-	"golang.org/x/sys/unix"
 )
 
 const (
@@ -24,7 +25,10 @@ const (
 	configName    = "nydusd.json"
 	pidName       = "nydusd.pid"
 	logName       = "nydusd.log"
-	apiSockName   = "api.sock"
+	// nydusdLogRotationMB bounds a layer's nydusd log: nydusd rotates it
+	// at this size and keeps 5 rotated files.
+	nydusdLogRotationMB = "10"
+	apiSockName         = "api.sock"
 )
 
 // isNydusLayer reports whether the layer at dir is a nydus bootstrap layer.
@@ -209,7 +213,8 @@ func (d *Driver) startNydusd(dir string) error {
 	}
 	mp := filepath.Join(dir, "diff")
 	pid, err := spawn.Start(spawn.Nydusd{Binary: d.nydusd, Mountpoint: mp, LogFile: filepath.Join(nd, logName), Timeout: d.mountTimeout,
-		Args: []string{"--config", cfgPath, "--bootstrap", filepath.Join(nd, bootstrapName), "--mountpoint", mp, "--apisock", sock, "--log-level", "info"}})
+		Args: []string{"--config", cfgPath, "--bootstrap", filepath.Join(nd, bootstrapName), "--mountpoint", mp, "--apisock", sock, "--log-level", "info",
+			"--log-file", filepath.Join(nd, logName), "--log-rotation-size", nydusdLogRotationMB}})
 	if err != nil {
 		return fmt.Errorf("graphdriver: layer %s: %w", filepath.Base(dir), err)
 	}

@@ -23,7 +23,11 @@
 #  7. docker rm/rmi leave no mounts, nydusd or userspace overlay processes
 #     or layer dirs.
 # E2E_CONTAINER_LAYER=kernel|userspace|auto runs the whole suite with
-# that container-layer mode (default kernel).
+# that container-layer mode (default kernel). Auto mode inside a user
+# namespace, where the kernel refuses overlayfs, is graphdriver's
+# TestContainerLayerAutoUserNamespace (make test): it runs the plugin's
+# mount path in a new user and mount namespace, which dockerd 20.10 does
+# not start in.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin="${BIN:-$PWD/bin}"

@@ -11,6 +11,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gonydus/nydus/cmd/internal/cli"
+	"github.com/gonydus/nydus/internal/testutil"
 )
 
 // mainEnv makes the test binary run the daemon's main (TestMain).
@@ -108,4 +111,25 @@ func TestJSONLogOneStream(t *testing.T) {
 	if fromLogrus == 0 || fromSlog < 2 {
 		t.Errorf("%d BuildKit (logrus) and %d own (slog) records, want both:\n%s", fromLogrus, fromSlog, strings.Join(got, "\n"))
 	}
+}
+
+// TestLogReopenOnHangup: with --log-file, logrotate's rename and SIGHUP
+// make the daemon write its own and BuildKit's records on into a new file.
+func TestLogReopenOnHangup(t *testing.T) {
+	testutil.RequireRoot(t, "the OCI worker's overlayfs snapshotter needs root")
+	dir := t.TempDir()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	logPath := filepath.Join(dir, "log", "buildkitd.log")
+	cmd := exec.Command(self, "--", "--config", filepath.Join(dir, "missing.toml"), "--root", filepath.Join(dir, "root"),
+		"--addr", "unix://"+filepath.Join(dir, "buildkitd.sock"), "--log-file", logPath)
+	cmd.Env = append(os.Environ(), mainEnv+"=1")
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	testutil.CheckReopenOnHangup(t, cmd, testutil.Hangup{Log: logPath, Ready: `msg="serving the BuildKit API"`,
+		Reopened: cli.ReopenedMessage, Stopped: "msg=stopping"})
 }

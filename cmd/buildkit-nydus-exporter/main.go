@@ -22,10 +22,11 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/gonydus/nydus/cmd/internal/cli"
-	"github.com/gonydus/nydus/cmd/internal/cli/logrusbridge"
 	"github.com/moby/buildkit/cmd/buildkitd/config"
 	"github.com/sirupsen/logrus"
+
+	"github.com/gonydus/nydus/cmd/internal/cli"
+	"github.com/gonydus/nydus/cmd/internal/cli/logrusbridge"
 )
 
 var version = "dev"
@@ -43,6 +44,8 @@ func main() {
 		insecure = flag.Bool("allow-insecure-tcp", false, "serve tcp:// addresses without TLS (anyone who reaches the port can build as root)")
 		debug    = flag.Bool("debug", false, "debug logs")
 		logFmt   = flag.String("log-format", "text", "log record format: text or json (BuildKit's logrus records are written in the same format)")
+		logFile  = flag.String("log-file", "", "append log records to this file instead of stderr (reopened on SIGHUP)")
+		rotation = flag.String("log-rotation-size", "0", "rotate -log-file when it would grow past this many MB (0: never); 5 rotated files are kept")
 		showVer  = flag.Bool("version", false, "print the version and exit")
 	)
 	flag.Parse()
@@ -50,12 +53,13 @@ func main() {
 		fmt.Println("buildkit-nydus-exporter", version)
 		return
 	}
-	log, err := setupLog(*debug, *logFmt)
+	log, err := setupLog(*debug, *logFmt, *logFile, *rotation)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "buildkit-nydus-exporter: %v\n", err)
 		os.Exit(2)
 	}
 	defer log.Close()
+	defer log.ReopenOnHangup()()
 
 	cfg, err := loadConfig(*cfgPath)
 	if err != nil {
@@ -87,13 +91,18 @@ func main() {
 
 // setupLog makes one handler the destination of both slog's default
 // logger and logrus's standard logger (BuildKit and containerd log
-// through it), so stderr carries one stream in one format.
-func setupLog(debug bool, format string) (*cli.Log, error) {
+// through it), so stderr (or the log file) carries one stream in one
+// format.
+func setupLog(debug bool, format, file, rotationMB string) (*cli.Log, error) {
 	level := "info"
 	if debug {
 		level = "debug"
 	}
-	l, err := cli.NewLog(cli.WithLogLevel(level), cli.WithLogFormat(format))
+	max, err := cli.ParseRotationMB(rotationMB)
+	if err != nil {
+		return nil, err
+	}
+	l, err := cli.NewLog(cli.WithLogLevel(level), cli.WithLogFormat(format), cli.WithLogFile(file, false), cli.WithLogRotation(max))
 	if err != nil {
 		return nil, err
 	}

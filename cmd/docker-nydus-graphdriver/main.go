@@ -9,6 +9,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -47,6 +48,8 @@ func run(args []string) int {
 	state := cli.String(fs, "/var/lib/docker-nydus-graphdriver/state.json", "Where Init's home and id maps are kept for a restarted plugin", "state-file")
 	logLevel := cli.String(fs, "info", "Log level: debug, info, warn, error", "log-level", "l")
 	logFormat := cli.String(fs, "text", "Log record format: text or json", "log-format")
+	logFile := cli.String(fs, "", "Append log records to this file instead of stderr (reopened on SIGHUP)", "log-file", "L")
+	rotation := cli.String(fs, "0", "Rotate --log-file when it would grow past this many MB (0: never); 5 rotated files are kept", "log-rotation-size")
 	var insecure cli.StringList
 	cli.Register(fs, &insecure, "Registry (host[:port]) an image's backend.json may name over plain HTTP or unverified TLS; repeatable (loopback is always allowed)", "insecure-registry")
 	defMode := "kernel"
@@ -55,22 +58,36 @@ func run(args []string) int {
 	}
 	containerLayer := cli.String(fs, defMode, "How container layers are mounted: kernel (overlayfs, as overlay2), userspace (the userspace writable overlay over FUSE), auto (kernel where overlayfs mounts, userspace where it cannot); default $CONTAINER_LAYER or kernel; dockerd's --storage-opt container-layer=... overrides it", "container-layer")
 	showVersion := cli.Bool(fs, "Print the version and exit", "version", "V")
-	if _, err := cli.Parse(fs, args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		fmt.Fprintln(os.Stderr, "docker-nydus-graphdriver:", err)
+	help := cli.Bool(fs, "Print help", "help", "h")
+	fs.SetOutput(io.Discard)
+	pos, err := cli.Parse(fs, args)
+	if *help || errors.Is(err, flag.ErrHelp) {
+		cli.PrintUsage(os.Stdout, &cli.Command{Program: "docker-nydus-graphdriver", Usage: "[OPTIONS]", Flags: fs})
+		return 0
+	}
+	if err == nil && len(pos) > 0 {
+		err = fmt.Errorf("unexpected arguments %q", pos)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "docker-nydus-graphdriver: %v\nTry 'docker-nydus-graphdriver --help'.\n", err)
 		return 2
 	}
 	if *showVersion {
 		fmt.Println("docker-nydus-graphdriver", version)
 		return 0
 	}
-	logs, err := cli.NewLog(cli.WithLogLevel(*logLevel), cli.WithLogFormat(*logFormat))
+	maxLog, err := cli.ParseRotationMB(*rotation)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "docker-nydus-graphdriver:", err)
 		return 2
 	}
+	logs, err := cli.NewLog(cli.WithLogLevel(*logLevel), cli.WithLogFormat(*logFormat), cli.WithLogFile(*logFile, false), cli.WithLogRotation(maxLog))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "docker-nydus-graphdriver:", err)
+		return 2
+	}
+	defer logs.Close()
+	defer logs.ReopenOnHangup()()
 	log := logs.Logger()
 	slog.SetDefault(log)
 	mode, err := graphdriver.ParseContainerLayer(*containerLayer)

@@ -59,7 +59,9 @@ func mountUserspace(m *mountopt.Mount) error {
 		return err
 	}
 	args := []string{"--config", cfgPath, "--bootstrap", e.Source, "--mountpoint", m.Target,
-		"--apisock", filepath.Join(dir, "api.sock"), "--log-level", "info"}
+		"--apisock", filepath.Join(dir, "api.sock"), "--log-level", "info",
+		// nydusd rotates its log at 10 MB, keeping 5 rotated files.
+		"--log-file", filepath.Join(dir, "nydusd.log"), "--log-rotation-size", "10"}
 	if writable {
 		args = append(args, "--writable")
 	}

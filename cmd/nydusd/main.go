@@ -44,7 +44,7 @@ func flags() (*flag.FlagSet, *options) {
 		id:                cli.String(fs, "", "Daemon id (with --supervisor)", "id"),
 		supervisor:        cli.String(fs, "", "Supervisor socket for failover (with --id)", "supervisor"),
 		logLevel:          cli.String(fs, "info", "Log level: trace, debug, info, warn, error", "log-level", "l"),
-		logFile:           cli.String(fs, "", "Log file (\".log\" appended without extension)", "log-file", "L"),
+		logFile:           cli.String(fs, "", "Log file (\".log\" appended without extension; reopened on SIGHUP)", "log-file", "L"),
 		rotation:          cli.String(fs, "0", "Rotate --log-file when it would grow past this many MB (0: never); 5 rotated files are kept", "log-rotation-size"),
 		rlimit:            cli.String(fs, "1000000", "RLIMIT_NOFILE to set (0 leaves it)", "rlimit-nofile"),
 		upgrade:           cli.Bool(fs, "Start in upgrade mode (takeover is not supported)", "upgrade"),
@@ -157,36 +157,30 @@ func run(args []string) int {
 }
 
 func setupLog(levelName, file, rotationMB string, level *slog.LevelVar) (func(), error) {
-	switch strings.ToLower(levelName) {
-	case "trace", "debug":
-		level.Set(slog.LevelDebug)
-	case "info", "":
-		level.Set(slog.LevelInfo)
-	case "warn", "warning":
-		level.Set(slog.LevelWarn)
-	case "error":
-		level.Set(slog.LevelError)
-	default:
-		return nil, fmt.Errorf("invalid --log-level %q", levelName)
+	l, err := cli.ParseLevel(levelName)
+	if err != nil {
+		return nil, err
 	}
-	mb, err := strconv.ParseInt(rotationMB, 10, 64)
-	if err != nil || mb < 0 || mb > 1<<20 {
-		return nil, fmt.Errorf("invalid --log-rotation-size %q (MB, 0 for none)", rotationMB)
+	level.Set(l)
+	max, err := cli.ParseRotationMB(rotationMB)
+	if err != nil {
+		return nil, err
 	}
-	var w io.Writer = os.Stderr
-	closer := func() {}
-	if file != "" {
-		if filepath.Ext(file) == "" {
-			file += ".log"
-		}
-		f, err := openRotating(file, mb<<20)
-		if err != nil {
-			return nil, err
-		}
-		w, closer = f, func() { f.Close() }
+	if file == "" {
+		slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})))
+		return func() {}, nil
 	}
-	slog.SetDefault(slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level})))
-	return closer, nil
+	if filepath.Ext(file) == "" {
+		file += ".log"
+	}
+	f, err := cli.OpenLogFile(file, max)
+	if err != nil {
+		return nil, err
+	}
+	slog.SetDefault(slog.New(slog.NewTextHandler(f, &slog.HandlerOptions{Level: level})))
+	// logrotate's copy-less rotation: rename, then SIGHUP.
+	stop := cli.ReopenOnHangup(f, slog.Default())
+	return func() { stop(); f.Close() }, nil
 }
 
 func loadConfig(o *options) (*config.Config, error) {

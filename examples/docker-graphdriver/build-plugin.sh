@@ -14,7 +14,7 @@ out="$(mktemp -d)"
 trap 'rm -rf "$out"' EXIT
 mkdir -p "$out/rootfs"/{run/docker/plugins,var/lib/docker,tmp,dev,proc,sys,etc/nydus,etc/ssl/certs}
 install -m 0755 "$bin/docker-nydus-graphdriver" "$bin/nydusd" "$out/rootfs/"
-install -m 0644 nydusd-config.json "$out/rootfs/etc/nydus/nydusd-config.json"
+install -m 0644 nydusd-config.fusedev.json "$out/rootfs/etc/nydus/nydusd-config.fusedev.json"
 # HTTPS registries: the host's CA bundle.
 [ -f /etc/ssl/certs/ca-certificates.crt ] && cp /etc/ssl/certs/ca-certificates.crt "$out/rootfs/etc/ssl/certs/"
 cp plugin/config.json "$out/config.json"

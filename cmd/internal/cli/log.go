@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 )
@@ -17,7 +18,7 @@ import (
 type Log struct {
 	level  slog.Level
 	json   bool
-	file   *os.File // nil: stderr
+	file   *LogFile // nil: stderr
 	out    *swappable
 	logger *slog.Logger
 }
@@ -27,6 +28,7 @@ type logConfig struct {
 	format    string
 	file      string
 	appendExt bool
+	rotate    int64
 	stderr    io.Writer
 }
 
@@ -64,6 +66,28 @@ func WithLogFile(path string, addExt bool) LogOption {
 		c.file, c.appendExt = path, addExt
 		return nil
 	}
+}
+
+// WithLogRotation rotates the log file when a record would take it past
+// maxBytes (0: never), keeping LogBackups rotated files.
+func WithLogRotation(maxBytes int64) LogOption {
+	return func(c *logConfig) error {
+		if maxBytes < 0 {
+			return fmt.Errorf("log rotation size %d is negative", maxBytes)
+		}
+		c.rotate = maxBytes
+		return nil
+	}
+}
+
+// ParseRotationMB parses a --log-rotation-size value in MB (0: never) into
+// bytes for WithLogRotation.
+func ParseRotationMB(v string) (int64, error) {
+	mb, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || mb < 0 || mb > 1<<20 {
+		return 0, fmt.Errorf("invalid --log-rotation-size %q (MB, 0 for none)", v)
+	}
+	return mb << 20, nil
 }
 
 // WithLogStderr replaces stderr (for tests).
@@ -107,9 +131,9 @@ func NewLog(opts ...LogOption) (*Log, error) {
 		if c.appendExt && filepath.Ext(name) == "" {
 			name += ".log"
 		}
-		f, err := os.OpenFile(name, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		f, err := OpenLogFile(name, c.rotate)
 		if err != nil {
-			return nil, fmt.Errorf("open log file: %w", err)
+			return nil, err
 		}
 		l.file, l.out.w = f, f
 	}
@@ -143,6 +167,15 @@ func (l *Log) RedirectStderr(w io.Writer) (restore func()) {
 	}
 	old := l.out.swap(w)
 	return func() { l.out.swap(old) }
+}
+
+// ReopenOnHangup reopens the log file on SIGHUP (see the function of that
+// name); without a log file it does nothing.
+func (l *Log) ReopenOnHangup() (stop func()) {
+	if l.file == nil {
+		return func() {}
+	}
+	return ReopenOnHangup(l.file, l.logger)
 }
 
 // Close closes the log file, if any.

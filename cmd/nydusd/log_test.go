@@ -3,10 +3,16 @@ package main
 import (
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/gonydus/nydus/cmd/internal/cli"
+	"github.com/gonydus/nydus/internal/testutil"
 )
 
 // TestLogRotation: --log-file with --log-rotation-size 1 keeps each file
@@ -22,14 +28,14 @@ func TestLogRotation(t *testing.T) {
 		t.Fatal(err)
 	}
 	pad := strings.Repeat("x", 1000)
-	const records = 8000 // about 8 MB: more than 1 + logBackups files
+	const records = 8000 // about 8 MB: more than 1 + cli.LogBackups files
 	for i := range records {
 		slog.Info("record", "n", i, "pad", pad)
 	}
 	closeLog()
 	file := base + ".log"
 	names := []string{file}
-	for i := 1; i <= logBackups; i++ {
+	for i := 1; i <= cli.LogBackups; i++ {
 		names = append(names, file+"."+strconv.Itoa(i))
 	}
 	last := -1
@@ -59,8 +65,8 @@ func TestLogRotation(t *testing.T) {
 	if last != records-1 {
 		t.Errorf("last record %d, want %d", last, records-1)
 	}
-	if _, err := os.Stat(file + "." + strconv.Itoa(logBackups+1)); err == nil {
-		t.Errorf("more than %d rotated files kept", logBackups)
+	if _, err := os.Stat(file + "." + strconv.Itoa(cli.LogBackups+1)); err == nil {
+		t.Errorf("more than %d rotated files kept", cli.LogBackups)
 	}
 }
 
@@ -75,7 +81,7 @@ func TestLogRotationSizeInvalid(t *testing.T) {
 // TestLogNoRotation: size 0 never rotates.
 func TestLogNoRotation(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "logs", "id", "d.log") // directories created
-	r, err := openRotating(file, 0)
+	r, err := cli.OpenLogFile(file, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,4 +108,28 @@ func recordNumber(line string) (int, error) {
 	}
 	rest, _, _ = strings.Cut(rest, " ")
 	return strconv.Atoi(rest)
+}
+
+// TestLogReopenOnHangup: logrotate renames --log-file and sends SIGHUP;
+// nydusd goes on serving and writes its next records to a new file.
+func TestLogReopenOnHangup(t *testing.T) {
+	testutil.RequireRoot(t, "mounts FUSE")
+	testutil.RequireFUSE(t)
+	image, nydusd := testBinaries(t)
+	src, blobs := t.TempDir(), t.TempDir()
+	if err := os.WriteFile(filepath.Join(src, "f"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	boot := filepath.Join(t.TempDir(), "image.boot")
+	if out, err := exec.Command(image, "create", "-l", "warn", "-B", boot, "-D", blobs, src).CombinedOutput(); err != nil {
+		t.Fatalf("create: %v: %s", err, out)
+	}
+	mnt := t.TempDir()
+	logPath := filepath.Join(t.TempDir(), "nydusd.log")
+	cmd := exec.Command(nydusd, "--mountpoint", mnt, "--bootstrap", boot, "--localfs-dir", blobs, "--log-file", logPath)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Unmount(mnt, unix.MNT_DETACH) // only if nydusd did not stop
+	testutil.CheckReopenOnHangup(t, cmd, testutil.Hangup{Log: logPath, Ready: `msg="nydusd running"`, Reopened: cli.ReopenedMessage, Stopped: "msg=stopping"})
 }
