@@ -6,10 +6,11 @@ import (
 	"fmt"
 	"path"
 
-	"github.com/gonydus/nydus/daemon/config"
 	"github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 	"golang.org/x/sys/unix"
+
+	"github.com/gonydus/nydus/daemon/config"
 )
 
 // ErrWrongState is the error of a request the daemon's state does not

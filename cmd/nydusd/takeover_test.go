@@ -20,9 +20,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gonydus/nydus/daemon"
 	"github.com/google/go-containerregistry/pkg/registry"
 	"golang.org/x/sys/unix"
+
+	"github.com/gonydus/nydus/daemon"
 )
 
 func requireRootFUSE(t *testing.T) {
