@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"path/filepath"
 
 	"github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
@@ -48,7 +49,22 @@ func (d *Daemon) mountOwnedFUSE(dir string, rootNode fs.InodeEmbedder, opts *fs.
 	}
 	d.fuseFd, d.initIn, d.initOut = fd, initIn, initOut
 	go srv.Serve()
+	pollHack(dir)
 	return srv, nil
+}
+
+// pollHack makes the kernel send POLL once, which go-fuse answers ENOSYS,
+// so it never polls again on this connection (as go-fuse's WaitMount does
+// for the mounts it makes): else the Go runtime's epoll_ctl on a file of
+// the mount sends POLL and waits for it without yielding its P, which in
+// a process that also serves the mount can stop everything.
+func pollHack(dir string) {
+	fd, err := unix.Open(filepath.Join(dir, ".go-fuse-epoll-hack"), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return
+	}
+	_, _ = unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN | unix.POLLPRI | unix.POLLOUT}}, 0)
+	unix.Close(fd)
 }
 
 // snapshot returns the state a successor needs; d.mu is held.
