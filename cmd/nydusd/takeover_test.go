@@ -250,8 +250,18 @@ func abortConnection(dir string) {
 // supervisor, and after start has the kernel resend the READ.
 // Meanwhile the mount stays, and a stat of it is answered from the
 // kernel's cache.
+//
+// With --failover-policy none the same READ stays blocked after start
+// (the kernel does not repeat it by itself) while other reads are served:
+// what completes it is the resend.
 func TestFailoverResend(t *testing.T) {
 	requireRootFUSE(t)
+	for _, policy := range []string{"resend", "none"} {
+		t.Run(policy, func(t *testing.T) { failoverHeldRead(t, policy) })
+	}
+}
+
+func failoverHeldRead(t *testing.T, policy string) {
 	imageBin, nydusd := testBinaries(t)
 	reg := newGatedRegistry(t)
 	files := randomFiles(1, 12, 200<<10)
@@ -263,7 +273,7 @@ func TestFailoverResend(t *testing.T) {
 	sock := filepath.Join(work, "api.sock")
 	sup := newTestSupervisor(t, filepath.Join(work, "supervisor.sock"))
 	args := []string{"fuse", "--id", "d1", "--bootstrap", im.boot, "--config", reg.config(t, filepath.Join(work, "cache")),
-		"--mountpoint", mnt, "--apisock", sock, "--log-level", "info", "--supervisor", sup.path, "--failover-policy", "resend"}
+		"--mountpoint", mnt, "--apisock", sock, "--log-level", "info", "--supervisor", sup.path, "--failover-policy", policy}
 	d1 := startDaemon(t, nydusd, sock, args...)
 	d1.waitState(t, "RUNNING", 20*time.Second)
 	if err := sup.fetch(func() error { return d1.put("/api/v1/daemon/fuse/sendfd") }); err != nil {
@@ -309,6 +319,27 @@ func TestFailoverResend(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("successor: INIT after %v, RUNNING %v after exec", initIn, time.Since(start))
+	if policy == "none" {
+		select {
+		case r := <-pending:
+			t.Fatalf("the READ the dead daemon held returned without a resend (%d bytes, %v): the test cannot tell resend from its absence", len(r.data), r.err)
+		case <-time.After(2 * time.Second):
+		}
+		others := map[string][]byte{}
+		for name, data := range files {
+			if name != held {
+				others[name] = data
+			}
+		}
+		verifyAll(t, mnt, &testImage{files: others})
+		abortConnection(mnt)
+		select {
+		case <-pending:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the held READ did not return after the connection was aborted")
+		}
+		return
+	}
 	select {
 	case r := <-pending:
 		if r.err != nil || !bytes.Equal(r.data, files[held]) {
@@ -326,6 +357,36 @@ func TestFailoverResend(t *testing.T) {
 	}
 	if daemon.Mounted(mnt) {
 		t.Fatal("still mounted after SIGTERM")
+	}
+}
+
+// TestFailoverPolicyFlush: the flush policy needs a fusectl flush file,
+// which mainline kernels lack: nydusd refuses to start without one, with
+// a message naming it, and leaves no mount; with one it serves.
+func TestFailoverPolicyFlush(t *testing.T) {
+	requireRootFUSE(t)
+	imageBin, nydusd := testBinaries(t)
+	reg := newGatedRegistry(t)
+	im := buildRegistryImage(t, imageBin, reg, randomFiles(4, 2, 1000))
+	work := t.TempDir()
+	mnt := filepath.Join(work, "mnt")
+	os.Mkdir(mnt, 0o755)
+	t.Cleanup(func() { abortConnection(mnt) })
+	sock := filepath.Join(work, "api.sock")
+	d := startDaemon(t, nydusd, sock, "--id", "f", "--bootstrap", im.boot, "--config", reg.config(t, filepath.Join(work, "cache")),
+		"--mountpoint", mnt, "--apisock", sock, "--supervisor", filepath.Join(work, "sup.sock"), "--failover-policy", "flush")
+	select {
+	case <-d.exited:
+		if d.cmd.ProcessState.ExitCode() == 0 || !strings.Contains(d.stderr.String(), "flush") {
+			t.Fatalf("exit %v, stderr:\n%s", d.cmd.ProcessState, d.stderr.String())
+		}
+		if daemon.Mounted(mnt) {
+			t.Fatal("a refused start left its mount")
+		}
+		t.Logf("refused: %s", strings.TrimSpace(d.stderr.String()))
+	case <-time.After(20 * time.Second):
+		d.waitState(t, "RUNNING", time.Second)
+		t.Log("this kernel has a fusectl flush file: the flush policy serves")
 	}
 }
 
