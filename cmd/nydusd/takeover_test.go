@@ -24,6 +24,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/gonydus/nydus/daemon"
+	"github.com/gonydus/nydus/fuseuring"
 )
 
 func requireRootFUSE(t *testing.T) {
@@ -224,22 +225,10 @@ func verifyAll(t *testing.T, root string, im *testImage) {
 // abortConnection aborts the FUSE connection mounted at dir (fusectl),
 // so that no test leaves a caller blocked, and detaches the mount.
 func abortConnection(dir string) {
-	if !daemon.Mounted(dir) {
-		return
+	if conn, err := fuseuring.ConnOf(dir); err == nil {
+		fuseuring.AbortConn(conn)
+		unix.Unmount(dir, unix.MNT_DETACH)
 	}
-	_ = unix.Mount("none", "/sys/fs/fuse/connections", "fusectl", 0, "")
-	if b, err := os.ReadFile("/proc/self/mountinfo"); err == nil {
-		for _, line := range strings.Split(string(b), "\n") {
-			f := strings.Fields(line)
-			if len(f) > 4 && f[4] == dir {
-				var major, minor uint32
-				if _, err := fmt.Sscanf(f[2], "%d:%d", &major, &minor); err == nil {
-					os.WriteFile(fmt.Sprintf("/sys/fs/fuse/connections/%d/abort", major<<20|minor), []byte("1"), 0o200)
-				}
-			}
-		}
-	}
-	unix.Unmount(dir, unix.MNT_DETACH)
 }
 
 // TestFailoverResend is the kernel-level failover: a READ the daemon has
