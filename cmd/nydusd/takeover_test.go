@@ -480,6 +480,14 @@ func TestUpgradeAndFailovers(t *testing.T) {
 	}
 	dropFileCaches(t, root, im)
 	verifyAll(t, root, im)
+	// nydus-snapshotter mounts its images again after an upgrade.
+	if code, out, err := d2.do("POST", "/api/v1/mount?mountpoint=/img", string(body)); err != nil || code != 204 {
+		t.Fatalf("the same mount again: %d %s %v", code, out, err)
+	}
+	other, _ := json.Marshal(map[string]any{"source": im.boot + ".other", "fs_type": "rafs", "config": string(cfg)})
+	if code, out, err := d2.do("POST", "/api/v1/mount?mountpoint=/img", string(other)); err != nil || code != 400 {
+		t.Fatalf("another image at a mounted mountpoint: %d %s %v", code, out, err)
+	}
 
 	// Two failovers in a row.
 	cur := d2
