@@ -35,11 +35,8 @@ func ParseURingMode(s string) (URingMode, error) {
 	return "", fmt.Errorf("%w: io_uring mode %q is not auto, on or off", ErrInvalidInput, s)
 }
 
-// mountFUSE mounts rootNode at dir and starts serving it: over io_uring
-// queues (one per CPU, each request served on the CPU that made it, with
-// no wake-up of another CPU) when mode allows and the kernel offers it,
-// else over /dev/fuse alone.
-func (d *Daemon) mountFUSE(dir string, rootNode fs.InodeEmbedder, opts *fs.Options, serial bool) (*fuse.Server, *fuseuring.Transport, error) {
+// ringWanted decides whether the session is served over io_uring.
+func (d *Daemon) ringWanted(serial bool) (bool, error) {
 	mode := d.opts.URing
 	if mode == "" {
 		mode = URingOff
@@ -51,7 +48,7 @@ func (d *Daemon) mountFUSE(dir string, rootNode fs.InodeEmbedder, opts *fs.Optio
 		// requests on the dead daemon's rings are neither answered nor
 		// resent to a successor, and their callers wait forever.
 		if mode == URingOn {
-			return nil, nil, fmt.Errorf("%w: --fuse-io-uring=on with --supervisor: requests on the rings would not survive a failover", ErrInvalidInput)
+			return false, fmt.Errorf("%w: --fuse-io-uring=on with --supervisor: requests on the rings would not survive a failover", ErrInvalidInput)
 		}
 		d.log.Info("FUSE over io_uring not used: a supervisor (failover) is configured")
 		mode = URingOff
@@ -69,30 +66,44 @@ func (d *Daemon) mountFUSE(dir string, rootNode fs.InodeEmbedder, opts *fs.Optio
 		case err == nil:
 			useRing = true
 		case mode == URingOn:
-			return nil, nil, fmt.Errorf("daemon: --fuse-io-uring=on: %w", err)
+			return false, fmt.Errorf("daemon: --fuse-io-uring=on: %w", err)
 		default:
 			d.log.Debug("FUSE over io_uring not used", "reason", err)
 		}
 	}
-	if useRing {
-		opts.MountOptions.ExtraCapabilities |= fuse.CAP_OVER_IO_URING
+	return useRing, nil
+}
+
+// mountFUSE mounts rootNode at dir and starts serving it: over io_uring
+// queues (one per CPU, each request served on the CPU that made it, with
+// no wake-up of another CPU) when mode allows and the kernel offers it,
+// else over /dev/fuse alone, whose descriptor the daemon then holds
+// (mountOwnedFUSE).
+func (d *Daemon) mountFUSE(dir string, rootNode fs.InodeEmbedder, opts *fs.Options, serial bool) (*fuse.Server, *fuseuring.Transport, error) {
+	useRing, err := d.ringWanted(serial)
+	if err != nil {
+		return nil, nil, err
 	}
+	if !useRing {
+		srv, err := d.mountOwnedFUSE(dir, rootNode, opts)
+		return srv, nil, err
+	}
+	// io_uring: go-fuse mounts, and the daemon does not hold the
+	// descriptor (no sendfd: the rings would not survive a takeover).
+	opts.MountOptions.ExtraCapabilities |= fuse.CAP_OVER_IO_URING
 	raw := d.newRaw(rootNode, opts)
 	srv, err := fuse.NewServer(raw, dir, &opts.MountOptions)
 	if err != nil {
 		return nil, nil, err
 	}
-	var tr *fuseuring.Transport
-	if useRing {
-		tr, err = fuseuring.Start(srv, raw, fuseuring.WithLogger(d.log), fuseuring.WithAsyncIf(d.offload))
-		if err != nil {
-			if mode == URingOn {
-				srv.Unmount()
-				return nil, nil, fmt.Errorf("daemon: --fuse-io-uring=on: %w", err)
-			}
-			d.log.Warn("FUSE over io_uring failed to start; serving /dev/fuse only", "err", err)
-			tr = nil
+	tr, err := fuseuring.Start(srv, raw, fuseuring.WithLogger(d.log), fuseuring.WithAsyncIf(d.offload))
+	if err != nil {
+		if d.opts.URing == URingOn {
+			srv.Unmount()
+			return nil, nil, fmt.Errorf("daemon: --fuse-io-uring=on: %w", err)
 		}
+		d.log.Warn("FUSE over io_uring failed to start; serving /dev/fuse only", "err", err)
+		tr = nil
 	}
 	go srv.Serve()
 	if err := srv.WaitMount(); err != nil {
