@@ -10,7 +10,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/gonydus/nydus/fuseuring"
+	"github.com/gonydus/nydus/internal/fuseuring"
 )
 
 // Failover policies (--failover-policy): what a daemon taking a session

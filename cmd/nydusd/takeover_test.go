@@ -24,7 +24,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/gonydus/nydus/daemon"
-	"github.com/gonydus/nydus/fuseuring"
+	"github.com/gonydus/nydus/internal/fuseuring"
 )
 
 func requireRootFUSE(t *testing.T) {
