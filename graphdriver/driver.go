@@ -22,6 +22,7 @@ type Driver struct {
 	stateFile    string
 	runDir       string   // nydusd API sockets
 	serverCmd    []string // the userspace overlay process, before its spec file
+	keeperCmd    []string // the process supervising each nydusd (spawn.KeeperMain); none if empty
 
 	mu             sync.Mutex
 	nydusMu        sync.Mutex // serialises nydusd starts and stops

@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/gonydus/nydus/daemon/spawn"
 	"github.com/gonydus/nydus/overlay/mountopt"
 	"golang.org/x/sys/unix"
 )
@@ -70,6 +71,12 @@ const (
 )
 
 func run(args []string) int {
+	if len(args) > 0 && args[0] == keeperCmd {
+		return spawn.KeeperMain(args[1:])
+	}
+	if len(args) > 0 && args[0] == "upgrade" {
+		return upgrade(args[1:])
+	}
 	m, err := mountopt.ParseArgs(args)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
