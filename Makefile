@@ -33,9 +33,9 @@ test: ## run all tests (root tests mount EROFS/FUSE/overlay for real)
 
 e2e: build ## end-to-end suites against real daemons (scripts/e2e.sh, e2e-converter.sh, e2e-docker.sh, e2e-buildkit.sh, e2e-containerd.sh)
 	$(DEPS) e2e
-	bash scripts/e2e.sh
+	GO=$(GO) BIN=$(BIN) bash scripts/e2e.sh
 	GO=$(GO) BIN=$(BIN) bash scripts/e2e-converter.sh
-	bash scripts/e2e-docker.sh
+	GO=$(GO) BIN=$(BIN) bash scripts/e2e-docker.sh
 	bash scripts/e2e-buildkit.sh
 	GO=$(GO) BIN=$(BIN) bash scripts/e2e-containerd.sh
 

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -153,7 +154,15 @@ func UpgradeAll(ctx context.Context, dir, nydusd string, report func(socket stri
 		return fmt.Errorf("spawn: no supervised nydusd in %s", dir)
 	}
 	var errs []error
+	live := 0
 	for _, s := range socks {
+		if c, err := net.Dial("unix", s); errors.Is(err, syscall.ECONNREFUSED) {
+			os.Remove(s) // a keeper that was killed: nothing serves there
+			continue
+		} else if err == nil {
+			c.Close()
+		}
+		live++
 		cctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 		st, err := Control(cctx, s, "upgrade", nydusd)
 		cancel()
@@ -163,6 +172,9 @@ func UpgradeAll(ctx context.Context, dir, nydusd string, report func(socket stri
 		if err != nil {
 			errs = append(errs, err)
 		}
+	}
+	if live == 0 {
+		return fmt.Errorf("spawn: no supervised nydusd in %s (only stale sockets)", dir)
 	}
 	return errors.Join(errs...)
 }
