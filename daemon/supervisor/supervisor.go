@@ -112,8 +112,12 @@ func acceptOne(ctx context.Context, l *net.UnixListener) (*net.UnixConn, error) 
 	defer stop()
 	c, err := l.AcceptUnix()
 	if err != nil {
-		if ctx.Err() != nil {
-			return nil, fmt.Errorf("supervisor: no daemon dialed %s: %w", l.Addr(), ctx.Err())
+		cause := ctx.Err()
+		if cause == nil && errors.Is(err, os.ErrDeadlineExceeded) {
+			cause = context.DeadlineExceeded // ctx's deadline, a moment before ctx sees it
+		}
+		if cause != nil {
+			return nil, fmt.Errorf("supervisor: no daemon dialed %s: %w", l.Addr(), cause)
 		}
 		return nil, fmt.Errorf("supervisor: accept: %w", err)
 	}
