@@ -355,8 +355,9 @@ boot="$(D image inspect --format '{{.GraphDriver.Data.NydusBootstrap}}' "$reg/ap
 api="$(readlink -f "$(dirname "$boot")/api.sock")"
 ctl="${api%.sock}.ctl"
 [ -S "$ctl" ] || fail "no keeper control socket $ctl beside the API socket $api: nydusd is not supervised"
+nlog() { echo; tail -5 "$(dirname "$boot")/nydusd.log"; } # the layer's nydusd and keeper log
 kstatus() { curl -fsS --max-time 30 --unix-socket "$ctl" http://keeper/status | python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
-[ "$(kstatus state_bytes)" -gt 0 ] || fail "the keeper holds no state: nydusd did not hand over its FUSE descriptor (sendfd)"
+[ "$(kstatus state_bytes)" -gt 0 ] || fail "the keeper holds no state: nydusd did not hand over its FUSE descriptor (sendfd): $(nlog)"
 progress() { D exec fo sh -c 'wc -l </tmp/progress'; }
 # goes_on WHAT: the reader makes 20 more reads within 30 s, none failed,
 # and every slice read so far has the right md5.
@@ -364,7 +365,7 @@ goes_on() {
   local n0 n
   n0="$(progress)" || fail "$1: docker exec failed"
   for _ in $(seq 300); do n="$(progress)"; [ "$n" -ge $((n0 + 20)) ] && break; sleep 0.1; done
-  [ "$n" -ge $((n0 + 20)) ] || fail "$1: the container's reader is stuck ($n0 -> $n reads in 30 s)"
+  [ "$n" -ge $((n0 + 20)) ] || fail "$1: the container's reader is stuck ($n0 -> $n reads in 30 s): $(nlog)"
   D exec fo cat /tmp/progress >"$work/progress.txt"
   awk 'NR == FNR { want[NR - 1] = $1; next } $3 != want[$2] { print "read " $1 ": slice " $2 ": " $3 " want " want[$2]; bad = 1 }
     END { exit bad }' "$work/slices.md5" "$work/progress.txt" || fail "$1: wrong or failed reads"
@@ -385,7 +386,7 @@ t0="$(date +%s.%N)"
 kill -9 "$old"
 sync; echo 1 >/proc/sys/vm/drop_caches
 for _ in $(seq 300); do [ "$(kstatus failovers 2>/dev/null)" = 1 ] && break; sleep 0.1; done
-[ "$(kstatus failovers)" = 1 ] || fail "kill -9 nydusd $old: no failover within 30 s"
+[ "$(kstatus failovers)" = 1 ] || fail "kill -9 nydusd $old: no failover within 30 s: $(nlog)"
 new="$(kstatus pid)"
 echo "kill -9 nydusd $old: nydusd $new took over in $(python3 -c "import sys,time; print(round(time.time()-float(sys.argv[1]),2))" "$t0") s"
 kill -0 "$new" || fail "the new nydusd $new does not run"
@@ -396,7 +397,7 @@ writes afterkill
 
 step "live upgrade: docker-nydus-graphdriver upgrade --nydusd (another build)"
 CGO_ENABLED=0 "$GO" build -trimpath -ldflags "-X main.version=e2e-upgraded" -o "$work/nydusd-upgraded" ./cmd/nydusd || fail "build the second nydusd"
-"$bin/docker-nydus-graphdriver" upgrade --nydusd "$work/nydusd-upgraded" | tee "$work/upgrade.out" || fail "docker-nydus-graphdriver upgrade"
+"$bin/docker-nydus-graphdriver" upgrade --nydusd "$work/nydusd-upgraded" | tee "$work/upgrade.out" || fail "docker-nydus-graphdriver upgrade: $(nlog)"
 sync; echo 1 >/proc/sys/vm/drop_caches
 [ "$(kstatus nydusd)" = "$work/nydusd-upgraded" ] || fail "the keeper reports $(kstatus nydusd), not the upgraded binary"
 up="$(kstatus pid)"
@@ -413,7 +414,7 @@ old="$up"
 kill -9 "$old"
 sync; echo 1 >/proc/sys/vm/drop_caches
 for _ in $(seq 300); do [ "$(kstatus failovers 2>/dev/null)" = 2 ] && break; sleep 0.1; done
-[ "$(kstatus failovers)" = 2 ] || fail "kill -9 of the upgraded nydusd $old: no failover within 30 s"
+[ "$(kstatus failovers)" = 2 ] || fail "kill -9 of the upgraded nydusd $old: no failover within 30 s: $(nlog)"
 [ "$(readlink "/proc/$(kstatus pid)/exe")" = "$work/nydusd-upgraded" ] || fail "failover after the upgrade went back to the old binary"
 goes_on "after kill -9 of the upgraded nydusd"
 [ "$(D exec fo sh -c 'cat /etc/greeting /tmp/before /tmp/afterkill /tmp/afterupgrade')" = "hello
