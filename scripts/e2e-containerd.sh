@@ -791,14 +791,22 @@ case7() { # case7 MODE
     echo "$1: the reader went on ($n0 -> $n reads, all right); f2 reads"
   }
   reads_right "before"
+  # The FUSE connections (device numbers) of the snapshots' mounts: a
+  # failover keeps them; a restart would mount anew.
+  fuse_devs() { awk -v d="$snroot/" 'index($5, d) == 1 { for (i = 7; $i != "-"; i++); if ($(i+1) ~ /^fuse/) print $5, $3 }' /proc/self/mountinfo | sort; }
+  fuse_devs >"$work/devs-before.txt"
+  [ -s "$work/devs-before.txt" ] || fail "no nydusd FUSE mounts under $snroot"
   old="$(nydusd_pids | tr '\n' ' ')"
   echo "killing nydusd $old"
   t0=$SECONDS
   kill -9 $old
   new="$(wait_new_nydusd "$old")" || fail "no new nydusd after kill -9 of $old"
+  echo "a new nydusd ($new) runs $((SECONDS - t0)) s after the kill"
   sync; echo 1 >/proc/sys/vm/drop_caches # reads go to the new daemon
   reads_right "after kill -9"
-  echo "nydusd $old killed: now $(nydusd_pids | tr '\n' ' ')(first new one after $((SECONDS - t0)) s)"
+  echo "nydusd $old killed: now $(nydusd_pids | tr '\n' ' ')"
+  fuse_devs | diff "$work/devs-before.txt" - || fail "the FUSE mounts changed across the kill: not a failover"
+  echo "the same FUSE connections serve: $(tr '\n' ' ' <"$work/devs-before.txt")"
   for i in 1 2; do [ "$(N inspect --format '{{.State.Status}}' "f$i")" = running ] || fail "f$i stopped"; done
   out="$(N run --rm --net none "$reg/small:nydus" cat /etc/greeting)" || fail "a new container after the failover"
   [ "$out" = hello ] || fail "a new container after the failover printed '$out'"
@@ -808,6 +816,7 @@ case7() { # case7 MODE
   wait_new_nydusd "$old" >/dev/null || fail "no new nydusd after the second kill -9 of $old"
   sync; echo 1 >/proc/sys/vm/drop_caches
   reads_right "after a second kill -9"
+  fuse_devs | diff "$work/devs-before.txt" - || fail "the FUSE mounts changed across the second kill"
   N rm -f f1 f2 >/dev/null || fail "nerdctl rm"
   N rmi "$reg/small:nydus" "$reg/big:nydus" >/dev/null || fail "rmi"
   assert_clean "case 7 ($mode)"

@@ -20,9 +20,10 @@ import (
 	"path/filepath"
 	"strings"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/gonydus/nydus/daemon/spawn"
 	"github.com/gonydus/nydus/overlay/mountopt"
-	"golang.org/x/sys/unix"
 )
 
 // userspaceName is a name (a link to this helper) under which every

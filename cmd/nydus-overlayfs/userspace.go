@@ -14,9 +14,10 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/gonydus/nydus/daemon/spawn"
 	"github.com/gonydus/nydus/overlay/mountopt"
-	"golang.org/x/sys/unix"
 )
 
 // mountUserspace is mode 2: nydusd serves the image of the extraoption

@@ -13,8 +13,9 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/gonydus/nydus/daemon/supervisor"
 	"golang.org/x/sys/unix"
+
+	"github.com/gonydus/nydus/daemon/supervisor"
 )
 
 // Keeper is the process that supervises one nydusd: it starts nydusd with

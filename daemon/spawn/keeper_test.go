@@ -3,9 +3,7 @@ package spawn
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -15,8 +13,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gonydus/nydus/internal/testutil"
 	"golang.org/x/sys/unix"
+
+	"github.com/gonydus/nydus/daemon/supervisor"
+	"github.com/gonydus/nydus/internal/testutil"
 )
 
 // The test binary plays two parts when GONYDUS_SPAWN_TEST is set: the
@@ -74,25 +74,17 @@ func standIn(args []string) error {
 		json.NewEncoder(w).Encode(map[string]any{"state": state, "version": map[string]string{"git_commit": os.Getenv("STANDIN_VERSION")}})
 	})
 	mux.HandleFunc("PUT /api/v1/daemon/fuse/sendfd", func(w http.ResponseWriter, r *http.Request) {
-		c, err := net.DialUnix("unix", nil, &net.UnixAddr{Name: sup, Net: "unix"})
-		if err == nil {
-			_, _, err = c.WriteMsgUnix(blob, unix.UnixRights(fd), nil)
-			c.Close()
-		}
-		if err != nil {
+		if err := supervisor.HandOver(r.Context(), sup, blob, fd); err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return
 		}
 		w.WriteHeader(http.StatusNoContent)
 	})
 	mux.HandleFunc("PUT /api/v1/daemon/fuse/takeover", func(w http.ResponseWriter, r *http.Request) {
-		data, fds, err := fetch(sup)
-		if err == nil && len(fds) != 1 {
-			err = fmt.Errorf("%d descriptors", len(fds))
-		}
+		data, got, err := supervisor.Fetch(r.Context(), sup)
 		var st unix.Stat_t
 		if err == nil {
-			if err = unix.Fstat(fds[0], &st); err == nil && st.Rdev != unix.Mkdev(10, 229) {
+			if err = unix.Fstat(got, &st); err == nil && st.Rdev != unix.Mkdev(10, 229) {
 				err = fmt.Errorf("the descriptor is not /dev/fuse (rdev %x)", st.Rdev)
 			}
 		}
@@ -100,7 +92,7 @@ func standIn(args []string) error {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return
 		}
-		fd, blob, state = fds[0], append(data, fmt.Sprintf("taken over by %d;", os.Getpid())...), "READY"
+		fd, blob, state = got, append(data, fmt.Sprintf("taken over by %d;", os.Getpid())...), "READY"
 		w.WriteHeader(http.StatusNoContent)
 	})
 	mux.HandleFunc("PUT /api/v1/daemon/start", func(w http.ResponseWriter, r *http.Request) {
@@ -130,36 +122,6 @@ func hasFlag(args []string, f string) bool {
 		}
 	}
 	return false
-}
-
-// fetch is the takeover side of the supervisor protocol.
-func fetch(path string) ([]byte, []int, error) {
-	c, err := net.DialUnix("unix", nil, &net.UnixAddr{Name: path, Net: "unix"})
-	if err != nil {
-		return nil, nil, err
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	var data []byte
-	var fds []int
-	buf, oob := make([]byte, 32<<10), make([]byte, unix.CmsgSpace(4*16))
-	for {
-		n, oobn, _, _, err := c.ReadMsgUnix(buf, oob)
-		data = append(data, buf[:n]...)
-		if oobn > 0 {
-			msgs, _ := unix.ParseSocketControlMessage(oob[:oobn])
-			for _, m := range msgs {
-				r, _ := unix.ParseUnixRights(&m)
-				fds = append(fds, r...)
-			}
-		}
-		if errors.Is(err, io.EOF) || (err == nil && n == 0 && oobn == 0) {
-			return data, fds, nil
-		}
-		if err != nil {
-			return nil, nil, err
-		}
-	}
 }
 
 // abortFUSE ends the kernel connection of the FUSE mount at dir (the

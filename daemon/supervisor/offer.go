@@ -3,9 +3,6 @@ package supervisor
 import (
 	"context"
 	"errors"
-	"fmt"
-
-	"golang.org/x/sys/unix"
 )
 
 // Offer listens on the socket path now and, in the background, serves
@@ -37,19 +34,7 @@ func (s *Supervisor) Offer(ctx context.Context) (<-chan error, error) {
 			return
 		}
 		defer c.Close()
-		first := min(len(data), 64<<10)
-		n, _, err := c.WriteMsgUnix(data[:first], unix.UnixRights(fd), nil)
-		if err == nil && n < first {
-			err = fmt.Errorf("short write: %d of %d bytes", n, first)
-		}
-		if err == nil {
-			_, err = c.Write(data[first:])
-		}
-		if err != nil {
-			done <- fmt.Errorf("supervisor: sending state: %w", err)
-			return
-		}
-		done <- nil
+		done <- send(c, data, fd)
 	}()
 	return done, nil
 }

@@ -16,60 +16,13 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// handOver is what nydusd does on sendfd: dial, send the state with the
-// descriptor on the first message, close.
-func handOver(path string, data []byte, fd int) error {
-	c, err := net.DialUnix("unix", nil, &net.UnixAddr{Name: path, Net: "unix"})
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	first := min(len(data), 4096)
-	if _, _, err := c.WriteMsgUnix(data[:first], unix.UnixRights(fd), nil); err != nil {
-		return err
-	}
-	_, err = c.Write(data[first:])
-	return err
-}
-
-// takeOver is what a new nydusd does on takeover: dial, read to EOF,
-// collect the descriptors.
-func takeOver(path string) ([]byte, []int, error) {
-	c, err := net.DialUnix("unix", nil, &net.UnixAddr{Name: path, Net: "unix"})
-	if err != nil {
-		return nil, nil, err
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	var data []byte
-	var fds []int
-	buf, oob := make([]byte, 32<<10), make([]byte, unix.CmsgSpace(4*16))
-	for {
-		n, oobn, _, _, err := c.ReadMsgUnix(buf, oob)
-		data = append(data, buf[:n]...)
-		if oobn > 0 {
-			got, perr := parseRights(oob[:oobn])
-			if perr != nil {
-				return nil, nil, perr
-			}
-			fds = append(fds, got...)
-		}
-		if errors.Is(err, io.EOF) || (err == nil && n == 0 && oobn == 0) {
-			return data, fds, nil
-		}
-		if err != nil {
-			return nil, nil, err
-		}
-	}
-}
-
 // dialWhenListening retries until the supervisor's listener is up, as the
 // trigger races Receive's listen only in tests (nydusd dials after the
 // API call arrives).
 func dialWhenListening(path string, data []byte, fd int) error {
 	var err error
 	for i := 0; i < 100; i++ {
-		if err = handOver(path, data, fd); err == nil {
+		if err = HandOver(context.Background(), path, data, fd); err == nil {
 			return nil
 		}
 		time.Sleep(10 * time.Millisecond)
@@ -138,7 +91,7 @@ func TestRoundTripRepeated(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		data, fds, err := takeOver(s.Path())
+		data, fd, err := Fetch(ctx, s.Path())
 		if err != nil {
 			t.Fatalf("round %d: %v", round, err)
 		}
@@ -148,13 +101,10 @@ func TestRoundTripRepeated(t *testing.T) {
 		if !bytes.Equal(data, blob) {
 			t.Fatalf("round %d: got %d bytes back, want the %d sent", round, len(data), len(blob))
 		}
-		if len(fds) != 1 {
-			t.Fatalf("round %d: %d descriptors, want 1", round, len(fds))
-		}
-		if !sameFile(t, fds[0], int(f.Fd())) {
+		if !sameFile(t, fd, int(f.Fd())) {
 			t.Fatalf("round %d: the descriptor is not the one handed over", round)
 		}
-		unix.Close(fds[0])
+		unix.Close(fd)
 	}
 }
 
@@ -227,9 +177,11 @@ func TestTimeouts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if data, fds, err := takeOver(s.Path()); err != nil || string(data) != "state" || len(fds) != 1 {
-		t.Fatalf("after a timed-out offer: %q %v %v", data, fds, err)
+	data, fd, err := Fetch(context.Background(), s.Path())
+	if err != nil || string(data) != "state" {
+		t.Fatalf("after a timed-out offer: %q %v", data, err)
 	}
+	unix.Close(fd)
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
