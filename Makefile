@@ -13,7 +13,7 @@ CMDS      := $(notdir $(wildcard cmd/*))
 # to get it. `make test DEPS=:` skips it.
 DEPS      ?= bash scripts/deps.sh
 
-.PHONY: help deps build test e2e bench soak fuzz lint demo install clean
+.PHONY: help deps build test e2e bench soak soak-failover fuzz lint demo install clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -48,6 +48,9 @@ bench: build ## benchmarks; each prints a ratio against a baseline run in the sa
 SOAK_ROUNDS ?= 10000
 soak: ## FUSE-over-io_uring stress: SOAK_ROUNDS rounds of mount, load, and a random way to stop serving (root, enable_uring)
 	FUSEURING_STRESS_ROUNDS=$(SOAK_ROUNDS) $(GO) test -count=1 -timeout 6h -run '^TestStressNoStrandedRequest$$' -v ./fuseuring/
+
+soak-failover: ## nydusd failover: 100 SIGKILLs while 4 readers verify a 1.1 GiB registry image (root; GONYDUS_SOAK_KILLS, GONYDUS_SOAK_MB)
+	GONYDUS_SOAK=1 $(GO) test -count=1 -timeout 3h -run '^TestFailoverSoak$$' -v ./cmd/nydusd/
 
 fuzz: ## run every fuzz target for FUZZTIME each
 	bash scripts/fuzz.sh $(FUZZTIME)

@@ -40,7 +40,7 @@ func writeErr(w http.ResponseWriter, err error) {
 		status = http.StatusNotImplemented
 	case errors.Is(err, ErrNotFound):
 		status = http.StatusNotFound
-	case errors.Is(err, ErrInvalidInput), errors.Is(err, ErrExists):
+	case errors.Is(err, ErrInvalidInput), errors.Is(err, ErrExists), errors.Is(err, ErrWrongState):
 		status = http.StatusBadRequest
 	}
 	writeJSON(w, status, APIError{Code: "UNDEFINED", Message: err.Error()})
@@ -69,7 +69,10 @@ func (a *API) Serve(sock string) error {
 		return fmt.Errorf("api: listen %s: %w", sock, err)
 	}
 	a.listener = l
-	a.srv = &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	// No ReadTimeout or ReadHeaderTimeout: nydus-snapshotter watches the
+	// daemon through a connection that never sends a request, and takes
+	// its closing for the daemon's death.
+	a.srv = &http.Server{Handler: a.Handler()}
 	go func() {
 		if err := a.srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			a.d.log.Error("api server stopped", "err", err)
@@ -97,10 +100,10 @@ func (a *API) Handler() http.Handler {
 	mux.HandleFunc("PUT /api/v2/daemon", a.putDaemon)
 	mux.HandleFunc("GET /api/v1/daemon/events", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, a.d.Events()) })
 	mux.HandleFunc("GET /api/v1/daemon/backend", a.getBackend)
-	mux.HandleFunc("PUT /api/v1/daemon/start", a.start)
+	mux.HandleFunc("PUT /api/v1/daemon/start", a.call(a.d.Resume))
 	mux.HandleFunc("PUT /api/v1/daemon/exit", a.exitDaemon)
-	mux.HandleFunc("PUT /api/v1/daemon/fuse/sendfd", a.unsupported("FUSE fd hand-over to a supervisor"))
-	mux.HandleFunc("PUT /api/v1/daemon/fuse/takeover", a.unsupported("FUSE session takeover"))
+	mux.HandleFunc("PUT /api/v1/daemon/fuse/sendfd", a.call(a.d.SendFD))
+	mux.HandleFunc("PUT /api/v1/daemon/fuse/takeover", a.call(a.d.Takeover))
 	mux.HandleFunc("POST /api/v1/mount", a.mount)
 	mux.HandleFunc("PUT /api/v1/mount", a.mount)
 	mux.HandleFunc("DELETE /api/v1/mount", a.umount)
@@ -210,16 +213,26 @@ func (a *API) getBackend(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, 200, backendOf(m))
 }
 
-func (a *API) start(w http.ResponseWriter, r *http.Request) {
-	if a.d.State() != StateRunning {
-		writeErr(w, fmt.Errorf("%w: state %s", ErrNotReady, a.d.State()))
-		return
+// call answers 204 when f succeeds, else its error.
+func (a *API) call(f func() error) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if err := f(); err != nil {
+			a.d.log.Warn("api", "method", r.Method, "path", r.URL.Path, "err", err)
+			writeErr(w, err)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
 	}
-	w.WriteHeader(http.StatusNoContent)
 }
 
+// exitDaemon answers, then has the process exit without unmounting: a
+// successor serves the session (live upgrade).
 func (a *API) exitDaemon(w http.ResponseWriter, r *http.Request) {
+	a.d.Exit()
 	w.WriteHeader(http.StatusNoContent)
+	if f, ok := w.(http.Flusher); ok {
+		f.Flush()
+	}
 	if a.exit != nil {
 		go a.exit()
 	}

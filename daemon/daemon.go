@@ -59,6 +59,10 @@ type Options struct {
 	Writable bool
 	// URing chooses FUSE over io_uring (default URingOff).
 	URing URingMode
+	// FailoverPolicy is what a successor does about the requests this
+	// daemon read and did not answer: FailoverResend (the default),
+	// FailoverFlush or FailoverNone (--failover-policy).
+	FailoverPolicy string
 }
 
 // Daemon serves RAFS mounts over one FUSE session.
@@ -81,6 +85,15 @@ type Daemon struct {
 	ring    *fuseuring.Transport
 	raw     *rafsfs.RawFS // counts requests; set by Start
 	local   localState
+
+	// The FUSE session's descriptor, when the daemon mounted /dev/fuse
+	// itself (-1 otherwise), the INIT the kernel sent on it and the
+	// answer it got: what a supervisor keeps and a successor restores.
+	fuseFd          int
+	initIn, initOut []byte
+	threads         int
+	serving         bool          // the server reads requests
+	done            chan struct{} // closed when the session's server ended
 }
 
 // tune applies what the kernel negotiated to a mount's filesystem.
@@ -108,7 +121,11 @@ func New(opts Options) *Daemon {
 	if opts.FsName == "" {
 		opts.FsName = "nydusfs"
 	}
-	return &Daemon{opts: opts, log: opts.Logger, state: StateInit, mounts: map[string]*Mount{}, nextIdx: 1, idxUsed: map[uint64]bool{}}
+	if opts.FailoverPolicy == "" {
+		opts.FailoverPolicy = FailoverResend
+	}
+	return &Daemon{opts: opts, log: opts.Logger, state: StateInit, mounts: map[string]*Mount{}, nextIdx: 1, idxUsed: map[uint64]bool{},
+		fuseFd: -1, done: make(chan struct{})}
 }
 
 func (d *Daemon) event(kind, format string, a ...any) {
@@ -165,8 +182,30 @@ func (d *Daemon) Start(dir string, mountOpts []string, threads int) error {
 	if d.server != nil {
 		return fmt.Errorf("%w: already serving %s", ErrExists, d.mntDir)
 	}
+	rootNode, opts, err := d.session(mountOpts, threads)
+	if err != nil {
+		return err
+	}
+	srv, ring, err := d.mountFUSE(dir, rootNode, opts, d.serial)
+	if err != nil {
+		d.pseudo = nil
+		return fmt.Errorf("daemon: mount FUSE at %s: %w", dir, err)
+	}
+	d.server, d.ring, d.mntDir = srv, ring, dir
+	d.serving = true
+	go func() { srv.Wait(); close(d.done) }()
+	d.tuneAll()
+	d.state = StateRunning
+	d.event("state", "mounted FUSE at %s, RUNNING", dir)
+	return nil
+}
+
+// session decides how the mounts are served: the root image, its
+// writable overlay, or a pseudo directory of images. d.mu is held.
+func (d *Daemon) session(mountOpts []string, threads int) (fs.InodeEmbedder, *fs.Options, error) {
 	opts := rafsfs.MountOptions(d.opts.FsName)
 	opts.MountOptions.Options = append(opts.MountOptions.Options, mountOpts...)
+	d.threads = threads
 	if threads == 1 {
 		opts.SingleThreaded = true
 		d.serial = true
@@ -193,23 +232,20 @@ func (d *Daemon) Start(dir string, mountOpts []string, threads int) error {
 		for mp, m := range d.mounts {
 			if err := d.pseudo.Add(strings.TrimPrefix(mp, "/"), m.FS); err != nil {
 				d.pseudo = nil
-				return fmt.Errorf("daemon: %w", err)
+				return nil, nil, fmt.Errorf("daemon: %w", err)
 			}
 		}
 	}
-	srv, ring, err := d.mountFUSE(dir, rootNode, opts, d.serial)
-	if err != nil {
-		d.pseudo = nil
-		return fmt.Errorf("daemon: mount FUSE at %s: %w", dir, err)
-	}
-	d.server, d.ring, d.mntDir = srv, ring, dir
-	d.noOpen = srv.KernelSettings().Flags64()&fuse.CAP_NO_OPEN_SUPPORT != 0
+	return rootNode, opts, nil
+}
+
+// tuneAll applies what the kernel negotiated to every mount; d.mu is
+// held.
+func (d *Daemon) tuneAll() {
+	d.noOpen = d.server.KernelSettings().Flags64()&fuse.CAP_NO_OPEN_SUPPORT != 0
 	for _, m := range d.mounts {
 		d.tune(m)
 	}
-	d.state = StateRunning
-	d.event("state", "mounted FUSE at %s, RUNNING", dir)
-	return nil
 }
 
 // AddMount mounts bootstrap at mountpoint ("/" or "/name") with cfg and
@@ -250,6 +286,7 @@ func (d *Daemon) AddMount(mountpoint, bootstrap string, cfg *config.Config, pref
 		return err
 	}
 	m.idx = idx
+	m.prefetchFiles = prefetchFiles
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if _, ok := d.mounts[mp]; ok {
@@ -353,8 +390,8 @@ func (d *Daemon) startPrefetch(m *Mount, files []string) {
 // Stop unmounts the FUSE session (lazily if busy) and closes every mount.
 func (d *Daemon) Stop() error {
 	d.mu.Lock()
-	srv, dir, ring := d.server, d.mntDir, d.ring
-	d.server, d.ring = nil, nil
+	srv, dir, ring, fd := d.server, d.mntDir, d.ring, d.fuseFd
+	d.server, d.ring, d.fuseFd = nil, nil, -1
 	mounts := d.mounts
 	d.mounts = map[string]*Mount{}
 	d.state = StateStopped
@@ -362,13 +399,22 @@ func (d *Daemon) Stop() error {
 	d.mu.Unlock()
 	var errs []error
 	if srv != nil {
-		if err := srv.Unmount(); err != nil {
+		var err error
+		if fd >= 0 {
+			err = syscall.Unmount(dir, 0)
+		} else {
+			err = srv.Unmount()
+		}
+		if err != nil {
 			d.log.Warn("unmount busy, detaching lazily", "mountpoint", dir, "err", err)
 			// EINVAL: not a mountpoint any more (someone ran umount).
 			if err := syscall.Unmount(dir, syscall.MNT_DETACH); err != nil && !errors.Is(err, syscall.EINVAL) {
 				errs = append(errs, fmt.Errorf("lazy unmount %s: %w", dir, err))
 			}
 		}
+	}
+	if fd >= 0 {
+		syscall.Close(fd)
 	}
 	if ring != nil {
 		// After the unmount the queues have ended with the connection;
@@ -384,15 +430,10 @@ func (d *Daemon) Stop() error {
 	return errors.Join(errs...)
 }
 
-// Wait blocks until the FUSE session ends (unmounted from outside).
-func (d *Daemon) Wait() {
-	d.mu.Lock()
-	srv := d.server
-	d.mu.Unlock()
-	if srv != nil {
-		srv.Wait()
-	}
-}
+// Wait blocks until the FUSE session's server ends (unmounted from
+// outside); a daemon waiting for a takeover waits until it serves and
+// that ends.
+func (d *Daemon) Wait() { <-d.done }
 
 // maxMounts is how many images one daemon serves at once: an image's
 // inode numbers carry its index in their top byte (0 is the daemon's own

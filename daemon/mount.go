@@ -32,10 +32,11 @@ type Mount struct {
 	// configuration has an overlay section.
 	Overlay *overlay.FS
 
-	pf           mountPrefetch
-	idx          uint64 // inode index: the top byte of the mount's st_ino
-	closeBackend func() error
-	bootFile     *os.File
+	pf            mountPrefetch
+	idx           uint64   // inode index: the top byte of the mount's st_ino
+	prefetchFiles []string // the prefetch list it was mounted with
+	closeBackend  func() error
+	bootFile      *os.File
 }
 
 // openMount opens a bootstrap and its storage chain.

@@ -33,11 +33,8 @@ func ParseURingMode(s string) (URingMode, error) {
 	return "", fmt.Errorf("%w: io_uring mode %q is not auto, on or off", ErrInvalidInput, s)
 }
 
-// mountFUSE mounts rootNode at dir and starts serving it: over io_uring
-// queues (one per CPU, each request served on the CPU that made it, with
-// no wake-up of another CPU) when mode allows and the kernel offers it,
-// else over /dev/fuse alone.
-func (d *Daemon) mountFUSE(dir string, rootNode fs.InodeEmbedder, opts *fs.Options, serial bool) (*fuse.Server, *fuseuring.Transport, error) {
+// ringWanted decides whether the session is served over io_uring.
+func (d *Daemon) ringWanted(serial bool) (bool, error) {
 	mode := d.opts.URing
 	if mode == "" {
 		mode = URingOff
@@ -49,7 +46,7 @@ func (d *Daemon) mountFUSE(dir string, rootNode fs.InodeEmbedder, opts *fs.Optio
 		// requests on the dead daemon's rings are neither answered nor
 		// resent to a successor, and their callers wait forever.
 		if mode == URingOn {
-			return nil, nil, fmt.Errorf("%w: --fuse-io-uring=on with --supervisor: requests on the rings would not survive a failover", ErrInvalidInput)
+			return false, fmt.Errorf("%w: --fuse-io-uring=on with --supervisor: requests on the rings would not survive a failover", ErrInvalidInput)
 		}
 		d.log.Info("FUSE over io_uring not used: a supervisor (failover) is configured")
 		mode = URingOff
@@ -67,11 +64,29 @@ func (d *Daemon) mountFUSE(dir string, rootNode fs.InodeEmbedder, opts *fs.Optio
 		case err == nil:
 			useRing = true
 		case mode == URingOn:
-			return nil, nil, fmt.Errorf("daemon: --fuse-io-uring=on: %w", err)
+			return false, fmt.Errorf("daemon: --fuse-io-uring=on: %w", err)
 		default:
 			d.log.Debug("FUSE over io_uring not used", "reason", err)
 		}
 	}
+	return useRing, nil
+}
+
+// mountFUSE mounts rootNode at dir and starts serving it: over io_uring
+// queues (one per CPU, each request served on the CPU that made it, with
+// no wake-up of another CPU) when mode allows and the kernel offers it,
+// else over /dev/fuse alone, whose descriptor the daemon then holds
+// (mountOwnedFUSE).
+func (d *Daemon) mountFUSE(dir string, rootNode fs.InodeEmbedder, opts *fs.Options, serial bool) (*fuse.Server, *fuseuring.Transport, error) {
+	useRing, err := d.ringWanted(serial)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !useRing {
+		srv, err := d.mountOwnedFUSE(dir, rootNode, opts)
+		return srv, nil, err
+	}
+	mode := d.opts.URing
 	if useRing {
 		opts.MountOptions.ExtraCapabilities |= fuse.CAP_OVER_IO_URING
 	}

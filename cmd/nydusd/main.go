@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -18,6 +19,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 	"unicode"
 
 	"github.com/gonydus/nydus/cmd/internal/cli"
@@ -47,7 +49,7 @@ func flags() (*flag.FlagSet, *options) {
 		logFile:           cli.String(fs, "", "Log file (\".log\" appended without extension)", "log-file", "L"),
 		rotation:          cli.String(fs, "0", "Rotate --log-file when it would grow past this many MB (0: never); 5 rotated files are kept", "log-rotation-size"),
 		rlimit:            cli.String(fs, "1000000", "RLIMIT_NOFILE to set (0 leaves it)", "rlimit-nofile"),
-		upgrade:           cli.Bool(fs, "Start in upgrade mode (takeover is not supported)", "upgrade"),
+		upgrade:           cli.Bool(fs, "Start in INIT and wait for PUT /api/v1/daemon/fuse/takeover (live upgrade; needs --supervisor)", "upgrade"),
 		mountpoint:        cli.String(fs, "", "FUSE mountpoint", "mountpoint", "M"),
 		failover:          cli.String(fs, "resend", "Failover policy: none, resend, flush", "failover-policy"),
 		threads:           cli.String(fs, "4", "FUSE worker threads (1..1024)", "fuse-threads", "thread-num"),
@@ -210,9 +212,6 @@ func serve(o *options, level *slog.LevelVar) error {
 	if (*o.id == "") != (*o.supervisor == "") {
 		return errors.New("--id and --supervisor go together")
 	}
-	if *o.upgrade {
-		return errors.New("--upgrade (FUSE session takeover) is not supported yet")
-	}
 	threads, err := strconv.Atoi(*o.threads)
 	if err != nil || threads < 1 || threads > 1024 {
 		return fmt.Errorf("invalid --fuse-threads %q (1..1024)", *o.threads)
@@ -244,8 +243,21 @@ func serve(o *options, level *slog.LevelVar) error {
 	if err != nil {
 		return fmt.Errorf("--fuse-io-uring: %w", err)
 	}
-	d := daemon.New(daemon.Options{ID: *o.id, Supervisor: *o.supervisor, Version: version, Logger: slog.Default(), Writable: *o.writable, URing: uring})
-	if *o.bootstrap != "" {
+	d := daemon.New(daemon.Options{ID: *o.id, Supervisor: *o.supervisor, Version: version, Logger: slog.Default(), Writable: *o.writable,
+		URing: uring, FailoverPolicy: *o.failover})
+	// A successor waits in INIT for its predecessor's session: started
+	// for a live upgrade, or after a crash (nydus-snapshotter restarts a
+	// dead daemon with its command line unchanged: the FUSE mount and the
+	// API socket file are still there).
+	takeover := *o.upgrade
+	if !takeover && *o.supervisor != "" && crashed(*o.mountpoint, *o.apisock) {
+		slog.Info("the FUSE mount and a dead API socket are there: waiting in INIT for a takeover", "mountpoint", *o.mountpoint)
+		takeover = true
+	}
+	if takeover && *o.apisock == "" {
+		return errors.New("--upgrade needs --apisock (the takeover is asked for through the API)")
+	}
+	if !takeover && *o.bootstrap != "" {
 		if cfg == nil {
 			return errors.New("--bootstrap needs --config or --localfs-dir")
 		}
@@ -259,21 +271,26 @@ func serve(o *options, level *slog.LevelVar) error {
 	}
 	stop := make(chan os.Signal, 2)
 	signal.Notify(stop, syscall.SIGINT, syscall.SIGTERM)
+	exit := make(chan struct{}, 1)
 	var api *daemon.API
 	if *o.apisock != "" {
-		api = daemon.NewAPI(d, level, func() { stop <- syscall.SIGTERM })
+		api = daemon.NewAPI(d, level, func() { exit <- struct{}{} })
 		if err := api.Serve(*o.apisock); err != nil {
 			return err
 		}
 		defer api.Close()
 	}
-	if err := d.Start(*o.mountpoint, nil, threads); err != nil {
-		return err
+	if takeover {
+		d.SetThreads(threads)
+	} else {
+		if err := d.Start(*o.mountpoint, nil, threads); err != nil {
+			return err
+		}
+		if err := cli.NotifyReady(); err != nil {
+			slog.Warn("systemd readiness", "err", err)
+		}
+		slog.Info("nydusd running", "mountpoint", *o.mountpoint, "bootstrap", *o.bootstrap, "apisock", *o.apisock)
 	}
-	if err := cli.NotifyReady(); err != nil {
-		slog.Warn("systemd readiness", "err", err)
-	}
-	slog.Info("nydusd running", "mountpoint", *o.mountpoint, "bootstrap", *o.bootstrap, "apisock", *o.apisock)
 	ended := make(chan struct{})
 	go func() { d.Wait(); close(ended) }()
 	select {
@@ -281,8 +298,31 @@ func serve(o *options, level *slog.LevelVar) error {
 		slog.Info("stopping", "signal", sig.String())
 	case <-ended:
 		slog.Info("FUSE session ended")
+	case <-exit:
+		// PUT /api/v1/daemon/exit: a successor serves the session.
+		slog.Info("exiting without unmounting: a successor takes the session over", "mountpoint", *o.mountpoint)
+		return nil
 	}
 	return d.Stop()
+}
+
+// crashed reports a predecessor's crash: the mountpoint is in the mount
+// table and the API socket file exists but nobody answers on it. Call it
+// before listening on the socket. The mountpoint itself is not touched:
+// nobody serves it.
+func crashed(mountpoint, apisock string) bool {
+	if apisock == "" || !daemon.Mounted(mountpoint) {
+		return false
+	}
+	if _, err := os.Stat(apisock); err != nil {
+		return false
+	}
+	c, err := net.DialTimeout("unix", apisock, time.Second)
+	if err != nil {
+		return true
+	}
+	c.Close()
+	return false
 }
 
 // prefetchList splits --prefetch-files: absolute paths inside the image,

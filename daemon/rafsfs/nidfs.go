@@ -23,8 +23,10 @@ const readerCache = 1024
 // RawRoot serves the image as the root of a FUSE mount, with no state per
 // inode the kernel knows: a node ID is the inode's nid (plus 2; the root is
 // FUSE_ROOT_ID), so LOOKUP allocates nothing and FORGET frees nothing,
-// whatever the number of inodes looked up. Only open files and directories
-// (and a bounded set of files read without a handle) hold memory.
+// whatever the number of inodes looked up, and OPEN and OPENDIR answer
+// handle 0 (reads name the file by node ID). Only a bounded set of files
+// read lately holds memory. Nothing the kernel holds names state of this
+// process, so another daemon can take the session over.
 //
 // go-fuse's node tree (Root) costs about 300-500 bytes per looked-up inode
 // until the kernel forgets it.
@@ -35,7 +37,7 @@ func (f *FS) RawRoot() fuse.RawFileSystem { return f.rawServer(0) }
 // PseudoRoot whose index is base's top byte.
 func (f *FS) rawServer(base uint64) *rawRoot {
 	return &rawRoot{RawFileSystem: fuse.NewDefaultRawFileSystem(), fs: f, base: base,
-		files: map[uint64]*file{}, dirs: map[uint64]*rawDir{}, recent: map[uint64]*file{}}
+		recent: map[uint64]*file{}}
 }
 
 // nidMask keeps the bits of a node ID below its index byte.
@@ -48,11 +50,8 @@ type rawRoot struct {
 	server             *fuse.Server
 
 	mu     sync.Mutex
-	next   uint64
-	files  map[uint64]*file   // open files by handle
-	dirs   map[uint64]*rawDir // open directories by handle
-	recent map[uint64]*file   // files read without a handle, by nid
-	listed [8]listing         // directories listed last, round robin
+	recent map[uint64]*file // files read lately, by nid
+	listed [8]listing       // directories listed last, round robin
 	nlist  int
 }
 
@@ -63,14 +62,6 @@ type rawRoot struct {
 type listing struct {
 	nid  uint64
 	ents []rafs.DirEntry
-}
-
-// rawDir is an open directory: its entries, decoded on first read.
-type rawDir struct {
-	mu   sync.Mutex
-	nid  uint64
-	ents []rafs.DirEntry
-	done bool
 }
 
 func (r *rawRoot) String() string { return "rafs" }
@@ -174,39 +165,28 @@ func (r *rawRoot) Open(cancel <-chan struct{}, in *fuse.OpenIn, out *fuse.OpenOu
 	if r.fs.noOpen.Load() {
 		return fuse.ENOSYS
 	}
-	fl, err := r.fs.openFile(r.nid(in.NodeId), r.store(in.NodeId))
-	if err != nil {
-		return status(err)
+	if _, st := r.file(in.NodeId); !st.Ok() {
+		return st
 	}
-	r.mu.Lock()
-	r.next++
-	out.Fh = r.next
-	r.files[out.Fh] = fl
-	r.mu.Unlock()
+	// Handle 0: reads find the file by node ID, so a daemon that takes
+	// the session over (failover) serves files opened before it.
+	out.Fh = 0
 	out.OpenFlags = fuse.FOPEN_KEEP_CACHE
 	return fuse.OK
 }
 
-// file returns the file a READ is for: its handle's, or, for a read
-// without a handle, one of the recently read files, opened again when it
-// is not among them.
-func (r *rawRoot) file(in *fuse.ReadIn) (*file, fuse.Status) {
+// file returns the file of node nodeID: one of the recently read files,
+// opened again when it is not among them. Every open has handle 0 (see
+// Open), so the node ID names the file.
+func (r *rawRoot) file(nodeID uint64) (*file, fuse.Status) {
+	nid := r.nid(nodeID)
 	r.mu.Lock()
-	if in.Fh != 0 {
-		fl := r.files[in.Fh]
-		r.mu.Unlock()
-		if fl == nil {
-			return nil, fuse.EBADF
-		}
-		return fl, fuse.OK
-	}
-	nid := r.nid(in.NodeId)
 	fl := r.recent[nid]
 	r.mu.Unlock()
 	if fl != nil {
 		return fl, fuse.OK
 	}
-	fl, err := r.fs.openFile(nid, r.store(in.NodeId))
+	fl, err := r.fs.openFile(nid, r.store(nodeID))
 	if err != nil {
 		return nil, status(err)
 	}
@@ -223,7 +203,7 @@ func (r *rawRoot) file(in *fuse.ReadIn) (*file, fuse.Status) {
 }
 
 func (r *rawRoot) Read(cancel <-chan struct{}, in *fuse.ReadIn, buf []byte) (fuse.ReadResult, fuse.Status) {
-	fl, st := r.file(in)
+	fl, st := r.file(in.NodeId)
 	if !st.Ok() {
 		return nil, st
 	}
@@ -231,39 +211,30 @@ func (r *rawRoot) Read(cancel <-chan struct{}, in *fuse.ReadIn, buf []byte) (fus
 	return rr, fuse.Status(e)
 }
 
-func (r *rawRoot) Release(cancel <-chan struct{}, in *fuse.ReleaseIn) {
-	r.mu.Lock()
-	delete(r.files, in.Fh)
-	r.mu.Unlock()
-}
+// Release frees nothing: opens hold no handle.
+func (r *rawRoot) Release(cancel <-chan struct{}, in *fuse.ReleaseIn) {}
 
 // Flush answers ENOSYS so the kernel stops sending FLUSH on every close.
 func (r *rawRoot) Flush(cancel <-chan struct{}, in *fuse.FlushIn) fuse.Status { return fuse.ENOSYS }
 
-// OpenDir lets the kernel keep the directory's listing (see node.OpendirHandle).
+// OpenDir lets the kernel keep the directory's listing (see
+// node.OpendirHandle). The handle is 0, as for files: READDIR names the
+// directory by node ID and its position by offset, so a listing read
+// across a takeover of the session goes on where it was.
 func (r *rawRoot) OpenDir(cancel <-chan struct{}, in *fuse.OpenIn, out *fuse.OpenOut) fuse.Status {
-	nid := r.nid(in.NodeId)
 	var ino rafs.Inode
-	if err := r.fs.img.ReadInode(nid, &ino); err != nil {
+	if err := r.fs.img.ReadInode(r.nid(in.NodeId), &ino); err != nil {
 		return status(err)
 	}
 	if !ino.IsDir() {
 		return fuse.ENOTDIR
 	}
-	r.mu.Lock()
-	r.next++
-	out.Fh = r.next
-	r.dirs[out.Fh] = &rawDir{nid: nid}
-	r.mu.Unlock()
+	out.Fh = 0
 	out.OpenFlags = fuse.FOPEN_CACHE_DIR | fuse.FOPEN_KEEP_CACHE
 	return fuse.OK
 }
 
-func (r *rawRoot) ReleaseDir(in *fuse.ReleaseIn) {
-	r.mu.Lock()
-	delete(r.dirs, in.Fh)
-	r.mu.Unlock()
-}
+func (r *rawRoot) ReleaseDir(in *fuse.ReleaseIn) {}
 
 func (r *rawRoot) ReadDir(cancel <-chan struct{}, in *fuse.ReadIn, out *fuse.DirEntryList) fuse.Status {
 	return r.readDir(in, out, false)
@@ -277,23 +248,12 @@ func (r *rawRoot) ReadDirPlus(cancel <-chan struct{}, in *fuse.ReadIn, out *fuse
 // i has offset i+1. READDIRPLUS answers each entry's attributes from its
 // nid.
 func (r *rawRoot) readDir(in *fuse.ReadIn, out *fuse.DirEntryList, plus bool) fuse.Status {
-	r.mu.Lock()
-	d := r.dirs[in.Fh]
-	r.mu.Unlock()
-	if d == nil {
-		return fuse.EBADF
+	ents, err := r.list(r.nid(in.NodeId))
+	if err != nil {
+		return status(err)
 	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if !d.done {
-		ents, err := r.list(d.nid)
-		if err != nil {
-			return status(err)
-		}
-		d.ents, d.done = ents, true
-	}
-	for i := int(min(in.Offset, uint64(len(d.ents)))); i < len(d.ents); i++ {
-		e := d.ents[i]
+	for i := int(min(in.Offset, uint64(len(ents)))); i < len(ents); i++ {
+		e := ents[i]
 		de := fuse.DirEntry{Name: e.Name, Ino: r.fs.inoBase | e.Nid, Mode: layout.ModeOfFileType(e.FileType), Off: uint64(i + 1)}
 		if !plus {
 			if !out.AddDirEntry(de) {

@@ -28,9 +28,11 @@ type PseudoRoot struct {
 	mtime  time.Time
 }
 
-// pseudoAttrTimeout bounds how long the kernel keeps the pseudo root's
-// attributes should an invalidation be lost.
-const pseudoAttrTimeout = time.Second
+// pseudoAttrTimeout is how long the kernel keeps the pseudo root's
+// attributes: as long as an image's (Add and Remove invalidate them), so
+// that a stat of the mountpoint is answered by the kernel while no daemon
+// serves the session (failover).
+const pseudoAttrTimeout = cacheTimeout
 
 // NewPseudoRoot returns an empty pseudo root.
 func NewPseudoRoot() *PseudoRoot {
