@@ -1,7 +1,9 @@
 package daemon
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -250,15 +252,22 @@ func (d *Daemon) tuneAll() {
 
 // AddMount mounts bootstrap at mountpoint ("/" or "/name") with cfg and
 // starts its mount-time prefetch when enabled; prefetchFiles (nil for the
-// image's prefetch table) lists absolute paths to prefetch.
+// image's prefetch table) lists absolute paths to prefetch. Mounting the
+// same bootstrap with the same configuration again at a mountpoint
+// succeeds and changes nothing.
 func (d *Daemon) AddMount(mountpoint, bootstrap string, cfg *config.Config, prefetchFiles ...string) error {
 	mp := cleanMountpoint(mountpoint)
 	if mp != "/" && strings.Count(mp, "/") != 1 {
 		return fmt.Errorf("%w: mountpoint %q must be / or a single /name", ErrInvalidInput, mountpoint)
 	}
 	d.mu.Lock()
-	if _, ok := d.mounts[mp]; ok {
+	if m, ok := d.mounts[mp]; ok {
 		d.mu.Unlock()
+		if sameMount(m, bootstrap, cfg) {
+			// nydus-snapshotter mounts its images again on a daemon
+			// that took them over in a live upgrade.
+			return nil
+		}
 		return fmt.Errorf("%w: %s", ErrExists, mp)
 	}
 	if mp == "/" && d.server != nil {
@@ -311,6 +320,16 @@ func (d *Daemon) AddMount(mountpoint, bootstrap string, cfg *config.Config, pref
 	d.event("mount", "mounted %s at %s", bootstrap, mp)
 	d.log.Info("mounted", "bootstrap", bootstrap, "mountpoint", mp, "inodes", m.Image.Inodes(), "blobs", len(m.Image.Blobs()))
 	return nil
+}
+
+// sameMount reports whether m serves bootstrap with configuration cfg.
+func sameMount(m *Mount, bootstrap string, cfg *config.Config) bool {
+	if m.Source != bootstrap || cfg == nil {
+		return false
+	}
+	a, errA := json.Marshal(m.Config)
+	b, errB := json.Marshal(cfg)
+	return errA == nil && errB == nil && bytes.Equal(a, b)
 }
 
 // RemoveMount unmounts mountpoint. Open files of the mount fail with EIO

@@ -7,9 +7,10 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/gonydus/nydus/fuseuring"
 )
 
 // Failover policies (--failover-policy): what a daemon taking a session
@@ -32,81 +33,43 @@ const capHasResend = 1 << 39
 // notifyResend is FUSE_NOTIFY_RESEND's notification code.
 const notifyResend = 7
 
-// fusectlDir is where the kernel lists FUSE connections (fusectl).
-const fusectlDir = "/sys/fs/fuse/connections"
-
-// connDir returns the fusectl directory of the connection mounted at
-// dir: its name is the mount's device number in the kernel's encoding.
-// It is read from the mount table, not by stat: no request may reach a
-// session nobody serves.
+// connDir returns the fusectl directory of the connection mounted at dir
+// (mounting fusectl if needed), found in the mount table, not by stat: no
+// request may reach a session nobody serves.
 func connDir(dir string) (string, error) {
-	dev, err := mountDev(dir)
+	conn, err := fuseuring.ConnOf(dir)
 	if err != nil {
 		return "", err
 	}
-	return filepath.Join(fusectlDir, fmt.Sprint(dev)), nil
+	if err := fuseuring.MountFusectl(); err != nil {
+		return "", err
+	}
+	return filepath.Join(fuseuring.FusectlDir, strconv.Itoa(conn)), nil
 }
 
-// mountDev returns the device number (major<<20|minor) of the last mount
-// at dir in /proc/self/mountinfo.
-func mountDev(dir string) (uint64, error) {
-	b, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return 0, err
-	}
-	dir = filepath.Clean(dir)
-	var dev uint64
-	found := false
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 5 || unescapeMount(f[4]) != dir {
-			continue
-		}
-		var major, minor uint64
-		if _, err := fmt.Sscanf(f[2], "%d:%d", &major, &minor); err == nil {
-			dev, found = major<<20|minor, true
-		}
-	}
-	if !found {
-		return 0, fmt.Errorf("%s is not in the mount table", dir)
-	}
-	return dev, nil
-}
-
-// unescapeMount undoes the octal escapes (\040 for a space) of a path in
-// the mount table.
-func unescapeMount(s string) string {
-	if !strings.Contains(s, "\\") {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if v, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(v))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
-}
-
-// Mounted reports whether dir is a mount point in the mount table (read
-// without touching dir, which may be a FUSE mount nobody serves).
+// Mounted reports whether a FUSE session is mounted at dir, from the
+// mount table (dir itself is not touched: nobody may serve it).
 func Mounted(dir string) bool {
-	_, err := mountDev(dir)
+	_, err := fuseuring.ConnOf(dir)
 	return err == nil
 }
 
 // checkPolicy checks, when the session is mounted, that the kernel can
 // do what the failover policy needs, so a daemon that could not be taken
 // over as configured fails at start, not at its first crash.
+// Without a supervisor no successor takes over, and the policy is moot.
 func (d *Daemon) checkPolicy(dir string, initIn []byte) error {
 	switch d.opts.FailoverPolicy {
+	case FailoverResend, FailoverFlush, FailoverNone:
+	default:
+		return fmt.Errorf("%w: failover policy %q is not resend, flush or none", ErrInvalidInput, d.opts.FailoverPolicy)
+	}
+	if d.opts.Supervisor == "" {
+		return nil
+	}
+	switch d.opts.FailoverPolicy {
 	case FailoverResend:
-		if d.opts.Supervisor != "" && initInFlags(initIn)&capHasResend == 0 {
+		if initInFlags(initIn)&capHasResend == 0 {
 			return fmt.Errorf("%w: --failover-policy resend: this kernel does not offer FUSE_NOTIFY_RESEND (FUSE 7.40, Linux 6.9+), so requests a crashed daemon read would hang; use a newer kernel or --failover-policy none", ErrUnsupported)
 		}
 	case FailoverFlush:
@@ -115,11 +78,8 @@ func (d *Daemon) checkPolicy(dir string, initIn []byte) error {
 			_, err = os.Stat(filepath.Join(cd, "flush"))
 		}
 		if err != nil {
-			return fmt.Errorf("%w: --failover-policy flush needs the fusectl file %s/<connection>/flush, which this kernel lacks (mainline kernels have none; only some vendor kernels): %v; use --failover-policy resend", ErrUnsupported, fusectlDir, err)
+			return fmt.Errorf("%w: --failover-policy flush needs the fusectl file %s/<connection>/flush, which this kernel lacks (mainline kernels have none; only some vendor kernels): %v; use --failover-policy resend", ErrUnsupported, fuseuring.FusectlDir, err)
 		}
-	case FailoverNone:
-	default:
-		return fmt.Errorf("%w: failover policy %q is not resend, flush or none", ErrInvalidInput, d.opts.FailoverPolicy)
 	}
 	return nil
 }

@@ -86,26 +86,22 @@ func (d *Daemon) mountFUSE(dir string, rootNode fs.InodeEmbedder, opts *fs.Optio
 		srv, err := d.mountOwnedFUSE(dir, rootNode, opts)
 		return srv, nil, err
 	}
-	mode := d.opts.URing
-	if useRing {
-		opts.MountOptions.ExtraCapabilities |= fuse.CAP_OVER_IO_URING
-	}
+	// io_uring: go-fuse mounts, and the daemon does not hold the
+	// descriptor (no sendfd: the rings would not survive a takeover).
+	opts.MountOptions.ExtraCapabilities |= fuse.CAP_OVER_IO_URING
 	raw := d.newRaw(rootNode, opts)
 	srv, err := fuse.NewServer(raw, dir, &opts.MountOptions)
 	if err != nil {
 		return nil, nil, err
 	}
-	var tr *fuseuring.Transport
-	if useRing {
-		tr, err = fuseuring.Start(srv, raw, fuseuring.WithLogger(d.log), fuseuring.WithAsyncIf(d.offload))
-		if err != nil {
-			if mode == URingOn {
-				srv.Unmount()
-				return nil, nil, fmt.Errorf("daemon: --fuse-io-uring=on: %w", err)
-			}
-			d.log.Warn("FUSE over io_uring failed to start; serving /dev/fuse only", "err", err)
-			tr = nil
+	tr, err := fuseuring.Start(srv, raw, fuseuring.WithLogger(d.log), fuseuring.WithAsyncIf(d.offload))
+	if err != nil {
+		if d.opts.URing == URingOn {
+			srv.Unmount()
+			return nil, nil, fmt.Errorf("daemon: --fuse-io-uring=on: %w", err)
 		}
+		d.log.Warn("FUSE over io_uring failed to start; serving /dev/fuse only", "err", err)
+		tr = nil
 	}
 	go srv.Serve()
 	if err := srv.WaitMount(); err != nil {

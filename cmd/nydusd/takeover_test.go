@@ -24,6 +24,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/gonydus/nydus/daemon"
+	"github.com/gonydus/nydus/fuseuring"
 )
 
 func requireRootFUSE(t *testing.T) {
@@ -224,22 +225,10 @@ func verifyAll(t *testing.T, root string, im *testImage) {
 // abortConnection aborts the FUSE connection mounted at dir (fusectl),
 // so that no test leaves a caller blocked, and detaches the mount.
 func abortConnection(dir string) {
-	if !daemon.Mounted(dir) {
-		return
+	if conn, err := fuseuring.ConnOf(dir); err == nil {
+		fuseuring.AbortConn(conn)
+		unix.Unmount(dir, unix.MNT_DETACH)
 	}
-	_ = unix.Mount("none", "/sys/fs/fuse/connections", "fusectl", 0, "")
-	if b, err := os.ReadFile("/proc/self/mountinfo"); err == nil {
-		for _, line := range strings.Split(string(b), "\n") {
-			f := strings.Fields(line)
-			if len(f) > 4 && f[4] == dir {
-				var major, minor uint32
-				if _, err := fmt.Sscanf(f[2], "%d:%d", &major, &minor); err == nil {
-					os.WriteFile(fmt.Sprintf("/sys/fs/fuse/connections/%d/abort", major<<20|minor), []byte("1"), 0o200)
-				}
-			}
-		}
-	}
-	unix.Unmount(dir, unix.MNT_DETACH)
 }
 
 // TestFailoverResend is the kernel-level failover: a READ the daemon has
@@ -250,8 +239,18 @@ func abortConnection(dir string) {
 // supervisor, and after start has the kernel resend the READ.
 // Meanwhile the mount stays, and a stat of it is answered from the
 // kernel's cache.
+//
+// With --failover-policy none the same READ stays blocked after start
+// (the kernel does not repeat it by itself) while other reads are served:
+// what completes it is the resend.
 func TestFailoverResend(t *testing.T) {
 	requireRootFUSE(t)
+	for _, policy := range []string{"resend", "none"} {
+		t.Run(policy, func(t *testing.T) { failoverHeldRead(t, policy) })
+	}
+}
+
+func failoverHeldRead(t *testing.T, policy string) {
 	imageBin, nydusd := testBinaries(t)
 	reg := newGatedRegistry(t)
 	files := randomFiles(1, 12, 200<<10)
@@ -263,7 +262,7 @@ func TestFailoverResend(t *testing.T) {
 	sock := filepath.Join(work, "api.sock")
 	sup := newTestSupervisor(t, filepath.Join(work, "supervisor.sock"))
 	args := []string{"fuse", "--id", "d1", "--bootstrap", im.boot, "--config", reg.config(t, filepath.Join(work, "cache")),
-		"--mountpoint", mnt, "--apisock", sock, "--log-level", "info", "--supervisor", sup.path, "--failover-policy", "resend"}
+		"--mountpoint", mnt, "--apisock", sock, "--log-level", "info", "--supervisor", sup.path, "--failover-policy", policy}
 	d1 := startDaemon(t, nydusd, sock, args...)
 	d1.waitState(t, "RUNNING", 20*time.Second)
 	if err := sup.fetch(func() error { return d1.put("/api/v1/daemon/fuse/sendfd") }); err != nil {
@@ -309,6 +308,27 @@ func TestFailoverResend(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("successor: INIT after %v, RUNNING %v after exec", initIn, time.Since(start))
+	if policy == "none" {
+		select {
+		case r := <-pending:
+			t.Fatalf("the READ the dead daemon held returned without a resend (%d bytes, %v): the test cannot tell resend from its absence", len(r.data), r.err)
+		case <-time.After(2 * time.Second):
+		}
+		others := map[string][]byte{}
+		for name, data := range files {
+			if name != held {
+				others[name] = data
+			}
+		}
+		verifyAll(t, mnt, &testImage{files: others})
+		abortConnection(mnt)
+		select {
+		case <-pending:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the held READ did not return after the connection was aborted")
+		}
+		return
+	}
 	select {
 	case r := <-pending:
 		if r.err != nil || !bytes.Equal(r.data, files[held]) {
@@ -326,6 +346,36 @@ func TestFailoverResend(t *testing.T) {
 	}
 	if daemon.Mounted(mnt) {
 		t.Fatal("still mounted after SIGTERM")
+	}
+}
+
+// TestFailoverPolicyFlush: the flush policy needs a fusectl flush file,
+// which mainline kernels lack: nydusd refuses to start without one, with
+// a message naming it, and leaves no mount; with one it serves.
+func TestFailoverPolicyFlush(t *testing.T) {
+	requireRootFUSE(t)
+	imageBin, nydusd := testBinaries(t)
+	reg := newGatedRegistry(t)
+	im := buildRegistryImage(t, imageBin, reg, randomFiles(4, 2, 1000))
+	work := t.TempDir()
+	mnt := filepath.Join(work, "mnt")
+	os.Mkdir(mnt, 0o755)
+	t.Cleanup(func() { abortConnection(mnt) })
+	sock := filepath.Join(work, "api.sock")
+	d := startDaemon(t, nydusd, sock, "--id", "f", "--bootstrap", im.boot, "--config", reg.config(t, filepath.Join(work, "cache")),
+		"--mountpoint", mnt, "--apisock", sock, "--supervisor", filepath.Join(work, "sup.sock"), "--failover-policy", "flush")
+	select {
+	case <-d.exited:
+		if d.cmd.ProcessState.ExitCode() == 0 || !strings.Contains(d.stderr.String(), "flush") {
+			t.Fatalf("exit %v, stderr:\n%s", d.cmd.ProcessState, d.stderr.String())
+		}
+		if daemon.Mounted(mnt) {
+			t.Fatal("a refused start left its mount")
+		}
+		t.Logf("refused: %s", strings.TrimSpace(d.stderr.String()))
+	case <-time.After(20 * time.Second):
+		d.waitState(t, "RUNNING", time.Second)
+		t.Log("this kernel has a fusectl flush file: the flush policy serves")
 	}
 }
 
@@ -430,6 +480,14 @@ func TestUpgradeAndFailovers(t *testing.T) {
 	}
 	dropFileCaches(t, root, im)
 	verifyAll(t, root, im)
+	// nydus-snapshotter mounts its images again after an upgrade.
+	if code, out, err := d2.do("POST", "/api/v1/mount?mountpoint=/img", string(body)); err != nil || code != 204 {
+		t.Fatalf("the same mount again: %d %s %v", code, out, err)
+	}
+	other, _ := json.Marshal(map[string]any{"source": im.boot + ".other", "fs_type": "rafs", "config": string(cfg)})
+	if code, out, err := d2.do("POST", "/api/v1/mount?mountpoint=/img", string(other)); err != nil || code != 400 {
+		t.Fatalf("another image at a mounted mountpoint: %d %s %v", code, out, err)
+	}
 
 	// Two failovers in a row.
 	cur := d2
