@@ -34,6 +34,7 @@ type options struct {
 	mountTimeout   time.Duration
 	runDir         string   // nydusd API sockets
 	serverCmd      []string // the userspace overlay process, before its spec file
+	keeperCmd      []string // the process supervising each nydusd (spawn.KeeperMain); none if empty
 	containerLayer ContainerLayer
 	stateFile      string
 	restored       initState // read from stateFile

@@ -212,9 +212,15 @@ func (d *Driver) startNydusd(dir string) error {
 		return err
 	}
 	mp := filepath.Join(dir, "diff")
-	pid, err := spawn.Start(spawn.Nydusd{Binary: d.nydusd, Mountpoint: mp, LogFile: filepath.Join(nd, logName), Timeout: d.mountTimeout,
+	n := spawn.Nydusd{Binary: d.nydusd, Mountpoint: mp, LogFile: filepath.Join(nd, logName), Timeout: d.mountTimeout,
 		Args: []string{"--config", cfgPath, "--bootstrap", filepath.Join(nd, bootstrapName), "--mountpoint", mp, "--apisock", sock, "--log-level", "info",
-			"--log-file", filepath.Join(nd, logName), "--log-rotation-size", nydusdLogRotationMB}})
+			"--log-file", filepath.Join(nd, logName), "--log-rotation-size", nydusdLogRotationMB}}
+	if len(d.keeperCmd) > 0 {
+		// The keeper's sockets sit beside the API socket, named by the
+		// layer's short link as it is.
+		n.Supervise = &spawn.Supervision{Command: d.keeperCmd, Dir: d.runDir, ID: strings.TrimSuffix(filepath.Base(sock), ".sock")}
+	}
+	pid, err := spawn.Start(n)
 	if err != nil {
 		return fmt.Errorf("graphdriver: layer %s: %w", filepath.Base(dir), err)
 	}

@@ -118,3 +118,18 @@ func WithOverlayServer(cmd ...string) Option {
 		return nil
 	}
 }
+
+// WithSupervisor sets the command that runs the keeper of each nydusd
+// (spawn.KeeperMain; the plugin passes its own executable and a
+// subcommand): nydusd then runs with --supervisor, a nydusd that dies is
+// replaced by takeover without unmounting, and UpgradeNydusd can move
+// every layer to another nydusd binary. Without it nydusd runs alone.
+func WithSupervisor(cmd ...string) Option {
+	return func(c *options) error {
+		if len(cmd) == 0 || !filepath.IsAbs(cmd[0]) {
+			return fmt.Errorf("graphdriver: supervisor command %q: want an absolute executable path", cmd)
+		}
+		c.keeperCmd = append([]string(nil), cmd...)
+		return nil
+	}
+}

@@ -17,7 +17,11 @@
 #     --nydus --oci with our nydus-image;
 #  5. CRI: crictl pull/runp/create/start/exec/logs with Debian's CNI plugins;
 #  3. recovery with recover_policy = "restart": snapshotter restart, kill -9
-#     nydusd, kill both.
+#     nydusd, kill both;
+#  7. failover with the snapshotter's shipped recovery settings
+#     (recover_policy = "failover", failover_policy = "resend"), dedicated
+#     and shared: running containers read on, with every byte right,
+#     across kill -9 of their nydusd.
 # Each case checks container output and that removal leaves no mounts,
 # nydusd processes or cache files.
 #
@@ -30,7 +34,7 @@ repo="$PWD"
 GO="${GO:-go}"
 bin="${BIN:-$PWD/bin}"
 cache="${CTRD_E2E_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/gonydus-e2e/containerd}"
-cases="${CASES:-1 2 6 4 5 3}"
+cases="${CASES:-1 2 6 4 5 3 7}"
 
 if [ "$(id -u)" != 0 ] || [ ! -e /dev/fuse ]; then
   echo "containerd e2e needs root and /dev/fuse; skipping"; exit 0
@@ -91,9 +95,10 @@ fail() {
   fi
   exit 1
 }
-N() { timeout 180 "$tools/nerdctl" --address "$csock" --namespace e2e --data-root "$work/nerdctl" \
+Nt() { local t="$1"; shift; timeout "$t" "$tools/nerdctl" --address "$csock" --namespace e2e --data-root "$work/nerdctl" \
   --snapshotter nydus --hosts-dir "$work/certs.d" --insecure-registry \
   --cni-path /usr/lib/cni --cni-netconfpath "$work/cni-nerdctl" "$@"; }
+N() { Nt 180 "$@"; }
 CTR() { timeout 60 "$tools/ctr" -a "$csock" "$@"; }
 CRI() { timeout 120 "$tools/crictl" --config "$work/crictl.yaml" "$@"; }
 
@@ -122,8 +127,18 @@ stop_pid() { # stop_pid PID [SIGNAL]: signal and wait (bounded)
   wait "$pid" 2>/dev/null || true
 }
 
+# abort_fuse_under DIR: end the kernel connection of every FUSE mount
+# under DIR, so that nothing stays blocked on a daemon that is gone.
+abort_fuse_under() {
+  mountpoint -q /sys/fs/fuse/connections || mount -t fusectl none /sys/fs/fuse/connections 2>/dev/null
+  awk -v d="$1" 'index($5, d) == 1 { for (i = 7; $i != "-"; i++); if ($(i+1) ~ /^fuse/) { split($3, mm, ":"); print mm[2] } }' /proc/self/mountinfo |
+    while read -r c; do [ -e "/sys/fs/fuse/connections/$c/abort" ] && echo 1 >"/sys/fs/fuse/connections/$c/abort"; done
+  return 0
+}
+
 cleanup() {
   set +e
+  [ -n "${case7_running:-}" ] && abort_fuse_under "$work"
   if [ -n "$ctrd_pid" ]; then
     for ns in e2e k8s.io; do
       "$tools/nerdctl" --address "$csock" --namespace "$ns" --data-root "$work/nerdctl" ps -aq 2>/dev/null |
@@ -747,6 +762,70 @@ case3() {
   stop_snapshotter
 }
 
+# ------------------------------------------------------------------ case 7
+case7() { # case7 MODE
+  local mode="$1" old new n0 n i t0 reads out
+  step "case 7 ($mode): recover_policy = \"failover\", failover_policy = \"resend\": containers run on across kill -9 of nydusd"
+  case7_running=1 # a failed takeover leaves readers blocked: cleanup aborts the connections
+  start_snapshotter "$mode" false failover
+  N pull -q "$reg/small:nydus" >/dev/null && N pull -q "$reg/big:nydus" >/dev/null || fail "pull"
+  for i in $(seq 16); do echo "$(md5sum <"$work/src/big2/data/blobs/f$i" | cut -d' ' -f1) /data/blobs/f$i"; done >"$work/f-md5.txt"
+  # The reader reads every big file in each pass and logs "PASS MD5 FILE"
+  # to its upper dir (MD5 is ERR when the read fails).
+  N run -d --name f1 --net none "$reg/big:nydus" sh -c \
+    'i=0; while :; do for f in /data/blobs/f*; do m=$(md5sum $f) || m=ERR; echo "$i ${m%% *} $f" >>/tmp/reads; done; i=$((i+1)); sleep 0.2; done' >/dev/null ||
+    fail "run f1"
+  N run -d --name f2 --net none "$reg/small:nydus" sleep 600 >/dev/null || fail "run f2"
+  reads="$(find "$snroot/snapshots" -path '*/fs/tmp/reads' | head -1)"
+  for _ in $(seq 150); do [ -n "$reads" ] && [ "$(wc -l <"$reads")" -ge 32 ] && break; sleep 0.2; reads="$(find "$snroot/snapshots" -path '*/fs/tmp/reads' | head -1)"; done
+  [ -n "$reads" ] && [ "$(wc -l <"$reads")" -ge 32 ] || fail "the reader did not read two passes"
+  # reads_right WHAT: the reader made 3 more passes within 60 s and every
+  # read so far gave the right md5.
+  reads_right() {
+    n0="$(wc -l <"$reads")"
+    for _ in $(seq 300); do n="$(wc -l <"$reads")"; [ "$n" -ge $((n0 + 48)) ] && break; sleep 0.2; done
+    [ "$n" -ge $((n0 + 48)) ] || fail "$1: the container's reader is stuck ($n0 -> $n reads in 60 s)"
+    awk 'NR == FNR { want[$2] = $1; next } $2 != want[$3] { print "read " FNR ": " $3 ": " $2 " want " want[$3]; bad = 1 } END { exit bad }' \
+      "$work/f-md5.txt" "$reads" || fail "$1: wrong or failed reads"
+    [ "$(Nt 60 exec f2 cat /etc/greeting)" = hello ] || fail "$1: f2 does not read"
+    echo "$1: the reader went on ($n0 -> $n reads, all right); f2 reads"
+  }
+  reads_right "before"
+  # The FUSE connections (device numbers) of the snapshots' mounts: a
+  # failover keeps them; a restart would mount anew.
+  fuse_devs() { awk -v d="$snroot/" 'index($5, d) == 1 { for (i = 7; $i != "-"; i++); if ($(i+1) ~ /^fuse/) print $5, $3 }' /proc/self/mountinfo | sort; }
+  fuse_devs >"$work/devs-before.txt"
+  [ -s "$work/devs-before.txt" ] || fail "no nydusd FUSE mounts under $snroot"
+  old="$(nydusd_pids | tr '\n' ' ')"
+  echo "killing nydusd $old"
+  t0=$SECONDS
+  kill -9 $old
+  new="$(wait_new_nydusd "$old")" || fail "no new nydusd after kill -9 of $old"
+  echo "a new nydusd ($new) runs $((SECONDS - t0)) s after the kill"
+  sync; echo 1 >/proc/sys/vm/drop_caches # reads go to the new daemon
+  reads_right "after kill -9"
+  echo "nydusd $old killed: now $(nydusd_pids | tr '\n' ' ')"
+  fuse_devs | diff "$work/devs-before.txt" - || fail "the FUSE mounts changed across the kill: not a failover"
+  echo "the same FUSE connections serve: $(tr '\n' ' ' <"$work/devs-before.txt")"
+  for i in 1 2; do [ "$(N inspect --format '{{.State.Status}}' "f$i")" = running ] || fail "f$i stopped"; done
+  out="$(N run --rm --net none "$reg/small:nydus" cat /etc/greeting)" || fail "a new container after the failover"
+  [ "$out" = hello ] || fail "a new container after the failover printed '$out'"
+  # A second kill: the failover repeats.
+  old="$(nydusd_pids | tr '\n' ' ')"
+  kill -9 $old
+  wait_new_nydusd "$old" >/dev/null || fail "no new nydusd after the second kill -9 of $old"
+  sync; echo 1 >/proc/sys/vm/drop_caches
+  reads_right "after a second kill -9"
+  fuse_devs | diff "$work/devs-before.txt" - || fail "the FUSE mounts changed across the second kill"
+  N rm -f f1 f2 >/dev/null || fail "nerdctl rm"
+  N rmi "$reg/small:nydus" "$reg/big:nydus" >/dev/null || fail "rmi"
+  assert_clean "case 7 ($mode)"
+  echo "snapshotter log after the kills (errors about the killed processes are expected):"
+  cat "$snroot"/logs/*.log | grep -E 'level=(error|fatal)' | cut -c1-300 || true
+  stop_snapshotter
+  case7_running=""
+}
+
 for c in $cases; do
   case "$c" in
   1) case1 dedicated; case1 shared ;;
@@ -755,6 +834,7 @@ for c in $cases; do
   4) case4 ;;
   5) case5 ;;
   3) case3 ;;
+  7) case7 dedicated; case7 shared ;;
   *) echo "case $c: not written yet"; exit 1 ;;
   esac
 done

@@ -20,6 +20,10 @@
 #     mounted with overlayfs at its next start;
 #  6. bad input (a corrupt bootstrap layer, a missing blob, an unreachable
 #     registry) fails clearly and leaves no mount behind;
+#  6b. failover and live upgrade: a running container's reads and
+#     writes go on across kill -9 of its image's nydusd (the plugin's
+#     keeper hands the FUSE connection to a new one) and across
+#     `docker-nydus-graphdriver upgrade` to another nydusd binary;
 #  7. docker rm/rmi leave no mounts, nydusd or userspace overlay processes
 #     or layer dirs.
 # E2E_CONTAINER_LAYER=kernel|userspace|auto runs the whole suite with
@@ -28,9 +32,15 @@
 # TestContainerLayerAutoUserNamespace (make test): it runs the plugin's
 # mount path in a new user and mount namespace, which dockerd 20.10 does
 # not start in.
+# E2E_DOCKER_STEPS="main failover" (the default) chooses the steps after
+# the pull of the nydus image: main is 3-6, failover is 6b; 1, 2 and 7
+# always run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin="${BIN:-$PWD/bin}"
+GO="${GO:-go}"
+steps=" ${E2E_DOCKER_STEPS:-main failover} "
+want() { case "$steps" in *" $1 "*) return 0 ;; esac; return 1; }
 sock_path=/run/docker/plugins/nydus.sock
 
 if [ "$(id -u)" != 0 ] || [ ! -e /dev/fuse ]; then
@@ -178,6 +188,7 @@ grep -q "${bootd}" "$work/pull-gets.txt" || fail "the bootstrap layer was not fe
 for b in $blobs; do grep -q "$b" "$work/pull-gets.txt" && fail "docker pull fetched data blob $b"; done
 echo "pull fetched the bootstrap only"
 
+if want main; then
 step "docker run reads lazily"
 [ "$(D run --rm --network none "$reg/app:nydus" cat /etc/greeting)" = hello ] || fail "docker run of the nydus image"
 probe='ls -ln /etc /data /bin | grep -v -e hostname -e hosts -e resolv.conf -e mtab -e ^total; id; md5sum /etc/greeting'
@@ -333,11 +344,104 @@ D rm -f clr >/dev/null
 stop_plugin; plugin_mode="$saved_mode"; start_plugin
 echo "kernel and userspace container layers give the same diff, cp, export and commit"
 
+fi # main
+
+if want failover; then
+step "failover and live upgrade: a running container's reads and writes go on across kill -9 of its nydusd and an upgrade"
+# The container reads 1 MiB slices of /data/big in turn (the page cache
+# is dropped after each event, so reads reach nydusd) and logs each
+# slice's md5 to its upper dir; a failed read logs ERR.
+for i in $(seq 0 47); do
+  dd if="$rootfs/data/big" bs=1M skip="$i" count=1 2>/dev/null | md5sum | cut -d' ' -f1
+done >"$work/slices.md5"
+D run -d --name fo --network none "$reg/app:nydus" sh -c \
+  'i=0; while :; do s=$((i % 48)); m=$(busybox dd if=/data/big bs=1M skip=$s count=1 2>/dev/null | md5sum) || m=ERR; echo "$i $s ${m%% *}" >>/tmp/progress; i=$((i+1)); sleep 0.05; done' >/dev/null
+boot="$(D image inspect --format '{{.GraphDriver.Data.NydusBootstrap}}' "$reg/app:nydus")"
+api="$(readlink -f "$(dirname "$boot")/api.sock")"
+ctl="${api%.sock}.ctl"
+[ -S "$ctl" ] || fail "no keeper control socket $ctl beside the API socket $api: nydusd is not supervised"
+nlog() { echo; tail -5 "$(dirname "$boot")/nydusd.log"; } # the layer's nydusd and keeper log
+kstatus() { curl -fsS --max-time 30 --unix-socket "$ctl" http://keeper/status | python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
+[ "$(kstatus state_bytes)" -gt 0 ] || fail "the keeper holds no state: nydusd did not hand over its FUSE descriptor (sendfd): $(nlog)"
+progress() { D exec fo sh -c 'wc -l </tmp/progress'; }
+# goes_on WHAT: the reader makes 20 more reads within 30 s, none failed,
+# and every slice read so far has the right md5.
+goes_on() {
+  local n0 n
+  n0="$(progress)" || fail "$1: docker exec failed"
+  for _ in $(seq 300); do n="$(progress)"; [ "$n" -ge $((n0 + 20)) ] && break; sleep 0.1; done
+  [ "$n" -ge $((n0 + 20)) ] || fail "$1: the container's reader is stuck ($n0 -> $n reads in 30 s): $(nlog)"
+  D exec fo cat /tmp/progress >"$work/progress.txt"
+  awk 'NR == FNR { want[NR - 1] = $1; next } $3 != want[$2] { print "read " $1 ": slice " $2 ": " $3 " want " want[$2]; bad = 1 }
+    END { exit bad }' "$work/slices.md5" "$work/progress.txt" || fail "$1: wrong or failed reads"
+  echo "$1: the reader went on ($n0 -> $n reads, all right)"
+}
+# writes WHAT: a write that copies a lower file up (reading it through
+# nydusd) and a fresh file both land.
+writes() {
+  [ "$(D exec fo sh -c "echo $1 >>/etc/greeting; echo $1 >/tmp/$1; busybox tail -n 1 /etc/greeting; cat /tmp/$1")" = "$1
+$1" ] || fail "$1: writes in the container"
+}
+for _ in $(seq 100); do [ "$(progress 2>/dev/null || echo 0)" -ge 60 ] && break; sleep 0.1; done
+goes_on "before"
+writes before
+
+# took: how long the keeper's last failover took, from its log line.
+took() { grep -h 'failover done' "$(dirname "$boot")/nydusd.log" | tail -1 | grep -o 'took=[^ ]*'; }
+old="$(kstatus pid)"
+kill -9 "$old"
+for _ in $(seq 300); do [ "$(kstatus failovers 2>/dev/null)" = 1 ] && break; sleep 0.1; done
+[ "$(kstatus failovers)" = 1 ] || fail "kill -9 nydusd $old: no failover within 30 s: $(nlog)"
+sync; echo 1 >/proc/sys/vm/drop_caches
+new="$(kstatus pid)"
+echo "kill -9 nydusd $old: nydusd $new took over (keeper: $(took), exit seen to RUNNING and state handed over)"
+kill -0 "$new" || fail "the new nydusd $new does not run"
+goes_on "after kill -9"
+writes afterkill
+[ "$(D exec fo md5sum /data/big | cut -d' ' -f1)" = "$big_md5" ] || fail "after kill -9: /data/big reads wrong"
+[ "$(D inspect --format '{{.State.Running}} {{.RestartCount}}' fo)" = "true 0" ] || fail "the container did not keep running"
+
+step "live upgrade: docker-nydus-graphdriver upgrade --nydusd (another build)"
+CGO_ENABLED=0 "$GO" build -trimpath -ldflags "-X main.version=e2e-upgraded" -o "$work/nydusd-upgraded" ./cmd/nydusd || fail "build the second nydusd"
+"$bin/docker-nydus-graphdriver" upgrade --nydusd "$work/nydusd-upgraded" | tee "$work/upgrade.out" || fail "docker-nydus-graphdriver upgrade: $(nlog)"
+sync; echo 1 >/proc/sys/vm/drop_caches
+[ "$(kstatus nydusd)" = "$work/nydusd-upgraded" ] || fail "the keeper reports $(kstatus nydusd), not the upgraded binary"
+up="$(kstatus pid)"
+[ "$up" != "$new" ] || fail "upgrade: the same nydusd ($new) still serves"
+kill -0 "$new" 2>/dev/null && fail "upgrade: the old nydusd $new still runs"
+[ "$(readlink "/proc/$up/exe")" = "$work/nydusd-upgraded" ] || fail "upgrade: pid $up is not the upgraded binary"
+ver="$(curl -fsS --unix-socket "$api" http://unix/api/v1/daemon | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["version"]["git_commit"], d["state"])')"
+[ "$ver" = "e2e-upgraded RUNNING" ] || fail "upgrade: the API socket answers '$ver'"
+echo "upgraded: nydusd $new -> $up ($ver)"
+goes_on "after the upgrade"
+writes afterupgrade
+
+old="$up"
+kill -9 "$old"
+for _ in $(seq 300); do [ "$(kstatus failovers 2>/dev/null)" = 2 ] && break; sleep 0.1; done
+[ "$(kstatus failovers)" = 2 ] || fail "kill -9 of the upgraded nydusd $old: no failover within 30 s: $(nlog)"
+echo "kill -9 of the upgraded nydusd $old: nydusd $(kstatus pid) took over (keeper: $(took))"
+sync; echo 1 >/proc/sys/vm/drop_caches
+[ "$(readlink "/proc/$(kstatus pid)/exe")" = "$work/nydusd-upgraded" ] || fail "failover after the upgrade went back to the old binary"
+goes_on "after kill -9 of the upgraded nydusd"
+[ "$(D exec fo sh -c 'cat /etc/greeting /tmp/before /tmp/afterkill /tmp/afterupgrade')" = "hello
+before
+afterkill
+afterupgrade
+before
+afterkill
+afterupgrade" ] || fail "the container's files after failover and upgrade"
+D rm -f fo >/dev/null
+echo "failover and live upgrade: the container ran on, every read right"
+fi # failover
+
 no_stuck_mounts() {
   local n
   n="$(grep -c " $root/" /proc/self/mountinfo || true)"
   [ "$n" -le "$1" ] || { grep " $root/" /proc/self/mountinfo; fail "$2: $n mounts under the data root"; }
 }
+
+if want main; then
 
 step "bad input fails clearly"
 mkdir -p "$work/bad/image"
@@ -375,6 +479,7 @@ cat "$work/unr.out"
 grep -qiE 'input/output error|I/O error' "$work/unr.out" || fail "unreachable registry: unclear error"
 D rm -f unr >/dev/null 2>&1 || true
 echo "bad input gives clear errors"
+fi # main
 
 step "docker rm / rmi leave nothing behind"
 D ps -aq | xargs -r timeout 60 docker -H "unix://$work/docker.sock" rm -f >/dev/null

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/gonydus/nydus/cmd/internal/cli"
+	"github.com/gonydus/nydus/daemon/spawn"
 	"github.com/gonydus/nydus/graphdriver"
 )
 
@@ -32,6 +33,14 @@ func main() { os.Exit(run(os.Args[1:])) }
 // root, outliving plugin restarts.
 const serveOverlayCmd = "userspace-overlay"
 
+// keeperCmd is the subcommand the plugin runs itself as to supervise one
+// nydusd (spawn.KeeperMain), outliving plugin restarts too.
+const keeperCmd = "supervise-nydusd"
+
+// defaultRunDir is where nydusd API sockets and their keepers' sockets
+// live (graphdriver.WithRuntimeDir's default).
+const defaultRunDir = "/run/docker-nydus-graphdriver"
+
 func run(args []string) int {
 	if len(args) == 2 && args[0] == serveOverlayCmd {
 		log := slog.New(slog.NewTextHandler(os.Stderr, nil))
@@ -40,6 +49,12 @@ func run(args []string) int {
 			return 1
 		}
 		return 0
+	}
+	if len(args) > 0 && args[0] == keeperCmd {
+		return spawn.KeeperMain(args[1:])
+	}
+	if len(args) > 0 && args[0] == "upgrade" {
+		return upgrade(args[1:])
 	}
 	fs := flag.NewFlagSet("docker-nydus-graphdriver", flag.ContinueOnError)
 	socket := cli.String(fs, "/run/docker/plugins/nydus.sock", "Plugin socket (its base name is the storage driver's name), or fd:// for a socket systemd passes", "socket", "s")
@@ -101,7 +116,7 @@ func run(args []string) int {
 		return 1
 	}
 	opts := []graphdriver.Option{graphdriver.WithNydusd(*nydusd), graphdriver.WithLogger(log), graphdriver.WithStateFile(*state), graphdriver.WithInsecureRegistries(insecure...),
-		graphdriver.WithContainerLayer(mode), graphdriver.WithOverlayServer(self, serveOverlayCmd)}
+		graphdriver.WithContainerLayer(mode), graphdriver.WithOverlayServer(self, serveOverlayCmd), graphdriver.WithSupervisor(self, keeperCmd)}
 	if *config != "" {
 		doc, err := os.ReadFile(*config)
 		if err != nil {
@@ -143,6 +158,40 @@ func run(args []string) int {
 		fmt.Fprintln(os.Stderr, "docker-nydus-graphdriver:", err)
 		return 1
 	}
+	return 0
+}
+
+// upgrade is `docker-nydus-graphdriver upgrade --nydusd PATH`: every
+// nydusd the plugin's keepers supervise moves to the binary PATH without
+// unmounting, so running containers go on.
+func upgrade(args []string) int {
+	fs := flag.NewFlagSet("docker-nydus-graphdriver upgrade", flag.ContinueOnError)
+	nydusd := cli.String(fs, "", "The new nydusd binary (required)", "nydusd")
+	runDir := cli.String(fs, defaultRunDir, "The plugin's runtime directory, where the keepers' control sockets are", "runtime-dir")
+	if _, err := cli.Parse(fs, args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintln(os.Stderr, "docker-nydus-graphdriver upgrade:", err)
+		return 2
+	}
+	bin, err := filepath.Abs(*nydusd)
+	if *nydusd == "" || err != nil {
+		fmt.Fprintln(os.Stderr, "docker-nydus-graphdriver upgrade: --nydusd PATH is required")
+		return 2
+	}
+	err = spawn.UpgradeAll(context.Background(), *runDir, bin, func(sock string, st spawn.Status, err error) {
+		if err != nil {
+			fmt.Printf("%s: FAILED: %v\n", sock, err)
+			return
+		}
+		fmt.Printf("%s: nydusd %s (pid %d)\n", st.Mountpoint, st.Nydusd, st.PID)
+	})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "docker-nydus-graphdriver upgrade:", err)
+		return 1
+	}
+	fmt.Println("done; restart the plugin with --nydusd", bin, "so that layers mounted from now on use it too")
 	return 0
 }
 

@@ -23,6 +23,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/gonydus/nydus/cmd/nydus-overlayfs/internal/mountopt"
+	"github.com/gonydus/nydus/daemon/spawn"
 )
 
 // userspaceName is a name (a link to this helper) under which every
@@ -71,6 +72,12 @@ const (
 )
 
 func run(args []string) int {
+	if len(args) > 0 && args[0] == keeperCmd {
+		return spawn.KeeperMain(args[1:])
+	}
+	if len(args) > 0 && args[0] == "upgrade" {
+		return upgrade(args[1:])
+	}
 	m, err := mountopt.ParseArgs(args)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

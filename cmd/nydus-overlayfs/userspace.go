@@ -1,6 +1,9 @@
 package main
 
 import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -69,12 +72,52 @@ func mountUserspace(m *mountopt.Mount) error {
 	if err := waitPrevious(pidFile, 10*time.Second); err != nil {
 		return err
 	}
-	pid, err := spawn.Start(spawn.Nydusd{Binary: nydusd, Args: args, Mountpoint: m.Target, LogFile: filepath.Join(dir, "nydusd.log")})
+	n := spawn.Nydusd{Binary: nydusd, Args: args, Mountpoint: m.Target, LogFile: filepath.Join(dir, "nydusd.log")}
+	if self, err := os.Executable(); err == nil {
+		n.Supervise = &spawn.Supervision{Command: []string{self, keeperCmd}, Dir: runDir, ID: keeperID(m.Target)}
+	}
+	pid, err := spawn.Start(n)
 	if err != nil {
 		return fmt.Errorf("nydus-overlayfs: %w", err)
 	}
 	_ = os.WriteFile(pidFile, []byte(strconv.Itoa(pid)), 0o600)
 	return nil
+}
+
+// keeperCmd is the subcommand the helper runs itself as to supervise the
+// nydusd of a mode 2 mount (spawn.KeeperMain): a nydusd that dies is
+// replaced by takeover, and `nydus-overlayfs upgrade` reaches it.
+const keeperCmd = "supervise-nydusd"
+
+// runDir holds the keepers' sockets: short paths, whatever the length of
+// the snapshot directory.
+const runDir = "/run/nydus-overlayfs"
+
+// keeperID names a mount's keeper sockets after its target.
+func keeperID(target string) string {
+	sum := sha256.Sum256([]byte(target))
+	return hex.EncodeToString(sum[:8])
+}
+
+// upgrade is `nydus-overlayfs upgrade --nydusd PATH`: the nydusd of every
+// supervised mode 2 mount moves to the binary PATH without unmounting.
+func upgrade(args []string) int {
+	if len(args) != 2 || args[0] != "--nydusd" || !filepath.IsAbs(args[1]) {
+		fmt.Fprintln(os.Stderr, "usage: nydus-overlayfs upgrade --nydusd /ABSOLUTE/PATH/nydusd")
+		return exitUsage
+	}
+	err := spawn.UpgradeAll(context.Background(), runDir, args[1], func(sock string, st spawn.Status, err error) {
+		if err != nil {
+			fmt.Printf("%s: FAILED: %v\n", sock, err)
+			return
+		}
+		fmt.Printf("%s: nydusd %s (pid %d)\n", st.Mountpoint, st.Nydusd, st.PID)
+	})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "nydus-overlayfs upgrade:", err)
+		return exitFailure
+	}
+	return 0
 }
 
 // waitPrevious waits (up to timeout) until the nydusd an earlier mount of
