@@ -1,17 +1,20 @@
 package daemon
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"path"
 	"path/filepath"
+	"time"
 
 	"github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 	"golang.org/x/sys/unix"
 
 	"github.com/gonydus/nydus/daemon/config"
+	"github.com/gonydus/nydus/daemon/supervisor"
 )
 
 // ErrWrongState is the error of a request the daemon's state does not
@@ -85,6 +88,9 @@ func (d *Daemon) snapshot() (*sessionState, error) {
 	return s, nil
 }
 
+// supervisorTimeout bounds each exchange with the supervisor.
+const supervisorTimeout = 10 * time.Second
+
 // SendFD hands the FUSE descriptor and the session's state to the
 // supervisor (PUT /api/v1/daemon/fuse/sendfd). It always dials the
 // supervisor once, even when it fails otherwise: nydus-snapshotter waits
@@ -93,10 +99,13 @@ func (d *Daemon) SendFD() error {
 	if d.opts.Supervisor == "" {
 		return fmt.Errorf("%w: no --supervisor to send the FUSE descriptor to", ErrInvalidInput)
 	}
-	c, err := dialSupervisor(d.opts.Supervisor)
+	ctx, cancel := context.WithTimeout(context.Background(), supervisorTimeout)
+	defer cancel()
+	c, err := supervisor.Dial(ctx, d.opts.Supervisor)
 	if err != nil {
 		return err
 	}
+	defer c.Close()
 	d.mu.Lock()
 	state, fd := d.state, d.fuseFd
 	var data []byte
@@ -114,10 +123,9 @@ func (d *Daemon) SendFD() error {
 		err = fmt.Errorf("%w: the session is served over io_uring, whose descriptor this daemon does not hold (use --fuse-io-uring=off for failover)", ErrUnsupported)
 	}
 	if err != nil {
-		c.Close()
 		return err
 	}
-	if err := sendState(c, data, fd); err != nil {
+	if err := supervisor.Send(c, data, fd); err != nil {
 		return err
 	}
 	d.mu.Lock()
@@ -140,11 +148,9 @@ func (d *Daemon) Takeover() error {
 	if st := d.State(); st != StateInit {
 		return fmt.Errorf("%w: takeover in state %s (INIT needed)", ErrWrongState, st)
 	}
-	c, err := dialSupervisor(d.opts.Supervisor)
-	if err != nil {
-		return err
-	}
-	data, fd, err := recvState(c)
+	ctx, cancel := context.WithTimeout(context.Background(), supervisorTimeout)
+	defer cancel()
+	data, fd, err := supervisor.Fetch(ctx, d.opts.Supervisor)
 	if err != nil {
 		return err
 	}

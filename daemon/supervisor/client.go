@@ -11,8 +11,11 @@ import (
 // The daemon's side of the socket: what nydusd does on sendfd (HandOver)
 // and on takeover (Fetch).
 
-// dial connects to the supervisor socket at path, bounded by ctx.
-func dial(ctx context.Context, path string) (*net.UnixConn, error) {
+// Dial connects to the supervisor socket at path, bounded by ctx (the
+// deadline also bounds the exchange on the connection). nydusd dials
+// before it knows whether it has anything to send: nydus-snapshotter waits
+// for the connection even when sendfd fails.
+func Dial(ctx context.Context, path string) (*net.UnixConn, error) {
 	var d net.Dialer
 	c, err := d.DialContext(ctx, "unix", path)
 	if err != nil {
@@ -32,16 +35,20 @@ func HandOver(ctx context.Context, path string, data []byte, fd int) error {
 	if len(data) == 0 {
 		return fmt.Errorf("supervisor: an empty state cannot be handed over")
 	}
-	c, err := dial(ctx, path)
+	c, err := Dial(ctx, path)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	return send(c, data, fd)
+	return Send(c, data, fd)
 }
 
-// send writes one hand-over: data, with fd on the first message.
-func send(c *net.UnixConn, data []byte, fd int) error {
+// Send writes one hand-over on a dialled connection: data (not empty),
+// with fd on the first message. The caller closes c.
+func Send(c *net.UnixConn, data []byte, fd int) error {
+	if len(data) == 0 {
+		return fmt.Errorf("supervisor: an empty state cannot be handed over")
+	}
 	first := min(len(data), 64<<10)
 	n, _, err := c.WriteMsgUnix(data[:first], unix.UnixRights(fd), nil)
 	if err == nil && n < first {
@@ -59,10 +66,10 @@ func send(c *net.UnixConn, data []byte, fd int) error {
 // Fetch takes a stored state from the supervisor at path: the blob up to
 // EOF and the descriptor of its first message, which the caller owns.
 func Fetch(ctx context.Context, path string) ([]byte, int, error) {
-	c, err := dial(ctx, path)
+	c, err := Dial(ctx, path)
 	if err != nil {
 		return nil, -1, err
 	}
 	defer c.Close()
-	return readState(c)
+	return ReadState(c)
 }

@@ -34,7 +34,7 @@ func (s *Supervisor) Offer(ctx context.Context) (<-chan error, error) {
 			return
 		}
 		defer c.Close()
-		done <- send(c, data, fd)
+		done <- Send(c, data, fd)
 	}()
 	return done, nil
 }

@@ -52,7 +52,7 @@ func (s *Supervisor) Receive(ctx context.Context, trigger func(context.Context) 
 		}
 		return err
 	}
-	data, fd, rerr := readState(c)
+	data, fd, rerr := ReadState(c)
 	c.Close()
 	var terr error
 	select {
@@ -76,9 +76,10 @@ func (s *Supervisor) Receive(ctx context.Context, trigger func(context.Context) 
 	return nil
 }
 
-// readState reads one hand-over: the payload to EOF and the first
-// descriptor of the first control message (any others are closed).
-func readState(c *net.UnixConn) ([]byte, int, error) {
+// ReadState reads one hand-over from c: the payload to EOF and the first
+// descriptor of the first control message (any others are closed). The
+// caller owns the descriptor and closes c.
+func ReadState(c *net.UnixConn) ([]byte, int, error) {
 	buf := make([]byte, 256<<10)
 	oob := make([]byte, unix.CmsgSpace(4)*64)
 	var data []byte
