@@ -11,10 +11,11 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/gonydus/nydus/rafs"
-	"github.com/gonydus/nydus/rafs/layout"
 	"github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"github.com/gonydus/nydus/rafs"
+	"github.com/gonydus/nydus/rafs/layout"
 )
 
 // FS is one RAFS image served over FUSE.
