@@ -14,6 +14,20 @@ func (f *FS) opaqueName() string { return f.xattrNS + "opaque" }
 // honoured when reading.
 const fuseOverlayfsOpaque = "user.fuseoverlayfs.opaque"
 
+// opaqueOf reports whether e's upper directory is opaque, reading it if
+// resolve did not.
+func (f *FS) opaqueOf(e *entry) (bool, error) {
+	if e.opaqueOK || e.upper == nil || uint32(e.upper.Mode)&unix.S_IFMT != unix.S_IFDIR {
+		return e.opaque, nil
+	}
+	o, err := f.isOpaque(e)
+	if err != nil {
+		return false, err
+	}
+	e.opaque, e.opaqueOK = o, true
+	return o, nil
+}
+
 // isOpaque reports whether e's upper directory is opaque.
 func (f *FS) isOpaque(e *entry) (bool, error) {
 	a, err := e.at(f)
