@@ -98,7 +98,8 @@ type entry struct {
 	name     string        // the name in dir ("." for the root)
 	upper    *unix.Statx_t // nil: no upper object (whiteouts included)
 	whiteout bool          // the upper object is a whiteout
-	opaque   bool          // the upper object is an opaque directory
+	opaque   bool          // the upper object is an opaque directory (known with opaqueOK)
+	opaqueOK bool          // opaque was read (it is only needed where the parent has a lower part)
 	lower    Lower         // visible lower object: nil if none or hidden
 	lowerPos bool          // the lower tree has an object under this name
 	lst      Stat          // stat of lower
@@ -185,10 +186,13 @@ func (f *FS) resolve(ctx context.Context, dir *node, name string) (*entry, error
 		e.whiteout = true
 	case err == nil:
 		e.upper = st
-		if uint32(st.Mode)&unix.S_IFMT == unix.S_IFDIR {
+		// Opacity hides a lower object; without a lower part of dir
+		// there is none to hide.
+		if uint32(st.Mode)&unix.S_IFMT == unix.S_IFDIR && dirLower != nil {
 			if e.opaque, err = f.isOpaque(e); err != nil {
 				return nil, err
 			}
+			e.opaqueOK = true
 		}
 	case errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR):
 	default:

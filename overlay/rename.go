@@ -78,13 +78,13 @@ func (n *node) rename(ctx context.Context, name string, np *node, newName string
 			return err
 		}
 	}
-	if srcDir && !src.opaque && np.getLower() != nil {
-		if err := src.atDo(n.fs, n.fs.setOpaque); err != nil {
+	if srcDir && np.getLower() != nil {
+		if err := n.fs.makeOpaque(src); err != nil {
 			return err
 		}
 	}
-	if exchange && dst.isDir() && !dst.opaque && n.getLower() != nil {
-		if err := dst.atDo(n.fs, n.fs.setOpaque); err != nil {
+	if exchange && dst.isDir() && n.getLower() != nil {
+		if err := n.fs.makeOpaque(dst); err != nil {
 			return err
 		}
 	}
@@ -197,4 +197,13 @@ func (f *FS) renameUpper(src, dst *entry, srcDir, exchange bool) error {
 		}
 	}
 	return nil
+}
+
+// makeOpaque marks e's upper directory opaque unless it is already.
+func (f *FS) makeOpaque(e *entry) error {
+	opaque, err := f.opaqueOf(e)
+	if err != nil || opaque {
+		return err
+	}
+	return e.atDo(f, f.setOpaque)
 }

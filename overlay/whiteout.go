@@ -14,6 +14,20 @@ func (f *FS) opaqueName() string { return f.xattrNS + "opaque" }
 // honoured when reading.
 const fuseOverlayfsOpaque = "user.fuseoverlayfs.opaque"
 
+// opaqueOf reports whether e's upper directory is opaque, reading it if
+// resolve did not.
+func (f *FS) opaqueOf(e *entry) (bool, error) {
+	if e.opaqueOK || e.upper == nil || uint32(e.upper.Mode)&unix.S_IFMT != unix.S_IFDIR {
+		return e.opaque, nil
+	}
+	o, err := f.isOpaque(e)
+	if err != nil {
+		return false, err
+	}
+	e.opaque, e.opaqueOK = o, true
+	return o, nil
+}
+
 // isOpaque reports whether e's upper directory is opaque.
 func (f *FS) isOpaque(e *entry) (bool, error) {
 	a, err := e.at(f)
@@ -21,23 +35,29 @@ func (f *FS) isOpaque(e *entry) (bool, error) {
 		return false, err
 	}
 	defer a.release()
-	var opaque bool
-	err = withObj(a.dir.fd, a.name, func(p string) error {
-		opaque, err = f.opaqueAt(p)
-		return err
-	})
+	opaque, err := f.opaqueAt(
+		func(buf []byte) (int, error) { return listxattrat(a.dir.fd, a.name, buf) },
+		func(attr string, buf []byte) (int, error) { return getxattrat(a.dir.fd, a.name, attr, buf) })
+	if errors.Is(err, errNoAtCall) {
+		err = withObj(a.dir.fd, a.name, func(p string) error {
+			opaque, err = f.opaqueAt(
+				func(buf []byte) (int, error) { return unix.Listxattr(p, buf) },
+				func(attr string, buf []byte) (int, error) { return unix.Getxattr(p, attr, buf) })
+			return err
+		})
+	}
 	if err != nil {
 		return false, fmt.Errorf("opaque xattr of %s: %w", e.path, err)
 	}
 	return opaque, nil
 }
 
-// opaqueAt reports whether the directory at p (a /proc/self/fd link) is
-// opaque.
-func (f *FS) opaqueAt(p string) (bool, error) {
+// opaqueAt reports whether a directory is opaque, given how to list its
+// xattrs and read one.
+func (f *FS) opaqueAt(list func(buf []byte) (int, error), get func(attr string, buf []byte) (int, error)) (bool, error) {
 	// One listxattr answers for most directories, which have no xattrs.
 	var names [1024]byte
-	n, err := unix.Listxattr(p, names[:])
+	n, err := list(names[:])
 	switch {
 	case errors.Is(err, unix.ENOTSUP):
 		return false, nil
@@ -48,7 +68,7 @@ func (f *FS) opaqueAt(p string) (bool, error) {
 	}
 	for _, name := range []string{f.opaqueName(), fuseOverlayfsOpaque} {
 		var b [4]byte
-		n, err := unix.Getxattr(p, name, b[:])
+		n, err := get(name, b[:])
 		if err == nil {
 			if n == 1 && b[0] == 'y' {
 				return true, nil

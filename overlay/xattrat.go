@@ -32,6 +32,15 @@ func procPath(fd int) string { return "/proc/self/fd/" + strconv.Itoa(fd) }
 // getxattrAt reads attr of name in dirfd into dest; with ERANGE, k is the
 // size needed.
 func getxattrAt(dirfd int, name, attr string, dest []byte) (k int, err error) {
+	k, err = getxattrat(dirfd, name, attr, dest)
+	if errors.Is(err, unix.ERANGE) {
+		if sz, err2 := getxattrat(dirfd, name, attr, nil); err2 == nil {
+			k = sz
+		}
+	}
+	if !errors.Is(err, errNoAtCall) {
+		return k, err
+	}
 	err = withObj(dirfd, name, func(p string) error {
 		k, err = unix.Getxattr(p, attr, dest)
 		if errors.Is(err, unix.ERANGE) {
@@ -53,30 +62,40 @@ func removexattrAt(dirfd int, name, attr string) error {
 }
 
 // listxattrAt lists the names of the xattrs of name in dirfd.
-func listxattrAt(dirfd int, name string) (names []string, err error) {
-	err = withObj(dirfd, name, func(p string) error {
-		buf := make([]byte, 1024)
-		for {
-			k, err := unix.Listxattr(p, buf)
-			switch {
-			case errors.Is(err, unix.ERANGE):
-				buf = make([]byte, len(buf)*4)
-				continue
-			case errors.Is(err, unix.ENOTSUP):
-				return nil
-			case err != nil:
-				return err
-			}
-			for _, x := range strings.Split(string(buf[:k]), "\x00") {
-				if x != "" {
-					names = append(names, x)
-				}
-			}
-			return nil
-		}
-	})
+func listxattrAt(dirfd int, name string) ([]string, error) {
+	names, err := listNames(func(buf []byte) (int, error) { return listxattrat(dirfd, name, buf) })
+	if errors.Is(err, errNoAtCall) {
+		err = withObj(dirfd, name, func(p string) error {
+			names, err = listNames(func(buf []byte) (int, error) { return unix.Listxattr(p, buf) })
+			return err
+		})
+	}
 	if err != nil {
 		return nil, fmt.Errorf("list xattrs of %s: %w", name, err)
 	}
 	return names, nil
+}
+
+// listNames calls list with a buffer grown until the names fit, and
+// splits them.
+func listNames(list func(buf []byte) (int, error)) (names []string, err error) {
+	buf := make([]byte, 1024)
+	for {
+		k, err := list(buf)
+		switch {
+		case errors.Is(err, unix.ERANGE):
+			buf = make([]byte, len(buf)*4)
+			continue
+		case errors.Is(err, unix.ENOTSUP):
+			return nil, nil
+		case err != nil:
+			return nil, err
+		}
+		for _, x := range strings.Split(string(buf[:k]), "\x00") {
+			if x != "" {
+				names = append(names, x)
+			}
+		}
+		return names, nil
+	}
 }

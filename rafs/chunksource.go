@@ -29,9 +29,10 @@ var ErrDigestMismatch = errors.New("rafs: chunk digest mismatch")
 type LocalBlobs struct {
 	dir string
 
-	mu    sync.Mutex
-	files map[string]io.ReaderAt
-	open  []*os.File
+	mu     sync.Mutex
+	files  map[string]io.ReaderAt
+	open   []*os.File
+	codecs map[layout.Compressor]compress.Codec // one per algorithm: a zstd codec is costly to build
 }
 
 // NewLocalBlobs serves blobs from dir (may be empty) and from files, a map
@@ -91,11 +92,33 @@ func (l *LocalBlobs) ReadChunk(ctx context.Context, blob *layout.BlobEntry, c *l
 	if _, err := r.ReadAt(raw, int64(c.CompressedOffset)); err != nil {
 		return nil, fmt.Errorf("rafs: blob %s: read chunk at %d (+%d): %w", blob.ID(), c.CompressedOffset, c.CompressedSize, err)
 	}
-	return DecodeChunk(blob, c, raw)
+	return decodeChunk(blob, c, raw, l.codec)
+}
+
+// codec returns the shared codec of alg.
+func (l *LocalBlobs) codec(alg layout.Compressor) (compress.Codec, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if c, ok := l.codecs[alg]; ok {
+		return c, nil
+	}
+	c, err := compress.New(alg)
+	if err != nil {
+		return nil, err
+	}
+	if l.codecs == nil {
+		l.codecs = map[layout.Compressor]compress.Codec{}
+	}
+	l.codecs[alg] = c
+	return c, nil
 }
 
 // DecodeChunk decompresses the stored bytes of chunk c and verifies them.
 func DecodeChunk(blob *layout.BlobEntry, c *layout.ChunkInfo, raw []byte) ([]byte, error) {
+	return decodeChunk(blob, c, raw, compress.New)
+}
+
+func decodeChunk(blob *layout.BlobEntry, c *layout.ChunkInfo, raw []byte, codecOf func(layout.Compressor) (compress.Codec, error)) ([]byte, error) {
 	if blob.Features&(layout.BlobZran|layout.BlobBatch|layout.BlobEncrypted) != 0 {
 		return nil, fmt.Errorf("rafs: blob %s: features %#x need a storage backend that understands them", blob.ID(), uint32(blob.Features))
 	}
@@ -107,7 +130,7 @@ func DecodeChunk(blob *layout.BlobEntry, c *layout.ChunkInfo, raw []byte) ([]byt
 	}
 	data := raw
 	if c.Flags&layout.ChunkCompressed != 0 {
-		codec, err := compress.New(blob.Compressor)
+		codec, err := codecOf(blob.Compressor)
 		if err != nil {
 			return nil, err
 		}
