@@ -142,9 +142,9 @@ PY
   run_bytes="$(reg_blob_bytes "$mark" big)"
   # Teardown: image removed (the snapshotter stops the image's nydusd), the
   # daemons stopped, nothing of this run left.
-  nctl "$sn" ps -aq | xargs -r timeout 60 "$tools/nerdctl" --address "$csock" --namespace bench \
-    --data-root "$nerdctl_root" rm -f >/dev/null
-  nctl "$sn" rmi -f "$reg_remote/big:$tag" >/dev/null || fail "nerdctl rmi ($sn)"
+  nctl "$sn" ps -aq 2>>"$work/nerdctl.log" | xargs -r timeout 60 "$tools/nerdctl" --address "$csock" --namespace bench \
+    --data-root "$nerdctl_root" rm -f >/dev/null 2>>"$work/nerdctl.log"
+  nctl "$sn" rmi -f "$reg_remote/big:$tag" >/dev/null 2>>"$work/nerdctl.log" || { tail -5 "$work/nerdctl.log"; fail "nerdctl rmi ($sn)"; }
   stop_pid "$ctrd_pid"; ctrd_pid=""
   [ "$sn" = nydus ] && stop_snapshotter
   for _ in $(seq 100); do [ -z "$(ours_left)" ] && break; sleep 0.1; done
@@ -165,4 +165,4 @@ for r in $(seq "$rounds"); do
   best_n="$(python3 -c "print(min(x for x in [$tn, ${best_n:-$tn}]))")"
 done
 echo "clean: no containers, images, nydusd, shims or mounts left after the runs"
-python3 -c "print(f'containerd cold start (nerdctl run, pull to output), {$size_mb} MiB image at $rate: overlayfs {$best_o:.2f}s ({$bo} of {$plain_bytes} layer bytes served), nydus {$best_n:.2f}s ({$bn} of {$nydus_bytes} layer bytes served): nydus is {$best_o/$best_n:.1f}x faster (target >= 5x)')"
+python3 -c "print(f'containerd cold start (nerdctl run, pull to output), {$size_mb} MiB image at $rate: overlayfs {$best_o:.2f}s ({$bo} blob bytes served; layers {$plain_bytes}), nydus {$best_n:.2f}s ({$bn} blob bytes served; layers {$nydus_bytes}): nydus is {$best_o/$best_n:.1f}x faster (target >= 5x)')"
