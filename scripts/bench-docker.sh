@@ -90,7 +90,7 @@ echo "overlay2: ${base}s from docker pull to the entrypoint's output"
 echo "== nydus: graphdriver plugin, docker-runnable image, same cap"
 echo '{"device":{"backend":{"type":"registry","config":{"timeout":30}}},"mode":"direct","digest_validate":true}' >"$work/nydusd-base.json"
 "$bin/docker-nydus-graphdriver" --socket "$sock_path" --nydusd "$bin/nydusd" --state-file "$work/plugin-state.json" \
-  --nydusd-config "$work/nydusd-base.json" >"$work/plugin.log" 2>&1 &
+  --nydusd-config "$work/nydusd-base.json" --insecure-registry "$remote" >"$work/plugin.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 100); do [ -S "$sock_path" ] && break; sleep 0.05; done
 start_dockerd nydus

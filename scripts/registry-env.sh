@@ -4,7 +4,8 @@
 #   free_port                      a free TCP port on 127.0.0.1
 #   registry_config FILE ADDR DATA a registry config: storage DATA, listening
 #                                  on ADDR, access log on (blob bytes served)
-#   reg_mark                       a position in the log $reg_log
+#   reg_mark                       a position in the log $reg_log (default
+#                                  $work/registry.log)
 #   reg_blob_bytes MARK [REPO]     bytes of blob GETs (200/206) in $reg_log
 #                                  since MARK (of REPO only, if given)
 #   capped_registry_start RATE     one storage, two registries: one on
@@ -34,10 +35,9 @@ http:
 YML
 }
 
-reg_log="${reg_log:-$work/registry.log}"
-reg_mark() { wc -l <"$reg_log"; }
+reg_mark() { wc -l <"${reg_log:-$work/registry.log}"; }
 reg_blob_bytes() {
-  tail -n +"$(($1 + 1))" "$reg_log" |
+  tail -n +"$(($1 + 1))" "${reg_log:-$work/registry.log}" |
     awk -v repo="${2:-}" '/"GET \/v2\/[^ ]*\/blobs\/sha256:/ {
       if (repo != "" && index($0, "/v2/" repo "/blobs/") == 0) next
       for (i = 1; i <= NF; i++) if ($i ~ /^HTTP\/1\.[01]"$/) { st = $(i+1); sz = $(i+2) }
