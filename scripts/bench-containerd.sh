@@ -43,12 +43,15 @@ nctl() { # nctl SNAPSHOTTER ARGS...: nerdctl against our containerd
     --snapshotter "$sn" --hosts-dir "$work/certs.d" --insecure-registry "$@"
 }
 # ours_left: processes of this run that should be gone: our containerd,
-# snapshotter, nydusd, shims and containers (their command lines name
-# $work; the registries, in pids, excepted), one pid a line.
+# snapshotter, nydusd, shims and nerdctl (by executable, then by $work in
+# the command line; the executable first, as reading the command line of
+# an unrelated process stuck in a FUSE page fault would block), one pid a
+# line.
 ours_left() {
-  local p
+  local p exe
   for p in /proc/[0-9]*; do
-    case " $$ ${pids[*]} " in *" ${p#/proc/} "*) continue ;; esac
+    exe="$(readlink "$p/exe" 2>/dev/null)" || continue
+    case "$exe" in "$tools"/* | "$bin/nydusd") ;; *) continue ;; esac
     grep -qa -- "$work/" "$p/cmdline" 2>/dev/null && echo "${p#/proc/}"
   done
   return 0

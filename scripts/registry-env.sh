@@ -74,7 +74,7 @@ capped_registry_start() {
   docker-registry serve "$work/registry-lo.yml" >"$work/registry-lo.log" 2>&1 &
   pids+=($!)
   ip netns add "$capped_ns"
-  capped_up=1
+  capped_up="$(stat -L -c %i "/run/netns/$capped_ns")" # ours, as long as this inode is there
   ip link add "$capped_veth" type veth peer name "$capped_veth-ns"
   ip link set "$capped_veth-ns" netns "$capped_ns"
   ip addr add 10.213.0.1/24 dev "$capped_veth" && ip link set "$capped_veth" up
@@ -87,10 +87,14 @@ capped_registry_start() {
   wait_registry "$reg_local" "$reg_remote"
 }
 capped_registry_stop() {
-  [ "${capped_up:-0}" = 1 ] || return 0
-  ip netns pids "$capped_ns" 2>/dev/null | xargs -r kill 2>/dev/null
-  ip link del "$capped_veth" 2>/dev/null
-  ip netns del "$capped_ns" 2>/dev/null
-  capped_up=0
+  [ -n "${capped_up:-}" ] || return 0
+  # Another script may have replaced the namespace (an older copy deletes
+  # it at start): leave that one alone.
+  if [ "$(stat -L -c %i "/run/netns/$capped_ns" 2>/dev/null)" = "$capped_up" ]; then
+    ip netns pids "$capped_ns" 2>/dev/null | xargs -r kill 2>/dev/null
+    ip link del "$capped_veth" 2>/dev/null
+    ip netns del "$capped_ns" 2>/dev/null
+  fi
+  capped_up=""
   return 0
 }
