@@ -47,6 +47,7 @@ bench: build ## benchmarks; each prints a ratio against a baseline run in the sa
 	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -timeout 60m $(PKGS)
 	bash scripts/bench-docker.sh
 	bash scripts/bench-buildkit.sh
+	GO=$(GO) BIN=$(BIN) bash scripts/bench-containerd.sh
 
 SOAK_ROUNDS ?= 10000
 soak: ## FUSE-over-io_uring stress: SOAK_ROUNDS rounds of mount, load, and a random way to stop serving (root, enable_uring)

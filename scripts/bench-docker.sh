@@ -19,7 +19,6 @@ cd "$(dirname "$0")/.."
 bin="${BIN:-$PWD/bin}"
 size_mb="${SIZE_MB:-512}"
 rate="${RATE:-100mbit}"
-ns=ndkbench
 sock_path=/run/docker/plugins/nydus.sock
 
 if [ "$(id -u)" != 0 ] || [ ! -e /dev/fuse ]; then echo "bench-docker needs root and /dev/fuse; skipping"; exit 0; fi
@@ -28,6 +27,7 @@ for c in dockerd docker docker-registry busybox ip tc; do
 done
 [ -S "$sock_path" ] && { echo "bench-docker: $sock_path exists (another nydus plugin runs); skipping"; exit 0; }
 
+. scripts/registry-env.sh
 work="$(mktemp -d /tmp/ndb.XXXXXX)"
 pids=()
 dpid=""
@@ -37,43 +37,15 @@ cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
   pkill -f -- "--mountpoint $work/" 2>/dev/null
   grep -o " $work[^ ]*" /proc/self/mountinfo | sort -r | while read -r m; do umount -l "$m" 2>/dev/null; done
-  ip netns pids "$ns" 2>/dev/null | xargs -r kill 2>/dev/null
-  ip link del veth-ndk 2>/dev/null
-  ip netns del "$ns" 2>/dev/null
+  capped_registry_stop
   rm -rf "$work"
 }
 trap cleanup EXIT
 D() { timeout 600 docker -H "unix://$work/docker.sock" "$@"; }
 
-# The registry's storage is shared by two registry processes: one on
-# loopback for setup (pushes are not what is measured), one in the
-# namespace behind the rate cap for the pulls.
-cat >"$work/registry.yml" <<YML
-version: 0.1
-log: {level: error}
-storage: {filesystem: {rootdirectory: $work/registry-data}}
-http: {addr: ADDR}
-YML
-lport="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
-sed "s/ADDR/127.0.0.1:$lport/" "$work/registry.yml" >"$work/registry-lo.yml"
-docker-registry serve "$work/registry-lo.yml" >"$work/registry-lo.log" 2>&1 &
-pids+=($!)
-
-ip netns del "$ns" 2>/dev/null || true
-ip link del veth-ndk 2>/dev/null || true
-ip netns add "$ns"
-ip link add veth-ndk type veth peer name veth-ndk-ns
-ip link set veth-ndk-ns netns "$ns"
-ip addr add 10.213.0.1/24 dev veth-ndk && ip link set veth-ndk up
-ip netns exec "$ns" ip addr add 10.213.0.2/24 dev veth-ndk-ns
-ip netns exec "$ns" ip link set veth-ndk-ns up
-ip netns exec "$ns" ip link set lo up
-ip netns exec "$ns" tc qdisc add dev veth-ndk-ns root tbf rate "$rate" burst 64kb latency 200ms
-remote="10.213.0.2:5000"
-sed "s/ADDR/$remote/" "$work/registry.yml" >"$work/registry-ns.yml"
-ip netns exec "$ns" docker-registry serve "$work/registry-ns.yml" >"$work/registry-ns.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 100); do curl -fsS "http://127.0.0.1:$lport/v2/" >/dev/null 2>&1 && curl -fsS "http://$remote/v2/" >/dev/null 2>&1 && break; sleep 0.1; done
+capped_registry_start "$rate"
+lport="${reg_local#*:}"
+remote="$reg_remote"
 
 start_dockerd() { # driver
   dockerd --experimental --storage-driver "$1" --data-root "$work/root-$1" --exec-root "$work/exec-$1" \
@@ -118,7 +90,7 @@ echo "overlay2: ${base}s from docker pull to the entrypoint's output"
 echo "== nydus: graphdriver plugin, docker-runnable image, same cap"
 echo '{"device":{"backend":{"type":"registry","config":{"timeout":30}}},"mode":"direct","digest_validate":true}' >"$work/nydusd-base.json"
 "$bin/docker-nydus-graphdriver" --socket "$sock_path" --nydusd "$bin/nydusd" --state-file "$work/plugin-state.json" \
-  --nydusd-config "$work/nydusd-base.json" >"$work/plugin.log" 2>&1 &
+  --nydusd-config "$work/nydusd-base.json" --insecure-registry "$remote" >"$work/plugin.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 100); do [ -S "$sock_path" ] && break; sleep 0.05; done
 start_dockerd nydus

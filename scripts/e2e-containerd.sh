@@ -31,55 +31,17 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo="$PWD"
-GO="${GO:-go}"
-bin="${BIN:-$PWD/bin}"
-cache="${CTRD_E2E_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/gonydus-e2e/containerd}"
 cases="${CASES:-1 2 6 4 5 3 7}"
 
 if [ "$(id -u)" != 0 ] || [ ! -e /dev/fuse ]; then
   echo "containerd e2e needs root and /dev/fuse; skipping"; exit 0
 fi
-need_pkgs=()
-command -v runc >/dev/null || need_pkgs+=(runc)
-[ -x /usr/lib/cni/bridge ] || need_pkgs+=(containernetworking-plugins)
-[ -x /sbin/mount.fuse3 ] || need_pkgs+=(fuse3)
-command -v docker-registry >/dev/null || need_pkgs+=(docker-registry)
-command -v busybox >/dev/null || need_pkgs+=(busybox-static)
-if [ ${#need_pkgs[@]} -gt 0 ]; then
-  echo "installing ${need_pkgs[*]}"
-  timeout 300 apt-get install -y -qq "${need_pkgs[@]}" >/dev/null || {
-    timeout 300 apt-get update -qq && timeout 300 apt-get install -y -qq "${need_pkgs[@]}" >/dev/null; }
-fi
-
-t_build=$SECONDS
-GO="$GO" bash e2e/containerd/tools.sh "$cache"
-tools="$cache/bin"
-stale() { # stale BINARY: missing, or older than a source of the main module
-  [ -x "$1" ] || return 0
-  [ -n "$(find . -path ./e2e -prune -o \( -name '*.go' -o -name go.mod -o -name go.sum \) -newer "$1" -print -quit)" ]
-}
-for c in nydusd nydus-image nydusify nydus-overlayfs; do
-  if stale "$bin/$c"; then
-    echo "building our commands into $bin"
-    mkdir -p "$bin"
-    CGO_ENABLED=0 "$GO" build -trimpath -o "$bin/" ./cmd/nydusd ./cmd/nydus-image ./cmd/nydusify ./cmd/nydus-overlayfs
-    break
-  fi
-done
-echo "tools ready in $((SECONDS - t_build)) s"
-
 work="$(mktemp -d /tmp/nct.XXXXXX)" # short: overlay mount data holds every layer path
-csock="$work/c.sock"
-snsock="$work/sn.sock"
-sysock="$work/sys.sock"
-snroot=""
-sn_pid=""
-sn_count=0
-ctrd_pid=""
+. scripts/containerd-env.sh
+. scripts/registry-env.sh
 pids=()
 helper_links=() # links we made in /usr/local/bin
 displaced=()    # helpers that were there (e.g. from make install), moved aside until the end
-overlayfs_name=nydus-overlayfs
 bridge=nde2e0
 t_start=$SECONDS
 
@@ -101,31 +63,6 @@ Nt() { local t="$1"; shift; timeout "$t" "$tools/nerdctl" --address "$csock" --n
 N() { Nt 180 "$@"; }
 CTR() { timeout 60 "$tools/ctr" -a "$csock" "$@"; }
 CRI() { timeout 120 "$tools/crictl" --config "$work/crictl.yaml" "$@"; }
-
-# Our nydusd processes (by executable), one pid a line.
-nydusd_pids() { # live ones: an exited, not yet reaped nydusd (state Z) is gone
-  local p
-  for p in /proc/[0-9]*; do
-    [ "$(readlink "$p/exe" 2>/dev/null)" = "$bin/nydusd" ] || continue
-    [ "$(awk '{print $3}' "$p/stat" 2>/dev/null)" = Z ] && continue
-    echo "${p#/proc/}"
-  done
-  return 0
-}
-# mounts_under DIR: "MOUNTPOINT FSTYPE SUPEROPTIONS" of each mount under DIR.
-mounts_under() {
-  awk -v d="$1" 'index($5, d) == 1 { for (i = 7; $i != "-"; i++); print $5, $(i+1), $(i+3) }' /proc/self/mountinfo
-}
-mount_type() { mounts_under "$1" | awk -v d="$1" '$1 == d {print $2}'; }
-
-stop_pid() { # stop_pid PID [SIGNAL]: signal and wait (bounded)
-  local pid="$1" sig="${2:-TERM}"
-  [ -n "$pid" ] || return 0
-  kill -"$sig" "$pid" 2>/dev/null || true
-  for _ in $(seq 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  kill -KILL "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-}
 
 # abort_fuse_under DIR: end the kernel connection of every FUSE mount
 # under DIR, so that nothing stays blocked on a daemon that is gone.
@@ -161,25 +98,13 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
+containerd_deps
+containerd_tools
 
 # ---------------------------------------------------------------- registry
 step "docker-registry on loopback"
-port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
-reg="127.0.0.1:$port"
-cat >"$work/registry.yml" <<YML
-version: 0.1
-log:
-  level: info
-  accesslog:
-    disabled: false
-storage:
-  filesystem:
-    rootdirectory: $work/registry-data
-  delete:
-    enabled: true
-http:
-  addr: $reg
-YML
+reg="127.0.0.1:$(free_port)"
+registry_config "$work/registry.yml" "$reg" "$work/registry-data"
 docker-registry serve "$work/registry.yml" >"$work/registry.log" 2>&1 &
 pids+=("$!")
 for _ in $(seq 100); do curl -fsS "http://$reg/v2/" >/dev/null 2>&1 && break; sleep 0.1; done
@@ -192,16 +117,6 @@ server = "http://$reg"
   skip_verify = true
 TOML
 
-# reg_mark: a position in the registry log; reg_blob_bytes MARK [REPO]:
-# bytes of blob GETs (200/206) the registry served since MARK.
-reg_mark() { wc -l <"$work/registry.log"; }
-reg_blob_bytes() {
-  tail -n +"$(($1 + 1))" "$work/registry.log" |
-    awk -v repo="${2:-}" '/"GET \/v2\/[^ ]*\/blobs\/sha256:/ {
-      if (repo != "" && index($0, "/v2/" repo "/blobs/") == 0) next
-      for (i = 1; i <= NF; i++) if ($i ~ /^HTTP\/1\.[01]"$/) { st = $(i+1); sz = $(i+2) }
-      if (st == 200 || st == 206) n += sz } END { print n + 0 }'
-}
 manifest() { curl -fsS -H 'Accept: application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json' "http://$reg/v2/$1/manifests/$2"; }
 layer_sizes() { # layer_sizes REPO TAG: total size of the manifest's layers
   manifest "$1" "$2" | python3 -c 'import json,sys; print(sum(l["size"] for l in json.load(sys.stdin)["layers"]))'
@@ -245,57 +160,7 @@ JSON
 sed 's/"enable":false,"threads_count":4,"merging_size":1048576,"prefetch_all":false/"enable":true,"threads_count":4,"merging_size":1048576,"prefetch_all":false/' \
   "$work/nydusd.json" >"$work/nydusd-prefetch.json"
 nydusd_json="$work/nydusd.json"
-metrics_port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
-
-# start_snapshotter MODE OVERLAYFS(true|false) RECOVER [ROOT]
-start_snapshotter() {
-  sn_count=$((sn_count + 1))
-  snroot="${4:-$work/sn$sn_count-$1}" # a fresh root (and log) unless one is given
-  mkdir -p "$snroot"
-  cat >"$work/sn.toml" <<TOML
-version = 1
-root = "$snroot"
-address = "$snsock"
-daemon_mode = "$1"
-cleanup_on_close = false
-[system]
-enable = true
-address = "$sysock"
-[daemon]
-nydusd_config = "$nydusd_json"
-nydusd_path = "$bin/nydusd"
-nydusimage_path = "$bin/nydus-image"
-fs_driver = "fusedev"
-recover_policy = "$3"
-threads_number = 4
-log_rotation_size = 1
-failover_policy = "resend"
-[cgroup]
-enable = false
-[log]
-log_to_stdout = false
-level = "info"
-log_rotation_max_size = 100
-[metrics]
-address = "127.0.0.1:$metrics_port"
-hung_io_interval = "10s"
-collect_interval = "5s"
-[snapshot]
-enable_nydus_overlayfs = $2
-nydus_overlayfs_path = "$overlayfs_name"
-sync_remove = true
-[cache_manager]
-disable = false
-gc_period = "24h"
-TOML
-  rm -f "$snsock"
-  "$tools/containerd-nydus-grpc" --config "$work/sn.toml" >>"$work/sn.out" 2>&1 &
-  sn_pid=$!
-  for _ in $(seq 100); do [ -S "$snsock" ] && break; sleep 0.1; done
-  [ -S "$snsock" ] || fail "the snapshotter did not start"
-  ln -sfn "$snroot/logs/nydus-snapshotter.log" "$work/sn.log"
-}
-stop_snapshotter() { stop_pid "$sn_pid" "${1:-INT}"; sn_pid=""; }
+metrics_port="$(free_port)"
 
 mkdir -p "$work/cni" "$work/cni-nerdctl" "$work/pods"
 cat >"$work/cni/10-e2e.conflist" <<JSON
@@ -304,20 +169,8 @@ cat >"$work/cni/10-e2e.conflist" <<JSON
   "ipam":{"type":"host-local","ranges":[[{"subnet":"10.231.77.0/24"}]],"dataDir":"$work/cni-ipam"}},
  {"type":"loopback"}]}
 JSON
-cat >"$work/containerd.toml" <<TOML
-version = 3
-root = "$work/c-root"
-state = "$work/c-state"
-[grpc]
-  address = "$csock"
-[ttrpc]
-  address = "$csock.ttrpc"
-[debug]
-  address = "$work/c-debug.sock"
-  level = "info"
-[proxy_plugins.nydus]
-  type = "snapshot"
-  address = "$snsock"
+write_containerd_config
+cat >>"$work/containerd.toml" <<TOML
 [plugins."io.containerd.cri.v1.images"]
   snapshotter = "nydus"
   disable_snapshot_annotations = false
@@ -347,16 +200,6 @@ runtime-endpoint: unix://$csock
 image-endpoint: unix://$csock
 timeout: 60
 YML
-start_containerd() {
-  # /bin/sh's default PATH plus the tools: nydus-overlayfs must come from
-  # a default PATH directory, as on a host with systemd units.
-  PATH="$tools:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" \
-    "$tools/containerd" --config "$work/containerd.toml" >>"$work/containerd.log" 2>&1 &
-  ctrd_pid=$!
-  for _ in $(seq 200); do CTR version >/dev/null 2>&1 && break; sleep 0.1; done
-  CTR version >/dev/null 2>&1 || fail "containerd did not start"
-}
-
 # assert_clean WHAT: no containers, images, nydus snapshots, mounts,
 # nydusd instances or cache files are left.
 assert_clean() {

@@ -14,8 +14,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // apiGet decodes the JSON answer of nydusd's API at path.
@@ -104,12 +102,12 @@ func findWalk(b *testing.B, root string) time.Duration {
 }
 
 // BenchmarkWalkGoTree compares metadata walks of the Go toolchain tree
-// through kernel EROFS (export --block) and nydusd over /dev/fuse, in the
-// same run: find(1) printing size, mode and owner, and a Go walk lstat-ing
+// through kernel EROFS (export --block) and nydusd, in the same run: find(1) printing size, mode and owner, and a Go walk lstat-ing
 // every path; cold (page, dentry and inode caches dropped) and warm (best
 // of three). Ratios are nydusd's time over the kernel's (targets: cold
-// <= 2, warm <= 1.2). It also reports nydusd's FUSE requests per walk, and
-// its RSS and Go heap after the walks.
+// <= 2, warm <= 1.2), measured over /dev/fuse and over io_uring
+// (sub-benchmarks devfuse and uring). It also reports nydusd's FUSE
+// requests per walk, and its RSS and Go heap after the walks.
 func BenchmarkWalkGoTree(b *testing.B) {
 	requireBenchRoot(b)
 	if _, err := exec.LookPath("find"); err != nil {
@@ -123,24 +121,24 @@ func BenchmarkWalkGoTree(b *testing.B) {
 	work := b.TempDir()
 	blobs, boot := filepath.Join(work, "blobs"), filepath.Join(work, "image.boot")
 	runCmd(b, image, "create", "--log-level", "warn", "--type", "dir-rafs", "--compressor", "zstd", "--bootstrap", boot, "--blob-dir", blobs, goroot)
-	erofsImg := filepath.Join(work, "image.erofs")
-	runCmd(b, image, "export", "--log-level", "warn", "--block", "--bootstrap", boot, "--blob-dir", blobs, "--output", erofsImg)
-	kmnt := filepath.Join(work, "kernel")
-	os.MkdirAll(kmnt, 0o755)
-	if out, err := exec.Command("mount", "-t", "erofs", "-o", "loop,ro", erofsImg, kmnt).CombinedOutput(); err != nil {
-		b.Fatalf("kernel EROFS mount: %v %s", err, out)
-	}
-	defer unix.Unmount(kmnt, unix.MNT_DETACH)
-	fmnt := filepath.Join(work, "fuse")
-	os.MkdirAll(fmnt, 0o755)
-	pid, sock, stop := startNydusdAPI(b, nydusd, boot, blobs, fmnt, "--fuse-io-uring", "off")
-	defer stop()
+	kmnt := mountKernelEROFS(b, image, boot, blobs, work)
+	b.ResetTimer()
+	overTransports(b, func(b *testing.B, mode string) {
+		fmnt := filepath.Join(b.TempDir(), "fuse")
+		os.MkdirAll(fmnt, 0o755)
+		pid, sock, stop := startNydusdAPI(b, nydusd, boot, blobs, fmnt, "--fuse-io-uring", mode)
+		defer stop()
+		benchWalks(b, kmnt, fmnt, pid, sock)
+	})
+}
 
+// benchWalks measures the walks of the nydusd mount fmnt (process pid, API
+// socket sock) against the kernel mount kmnt.
+func benchWalks(b *testing.B, kmnt, fmnt string, pid int, sock string) {
 	type measure struct {
 		name string
 		walk func(*testing.B, string) time.Duration
 	}
-	b.ResetTimer()
 	for range b.N {
 		for _, m := range []measure{{"find", findWalk}, {"stat", walkStat}} {
 			// Cold: one run each, interleaved, after dropping the caches.

@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
-"""Push a one-layer-per-directory Docker schema2 image to a plain-HTTP registry.
+"""Push a one-layer-per-directory image to a plain-HTTP registry.
 
-usage: pushimage.py REGISTRY REPO TAG CMD_JSON DIR [DIR...]
+usage: pushimage.py [--oci] REGISTRY REPO TAG CMD_JSON DIR [DIR...]
 
 Each DIR becomes one gzip tar layer (numeric owners, made by GNU tar), in
-order. Used by scripts/e2e-containerd.sh to make source images without a
-Docker daemon.
+order. The manifest is Docker schema2, or OCI with --oci. Used by
+scripts/e2e-containerd.sh and scripts/bench-containerd.sh to make source
+images without a Docker daemon.
 """
 import gzip
 import hashlib
@@ -35,16 +36,28 @@ def put_blob(reg, repo, data):
     return digest
 
 
+DOCKER = {"manifest": "application/vnd.docker.distribution.manifest.v2+json",
+          "config": "application/vnd.docker.container.image.v1+json",
+          "layer": "application/vnd.docker.image.rootfs.diff.tar.gzip"}
+OCI = {"manifest": "application/vnd.oci.image.manifest.v1+json",
+       "config": "application/vnd.oci.image.config.v1+json",
+       "layer": "application/vnd.oci.image.layer.v1.tar+gzip"}
+
+
 def main():
-    reg, repo, tag, cmd = sys.argv[1:5]
-    dirs = sys.argv[5:]
+    args = sys.argv[1:]
+    types = DOCKER
+    if args and args[0] == "--oci":
+        types, args = OCI, args[1:]
+    reg, repo, tag, cmd = args[0:4]
+    dirs = args[4:]
     layers, diff_ids = [], []
     for d in dirs:
         tar = subprocess.run(["tar", "--numeric-owner", "--sort=name", "-C", d, "-cf", "-", "."],
                              check=True, stdout=subprocess.PIPE).stdout
         diff_ids.append("sha256:" + hashlib.sha256(tar).hexdigest())
         gz = gzip.compress(tar, compresslevel=6, mtime=0)
-        layers.append({"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip",
+        layers.append({"mediaType": types["layer"],
                        "size": len(gz), "digest": put_blob(reg, repo, gz)})
     config = json.dumps({
         "architecture": "amd64", "os": "linux",
@@ -53,13 +66,13 @@ def main():
     }).encode()
     manifest = json.dumps({
         "schemaVersion": 2,
-        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
-        "config": {"mediaType": "application/vnd.docker.container.image.v1+json",
+        "mediaType": types["manifest"],
+        "config": {"mediaType": types["config"],
                    "size": len(config), "digest": put_blob(reg, repo, config)},
         "layers": layers,
     }).encode()
     req = urllib.request.Request(f"http://{reg}/v2/{repo}/manifests/{tag}", method="PUT", data=manifest,
-                                 headers={"Content-Type": "application/vnd.docker.distribution.manifest.v2+json"})
+                                 headers={"Content-Type": types["manifest"]})
     urllib.request.urlopen(req, timeout=30)
 
 
