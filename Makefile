@@ -12,6 +12,12 @@ CMDS      := $(notdir $(wildcard cmd/*))
 # apt-get installs what is missing; otherwise it says what is missing and how
 # to get it. `make test DEPS=:` skips it.
 DEPS      ?= bash scripts/deps.sh
+# golangci-lint: `scripts/deps.sh lint` installs this version into LINTBIN
+# when neither LINTBIN, $(GO) env GOPATH/bin nor PATH has it; make lint looks
+# in the same places in the same order.
+GOLANGCI_LINT_VERSION ?= v2.15.0
+LINTBIN   ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/gonydus/bin
+LINTPATH   = $(LINTBIN):$(shell $(GO) env GOPATH)/bin:$(PATH)
 
 .PHONY: help deps build test e2e bench soak fuzz lint demo install clean
 
@@ -52,7 +58,9 @@ soak: ## FUSE-over-io_uring stress: SOAK_ROUNDS rounds of mount, load, and a ran
 fuzz: ## run every fuzz target for FUZZTIME each
 	bash scripts/fuzz.sh $(FUZZTIME)
 
-lint: ## gofmt, go vet, go mod tidy -diff and the dependency-direction test
+lint: ## golangci-lint (.golangci.yml), gofmt, go vet, go mod tidy -diff and the dependency-direction test
+	GOLANGCI_LINT_VERSION=$(GOLANGCI_LINT_VERSION) LINTBIN=$(LINTBIN) $(DEPS) lint
+	PATH="$(LINTPATH)" golangci-lint run $(PKGS)
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
 	$(GO) vet $(PKGS)
 	$(GO) mod tidy -diff
