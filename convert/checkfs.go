@@ -13,12 +13,13 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/gonydus/nydus/rafs"
-	"github.com/gonydus/nydus/storage"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
+
+	"github.com/gonydus/nydus/rafs"
+	"github.com/gonydus/nydus/storage"
 )
 
 // maxDiffs bounds the differences a failed comparison reports.

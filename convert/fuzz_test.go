@@ -11,9 +11,10 @@ import (
 	"strings"
 	"testing"
 
-	dconfig "github.com/gonydus/nydus/daemon/config"
 	"github.com/opencontainers/go-digest"
 	"golang.org/x/sys/unix"
+
+	dconfig "github.com/gonydus/nydus/daemon/config"
 )
 
 const fuzzUpstreamTar = "../../shared/testdata/upstream-nydus/tar"

@@ -17,15 +17,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gonydus/nydus/rafs"
-	"github.com/gonydus/nydus/rafs/builder"
-	"github.com/gonydus/nydus/rafs/source"
-	"github.com/gonydus/nydus/rafs/tree"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
 	"github.com/klauspost/compress/zstd"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/gonydus/nydus/rafs"
+	"github.com/gonydus/nydus/rafs/builder"
+	"github.com/gonydus/nydus/rafs/source"
+	"github.com/gonydus/nydus/rafs/tree"
 )
 
 // testRegistry is go-containerregistry's in-process registry; handler

@@ -7,9 +7,10 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/gonydus/nydus/internal/testutil"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/gonydus/nydus/internal/testutil"
 )
 
 var upstreamDir = testutil.TestdataPath("upstream-nydus")

@@ -15,9 +15,10 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/google/go-containerregistry/pkg/registry"
+
 	"github.com/gonydus/nydus/daemon"
 	"github.com/gonydus/nydus/daemon/config"
-	"github.com/google/go-containerregistry/pkg/registry"
 )
 
 // TestRegistryMountWithCredentialHelper: nydusd mounts an image whose blob

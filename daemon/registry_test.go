@@ -15,10 +15,11 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/gonydus/nydus/daemon"
-	"github.com/gonydus/nydus/daemon/config"
 	"github.com/google/go-containerregistry/pkg/registry"
 	"golang.org/x/sys/unix"
+
+	"github.com/gonydus/nydus/daemon"
+	"github.com/gonydus/nydus/daemon/config"
 )
 
 // pushBlob uploads data to repo app of the registry at url.

@@ -9,8 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gonydus/nydus/rafs/layout"
 	"github.com/opencontainers/go-digest"
+
+	"github.com/gonydus/nydus/rafs/layout"
 )
 
 func TestCacheConvertsOnce(t *testing.T) {

@@ -10,7 +10,6 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/gonydus/nydus/convert"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
@@ -18,6 +17,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/gonydus/nydus/convert"
 )
 
 // pushSource pushes the layers as an ordinary OCI image (gzip layers),

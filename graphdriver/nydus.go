@@ -11,10 +11,11 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/gonydus/nydus/daemon/config"
 	"github.com/gonydus/nydus/daemon/spawn"
 	"github.com/gonydus/nydus/storage/backend"
-	"golang.org/x/sys/unix"
 )
 
 const (

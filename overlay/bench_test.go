@@ -6,8 +6,6 @@ import (
 	"io/fs"
 
 	"fmt"
-	"github.com/gonydus/nydus/overlay"
-	"github.com/gonydus/nydus/rafs/export"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -16,6 +14,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gonydus/nydus/overlay"
+	"github.com/gonydus/nydus/rafs/export"
 
 	"golang.org/x/sys/unix"
 )

@@ -7,10 +7,11 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/gonydus/nydus/overlay"
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 	"golang.org/x/sys/unix"
+
+	"github.com/gonydus/nydus/overlay"
 )
 
 // pseudoRoot holds overlays as sub-directories, as a shared nydusd does.

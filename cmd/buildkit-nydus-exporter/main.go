@@ -22,10 +22,11 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/gonydus/nydus/cmd/internal/cli"
-	"github.com/gonydus/nydus/cmd/internal/cli/logrusbridge"
 	"github.com/moby/buildkit/cmd/buildkitd/config"
 	"github.com/sirupsen/logrus"
+
+	"github.com/gonydus/nydus/cmd/internal/cli"
+	"github.com/gonydus/nydus/cmd/internal/cli/logrusbridge"
 )
 
 var version = "dev"

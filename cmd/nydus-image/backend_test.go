@@ -21,12 +21,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gonydus/nydus/rafs/blob"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/gonydus/nydus/rafs/blob"
 )
 
 // plainTree writes a tree a non-root user can make: nested directories,

@@ -5,11 +5,11 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/gonydus/nydus/cmd/internal/cli"
 	"io"
 	"os"
 	"time"
 
+	"github.com/gonydus/nydus/cmd/internal/cli"
 	"github.com/gonydus/nydus/rafs"
 )
 

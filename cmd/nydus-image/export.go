@@ -5,7 +5,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"github.com/gonydus/nydus/cmd/internal/cli"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -13,6 +12,7 @@ import (
 	"strconv"
 	"syscall"
 
+	"github.com/gonydus/nydus/cmd/internal/cli"
 	"github.com/gonydus/nydus/rafs/export"
 )
 

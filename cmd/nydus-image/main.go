@@ -8,12 +8,13 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/gonydus/nydus/cmd/internal/cli"
 	"io"
 	"log/slog"
 	"os"
 	"runtime/pprof"
 	"strings"
+
+	"github.com/gonydus/nydus/cmd/internal/cli"
 )
 
 var version = "dev"

@@ -15,8 +15,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gonydus/nydus/internal/statcmp"
 	"golang.org/x/sys/unix"
+
+	"github.com/gonydus/nydus/internal/statcmp"
 )
 
 // The oracle test: layers written as real directories, merged by the

@@ -11,9 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gonydus/nydus/internal/statcmp"
 	"golang.org/x/sys/unix"
 
+	"github.com/gonydus/nydus/internal/statcmp"
 	"github.com/gonydus/nydus/internal/testutil"
 )
 

@@ -16,9 +16,10 @@ import (
 	"sync"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/gonydus/nydus/rafs"
 	"github.com/gonydus/nydus/rafs/blob"
-	"golang.org/x/sys/unix"
 )
 
 var (

@@ -8,9 +8,10 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/gonydus/nydus/daemon/spawn"
 	"github.com/gonydus/nydus/internal/testutil"
-	"golang.org/x/sys/unix"
 )
 
 // TestUserspaceMode runs mode 2 through mount.fuse3 as containerd does:

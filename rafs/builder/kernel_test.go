@@ -11,13 +11,14 @@ import (
 	"strings"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/gonydus/nydus/internal/statcmp"
 	"github.com/gonydus/nydus/internal/testutil"
 	"github.com/gonydus/nydus/rafs/compress"
 	"github.com/gonydus/nydus/rafs/export"
 	"github.com/gonydus/nydus/rafs/layout"
 	"github.com/gonydus/nydus/rafs/tree"
-	"golang.org/x/sys/unix"
 )
 
 // memChunks reads chunks back from in-memory blobs.

@@ -13,9 +13,10 @@ import (
 	"runtime"
 	"sync"
 
-	"github.com/gonydus/nydus/rafs/layout"
 	"github.com/klauspost/compress/zstd"
 	"github.com/pierrec/lz4/v4"
+
+	"github.com/gonydus/nydus/rafs/layout"
 )
 
 // ErrCorrupt is wrapped by decompression failures.
