@@ -149,7 +149,7 @@ func BuildIndex(r io.Reader, span int64, out io.Writer) (*Index, error) {
 				break
 			}
 			if err != nil {
-				return nil, fmt.Errorf("%w: member %d: %v", ErrFormat, m, err)
+				return nil, fmt.Errorf("%w: member %d: %v", ErrFormat, m, err) //nolint:errorlint // ErrFormat alone classifies: an inflater's io.EOF or io.ErrUnexpectedEOF must not pass for the end of the stream
 			}
 		}
 		if cbErr != nil {

@@ -56,12 +56,12 @@ func (ix *Index) readFrom(ra io.ReaderAt, p []byte, off int64) (int, error) {
 	}
 	defer fr.Close()
 	if _, err := io.CopyN(io.Discard, fr, off-cp.Out); err != nil {
-		return 0, fmt.Errorf("%w: resuming at %d: %v", ErrFormat, cp.In, err)
+		return 0, fmt.Errorf("%w: resuming at %d: %v", ErrFormat, cp.In, err) //nolint:errorlint // ErrFormat alone classifies: an inflater's io.EOF or io.ErrUnexpectedEOF must not pass for the end of the stream
 	}
 	k := min(int64(len(p)), memEnd-off)
 	n, err := io.ReadFull(fr, p[:k])
 	if err != nil && !(errors.Is(err, io.EOF) && int64(n) == k) {
-		return n, fmt.Errorf("%w: inflating from %d: %v", ErrFormat, cp.In, err)
+		return n, fmt.Errorf("%w: inflating from %d: %v", ErrFormat, cp.In, err) //nolint:errorlint // ErrFormat alone classifies: an inflater's io.EOF or io.ErrUnexpectedEOF must not pass for the end of the stream
 	}
 	return n, nil
 }
