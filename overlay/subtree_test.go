@@ -98,7 +98,7 @@ func TestTwoOverlaysOneSession(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer f.Close()
+		defer f.Close() //nolint:revive // each layer stays open until the test returns
 		children[name] = f.Root()
 		uppers = append(uppers, l.upper)
 	}
