@@ -67,7 +67,7 @@ func (t flatTree) applyLayer(r io.Reader) error {
 		p := path.Clean("/" + h.Name)
 		n := &node{mode: uint32(h.Mode) & 0o7777, uid: h.Uid, gid: h.Gid}
 		switch h.Typeflag {
-		case tar.TypeReg, tar.TypeRegA:
+		case tar.TypeReg: // tar.Reader turns the legacy TypeRegA into TypeReg or TypeDir
 			n.mode |= unix.S_IFREG
 			n.size = h.Size
 			hs := sha256.New()
