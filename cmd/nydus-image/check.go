@@ -107,7 +107,7 @@ func (o *checkOpts) run(args []string) error {
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("%w: %v", errInconsistent, err)
+		return fmt.Errorf("%w: %w", errInconsistent, err)
 	}
 	var ids []string
 	for _, b := range img.Blobs() {

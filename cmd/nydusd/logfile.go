@@ -13,9 +13,9 @@ import (
 const logBackups = 5
 
 // rotatingFile is an append-only log file that, when a write would take it
-// past max bytes, is renamed to <path>.1 (older ones shift up to
+// past maxSize bytes, is renamed to <path>.1 (older ones shift up to
 // <path>.logBackups, the oldest is dropped) and started anew. One Write is
-// one log record and is never split. max <= 0 never rotates.
+// one log record and is never split. maxSize <= 0 never rotates.
 type rotatingFile struct {
 	mu   sync.Mutex
 	path string
@@ -27,11 +27,11 @@ type rotatingFile struct {
 // openRotating opens (appends to) path, creating its directory as
 // upstream nydusd does: nydus-snapshotter passes a --log-file in a
 // directory it has not created.
-func openRotating(path string, max int64) (*rotatingFile, error) {
+func openRotating(path string, maxSize int64) (*rotatingFile, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("log file: %w", err)
 	}
-	r := &rotatingFile{path: path, max: max}
+	r := &rotatingFile{path: path, max: maxSize}
 	if err := r.open(); err != nil {
 		return nil, err
 	}
