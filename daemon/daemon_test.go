@@ -119,7 +119,7 @@ func (a *apiClient) do(method, path string, body any) (int, []byte) {
 // TestPseudoMountsAndAPI runs a shared daemon (no bootstrap at start),
 // mounts two images through the API, reads both, unmounts one while the
 // other is being read, and exercises every endpoint.
-func TestPseudoMountsAndAPI(t *testing.T) {
+func TestPseudoMountsAndAPI(t *testing.T) { //nolint:revive // function-length: one scenario whose steps build on each other
 	requireFUSE(t)
 	work := t.TempDir()
 	a := buildImage(t, work, "a", 10)
