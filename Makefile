@@ -12,6 +12,12 @@ CMDS      := $(filter-out internal,$(notdir $(wildcard cmd/*)))
 # apt-get installs what is missing; otherwise it says what is missing and how
 # to get it. `make test DEPS=:` skips it.
 DEPS      ?= bash scripts/deps.sh
+# golangci-lint: `scripts/deps.sh lint` installs this version into LINTBIN
+# when neither LINTBIN, $(GO) env GOPATH/bin nor PATH has it; make lint looks
+# in the same places in the same order.
+GOLANGCI_LINT_VERSION ?= v2.15.0
+LINTBIN   ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/gonydus/bin
+LINTPATH   = $(LINTBIN):$(shell $(GO) env GOPATH)/bin:$(PATH)
 
 .PHONY: help deps build test e2e bench soak soak-failover fuzz lint demo install clean
 
@@ -59,7 +65,9 @@ soak-failover: ## nydusd failover: 100 SIGKILLs while 4 readers verify a 1.1 GiB
 fuzz: ## run every fuzz target for FUZZTIME each
 	bash scripts/fuzz.sh $(FUZZTIME)
 
-lint: ## gofmt, go vet, go mod tidy -diff and the dependency-direction test
+lint: ## golangci-lint (.golangci.yml), gofmt, go vet, go mod tidy -diff and the dependency-direction test
+	GOLANGCI_LINT_VERSION=$(GOLANGCI_LINT_VERSION) LINTBIN=$(LINTBIN) $(DEPS) lint
+	PATH="$(LINTPATH)" golangci-lint run $(PKGS)
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
 	$(GO) vet $(PKGS)
 	$(GO) mod tidy -diff

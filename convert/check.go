@@ -7,10 +7,11 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/gonydus/nydus/rafs"
-	"github.com/gonydus/nydus/storage/backend"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/gonydus/nydus/rafs"
+	"github.com/gonydus/nydus/storage/backend"
 )
 
 // ErrInvalid reports an image that fails a check rule.

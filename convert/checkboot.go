@@ -7,9 +7,10 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
 	"github.com/gonydus/nydus/rafs"
 	"github.com/gonydus/nydus/rafs/layout"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 )
 
 // checkBlobs asks the registry for every data blob's size.

@@ -13,12 +13,13 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/gonydus/nydus/rafs"
-	"github.com/gonydus/nydus/storage"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
+
+	"github.com/gonydus/nydus/rafs"
+	"github.com/gonydus/nydus/storage"
 )
 
 // maxDiffs bounds the differences a failed comparison reports.
@@ -62,11 +63,36 @@ func (k *checker) readImage(ctx context.Context) (flatTree, error) {
 	}
 	defer src.Close()
 
+	t, nids, files, err := k.walkImage()
+	if err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	read, err := k.digestFiles(ctx, src, t, nids, files)
+	if err != nil {
+		return nil, err
+	}
+	for p, n := range t { // hardlinks share their group leader's content
+		if n.group != "" && n.group != p {
+			n.digest = t[n.group].digest
+		}
+	}
+	k.rep.DataBytes = read
+	el := time.Since(start)
+	k.log.Info("image data read", "files", len(files), "bytes", k.rep.DataBytes,
+		"elapsed", el.Round(time.Millisecond), "MiB/s", mibPerSec(k.rep.DataBytes, el))
+	return t, nil
+}
+
+// walkImage reads the image's metadata into a tree without file contents;
+// it returns the nid of every path and the regular files to digest (the
+// first path of each hardlink group).
+func (k *checker) walkImage() (flatTree, map[string]uint64, []string, error) {
 	t := flatTree{}
 	nids := map[string]uint64{}
 	groups := map[uint64]string{}
 	var files []string
-	err = k.img.Walk(func(p string, ino *rafs.Inode) error {
+	err := k.img.Walk(func(p string, ino *rafs.Inode) error {
 		n := &node{mode: ino.Mode, uid: int(ino.UID), gid: int(ino.GID)}
 		switch ino.Mode & unix.S_IFMT {
 		case unix.S_IFREG:
@@ -102,10 +128,14 @@ func (k *checker) readImage(ctx context.Context) (flatTree, error) {
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return nil, nil, nil, err
 	}
+	return t, nids, files, nil
+}
 
-	start := time.Now()
+// digestFiles reads files through src, 2×parallelism at once, sets each
+// one's sha256 in t and returns the bytes read.
+func (k *checker) digestFiles(ctx context.Context, src *storage.Source, t flatTree, nids map[string]uint64, files []string) (int64, error) {
 	var read atomic.Int64
 	var dataBytes int64
 	for _, p := range files {
@@ -136,20 +166,10 @@ func (k *checker) readImage(ctx context.Context) (flatTree, error) {
 		})
 	}
 	if err := g.Wait(); err != nil {
-		return nil, err
+		return 0, err
 	}
 	done()
-	endProgress()
-	for p, n := range t { // hardlinks share their group leader's content
-		if n.group != "" && n.group != p {
-			n.digest = t[n.group].digest
-		}
-	}
-	k.rep.DataBytes = read.Load()
-	el := time.Since(start)
-	k.log.Info("image data read", "files", len(files), "bytes", k.rep.DataBytes,
-		"elapsed", el.Round(time.Millisecond), "MiB/s", mibPerSec(k.rep.DataBytes, el))
-	return t, nil
+	return read.Load(), nil
 }
 
 // flattenSource applies the source image's layers in order.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sync/errgroup"
 )
@@ -71,6 +72,40 @@ func Convert(ctx context.Context, sourceRef, targetRef string, opts ...Option) (
 			}
 		}
 	}()
+	if err := c.buildLayers(ctx, built, srcEP, dstEP, src, layers); err != nil {
+		return nil, err
+	}
+
+	boot, info, err := mergeLayers(built, c.prefetch)
+	if err != nil {
+		return nil, err
+	}
+	c.log.Info("bootstrap merged", "bytes", len(boot), "inodes", info.Inodes, "blobs", len(info.Blobs))
+	mt := dockerTypes
+	if src.oci() || c.oci {
+		mt = ociTypes
+	}
+	var subject *ocispec.Descriptor
+	if c.referrer {
+		subject = &src.desc
+	}
+	res, err := c.publishTo(ctx, dstEP, built, boot, info, mt, manifestSpec{config: src.rawConfig, base: &src.manifest,
+		subject: subject, blobsPushed: true})
+	if err != nil {
+		return nil, err
+	}
+	res.SourceBytes = srcBytes
+	res.Elapsed = time.Since(start)
+	c.log.Info("converted", "target", res.Ref, "manifest", res.Manifest.Digest, "layout", c.layout,
+		"blobs", len(res.Blobs), "elapsed", res.Elapsed.Round(time.Millisecond))
+	return res, nil
+}
+
+// buildLayers builds every layer of src into built[i] with c.parallelism
+// builds at once, showing progress; for LayoutNydus it pushes each blob to
+// dstEP (and removes the local file) as soon as it is built. The caller
+// removes what is left in built.
+func (c *config) buildLayers(ctx context.Context, built []*builtLayer, srcEP, dstEP *endpoint, src *image, layers []v1.Layer) error {
 	prog, endProgress := c.startProgress()
 	defer endProgress()
 	g, gctx := errgroup.WithContext(ctx)
@@ -108,32 +143,5 @@ func Convert(ctx context.Context, sourceRef, targetRef string, opts ...Option) (
 			return nil
 		})
 	}
-	if err := g.Wait(); err != nil {
-		return nil, err
-	}
-	endProgress()
-
-	boot, info, err := mergeLayers(built, c.prefetch)
-	if err != nil {
-		return nil, err
-	}
-	c.log.Info("bootstrap merged", "bytes", len(boot), "inodes", info.Inodes, "blobs", len(info.Blobs))
-	mt := dockerTypes
-	if src.oci() || c.oci {
-		mt = ociTypes
-	}
-	var subject *ocispec.Descriptor
-	if c.referrer {
-		subject = &src.desc
-	}
-	res, err := c.publishTo(ctx, dstEP, built, boot, info, mt, manifestSpec{config: src.rawConfig, base: &src.manifest,
-		subject: subject, blobsPushed: true})
-	if err != nil {
-		return nil, err
-	}
-	res.SourceBytes = srcBytes
-	res.Elapsed = time.Since(start)
-	c.log.Info("converted", "target", res.Ref, "manifest", res.Manifest.Digest, "layout", c.layout,
-		"blobs", len(res.Blobs), "elapsed", res.Elapsed.Round(time.Millisecond))
-	return res, nil
+	return g.Wait()
 }

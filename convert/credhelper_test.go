@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -75,7 +76,7 @@ func TestCredentialHelperEndToEnd(t *testing.T) {
 				t.Fatal(err)
 			}
 			data := make([]byte, blob.Size)
-			if n, err := b.ReadAt(ctx, data, 0); int64(n) != blob.Size || (err != nil && err != io.EOF) {
+			if n, err := b.ReadAt(ctx, data, 0); int64(n) != blob.Size || (err != nil && !errors.Is(err, io.EOF)) {
 				t.Fatalf("blob read: %d of %d, %v", n, blob.Size, err)
 			}
 			if sum := sha256.Sum256(data); "sha256:"+hex.EncodeToString(sum[:]) != blob.Digest.String() {

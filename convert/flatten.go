@@ -3,6 +3,7 @@ package convert
 import (
 	"archive/tar"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"io"
 	"path"
@@ -49,68 +50,10 @@ type pending struct {
 // hides the directory's lower contents; both apply before the layer's own
 // entries, which they never hide.
 func (t flatTree) applyLayer(r io.Reader) error {
-	tr, _, err := compress.NewStreamReader(r)
+	entries, err := readLayer(r)
 	if err != nil {
-		return fmt.Errorf("source layer: %w", err)
+		return err
 	}
-	defer tr.Close()
-	rd := tar.NewReader(tr)
-	var entries []pending
-	for {
-		h, err := rd.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return fmt.Errorf("source layer: %w", err)
-		}
-		p := path.Clean("/" + h.Name)
-		n := &node{mode: uint32(h.Mode) & 0o7777, uid: h.Uid, gid: h.Gid}
-		switch h.Typeflag {
-		case tar.TypeReg, tar.TypeRegA:
-			n.mode |= unix.S_IFREG
-			n.size = h.Size
-			hs := sha256.New()
-			if _, err := io.Copy(hs, rd); err != nil {
-				return fmt.Errorf("source layer: %s: %w", p, err)
-			}
-			n.digest = digest.NewDigestFromBytes(digest.SHA256, hs.Sum(nil))
-		case tar.TypeDir:
-			n.mode |= unix.S_IFDIR
-		case tar.TypeSymlink:
-			n.mode |= unix.S_IFLNK
-			n.link = h.Linkname
-		case tar.TypeChar:
-			n.mode |= unix.S_IFCHR
-			n.rdev = unix.Mkdev(uint32(h.Devmajor), uint32(h.Devminor))
-		case tar.TypeBlock:
-			n.mode |= unix.S_IFBLK
-			n.rdev = unix.Mkdev(uint32(h.Devmajor), uint32(h.Devminor))
-		case tar.TypeFifo:
-			n.mode |= unix.S_IFIFO
-		case tar.TypeLink:
-			n = nil // resolved in order below
-		default:
-			continue // PAX globals and the like carry no file
-		}
-		if n != nil {
-			for k, v := range h.PAXRecords {
-				// Only names RAFS (and Linux) can store: docker and
-				// containerd drop the rest when they unpack, too.
-				if name, ok := strings.CutPrefix(k, "SCHILY.xattr."); ok && storableXattr(name) {
-					if n.xattrs == nil {
-						n.xattrs = map[string]string{}
-					}
-					n.xattrs[name] = v
-				}
-			}
-		}
-		entries = append(entries, pending{name: p, hdr: h, node: n})
-	}
-	if _, err := io.Copy(io.Discard, tr); err != nil {
-		return fmt.Errorf("source layer: %w", err)
-	}
-
 	// Whiteouts first: they only hide what lower layers hold.
 	for _, e := range entries {
 		dir, base := path.Split(e.name)
@@ -147,6 +90,85 @@ func (t flatTree) applyLayer(r io.Reader) error {
 		t[e.name] = n
 	}
 	return nil
+}
+
+// readLayer reads one layer tar (plain, gzip or zstd) to its end and returns
+// its file entries in order, regular files digested; hardlinks have no node.
+func readLayer(r io.Reader) ([]pending, error) {
+	tr, _, err := compress.NewStreamReader(r)
+	if err != nil {
+		return nil, fmt.Errorf("source layer: %w", err)
+	}
+	defer tr.Close()
+	rd := tar.NewReader(tr)
+	var entries []pending
+	for {
+		h, err := rd.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("source layer: %w", err)
+		}
+		p := path.Clean("/" + h.Name)
+		n, ok, err := tarNode(h, rd)
+		if err != nil {
+			return nil, fmt.Errorf("source layer: %s: %w", p, err)
+		}
+		if !ok {
+			continue // PAX globals and the like carry no file
+		}
+		entries = append(entries, pending{name: p, hdr: h, node: n})
+	}
+	if _, err := io.Copy(io.Discard, tr); err != nil {
+		return nil, fmt.Errorf("source layer: %w", err)
+	}
+	return entries, nil
+}
+
+// tarNode returns the node of the tar entry h, digesting a regular file's
+// content from rd: nil for a hardlink (resolved in order when applied), and
+// false for entries that carry no file.
+func tarNode(h *tar.Header, rd io.Reader) (*node, bool, error) {
+	n := &node{mode: uint32(h.Mode) & 0o7777, uid: h.Uid, gid: h.Gid}
+	switch h.Typeflag {
+	case tar.TypeReg: // tar.Reader turns the legacy TypeRegA into TypeReg or TypeDir
+		n.mode |= unix.S_IFREG
+		n.size = h.Size
+		hs := sha256.New()
+		if _, err := io.Copy(hs, rd); err != nil {
+			return nil, false, err
+		}
+		n.digest = digest.NewDigestFromBytes(digest.SHA256, hs.Sum(nil))
+	case tar.TypeDir:
+		n.mode |= unix.S_IFDIR
+	case tar.TypeSymlink:
+		n.mode |= unix.S_IFLNK
+		n.link = h.Linkname
+	case tar.TypeChar:
+		n.mode |= unix.S_IFCHR
+		n.rdev = unix.Mkdev(uint32(h.Devmajor), uint32(h.Devminor))
+	case tar.TypeBlock:
+		n.mode |= unix.S_IFBLK
+		n.rdev = unix.Mkdev(uint32(h.Devmajor), uint32(h.Devminor))
+	case tar.TypeFifo:
+		n.mode |= unix.S_IFIFO
+	case tar.TypeLink:
+		return nil, true, nil
+	default:
+		return nil, false, nil
+	}
+	for k, v := range h.PAXRecords {
+		// Only names RAFS (and Linux) can store: docker and
+		// containerd drop the rest when they unpack, too.
+		if name, ok := strings.CutPrefix(k, "SCHILY.xattr."); ok && storableXattr(name) {
+			if n.xattrs == nil {
+				n.xattrs = map[string]string{}
+			}
+			n.xattrs[name] = v
+		}
+	}
+	return n, true, nil
 }
 
 // parents creates missing parent directories of p.

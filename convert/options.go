@@ -9,8 +9,9 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/gonydus/nydus/rafs/layout"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/gonydus/nydus/rafs/layout"
 )
 
 // Layout selects the manifest shape Convert writes.

@@ -3,8 +3,9 @@ package convert
 import (
 	"fmt"
 
-	"github.com/gonydus/nydus/internal/progress"
 	"github.com/opencontainers/go-digest"
+
+	"github.com/gonydus/nydus/internal/progress"
 )
 
 // Progress shows how far long work has got (WithProgress): a layer being

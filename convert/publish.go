@@ -6,10 +6,11 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/gonydus/nydus/rafs/builder"
-	"github.com/gonydus/nydus/rafs/tree"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/gonydus/nydus/rafs/builder"
+	"github.com/gonydus/nydus/rafs/tree"
 )
 
 // This file exports the second half of Convert — merge, bootstrap layer,

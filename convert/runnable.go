@@ -4,8 +4,9 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/gonydus/nydus/rafs/layout"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/gonydus/nydus/rafs/layout"
 )
 
 // referencedBlobs returns, for LayoutDockerRunnable, the layers whose

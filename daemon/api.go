@@ -181,7 +181,7 @@ func (a *API) putDaemon(w http.ResponseWriter, r *http.Request) {
 		LogLevel string `json:"log_level"`
 	}
 	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&body); err != nil {
-		writeErr(w, fmt.Errorf("%w: %v", ErrInvalidInput, err))
+		writeErr(w, fmt.Errorf("%w: %v", ErrInvalidInput, err)) //nolint:errorlint // the cause is detail: writeErr must answer 400 whatever it wraps
 		return
 	}
 	if a.level != nil {
@@ -254,7 +254,7 @@ func (a *API) mount(w http.ResponseWriter, r *http.Request) {
 	}
 	var req mountRequest
 	if err := json.NewDecoder(io.LimitReader(r.Body, config.MaxSize+4096)).Decode(&req); err != nil {
-		writeErr(w, fmt.Errorf("%w: %v", ErrInvalidInput, err))
+		writeErr(w, fmt.Errorf("%w: %v", ErrInvalidInput, err)) //nolint:errorlint // the cause is detail: writeErr must answer 400 whatever it wraps
 		return
 	}
 	if req.FsType != "" && req.FsType != "rafs" {
@@ -263,7 +263,7 @@ func (a *API) mount(w http.ResponseWriter, r *http.Request) {
 	}
 	cfg, err := config.Parse([]byte(req.Config))
 	if err != nil {
-		writeErr(w, fmt.Errorf("%w: config: %v", ErrInvalidInput, err))
+		writeErr(w, fmt.Errorf("%w: config: %v", ErrInvalidInput, err)) //nolint:errorlint // the cause is detail: writeErr must answer 400 whatever it wraps
 		return
 	}
 	if r.Method == http.MethodPut {

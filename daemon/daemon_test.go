@@ -119,7 +119,7 @@ func (a *apiClient) do(method, path string, body any) (int, []byte) {
 // TestPseudoMountsAndAPI runs a shared daemon (no bootstrap at start),
 // mounts two images through the API, reads both, unmounts one while the
 // other is being read, and exercises every endpoint.
-func TestPseudoMountsAndAPI(t *testing.T) {
+func TestPseudoMountsAndAPI(t *testing.T) { //nolint:revive // function-length: one scenario whose steps build on each other
 	requireFUSE(t)
 	work := t.TempDir()
 	a := buildImage(t, work, "a", 10)
@@ -166,7 +166,7 @@ func TestPseudoMountsAndAPI(t *testing.T) {
 			}
 		}
 	}
-	code, body = c.do("GET", "/api/v1/daemon", nil)
+	_, body = c.do("GET", "/api/v1/daemon", nil)
 	must(t, json.Unmarshal(body, &info))
 	coll, _ := info["backend_collection"].(map[string]any)
 	if len(coll) != 2 || coll["/a"] == nil {
@@ -188,7 +188,7 @@ func TestPseudoMountsAndAPI(t *testing.T) {
 			for f, want := range b.files {
 				got, err := os.ReadFile(filepath.Join(mnt, "b", f))
 				if err != nil || !bytes.Equal(got, want) {
-					readErr <- fmt.Errorf("b/%s during umount of a: %v", f, err)
+					readErr <- fmt.Errorf("b/%s during umount of a: %w", f, err)
 					return
 				}
 			}
@@ -221,10 +221,10 @@ func TestPseudoMountsAndAPI(t *testing.T) {
 			t.Fatalf("GET %s: %d %s", p, code, body)
 		}
 	}
-	code, body = c.do("GET", "/api/v1/metrics/blobcache?id=/b", nil)
+	_, body = c.do("GET", "/api/v1/metrics/blobcache?id=/b", nil)
 	var bc map[string]any
 	must(t, json.Unmarshal(body, &bc))
-	if bc["total"].(float64) == 0 || bc["data_all_ready"] != true {
+	if bc["total"].(float64) == 0 || bc["data_all_ready"] != true { //nolint:revive // the JSON value is an any: this checks it is the boolean true
 		t.Fatalf("blobcache metrics after reading everything: %s", body)
 	}
 	// Upstream's FsIoStats shape: nydus-snapshotter indexes these arrays.

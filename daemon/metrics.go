@@ -5,10 +5,11 @@ import (
 	"sort"
 	"time"
 
-	"github.com/gonydus/nydus/storage"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/gonydus/nydus/storage"
 )
 
 // Series names follow nydus-snapshotter's pkg/metrics/data where it names

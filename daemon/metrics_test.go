@@ -11,12 +11,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gonydus/nydus/daemon"
-	"github.com/gonydus/nydus/daemon/config"
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+
+	"github.com/gonydus/nydus/daemon"
+	"github.com/gonydus/nydus/daemon/config"
 )
 
 // scrape fetches /metrics, checks it with promlint (and with promtool

@@ -43,7 +43,7 @@ func TestParseAttrsErrors(t *testing.T) {
 		attrs map[string]string
 		want  string
 	}{
-		{map[string]string{"name": "r/a", "compresion": "zstd"}, `unknown attribute "compresion"`},
+		{map[string]string{"name": "r/a", "compresion": "zstd"}, `unknown attribute "compresion"`}, //nolint:misspell // the misspelt key is the case under test
 		{map[string]string{"dest": "out"}, `unknown attribute "dest"`},
 		{map[string]string{"push": "true"}, "push=true needs name="},
 		{map[string]string{"push": "maybe"}, `push="maybe"`},

@@ -9,9 +9,10 @@ import (
 	"strings"
 	"sync/atomic"
 
-	"github.com/gonydus/nydus/convert"
 	"github.com/opencontainers/go-digest"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/gonydus/nydus/convert"
 )
 
 // Layer is one layer of a build result: its diff id, the size of its

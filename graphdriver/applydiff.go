@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/containerd/containerd/v2/pkg/archive"
+
 	"github.com/gonydus/nydus/rafs"
 )
 

@@ -7,8 +7,9 @@ import (
 	"io/fs"
 	"strings"
 
-	"github.com/gonydus/nydus/overlay"
 	"golang.org/x/sys/unix"
+
+	"github.com/gonydus/nydus/overlay"
 )
 
 // stackLower is the read-only view of a layer chain as kernel overlayfs

@@ -13,10 +13,11 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/gonydus/nydus/daemon/spawn"
-	"github.com/gonydus/nydus/overlay"
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"golang.org/x/sys/unix"
+
+	"github.com/gonydus/nydus/daemon/spawn"
+	"github.com/gonydus/nydus/overlay"
 )
 
 // ContainerLayer says how a layer with a writable upper dir (a

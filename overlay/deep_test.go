@@ -9,8 +9,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/gonydus/nydus/overlay"
 	"golang.org/x/sys/unix"
+
+	"github.com/gonydus/nydus/overlay"
 )
 
 // Paths deeper than PATH_MAX are legal: a program that cd's (or opens a

@@ -4,9 +4,10 @@ import (
 	"log"
 	"os"
 
+	gofs "github.com/hanwen/go-fuse/v2/fs"
+
 	"github.com/gonydus/nydus/overlay"
 	"github.com/gonydus/nydus/rafs"
-	gofs "github.com/hanwen/go-fuse/v2/fs"
 )
 
 // Serving a RAFS image writable, as nydusd does with an "overlay" config

@@ -8,9 +8,10 @@ import (
 	"sort"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/gonydus/nydus/internal/statcmp"
 	"github.com/gonydus/nydus/overlay"
-	"golang.org/x/sys/unix"
 )
 
 // makeLinkLower builds a lower tree with a hard-link group of three names

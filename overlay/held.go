@@ -158,13 +158,6 @@ func (h *heldDirs) closeAll() {
 	h.lru.Init()
 }
 
-// count is the number of held descriptors.
-func (h *heldDirs) count() int {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.lru.Len()
-}
-
 // at is where a node's own upper object is: the descriptor of its upper
 // parent directory and its name there ("." for the root).
 type at struct {

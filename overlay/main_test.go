@@ -50,7 +50,7 @@ func helper(action string, args ...string) (string, error) {
 	cmd.Env = append(os.Environ(), helperEnv+"="+action)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		return "", fmt.Errorf("%s helper: %v: %s", action, err, out)
+		return "", fmt.Errorf("%s helper: %w: %s", action, err, out)
 	}
 	return string(out), nil
 }

@@ -2,12 +2,13 @@ package overlay_test
 
 import (
 	"fmt"
-	"github.com/gonydus/nydus/overlay"
 	"os"
 	"path/filepath"
 	"sort"
 	"syscall"
 	"testing"
+
+	"github.com/gonydus/nydus/overlay"
 
 	"github.com/hanwen/go-fuse/v2/posixtest"
 )

@@ -67,18 +67,18 @@ func swapRace(t *testing.T, inUpper bool) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer unix.Close(fd)
+		defer unix.Close(fd) //nolint:revive // held until the test returns, after the goroutines stop
 		dfds[g] = fd
 	}
 	wg.Add(1)
 	go func() { // the container's swapper
 		defer wg.Done()
-		a, real := a, filepath.Join(m, "a.real")
+		a, aside := a, filepath.Join(m, "a.real")
 		if inUpper {
-			a, real = filepath.Join(l.upper, "a"), filepath.Join(l.upper, "a.real")
+			a, aside = filepath.Join(l.upper, "a"), filepath.Join(l.upper, "a.real")
 		}
 		for !stop.Load() {
-			if err := os.Rename(a, real); err != nil {
+			if err := os.Rename(a, aside); err != nil {
 				errs <- fmt.Errorf("swap: %w", err)
 				return
 			}
@@ -90,7 +90,7 @@ func swapRace(t *testing.T, inUpper bool) {
 				errs <- fmt.Errorf("swap: %w", err)
 				return
 			}
-			if err := os.Rename(real, a); err != nil {
+			if err := os.Rename(aside, a); err != nil {
 				errs <- fmt.Errorf("swap: %w", err)
 				return
 			}

@@ -5,8 +5,9 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/gonydus/nydus/overlay"
 	"golang.org/x/sys/unix"
+
+	"github.com/gonydus/nydus/overlay"
 )
 
 func TestSmoke(t *testing.T) {

@@ -7,10 +7,11 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/gonydus/nydus/overlay"
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 	"golang.org/x/sys/unix"
+
+	"github.com/gonydus/nydus/overlay"
 )
 
 // pseudoRoot holds overlays as sub-directories, as a shared nydusd does.
@@ -97,7 +98,7 @@ func TestTwoOverlaysOneSession(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer f.Close()
+		defer f.Close() //nolint:revive // each layer stays open until the test returns
 		children[name] = f.Root()
 		uppers = append(uppers, l.upper)
 	}

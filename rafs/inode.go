@@ -5,8 +5,9 @@ import (
 	"io/fs"
 	"time"
 
-	"github.com/gonydus/nydus/rafs/layout"
 	"golang.org/x/sys/unix"
+
+	"github.com/gonydus/nydus/rafs/layout"
 )
 
 // Inode is a decoded inode. It is a value: callers may keep and modify it.

@@ -3,6 +3,7 @@ package rafs_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -132,15 +133,15 @@ func TestBuiltImageRoundTrip(t *testing.T) {
 				want := s.files[lookupTree(s.tree, p)]
 				buf := make([]byte, ino.Size)
 				n, err := img.ReadFile(context.Background(), src, ino.Nid, buf, 0)
-				if err != nil && err != io.EOF || n != len(want) || !bytes.Equal(buf, want) {
-					return fmt.Errorf("%s: read %d bytes (%v), want %d", p, n, err, len(want))
+				if err != nil && !errors.Is(err, io.EOF) || n != len(want) || !bytes.Equal(buf, want) {
+					return fmt.Errorf("%s: read %d bytes (%w), want %d", p, n, err, len(want))
 				}
 				// A read that straddles chunks.
 				if len(want) > int(img.ChunkSize())+10 {
 					mid := make([]byte, 20)
 					off := int64(img.ChunkSize()) - 10
 					if _, err := img.ReadFile(context.Background(), src, ino.Nid, mid, off); err != nil || !bytes.Equal(mid, want[off:off+20]) {
-						return fmt.Errorf("%s: straddling read: %v", p, err)
+						return fmt.Errorf("%s: straddling read: %w", p, err)
 					}
 				}
 				return nil

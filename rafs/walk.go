@@ -11,7 +11,7 @@ import (
 var ErrLoop = errors.New("rafs: directory loop")
 
 // SkipDir returned by a WalkFunc for a directory skips its contents.
-var SkipDir = errors.New("rafs: skip directory")
+var SkipDir = errors.New("rafs: skip directory") //nolint:staticcheck // named like fs.SkipDir and filepath.SkipDir, whose role it has
 
 // MaxWalkDepth bounds how deep Walk descends. A tree deeper than this
 // cannot be reached by path on Linux anyway (each level costs at least two
@@ -94,7 +94,7 @@ func (m *Image) Walk(fn WalkFunc) error {
 		}
 		if sub != nil {
 			if len(stack) > MaxWalkDepth {
-				return fmt.Errorf("%w: more than %d levels at %.200s...", ErrTooDeep, MaxWalkDepth, p)
+				return fmt.Errorf("%w: more than %d levels at %.200s...", ErrTooDeep, MaxWalkDepth, p) //nolint:staticcheck // the dots mark a path cut at 200 bytes
 			}
 			sub.name = e.Name
 			stack = append(stack, sub)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# scripts/deps.sh [test|demo|e2e|bench|all]: the one dependency step that
-# `make test`, `make demo`, `make e2e`, `make bench` and .ci/run run first.
+# scripts/deps.sh [test|demo|e2e|bench|lint|all]: the one dependency step that
+# `make test`, `make demo`, `make e2e`, `make bench`, `make lint` and .ci/run
+# run first.
 #
 # It checks for the programs the set needs (by the commands each Debian
 # package provides). As root with apt-get it installs the missing packages
@@ -8,6 +9,11 @@
 # Otherwise it names what is missing and the command that installs it, and
 # carries on: the tests that need a missing program skip and say which.
 # With GONYDUS_STRICT=1 (CI) anything still missing afterwards is an error.
+#
+# lint and all also want golangci-lint at GOLANGCI_LINT_VERSION (no Debian
+# package has it): when LINTBIN, `go env GOPATH`/bin and PATH (looked at in
+# that order, as make lint does) lack that version, it is built with
+# `go install` into LINTBIN (default ~/.cache/gonydus/bin), as any user.
 set -uo pipefail
 
 set_name="${1:-all}"
@@ -52,10 +58,45 @@ case "$set_name" in
   test) packages="$base" ;;
   demo) packages="fuse3" ;;
   e2e | bench | all) packages="$base curl" ;;
-  *) echo "usage: $0 [test|demo|e2e|bench|all]" >&2; exit 2 ;;
+  lint) packages="" ;;
+  *) echo "usage: $0 [test|demo|e2e|bench|lint|all]" >&2; exit 2 ;;
 esac
 
 say() { echo "deps.sh ($set_name): $*"; }
+
+# golangci_lint: finds golangci-lint $GOLANGCI_LINT_VERSION or go-installs it
+# into $LINTBIN; returns non-zero when it still has none.
+golangci_lint() {
+  local version="${GOLANGCI_LINT_VERSION:-v2.15.0}"
+  local bin="${LINTBIN:-${XDG_CACHE_HOME:-$HOME/.cache}/gonydus/bin}"
+  local go="${GO:-go}" gopath found d
+  gopath="$("$go" env GOPATH 2>/dev/null)"
+  found="$(PATH="$bin:${gopath:+$gopath/bin:}$PATH" command -v golangci-lint 2>/dev/null)"
+  if [ -n "$found" ] && "$found" version 2>/dev/null | grep -q "version ${version#v} "; then
+    say "golangci-lint $version: $found"
+    return 0
+  fi
+  [ -n "$found" ] && say "golangci-lint at $found is not $version"
+  say "installing golangci-lint $version into $bin (go install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$version)"
+  mkdir -p "$bin" || return 1
+  SECONDS=0
+  if GOBIN="$bin" "$go" install "github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$version"; then
+    say "installed golangci-lint $version as $bin/golangci-lint (${SECONDS}s)"
+    return 0
+  fi
+  say "go install of golangci-lint $version failed"
+  return 1
+}
+
+lint_ok=1
+case "$set_name" in
+  lint | all) golangci_lint || lint_ok=0 ;;
+esac
+if [ "$lint_ok" = 0 ] && [ "${GONYDUS_STRICT:-}" = 1 ]; then
+  say "GONYDUS_STRICT=1 and golangci-lint is missing" >&2
+  exit 1
+fi
+[ "$set_name" = lint ] && { [ "$lint_ok" = 1 ] || exit 1; exit 0; }
 
 # have CMD: in PATH or in the sbin/bin directories a non-root PATH lacks
 have() {

@@ -310,7 +310,8 @@ func (b *Blob) amplify(spans []*span) {
 // its flights.
 func (b *Blob) fetchSpan(ctx context.Context, s *span, p Priority) {
 	if b.zran != nil {
-		defer b.lockContexts(s.chunks)()
+		unlock := b.lockContexts(s.chunks)
+		defer unlock()
 		if !b.pruneCached(s) {
 			return
 		}

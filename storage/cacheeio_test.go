@@ -125,7 +125,7 @@ func TestFaultyFSChild(t *testing.T) {
 	}
 	faults := ioFaults{ctl: ctl}
 	root := &gofs.LoopbackRoot{Path: under, Dev: st.Dev}
-	root.NewNode = func(r *gofs.LoopbackRoot, _ *gofs.Inode, name string, _ *syscall.Stat_t) gofs.InodeEmbedder {
+	root.NewNode = func(r *gofs.LoopbackRoot, _ *gofs.Inode, name string, _ *syscall.Stat_t) gofs.InodeEmbedder { //nolint:staticcheck // NewNode still works; moving to NodeWrapChilder is more than a lint fix
 		return &faultyNode{LoopbackNode: gofs.LoopbackNode{RootData: r}, faults: faults, name: name}
 	}
 	root.RootNode = &faultyNode{LoopbackNode: gofs.LoopbackNode{RootData: root}, faults: faults}

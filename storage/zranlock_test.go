@@ -29,7 +29,7 @@ func zranReadFile(z *zranImage, src rafs.ChunkSource, name string, want []byte) 
 	}
 	got := make([]byte, len(want))
 	if n, err := fr.ReadAt(got, 0); n != len(want) || (err != nil && !errors.Is(err, io.EOF)) {
-		return fmt.Errorf("%s: %d of %d bytes: %v", name, n, len(want), err)
+		return fmt.Errorf("%s: %d of %d bytes: %w", name, n, len(want), err)
 	}
 	if !bytes.Equal(got, want) {
 		return fmt.Errorf("%s differs through storage", name)

@@ -14,8 +14,6 @@ import (
 
 	"github.com/containerd/containerd/v2/defaults"
 	"github.com/containerd/containerd/v2/pkg/sys"
-	"github.com/gonydus/nydus/cmd/internal/cli"
-	nydusexporter "github.com/gonydus/nydus/exporter"
 	"github.com/moby/buildkit/cache/remotecache"
 	inlineremotecache "github.com/moby/buildkit/cache/remotecache/inline"
 	localremotecache "github.com/moby/buildkit/cache/remotecache/local"
@@ -39,6 +37,9 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthv1 "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/gonydus/nydus/cmd/internal/cli"
+	nydusexporter "github.com/gonydus/nydus/exporter"
 )
 
 // run starts the controller and serves the BuildKit API until ctx ends.

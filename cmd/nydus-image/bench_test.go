@@ -126,7 +126,7 @@ func (c *countWriter) Write(p []byte) (int, error) { c.n += int64(len(p)); retur
 func BenchmarkTarRafs(b *testing.B) {
 	dir := b.TempDir()
 	in := filepath.Join(dir, "layer.tar")
-	size := writeCorpusTar(b, runtime.GOROOT(), in, benchCorpusLimit, 1)
+	size := writeCorpusTar(b, runtime.GOROOT(), in, benchCorpusLimit, 1) //nolint:staticcheck // the tree of the toolchain running this test, which is on this machine
 	mb := float64(size) / (1 << 20)
 	tree := filepath.Join(dir, "tree")
 	testutil.Must(b, os.MkdirAll(tree, 0o755))
@@ -162,8 +162,8 @@ func BenchmarkDedup(b *testing.B) {
 	dir := b.TempDir()
 	one := filepath.Join(dir, "one.tar")
 	two := filepath.Join(dir, "two.tar")
-	writeCorpusTar(b, runtime.GOROOT(), one, 64<<20, 1)
-	writeCorpusTar(b, runtime.GOROOT(), two, 64<<20, 2)
+	writeCorpusTar(b, runtime.GOROOT(), one, 64<<20, 1) //nolint:staticcheck // the tree of the toolchain running this test, which is on this machine
+	writeCorpusTar(b, runtime.GOROOT(), two, 64<<20, 2) //nolint:staticcheck // the tree of the toolchain running this test, which is on this machine
 	b.ResetTimer()
 	for range b.N {
 		_, s1 := timeCreate(b, "--type", "tar-rafs", one)

@@ -5,11 +5,11 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/gonydus/nydus/cmd/internal/cli"
 	"io"
 	"os"
 	"time"
 
+	"github.com/gonydus/nydus/cmd/internal/cli"
 	"github.com/gonydus/nydus/rafs"
 )
 
@@ -107,7 +107,7 @@ func (o *checkOpts) run(args []string) error {
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("%w: %v", errInconsistent, err)
+		return fmt.Errorf("%w: %w", errInconsistent, err)
 	}
 	var ids []string
 	for _, b := range img.Blobs() {

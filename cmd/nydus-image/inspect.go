@@ -4,9 +4,9 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"github.com/gonydus/nydus/cmd/internal/cli"
 	"os"
 
+	"github.com/gonydus/nydus/cmd/internal/cli"
 	"github.com/gonydus/nydus/rafs"
 )
 

@@ -7,8 +7,8 @@ import (
 )
 
 // checkJSONLines checks that every line of out is one JSON object with
-// time, level and msg, and that at least min of them carry key.
-func checkJSONLines(t *testing.T, out, key string, min int) {
+// time, level and msg, and that at least minCount of them carry key.
+func checkJSONLines(t *testing.T, out, key string, minCount int) {
 	t.Helper()
 	n := 0
 	for i, line := range strings.Split(strings.TrimRight(out, "\n"), "\n") {
@@ -26,7 +26,7 @@ func checkJSONLines(t *testing.T, out, key string, min int) {
 			n++
 		}
 	}
-	if n < min {
-		t.Errorf("%d records carry %q, want >= %d:\n%s", n, key, min, out)
+	if n < minCount {
+		t.Errorf("%d records carry %q, want >= %d:\n%s", n, key, minCount, out)
 	}
 }

@@ -8,12 +8,13 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/gonydus/nydus/cmd/internal/cli"
 	"io"
 	"log/slog"
 	"os"
 	"runtime/pprof"
 	"strings"
+
+	"github.com/gonydus/nydus/cmd/internal/cli"
 )
 
 var version = "dev"
@@ -131,7 +132,7 @@ func run(args []string) int {
 			fmt.Fprintf(os.Stderr, "nydus-image %s: %v\n", c.Name, err)
 			return 2
 		}
-		defer log.Close()
+		defer log.Close() //nolint:revive // the loop returns in this iteration: it runs one command
 		c.Log = log
 		if err := c.Run(pos); err != nil {
 			fmt.Fprintf(os.Stderr, "nydus-image %s: %v\n", c.Name, err)

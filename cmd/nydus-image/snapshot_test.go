@@ -12,8 +12,6 @@ import (
 // every stat field (type, permission bits, owner, size, nlink, rdev, mtime,
 // symlink target, xattrs, content, hardlink groups) of every path.
 
-type entry = statcmp.Entry
-
 // snapshotDir describes every path under root ("." is root itself).
 func snapshotDir(t testing.TB, root string, skip func(string) bool) statcmp.Snapshot {
 	t.Helper()

@@ -160,7 +160,7 @@ func TestSnapshotterConverterArgv(t *testing.T) {
 	for _, h := range hexes {
 		f, err := os.Open(filepath.Join(wd, h+".blob"))
 		testutil.Must(t, err)
-		defer f.Close()
+		defer f.Close() //nolint:revive // the files serve the image until the test returns
 		files[h] = f
 	}
 	fsys := img.FS(t.Context(), rafs.NewLocalBlobs("", files))

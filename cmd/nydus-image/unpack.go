@@ -5,12 +5,12 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"github.com/gonydus/nydus/cmd/internal/cli"
 	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
 
+	"github.com/gonydus/nydus/cmd/internal/cli"
 	"github.com/gonydus/nydus/rafs/unpack"
 )
 

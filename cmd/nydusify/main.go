@@ -85,7 +85,7 @@ func run(args []string) int {
 			fmt.Fprintf(os.Stderr, "nydusify %s: %v\n", c.Name, err)
 			return 2
 		}
-		defer log.Close()
+		defer log.Close() //nolint:revive // the loop returns in this iteration: it runs one command
 		c.Log = log
 		if err := c.Run(pos); err != nil {
 			fmt.Fprintf(os.Stderr, "nydusify %s: %v\n", c.Name, err)

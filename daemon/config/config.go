@@ -138,7 +138,7 @@ func Parse(data []byte) (*Config, error) {
 	if jerr := json.Unmarshal(data, &probe); jerr != nil {
 		converted, terr := tomlToJSON(data)
 		if terr != nil {
-			return nil, fmt.Errorf("neither JSON (%v) nor TOML (%w)", jerr, terr)
+			return nil, fmt.Errorf("neither JSON (%w) nor TOML (%w)", jerr, terr)
 		}
 		data = converted
 		if err := json.Unmarshal(data, &probe); err != nil {

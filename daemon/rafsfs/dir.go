@@ -4,10 +4,11 @@ import (
 	"context"
 	"syscall"
 
-	"github.com/gonydus/nydus/rafs"
-	"github.com/gonydus/nydus/rafs/layout"
 	"github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"github.com/gonydus/nydus/rafs"
+	"github.com/gonydus/nydus/rafs/layout"
 )
 
 var (

@@ -3,6 +3,7 @@ package rafsfs_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -220,8 +221,8 @@ func randomReads(t *testing.T, dir string, files map[string][]byte) {
 				buf := make([]byte, min(1+rng.IntN(200_000), len(want)-off))
 				n, err := f.ReadAt(buf, int64(off))
 				f.Close()
-				if err != nil && err != io.EOF || !bytes.Equal(buf[:n], want[off:off+n]) || n != len(buf) {
-					errs <- fmt.Errorf("%s at %d: %d bytes, %v", p, off, n, err)
+				if err != nil && !errors.Is(err, io.EOF) || !bytes.Equal(buf[:n], want[off:off+n]) || n != len(buf) {
+					errs <- fmt.Errorf("%s at %d: %d bytes, %w", p, off, n, err)
 					return
 				}
 			}

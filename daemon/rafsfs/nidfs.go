@@ -6,9 +6,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/hanwen/go-fuse/v2/fuse"
+
 	"github.com/gonydus/nydus/rafs"
 	"github.com/gonydus/nydus/rafs/layout"
-	"github.com/hanwen/go-fuse/v2/fuse"
 )
 
 // cacheTimeout is how long the kernel may keep entries, attributes and

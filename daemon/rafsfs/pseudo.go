@@ -210,7 +210,7 @@ func (p *PseudoRoot) Release(cancel <-chan struct{}, in *fuse.ReleaseIn) {
 
 func (p *PseudoRoot) Flush(cancel <-chan struct{}, in *fuse.FlushIn) fuse.Status { return fuse.ENOSYS }
 
-// OpenDir: the root's listing changes, so the kernel may not keep it
+// OpenDir tells the kernel not to keep the root's listing, which changes
 // (unless it skips OPENDIR altogether; then Add and Remove invalidate it).
 func (p *PseudoRoot) OpenDir(cancel <-chan struct{}, in *fuse.OpenIn, out *fuse.OpenOut) fuse.Status {
 	if in.NodeId == fuse.FUSE_ROOT_ID {

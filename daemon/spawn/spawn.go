@@ -81,7 +81,7 @@ func Start(n Nydusd) (int, error) {
 	for !FUSEMountedAt(n.Mountpoint) {
 		select {
 		case err := <-exited:
-			return 0, fmt.Errorf("nydusd exited before mounting (%v): %s", err, LogTail(n.LogFile))
+			return 0, fmt.Errorf("nydusd exited before mounting (%w): %s", err, LogTail(n.LogFile))
 		case <-deadline:
 			cmd.Process.Kill()
 			unix.Unmount(n.Mountpoint, unix.MNT_DETACH)

@@ -97,7 +97,7 @@ type handler struct {
 // reply arguments at the start of e.payload. It returns their length and
 // the status. Unknown opcodes get ENOSYS; a panic in the file system goes
 // to MountOptions.PanicHandler, or becomes EIO.
-func (h *handler) serve(e *entry, in []byte) (n uint32, st fuse.Status) {
+func (h *handler) serve(e *entry, in []byte) (n uint32, st fuse.Status) { //nolint:revive // function-length: one short case per opcode
 	hdr := *inStruct[fuse.InHeader](e)
 	if hdr.NodeId == pollHackInode || hdr.NodeId == fuse.FUSE_ROOT_ID && hdr.Opcode == fuseabi.OpLookup && bytes.Equal(bytes.TrimRight(in, "\x00"), []byte(pollHackName)) {
 		return pollHack(e, hdr.Opcode)

@@ -811,11 +811,11 @@ func TestConcurrentClients(t *testing.T) {
 							return
 						}
 						if _, err := os.Lstat(filepath.Join(m.dir, fmt.Sprintf("missing-%d-%d", c, i))); !errors.Is(err, os.ErrNotExist) {
-							errs <- fmt.Errorf("lstat: %v", err)
+							errs <- fmt.Errorf("lstat: %w", err)
 							return
 						}
 						if b, err := os.ReadFile(filepath.Join(m.dir, "d", "f")); err != nil || string(b) != "hello" {
-							errs <- fmt.Errorf("read d/f: %q %v", b, err)
+							errs <- fmt.Errorf("read d/f: %q %w", b, err)
 							return
 						}
 					}

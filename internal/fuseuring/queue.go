@@ -100,7 +100,7 @@ const wakeTag = ^uint64(0)
 
 // run is the queue's thread: register the entries, then serve requests
 // until the connection ends or Close wakes it.
-func (q *queue) run(ready chan<- error) {
+func (q *queue) run(ready chan<- error) { //nolint:revive // function-length: register, serve and tear down share the locked thread's state
 	// The thread stays locked: it exits with the goroutine, and the ring
 	// (created and used only here) goes with it.
 	runtime.LockOSThread()

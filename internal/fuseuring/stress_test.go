@@ -95,7 +95,7 @@ func stressServer(args []string) int {
 	}
 	dir, back := args[0], args[1]
 	lr := &fs.LoopbackRoot{Path: back}
-	lr.NewNode = func(r *fs.LoopbackRoot, parent *fs.Inode, name string, st *syscall.Stat_t) fs.InodeEmbedder {
+	lr.NewNode = func(r *fs.LoopbackRoot, parent *fs.Inode, name string, st *syscall.Stat_t) fs.InodeEmbedder { //nolint:staticcheck // NewNode still works; moving to NodeWrapChilder is more than a lint fix
 		return &panicNode{fs.LoopbackNode{RootData: r}}
 	}
 	var st syscall.Stat_t
@@ -470,7 +470,7 @@ func stressRound(t *testing.T, exe, mnt, back, action, async string, delay time.
 					continue
 				}
 				if werr != nil {
-					return requests, fmt.Errorf("server after %s: %v: %s", action, werr, c.stderr())
+					return requests, fmt.Errorf("server after %s: %w: %s", action, werr, c.stderr())
 				}
 				continue
 			}
@@ -479,7 +479,7 @@ func stressRound(t *testing.T, exe, mnt, back, action, async string, delay time.
 				return requests, fmt.Errorf("%s saw wrong data: %s", c.name, c.stderr())
 			}
 			if werr != nil {
-				return requests, fmt.Errorf("%s: %v: %s", c.name, werr, c.stderr())
+				return requests, fmt.Errorf("%s: %w: %s", c.name, werr, c.stderr())
 			}
 		case <-deadline:
 			return requests, fmt.Errorf("%s (pid %d, state %s) did not return within %v", c.name, c.cmd.Process.Pid, procState(c.cmd.Process.Pid), stressBound)

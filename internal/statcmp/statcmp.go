@@ -197,10 +197,10 @@ func Check(t TB, wantName string, want Snapshot, gotName string, got Snapshot, o
 		t.Logf("%s vs %s: %d paths agree on every field", gotName, wantName, len(want))
 		return true
 	}
-	const max = 40
+	const maxShown = 40
 	for i, d := range diffs {
-		if i == max {
-			t.Errorf("%s vs %s: ... and %d more differences", gotName, wantName, len(diffs)-max)
+		if i == maxShown {
+			t.Errorf("%s vs %s: ... and %d more differences", gotName, wantName, len(diffs)-maxShown)
 			break
 		}
 		t.Errorf("%s vs %s: %s", gotName, wantName, d)

@@ -158,8 +158,7 @@ type BlobWriter struct {
 	uoff     uint64
 	err      error
 
-	fileOffsets int64
-	closed      bool
+	closed bool
 }
 
 type chunkJob struct {
@@ -302,7 +301,7 @@ func (b *BlobWriter) WriteFile(r io.Reader, size int64) ([]*layout.ChunkInfo, er
 		want := min(int64(b.cfg.chunkSize), size-off)
 		buf := b.bufs.Get().([]byte)[:want]
 		if _, err := io.ReadFull(r, buf); err != nil {
-			b.bufs.Put(buf[:cap(buf)])
+			b.bufs.Put(buf[:cap(buf)]) //nolint:staticcheck // as above: slices are fine in a pool here
 			if errors.Is(err, io.EOF) {
 				err = io.ErrUnexpectedEOF
 			}

@@ -10,9 +10,10 @@ import (
 	"slices"
 	"sort"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/gonydus/nydus/rafs/layout"
 	"github.com/gonydus/nydus/rafs/tree"
-	"golang.org/x/sys/unix"
 )
 
 // blockSegAlignment aligns each blob in the flat block address space that
@@ -203,64 +204,90 @@ func (l *bootstrapLayout) inlineFits(r *inodeRec, tail uint64) bool {
 	return tail > 0 && layout.ExtendedInodeSize+uint64(len(r.xattr))+tail <= layout.BlockSize
 }
 
+// tablePlan is where encode puts the tables around the inodes: the blob
+// table and prefetch table before the metadata area, the chunk table after
+// the directory and symlink data blocks.
+type tablePlan struct {
+	blobTableOff, blobTableSize uint64
+	prefetchOff, prefetchSize   uint64
+	metaBlk                     uint64 // first block of the metadata area
+	chunkTableOff               uint64
+	chunkTableSize              uint64
+	total                       uint64 // bootstrap size, block aligned
+}
+
 func (l *bootstrapLayout) encode() ([]byte, *BootstrapInfo, error) {
-	nblobs := len(l.blobs)
-	devEnd := uint64(layout.DeviceTableOffset + layout.DeviceSlotSize*nblobs)
-	blobTableOff := alignUp(max(devEnd, layout.BlockSize), layout.BlockSize)
-	blobTableSize := uint64(layout.BlobEntrySize * nblobs)
 	prefetch, err := l.prefetchRecs()
 	if err != nil {
 		return nil, nil, err
 	}
-	prefetchOff := uint64(0)
-	prefetchSize := uint64(4 * len(prefetch))
-	if prefetchSize > 0 {
-		prefetchOff = blobTableOff + blobTableSize
+	p := l.planHead(len(prefetch))
+	off, err := l.placeInodes(p.metaBlk * layout.BlockSize)
+	if err != nil {
+		return nil, nil, err
 	}
-	metaBlk := alignUp(blobTableOff+blobTableSize+prefetchSize, layout.BlockSize) / layout.BlockSize
-	metaBase := metaBlk * layout.BlockSize
+	if off, err = l.placeDataBlocks(off); err != nil {
+		return nil, nil, err
+	}
+	chunkTable := l.chunkTable()
+	p.chunkTableOff = alignUp(off, layout.BlockSize)
+	p.chunkTableSize = uint64(len(chunkTable) * layout.ChunkInfoSize)
+	p.total = alignUp(p.chunkTableOff+p.chunkTableSize, layout.BlockSize)
+	if p.total > layout.MaxMetadataSize {
+		return nil, nil, fmt.Errorf("builder: bootstrap of %d bytes exceeds the 2 GiB limit", p.total)
+	}
+	buf := make([]byte, p.total)
 
-	// Place inodes.
+	if err := l.writeSuperBlocks(buf, &p); err != nil {
+		return nil, nil, err
+	}
+	if err := l.writeBlobTables(buf, &p); err != nil {
+		return nil, nil, err
+	}
+	for i, r := range prefetch {
+		le32(buf[p.prefetchOff+uint64(4*i):], uint32(r.nid))
+	}
+	// Inodes and their data.
+	for _, r := range l.recs {
+		if err := l.writeInode(buf, r); err != nil {
+			return nil, nil, err
+		}
+	}
+	for i, c := range chunkTable {
+		c.Marshal(buf[p.chunkTableOff+uint64(i)*layout.ChunkInfoSize:])
+	}
+	return buf, &BootstrapInfo{Size: int64(p.total), Inodes: uint64(len(l.recs)), Blobs: l.blobs}, nil
+}
+
+// planHead places the blob table (after the device table, from block 1 on)
+// and the prefetch table of nprefetch entries, and the metadata area after
+// them.
+func (l *bootstrapLayout) planHead(nprefetch int) tablePlan {
+	nblobs := len(l.blobs)
+	devEnd := uint64(layout.DeviceTableOffset + layout.DeviceSlotSize*nblobs)
+	var p tablePlan
+	p.blobTableOff = alignUp(max(devEnd, layout.BlockSize), layout.BlockSize)
+	p.blobTableSize = uint64(layout.BlobEntrySize * nblobs)
+	p.prefetchSize = uint64(4 * nprefetch)
+	if p.prefetchSize > 0 {
+		p.prefetchOff = p.blobTableOff + p.blobTableSize
+	}
+	p.metaBlk = alignUp(p.blobTableOff+p.blobTableSize+p.prefetchSize, layout.BlockSize) / layout.BlockSize
+	return p
+}
+
+// placeInodes gives every record its offset and nid in the metadata area
+// starting at metaBase (the root first, at RootNid) and returns the end of
+// the last inode.
+func (l *bootstrapLayout) placeInodes(metaBase uint64) (uint64, error) {
 	off := metaBase + layout.BlockSize
 	for _, r := range l.recs {
-		core := uint64(layout.ExtendedInodeSize + len(r.xattr))
-		var size uint64
-		switch {
-		case r.ino.IsDir():
-			planDir(r)
-			tail := r.dirSize % layout.BlockSize
-			r.blocks = r.dirSize / layout.BlockSize
-			r.dlayout = layout.LayoutFlatPlain
-			size = core
-			if l.inlineFits(r, tail) {
-				r.dlayout = layout.LayoutFlatInline
-				size = core + tail
-			} else if tail > 0 {
-				r.blocks++
-			}
-		case r.ino.IsSymlink():
-			n := uint64(len(r.ino.Target))
-			if n == 0 || n >= layout.BlockSize {
-				return nil, nil, fmt.Errorf("builder: symlink target of %d bytes", n)
-			}
-			r.data = []byte(r.ino.Target)
-			r.dlayout = layout.LayoutFlatPlain
-			size = core
-			if l.inlineFits(r, n) {
-				r.dlayout = layout.LayoutFlatInline
-				size = core + n
-			} else {
-				r.blocks = 1
-			}
-		case r.ino.IsReg():
-			r.dlayout = layout.LayoutChunkBased
-			size = alignUp(core, layout.ChunkIndexSize) + uint64(len(r.chunks))*layout.ChunkIndexSize
-		default:
-			r.dlayout = layout.LayoutFlatPlain
-			size = core
+		size, err := l.sizeInode(r)
+		if err != nil {
+			return 0, err
 		}
 		// The inode core, xattrs and any inline tail must sit in one block.
-		inBlock := core
+		inBlock := uint64(layout.ExtendedInodeSize + len(r.xattr))
 		if r.dlayout == layout.LayoutFlatInline {
 			inBlock = size
 		}
@@ -272,37 +299,80 @@ func (l *bootstrapLayout) encode() ([]byte, *BootstrapInfo, error) {
 		off = alignUp(off+size, layout.InodeSlotSize)
 	}
 	if l.recs[0].nid != layout.RootNid {
-		return nil, nil, fmt.Errorf("builder: root landed at nid %d", l.recs[0].nid)
+		return 0, fmt.Errorf("builder: root landed at nid %d", l.recs[0].nid)
 	}
-	// Place full data blocks of directories and symlinks.
+	return off, nil
+}
+
+// sizeInode chooses r's data layout, counts the full data blocks it needs
+// outside the metadata area, and returns its size in the metadata area: the
+// core, xattrs, and an inline tail or chunk indexes.
+func (l *bootstrapLayout) sizeInode(r *inodeRec) (uint64, error) {
+	core := uint64(layout.ExtendedInodeSize + len(r.xattr))
+	switch {
+	case r.ino.IsDir():
+		planDir(r)
+		tail := r.dirSize % layout.BlockSize
+		r.blocks = r.dirSize / layout.BlockSize
+		r.dlayout = layout.LayoutFlatPlain
+		if l.inlineFits(r, tail) {
+			r.dlayout = layout.LayoutFlatInline
+			return core + tail, nil
+		}
+		if tail > 0 {
+			r.blocks++
+		}
+		return core, nil
+	case r.ino.IsSymlink():
+		n := uint64(len(r.ino.Target))
+		if n == 0 || n >= layout.BlockSize {
+			return 0, fmt.Errorf("builder: symlink target of %d bytes", n)
+		}
+		r.data = []byte(r.ino.Target)
+		r.dlayout = layout.LayoutFlatPlain
+		if l.inlineFits(r, n) {
+			r.dlayout = layout.LayoutFlatInline
+			return core + n, nil
+		}
+		r.blocks = 1
+		return core, nil
+	case r.ino.IsReg():
+		r.dlayout = layout.LayoutChunkBased
+		return alignUp(core, layout.ChunkIndexSize) + uint64(len(r.chunks))*layout.ChunkIndexSize, nil
+	default:
+		r.dlayout = layout.LayoutFlatPlain
+		return core, nil
+	}
+}
+
+// placeDataBlocks gives the full data blocks of directories and symlinks
+// their block addresses from off (block aligned) on and returns their end.
+func (l *bootstrapLayout) placeDataBlocks(off uint64) (uint64, error) {
 	off = alignUp(off, layout.BlockSize)
 	for _, r := range l.recs {
 		if r.blocks == 0 {
 			continue
 		}
 		if off/layout.BlockSize > 0xffff_ffff {
-			return nil, nil, fmt.Errorf("builder: metadata exceeds the 32-bit block address space")
+			return 0, fmt.Errorf("builder: metadata exceeds the 32-bit block address space")
 		}
 		r.blkaddr = uint32(off / layout.BlockSize)
 		off += r.blocks * layout.BlockSize
 	}
-	chunkTable := l.chunkTable()
-	chunkTableOff := alignUp(off, layout.BlockSize)
-	chunkTableSize := uint64(len(chunkTable) * layout.ChunkInfoSize)
-	total := alignUp(chunkTableOff+chunkTableSize, layout.BlockSize)
-	if total > layout.MaxMetadataSize {
-		return nil, nil, fmt.Errorf("builder: bootstrap of %d bytes exceeds the 2 GiB limit", total)
-	}
-	buf := make([]byte, total)
+	return off, nil
+}
 
-	// Superblocks.
+// writeSuperBlocks marshals the EROFS superblock and the RAFS v6 extended
+// superblock into buf.
+func (l *bootstrapLayout) writeSuperBlocks(buf []byte, p *tablePlan) error {
+	nblobs := len(l.blobs)
 	var blocks uint64
 	for _, e := range l.blobs {
 		blocks += e.UncompressedSize / layout.BlockSize
 	}
 	sb := layout.SuperBlock{
 		Magic: layout.ErofsMagic, FeatureCompat: layout.FeatureCompatRafsV6, BlkSzBits: layout.BlockBits,
-		RootNid: layout.RootNid, Inos: uint64(len(l.recs)), Blocks: uint32(blocks), MetaBlkAddr: uint32(metaBlk),
+		RootNid: layout.RootNid, Inos: uint64(len(l.recs)), Blocks: uint32(blocks), MetaBlkAddr: uint32(p.metaBlk),
 		FeatureIncompat: layout.FeatureIncompatRafsV6, ExtraDevices: uint16(nblobs), DevtSlotOff: layout.DeviceSlotOffset,
 	}
 	sb.Marshal(buf[layout.SuperBlockOffset:])
@@ -314,44 +384,35 @@ func (l *bootstrapLayout) encode() ([]byte, *BootstrapInfo, error) {
 		flags |= layout.FlagInlinedChunkDigest
 	}
 	if err := flags.Validate(); err != nil {
-		return nil, nil, fmt.Errorf("builder: %w", err)
+		return fmt.Errorf("builder: %w", err)
 	}
 	ext := layout.ExtSuperBlock{
-		Flags: flags, BlobTableOffset: blobTableOff, BlobTableSize: uint32(blobTableSize), ChunkSize: l.t.ChunkSize,
-		ChunkTableOffset: chunkTableOff, ChunkTableSize: chunkTableSize,
-		PrefetchTableOffset: prefetchOff, PrefetchTableSize: uint32(prefetchSize),
+		Flags: flags, BlobTableOffset: p.blobTableOff, BlobTableSize: uint32(p.blobTableSize), ChunkSize: l.t.ChunkSize,
+		ChunkTableOffset: p.chunkTableOff, ChunkTableSize: p.chunkTableSize,
+		PrefetchTableOffset: p.prefetchOff, PrefetchTableSize: uint32(p.prefetchSize),
 	}
 	ext.Marshal(buf[layout.ExtSuperBlockOffset:])
+	return nil
+}
 
-	// Device table and blob table.
-	mapped := alignUp(total, blockSegAlignment)
+// writeBlobTables marshals the device table and the blob table into buf;
+// each blob is mapped after the bootstrap, segment aligned.
+func (l *bootstrapLayout) writeBlobTables(buf []byte, p *tablePlan) error {
+	mapped := alignUp(p.total, blockSegAlignment)
 	for i := range l.blobs {
 		e := &l.blobs[i]
 		if e.ChunkSize != l.t.ChunkSize {
-			return nil, nil, fmt.Errorf("builder: blob %s chunk size %#x differs from the image's %#x", e.ID(), e.ChunkSize, l.t.ChunkSize)
+			return fmt.Errorf("builder: blob %s chunk size %#x differs from the image's %#x", e.ID(), e.ChunkSize, l.t.ChunkSize)
 		}
 		d := layout.DeviceSlot{Tag: e.BlobID, Blocks: uint32(e.UncompressedSize / layout.BlockSize), MappedBlkAddr: uint32(mapped / layout.BlockSize)}
 		if d.Blocks == 0 {
-			return nil, nil, fmt.Errorf("builder: blob %s holds no data", e.ID())
+			return fmt.Errorf("builder: blob %s holds no data", e.ID())
 		}
 		d.Marshal(buf[layout.DeviceTableOffset+i*layout.DeviceSlotSize:])
-		e.Marshal(buf[blobTableOff+uint64(i)*layout.BlobEntrySize:])
+		e.Marshal(buf[p.blobTableOff+uint64(i)*layout.BlobEntrySize:])
 		mapped = alignUp(mapped+e.UncompressedSize, blockSegAlignment)
 	}
-	for i, r := range prefetch {
-		le32(buf[prefetchOff+uint64(4*i):], uint32(r.nid))
-	}
-
-	// Inodes and their data.
-	for _, r := range l.recs {
-		if err := l.writeInode(buf, r); err != nil {
-			return nil, nil, err
-		}
-	}
-	for i, c := range chunkTable {
-		c.Marshal(buf[chunkTableOff+uint64(i)*layout.ChunkInfoSize:])
-	}
-	return buf, &BootstrapInfo{Size: int64(total), Inodes: uint64(len(l.recs)), Blobs: l.blobs}, nil
+	return nil
 }
 
 func (l *bootstrapLayout) writeInode(buf []byte, r *inodeRec) error {

@@ -13,9 +13,10 @@ import (
 	"runtime"
 	"sync"
 
-	"github.com/gonydus/nydus/rafs/layout"
 	"github.com/klauspost/compress/zstd"
 	"github.com/pierrec/lz4/v4"
+
+	"github.com/gonydus/nydus/rafs/layout"
 )
 
 // ErrCorrupt is wrapped by decompression failures.
@@ -127,7 +128,7 @@ func (*lz4Codec) Decompress(dst, src []byte, size int) ([]byte, error) {
 	dst = grow(dst, size)
 	n, err := lz4.UncompressBlock(src, dst)
 	if err != nil {
-		return nil, fmt.Errorf("%w: lz4: %v", ErrCorrupt, err)
+		return nil, fmt.Errorf("%w: lz4: %v", ErrCorrupt, err) //nolint:errorlint // ErrCorrupt alone classifies: a codec's io.ErrUnexpectedEOF must not pass for a short read
 	}
 	if n != size {
 		return nil, fmt.Errorf("%w: lz4 chunk expands to %d bytes, want %d", ErrCorrupt, n, size)
@@ -175,7 +176,7 @@ func (c *zstdCodec) Decompress(dst, src []byte, size int) ([]byte, error) {
 	dst = grow(dst, size)
 	out, err := c.dec.DecodeAll(src, dst[:0:size])
 	if err != nil {
-		return nil, fmt.Errorf("%w: zstd: %v", ErrCorrupt, err)
+		return nil, fmt.Errorf("%w: zstd: %v", ErrCorrupt, err) //nolint:errorlint // ErrCorrupt alone classifies: a codec's io.ErrUnexpectedEOF must not pass for a short read
 	}
 	if len(out) != size {
 		return nil, fmt.Errorf("%w: zstd chunk expands to %d bytes, want %d", ErrCorrupt, len(out), size)
@@ -205,12 +206,12 @@ func (gzipCodec) Decompress(dst, src []byte, size int) ([]byte, error) {
 	}
 	r, err := gzip.NewReader(bytes.NewReader(src))
 	if err != nil {
-		return nil, fmt.Errorf("%w: gzip: %v", ErrCorrupt, err)
+		return nil, fmt.Errorf("%w: gzip: %v", ErrCorrupt, err) //nolint:errorlint // ErrCorrupt alone classifies: a codec's io.ErrUnexpectedEOF must not pass for a short read
 	}
 	dst = grow(dst, size+1)
 	n, err := io.ReadFull(r, dst)
-	if err != io.ErrUnexpectedEOF && err != nil && err != io.EOF {
-		return nil, fmt.Errorf("%w: gzip: %v", ErrCorrupt, err)
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("%w: gzip: %v", ErrCorrupt, err) //nolint:errorlint // ErrCorrupt alone classifies: a codec's io.ErrUnexpectedEOF must not pass for a short read
 	}
 	if n != size {
 		return nil, fmt.Errorf("%w: gzip chunk expands to %d+ bytes, want %d", ErrCorrupt, n, size)

@@ -7,8 +7,9 @@ import (
 	"runtime"
 	"testing"
 
-	"github.com/gonydus/nydus/rafs/layout"
 	"github.com/klauspost/compress/zstd"
+
+	"github.com/gonydus/nydus/rafs/layout"
 )
 
 func TestRoundTrip(t *testing.T) {

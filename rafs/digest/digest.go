@@ -8,8 +8,9 @@ import (
 	"hash"
 	"hash/crc32"
 
-	"github.com/gonydus/nydus/rafs/layout"
 	"github.com/zeebo/blake3"
+
+	"github.com/gonydus/nydus/rafs/layout"
 )
 
 // Digest is a 32-byte chunk digest.

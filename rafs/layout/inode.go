@@ -30,7 +30,7 @@ func (i *Inode) SetFormat(extended bool, layout uint16) {
 	}
 }
 
-// Size on disk of the inode core.
+// CoreSize is the size on disk of the inode core.
 func (i *Inode) CoreSize() int {
 	if i.Extended() {
 		return ExtendedInodeSize

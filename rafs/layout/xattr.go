@@ -20,10 +20,10 @@ var xattrPrefixes = [...]string{
 
 // SplitXattrName returns the EROFS name index and suffix for a full name.
 func SplitXattrName(name string) (index uint8, suffix string, err error) {
-	switch {
-	case name == xattrPrefixes[2]:
+	switch name {
+	case xattrPrefixes[2]:
 		return 2, "", nil
-	case name == xattrPrefixes[3]:
+	case xattrPrefixes[3]:
 		return 3, "", nil
 	}
 	for _, i := range []uint8{1, 4, 6} {

@@ -84,7 +84,7 @@ func addTarEntry(b *treeBuilder, tr *tar.Reader, hdr *tar.Header, w FileWriter) 
 	}
 	ino.Xattrs = xattrs
 	switch hdr.Typeflag {
-	case tar.TypeReg, tar.TypeRegA, tar.TypeGNUSparse:
+	case tar.TypeReg, tar.TypeGNUSparse: // tar.Reader turns the legacy TypeRegA into TypeReg or TypeDir
 		// archive/tar expands GNU sparse files (old GNU and PAX 0.x/1.0):
 		// holes read as zeros, so they are stored like any other file.
 		if hdr.Size < 0 {

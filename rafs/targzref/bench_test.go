@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -110,7 +111,7 @@ func BenchmarkReadSmallFile(b *testing.B) {
 					b.Fatal(err)
 				}
 				buf := make([]byte, fr.Size())
-				if _, err := fr.ReadAt(buf, 0); err != nil && err != io.EOF {
+				if _, err := fr.ReadAt(buf, 0); err != nil && !errors.Is(err, io.EOF) {
 					b.Fatal(err)
 				}
 				lazy := time.Since(start)

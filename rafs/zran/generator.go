@@ -165,7 +165,7 @@ func (g *Generator) Read(p []byte) (int, error) {
 				g.err = err
 			}
 		case err != nil:
-			g.err = fmt.Errorf("%w: member %d: %v", ErrFormat, g.member, err)
+			g.err = fmt.Errorf("%w: member %d: %v", ErrFormat, g.member, err) //nolint:errorlint // ErrFormat alone classifies: an inflater's io.EOF or io.ErrUnexpectedEOF must not pass for the end of the stream
 		}
 		if k > 0 {
 			return k, nil

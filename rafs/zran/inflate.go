@@ -87,7 +87,7 @@ func (c *Context) InflateAt(in []byte, skip int, out []byte) (n int, err error) 
 			}
 			fr = flate.NewReaderOpts(r)
 		case rerr != nil:
-			return n, fmt.Errorf("%w: inflating context at %d: %v", ErrFormat, c.In, rerr)
+			return n, fmt.Errorf("%w: inflating context at %d: %v", ErrFormat, c.In, rerr) //nolint:errorlint // ErrFormat alone classifies: an inflater's io.EOF or io.ErrUnexpectedEOF must not pass for the end of the stream
 		case k == 0:
 			return n, fmt.Errorf("%w: inflater made no progress at %d", ErrFormat, c.In)
 		}

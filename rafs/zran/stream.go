@@ -1,6 +1,9 @@
 package zran
 
-import "io"
+import (
+	"errors"
+	"io"
+)
 
 // streamReader reads a gzip stream once (through an aheadReader, which
 // hashes every byte on its own goroutine) and keeps the
@@ -97,7 +100,7 @@ func (s *streamReader) drain() (int64, error) {
 		s.keep = s.n()
 		s.pos = len(s.buf)
 	}
-	if s.err != nil && s.err != io.EOF {
+	if s.err != nil && !errors.Is(s.err, io.EOF) {
 		return rest, s.err
 	}
 	return rest, nil

@@ -273,7 +273,7 @@ func (b *registryBlob) finish(resp *http.Response, err error, op string, handle 
 	case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500:
 		return &errRetry{err: b.httpError(op, resp.StatusCode), after: retryAfter(resp.Header.Get("Retry-After"))}
 	case resp.StatusCode == http.StatusNotFound:
-		return fmt.Errorf("%w: %s (%v)", ErrNotFound, b.id, b.httpError(op, resp.StatusCode))
+		return fmt.Errorf("%w: %s (%w)", ErrNotFound, b.id, b.httpError(op, resp.StatusCode))
 	case resp.StatusCode == http.StatusUnauthorized && b.fixed == "":
 		// Still unauthorized after answering the challenge: maybe the token
 		// expired in between; one more attempt fetches a fresh one.

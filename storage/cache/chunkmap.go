@@ -226,9 +226,9 @@ func (m *ChunkMap) SetReady(i uint32) error {
 	// The local count misses bits other processes set: resynchronise it
 	// now and then, and whenever it claims completion.
 	if n := m.ready.Add(1); n >= int64(m.count) || n%1024 == 0 {
-		real := m.countReady()
-		m.ready.Store(int64(real))
-		if real == m.count {
+		counted := m.countReady()
+		m.ready.Store(int64(counted))
+		if counted == m.count {
 			atomic.StoreUint32(m.word(allReadyOffset), MagicAllReady)
 			return m.sync()
 		}

@@ -53,9 +53,9 @@ func WithCompressed(on bool) Option {
 	return func(c *config) error { c.compressed = on; return nil }
 }
 
-// WithPersistentMap(false) keeps the readiness bitmap in memory only
-// (filecache "disable_indexed_map"): cached data is not reused after a
-// restart.
+// WithPersistentMap sets whether the readiness bitmap is kept on disk; false
+// keeps it in memory only (filecache "disable_indexed_map"): cached data is
+// not reused after a restart.
 func WithPersistentMap(on bool) Option {
 	return func(c *config) error { c.persistMap = on; return nil }
 }

@@ -106,7 +106,7 @@ func ParseArgs(args []string) (*Mount, error) {
 		case key == "extraoption":
 			e, err := decodeExtra(val)
 			if err != nil {
-				return nil, fmt.Errorf("%w: extraoption: %v", ErrUsage, err)
+				return nil, fmt.Errorf("%w: extraoption: %w", ErrUsage, err)
 			}
 			m.Extra = e
 			m.Dropped = append(m.Dropped, key)
