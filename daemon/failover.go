@@ -78,7 +78,7 @@ func (d *Daemon) checkPolicy(dir string, initIn []byte) error {
 			_, err = os.Stat(filepath.Join(cd, "flush"))
 		}
 		if err != nil {
-			return fmt.Errorf("%w: --failover-policy flush needs the fusectl file %s/<connection>/flush, which this kernel lacks (mainline kernels have none; only some vendor kernels): %v; use --failover-policy resend", ErrUnsupported, fuseuring.FusectlDir, err)
+			return fmt.Errorf("%w: --failover-policy flush needs the fusectl file %s/<connection>/flush, which this kernel lacks (mainline kernels have none; only some vendor kernels): %w; use --failover-policy resend", ErrUnsupported, fuseuring.FusectlDir, err)
 		}
 	}
 	return nil
@@ -98,7 +98,7 @@ func (d *Daemon) drain(fd int, dir string) error {
 			return nil
 		}
 		if ferr := writeConnFile(dir, "resend"); ferr != nil {
-			return fmt.Errorf("%w: FUSE_NOTIFY_RESEND: %v (the kernel needs FUSE 7.40, Linux 6.9+); fusectl resend: %v", ErrUnsupported, err, ferr)
+			return fmt.Errorf("%w: FUSE_NOTIFY_RESEND: %w (the kernel needs FUSE 7.40, Linux 6.9+); fusectl resend: %w", ErrUnsupported, err, ferr)
 		}
 	case FailoverFlush:
 		return writeConnFile(dir, "flush")

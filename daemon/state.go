@@ -72,7 +72,7 @@ func decodeState(b []byte) (*sessionState, error) {
 	}
 	var s sessionState
 	if err := json.Unmarshal(b, &s); err != nil {
-		return nil, fmt.Errorf("%w: state: %v", ErrInvalidInput, err)
+		return nil, fmt.Errorf("%w: state: %w", ErrInvalidInput, err)
 	}
 	if len(s.InitIn) < 56 || len(s.InitOut) < 40 || s.Mountpoint == "" {
 		return nil, fmt.Errorf("%w: state lacks the session's INIT or mountpoint", ErrInvalidInput)

@@ -179,7 +179,7 @@ func (d *Daemon) restore(s *sessionState, fd int) (err error) {
 	for _, ms := range s.Mounts {
 		cfg, err := config.Parse(ms.Config)
 		if err != nil {
-			return fmt.Errorf("%w: state: config of %s: %v", ErrInvalidInput, ms.Mountpoint, err)
+			return fmt.Errorf("%w: state: config of %s: %w", ErrInvalidInput, ms.Mountpoint, err)
 		}
 		if ms.Index == 0 || ms.Index > maxMounts {
 			return fmt.Errorf("%w: state: mount %s has inode index %d", ErrInvalidInput, ms.Mountpoint, ms.Index)
@@ -249,7 +249,7 @@ func (d *Daemon) restore(s *sessionState, fd int) (err error) {
 func compatibleInit(saved, ours []byte) error {
 	sf, sw, err := initOutFlags(saved)
 	if err != nil {
-		return fmt.Errorf("%w: state: %v", ErrInvalidInput, err)
+		return fmt.Errorf("%w: state: %w", ErrInvalidInput, err)
 	}
 	of, ow, err := initOutFlags(ours)
 	if err != nil {

@@ -59,7 +59,8 @@ func main() {
 		os.Exit(2)
 	}
 	defer log.Close()
-	defer log.ReopenOnHangup()()
+	stopReopen := log.ReopenOnHangup()
+	defer stopReopen()
 
 	cfg, err := loadConfig(*cfgPath)
 	if err != nil {
@@ -98,11 +99,11 @@ func setupLog(debug bool, format, file, rotationMB string) (*cli.Log, error) {
 	if debug {
 		level = "debug"
 	}
-	max, err := cli.ParseRotationMB(rotationMB)
+	rotateAt, err := cli.ParseRotationMB(rotationMB)
 	if err != nil {
 		return nil, err
 	}
-	l, err := cli.NewLog(cli.WithLogLevel(level), cli.WithLogFormat(format), cli.WithLogFile(file, false), cli.WithLogRotation(max))
+	l, err := cli.NewLog(cli.WithLogLevel(level), cli.WithLogFormat(format), cli.WithLogFile(file, false), cli.WithLogRotation(rotateAt))
 	if err != nil {
 		return nil, err
 	}

@@ -102,7 +102,8 @@ func run(args []string) int {
 		return 2
 	}
 	defer logs.Close()
-	defer logs.ReopenOnHangup()()
+	stopReopen := logs.ReopenOnHangup()
+	defer stopReopen()
 	log := logs.Logger()
 	slog.SetDefault(log)
 	mode, err := graphdriver.ParseContainerLayer(*containerLayer)

@@ -164,7 +164,7 @@ func setupLog(levelName, file, rotationMB string, level *slog.LevelVar) (func(),
 		return nil, err
 	}
 	level.Set(l)
-	max, err := cli.ParseRotationMB(rotationMB)
+	rotateAt, err := cli.ParseRotationMB(rotationMB)
 	if err != nil {
 		return nil, err
 	}
@@ -175,7 +175,7 @@ func setupLog(levelName, file, rotationMB string, level *slog.LevelVar) (func(),
 	if filepath.Ext(file) == "" {
 		file += ".log"
 	}
-	f, err := cli.OpenLogFile(file, max)
+	f, err := cli.OpenLogFile(file, rotateAt)
 	if err != nil {
 		return nil, err
 	}

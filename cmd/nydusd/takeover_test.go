@@ -441,7 +441,7 @@ func TestUpgradeAndFailovers(t *testing.T) {
 		_, serr := sup.send(c.blob, func() error {
 			code, out, err := d2.do("PUT", "/api/v1/daemon/fuse/takeover", "")
 			if err != nil || code/100 == 2 || !strings.Contains(out, c.want) {
-				return fmt.Errorf("takeover of a bad state: %d %s %v (want a refusal naming %q)", code, out, err, c.want)
+				return fmt.Errorf("takeover of a bad state: %d %s %w (want a refusal naming %q)", code, out, err, c.want)
 			}
 			return nil
 		})

@@ -72,7 +72,7 @@ func (a *daemonAPI) put(ctx context.Context, what string) error {
 // waitState polls until the daemon reports state want, gone (a closed
 // channel) or ctx ends.
 func (a *daemonAPI) waitState(ctx context.Context, want string, gone <-chan struct{}) error {
-	last := "no answer"
+	var last string
 	for {
 		info, err := a.info(ctx)
 		switch {

@@ -73,7 +73,7 @@ func ParseKeeper(args []string) (*Keeper, error) {
 	}
 	rest := fs.Args()
 	if len(rest) < 1 || k.ID == "" || k.Socket == "" || k.Control == "" {
-		return nil, errors.New("spawn: keeper: usage: --id ID --socket SUP --control CTL -- NYDUSD ARGS...")
+		return nil, errors.New("spawn: keeper: usage: --id ID --socket SUP --control CTL -- NYDUSD ARGS")
 	}
 	k.Binary, k.Args = rest[0], rest[1:]
 	k.mountpoint, k.apisock = argValue(k.Args, "--mountpoint"), argValue(k.Args, "--apisock")
@@ -266,7 +266,7 @@ func (k *Keeper) waitRunning(p *proc) error {
 	for !FUSEMountedAt(k.mountpoint) {
 		select {
 		case <-p.gone:
-			return fmt.Errorf("nydusd exited before mounting (%v)", p.err)
+			return fmt.Errorf("nydusd exited before mounting (%w)", p.err)
 		case <-ctx.Done():
 			return fmt.Errorf("nydusd did not mount %s within %v", k.mountpoint, timeout)
 		case <-time.After(20 * time.Millisecond):

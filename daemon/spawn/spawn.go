@@ -152,7 +152,7 @@ func startKept(n Nydusd, timeout time.Duration) (int, error) {
 			return fail(fmt.Errorf("nydusd did not start: %s: %s", msg, LogTail(n.LogFile)))
 		}
 		err := <-exited
-		return fail(fmt.Errorf("keeper exited before nydusd ran (%v): %s", err, LogTail(n.LogFile)))
+		return fail(fmt.Errorf("keeper exited before nydusd ran (%w): %s", err, LogTail(n.LogFile)))
 	case <-time.After(timeout + handOverTimeout + 5*time.Second):
 		return fail(fmt.Errorf("nydusd did not run at %s within %v: %s", n.Mountpoint, timeout, LogTail(n.LogFile)))
 	}

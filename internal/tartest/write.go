@@ -13,7 +13,7 @@ func Write(w io.Writer, entries ...Entry) error {
 	tw := tar.NewWriter(w)
 	for _, e := range entries {
 		h := e.Header
-		if h.Typeflag == tar.TypeReg || h.Typeflag == tar.TypeRegA {
+		if h.Typeflag == tar.TypeReg {
 			h.Size = int64(len(e.Data))
 		}
 		if err := tw.WriteHeader(&h); err != nil {

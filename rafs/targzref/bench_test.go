@@ -29,11 +29,11 @@ type benchLayer struct {
 func benchLayers() []benchLayer {
 	return []benchLayer{
 		{"go-src", func(tb testing.TB) []byte {
-			root := runtime.GOROOT()
+			root := runtime.GOROOT() //nolint:staticcheck // the tree of the toolchain running this test, which is on this machine
 			return tartest.TreeGz(tb, 200<<20, filepath.Join(root, "src"), filepath.Join(root, "test"))
 		}},
 		{"binary", func(tb testing.TB) []byte {
-			return tartest.TreeGz(tb, 200<<20, "/usr/bin", "/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib64", filepath.Join(runtime.GOROOT(), "pkg"))
+			return tartest.TreeGz(tb, 200<<20, "/usr/bin", "/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib64", filepath.Join(runtime.GOROOT(), "pkg")) //nolint:staticcheck // the tree of the toolchain running this test, which is on this machine
 		}},
 		{"generated", func(tb testing.TB) []byte { return tartest.RandomGz(tb, 1, 200<<20) }},
 	}

@@ -16,9 +16,9 @@ import (
 const LogBackups = 5
 
 // LogFile is an append-only log file that, when a write would take it
-// past max bytes, is renamed to <path>.1 (older ones shift up to
+// past maxSize bytes, is renamed to <path>.1 (older ones shift up to
 // <path>.LogBackups, the oldest is dropped) and started anew. One Write is
-// one log record and is never split. max <= 0 never rotates. Reopen
+// one log record and is never split. maxSize <= 0 never rotates. Reopen
 // starts writing to whatever file is at path now, for rotation by an
 // outside tool (logrotate renames the file, then sends SIGHUP).
 type LogFile struct {
@@ -32,11 +32,11 @@ type LogFile struct {
 // OpenLogFile opens (appends to) path, creating its directory as
 // upstream nydusd does: nydus-snapshotter passes a --log-file in a
 // directory it has not created.
-func OpenLogFile(path string, max int64) (*LogFile, error) {
+func OpenLogFile(path string, maxSize int64) (*LogFile, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("log file: %w", err)
 	}
-	r := &LogFile{path: path, max: max}
+	r := &LogFile{path: path, max: maxSize}
 	if err := r.open(); err != nil {
 		return nil, fmt.Errorf("log file: %w", err)
 	}

@@ -106,7 +106,7 @@ func serve(args []string) error {
 	if *addrFile == "" {
 		return errors.New("-addr-file is required")
 	}
-	var backend http.Handler = registry.New(registry.Logger(log.New(io.Discard, "", 0)))
+	backend := http.Handler(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
 	if *debian != "" {
 		h, stop, err := startDebian(*debian, *data)
 		if err != nil {
@@ -342,7 +342,7 @@ func bootstrap(args []string) error {
 		if err != nil {
 			return err
 		}
-		defer rc.Close()
+		defer rc.Close() //nolint:revive // the loop ends at the first bootstrap layer (every path below returns)
 		tr := tar.NewReader(rc)
 		for {
 			h, err := tr.Next()
