@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -53,7 +54,7 @@ func openDirs(upperDir, workDir string) (_ *dirs, err error) {
 			return nil, fmt.Errorf("overlay: open %s: %w", p, err)
 		}
 		d.locks = append(d.locks, fd)
-		if err := unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		if err := lockDir(fd); err != nil {
 			return nil, fmt.Errorf("overlay: %s is in use by another overlay: %w", p, err)
 		}
 	}
@@ -86,4 +87,23 @@ func (d *dirs) close() error {
 	}
 	d.upperFd, d.workFd, d.locks = -1, -1, nil
 	return errors.Join(errs...)
+}
+
+// lockWait bounds how long lockDir waits for a previous overlay on the same
+// dirs to let go: one that was killed releases its lock only when the
+// kernel has finished tearing the process down, which takes a moment after
+// the kill on a loaded machine.
+const lockWait = 5 * time.Second
+
+// lockDir takes the exclusive lock on an upper or work dir, retrying while
+// another holder (most likely an exiting one) keeps it, for up to lockWait.
+func lockDir(fd int) error {
+	deadline := time.Now().Add(lockWait)
+	for {
+		err := unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB)
+		if !errors.Is(err, unix.EWOULDBLOCK) || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
