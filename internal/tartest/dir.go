@@ -21,19 +21,15 @@ func FromDir(tb testing.TB, root string) []byte {
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	seen := map[[2]uint64]string{} // device and inode -> first name
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || p == root {
+	err := fs.WalkDir(os.DirFS(root), ".", func(rel string, d fs.DirEntry, err error) error {
+		if err != nil || rel == "." {
 			return err
 		}
 		info, err := d.Info()
 		if err != nil {
 			return err
 		}
-		rel, err := filepath.Rel(root, p)
-		if err != nil {
-			return err
-		}
-		rel = filepath.ToSlash(rel)
+		p := filepath.Join(root, rel)
 		link := ""
 		if info.Mode()&fs.ModeSymlink != 0 {
 			if link, err = os.Readlink(p); err != nil {
