@@ -26,13 +26,7 @@ func fuzzSeedImage(tb testing.TB, compressor layout.Compressor) (boot, blob []by
 	im := rafstest.Build(tb, func(_ context.Context, w builder.FileWriter) (*tree.Tree, error) {
 		root := tree.NewDir(0o755)
 		file := func(dir *tree.Inode, name string, data []byte) *tree.Inode {
-			chunks, err := w.WriteFile(bytes.NewReader(data), int64(len(data)))
-			if err != nil {
-				return nil
-			}
-			ino := &tree.Inode{Mode: layout.ModeReg | 0o644, UID: 1, GID: 2, Mtime: 1600000000, Size: uint64(len(data)), Chunks: chunks}
-			dir.SetChild(name, ino)
-			return ino
+			return rafstest.AddFile(tb, w, dir, name, data, tree.Inode{Mode: 0o644, UID: 1, GID: 2, Mtime: 1600000000})
 		}
 		three := bytes.Repeat([]byte("three chunks "), 0x3000/13+1)[:0x2800]
 		f := file(root, "three", three)
