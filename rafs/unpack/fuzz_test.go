@@ -28,13 +28,7 @@ func seedImage(tb testing.TB) (boot, blob []byte) {
 	im := rafstest.Build(tb, func(_ context.Context, w builder.FileWriter) (*tree.Tree, error) {
 		root := tree.NewDir(0o755)
 		file := func(dir *tree.Inode, name string, data []byte) *tree.Inode {
-			chunks, err := w.WriteFile(bytes.NewReader(data), int64(len(data)))
-			if err != nil {
-				tb.Fatal(err)
-			}
-			ino := &tree.Inode{Mode: layout.ModeReg | 0o640, UID: 3, GID: 4, Mtime: 1600000000, Size: uint64(len(data)), Chunks: chunks}
-			dir.SetChild(name, ino)
-			return ino
+			return rafstest.AddFile(tb, w, dir, name, data, tree.Inode{Mode: 0o640, UID: 3, GID: 4, Mtime: 1600000000})
 		}
 		f := file(root, "two", bytes.Repeat([]byte("two chunks\n"), 0x1800/11+1)[:0x1800])
 		f.SetXattr("user.a", []byte("b"))
