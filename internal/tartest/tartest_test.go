@@ -18,6 +18,13 @@ import (
 	"github.com/gonydus/nydus/internal/testutil"
 )
 
+// got is what the tests check of a tar entry.
+type got struct {
+	typ        byte
+	mode       int64
+	link, data string
+}
+
 func TestEntries(t *testing.T) {
 	when := time.Unix(1600000000, 0)
 	gz := TarGz(t,
@@ -38,11 +45,6 @@ func TestEntries(t *testing.T) {
 		t.Fatal(err)
 	}
 	tr := tar.NewReader(zr)
-	type got struct {
-		typ        byte
-		mode       int64
-		link, data string
-	}
 	want := map[string]got{
 		"d/":             {tar.TypeDir, 0o755, "", ""},
 		"d/f":            {tar.TypeReg, 0o600, "", "hello"},
@@ -179,12 +181,6 @@ func TestFromDir(t *testing.T) {
 	when := time.Unix(1600000000, 123456789)
 	testutil.Must(t, os.Chtimes(filepath.Join(root, "d/f"), when, when))
 	tr := tar.NewReader(bytes.NewReader(FromDir(t, root)))
-	type got struct {
-		typ  byte
-		mode int64
-		link string
-		data string
-	}
 	want := map[string]got{
 		"d/":   {tar.TypeDir, 0o750, "", ""},
 		"d/e/": {tar.TypeDir, 0o750, "", ""},
