@@ -105,13 +105,13 @@ func TestFailoverSoak(t *testing.T) {
 	}
 	type reader struct {
 		cmd *exec.Cmd
-		out *lockedBuffer
+		out *testutil.Buffer
 	}
 	var readers []reader
 	for i := range 4 {
 		cmd := exec.Command(self, "-test.run=^TestSoakReader$", "-test.v", "-test.timeout=2h")
 		cmd.Env = append(os.Environ(), soakReaderEnv+"="+manifest+"|"+mnt+"|"+stop, fmt.Sprintf("GONYDUS_SOAK_SEED=%d", i))
-		out := &lockedBuffer{}
+		out := &testutil.Buffer{}
 		cmd.Stdout, cmd.Stderr = out, out
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
