@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/gonydus/nydus/internal/tartest"
+	"github.com/gonydus/nydus/internal/testutil"
 
 	"github.com/opencontainers/go-digest"
 	"golang.org/x/sys/unix"
@@ -18,7 +19,7 @@ import (
 	dconfig "github.com/gonydus/nydus/daemon/config"
 )
 
-const fuzzUpstreamTar = "../../shared/testdata/upstream-nydus/tar"
+var fuzzUpstreamTar = testutil.TestdataPath("upstream-nydus", "tar")
 
 // FuzzReadBootstrapLayer reads fuzzed bootstrap layers (gzip or plain tar),
 // seeded with layers packBootstrap writes. Nothing may panic or allocate

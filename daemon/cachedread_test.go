@@ -10,6 +10,7 @@ import (
 
 	"github.com/gonydus/nydus/daemon"
 	"github.com/gonydus/nydus/daemon/config"
+	"github.com/gonydus/nydus/internal/testutil"
 )
 
 // TestCachedReadsOneReadPerSmallFile reads every file of an image whose
@@ -28,26 +29,26 @@ func TestCachedReadsOneReadPerSmallFile(t *testing.T) {
 // pushed, since a push can wait on a READ that only another handler could
 // answer; the bytes are still right.
 func testCachedReads(t *testing.T, threads int) {
-	requireFUSE(t)
+	testutil.RequireFUSE(t)
 	work := t.TempDir()
 	im := buildImage(t, work, "tail", 24) // 20-48 KiB files in 16 KiB chunks
 	doc := fmt.Sprintf(`{"device":{"backend":{"type":"localfs","config":{"dir":%q}},"cache":{"type":"blobcache","config":{"work_dir":%q}}},
 		"mode":"direct","fs_prefetch":{"enable":true,"threads_count":2,"prefetch_all":true}}`, work, filepath.Join(work, "cache"))
 	cfg, err := config.Parse([]byte(doc))
-	must(t, err)
+	testutil.Must(t, err)
 	d := daemon.New(daemon.Options{URing: daemon.URingOff}) // pushes are for /dev/fuse
-	must(t, d.AddMount("/", im.boot, cfg))
+	testutil.Must(t, d.AddMount("/", im.boot, cfg))
 	defer d.Stop()
 	m, err := d.Mount("/")
-	must(t, err)
-	must(t, m.WaitPrefetch())
+	testutil.Must(t, err)
+	testutil.Must(t, m.WaitPrefetch())
 	mnt := t.TempDir()
-	must(t, d.Start(mnt, nil, threads))
+	testutil.Must(t, d.Start(mnt, nil, threads))
 
 	buf := make([]byte, 8<<10)
 	for name, want := range im.files {
 		f, err := os.Open(filepath.Join(mnt, name))
-		must(t, err)
+		testutil.Must(t, err)
 		var got bytes.Buffer
 		_, err = io.CopyBuffer(onlyWriter{&got}, onlyReader{f}, buf)
 		f.Close()
@@ -94,7 +95,7 @@ func (o onlyWriter) Write(p []byte) (int, error) { return o.w.Write(p) }
 // splicing one run of the cache file (or, under 128 KiB, a pread of it),
 // so the storage chain serves none of them, and the bytes are the file's.
 func TestCachedLargeReadsFromCacheFile(t *testing.T) {
-	requireFUSE(t)
+	testutil.RequireFUSE(t)
 	work := t.TempDir()
 	big := make([]byte, 3<<20)
 	for i := range big {
@@ -104,16 +105,16 @@ func TestCachedLargeReadsFromCacheFile(t *testing.T) {
 	doc := fmt.Sprintf(`{"device":{"backend":{"type":"localfs","config":{"dir":%q}},"cache":{"type":"blobcache","config":{"work_dir":%q}}},
 		"mode":"direct","fs_prefetch":{"enable":true,"threads_count":2,"prefetch_all":true}}`, work, filepath.Join(work, "cache"))
 	cfg, err := config.Parse([]byte(doc))
-	must(t, err)
+	testutil.Must(t, err)
 	d := daemon.New(daemon.Options{})
-	must(t, d.AddMount("/", im.boot, cfg))
+	testutil.Must(t, d.AddMount("/", im.boot, cfg))
 	defer d.Stop()
 	m, err := d.Mount("/")
-	must(t, err)
-	must(t, m.WaitPrefetch())
+	testutil.Must(t, err)
+	testutil.Must(t, m.WaitPrefetch())
 	before := m.Storage.Metrics().Snapshot().ReadLatency.Count
 	mnt := t.TempDir()
-	must(t, d.Start(mnt, nil, 4))
+	testutil.Must(t, d.Start(mnt, nil, 4))
 	for name, want := range im.files {
 		got, err := os.ReadFile(filepath.Join(mnt, name))
 		if err != nil || !bytes.Equal(got, want) {

@@ -11,6 +11,7 @@ import (
 	"github.com/gonydus/nydus/daemon"
 	"github.com/gonydus/nydus/daemon/config"
 	"github.com/gonydus/nydus/internal/testregistry"
+	"github.com/gonydus/nydus/internal/testutil"
 )
 
 // TestRegistryMountWithCredentialHelper: nydusd mounts an image whose blob
@@ -18,16 +19,16 @@ import (
 // credentials: docker's config.json names a credential helper on PATH,
 // whose password the token realm takes in an OAuth2 form.
 func TestRegistryMountWithCredentialHelper(t *testing.T) {
-	requireFUSE(t)
+	testutil.RequireFUSE(t)
 	work := t.TempDir()
 	im := buildImage(t, work, "c", 4)
 	blob, err := os.ReadFile(im.blobPath)
-	must(t, err)
+	testutil.Must(t, err)
 
 	// Reads need a token the realm grants alice:helper-pw only.
 	reg := testregistry.Start(t, testregistry.WithBearer("alice", "helper-pw", time.Hour, 300))
 	reg.Push(t, "app", blob)
-	must(t, os.Remove(im.blobPath))
+	testutil.Must(t, os.Remove(im.blobPath))
 	host := reg.Host
 
 	// The helper and docker's config.
@@ -38,11 +39,11 @@ func TestRegistryMountWithCredentialHelper(t *testing.T) {
 
 	cfg, err := config.Parse([]byte(fmt.Sprintf(`{"device":{"backend":{"type":"registry","config":{"scheme":"http","host":%q,"repo":"app","timeout":5,"retry_limit":1}},
 		"cache":{"type":"blobcache","config":{"work_dir":%q}}},"mode":"direct","digest_validate":true}`, host, filepath.Join(work, "cache"))))
-	must(t, err)
+	testutil.Must(t, err)
 	d := daemon.New(daemon.Options{})
-	must(t, d.AddMount("/", im.boot, cfg))
+	testutil.Must(t, d.AddMount("/", im.boot, cfg))
 	mnt := t.TempDir()
-	must(t, d.Start(mnt, nil, 4))
+	testutil.Must(t, d.Start(mnt, nil, 4))
 	defer d.Stop()
 	for name, data := range im.files {
 		got, err := os.ReadFile(filepath.Join(mnt, name))

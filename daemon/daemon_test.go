@@ -26,11 +26,6 @@ import (
 	"github.com/gonydus/nydus/rafs/tree"
 )
 
-func requireFUSE(t *testing.T) {
-	t.Helper()
-	testutil.RequireFUSE(t)
-}
-
 type image struct {
 	boot, blobDir, blobPath string
 	files                   map[string][]byte
@@ -69,16 +64,9 @@ func buildImageOf(t *testing.T, dir, tag string, files map[string][]byte) *image
 		t.Fatal(err)
 	}
 	im.blobPath = filepath.Join(dir, res.Blob.ID())
-	must(t, os.WriteFile(im.blobPath, blob.Bytes(), 0o644))
-	must(t, os.WriteFile(im.boot, res.Bootstrap, 0o644))
+	testutil.Must(t, os.WriteFile(im.blobPath, blob.Bytes(), 0o644))
+	testutil.Must(t, os.WriteFile(im.boot, res.Bootstrap, 0o644))
 	return im
-}
-
-func must(t *testing.T, err error) {
-	t.Helper()
-	if err != nil {
-		t.Fatal(err)
-	}
 }
 
 func localConfig(t *testing.T, blobDir, cacheDir string, validate bool) string {
@@ -120,7 +108,7 @@ func (a *apiClient) do(method, path string, body any) (int, []byte) {
 // mounts two images through the API, reads both, unmounts one while the
 // other is being read, and exercises every endpoint.
 func TestPseudoMountsAndAPI(t *testing.T) { //nolint:revive // function-length: one scenario whose steps build on each other
-	requireFUSE(t)
+	testutil.RequireFUSE(t)
 	work := t.TempDir()
 	a := buildImage(t, work, "a", 10)
 	b := buildImage(t, work, "b", 12)
@@ -129,12 +117,12 @@ func TestPseudoMountsAndAPI(t *testing.T) { //nolint:revive // function-length: 
 	exited := make(chan struct{})
 	api := daemon.NewAPI(d, nil, func() { close(exited) })
 	sock := filepath.Join(work, "api.sock")
-	must(t, api.Serve(sock))
+	testutil.Must(t, api.Serve(sock))
 	defer api.Close()
-	must(t, d.Start(mnt, nil, 4))
+	testutil.Must(t, d.Start(mnt, nil, 4))
 	defer d.Stop()
 	st, err := os.Stat(sock)
-	must(t, err)
+	testutil.Must(t, err)
 	if st.Mode().Perm() != 0o600 {
 		t.Fatalf("api socket mode %v", st.Mode())
 	}
@@ -142,7 +130,7 @@ func TestPseudoMountsAndAPI(t *testing.T) { //nolint:revive // function-length: 
 
 	code, body := c.do("GET", "/api/v1/daemon", nil)
 	var info map[string]any
-	must(t, json.Unmarshal(body, &info))
+	testutil.Must(t, json.Unmarshal(body, &info))
 	if code != 200 || info["state"] != "RUNNING" || info["id"] != "test" {
 		t.Fatalf("daemon info %d %s", code, body)
 	}
@@ -167,7 +155,7 @@ func TestPseudoMountsAndAPI(t *testing.T) { //nolint:revive // function-length: 
 		}
 	}
 	_, body = c.do("GET", "/api/v1/daemon", nil)
-	must(t, json.Unmarshal(body, &info))
+	testutil.Must(t, json.Unmarshal(body, &info))
 	coll, _ := info["backend_collection"].(map[string]any)
 	if len(coll) != 2 || coll["/a"] == nil {
 		t.Fatalf("backend_collection %s", body)
@@ -223,7 +211,7 @@ func TestPseudoMountsAndAPI(t *testing.T) { //nolint:revive // function-length: 
 	}
 	_, body = c.do("GET", "/api/v1/metrics/blobcache?id=/b", nil)
 	var bc map[string]any
-	must(t, json.Unmarshal(body, &bc))
+	testutil.Must(t, json.Unmarshal(body, &bc))
 	if bc["total"].(float64) == 0 || bc["data_all_ready"] != true { //nolint:revive // the JSON value is an any: this checks it is the boolean true
 		t.Fatalf("blobcache metrics after reading everything: %s", body)
 	}
@@ -237,7 +225,7 @@ func TestPseudoMountsAndAPI(t *testing.T) { //nolint:revive // function-length: 
 		Latency   []uint64 `json:"fop_cumulative_latency_total"`
 		LatencyHi []uint64 `json:"read_latency_dist"`
 	}
-	must(t, json.Unmarshal(body, &fm))
+	testutil.Must(t, json.Unmarshal(body, &fm))
 	if len(fm.Blocks) != 8 || len(fm.LatencyHi) != 8 || len(fm.Hits) != 15 || len(fm.Errors) != 15 || len(fm.Latency) != 15 {
 		t.Fatalf("fs metrics arrays have other lengths than upstream's: %s", body)
 	}
@@ -285,19 +273,19 @@ func TestPseudoMountsAndAPI(t *testing.T) { //nolint:revive // function-length: 
 // TestTamperedBlobEIO: with digest validation, the tampered chunk's file
 // fails with EIO while other files read fine.
 func TestTamperedBlobEIO(t *testing.T) {
-	requireFUSE(t)
+	testutil.RequireFUSE(t)
 	work := t.TempDir()
 	im := buildImage(t, work, "t", 6)
 	data, err := os.ReadFile(im.blobPath)
-	must(t, err)
+	testutil.Must(t, err)
 	data[10] ^= 0xff // inside the first chunk of f00
-	must(t, os.WriteFile(im.blobPath, data, 0o644))
+	testutil.Must(t, os.WriteFile(im.blobPath, data, 0o644))
 	cfg, err := config.Parse([]byte(localConfig(t, work, filepath.Join(work, "cache"), true)))
-	must(t, err)
+	testutil.Must(t, err)
 	d := daemon.New(daemon.Options{})
-	must(t, d.AddMount("/", im.boot, cfg))
+	testutil.Must(t, d.AddMount("/", im.boot, cfg))
 	mnt := t.TempDir()
-	must(t, d.Start(mnt, nil, 4))
+	testutil.Must(t, d.Start(mnt, nil, 4))
 	defer d.Stop()
 	_, err = os.ReadFile(filepath.Join(mnt, "f00"))
 	if err == nil || !strings.Contains(err.Error(), syscall.EIO.Error()) {
@@ -318,19 +306,19 @@ func TestTamperedBlobEIO(t *testing.T) {
 // cache in the background; afterwards the blob is all ready without a
 // single user read.
 func TestPrefetchOnMount(t *testing.T) {
-	requireFUSE(t)
+	testutil.RequireFUSE(t)
 	work := t.TempDir()
 	im := buildImage(t, work, "p", 10)
 	doc := fmt.Sprintf(`{"device":{"backend":{"type":"localfs","config":{"dir":%q}},"cache":{"type":"blobcache","config":{"work_dir":%q}}},
 		"mode":"direct","fs_prefetch":{"enable":true,"threads_count":2,"merging_size":131072,"prefetch_all":true}}`, work, filepath.Join(work, "cache"))
 	cfg, err := config.Parse([]byte(doc))
-	must(t, err)
+	testutil.Must(t, err)
 	d := daemon.New(daemon.Options{})
-	must(t, d.AddMount("/", im.boot, cfg))
+	testutil.Must(t, d.AddMount("/", im.boot, cfg))
 	defer d.Stop()
 	m, err := d.Mount("/")
-	must(t, err)
-	must(t, m.WaitPrefetch())
+	testutil.Must(t, err)
+	testutil.Must(t, m.WaitPrefetch())
 	s := m.Storage.Metrics().Snapshot()
 	p, _ := m.PrefetchProgress()
 	t.Logf("prefetch: %+v; cache: %d bytes prefetched in %d requests, all ready %v", p, s.PrefetchDataAmount, s.PrefetchRequestsCount, s.DataAllReady)
@@ -340,7 +328,7 @@ func TestPrefetchOnMount(t *testing.T) {
 	// Every chunk is cached and validation is off: reads are spliced from
 	// the cache file. They must return the right bytes.
 	mnt := t.TempDir()
-	must(t, d.Start(mnt, nil, 4))
+	testutil.Must(t, d.Start(mnt, nil, 4))
 	for name, want := range im.files {
 		got, err := os.ReadFile(filepath.Join(mnt, name))
 		if err != nil || !bytes.Equal(got, want) {

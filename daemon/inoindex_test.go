@@ -8,30 +8,31 @@ import (
 
 	"github.com/gonydus/nydus/daemon"
 	"github.com/gonydus/nydus/daemon/config"
+	"github.com/gonydus/nydus/internal/testutil"
 )
 
 // TestInodeIndexNeverShared: mounting and unmounting more images than an
 // inode index can count never gives a new image the st_ino range of one
 // still mounted (it used to wrap after 256 mounts).
 func TestInodeIndexNeverShared(t *testing.T) {
-	requireFUSE(t)
+	testutil.RequireFUSE(t)
 	work := t.TempDir()
 	im := buildImage(t, work, "a", 2)
 	cfg, err := config.Parse([]byte(localConfig(t, work, filepath.Join(work, "cache"), false)))
-	must(t, err)
+	testutil.Must(t, err)
 	d := daemon.New(daemon.Options{ID: "ino"})
 	mnt := t.TempDir()
-	must(t, d.Start(mnt, nil, 2))
+	testutil.Must(t, d.Start(mnt, nil, 2))
 	defer d.Stop()
-	must(t, d.AddMount("/keep", im.boot, cfg))
+	testutil.Must(t, d.AddMount("/keep", im.boot, cfg))
 	for range 255 { // /y is then the 257th mount: index 1 again if the index wraps
-		must(t, d.AddMount("/x", im.boot, cfg))
-		must(t, d.RemoveMount("/x"))
+		testutil.Must(t, d.AddMount("/x", im.boot, cfg))
+		testutil.Must(t, d.RemoveMount("/x"))
 	}
-	must(t, d.AddMount("/y", im.boot, cfg))
+	testutil.Must(t, d.AddMount("/y", im.boot, cfg))
 	ino := func(p string) uint64 {
 		st, err := os.Stat(filepath.Join(mnt, p))
-		must(t, err)
+		testutil.Must(t, err)
 		return st.Sys().(*syscall.Stat_t).Ino
 	}
 	keep, y := ino("keep/f00"), ino("y/f00")

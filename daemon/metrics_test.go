@@ -18,6 +18,7 @@ import (
 
 	"github.com/gonydus/nydus/daemon"
 	"github.com/gonydus/nydus/daemon/config"
+	"github.com/gonydus/nydus/internal/testutil"
 )
 
 // scrape fetches /metrics, checks it with promlint (and with promtool
@@ -98,23 +99,23 @@ next:
 // collectors, and its counters and histograms move with reads and agree
 // with the JSON endpoints.
 func TestPrometheusExposition(t *testing.T) {
-	requireFUSE(t)
+	testutil.RequireFUSE(t)
 	work := t.TempDir()
 	im := buildImage(t, work, "m", 6)
 	data, err := os.ReadFile(im.blobPath)
-	must(t, err)
+	testutil.Must(t, err)
 	data[10] ^= 0xff // inside the first chunk of f00
-	must(t, os.WriteFile(im.blobPath, data, 0o644))
+	testutil.Must(t, os.WriteFile(im.blobPath, data, 0o644))
 	cfg, err := config.Parse([]byte(localConfig(t, work, filepath.Join(work, "cache"), true)))
-	must(t, err)
+	testutil.Must(t, err)
 	d := daemon.New(daemon.Options{ID: "metrics"})
-	must(t, d.AddMount("/", im.boot, cfg))
+	testutil.Must(t, d.AddMount("/", im.boot, cfg))
 	api := daemon.NewAPI(d, nil, func() {})
 	sock := filepath.Join(work, "api.sock")
-	must(t, api.Serve(sock))
+	testutil.Must(t, api.Serve(sock))
 	defer api.Close()
 	mnt := t.TempDir()
-	must(t, d.Start(mnt, nil, 4))
+	testutil.Must(t, d.Start(mnt, nil, 4))
 	defer d.Stop()
 	c := newClient(t, sock)
 	mp := []string{"mountpoint", "/"}
@@ -194,14 +195,14 @@ func TestPrometheusLabelEscaping(t *testing.T) {
 	work := t.TempDir()
 	im := buildImage(t, work, "e", 2)
 	cfg, err := config.Parse([]byte(localConfig(t, work, filepath.Join(work, "cache"), true)))
-	must(t, err)
+	testutil.Must(t, err)
 	d := daemon.New(daemon.Options{ID: "escape"})
 	const mpName = "/q\"u\\o\t→"
-	must(t, d.AddMount(mpName, im.boot, cfg))
+	testutil.Must(t, d.AddMount(mpName, im.boot, cfg))
 	defer d.RemoveMount(mpName)
 	api := daemon.NewAPI(d, nil, func() {})
 	sock := filepath.Join(work, "api.sock")
-	must(t, api.Serve(sock))
+	testutil.Must(t, api.Serve(sock))
 	defer api.Close()
 	fams := scrape(t, newClient(t, sock))
 	value(t, fams, "nydusd_read_bytes_total", dto.MetricType_COUNTER, "mountpoint", mpName)

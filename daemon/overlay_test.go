@@ -10,6 +10,7 @@ import (
 
 	"github.com/gonydus/nydus/daemon"
 	"github.com/gonydus/nydus/daemon/config"
+	"github.com/gonydus/nydus/internal/testutil"
 )
 
 // overlayConfig is localConfig plus an overlay section.
@@ -18,7 +19,7 @@ func overlayConfig(t *testing.T, im *image, upper, work string) *config.Config {
 	doc := strings.TrimSuffix(localConfig(t, im.blobDir, t.TempDir(), true), "}") +
 		`,"overlay":{"upper_dir":"` + upper + `","work_dir":"` + work + `"}}`
 	cfg, err := config.Parse([]byte(doc))
-	must(t, err)
+	testutil.Must(t, err)
 	return cfg
 }
 
@@ -27,29 +28,29 @@ func overlayConfig(t *testing.T, im *image, upper, work string) *config.Config {
 // overlayfs would write them; without Writable the same mount is
 // read-only; a pseudo-mount cannot carry an overlay.
 func TestWritableOverlay(t *testing.T) {
-	requireFUSE(t)
+	testutil.RequireFUSE(t)
 	dir := t.TempDir()
 	im := buildImage(t, dir, "ovl", 3)
 	upper, work := filepath.Join(dir, "upper"), filepath.Join(dir, "work")
-	must(t, os.Mkdir(upper, 0o755))
-	must(t, os.Mkdir(work, 0o755))
+	testutil.Must(t, os.Mkdir(upper, 0o755))
+	testutil.Must(t, os.Mkdir(work, 0o755))
 
 	mnt := filepath.Join(dir, "mnt")
-	must(t, os.Mkdir(mnt, 0o755))
+	testutil.Must(t, os.Mkdir(mnt, 0o755))
 	d := daemon.New(daemon.Options{Writable: true})
-	must(t, d.AddMount("/", im.boot, overlayConfig(t, im, upper, work)))
-	must(t, d.Start(mnt, nil, 2))
-	must(t, os.WriteFile(filepath.Join(mnt, "new"), []byte("fresh"), 0o644))
+	testutil.Must(t, d.AddMount("/", im.boot, overlayConfig(t, im, upper, work)))
+	testutil.Must(t, d.Start(mnt, nil, 2))
+	testutil.Must(t, os.WriteFile(filepath.Join(mnt, "new"), []byte("fresh"), 0o644))
 	f, err := os.OpenFile(filepath.Join(mnt, "f01"), os.O_APPEND|os.O_WRONLY, 0)
-	must(t, err)
+	testutil.Must(t, err)
 	_, err = f.WriteString("tail")
-	must(t, err)
-	must(t, f.Close())
-	must(t, os.Remove(filepath.Join(mnt, "f02")))
+	testutil.Must(t, err)
+	testutil.Must(t, f.Close())
+	testutil.Must(t, os.Remove(filepath.Join(mnt, "f02")))
 	if b, err := os.ReadFile(filepath.Join(mnt, "f00")); err != nil || string(b) != string(im.files["f00"]) {
 		t.Fatalf("lower file through the overlay: %v", err)
 	}
-	must(t, d.Stop())
+	testutil.Must(t, d.Stop())
 
 	if b, _ := os.ReadFile(filepath.Join(upper, "new")); string(b) != "fresh" {
 		t.Fatalf("upper/new = %q", b)
@@ -58,15 +59,15 @@ func TestWritableOverlay(t *testing.T) {
 		t.Fatalf("upper/f01 is not the copied-up, appended file (%d bytes)", len(b))
 	}
 	var st syscall.Stat_t
-	must(t, syscall.Lstat(filepath.Join(upper, "f02"), &st))
+	testutil.Must(t, syscall.Lstat(filepath.Join(upper, "f02"), &st))
 	if st.Mode&syscall.S_IFMT != syscall.S_IFCHR || st.Rdev != 0 {
 		t.Fatalf("upper/f02 is not a 0/0 whiteout: mode %o rdev %d", st.Mode, st.Rdev)
 	}
 
 	// Read-only: the same upper dir is merged, writes fail with EROFS.
 	ro := daemon.New(daemon.Options{})
-	must(t, ro.AddMount("/", im.boot, overlayConfig(t, im, upper, work)))
-	must(t, ro.Start(mnt, nil, 2))
+	testutil.Must(t, ro.AddMount("/", im.boot, overlayConfig(t, im, upper, work)))
+	testutil.Must(t, ro.Start(mnt, nil, 2))
 	if b, err := os.ReadFile(filepath.Join(mnt, "new")); err != nil || string(b) != "fresh" {
 		t.Fatalf("read-only overlay: new = %q, %v", b, err)
 	}
@@ -76,7 +77,7 @@ func TestWritableOverlay(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(mnt, "x"), nil, 0o644); !errors.Is(err, syscall.EROFS) {
 		t.Fatalf("write without Writable: %v, want EROFS", err)
 	}
-	must(t, ro.Stop())
+	testutil.Must(t, ro.Stop())
 
 	pseudo := daemon.New(daemon.Options{})
 	if err := pseudo.AddMount("/sub", im.boot, overlayConfig(t, im, upper, work)); !errors.Is(err, daemon.ErrUnsupported) {

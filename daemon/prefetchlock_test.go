@@ -15,6 +15,7 @@ import (
 	"github.com/gonydus/nydus/daemon"
 	"github.com/gonydus/nydus/daemon/config"
 	"github.com/gonydus/nydus/internal/tartest"
+	"github.com/gonydus/nydus/internal/testutil"
 	"github.com/gonydus/nydus/rafs/targzref"
 )
 
@@ -30,10 +31,10 @@ func TestPrefetchPlanningOffLock(t *testing.T) {
 	gz := tartest.TarGz(t, files...)
 	var meta bytes.Buffer
 	res, err := targzref.Build(context.Background(), bytes.NewReader(gz), &meta)
-	must(t, err)
+	testutil.Must(t, err)
 	work := t.TempDir()
 	boot := filepath.Join(work, "image.boot")
-	must(t, os.WriteFile(boot, res.Bootstrap, 0o644))
+	testutil.Must(t, os.WriteFile(boot, res.Bootstrap, 0o644))
 
 	stalled := make(chan struct{})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -47,7 +48,7 @@ func TestPrefetchPlanningOffLock(t *testing.T) {
 	host := strings.TrimPrefix(srv.URL, "http://")
 	cfg, err := config.Parse([]byte(fmt.Sprintf(`{"device":{"backend":{"type":"registry","config":{"scheme":"http","host":%q,"repo":"app","timeout":60,"retry_limit":0}},
 		"cache":{"type":"blobcache","config":{"work_dir":%q}}},"mode":"direct","fs_prefetch":{"enable":true,"threads_count":2,"prefetch_all":true}}`, host, filepath.Join(work, "cache"))))
-	must(t, err)
+	testutil.Must(t, err)
 
 	d := daemon.New(daemon.Options{})
 	start := time.Now()
@@ -55,7 +56,7 @@ func TestPrefetchPlanningOffLock(t *testing.T) {
 	go func() { done <- d.AddMount("/", boot, cfg) }()
 	select {
 	case err := <-done:
-		must(t, err)
+		testutil.Must(t, err)
 	case <-time.After(10 * time.Second):
 		t.Fatal("AddMount waited on the stalled registry for 10 s")
 	}

@@ -15,12 +15,13 @@ import (
 
 	"github.com/gonydus/nydus/daemon"
 	"github.com/gonydus/nydus/daemon/config"
+	"github.com/gonydus/nydus/internal/testutil"
 )
 
 // mounted reports whether dir is a mountpoint in /proc/self/mountinfo.
 func mounted(t *testing.T, dir string) bool {
 	f, err := os.Open("/proc/self/mountinfo")
-	must(t, err)
+	testutil.Must(t, err)
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
@@ -37,14 +38,14 @@ func mounted(t *testing.T, dir string) bool {
 // lookup got ENOENT); the pseudo root's nlink counts the images; a second
 // walk of a pseudo-mounted image costs no FUSE request.
 func TestPseudoMountsServedFromTheStart(t *testing.T) {
-	requireFUSE(t)
+	testutil.RequireFUSE(t)
 	work := t.TempDir()
 	a := buildImage(t, work, "a", 3)
 	b := buildImage(t, work, "b", 40)
 	cfg, err := config.Parse([]byte(localConfig(t, work, filepath.Join(work, "cache"), false)))
-	must(t, err)
+	testutil.Must(t, err)
 	d := daemon.New(daemon.Options{ID: "early", URing: daemon.URingOff})
-	must(t, d.AddMount("/a", a.boot, cfg))
+	testutil.Must(t, d.AddMount("/a", a.boot, cfg))
 	mnt := t.TempDir()
 
 	// Another process reads a/f00 as soon as the mount shows, while Start
@@ -58,8 +59,8 @@ func TestPseudoMountsServedFromTheStart(t *testing.T) {
 	child.Env = append(os.Environ(), "EARLY_READ_MNT="+mnt)
 	var childOut bytes.Buffer
 	child.Stdout, child.Stderr = &childOut, &childOut
-	must(t, child.Start())
-	must(t, d.Start(mnt, nil, 2))
+	testutil.Must(t, child.Start())
+	testutil.Must(t, d.Start(mnt, nil, 2))
 	defer d.Stop()
 	if err := child.Wait(); err != nil {
 		t.Fatalf("reading a/f00 as the mount appeared: %v: %s", err, childOut.String())
@@ -70,13 +71,13 @@ func TestPseudoMountsServedFromTheStart(t *testing.T) {
 
 	nlink := func() uint64 {
 		var st syscall.Stat_t
-		must(t, syscall.Stat(mnt, &st))
+		testutil.Must(t, syscall.Stat(mnt, &st))
 		return st.Nlink
 	}
 	if n := nlink(); n != 3 {
 		t.Fatalf("pseudo root nlink %d with one image, want 3", n)
 	}
-	must(t, d.AddMount("/b", b.boot, cfg))
+	testutil.Must(t, d.AddMount("/b", b.boot, cfg))
 	if n := nlink(); n != 4 {
 		t.Fatalf("pseudo root nlink %d with two images, want 4", n)
 	}
@@ -87,7 +88,7 @@ func TestPseudoMountsServedFromTheStart(t *testing.T) {
 			n++
 			return err
 		})
-		must(t, err)
+		testutil.Must(t, err)
 		return n
 	}
 	counts := func() map[string]uint64 {
@@ -113,7 +114,7 @@ func TestPseudoMountsServedFromTheStart(t *testing.T) {
 	if want := uint64(0); noOpendir && sent > want {
 		t.Errorf("second walk of a pseudo-mounted image sent %d requests, want %d (before %v, after %v)", sent, want, before, after)
 	}
-	must(t, d.RemoveMount("/a"))
+	testutil.Must(t, d.RemoveMount("/a"))
 	if n := nlink(); n != 3 {
 		t.Fatalf("pseudo root nlink %d after an unmount, want 3", n)
 	}
@@ -137,6 +138,6 @@ func TestHelperEarlyRead(t *testing.T) {
 		}
 	}
 	got, err := os.ReadFile(filepath.Join(mnt, "a", "f00"))
-	must(t, err)
+	testutil.Must(t, err)
 	fmt.Printf("EARLY %s\n", got[:9])
 }

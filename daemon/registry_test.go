@@ -12,37 +12,38 @@ import (
 	"github.com/gonydus/nydus/daemon"
 	"github.com/gonydus/nydus/daemon/config"
 	"github.com/gonydus/nydus/internal/testregistry"
+	"github.com/gonydus/nydus/internal/testutil"
 )
 
 // TestRegistryBackedMount serves an image whose blob lives only in a
 // registry: files read lazily equal the source, and reading one file
 // fetches only that file's bytes.
 func TestRegistryBackedMount(t *testing.T) {
-	requireFUSE(t)
+	testutil.RequireFUSE(t)
 	work := t.TempDir()
 	im := buildImage(t, work, "r", 8)
 	blob, err := os.ReadFile(im.blobPath)
-	must(t, err)
+	testutil.Must(t, err)
 	reg := testregistry.Start(t)
 	reg.Push(t, "app", blob)
-	must(t, os.Remove(im.blobPath)) // only the registry has it now
+	testutil.Must(t, os.Remove(im.blobPath)) // only the registry has it now
 	host := reg.Host
 	cfg, err := config.Parse([]byte(fmt.Sprintf(`{"device":{"backend":{"type":"registry","config":{"scheme":"http","host":%q,"repo":"app","timeout":5,"retry_limit":2}},
 		"cache":{"type":"blobcache","config":{"work_dir":%q}}},"mode":"direct","digest_validate":true,"amplify_io":0}`, host, filepath.Join(work, "cache"))))
-	must(t, err)
+	testutil.Must(t, err)
 	d := daemon.New(daemon.Options{})
-	must(t, d.AddMount("/", im.boot, cfg))
+	testutil.Must(t, d.AddMount("/", im.boot, cfg))
 	mnt := t.TempDir()
-	must(t, d.Start(mnt, nil, 4))
+	testutil.Must(t, d.Start(mnt, nil, 4))
 	defer d.Stop()
 
 	got, err := os.ReadFile(filepath.Join(mnt, "f03"))
-	must(t, err)
+	testutil.Must(t, err)
 	if !bytes.Equal(got, im.files["f03"]) {
 		t.Fatal("f03 differs")
 	}
 	m, err := d.Mount("/")
-	must(t, err)
+	testutil.Must(t, err)
 	nid, _ := m.Image.LookupPath("f03")
 	chunks, _ := m.Image.Chunks(nid)
 	var want int64
@@ -62,7 +63,7 @@ func TestRegistryBackedMount(t *testing.T) {
 	// Drop the page cache: re-reads reach nydusd, which must serve them
 	// from its blob cache.
 	unix.Sync()
-	must(t, os.WriteFile("/proc/sys/vm/drop_caches", []byte("3"), 0o200))
+	testutil.Must(t, os.WriteFile("/proc/sys/vm/drop_caches", []byte("3"), 0o200))
 	before := reg.BlobReads()
 	for name := range im.files {
 		if _, err := os.ReadFile(filepath.Join(mnt, name)); err != nil {

@@ -19,7 +19,7 @@ import (
 // its old value after), or skips saying why.
 func needURing(t *testing.T) {
 	t.Helper()
-	requireFUSE(t)
+	testutil.RequireFUSE(t)
 	restore, err := fuseuring.Enable()
 	if err != nil {
 		testutil.Missing(t, "FUSE over io_uring: %v", err)
@@ -41,17 +41,17 @@ func TestURingServesImage(t *testing.T) {
 			doc := fmt.Sprintf(`{"device":{"backend":{"type":"localfs","config":{"dir":%q}},"cache":{"type":"blobcache","config":{"work_dir":%q}}},
 				"mode":"direct","fs_prefetch":{"enable":%v,"threads_count":2,"prefetch_all":true}}`, work, filepath.Join(work, "cache"), prefetch)
 			cfg, err := config.Parse([]byte(doc))
-			must(t, err)
+			testutil.Must(t, err)
 			d := daemon.New(daemon.Options{URing: daemon.URingOn})
-			must(t, d.AddMount("/", im.boot, cfg))
+			testutil.Must(t, d.AddMount("/", im.boot, cfg))
 			defer d.Stop()
 			if prefetch {
 				m, err := d.Mount("/")
-				must(t, err)
-				must(t, m.WaitPrefetch())
+				testutil.Must(t, err)
+				testutil.Must(t, m.WaitPrefetch())
 			}
 			mnt := t.TempDir()
-			must(t, d.Start(mnt, nil, 4))
+			testutil.Must(t, d.Start(mnt, nil, 4))
 			for name, want := range im.files {
 				got, err := os.ReadFile(filepath.Join(mnt, name))
 				if err != nil || !bytes.Equal(got, want) {
@@ -73,7 +73,7 @@ func TestURingServesImage(t *testing.T) {
 				t.Fatalf("the rings served %v; want every LOOKUP and the READs", ops)
 			}
 			m, err := d.Mount("/")
-			must(t, err)
+			testutil.Must(t, err)
 			if pushed, _ := m.FS.Stats().Pushed(); pushed != 0 {
 				t.Fatalf("%d bytes pushed into the page cache from an io_uring queue", pushed)
 			}
@@ -102,20 +102,20 @@ func TestURingStopWithOpenFile(t *testing.T) {
 	doc := fmt.Sprintf(`{"device":{"backend":{"type":"localfs","config":{"dir":%q}},"cache":{"type":"blobcache","config":{"work_dir":%q}}},"mode":"direct"}`,
 		work, filepath.Join(work, "cache"))
 	cfg, err := config.Parse([]byte(doc))
-	must(t, err)
+	testutil.Must(t, err)
 	d := daemon.New(daemon.Options{URing: daemon.URingOn})
-	must(t, d.AddMount("/", im.boot, cfg))
+	testutil.Must(t, d.AddMount("/", im.boot, cfg))
 	mnt := t.TempDir()
-	must(t, d.Start(mnt, nil, 4))
+	testutil.Must(t, d.Start(mnt, nil, 4))
 	conn, err := fuseuring.ConnOf(mnt)
-	must(t, err)
+	testutil.Must(t, err)
 	var name string
 	for n := range im.files {
 		name = n
 		break
 	}
 	f, err := os.Open(filepath.Join(mnt, name))
-	must(t, err)
+	testutil.Must(t, err)
 	defer f.Close()
 	if err := d.Stop(); err != nil {
 		t.Fatalf("Stop: %v", err)
@@ -151,10 +151,10 @@ func TestURingNotWithSupervisor(t *testing.T) {
 	doc := fmt.Sprintf(`{"device":{"backend":{"type":"localfs","config":{"dir":%q}},"cache":{"type":"blobcache","config":{"work_dir":%q}}},"mode":"direct"}`,
 		work, filepath.Join(work, "cache"))
 	cfg, err := config.Parse([]byte(doc))
-	must(t, err)
+	testutil.Must(t, err)
 	for _, mode := range []daemon.URingMode{daemon.URingAuto, daemon.URingOn} {
 		d := daemon.New(daemon.Options{URing: mode, Supervisor: filepath.Join(work, "sup.sock")})
-		must(t, d.AddMount("/", im.boot, cfg))
+		testutil.Must(t, d.AddMount("/", im.boot, cfg))
 		err := d.Start(t.TempDir(), nil, 2)
 		if mode == daemon.URingOn {
 			if err == nil {
@@ -164,11 +164,11 @@ func TestURingNotWithSupervisor(t *testing.T) {
 			d.Stop()
 			continue
 		}
-		must(t, err)
+		testutil.Must(t, err)
 		if _, ok := d.URingStats(); ok {
 			d.Stop()
 			t.Fatalf("--fuse-io-uring=auto with a supervisor serves over io_uring")
 		}
-		must(t, d.Stop())
+		testutil.Must(t, d.Stop())
 	}
 }

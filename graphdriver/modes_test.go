@@ -33,9 +33,7 @@ func buildPlugin(t *testing.T) string {
 func requireFUSE(t *testing.T) {
 	t.Helper()
 	requireMounts(t)
-	if _, err := os.Stat("/dev/fuse"); err != nil {
-		t.Skip("needs /dev/fuse for the userspace overlay")
-	}
+	testutil.RequireFUSE(t) // the userspace overlay
 }
 
 func modeOpts(plugin string, m ContainerLayer) []Option {

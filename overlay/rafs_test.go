@@ -1,9 +1,7 @@
 package overlay_test
 
 import (
-	"bytes"
 	"context"
-	"io"
 	"os"
 	"path/filepath"
 	"testing"
@@ -13,10 +11,8 @@ import (
 	"github.com/gonydus/nydus/internal/testutil"
 	"github.com/gonydus/nydus/overlay"
 	"github.com/gonydus/nydus/rafs"
-	"github.com/gonydus/nydus/rafs/builder"
 	"github.com/gonydus/nydus/rafs/export"
-	"github.com/gonydus/nydus/rafs/source"
-	"github.com/gonydus/nydus/rafs/tree"
+	"github.com/gonydus/nydus/rafs/rafstest"
 )
 
 // rafsLower builds a RAFS image of dir and returns it as a Lower.
@@ -34,19 +30,9 @@ type rafsImage struct {
 
 func buildRAFS(t testing.TB, dir string) rafsImage {
 	t.Helper()
-	var blob bytes.Buffer
-	res, err := builder.Build(context.Background(), func(ctx context.Context, w builder.FileWriter) (*tree.Tree, error) {
-		return source.FromDir(ctx, dir, w)
-	}, &blob)
-	if err != nil {
-		t.Fatalf("build image: %v", err)
-	}
-	img, err := rafs.Open(bytes.NewReader(res.Bootstrap), int64(len(res.Bootstrap)))
-	if err != nil {
-		t.Fatalf("open image: %v", err)
-	}
-	src := rafs.NewLocalBlobs("", map[string]io.ReaderAt{res.Blob.Entry.ID(): bytes.NewReader(blob.Bytes())})
-	return rafsImage{img: img, src: src, lower: overlay.NewRAFSLower(img, src)}
+	im := rafstest.Build(t, rafstest.Dir(dir))
+	src := im.Blobs()
+	return rafsImage{img: im.Image, src: src, lower: overlay.NewRAFSLower(im.Image, src)}
 }
 
 // mountEROFS exports im as an EROFS block image and mounts it with the

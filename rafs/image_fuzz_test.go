@@ -14,6 +14,7 @@ import (
 	"github.com/gonydus/nydus/rafs/builder"
 	"github.com/gonydus/nydus/rafs/digest"
 	"github.com/gonydus/nydus/rafs/layout"
+	"github.com/gonydus/nydus/rafs/rafstest"
 	"github.com/gonydus/nydus/rafs/tree"
 )
 
@@ -22,17 +23,10 @@ import (
 // fuzzer starts from every structure the reader knows.
 func fuzzSeedImage(tb testing.TB, compressor layout.Compressor) (boot, blob []byte) {
 	tb.Helper()
-	var out bytes.Buffer
-	res, err := builder.Build(context.Background(), func(_ context.Context, w builder.FileWriter) (*tree.Tree, error) {
+	im := rafstest.Build(tb, func(_ context.Context, w builder.FileWriter) (*tree.Tree, error) {
 		root := tree.NewDir(0o755)
 		file := func(dir *tree.Inode, name string, data []byte) *tree.Inode {
-			chunks, err := w.WriteFile(bytes.NewReader(data), int64(len(data)))
-			if err != nil {
-				return nil
-			}
-			ino := &tree.Inode{Mode: layout.ModeReg | 0o644, UID: 1, GID: 2, Mtime: 1600000000, Size: uint64(len(data)), Chunks: chunks}
-			dir.SetChild(name, ino)
-			return ino
+			return rafstest.AddFile(tb, w, dir, name, data, tree.Inode{Mode: 0o644, UID: 1, GID: 2, Mtime: 1600000000})
 		}
 		three := bytes.Repeat([]byte("three chunks "), 0x3000/13+1)[:0x2800]
 		f := file(root, "three", three)
@@ -47,11 +41,8 @@ func fuzzSeedImage(tb testing.TB, compressor layout.Compressor) (boot, blob []by
 		root.SetChild("link", &tree.Inode{Mode: layout.ModeSymlink | 0o777, Target: "sub/small"})
 		root.SetChild("fifo", &tree.Inode{Mode: layout.ModeFifo | 0o644})
 		return &tree.Tree{Root: root, Prefetch: []string{"/sub"}}, nil
-	}, &out, builder.WithCompressor(compressor), builder.WithChunkSize(0x1000))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return res.Bootstrap, out.Bytes()
+	}, builder.WithCompressor(compressor), builder.WithChunkSize(0x1000))
+	return im.Result.Bootstrap, im.Blob
 }
 
 // imageBlobs serves every blob an image names: the upstream vector's blob by

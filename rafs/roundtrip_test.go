@@ -17,6 +17,7 @@ import (
 	"github.com/gonydus/nydus/rafs"
 	"github.com/gonydus/nydus/rafs/builder"
 	"github.com/gonydus/nydus/rafs/layout"
+	"github.com/gonydus/nydus/rafs/rafstest"
 	"github.com/gonydus/nydus/rafs/tree"
 )
 
@@ -30,8 +31,7 @@ type sample struct {
 func buildSample(t *testing.T, opts ...builder.Option) (*rafs.Image, *rafs.LocalBlobs, *sample) {
 	t.Helper()
 	s := &sample{files: map[*tree.Inode][]byte{}}
-	var blob bytes.Buffer
-	res, err := builder.Build(context.Background(), func(_ context.Context, w builder.FileWriter) (*tree.Tree, error) {
+	im := rafstest.Build(t, func(_ context.Context, w builder.FileWriter) (*tree.Tree, error) {
 		root := tree.NewDir(0o755)
 		root.Mtime = 1700000000
 		file := func(dir *tree.Inode, name string, data []byte, mode uint32) *tree.Inode {
@@ -70,16 +70,8 @@ func buildSample(t *testing.T, opts ...builder.Option) (*rafs.Image, *rafs.Local
 		}
 		s.tree = &tree.Tree{Root: root, Prefetch: []string{"/sub", "/big"}}
 		return s.tree, nil
-	}, &blob, opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := rafs.Open(bytes.NewReader(res.Bootstrap), int64(len(res.Bootstrap)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	src := rafs.NewLocalBlobs("", map[string]io.ReaderAt{res.Blob.ID(): bytes.NewReader(blob.Bytes())})
-	return img, src, s
+	}, opts...)
+	return im.Image, im.Blobs(), s
 }
 
 func compareInodes(t *testing.T, p string, want, got *tree.Inode) {
@@ -210,8 +202,7 @@ func TestDirectoryLoop(t *testing.T) {
 // mkfs.erofs writes and the kernel reports for the source), anything
 // else's is its number of names.
 func TestLinkCounts(t *testing.T) {
-	var blob bytes.Buffer
-	res, err := builder.Build(context.Background(), func(_ context.Context, w builder.FileWriter) (*tree.Tree, error) {
+	img := rafstest.Build(t, func(_ context.Context, w builder.FileWriter) (*tree.Tree, error) {
 		root := tree.NewDir(0o755)
 		chain := root
 		for i := range 20 { // a deep chain: each link has one subdirectory
@@ -232,14 +223,7 @@ func TestLinkCounts(t *testing.T) {
 		}
 		root.SetChild("f", f)
 		return &tree.Tree{Root: root}, nil
-	}, &blob)
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := rafs.Open(bytes.NewReader(res.Bootstrap), int64(len(res.Bootstrap)))
-	if err != nil {
-		t.Fatal(err)
-	}
+	}).Image
 	want := map[string]uint32{"": 4, "c0": 3, "c0/c1/c2/c3/c4/c5/c6/c7/c8/c9/c10/c11/c12/c13/c14/c15/c16/c17/c18/c19": 2,
 		"many": 302, "many/d299": 2, "many/f0": 4, "f": 4, "c0/c1/c2/c3/c4/c5/c6/c7/c8/c9/c10/c11/c12/c13/c14/c15/c16/c17/c18/c19/s2": 3}
 	for p, n := range want {

@@ -1,7 +1,6 @@
 package rafs_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"strings"
@@ -9,6 +8,7 @@ import (
 
 	"github.com/gonydus/nydus/rafs"
 	"github.com/gonydus/nydus/rafs/builder"
+	"github.com/gonydus/nydus/rafs/rafstest"
 	"github.com/gonydus/nydus/rafs/tree"
 )
 
@@ -16,8 +16,7 @@ import (
 // directories, each named name, and a file at the bottom.
 func chainImage(t *testing.T, depth int, name string) *rafs.Image {
 	t.Helper()
-	var blob bytes.Buffer
-	res, err := builder.Build(context.Background(), func(_ context.Context, w builder.FileWriter) (*tree.Tree, error) {
+	return rafstest.Build(t, func(_ context.Context, w builder.FileWriter) (*tree.Tree, error) {
 		root := tree.NewDir(0o755)
 		d := root
 		for range depth {
@@ -27,15 +26,7 @@ func chainImage(t *testing.T, depth int, name string) *rafs.Image {
 		}
 		d.SetChild("bottom", tree.NewDir(0o700))
 		return &tree.Tree{Root: root}, nil
-	}, &blob)
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := rafs.Open(bytes.NewReader(res.Bootstrap), int64(len(res.Bootstrap)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return img
+	}).Image
 }
 
 // TestWalkDeepTree: Walk does not recurse, visits a deep chain with the

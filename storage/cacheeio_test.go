@@ -13,6 +13,7 @@ import (
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 
+	"github.com/gonydus/nydus/internal/testutil"
 	"github.com/gonydus/nydus/rafs/layout"
 	"github.com/gonydus/nydus/storage"
 	"github.com/gonydus/nydus/storage/cache"
@@ -150,9 +151,7 @@ func TestFaultyFSChild(t *testing.T) {
 // connection, so nothing can wait on it for ever.
 func mountFaultyFS(t *testing.T) (string, ioFaults) {
 	t.Helper()
-	if _, err := os.Stat("/dev/fuse"); err != nil || os.Geteuid() != 0 {
-		t.Skip("needs root and /dev/fuse to mount a fault-injecting FUSE file system")
-	}
+	testutil.RequireFUSE(t) // mounts a fault-injecting FUSE file system
 	under, mnt, ctl := t.TempDir(), t.TempDir(), t.TempDir()
 	faults := ioFaults{ctl: ctl}
 	cmd := exec.Command(os.Args[0], "-test.run=^TestFaultyFSChild$", "-test.count=1", "-test.timeout=10m")

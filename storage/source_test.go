@@ -12,8 +12,7 @@ import (
 	"github.com/gonydus/nydus/rafs"
 	"github.com/gonydus/nydus/rafs/builder"
 	"github.com/gonydus/nydus/rafs/layout"
-	"github.com/gonydus/nydus/rafs/source"
-	"github.com/gonydus/nydus/rafs/tree"
+	"github.com/gonydus/nydus/rafs/rafstest"
 	"github.com/gonydus/nydus/storage"
 	"github.com/gonydus/nydus/storage/cache"
 )
@@ -32,22 +31,12 @@ func buildImage(t *testing.T) (*rafs.Image, string, string, *builder.Result) {
 			t.Fatal(err)
 		}
 	}
-	var blob bytes.Buffer
-	res, err := builder.Build(context.Background(), func(ctx context.Context, w builder.FileWriter) (*tree.Tree, error) {
-		return source.FromDir(ctx, src, w)
-	}, &blob, builder.WithChunkSize(128<<10))
-	if err != nil {
-		t.Fatal(err)
-	}
+	im := rafstest.Build(t, rafstest.Dir(src), builder.WithChunkSize(128<<10))
 	blobs := t.TempDir()
-	if err := os.WriteFile(filepath.Join(blobs, res.Blob.ID()), blob.Bytes(), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(blobs, im.BlobID()), im.Blob, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	img, err := rafs.Open(bytes.NewReader(res.Bootstrap), int64(len(res.Bootstrap)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return img, blobs, src, res
+	return im.Image, blobs, src, im.Result
 }
 
 // localOpen opens blobs by id from dir, counting requests in counters.

@@ -1,18 +1,18 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/moby/buildkit/cmd/buildkitd/config"
+
+	"github.com/gonydus/nydus/internal/testutil"
 )
 
 const activationChildEnv = "GONYDUS_TEST_ACTIVATION_CHILD"
@@ -59,7 +59,7 @@ func TestSocketActivatedListener(t *testing.T) {
 		"-test.run=^TestActivationChild$", "-test.count=1", "-test.timeout=50s")
 	cmd.Env = append(os.Environ(), "LISTEN_FDS=1", activationChildEnv+"=1")
 	cmd.ExtraFiles = []*os.File{f}
-	var output safeBuffer
+	var output testutil.Buffer
 	cmd.Stdout, cmd.Stderr = &output, &output
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -84,22 +84,4 @@ func TestSocketActivatedListener(t *testing.T) {
 		t.Fatalf("got %q, %v; child:\n%s", b, err, <-out)
 	}
 	<-out
-}
-
-// safeBuffer is a bytes.Buffer for a child's output, read after it ends.
-type safeBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *safeBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *safeBuffer) Bytes() []byte {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return bytes.Clone(s.b.Bytes())
 }

@@ -412,9 +412,7 @@ func isMountpoint(p string) bool {
 // nydusdBinary builds cmd/nydusd once per test.
 func nydusdBinary(t *testing.T) string {
 	t.Helper()
-	if _, err := os.Stat("/dev/fuse"); err != nil {
-		t.Skipf("no /dev/fuse (nydusd needs FUSE): %v", err)
-	}
+	testutil.RequireFUSE(t) // nydusd mounts FUSE
 	bin := filepath.Join(t.TempDir(), "nydusd")
 	if out, err := exec.Command("go", "build", "-o", bin, "../nydusd").CombinedOutput(); err != nil {
 		t.Fatalf("go build nydusd: %v: %s", err, out)

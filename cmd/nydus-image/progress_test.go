@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -20,18 +19,7 @@ import (
 // tests can run the command with its stderr on a terminal.
 const mainEnv = "NYDUS_IMAGE_TEST_MAIN"
 
-func TestMain(m *testing.M) {
-	if os.Getenv(mainEnv) == "1" {
-		os.Exit(run(os.Args[1:]))
-	}
-	os.Exit(m.Run())
-}
-
-// selfCommand runs the command under test from the test binary.
-func selfCommand(t *testing.T, env []string, args ...string) *exec.Cmd {
-	t.Helper()
-	return ptytest.SelfCommand(t, mainEnv, env, args...)
-}
+func TestMain(m *testing.M) { ptytest.RunMain(m, mainEnv, run) }
 
 // progressTar writes a tar of n MiB of incompressible file data.
 func progressTar(t *testing.T, dir string, mib int) []byte {
@@ -71,7 +59,7 @@ func TestCreateProgressOnTerminal(t *testing.T) {
 		}
 		// An unsized terminal too: bars must not vanish there.
 		for _, size := range [][2]uint16{{100, 30}, {0, 0}} {
-			res, err := ptytest.Run(selfCommand(t, nil, args...), size[0], size[1], 2*time.Minute)
+			res, err := ptytest.Run(ptytest.SelfCommand(t, mainEnv, nil, args...), size[0], size[1], 2*time.Minute)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -116,7 +104,7 @@ func TestCreateProgressLines(t *testing.T) {
 		case "json":
 			args = append(args, "--log-format", "json")
 		}
-		cmd := selfCommand(t, []string{"NYDUS_PROGRESS_INTERVAL=20ms"}, args...)
+		cmd := ptytest.SelfCommand(t, mainEnv, []string{"NYDUS_PROGRESS_INTERVAL=20ms"}, args...)
 		var stdout, stderr bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &stdout, &stderr
 		if err := cmd.Start(); err != nil {
@@ -152,19 +140,8 @@ func TestCreateProgressLines(t *testing.T) {
 			t.Errorf("%s: stdout holds %q", mode, stdout.String())
 		}
 		out := stderr.String()
-		if strings.Contains(out, "[=") || strings.Contains(out, "\x1b[") {
-			t.Errorf("%s: a bar drawn on a pipe:\n%s", mode, out)
-		}
-		switch mode {
-		case "text":
-			if n := len(lineRe.FindAllString(out, -1)); n < 2 {
-				t.Errorf("%d progress lines, want periodic ones (>= 2):\n%s", n, out)
-			}
-		case "quiet":
-			if strings.Contains(out, "progress=") {
-				t.Errorf("--quiet logged progress:\n%s", out)
-			}
-		case "json":
+		ptytest.CheckPiped(t, mode, out, lineRe)
+		if mode == "json" {
 			checkJSONLines(t, out, "progress", 2)
 		}
 	}

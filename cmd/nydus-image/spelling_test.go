@@ -1,16 +1,15 @@
 package main
 
 import (
-	"archive/tar"
 	"bytes"
 	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 
+	"github.com/gonydus/nydus/internal/tartest"
 	"github.com/gonydus/nydus/internal/testutil"
 
 	"golang.org/x/sys/unix"
@@ -28,50 +27,6 @@ func runStderr(t *testing.T, args ...string) (int, string) {
 func runStdout(t *testing.T, args ...string) (int, []byte) {
 	t.Helper()
 	return testutil.CaptureStdout(t, func() int { return run(args) })
-}
-
-// dirTar writes the tree at root as a tar file.
-func dirTar(t *testing.T, root, path string) {
-	t.Helper()
-	f, err := os.Create(path)
-	testutil.Must(t, err)
-	tw := tar.NewWriter(f)
-	seen := map[uint64]string{} // inode -> first path: later ones are hard links
-	testutil.Must(t, filepath.Walk(root, func(p string, fi os.FileInfo, err error) error {
-		if err != nil || p == root {
-			return err
-		}
-		rel, _ := filepath.Rel(root, p)
-		link := ""
-		if fi.Mode()&os.ModeSymlink != 0 {
-			link, _ = os.Readlink(p)
-		}
-		h, err := tar.FileInfoHeader(fi, link)
-		if err != nil {
-			return err
-		}
-		h.Name, h.Format = rel, tar.FormatPAX // PAX keeps sub-second mtimes
-		st := fi.Sys().(*syscall.Stat_t)
-		if first, ok := seen[st.Ino]; ok && fi.Mode().IsRegular() {
-			h.Typeflag, h.Linkname, h.Size = tar.TypeLink, first, 0
-		} else {
-			seen[st.Ino] = rel
-		}
-		if err := tw.WriteHeader(h); err != nil {
-			return err
-		}
-		if h.Typeflag == tar.TypeReg {
-			data, err := os.ReadFile(p)
-			if err != nil {
-				return err
-			}
-			_, err = tw.Write(data)
-			return err
-		}
-		return nil
-	}))
-	testutil.Must(t, tw.Close())
-	testutil.Must(t, f.Close())
 }
 
 type outputDoc struct {
@@ -101,7 +56,7 @@ func TestUpstreamSpellings(t *testing.T) {
 	work := t.TempDir()
 	p := func(name string) string { return filepath.Join(work, name) }
 	testutil.Must(t, os.Mkdir(p("blobs"), 0o755))
-	dirTar(t, src, p("layer.tar"))
+	testutil.Must(t, os.WriteFile(p("layer.tar"), tartest.FromDir(t, src), 0o644))
 	cfg := p("localfs.json")
 	testutil.Must(t, os.WriteFile(cfg, []byte(`{"version":2,"backend":{"type":"localfs","localfs":{"dir":"`+p("blobs")+`"}}}`), 0o644))
 

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/gonydus/nydus/internal/fuseuring"
+	"github.com/gonydus/nydus/internal/testutil"
 )
 
 // benchBinaries builds nydus-image and nydusd into a temp dir.
@@ -31,12 +32,8 @@ func benchBinaries(b *testing.B) (image, nydusd string) {
 }
 
 func requireBenchRoot(b *testing.B) {
-	if os.Geteuid() != 0 {
-		b.Skip("needs root: mounts EROFS and FUSE, drops page caches")
-	}
-	if _, err := os.Stat("/dev/fuse"); err != nil {
-		b.Skipf("no /dev/fuse: %v", err)
-	}
+	testutil.RequireRoot(b, "mounts EROFS and FUSE, drops page caches")
+	testutil.RequireFUSE(b)
 }
 
 // writeBenchTree writes nfiles files of mixed sizes (text-like and random)

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/gonydus/nydus/internal/testutil"
 )
 
 // testBinaries builds nydus-image and nydusd once per test.
@@ -58,12 +60,7 @@ func apiState(sock string) (string, error) {
 // serves the image: the file reads back, the API socket answers RUNNING.
 // Refused subcommands and options fail with their reason.
 func TestUpstreamSpellings(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: mounts FUSE")
-	}
-	if _, err := os.Stat("/dev/fuse"); err != nil {
-		t.Skipf("no /dev/fuse: %v", err)
-	}
+	testutil.RequireFUSE(t)
 	image, nydusd := testBinaries(t)
 	src, blobs := t.TempDir(), t.TempDir()
 	want := bytes.Repeat([]byte("upstream spelling\n"), 10_000)

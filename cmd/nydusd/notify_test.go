@@ -11,17 +11,14 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/gonydus/nydus/internal/testutil"
 )
 
 // TestNotifyReady: under systemd (Type=notify), nydusd says READY=1 once
 // its FUSE mount serves, so units ordered after it find the mount there.
 func TestNotifyReady(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: mounts FUSE")
-	}
-	if _, err := os.Stat("/dev/fuse"); err != nil {
-		t.Skipf("no /dev/fuse: %v", err)
-	}
+	testutil.RequireFUSE(t)
 	image, nydusd := testBinaries(t)
 	src, blobs := t.TempDir(), t.TempDir()
 	want := []byte("ready\n")

@@ -19,6 +19,9 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/gonydus/nydus/internal/testregistry"
+	"github.com/gonydus/nydus/internal/testutil"
 )
 
 // soakReaderEnv runs TestSoakReader as a reader process of
@@ -50,7 +53,7 @@ type soakResult struct {
 // for a FUSE file waits for a FLUSH no daemon answers between a kill and
 // a takeover.
 func TestFailoverSoak(t *testing.T) {
-	requireRootFUSE(t)
+	testutil.RequireFUSE(t)
 	kills, mb := 10, 16
 	if os.Getenv("GONYDUS_SOAK") == "1" {
 		kills, mb = 100, 1100
@@ -62,7 +65,7 @@ func TestFailoverSoak(t *testing.T) {
 		mb = v
 	}
 	imageBin, nydusd := testBinaries(t)
-	reg := newGatedRegistry(t)
+	reg := testregistry.Start(t)
 	nfiles := max(8, mb) // about 1 MiB a file
 	files := randomFiles(3, nfiles, 1<<20)
 	var total int64
@@ -87,7 +90,7 @@ func TestFailoverSoak(t *testing.T) {
 	}
 	sock := filepath.Join(work, "api.sock")
 	sup := newTestSupervisor(t, filepath.Join(work, "supervisor.sock"))
-	args := []string{"fuse", "--id", "soak", "--bootstrap", im.boot, "--config", reg.config(t, filepath.Join(work, "cache")),
+	args := []string{"fuse", "--id", "soak", "--bootstrap", im.boot, "--config", registryConfig(t, reg, filepath.Join(work, "cache")),
 		"--mountpoint", mnt, "--apisock", sock, "--log-level", "warn", "--supervisor", sup.path, "--failover-policy", "resend"}
 	cur := startDaemon(t, nydusd, sock, args...)
 	cur.waitState(t, "RUNNING", 20*time.Second)
@@ -102,13 +105,13 @@ func TestFailoverSoak(t *testing.T) {
 	}
 	type reader struct {
 		cmd *exec.Cmd
-		out *lockedBuffer
+		out *testutil.Buffer
 	}
 	var readers []reader
 	for i := range 4 {
 		cmd := exec.Command(self, "-test.run=^TestSoakReader$", "-test.v", "-test.timeout=2h")
 		cmd.Env = append(os.Environ(), soakReaderEnv+"="+manifest+"|"+mnt+"|"+stop, fmt.Sprintf("GONYDUS_SOAK_SEED=%d", i))
-		out := &lockedBuffer{}
+		out := &testutil.Buffer{}
 		cmd.Stdout, cmd.Stderr = out, out
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)

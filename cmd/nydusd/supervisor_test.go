@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -11,11 +10,12 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/gonydus/nydus/internal/testutil"
 )
 
 // testSupervisor plays nydus-snapshotter's pkg/supervisor by its
@@ -135,32 +135,15 @@ func (s *testSupervisor) send(data []byte, trigger func() error) (triggerErr, se
 type daemonProc struct {
 	cmd    *exec.Cmd
 	sock   string
-	stderr *lockedBuffer
+	stderr *testutil.Buffer
 	exited chan struct{}
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // startDaemon starts nydusd with args; sock is its --apisock. A daemon
 // left running is killed at the end of the test.
 func startDaemon(t *testing.T, nydusd, sock string, args ...string) *daemonProc {
 	t.Helper()
-	p := &daemonProc{cmd: exec.Command(nydusd, args...), sock: sock, stderr: &lockedBuffer{}, exited: make(chan struct{})}
+	p := &daemonProc{cmd: exec.Command(nydusd, args...), sock: sock, stderr: &testutil.Buffer{}, exited: make(chan struct{})}
 	p.cmd.Stderr = p.stderr
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -2,119 +2,28 @@ package main
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
-	"log"
 	"math/rand/v2"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/registry"
 	"golang.org/x/sys/unix"
 
 	"github.com/gonydus/nydus/daemon"
 	"github.com/gonydus/nydus/internal/fuseuring"
+	"github.com/gonydus/nydus/internal/testregistry"
+	"github.com/gonydus/nydus/internal/testutil"
 )
 
-func requireRootFUSE(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: mounts FUSE")
-	}
-	if _, err := os.Stat("/dev/fuse"); err != nil {
-		t.Skipf("no /dev/fuse: %v", err)
-	}
-}
-
-// gatedRegistry is an in-process OCI registry whose blob reads can be
-// held (to keep a FUSE request in a daemon's hands).
-type gatedRegistry struct {
-	srv     *httptest.Server
-	mu      sync.Mutex
-	gate    chan struct{} // non-nil: blob GETs wait for it to close
-	waiting atomic.Int64  // blob GETs waiting at the gate
-	gets    atomic.Int64
-}
-
-func newGatedRegistry(t *testing.T) *gatedRegistry {
-	r := &gatedRegistry{}
-	inner := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
-	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		if req.Method == http.MethodGet && strings.Contains(req.URL.Path, "/blobs/sha256:") {
-			r.gets.Add(1)
-			r.mu.Lock()
-			g := r.gate
-			r.mu.Unlock()
-			if g != nil {
-				r.waiting.Add(1)
-				select {
-				case <-g:
-				case <-time.After(60 * time.Second):
-				}
-				r.waiting.Add(-1)
-			}
-		}
-		inner.ServeHTTP(w, req)
-	}))
-	t.Cleanup(func() { r.open(); r.srv.CloseClientConnections(); r.srv.Close() })
-	return r
-}
-
-func (r *gatedRegistry) hold() {
-	r.mu.Lock()
-	r.gate = make(chan struct{})
-	r.mu.Unlock()
-}
-
-func (r *gatedRegistry) open() {
-	r.mu.Lock()
-	if r.gate != nil {
-		close(r.gate)
-		r.gate = nil
-	}
-	r.mu.Unlock()
-}
-
-// push uploads data as a blob of repository app.
-func (r *gatedRegistry) push(t *testing.T, data []byte) {
-	t.Helper()
-	sum := sha256.Sum256(data)
-	resp, err := http.Post(r.srv.URL+"/v2/app/blobs/uploads/", "application/octet-stream", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	loc := resp.Header.Get("Location")
-	if !strings.HasPrefix(loc, "http") {
-		loc = r.srv.URL + loc
-	}
-	sep := "?"
-	if strings.Contains(loc, "?") {
-		sep = "&"
-	}
-	req, _ := http.NewRequest(http.MethodPut, loc+sep+"digest=sha256:"+hex.EncodeToString(sum[:]), bytes.NewReader(data))
-	resp, err = http.DefaultClient.Do(req)
-	if err != nil || resp.StatusCode != http.StatusCreated {
-		t.Fatalf("push: %v %v", err, resp)
-	}
-	resp.Body.Close()
-}
-
-// config writes a nydusd configuration reading blobs from the registry
-// (cached in cacheDir) and returns its path.
-func (r *gatedRegistry) config(t *testing.T, cacheDir string) string {
-	host := strings.TrimPrefix(r.srv.URL, "http://")
+// registryConfig writes a nydusd configuration reading blobs from
+// repository app of reg (cached in cacheDir) and returns its path.
+func registryConfig(t *testing.T, reg *testregistry.InProcess, cacheDir string) string {
+	host := reg.Host
 	p := filepath.Join(t.TempDir(), "nydusd.json")
 	cfg := fmt.Sprintf(`{"device":{"backend":{"type":"registry","config":{"scheme":"http","host":%q,"repo":"app","timeout":10,"retry_limit":2}},
 		"cache":{"type":"blobcache","config":{"work_dir":%q}}},"mode":"direct","digest_validate":true,"enable_xattr":true,"amplify_io":0}`, host, cacheDir)
@@ -132,7 +41,7 @@ type testImage struct {
 
 // buildRegistryImage builds an image of files with nydus-image and
 // pushes its blobs to reg.
-func buildRegistryImage(t *testing.T, imageBin string, reg *gatedRegistry, files map[string][]byte) *testImage {
+func buildRegistryImage(t *testing.T, imageBin string, reg *testregistry.InProcess, files map[string][]byte) *testImage {
 	t.Helper()
 	src, blobs := t.TempDir(), t.TempDir()
 	for name, data := range files {
@@ -157,7 +66,7 @@ func buildRegistryImage(t *testing.T, imageBin string, reg *gatedRegistry, files
 		if err != nil {
 			t.Fatal(err)
 		}
-		reg.push(t, data)
+		reg.Push(t, "app", data)
 	}
 	return &testImage{boot: boot, files: files}
 }
@@ -244,7 +153,7 @@ func abortConnection(dir string) {
 // (the kernel does not repeat it by itself) while other reads are served:
 // what completes it is the resend.
 func TestFailoverResend(t *testing.T) {
-	requireRootFUSE(t)
+	testutil.RequireFUSE(t)
 	for _, policy := range []string{"resend", "none"} {
 		t.Run(policy, func(t *testing.T) { failoverHeldRead(t, policy) })
 	}
@@ -252,7 +161,7 @@ func TestFailoverResend(t *testing.T) {
 
 func failoverHeldRead(t *testing.T, policy string) {
 	imageBin, nydusd := testBinaries(t)
-	reg := newGatedRegistry(t)
+	reg := testregistry.Start(t)
 	files := randomFiles(1, 12, 200<<10)
 	im := buildRegistryImage(t, imageBin, reg, files)
 	work := t.TempDir()
@@ -261,25 +170,25 @@ func failoverHeldRead(t *testing.T, policy string) {
 	t.Cleanup(func() { abortConnection(mnt) })
 	sock := filepath.Join(work, "api.sock")
 	sup := newTestSupervisor(t, filepath.Join(work, "supervisor.sock"))
-	args := []string{"fuse", "--id", "d1", "--bootstrap", im.boot, "--config", reg.config(t, filepath.Join(work, "cache")),
+	args := []string{"fuse", "--id", "d1", "--bootstrap", im.boot, "--config", registryConfig(t, reg, filepath.Join(work, "cache")),
 		"--mountpoint", mnt, "--apisock", sock, "--log-level", "info", "--supervisor", sup.path, "--failover-policy", policy}
 	d1 := startDaemon(t, nydusd, sock, args...)
 	d1.waitState(t, "RUNNING", 20*time.Second)
 	if err := sup.fetch(func() error { return d1.put("/api/v1/daemon/fuse/sendfd") }); err != nil {
 		t.Fatal(err)
 	}
-	reg.hold()
+	reg.Hold()
 	held := "d03/f0003"
 	pending := readAsync(filepath.Join(mnt, held))
 	deadline := time.Now().Add(10 * time.Second)
-	for reg.waiting.Load() == 0 {
+	for reg.Held() == 0 {
 		if time.Now().After(deadline) {
 			t.Fatal("the READ never reached the backend")
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
 	d1.kill(t)
-	reg.open()
+	reg.Release()
 	if !daemon.Mounted(mnt) {
 		t.Fatal("the mount went with the daemon, though the supervisor holds its descriptor")
 	}
@@ -353,16 +262,16 @@ func failoverHeldRead(t *testing.T, policy string) {
 // which mainline kernels lack: nydusd refuses to start without one, with
 // a message naming it, and leaves no mount; with one it serves.
 func TestFailoverPolicyFlush(t *testing.T) {
-	requireRootFUSE(t)
+	testutil.RequireFUSE(t)
 	imageBin, nydusd := testBinaries(t)
-	reg := newGatedRegistry(t)
+	reg := testregistry.Start(t)
 	im := buildRegistryImage(t, imageBin, reg, randomFiles(4, 2, 1000))
 	work := t.TempDir()
 	mnt := filepath.Join(work, "mnt")
 	os.Mkdir(mnt, 0o755)
 	t.Cleanup(func() { abortConnection(mnt) })
 	sock := filepath.Join(work, "api.sock")
-	d := startDaemon(t, nydusd, sock, "--id", "f", "--bootstrap", im.boot, "--config", reg.config(t, filepath.Join(work, "cache")),
+	d := startDaemon(t, nydusd, sock, "--id", "f", "--bootstrap", im.boot, "--config", registryConfig(t, reg, filepath.Join(work, "cache")),
 		"--mountpoint", mnt, "--apisock", sock, "--supervisor", filepath.Join(work, "sup.sock"), "--failover-policy", "flush")
 	select {
 	case <-d.exited:
@@ -387,9 +296,9 @@ func TestFailoverPolicyFlush(t *testing.T) {
 // leaves the mount. Then it is killed twice in a row and each successor,
 // started without --upgrade, takes over.
 func TestUpgradeAndFailovers(t *testing.T) {
-	requireRootFUSE(t)
+	testutil.RequireFUSE(t)
 	imageBin, nydusd := testBinaries(t)
-	reg := newGatedRegistry(t)
+	reg := testregistry.Start(t)
 	im := buildRegistryImage(t, imageBin, reg, randomFiles(2, 20, 100<<10))
 	work := t.TempDir()
 	mnt := filepath.Join(work, "mnt")
@@ -401,7 +310,7 @@ func TestUpgradeAndFailovers(t *testing.T) {
 	d1 := startDaemon(t, nydusd, sock1, append([]string{"fuse", "--apisock", sock1}, base...)...)
 	d1.waitState(t, "RUNNING", 20*time.Second)
 
-	cfg, err := os.ReadFile(reg.config(t, filepath.Join(work, "cache")))
+	cfg, err := os.ReadFile(registryConfig(t, reg, filepath.Join(work, "cache")))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
 	"regexp"
 	"strings"
 	"testing"
@@ -20,18 +18,7 @@ import (
 // can run the command with its stderr on a terminal.
 const mainEnv = "NYDUSIFY_TEST_MAIN"
 
-func TestMain(m *testing.M) {
-	if os.Getenv(mainEnv) == "1" {
-		os.Exit(run(os.Args[1:]))
-	}
-	os.Exit(m.Run())
-}
-
-// selfCommand runs the command under test from the test binary.
-func selfCommand(t *testing.T, env []string, args ...string) *exec.Cmd {
-	t.Helper()
-	return ptytest.SelfCommand(t, mainEnv, env, args...)
-}
+func TestMain(m *testing.M) { ptytest.RunMain(m, mainEnv, run) }
 
 // slowBlobs serves layer blobs in two halves with a pause between them,
 // as a slow registry does, so progress has something to show.
@@ -101,7 +88,7 @@ func TestConvertProgress(t *testing.T) {
 			suffix = "ttyquiet"
 			args = convertArgs(suffix, "--quiet")
 		}
-		res, err := ptytest.Run(selfCommand(t, env, args...), 120, 30, 3*time.Minute)
+		res, err := ptytest.Run(ptytest.SelfCommand(t, mainEnv, env, args...), 120, 30, 3*time.Minute)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -125,7 +112,7 @@ func TestConvertProgress(t *testing.T) {
 
 	// check on a terminal: a bar for the image's file data, one per
 	// source layer flattened; the verdict alone on stdout.
-	res, err := ptytest.Run(selfCommand(t, env, "check", "--target", src+"-tty", "--source", src, "--work-dir", work,
+	res, err := ptytest.Run(ptytest.SelfCommand(t, mainEnv, env, "check", "--target", src+"-tty", "--source", src, "--work-dir", work,
 		"--platform", "linux/amd64"), 120, 30, 3*time.Minute)
 	if err != nil {
 		t.Fatal(err)
@@ -152,7 +139,7 @@ func TestConvertProgress(t *testing.T) {
 		case "json":
 			args = convertArgs("pipejson", "--log-format", "json")
 		}
-		cmd := selfCommand(t, env, args...)
+		cmd := ptytest.SelfCommand(t, mainEnv, env, args...)
 		var stdout, stderr bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &stdout, &stderr
 		if err := cmd.Start(); err != nil {
@@ -168,19 +155,8 @@ func TestConvertProgress(t *testing.T) {
 			t.Errorf("%s: stdout %q, want only the pushed reference", mode, stdout.String())
 		}
 		out := stderr.String()
-		if strings.Contains(out, "[=") || strings.Contains(out, "\x1b[") {
-			t.Errorf("%s: a bar drawn on a pipe:\n%s", mode, out)
-		}
-		switch mode {
-		case "text":
-			if n := len(layerLineRe.FindAllString(out, -1)); n < 2 {
-				t.Errorf("%d layer progress lines, want periodic ones (>= 2):\n%s", n, out)
-			}
-		case "quiet":
-			if strings.Contains(out, "progress=") {
-				t.Errorf("--quiet logged progress:\n%s", out)
-			}
-		case "json":
+		ptytest.CheckPiped(t, mode, out, layerLineRe)
+		if mode == "json" {
 			n := 0
 			for i, line := range strings.Split(strings.TrimRight(out, "\n"), "\n") {
 				var rec struct {

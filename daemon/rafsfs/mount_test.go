@@ -23,15 +23,11 @@ import (
 	"github.com/gonydus/nydus/rafs/builder"
 	"github.com/gonydus/nydus/rafs/export"
 	"github.com/gonydus/nydus/rafs/layout"
+	"github.com/gonydus/nydus/rafs/rafstest"
 	"github.com/gonydus/nydus/rafs/tree"
 )
 
 var upstreamDir = testutil.TestdataPath("upstream-nydus")
-
-func requireFUSE(t *testing.T) {
-	t.Helper()
-	testutil.RequireFUSE(t)
-}
 
 // mount serves img at a new directory as nydusd serves its root image
 // (FS.RawRoot, zero-message opendir when the kernel offers it) and
@@ -59,7 +55,7 @@ func mountPseudo(t *testing.T, img *rafs.Image, src rafs.ChunkSource) string {
 }
 
 func TestMountUpstreamVector(t *testing.T) {
-	requireFUSE(t)
+	testutil.RequireFUSE(t)
 	boot := testutil.ReadTestdata(t, "upstream-nydus", "bootstrap/rafs-v6-2.2.boot")
 	img, err := rafs.Open(bytes.NewReader(boot), int64(len(boot)))
 	if err != nil {
@@ -92,9 +88,8 @@ type builtImage struct {
 func buildImage(t *testing.T, fifo bool, opts ...builder.Option) *builtImage {
 	t.Helper()
 	bi := &builtImage{files: map[string][]byte{}}
-	var blob bytes.Buffer
 	rng := rand.New(rand.NewPCG(3, 4))
-	res, err := builder.Build(context.Background(), func(_ context.Context, w builder.FileWriter) (*tree.Tree, error) {
+	im := rafstest.Build(t, func(_ context.Context, w builder.FileWriter) (*tree.Tree, error) {
 		root := tree.NewDir(0o755)
 		add := func(dir *tree.Inode, p, name string, data []byte) *tree.Inode {
 			chunks, err := w.WriteFile(bytes.NewReader(data), int64(len(data)))
@@ -137,19 +132,13 @@ func buildImage(t *testing.T, fifo bool, opts ...builder.Option) *builtImage {
 			root.SetChild("sock", &tree.Inode{Mode: layout.ModeSock | 0o600})
 		}
 		return &tree.Tree{Root: root}, nil
-	}, &blob, opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if bi.img, err = rafs.Open(bytes.NewReader(res.Bootstrap), int64(len(res.Bootstrap))); err != nil {
-		t.Fatal(err)
-	}
-	bi.src = rafs.NewLocalBlobs("", map[string]io.ReaderAt{res.Blob.ID(): bytes.NewReader(blob.Bytes())})
+	}, opts...)
+	bi.img, bi.src = im.Image, im.Blobs()
 	return bi
 }
 
 func TestMountBuiltImages(t *testing.T) {
-	requireFUSE(t)
+	testutil.RequireFUSE(t)
 	for _, comp := range []layout.Compressor{layout.CompressNone, layout.CompressLZ4, layout.CompressZstd} {
 		for _, dg := range []layout.Digester{layout.DigestBlake3, layout.DigestSHA256} {
 			t.Run(comp.String()+"-"+dg.String(), func(t *testing.T) {
@@ -162,8 +151,8 @@ func TestMountBuiltImages(t *testing.T) {
 					}
 				}
 				var a, b unix.Stat_t
-				must(t, unix.Stat(filepath.Join(dir, "big"), &a))
-				must(t, unix.Stat(filepath.Join(dir, "hardlink"), &b))
+				testutil.Must(t, unix.Stat(filepath.Join(dir, "big"), &a))
+				testutil.Must(t, unix.Stat(filepath.Join(dir, "hardlink"), &b))
 				if a.Ino != b.Ino || a.Nlink != 2 || a.Uid != 1234 || a.Gid != 5678 {
 					t.Fatalf("hardlink stat %+v vs %+v", a, b)
 				}
@@ -183,13 +172,6 @@ func TestMountBuiltImages(t *testing.T) {
 				t.Logf("random reads took %v", time.Since(start))
 			})
 		}
-	}
-}
-
-func must(t *testing.T, err error) {
-	t.Helper()
-	if err != nil {
-		t.Fatal(err)
 	}
 }
 
@@ -243,12 +225,12 @@ func (f fileOut) Truncate(n int64) error { return f.File.Truncate(n) }
 // (via export) and with rafsfs and compares every stat field (times and
 // directory sizes too), xattrs and bytes of every path.
 func TestKernelDifferential(t *testing.T) {
-	requireFUSE(t)
+	testutil.RequireFUSE(t)
 	testutil.RequireKernelEROFS(t)
 	bi := buildImage(t, true)
 	imgPath := filepath.Join(t.TempDir(), "image.erofs")
 	f, err := os.Create(imgPath)
-	must(t, err)
+	testutil.Must(t, err)
 	if _, err := export.Block(context.Background(), bi.img, bi.src, fileOut{f}); err != nil {
 		t.Fatal(err)
 	}
@@ -268,9 +250,9 @@ func TestKernelDifferential(t *testing.T) {
 // of every path of the kernel's mount kdir and rafsfs's fdir.
 func compareWithKernel(t *testing.T, kdir, fdir string) {
 	kernel, err := statcmp.Dir(kdir)
-	must(t, err)
+	testutil.Must(t, err)
 	fuse, err := statcmp.Dir(fdir)
-	must(t, err)
+	testutil.Must(t, err)
 	statcmp.Check(t, "kernel EROFS", kernel, "rafsfs", fuse, statcmp.Times(),
 		statcmp.IgnoreField("blocks", "rafsfs st_blocks is ceil(size/512), EROFS counts 4 KiB blocks (issue 13 report)"))
 	if kernel["d0"].Nlink != 2 || kernel["."].Nlink != 7 || kernel["big"].Nlink != 2 {

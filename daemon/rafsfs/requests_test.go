@@ -1,7 +1,6 @@
 package rafsfs_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io/fs"
@@ -18,9 +17,11 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/gonydus/nydus/daemon/rafsfs"
+	"github.com/gonydus/nydus/internal/testutil"
 	"github.com/gonydus/nydus/rafs"
 	"github.com/gonydus/nydus/rafs/builder"
 	"github.com/gonydus/nydus/rafs/layout"
+	"github.com/gonydus/nydus/rafs/rafstest"
 	"github.com/gonydus/nydus/rafs/tree"
 )
 
@@ -96,8 +97,7 @@ func serveRaw(t *testing.T, raw fuse.RawFileSystem, opts *gofs.Options) string {
 // root, directories included).
 func walkTree(t *testing.T, nd, nf, big int) (img *rafs.Image, dirs, entries int) {
 	t.Helper()
-	var blob bytes.Buffer
-	res, err := builder.Build(context.Background(), func(_ context.Context, w builder.FileWriter) (*tree.Tree, error) {
+	img = rafstest.Build(t, func(_ context.Context, w builder.FileWriter) (*tree.Tree, error) {
 		root := tree.NewDir(0o755)
 		dirs = 1
 		file := func(i int) *tree.Inode {
@@ -128,14 +128,7 @@ func walkTree(t *testing.T, nd, nf, big int) (img *rafs.Image, dirs, entries int
 			entries++
 		}
 		return &tree.Tree{Root: root}, nil
-	}, &blob)
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err = rafs.Open(bytes.NewReader(res.Bootstrap), int64(len(res.Bootstrap)))
-	if err != nil {
-		t.Fatal(err)
-	}
+	}).Image
 	return img, dirs, entries
 }
 
@@ -196,7 +189,7 @@ func total(m map[string]uint64) uint64 {
 // that rereads directories or revalidates entries on every walk costs at
 // least one request per directory (here 2*nd+2 of them, over 1%).
 func TestWalkRequests(t *testing.T) {
-	requireFUSE(t)
+	testutil.RequireFUSE(t)
 	const nd, nf, big = 40, 60, 2000
 	img, dirs, entries := walkTree(t, nd, nf, big)
 	for _, tc := range []struct {
@@ -285,7 +278,7 @@ func TestWalkRequests(t *testing.T) {
 // is 1 MiB (MaxWrite), and go-fuse starts a reader, with its buffer, when
 // all are busy.
 func TestLookupsHoldNoMemory(t *testing.T) {
-	requireFUSE(t)
+	testutil.RequireFUSE(t)
 	const nd, nf = 200, 200
 	img, _, entries := walkTree(t, nd, nf, 0)
 	heap := func() uint64 {
@@ -337,7 +330,7 @@ func TestLookupsHoldNoMemory(t *testing.T) {
 // after the kernel listed the root or looked a name up show at once, and
 // the root's nlink is 2 plus the number of images.
 func TestPseudoRootChanges(t *testing.T) {
-	requireFUSE(t)
+	testutil.RequireFUSE(t)
 	img, _, _ := walkTree(t, 2, 3, 0)
 	newFS := func(idx uint64) *rafsfs.FS {
 		f, err := rafsfs.New(img, rafs.NewLocalBlobs("", nil), rafsfs.WithInodeBase(idx<<56))
@@ -347,7 +340,7 @@ func TestPseudoRootChanges(t *testing.T) {
 		return f
 	}
 	p := rafsfs.NewPseudoRoot()
-	must(t, p.Add("a", newFS(1)))
+	testutil.Must(t, p.Add("a", newFS(1)))
 	if err := p.Add("a", newFS(2)); err == nil {
 		t.Fatal("a second image named a was accepted")
 	}
@@ -362,7 +355,7 @@ func TestPseudoRootChanges(t *testing.T) {
 	check := func(want ...string) {
 		t.Helper()
 		ents, err := os.ReadDir(mnt)
-		must(t, err)
+		testutil.Must(t, err)
 		var names []string
 		for _, e := range ents {
 			names = append(names, e.Name())
@@ -371,12 +364,12 @@ func TestPseudoRootChanges(t *testing.T) {
 			t.Fatalf("root lists %q, want %q", names, want)
 		}
 		var st unix.Stat_t
-		must(t, unix.Stat(mnt, &st))
+		testutil.Must(t, unix.Stat(mnt, &st))
 		if st.Nlink != uint64(2+len(want)) || st.Ino != 1 {
 			t.Fatalf("root: nlink %d ino %d, want nlink %d ino 1", st.Nlink, st.Ino, 2+len(want))
 		}
 		for _, n := range want {
-			must(t, unix.Lstat(filepath.Join(mnt, n, "dir001", "link"), &st))
+			testutil.Must(t, unix.Lstat(filepath.Join(mnt, n, "dir001", "link"), &st))
 		}
 	}
 	check("a")
@@ -385,10 +378,10 @@ func TestPseudoRootChanges(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(mnt, "b")); !os.IsNotExist(err) {
 		t.Fatalf("b before it is added: %v", err)
 	}
-	must(t, p.Add("b", newFS(2)))
+	testutil.Must(t, p.Add("b", newFS(2)))
 	check("a", "b")
 	var st unix.Stat_t
-	must(t, unix.Stat(filepath.Join(mnt, "b", "dir000"), &st))
+	testutil.Must(t, unix.Stat(filepath.Join(mnt, "b", "dir000"), &st))
 	if st.Ino>>56 != 2 {
 		t.Fatalf("b/dir000 has inode %#x, want index 2 in the top byte", st.Ino)
 	}

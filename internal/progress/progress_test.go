@@ -1,13 +1,13 @@
 package progress
 
 import (
-	"bytes"
 	"log/slog"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/gonydus/nydus/internal/testutil"
 )
 
 func TestSize(t *testing.T) {
@@ -26,7 +26,7 @@ func TestSize(t *testing.T) {
 // and Quiet: nothing.
 func TestLines(t *testing.T) {
 	for _, quiet := range []bool{false, true} {
-		var out lockedBuffer
+		var out testutil.Buffer
 		log := slog.New(slog.NewTextHandler(&out, nil))
 		p, err := New(nil, WithLogger(log), WithInterval(10*time.Millisecond), WithQuiet(quiet))
 		if err != nil {
@@ -58,21 +58,4 @@ func TestLines(t *testing.T) {
 	if _, err := New(nil, WithInterval(0)); err == nil || !strings.Contains(err.Error(), "interval") {
 		t.Errorf("zero interval: %v", err)
 	}
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.Buffer.Write(p)
-}
-
-func (b *lockedBuffer) Len() int {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.Buffer.Len()
 }

@@ -19,3 +19,13 @@ func SelfCommand(t *testing.T, mainEnv string, env []string, args ...string) *ex
 	cmd.Env = append(append(os.Environ(), mainEnv+"=1"), env...)
 	return cmd
 }
+
+// RunMain is the TestMain of a package whose tests use SelfCommand: when
+// mainEnv is "1" the test binary is the command, and exits with what run
+// returns for its arguments; otherwise it runs the tests.
+func RunMain(m *testing.M, mainEnv string, run func(args []string) int) {
+	if os.Getenv(mainEnv) == "1" {
+		os.Exit(run(os.Args[1:]))
+	}
+	os.Exit(m.Run())
+}

@@ -14,7 +14,16 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/zstd"
+
+	"github.com/gonydus/nydus/internal/testutil"
 )
+
+// got is what the tests check of a tar entry.
+type got struct {
+	typ        byte
+	mode       int64
+	link, data string
+}
 
 func TestEntries(t *testing.T) {
 	when := time.Unix(1600000000, 0)
@@ -36,11 +45,6 @@ func TestEntries(t *testing.T) {
 		t.Fatal(err)
 	}
 	tr := tar.NewReader(zr)
-	type got struct {
-		typ        byte
-		mode       int64
-		link, data string
-	}
 	want := map[string]got{
 		"d/":             {tar.TypeDir, 0o755, "", ""},
 		"d/f":            {tar.TypeReg, 0o600, "", "hello"},
@@ -165,5 +169,42 @@ func TestCompress(t *testing.T) {
 	defer d.Close()
 	if got, err := io.ReadAll(d); err != nil || !bytes.Equal(got, plain) {
 		t.Fatalf("zstd round trip: %v", err)
+	}
+}
+
+func TestFromDir(t *testing.T) {
+	root := t.TempDir()
+	testutil.Must(t, os.MkdirAll(filepath.Join(root, "d/e"), 0o750))
+	testutil.Must(t, os.WriteFile(filepath.Join(root, "d/f"), []byte("one"), 0o600))
+	testutil.Must(t, os.Link(filepath.Join(root, "d/f"), filepath.Join(root, "g")))
+	testutil.Must(t, os.Symlink("d/f", filepath.Join(root, "s")))
+	when := time.Unix(1600000000, 123456789)
+	testutil.Must(t, os.Chtimes(filepath.Join(root, "d/f"), when, when))
+	tr := tar.NewReader(bytes.NewReader(FromDir(t, root)))
+	want := map[string]got{
+		"d/":   {tar.TypeDir, 0o750, "", ""},
+		"d/e/": {tar.TypeDir, 0o750, "", ""},
+		"d/f":  {tar.TypeReg, 0o600, "", "one"},
+		"g":    {tar.TypeLink, 0o600, "d/f", ""},
+		"s":    {tar.TypeSymlink, 0o777, "d/f", ""},
+	}
+	var names []string
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		testutil.Must(t, err)
+		data, _ := io.ReadAll(tr)
+		names = append(names, h.Name)
+		if w := want[h.Name]; h.Typeflag != w.typ || h.Mode&0o7777 != w.mode || h.Linkname != w.link || string(data) != w.data {
+			t.Fatalf("%s: type %c mode %o link %q data %q, want %+v", h.Name, h.Typeflag, h.Mode, h.Linkname, data, w)
+		}
+		if h.Name == "d/f" && !h.ModTime.Equal(when) {
+			t.Fatalf("d/f: mtime %v, want %v", h.ModTime, when)
+		}
+	}
+	if !slices.Equal(names, []string{"d/", "d/e/", "d/f", "g", "s"}) {
+		t.Fatalf("entries %q", names)
 	}
 }

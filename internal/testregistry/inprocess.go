@@ -29,6 +29,8 @@ type InProcess struct {
 	mu     sync.Mutex
 	tokens map[string]time.Time // token -> server-side expiry
 	grants map[string]int       // token endpoint outcomes (see Grants)
+	gate   chan struct{}        // non-nil: blob GETs wait for it to close (Hold)
+	held   atomic.Int64         // blob GETs waiting at the gate
 
 	blobReads     atomic.Int64 // GETs of blobs that reached the registry
 	blobBytes     atomic.Int64 // body bytes those GETs were sent
@@ -110,7 +112,7 @@ func Start(t testing.TB, opts ...Option) *InProcess {
 	r.srv.Start()
 	r.URL = r.srv.URL
 	r.Host = strings.TrimPrefix(r.srv.URL, "http://")
-	t.Cleanup(r.srv.Close)
+	t.Cleanup(func() { r.Release(); r.srv.CloseClientConnections(); r.srv.Close() })
 	return r
 }
 
@@ -181,6 +183,7 @@ func (r *InProcess) serve(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	if req.Method == http.MethodGet && strings.Contains(req.URL.Path, "/blobs/sha256:") {
+		r.wait()
 		r.blobReads.Add(1)
 		w = &countingWriter{ResponseWriter: w, n: &r.blobBytes}
 	}

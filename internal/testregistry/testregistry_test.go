@@ -175,3 +175,40 @@ func TestRequestRealm(t *testing.T) {
 		}
 	}
 }
+
+func TestHold(t *testing.T) {
+	r := Start(t)
+	id := r.Push(t, "app", []byte("0123456789"))
+	r.Hold()
+	done := make(chan int, 1)
+	go func() { // not fetch: no t.Fatal off the test's goroutine
+		resp, err := http.Get(r.URL + "/v2/app/blobs/sha256:" + id)
+		if err != nil {
+			done <- -1
+			return
+		}
+		resp.Body.Close()
+		done <- resp.StatusCode
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for r.Held() != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d blob GETs held, want 1", r.Held())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	select {
+	case code := <-done:
+		t.Fatalf("a held GET was answered: %d", code)
+	case <-time.After(100 * time.Millisecond):
+	}
+	r.Release()
+	select {
+	case code := <-done:
+		if code != http.StatusOK || r.Held() != 0 {
+			t.Fatalf("released GET: %d, %d still held", code, r.Held())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a released GET was not answered in 10s")
+	}
+}

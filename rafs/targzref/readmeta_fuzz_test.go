@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/gonydus/nydus/internal/testutil"
 	"github.com/gonydus/nydus/rafs/layout"
 )
 
@@ -18,7 +19,7 @@ import (
 func FuzzReadMeta(f *testing.F) {
 	gz, err := os.ReadFile(filepath.Join(vectors, "zran-two-streams.tar.gz"))
 	if err != nil {
-		f.Skipf("upstream test vector missing (%v): ../shared/testdata must sit beside the repository", err)
+		testutil.Missing(f, "upstream test vector (%v): put the shared testdata at ../shared/testdata beside the repository or set %s", err, testutil.TestdataEnv)
 	}
 	b := build(f, gz, WithChunkSize(0x1000))
 	entry := make([]byte, layout.BlobEntrySize)

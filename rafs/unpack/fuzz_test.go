@@ -12,28 +12,23 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gonydus/nydus/internal/testutil"
 	"github.com/gonydus/nydus/rafs"
 	"github.com/gonydus/nydus/rafs/builder"
 	"github.com/gonydus/nydus/rafs/layout"
+	"github.com/gonydus/nydus/rafs/rafstest"
 	"github.com/gonydus/nydus/rafs/tree"
 	"github.com/gonydus/nydus/rafs/unpack"
 )
 
-const upstreamDir = "../../../shared/testdata/upstream-nydus"
+var upstreamDir = testutil.TestdataPath("upstream-nydus")
 
 func seedImage(tb testing.TB) (boot, blob []byte) {
 	tb.Helper()
-	var out bytes.Buffer
-	res, err := builder.Build(context.Background(), func(_ context.Context, w builder.FileWriter) (*tree.Tree, error) {
+	im := rafstest.Build(tb, func(_ context.Context, w builder.FileWriter) (*tree.Tree, error) {
 		root := tree.NewDir(0o755)
 		file := func(dir *tree.Inode, name string, data []byte) *tree.Inode {
-			chunks, err := w.WriteFile(bytes.NewReader(data), int64(len(data)))
-			if err != nil {
-				tb.Fatal(err)
-			}
-			ino := &tree.Inode{Mode: layout.ModeReg | 0o640, UID: 3, GID: 4, Mtime: 1600000000, Size: uint64(len(data)), Chunks: chunks}
-			dir.SetChild(name, ino)
-			return ino
+			return rafstest.AddFile(tb, w, dir, name, data, tree.Inode{Mode: 0o640, UID: 3, GID: 4, Mtime: 1600000000})
 		}
 		f := file(root, "two", bytes.Repeat([]byte("two chunks\n"), 0x1800/11+1)[:0x1800])
 		f.SetXattr("user.a", []byte("b"))
@@ -44,11 +39,8 @@ func seedImage(tb testing.TB) (boot, blob []byte) {
 		root.SetChild("link", &tree.Inode{Mode: layout.ModeSymlink | 0o777, Target: "sub/one"})
 		root.SetChild("chr", &tree.Inode{Mode: layout.ModeChr | 0o600, Rdev: 0x103})
 		return &tree.Tree{Root: root}, nil
-	}, &out, builder.WithChunkSize(0x1000))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return res.Bootstrap, out.Bytes()
+	}, builder.WithChunkSize(0x1000))
+	return im.Result.Bootstrap, im.Blob
 }
 
 // FuzzWriteTar unpacks hostile bootstraps to a tar stream as

@@ -9,9 +9,8 @@ import (
 	"testing"
 
 	"github.com/gonydus/nydus/internal/testregistry"
-	"github.com/gonydus/nydus/rafs"
 	"github.com/gonydus/nydus/rafs/builder"
-	"github.com/gonydus/nydus/rafs/layout"
+	"github.com/gonydus/nydus/rafs/rafstest"
 	"github.com/gonydus/nydus/rafs/tree"
 	"github.com/gonydus/nydus/storage"
 	"github.com/gonydus/nydus/storage/backend"
@@ -25,32 +24,21 @@ import (
 func TestDebianRegistryChain(t *testing.T) {
 	reg := testregistry.StartDebian(t)
 	files := map[string][]byte{}
-	var blob bytes.Buffer
-	res, err := builder.Build(context.Background(), func(_ context.Context, w builder.FileWriter) (*tree.Tree, error) {
+	im := rafstest.Build(t, func(_ context.Context, w builder.FileWriter) (*tree.Tree, error) {
 		root := tree.NewDir(0o755)
 		for i := range 12 {
 			data := bytes.Repeat([]byte(fmt.Sprintf("file %d of a registry-backed image\n", i)), 3000*(i+1))
-			chunks, err := w.WriteFile(bytes.NewReader(data), int64(len(data)))
-			if err != nil {
-				return nil, err
-			}
 			name := fmt.Sprintf("f%02d", i)
-			root.SetChild(name, &tree.Inode{Mode: layout.ModeReg | 0o644, Size: uint64(len(data)), Chunks: chunks})
+			rafstest.AddFile(t, w, root, name, data, tree.Inode{Mode: 0o644})
 			files[name] = data
 		}
 		return &tree.Tree{Root: root}, nil
-	}, &blob, builder.WithChunkSize(0x10000), builder.WithTOC(false))
-	if err != nil {
-		t.Fatal(err)
+	}, builder.WithChunkSize(0x10000), builder.WithTOC(false))
+	id := reg.Push(t, "app", im.Blob)
+	if id != im.BlobID() {
+		t.Fatalf("pushed %s, blob id %s", id, im.BlobID())
 	}
-	id := reg.Push(t, "app", blob.Bytes())
-	if id != res.Blob.ID() {
-		t.Fatalf("pushed %s, blob id %s", id, res.Blob.ID())
-	}
-	img, err := rafs.Open(bytes.NewReader(res.Bootstrap), int64(len(res.Bootstrap)))
-	if err != nil {
-		t.Fatal(err)
-	}
+	img := im.Image
 	raw, _ := json.Marshal(map[string]any{"host": reg.Host, "repo": "app", "scheme": "http", "timeout": 5, "retry_limit": 2})
 	be, err := backend.New("registry", raw)
 	if err != nil {

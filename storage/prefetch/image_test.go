@@ -1,7 +1,6 @@
 package prefetch_test
 
 import (
-	"bytes"
 	"context"
 	"io/fs"
 	"math/rand/v2"
@@ -11,8 +10,8 @@ import (
 
 	"github.com/gonydus/nydus/rafs"
 	"github.com/gonydus/nydus/rafs/builder"
+	"github.com/gonydus/nydus/rafs/rafstest"
 	"github.com/gonydus/nydus/rafs/source"
-	"github.com/gonydus/nydus/rafs/tree"
 	"github.com/gonydus/nydus/storage"
 	"github.com/gonydus/nydus/storage/prefetch"
 )
@@ -38,19 +37,10 @@ func newImage(t *testing.T, prefetchPaths []string) *imageFixture {
 		}
 		os.WriteFile(p, data, 0o644)
 	}
-	var blob bytes.Buffer
-	res, err := builder.Build(context.Background(), func(ctx context.Context, w builder.FileWriter) (*tree.Tree, error) {
-		return source.FromDir(ctx, dir, w, source.WithPrefetch(prefetchPaths))
-	}, &blob, builder.WithChunkSize(64<<10))
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := rafs.Open(bytes.NewReader(res.Bootstrap), int64(len(res.Bootstrap)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	blobPath := filepath.Join(t.TempDir(), res.Blob.ID())
-	os.WriteFile(blobPath, blob.Bytes(), 0o644)
+	im := rafstest.Build(t, rafstest.Dir(dir, source.WithPrefetch(prefetchPaths)), builder.WithChunkSize(64<<10))
+	img := im.Image
+	blobPath := filepath.Join(t.TempDir(), im.BlobID())
+	os.WriteFile(blobPath, im.Blob, 0o644)
 	f, err := os.Open(blobPath)
 	if err != nil {
 		t.Fatal(err)
