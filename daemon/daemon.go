@@ -96,11 +96,12 @@ type Daemon struct {
 	initIn, initOut []byte
 	threads         int
 	serving         bool          // the server reads requests
+	done            chan struct{} // closed when the session's server ended
+
 	// The writable overlay's handover (handover.go): the daemon's
 	// generation in the session, and the node journal.
 	ovGen uint64
 	nodes *nodeTable
-	done            chan struct{} // closed when the session's server ended
 }
 
 // tune applies what the kernel negotiated to a mount's filesystem.

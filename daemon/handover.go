@@ -48,7 +48,9 @@ func (h *handoverFS) current(kid uint64) bool {
 }
 
 // toBridge returns the bridge's node ID for the kernel's kid.
-func (h *handoverFS) toBridge(kid uint64) (uint64, fuse.Status) {
+func (h *handoverFS) toBridge(kid uint64) (uint64, fuse.Status) { return h.toBridgeDepth(kid, 0) }
+
+func (h *handoverFS) toBridgeDepth(kid uint64, depth int) (uint64, fuse.Status) {
 	if h.current(kid) {
 		return kid & (1<<genShift - 1), fuse.OK
 	}
@@ -58,17 +60,18 @@ func (h *handoverFS) toBridge(kid uint64) (uint64, fuse.Status) {
 	if o != nil {
 		return o.id, fuse.OK
 	}
-	return h.resolve(kid, 0)
+	return h.resolve(kid, depth)
 }
 
 // resolve looks an earlier generation's node up by its journalled name.
 func (h *handoverFS) resolve(kid uint64, depth int) (uint64, fuse.Status) {
-	loc, ok := h.t.loc(kid)
+	r, ok := h.t.node(kid)
+	loc := r.loc
 	if !ok || depth > 4096 {
 		h.log.Warn("overlay handover: node of a predecessor not in the journal", "node", kid)
 		return 0, fuse.Status(syscall.ESTALE)
 	}
-	pid, st := h.toBridge(loc.parent)
+	pid, st := h.toBridgeDepth(loc.parent, depth+1)
 	if !st.Ok() {
 		return 0, st
 	}
@@ -91,6 +94,19 @@ func (h *handoverFS) resolve(kid uint64, depth int) (uint64, fuse.Status) {
 		h.rev[out.NodeId] = kid
 	}
 	return out.NodeId, fuse.OK
+}
+
+// adopt makes the bridge node bid stand for kid, an earlier generation's
+// node at the name bid was just looked up by, unless either is mapped
+// already: the kernel then keeps one node for the object.
+func (h *handoverFS) adopt(kid, bid uint64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if _, ok := h.rev[bid]; ok || h.old[kid] != nil {
+		return
+	}
+	h.old[kid] = &oldNode{id: bid}
+	h.rev[bid] = kid
 }
 
 // toKernel returns the kernel's node ID for a bridge node ID in a reply
@@ -119,14 +135,26 @@ func (h *handoverFS) hdr(in *fuse.InHeader) fuse.Status {
 	return st
 }
 
-// entry translates a reply's node and journals where it is.
+// entry translates a reply's node and journals where it is. A node of an
+// earlier generation keeps the generation number the kernel knows (a
+// copied-up lower file, for one, has another here).
 func (h *handoverFS) entry(parent uint64, name string, out *fuse.EntryOut) {
 	if out.NodeId == 0 {
 		return
 	}
+	if h.gen > 0 && name != "." && name != ".." {
+		if kid, ok := h.t.idAt(parent, name); ok && !h.current(kid) {
+			h.adopt(kid, out.NodeId)
+		}
+	}
 	out.NodeId = h.toKernel(out.NodeId)
+	if !h.current(out.NodeId) {
+		if r, ok := h.t.node(out.NodeId); ok {
+			out.Generation = r.gen
+		}
+	}
 	if name != "." && name != ".." {
-		h.journal(h.t.at(out.NodeId, parent, name))
+		h.journal(h.t.at(out.NodeId, out.Generation, parent, name))
 	}
 }
 

@@ -89,6 +89,9 @@ func (h *handoverFS) Mkdir(cancel <-chan struct{}, in *fuse.MkdirIn, name string
 		return st
 	}
 	st := h.RawFileSystem.Mkdir(cancel, in, name, out)
+	if resent(&in.InHeader) && st == fuse.Status(syscall.EEXIST) {
+		st = h.RawFileSystem.Lookup(cancel, &in.InHeader, name, out)
+	}
 	if st.Ok() {
 		h.entry(parent, name, out)
 	}
@@ -130,6 +133,9 @@ func (h *handoverFS) Unlink(cancel <-chan struct{}, in *fuse.InHeader, name stri
 		return st
 	}
 	st := h.RawFileSystem.Unlink(cancel, in, name)
+	if resent(in) && st == fuse.ENOENT {
+		st = fuse.OK // the predecessor removed it and died before answering
+	}
 	if st.Ok() {
 		h.journal(h.t.unlink(parent, name))
 	}
@@ -142,6 +148,9 @@ func (h *handoverFS) Rmdir(cancel <-chan struct{}, in *fuse.InHeader, name strin
 		return st
 	}
 	st := h.RawFileSystem.Rmdir(cancel, in, name)
+	if resent(in) && st == fuse.ENOENT {
+		st = fuse.OK
+	}
 	if st.Ok() {
 		h.journal(h.t.unlink(parent, name))
 	}
@@ -216,9 +225,14 @@ func (h *handoverFS) Create(cancel <-chan struct{}, in *fuse.CreateIn, name stri
 		return st
 	}
 	st := h.RawFileSystem.Create(cancel, in, name, out)
+	if resent(&in.InHeader) && st == fuse.Status(syscall.EEXIST) {
+		// The predecessor created it and died before answering.
+		st = h.openExisting(cancel, in, name, out)
+	}
 	if st.Ok() {
 		h.entry(parent, name, &out.EntryOut)
 		out.Fh = h.fhOut(out.Fh)
+		h.opened(out.NodeId, &out.OpenOut)
 	}
 	return st
 }
@@ -236,14 +250,31 @@ func (h *handoverFS) Tmpfile(cancel <-chan struct{}, in *fuse.CreateIn, out *fus
 }
 
 func (h *handoverFS) Open(cancel <-chan struct{}, in *fuse.OpenIn, out *fuse.OpenOut) fuse.Status {
+	node := in.NodeId
 	if st := h.hdr(&in.InHeader); !st.Ok() {
 		return st
 	}
 	st := h.RawFileSystem.Open(cancel, in, out)
 	if st.Ok() {
 		out.Fh = h.fhOut(out.Fh)
+		h.opened(node, out)
 	}
 	return st
+}
+
+// opened records a file handle of node handed out, answering a cached
+// open where the kernel holds cached handles of the node (opened by a
+// predecessor, whose overlay knew them).
+func (h *handoverFS) opened(node uint64, out *fuse.OpenOut) {
+	if out.Fh == 0 {
+		return
+	}
+	pt, err := h.t.opened(out.Fh, node, out.OpenFlags&fuse.FOPEN_PASSTHROUGH != 0)
+	h.journal(err)
+	if !pt && out.OpenFlags&fuse.FOPEN_PASSTHROUGH != 0 {
+		out.OpenFlags &^= fuse.FOPEN_PASSTHROUGH
+		out.BackingID = 0
+	}
 }
 
 func (h *handoverFS) OpenDir(cancel <-chan struct{}, in *fuse.OpenIn, out *fuse.OpenOut) fuse.Status {
@@ -322,6 +353,7 @@ func (h *handoverFS) SetLkw(cancel <-chan struct{}, in *fuse.LkIn) fuse.Status {
 }
 
 func (h *handoverFS) Release(cancel <-chan struct{}, in *fuse.ReleaseIn) {
+	h.journal(h.t.released(in.Fh))
 	if st := h.hdr(&in.InHeader); !st.Ok() || !h.releaseFh(&in.Fh) {
 		return
 	}
@@ -422,4 +454,25 @@ func (h *handoverFS) StatFs(cancel <-chan struct{}, in *fuse.InHeader, out *fuse
 		return st
 	}
 	return h.RawFileSystem.StatFs(cancel, in, out)
+}
+
+// resendBit marks a request the kernel sent again (FUSE_NOTIFY_RESEND):
+// a predecessor read it and may have carried it out before it died.
+const resendBit = 1 << 63
+
+func resent(in *fuse.InHeader) bool { return in.Unique&resendBit != 0 }
+
+// openExisting answers a CREATE resent after the predecessor made the
+// file: the file is looked up and opened (in is translated already).
+func (h *handoverFS) openExisting(cancel <-chan struct{}, in *fuse.CreateIn, name string, out *fuse.CreateOut) fuse.Status {
+	st := h.RawFileSystem.Lookup(cancel, &in.InHeader, name, &out.EntryOut)
+	if !st.Ok() {
+		return st
+	}
+	open := &fuse.OpenIn{InHeader: in.InHeader, Flags: in.Flags &^ (syscall.O_CREAT | syscall.O_EXCL)}
+	open.NodeId = out.NodeId
+	if st = h.RawFileSystem.Open(cancel, open, &out.OpenOut); !st.Ok() {
+		h.RawFileSystem.Forget(out.NodeId, 1)
+	}
+	return st
 }

@@ -24,6 +24,8 @@ const (
 	recNode   = 'N' // id is at (parent, name)
 	recForget = 'D' // the kernel dropped id
 	recUnlink = 'U' // nothing is at (parent, name) any more
+	recCached = 'C' // handle id (parent: its node) is a cached open, not passthrough
+	recClosed = 'c' // the cached handle id was released
 )
 
 // nodeLoc is where a node is: its parent's kernel node ID and its name.
@@ -32,14 +34,26 @@ type nodeLoc struct {
 	name   string
 }
 
+// nodeRec is what the journal knows of a node: where it is, and the
+// generation the kernel was told (it takes a node whose generation
+// changes for a stale one).
+type nodeRec struct {
+	loc nodeLoc
+	gen uint64
+}
+
 // nodeTable is the journal's content: the kernel node IDs with their
 // locations, kept in memory and in the journal file.
 type nodeTable struct {
 	mu    sync.Mutex
 	f     *os.File
-	byID  map[uint64]nodeLoc
+	byID  map[uint64]nodeRec
 	byLoc map[nodeLoc]uint64
-	buf   []byte
+	// The kernel refuses to mix cached and passthrough opens of a file:
+	// cached handles open (handle -> node) and their count per node.
+	cachedFh map[uint64]uint64
+	cachedN  map[uint64]int
+	buf      []byte
 }
 
 // openNodeTable opens the journal at path; fresh truncates it (a new
@@ -53,7 +67,8 @@ func openNodeTable(path string, fresh bool) (*nodeTable, error) {
 	if err != nil {
 		return nil, fmt.Errorf("node journal: %w", err)
 	}
-	return &nodeTable{f: f, byID: map[uint64]nodeLoc{}, byLoc: map[nodeLoc]uint64{}}, nil
+	return &nodeTable{f: f, byID: map[uint64]nodeRec{}, byLoc: map[nodeLoc]uint64{},
+		cachedFh: map[uint64]uint64{}, cachedN: map[uint64]int{}}, nil
 }
 
 func (t *nodeTable) close() error { return t.f.Close() }
@@ -68,18 +83,23 @@ func (t *nodeTable) replay() error {
 		return fmt.Errorf("node journal: %w", err)
 	}
 	for len(data) > 0 {
-		kind, id, loc, n, ok := decodeRecord(data)
+		kind, id, r, n, ok := decodeRecord(data)
 		if !ok {
 			break
 		}
 		data = data[n:]
+		loc := r.loc
 		switch kind {
 		case recNode:
-			t.apply(id, loc)
+			t.apply(id, r)
 		case recForget:
 			t.drop(id)
 		case recUnlink:
 			t.unlinkLoc(loc)
+		case recCached:
+			t.addCached(id, loc.parent)
+		case recClosed:
+			t.dropCached(id)
 		default:
 			return errors.New("unknown record kind")
 		}
@@ -87,26 +107,30 @@ func (t *nodeTable) replay() error {
 	return nil
 }
 
-// Record layout: kind (1 byte), id (8), parent (8), name length (2), name.
-func decodeRecord(b []byte) (kind byte, id uint64, loc nodeLoc, n int, ok bool) {
-	const head = 1 + 8 + 8 + 2
+// Record layout: kind (1 byte), id (8), parent (8), generation (8), name
+// length (2), name.
+func decodeRecord(b []byte) (kind byte, id uint64, r nodeRec, n int, ok bool) {
+	const head = 1 + 8 + 8 + 8 + 2
 	if len(b) < head {
-		return 0, 0, nodeLoc{}, 0, false
+		return 0, 0, nodeRec{}, 0, false
 	}
-	l := int(binary.LittleEndian.Uint16(b[17:]))
+	l := int(binary.LittleEndian.Uint16(b[25:]))
 	if len(b) < head+l {
-		return 0, 0, nodeLoc{}, 0, false
+		return 0, 0, nodeRec{}, 0, false
 	}
-	return b[0], binary.LittleEndian.Uint64(b[1:]), nodeLoc{parent: binary.LittleEndian.Uint64(b[9:]), name: string(b[head : head+l])}, head + l, true
+	r = nodeRec{loc: nodeLoc{parent: binary.LittleEndian.Uint64(b[9:]), name: string(b[head : head+l])}, gen: binary.LittleEndian.Uint64(b[17:])}
+	return b[0], binary.LittleEndian.Uint64(b[1:]), r, head + l, true
 }
 
 // write appends one record; t.mu is held. A failing journal is logged by
 // the caller: the session goes on, only its successor loses nodes.
-func (t *nodeTable) write(kind byte, id uint64, loc nodeLoc) error {
+func (t *nodeTable) write(kind byte, id uint64, r nodeRec) error {
+	loc := r.loc
 	b := t.buf[:0]
 	b = append(b, kind)
 	b = binary.LittleEndian.AppendUint64(b, id)
 	b = binary.LittleEndian.AppendUint64(b, loc.parent)
+	b = binary.LittleEndian.AppendUint64(b, r.gen)
 	b = binary.LittleEndian.AppendUint16(b, uint16(len(loc.name)))
 	b = append(b, loc.name...)
 	t.buf = b
@@ -114,20 +138,19 @@ func (t *nodeTable) write(kind byte, id uint64, loc nodeLoc) error {
 	return err
 }
 
-func (t *nodeTable) apply(id uint64, loc nodeLoc) {
-	if old, ok := t.byID[id]; ok && t.byLoc[old] == id {
-		delete(t.byLoc, old)
+func (t *nodeTable) apply(id uint64, r nodeRec) {
+	if old, ok := t.byID[id]; ok && t.byLoc[old.loc] == id {
+		delete(t.byLoc, old.loc)
 	}
-	if other, ok := t.byLoc[loc]; ok && other != id {
-		delete(t.byID, other)
-	}
-	t.byID[id], t.byLoc[loc] = loc, id
+	// Another ID at the same place (the kernel may hold two nodes of
+	// one object across a handover) keeps its place, for resolution.
+	t.byID[id], t.byLoc[r.loc] = r, id
 }
 
 func (t *nodeTable) drop(id uint64) {
-	if loc, ok := t.byID[id]; ok {
-		if t.byLoc[loc] == id {
-			delete(t.byLoc, loc)
+	if r, ok := t.byID[id]; ok {
+		if t.byLoc[r.loc] == id {
+			delete(t.byLoc, r.loc)
 		}
 		delete(t.byID, id)
 	}
@@ -140,16 +163,17 @@ func (t *nodeTable) unlinkLoc(loc nodeLoc) {
 	}
 }
 
-// at records that id is at (parent, name), unless that is known already.
-func (t *nodeTable) at(id, parent uint64, name string) error {
-	loc := nodeLoc{parent: parent, name: name}
+// at records that id, of generation gen, is at (parent, name), unless
+// that is known already.
+func (t *nodeTable) at(id, gen, parent uint64, name string) error {
+	r := nodeRec{loc: nodeLoc{parent: parent, name: name}, gen: gen}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if cur, ok := t.byID[id]; ok && cur == loc {
+	if cur, ok := t.byID[id]; ok && cur == r {
 		return nil
 	}
-	t.apply(id, loc)
-	return t.write(recNode, id, loc)
+	t.apply(id, r)
+	return t.write(recNode, id, r)
 }
 
 // forget records that the kernel dropped id.
@@ -160,7 +184,7 @@ func (t *nodeTable) forget(id uint64) error {
 		return nil
 	}
 	t.drop(id)
-	return t.write(recForget, id, nodeLoc{})
+	return t.write(recForget, id, nodeRec{})
 }
 
 // unlink records that (parent, name) is gone.
@@ -172,7 +196,7 @@ func (t *nodeTable) unlink(parent uint64, name string) error {
 		return nil
 	}
 	t.unlinkLoc(loc)
-	return t.write(recUnlink, 0, loc)
+	return t.write(recUnlink, 0, nodeRec{loc: loc})
 }
 
 // rename records a rename of (oldParent, oldName) to (newParent, newName);
@@ -184,25 +208,79 @@ func (t *nodeTable) rename(oldParent uint64, oldName string, newParent uint64, n
 	a, aok := t.byLoc[from]
 	b, bok := t.byLoc[to]
 	var err error
+	ra, rb := t.byID[a], t.byID[b]
 	if bok && !exchange {
 		t.unlinkLoc(to)
-		err = t.write(recUnlink, 0, to)
+		err = t.write(recUnlink, 0, nodeRec{loc: to})
 	}
 	if aok {
-		t.apply(a, to)
-		err = errors.Join(err, t.write(recNode, a, to))
+		ra.loc = to
+		t.apply(a, ra)
+		err = errors.Join(err, t.write(recNode, a, ra))
 	}
 	if exchange && bok {
-		t.apply(b, from)
-		err = errors.Join(err, t.write(recNode, b, from))
+		rb.loc = from
+		t.apply(b, rb)
+		err = errors.Join(err, t.write(recNode, b, rb))
 	}
 	return err
 }
 
-// loc returns where id is.
-func (t *nodeTable) loc(id uint64) (nodeLoc, bool) {
+func (t *nodeTable) addCached(fh, node uint64) {
+	if _, ok := t.cachedFh[fh]; !ok {
+		t.cachedFh[fh] = node
+		t.cachedN[node]++
+	}
+}
+
+func (t *nodeTable) dropCached(fh uint64) bool {
+	node, ok := t.cachedFh[fh]
+	if !ok {
+		return false
+	}
+	delete(t.cachedFh, fh)
+	if t.cachedN[node]--; t.cachedN[node] <= 0 {
+		delete(t.cachedN, node)
+	}
+	return true
+}
+
+// opened records a handle fh of node handed to the kernel; passthrough
+// reports whether it is a passthrough one. It returns false when the
+// kernel holds cached handles of node and so refuses passthrough: the
+// caller answers with a cached handle, which it records.
+func (t *nodeTable) opened(fh, node uint64, passthrough bool) (bool, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	l, ok := t.byID[id]
-	return l, ok
+	if passthrough && t.cachedN[node] == 0 {
+		return true, nil
+	}
+	t.addCached(fh, node)
+	return false, t.write(recCached, fh, nodeRec{loc: nodeLoc{parent: node}})
+}
+
+// released records that the kernel released fh.
+func (t *nodeTable) released(fh uint64) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !t.dropCached(fh) {
+		return nil
+	}
+	return t.write(recClosed, fh, nodeRec{})
+}
+
+// idAt returns the node ID last journalled at (parent, name).
+func (t *nodeTable) idAt(parent uint64, name string) (uint64, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	id, ok := t.byLoc[nodeLoc{parent: parent, name: name}]
+	return id, ok
+}
+
+// node returns what the journal knows of id.
+func (t *nodeTable) node(id uint64) (nodeRec, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	r, ok := t.byID[id]
+	return r, ok
 }

@@ -1,9 +1,10 @@
 package daemon
 
 import (
-	"github.com/gonydus/nydus/daemon/rafsfs"
 	"github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"github.com/gonydus/nydus/daemon/rafsfs"
 )
 
 // newRaw returns the raw filesystem serving rootNode, wrapped to count

@@ -49,7 +49,16 @@ type soakResult struct {
 // and a forked child closes the files it inherited when it execs, which
 // for a FUSE file waits for a FLUSH no daemon answers between a kill and
 // a takeover.
-func TestFailoverSoak(t *testing.T) {
+func TestFailoverSoak(t *testing.T) { runSoak(t, false) }
+
+// TestFailoverSoakWritable is TestFailoverSoak over nydusd's writable
+// overlay (--writable): the readers read the image's files through it,
+// and a writer process (TestSoakWriter) writes into it all along. The
+// writer's files, its held-open file and its copy-ups and whiteouts must
+// then all be in the upper dir, byte for byte.
+func TestFailoverSoakWritable(t *testing.T) { runSoak(t, true) }
+
+func runSoak(t *testing.T, writable bool) {
 	requireRootFUSE(t)
 	kills, mb := 10, 16
 	if os.Getenv("GONYDUS_SOAK") == "1" {
@@ -65,11 +74,21 @@ func TestFailoverSoak(t *testing.T) {
 	reg := newGatedRegistry(t)
 	nfiles := max(8, mb) // about 1 MiB a file
 	files := randomFiles(3, nfiles, 1<<20)
+	lowerFiles := map[string][]byte{}
+	for name, data := range files {
+		lowerFiles[name] = data
+	}
+	if writable {
+		for i := range soakCopyUps {
+			lowerFiles[copyUpName(i)] = copyUpLower(i)
+		}
+		lowerFiles[heldCopyUp] = heldCopyUpLower()
+	}
 	var total int64
 	for _, d := range files {
 		total += int64(len(d))
 	}
-	im := buildRegistryImage(t, imageBin, reg, files)
+	im := buildRegistryImage(t, imageBin, reg, lowerFiles)
 	t.Logf("image: %d files, %d MiB", len(files), total>>20)
 
 	work := t.TempDir()
@@ -87,8 +106,16 @@ func TestFailoverSoak(t *testing.T) {
 	}
 	sock := filepath.Join(work, "api.sock")
 	sup := newTestSupervisor(t, filepath.Join(work, "supervisor.sock"))
-	args := []string{"fuse", "--id", "soak", "--bootstrap", im.boot, "--config", reg.config(t, filepath.Join(work, "cache")),
+	cfg := reg.config(t, filepath.Join(work, "cache"))
+	upper := filepath.Join(work, "upper")
+	if writable {
+		cfg = withOverlay(t, cfg, upper, filepath.Join(work, "owork"))
+	}
+	args := []string{"fuse", "--id", "soak", "--bootstrap", im.boot, "--config", cfg,
 		"--mountpoint", mnt, "--apisock", sock, "--log-level", "warn", "--supervisor", sup.path, "--failover-policy", "resend"}
+	if writable {
+		args = append(args, "--writable")
+	}
 	cur := startDaemon(t, nydusd, sock, args...)
 	cur.waitState(t, "RUNNING", 20*time.Second)
 	if err := sup.fetch(func() error { return cur.put("/api/v1/daemon/fuse/sendfd") }); err != nil {
@@ -114,6 +141,25 @@ func TestFailoverSoak(t *testing.T) {
 			t.Fatal(err)
 		}
 		readers = append(readers, reader{cmd, out})
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	}
+	var writer reader
+	writerOut := filepath.Join(work, "writer.json")
+	if writable {
+		var held string
+		for name := range files {
+			held = name
+			break
+		}
+		sum := sha256.Sum256(files[held])
+		cmd := exec.Command(self, "-test.run=^TestSoakWriter$", "-test.v", "-test.timeout=2h")
+		cmd.Env = append(os.Environ(), soakWriterEnv+"="+strings.Join([]string{mnt, stop, writerOut, held, hex.EncodeToString(sum[:])}, "|"))
+		out := &lockedBuffer{}
+		cmd.Stdout, cmd.Stderr = out, out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		writer = reader{cmd, out}
 		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 	}
 
@@ -177,6 +223,9 @@ func TestFailoverSoak(t *testing.T) {
 		if res.Passes < 1 {
 			t.Errorf("reader %d did not read every file once", i)
 		}
+	}
+	if writable {
+		checkSoakWriter(t, writer.cmd, writer.out, writerOut, upper)
 	}
 	slices.Sort(takeovers)
 	t.Logf("takeover (SIGKILL to the successor answering start) over %d kills: median %v, max %v",
