@@ -20,15 +20,13 @@
 #     everything written is in the upper dir, which kernel overlayfs then
 #     mounts and reads as its own.
 # E2E_STEPS chooses: main is 4-7, failover is 8; 1-3 always run. The
-# default is "main": step 8 fails today (nydusd cannot hand over its
-# writable overlay yet: sendfd answers 501), so make e2e leaves it out
-# until it does; E2E_STEPS="main failover" runs it.
+# default is "main failover".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin="${BIN:-$PWD/bin}"
 src="${1:-examples/demo-rootfs}"
 GO="${GO:-go}"
-steps=" ${E2E_STEPS:-main} "
+steps=" ${E2E_STEPS:-main failover} "
 want() { case "$steps" in *" $1 "*) return 0 ;; esac; return 1; }
 work="$(mktemp -d /tmp/nydus-e2e.XXXXXX)"
 pids=()
@@ -296,7 +294,8 @@ sleep 0.5
 old="$(kstatus pid)"
 kill -9 "$old"
 wait_failovers 1
-echo "kill -9 nydusd $old: nydusd $(kstatus pid) took over"
+took() { grep -h 'failover done' "$work/snap3/nydus-overlayfs/nydusd.log" | tail -1 | grep -o 'took=[^ ]*'; }
+echo "kill -9 nydusd $old: nydusd $(kstatus pid) took over (keeper: $(took))"
 echo afterkill >&7 || fail "write to the open file after the failover"
 echo afterkill >>"$work/merged/etc/os-release" || fail "append after the failover"
 echo afterkill >"$work/merged/etc/new-after-kill" || fail "create after the failover"
@@ -312,6 +311,7 @@ sleep 0.5
 old="$(kstatus pid)"
 kill -9 "$old"
 wait_failovers 2
+echo "kill -9 nydusd $old: nydusd $(kstatus pid) took over (keeper: $(took))"
 echo again >&7 || fail "write to the open file after the second failover"
 sleep 0.5
 touch "$work/stop-writer"
