@@ -100,8 +100,9 @@ type Daemon struct {
 
 	// The writable overlay's handover (handover.go): the daemon's
 	// generation in the session, and the node journal.
-	ovGen uint64
-	nodes *nodeTable
+	ovGen    uint64
+	nodes    *nodeTable
+	handover *handoverFS
 }
 
 // tune applies what the kernel negotiated to a mount's filesystem.

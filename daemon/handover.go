@@ -43,6 +43,9 @@ func newHandoverFS(inner fuse.RawFileSystem, gen uint64, t *nodeTable, log *slog
 		old: map[uint64]*oldNode{}, rev: map[uint64]uint64{}, oldFh: map[uint64]uint64{}}
 }
 
+// setGen sets the generation before the session is served.
+func (h *handoverFS) setGen(g uint64) { h.gen = g }
+
 func (h *handoverFS) current(kid uint64) bool {
 	return kid == fuse.FUSE_ROOT_ID || kid>>genShift == h.gen
 }
@@ -261,6 +264,9 @@ func (d *Daemon) openNodes(fresh bool) error {
 		return nil
 	}
 	t, err := openNodeTable(filepath.Join(d.direct.Config.Overlay.WorkDir, nodeJournalName), fresh)
+	if err == nil && fresh {
+		err = t.serving(d.ovGen)
+	}
 	if err != nil {
 		return err
 	}
@@ -278,5 +284,13 @@ func (d *Daemon) resumeOverlay() error {
 	if err := d.direct.Overlay.Lock(supervisorTimeout); err != nil {
 		return err
 	}
-	return d.nodes.replay()
+	if err := d.nodes.replay(); err != nil {
+		return err
+	}
+	// A supervisor may hold a state older than the last daemon's.
+	if g := d.nodes.newestGen() + 1; g > d.ovGen {
+		d.ovGen = g
+		d.handover.setGen(g)
+	}
+	return d.nodes.serving(d.ovGen)
 }

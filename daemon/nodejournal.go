@@ -26,6 +26,7 @@ const (
 	recUnlink = 'U' // nothing is at (parent, name) any more
 	recCached = 'C' // handle id (parent: its node) is a cached open, not passthrough
 	recClosed = 'c' // the cached handle id was released
+	recGen    = 'G' // a daemon of generation id serves the session
 )
 
 // nodeLoc is where a node is: its parent's kernel node ID and its name.
@@ -53,7 +54,9 @@ type nodeTable struct {
 	// cached handles open (handle -> node) and their count per node.
 	cachedFh map[uint64]uint64
 	cachedN  map[uint64]int
-	buf      []byte
+	// maxGen is the newest daemon generation journalled.
+	maxGen uint64
+	buf    []byte
 }
 
 // openNodeTable opens the journal at path; fresh truncates it (a new
@@ -100,6 +103,8 @@ func (t *nodeTable) replay() error {
 			t.addCached(id, loc.parent)
 		case recClosed:
 			t.dropCached(id)
+		case recGen:
+			t.maxGen = max(t.maxGen, id)
 		default:
 			return errors.New("unknown record kind")
 		}
@@ -267,6 +272,23 @@ func (t *nodeTable) released(fh uint64) error {
 		return nil
 	}
 	return t.write(recClosed, fh, nodeRec{})
+}
+
+// serving records that a daemon of generation gen serves the session, so
+// that a successor never picks a generation in use, even from a state
+// taken before this daemon's.
+func (t *nodeTable) serving(gen uint64) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.maxGen = max(t.maxGen, gen)
+	return t.write(recGen, gen, nodeRec{})
+}
+
+// newestGen returns the newest daemon generation journalled.
+func (t *nodeTable) newestGen() uint64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.maxGen
 }
 
 // idAt returns the node ID last journalled at (parent, name).

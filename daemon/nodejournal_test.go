@@ -45,6 +45,8 @@ func TestNodeJournalReplay(t *testing.T) {
 		t.Fatalf("passthrough open of a node with a cached handle: %v %v (want a cached one)", pt, err)
 	}
 	must(w.released(101))
+	must(w.serving(3))
+	must(w.serving(2))
 	must(w.close())
 	// A record cut short.
 	f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND, 0)
@@ -76,6 +78,9 @@ func TestNodeJournalReplay(t *testing.T) {
 		if got, ok := r.node(id); ok {
 			t.Errorf("node %d: %+v, want none", id, got)
 		}
+	}
+	if g := r.newestGen(); g != 3 {
+		t.Errorf("newest generation %d, want 3", g)
 	}
 	if id, ok := r.idAt(1, "moved"); !ok || id != 4 {
 		t.Errorf("at moved: %d %v, want 4", id, ok)

@@ -20,7 +20,8 @@ func (d *Daemon) newRaw(rootNode fs.InodeEmbedder, opts *fs.Options) fuse.RawFil
 	} else if d.pseudo != nil {
 		d.raw = rafsfs.NewRawFS(d.pseudo, rafsfs.Immutable())
 	} else if d.nodes != nil {
-		d.raw = rafsfs.NewRawFS(newHandoverFS(fs.NewNodeFS(rootNode, opts), d.ovGen, d.nodes, d.log))
+		d.handover = newHandoverFS(fs.NewNodeFS(rootNode, opts), d.ovGen, d.nodes, d.log)
+		d.raw = rafsfs.NewRawFS(d.handover)
 	} else {
 		d.raw = rafsfs.NewRawFS(fs.NewNodeFS(rootNode, opts))
 	}

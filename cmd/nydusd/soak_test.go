@@ -178,9 +178,13 @@ func runSoak(t *testing.T, writable bool) {
 			t.Fatalf("kill %d: %v", i+1, err)
 		}
 		takeovers = append(takeovers, time.Since(killed))
-		// As nydus-snapshotter does once a daemon is RUNNING.
-		if err := sup.fetch(func() error { return next.put("/api/v1/daemon/fuse/sendfd") }); err != nil {
-			t.Fatalf("kill %d: sendfd: %v", i+1, err)
+		// As nydus-snapshotter does once a daemon is RUNNING; over the
+		// overlay, now and then not, so that the next successor gets
+		// an older daemon's state.
+		if !writable || i%4 != 1 {
+			if err := sup.fetch(func() error { return next.put("/api/v1/daemon/fuse/sendfd") }); err != nil {
+				t.Fatalf("kill %d: sendfd: %v", i+1, err)
+			}
 		}
 		cur = next
 	}
