@@ -46,10 +46,14 @@ type nodeRec struct {
 // nodeTable is the journal's content: the kernel node IDs with their
 // locations, kept in memory and in the journal file.
 type nodeTable struct {
-	mu    sync.Mutex
-	f     *os.File
-	byID  map[uint64]nodeRec
-	byLoc map[nodeLoc]uint64
+	mu   sync.Mutex
+	path string
+	f    *os.File
+	// written counts the bytes appended since the journal was last
+	// written afresh (compact.go).
+	written int64
+	byID    map[uint64]nodeRec
+	byLoc   map[nodeLoc]uint64
 	// The kernel refuses to mix cached and passthrough opens of a file:
 	// cached handles open (handle -> node) and their count per node.
 	cachedFh map[uint64]uint64
@@ -70,7 +74,7 @@ func openNodeTable(path string, fresh bool) (*nodeTable, error) {
 	if err != nil {
 		return nil, fmt.Errorf("node journal: %w", err)
 	}
-	return &nodeTable{f: f, byID: map[uint64]nodeRec{}, byLoc: map[nodeLoc]uint64{},
+	return &nodeTable{path: path, f: f, byID: map[uint64]nodeRec{}, byLoc: map[nodeLoc]uint64{},
 		cachedFh: map[uint64]uint64{}, cachedN: map[uint64]int{}}, nil
 }
 
@@ -81,6 +85,13 @@ func (t *nodeTable) close() error { return t.f.Close() }
 func (t *nodeTable) replay() error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	// The predecessor may have compacted it since it was opened.
+	f, err := os.OpenFile(t.path, os.O_RDWR|os.O_APPEND, 0)
+	if err != nil {
+		return fmt.Errorf("node journal: %w", err)
+	}
+	t.f.Close()
+	t.f = f
 	data, err := io.ReadAll(io.NewSectionReader(t.f, 0, 1<<62))
 	if err != nil {
 		return fmt.Errorf("node journal: %w", err)
@@ -140,6 +151,10 @@ func (t *nodeTable) write(kind byte, id uint64, r nodeRec) error {
 	b = append(b, loc.name...)
 	t.buf = b
 	_, err := t.f.Write(b)
+	t.written += int64(len(b))
+	if err == nil && t.written > compactMin && t.written > compactRatio*t.liveSize() {
+		err = t.compact()
+	}
 	return err
 }
 

@@ -93,3 +93,68 @@ func TestNodeJournalReplay(t *testing.T) {
 		t.Error("no passthrough open of node 4, which has no cached handle")
 	}
 }
+
+// TestNodeJournalCompact: a journal written afresh replays to the same
+// nodes, places, generations and cached handles, and later records still
+// append to it.
+func TestNodeJournalCompact(t *testing.T) {
+	p := filepath.Join(t.TempDir(), nodeJournalName)
+	w, err := openNodeTable(p, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range uint64(1000) {
+		if err := w.at(10+i, i, 1, "n"+string(rune('a'+i%26))+string(rune('a'+i/26))); err != nil {
+			t.Fatal(err)
+		}
+		if i%2 == 0 {
+			if err := w.forget(10 + i); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	w.at(5000, 1, 1, "nba") // a second node at the place of node 11, which keeps it for resolution
+	w.opened(7, 11, false)
+	w.serving(4)
+	before, _ := os.Stat(p)
+	w.mu.Lock()
+	err = w.compact()
+	w.mu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, _ := os.Stat(p)
+	if after.Size() >= before.Size() {
+		t.Errorf("compacted journal of %d bytes, was %d", after.Size(), before.Size())
+	}
+	if err := w.at(6000, 9, 11, "late"); err != nil {
+		t.Fatal(err)
+	}
+	r, err := openNodeTable(p, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.close()
+	if err := r.replay(); err != nil {
+		t.Fatal(err)
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(r.byID) != len(w.byID) || len(r.byLoc) != len(w.byLoc) {
+		t.Fatalf("replayed %d nodes at %d places, want %d at %d", len(r.byID), len(r.byLoc), len(w.byID), len(w.byLoc))
+	}
+	for id, rec := range w.byID {
+		if r.byID[id] != rec {
+			t.Errorf("node %d: %+v, want %+v", id, r.byID[id], rec)
+		}
+	}
+	for loc, id := range w.byLoc {
+		if r.byLoc[loc] != id {
+			t.Errorf("at %+v: node %d, want %d", loc, r.byLoc[loc], id)
+		}
+	}
+	if r.maxGen != 4 || r.cachedN[11] != 1 {
+		t.Errorf("generation %d, cached handles of node 11: %d; want 4 and 1", r.maxGen, r.cachedN[11])
+	}
+	w.close()
+}
