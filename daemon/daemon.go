@@ -97,6 +97,12 @@ type Daemon struct {
 	threads         int
 	serving         bool          // the server reads requests
 	done            chan struct{} // closed when the session's server ended
+
+	// The writable overlay's handover (handover.go): the daemon's
+	// generation in the session, and the node journal.
+	ovGen    uint64
+	nodes    *nodeTable
+	handover *handoverFS
 }
 
 // tune applies what the kernel negotiated to a mount's filesystem.
@@ -225,6 +231,11 @@ func (d *Daemon) session(mountOpts []string, threads int) (fs.InodeEmbedder, *fs
 		}
 		rootNode = m.Overlay.Root()
 		opts.RootStableAttr = m.Overlay.RootStableAttr()
+		if d.opts.Supervisor != "" {
+			// A successor could not resolve the node IDs of a
+			// READDIRPLUS listing (handover.go).
+			opts.MountOptions.DisableReadDirPlus = true
+		}
 	} else if ok {
 		d.direct = m
 		rootNode = m.FS.Root()

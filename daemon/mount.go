@@ -40,7 +40,7 @@ type Mount struct {
 }
 
 // openMount opens a bootstrap and its storage chain.
-func openMount(mountpoint, bootstrap string, cfg *config.Config, backends BackendOpener, index uint64, log *slog.Logger) (*Mount, error) {
+func openMount(mountpoint, bootstrap string, cfg *config.Config, backends BackendOpener, index uint64, log *slog.Logger, ovlOpts ...overlay.Option) (*Mount, error) {
 	f, err := os.Open(bootstrap)
 	if err != nil {
 		return nil, err
@@ -108,7 +108,7 @@ func openMount(mountpoint, bootstrap string, cfg *config.Config, backends Backen
 			return fail(fmt.Errorf("%w: the overlay section needs upper_dir and work_dir", ErrInvalidInput))
 		}
 		ovl, err = overlay.New(overlay.NewRAFSLower(img, src), o.UpperDir, o.WorkDir,
-			overlay.WithInodeIndex(uint8(index)), overlay.WithLogger(log))
+			append([]overlay.Option{overlay.WithInodeIndex(uint8(index)), overlay.WithLogger(log)}, ovlOpts...)...)
 		if err != nil {
 			src.Close()
 			closeBackend()

@@ -19,6 +19,9 @@ func (d *Daemon) newRaw(rootNode fs.InodeEmbedder, opts *fs.Options) fuse.RawFil
 		d.raw = rafsfs.NewRawFS(d.direct.FS.RawRoot(), rafsfs.Immutable())
 	} else if d.pseudo != nil {
 		d.raw = rafsfs.NewRawFS(d.pseudo, rafsfs.Immutable())
+	} else if d.nodes != nil {
+		d.handover = newHandoverFS(fs.NewNodeFS(rootNode, opts), d.ovGen, d.nodes, d.log)
+		d.raw = rafsfs.NewRawFS(d.handover)
 	} else {
 		d.raw = rafsfs.NewRawFS(fs.NewNodeFS(rootNode, opts))
 	}

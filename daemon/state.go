@@ -36,8 +36,11 @@ type sessionState struct {
 	Writable       bool   `json:"writable,omitempty"`
 	Threads        int    `json:"threads,omitempty"`
 	// NextIndex is where the search for a free inode index starts.
-	NextIndex uint64       `json:"next_index"`
-	Mounts    []mountState `json:"mounts"`
+	NextIndex uint64 `json:"next_index"`
+	// OverlayGen is the writer's generation in a writable overlay's
+	// session (handover.go): its successor is the next.
+	OverlayGen uint64       `json:"overlay_gen,omitempty"`
+	Mounts     []mountState `json:"mounts"`
 }
 
 // mountState is one image of the session (the root image or a

@@ -15,6 +15,7 @@ import (
 
 	"github.com/gonydus/nydus/daemon/config"
 	"github.com/gonydus/nydus/daemon/supervisor"
+	"github.com/gonydus/nydus/overlay"
 )
 
 // ErrWrongState is the error of a request the daemon's state does not
@@ -40,6 +41,9 @@ func (d *Daemon) mountOwnedFUSE(dir string, rootNode fs.InodeEmbedder, opts *fs.
 		return nil, err
 	}
 	if err := d.checkPolicy(dir, initIn); err != nil {
+		return nil, err
+	}
+	if err := d.openNodes(true); err != nil {
 		return nil, err
 	}
 	raw := d.newRaw(rootNode, opts)
@@ -73,10 +77,11 @@ func pollHack(dir string) {
 // snapshot returns the state a successor needs; d.mu is held.
 func (d *Daemon) snapshot() (*sessionState, error) {
 	s := &sessionState{DaemonID: d.opts.ID, Mountpoint: d.mntDir, InitIn: d.initIn, InitOut: d.initOut,
-		FailoverPolicy: d.opts.FailoverPolicy, Writable: d.opts.Writable, Threads: d.threads, NextIndex: d.nextIdx}
+		FailoverPolicy: d.opts.FailoverPolicy, Writable: d.opts.Writable, Threads: d.threads, NextIndex: d.nextIdx,
+		OverlayGen: d.ovGen}
 	for _, m := range d.mounts {
-		if m.Overlay != nil {
-			return nil, fmt.Errorf("%w: the writable overlay at %s cannot be handed over yet (its node IDs and open files live in this process)", ErrUnsupported, m.Mountpoint)
+		if m.Overlay != nil && d.nodes == nil {
+			return nil, fmt.Errorf("%w: the overlay at %s keeps no node journal", ErrUnsupported, m.Mountpoint)
 		}
 		cfg, err := json.Marshal(m.Config)
 		if err != nil {
@@ -184,7 +189,8 @@ func (d *Daemon) restore(s *sessionState, fd int) (err error) {
 		if ms.Index == 0 || ms.Index > maxMounts {
 			return fmt.Errorf("%w: state: mount %s has inode index %d", ErrInvalidInput, ms.Mountpoint, ms.Index)
 		}
-		m, err := openMount(path.Clean("/"+ms.Mountpoint), ms.Bootstrap, cfg, d.opts.Backends, ms.Index, d.log)
+		// An overlay's directories stay the predecessor's until Resume.
+		m, err := openMount(path.Clean("/"+ms.Mountpoint), ms.Bootstrap, cfg, d.opts.Backends, ms.Index, d.log, overlay.WithHandover())
 		if err != nil {
 			return fmt.Errorf("restore %s: %w", ms.Mountpoint, err)
 		}
@@ -210,6 +216,10 @@ func (d *Daemon) restore(s *sessionState, fd int) (err error) {
 	}
 	rootNode, opts, err := d.session(nil, threads)
 	if err == nil {
+		d.ovGen = s.OverlayGen + 1
+		err = d.openNodes(false)
+	}
+	if err == nil {
 		raw := d.newRaw(rootNode, opts)
 		var srv *fuse.Server
 		var initOut []byte
@@ -226,7 +236,10 @@ func (d *Daemon) restore(s *sessionState, fd int) (err error) {
 		}
 	}
 	if err != nil {
-		d.mounts, d.idxUsed, d.direct, d.pseudo = map[string]*Mount{}, map[uint64]bool{}, nil, nil
+		if d.nodes != nil {
+			d.nodes.close()
+		}
+		d.mounts, d.idxUsed, d.direct, d.pseudo, d.nodes = map[string]*Mount{}, map[uint64]bool{}, nil, nil, nil
 		return err
 	}
 	if s.NextIndex > 0 {
@@ -275,6 +288,9 @@ func (d *Daemon) Resume() error {
 		return nil
 	case d.state != StateReady || d.server == nil || d.serving:
 		return fmt.Errorf("%w: start in state %s (READY after a takeover needed)", ErrWrongState, d.state)
+	}
+	if err := d.resumeOverlay(); err != nil {
+		return err
 	}
 	if err := d.drain(d.fuseFd, d.mntDir); err != nil {
 		return err

@@ -20,7 +20,7 @@ type dirs struct {
 	locks           []int
 }
 
-func openDirs(upperDir, workDir string) (_ *dirs, err error) {
+func openDirs(upperDir, workDir string, handover bool) (_ *dirs, err error) {
 	up, err := filepath.Abs(upperDir)
 	if err != nil {
 		return nil, fmt.Errorf("overlay: upper dir: %w", err)
@@ -54,15 +54,25 @@ func openDirs(upperDir, workDir string) (_ *dirs, err error) {
 			return nil, fmt.Errorf("overlay: open %s: %w", p, err)
 		}
 		d.locks = append(d.locks, fd)
+		if handover {
+			continue // locked by the predecessor until it exits (lock)
+		}
 		if err := lockDir(fd); err != nil {
 			return nil, fmt.Errorf("overlay: %s is in use by another overlay: %w", p, err)
 		}
 	}
-	if err := os.RemoveAll(d.scratch); err != nil {
-		return nil, fmt.Errorf("overlay: clean work dir: %w", err)
-	}
-	if err := os.Mkdir(d.scratch, 0); err != nil {
-		return nil, fmt.Errorf("overlay: work dir: %w", err)
+	if handover {
+		// The predecessor may still be copying up in the work dir.
+		if err := os.Mkdir(d.scratch, 0); err != nil && !errors.Is(err, os.ErrExist) {
+			return nil, fmt.Errorf("overlay: work dir: %w", err)
+		}
+	} else {
+		if err := os.RemoveAll(d.scratch); err != nil {
+			return nil, fmt.Errorf("overlay: clean work dir: %w", err)
+		}
+		if err := os.Mkdir(d.scratch, 0); err != nil {
+			return nil, fmt.Errorf("overlay: work dir: %w", err)
+		}
 	}
 	if d.upperFd, err = unix.Open(up, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err != nil {
 		return nil, fmt.Errorf("overlay: open upper dir: %w", err)
@@ -76,6 +86,26 @@ func openDirs(upperDir, workDir string) (_ *dirs, err error) {
 // inside reports whether p is dir or below it.
 func inside(p, dir string) bool {
 	return p == dir || strings.HasPrefix(p, dir+string(filepath.Separator))
+}
+
+// lock takes the locks of the upper and work directories that openDirs
+// left to the predecessor of a handover, waiting up to timeout for it to
+// exit.
+func (d *dirs) lock(timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for i, fd := range d.locks {
+		for {
+			err := unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB)
+			if err == nil {
+				break
+			}
+			if !errors.Is(err, unix.EWOULDBLOCK) || time.Now().After(deadline) {
+				return fmt.Errorf("overlay: %s is still in use (by the daemon handing over?): %w", []string{d.upper, filepath.Dir(d.scratch)}[i], err)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	return nil
 }
 
 func (d *dirs) close() error {

@@ -65,7 +65,7 @@ func New(lower Lower, upperDir, workDir string, opts ...Option) (*FS, error) {
 	if lower == nil {
 		return nil, errors.New("overlay: a lower tree is required")
 	}
-	d, err := openDirs(upperDir, workDir)
+	d, err := openDirs(upperDir, workDir, c.handover)
 	if err != nil {
 		return nil, err
 	}
@@ -76,9 +76,16 @@ func New(lower Lower, upperDir, workDir string, opts ...Option) (*FS, error) {
 		f.xattrNS = "user.overlay."
 	}
 	f.held.max = c.heldDirs
+	// Work dir names of a predecessor (a handover) may still be there.
+	f.tmpSeq.Store(uint64(time.Now().UnixNano()))
 	f.root = &node{fs: f, lower: lower}
 	return f, nil
 }
+
+// Lock takes the upper and work directories of an overlay opened
+// WithHandover, waiting up to timeout for the daemon handing over to let
+// them go; without WithHandover they are locked already.
+func (f *FS) Lock(timeout time.Duration) error { return f.dirs.lock(timeout) }
 
 // Close releases the upper and work directories (and their locks); call
 // it after the file system is unmounted.

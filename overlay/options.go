@@ -14,7 +14,14 @@ type config struct {
 	logger    *slog.Logger
 	inoIndex  uint8
 	heldDirs  int
+	handover  bool
 }
+
+// WithHandover opens the overlay for a daemon taking a session over from
+// another one that may still be running (a live upgrade): the upper and
+// work directories are neither locked nor cleaned until Lock, which the
+// successor calls once its predecessor exited.
+func WithHandover() Option { return func(c *config) error { c.handover = true; return nil } }
 
 // WithUserXattr makes the overlay write and honour user.overlay.* xattrs
 // (kernel overlayfs' userxattr option) instead of trusted.overlay.*.

@@ -20,15 +20,13 @@
 #     everything written is in the upper dir, which kernel overlayfs then
 #     mounts and reads as its own.
 # E2E_STEPS chooses: main is 4-7, failover is 8; 1-3 always run. The
-# default is "main": step 8 fails today (nydusd cannot hand over its
-# writable overlay yet: sendfd answers 501), so make e2e leaves it out
-# until it does; E2E_STEPS="main failover" runs it.
+# default is "main failover".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin="${BIN:-$PWD/bin}"
 src="${1:-examples/demo-rootfs}"
 GO="${GO:-go}"
-steps=" ${E2E_STEPS:-main} "
+steps=" ${E2E_STEPS:-main failover} "
 want() { case "$steps" in *" $1 "*) return 0 ;; esac; return 1; }
 work="$(mktemp -d /tmp/nydus-e2e.XXXXXX)"
 pids=()
@@ -285,7 +283,7 @@ mkdir "$work/merged/w"
 writer=$!
 exec 7>"$work/merged/held" # an open upper file, written through the same descriptor all along
 echo before >&7
-echo before >>"$work/merged/etc/motd" # a copy-up of a lower file
+echo before >>"$work/merged/etc/os-release" # a copy-up of a lower file (etc/motd links to the README removed next)
 rm "$work/merged/usr/share/doc/demo/README"
 # wait_failovers N: the keeper has done N failovers (bounded: 30 s).
 wait_failovers() {
@@ -296,9 +294,10 @@ sleep 0.5
 old="$(kstatus pid)"
 kill -9 "$old"
 wait_failovers 1
-echo "kill -9 nydusd $old: nydusd $(kstatus pid) took over"
+took() { grep -h 'failover done' "$work/snap3/nydus-overlayfs/nydusd.log" | tail -1 | grep -o 'took=[^ ]*'; }
+echo "kill -9 nydusd $old: nydusd $(kstatus pid) took over (keeper: $(took))"
 echo afterkill >&7 || fail "write to the open file after the failover"
-echo afterkill >>"$work/merged/etc/motd" || fail "append after the failover"
+echo afterkill >>"$work/merged/etc/os-release" || fail "append after the failover"
 echo afterkill >"$work/merged/etc/new-after-kill" || fail "create after the failover"
 cmp <(head -c "$(stat -c %s "$src/usr/share/doc/demo/numbers.txt")" "$work/merged/usr/share/doc/demo/numbers.txt") "$src/usr/share/doc/demo/numbers.txt" ||
   fail "read of a lower file after the failover"
@@ -307,11 +306,12 @@ sleep 0.5
 [ "$(readlink "/proc/$(kstatus pid)/exe")" = "$work/nydusd-upgraded" ] || fail "after the upgrade nydusd $(kstatus pid) is not the upgraded binary"
 echo "upgraded: nydusd $(kstatus pid) runs $(kstatus nydusd)"
 echo upgraded >&7 || fail "write to the open file after the upgrade"
-echo upgraded >>"$work/merged/etc/motd" || fail "append after the upgrade"
+echo upgraded >>"$work/merged/etc/os-release" || fail "append after the upgrade"
 sleep 0.5
 old="$(kstatus pid)"
 kill -9 "$old"
 wait_failovers 2
+echo "kill -9 nydusd $old: nydusd $(kstatus pid) took over (keeper: $(took))"
 echo again >&7 || fail "write to the open file after the second failover"
 sleep 0.5
 touch "$work/stop-writer"
@@ -334,10 +334,10 @@ again" ] || fail "the open file in the upper dir holds '$(cat "$work/upper3/held
 # ... and kernel overlayfs reads it as its own, over the image.
 start_nydusd
 mount -t overlay overlay -o "lowerdir=$work/fuse,upperdir=$work/upper3,workdir=$work/owork3" "$work/merged" || fail "kernel overlayfs refuses the upper dir"
-[ "$(cat "$work/merged/etc/motd")" = "$(cat "$src/etc/motd")
+[ "$(cat "$work/merged/etc/os-release")" = "$(cat "$src/etc/os-release")
 before
 afterkill
-upgraded" ] || fail "kernel overlayfs: etc/motd reads '$(cat "$work/merged/etc/motd")'"
+upgraded" ] || fail "kernel overlayfs: etc/os-release reads '$(cat "$work/merged/etc/os-release")'"
 [ "$(cat "$work/merged/etc/new-after-kill")" = afterkill ] || fail "kernel overlayfs: etc/new-after-kill"
 [ -e "$work/merged/usr/share/doc/demo/README" ] && fail "kernel overlayfs: the deleted README is back (no whiteout)"
 [ "$(ls "$work/merged/w" | wc -l)" = "$count" ] || fail "kernel overlayfs: w/ holds $(ls "$work/merged/w" | wc -l) files"

@@ -52,7 +52,16 @@ type soakResult struct {
 // and a forked child closes the files it inherited when it execs, which
 // for a FUSE file waits for a FLUSH no daemon answers between a kill and
 // a takeover.
-func TestFailoverSoak(t *testing.T) {
+func TestFailoverSoak(t *testing.T) { runSoak(t, false) }
+
+// TestFailoverSoakWritable is TestFailoverSoak over nydusd's writable
+// overlay (--writable): the readers read the image's files through it,
+// and a writer process (TestSoakWriter) writes into it all along. The
+// writer's files, its held-open file and its copy-ups and whiteouts must
+// then all be in the upper dir, byte for byte.
+func TestFailoverSoakWritable(t *testing.T) { runSoak(t, true) }
+
+func runSoak(t *testing.T, writable bool) { //nolint:revive // function-length: one soak scenario whose steps share its state
 	testutil.RequireFUSE(t)
 	kills, mb := 10, 16
 	if os.Getenv("GONYDUS_SOAK") == "1" {
@@ -68,11 +77,21 @@ func TestFailoverSoak(t *testing.T) {
 	reg := testregistry.Start(t)
 	nfiles := max(8, mb) // about 1 MiB a file
 	files := randomFiles(3, nfiles, 1<<20)
+	lowerFiles := map[string][]byte{}
+	for name, data := range files {
+		lowerFiles[name] = data
+	}
+	if writable {
+		for i := range soakCopyUps {
+			lowerFiles[copyUpName(i)] = copyUpLower(i)
+		}
+		lowerFiles[heldCopyUp] = heldCopyUpLower()
+	}
 	var total int64
 	for _, d := range files {
 		total += int64(len(d))
 	}
-	im := buildRegistryImage(t, imageBin, reg, files)
+	im := buildRegistryImage(t, imageBin, reg, lowerFiles)
 	t.Logf("image: %d files, %d MiB", len(files), total>>20)
 
 	work := t.TempDir()
@@ -90,8 +109,16 @@ func TestFailoverSoak(t *testing.T) {
 	}
 	sock := filepath.Join(work, "api.sock")
 	sup := newTestSupervisor(t, filepath.Join(work, "supervisor.sock"))
-	args := []string{"fuse", "--id", "soak", "--bootstrap", im.boot, "--config", registryConfig(t, reg, filepath.Join(work, "cache")),
+	cfg := registryConfig(t, reg, filepath.Join(work, "cache"))
+	upper := filepath.Join(work, "upper")
+	if writable {
+		cfg = withOverlay(t, cfg, upper, filepath.Join(work, "owork"))
+	}
+	args := []string{"fuse", "--id", "soak", "--bootstrap", im.boot, "--config", cfg,
 		"--mountpoint", mnt, "--apisock", sock, "--log-level", "warn", "--supervisor", sup.path, "--failover-policy", "resend"}
+	if writable {
+		args = append(args, "--writable")
+	}
 	cur := startDaemon(t, nydusd, sock, args...)
 	cur.waitState(t, "RUNNING", 20*time.Second)
 	if err := sup.fetch(func() error { return cur.put("/api/v1/daemon/fuse/sendfd") }); err != nil {
@@ -119,6 +146,25 @@ func TestFailoverSoak(t *testing.T) {
 		readers = append(readers, reader{cmd, out})
 		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 	}
+	var writer reader
+	writerOut := filepath.Join(work, "writer.json")
+	if writable {
+		var held string
+		for name := range files {
+			held = name
+			break
+		}
+		sum := sha256.Sum256(files[held])
+		cmd := exec.Command(self, "-test.run=^TestSoakWriter$", "-test.v", "-test.timeout=2h")
+		cmd.Env = append(os.Environ(), soakWriterEnv+"="+strings.Join([]string{mnt, stop, writerOut, held, hex.EncodeToString(sum[:])}, "|"))
+		out := &testutil.Buffer{}
+		cmd.Stdout, cmd.Stderr = out, out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		writer = reader{cmd, out}
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	}
 
 	rng := rand.New(rand.NewPCG(5, 6))
 	var takeovers []time.Duration
@@ -135,9 +181,13 @@ func TestFailoverSoak(t *testing.T) {
 			t.Fatalf("kill %d: %v", i+1, err)
 		}
 		takeovers = append(takeovers, time.Since(killed))
-		// As nydus-snapshotter does once a daemon is RUNNING.
-		if err := sup.fetch(func() error { return next.put("/api/v1/daemon/fuse/sendfd") }); err != nil {
-			t.Fatalf("kill %d: sendfd: %v", i+1, err)
+		// As nydus-snapshotter does once a daemon is RUNNING; over the
+		// overlay, now and then not, so that the next successor gets
+		// an older daemon's state.
+		if !writable || i%4 != 1 {
+			if err := sup.fetch(func() error { return next.put("/api/v1/daemon/fuse/sendfd") }); err != nil {
+				t.Fatalf("kill %d: sendfd: %v", i+1, err)
+			}
 		}
 		cur = next
 	}
@@ -180,6 +230,9 @@ func TestFailoverSoak(t *testing.T) {
 		if res.Passes < 1 {
 			t.Errorf("reader %d did not read every file once", i)
 		}
+	}
+	if writable {
+		checkSoakWriter(t, writer.cmd, writer.out, writerOut, upper)
 	}
 	slices.Sort(takeovers)
 	t.Logf("takeover (SIGKILL to the successor answering start) over %d kills: median %v, max %v",
