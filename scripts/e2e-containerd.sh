@@ -466,7 +466,7 @@ case4() {
     fail "nerdctl image convert --nydus --oci"
   N push -q "$reg/small:nconv" >/dev/null || fail "nerdctl push small:nconv"
   N rmi "$reg/small:nconv" "$reg/small:plain" >/dev/null || fail "rmi"
-  manifest small nconv | grep -q 'nydus' || fail "the converted image has no nydus layers"
+  grep -q 'nydus' <<<"$(manifest small nconv)" || fail "the converted image has no nydus layers"
   out="$(N run --rm --net none "$reg/small:nconv" cat /etc/greeting)" || fail "nerdctl run small:nconv"
   [ "$out" = hello ] || fail "small:nconv printed '$out'"
   echo "nerdctl image convert --nydus --oci (our nydus-image) -> push -> run: ok"

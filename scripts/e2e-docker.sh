@@ -217,7 +217,7 @@ gzlayer="$(curl -fsS -H 'Accept: application/vnd.docker.distribution.manifest.v2
 gzsize="${gzlayer#* }"; gzlayer="${gzlayer% *}"
 mark="$(wc -l <"$work/registry.log")"
 D pull "$reg/app:zran" >/dev/null || fail "docker pull of the zran image"
-tail -n +"$((mark + 1))" "$work/registry.log" | grep -q "GET /v2/app/blobs/$gzlayer" && fail "docker pull fetched the gzip layer"
+grep -q "GET /v2/app/blobs/$gzlayer" <<<"$(tail -n +"$((mark + 1))" "$work/registry.log")" && fail "docker pull fetched the gzip layer"
 D run --rm --network none "$reg/app:zran" sh -c "$probe" >"$work/zran.out"
 diff "$work/plain.out" "$work/zran.out" || fail "the zran image prints something else than the original"
 zfetched="$(fetched "$reg/app:zran")"

@@ -76,7 +76,7 @@ loc="$(curl -fsS -X POST -D - -o /dev/null "http://127.0.0.1:$port/v2/demo/blobs
 case "$loc" in http*) ;; *) loc="http://127.0.0.1:$port$loc";; esac
 case "$loc" in *\?*) sep='&';; *) sep='?';; esac
 curl -fsS -X PUT --data-binary "@$work/blobs/$blob" -H 'Content-Type: application/octet-stream' "$loc${sep}digest=sha256:$blob" >/dev/null
-curl -fsS -I "http://127.0.0.1:$port/v2/demo/blobs/sha256:$blob" | grep -q '200' || fail "blob not in the registry"
+grep -q '200' <<<"$(curl -fsS -I "http://127.0.0.1:$port/v2/demo/blobs/sha256:$blob")" || fail "blob not in the registry"
 echo "pushed $blob"
 
 cat > "$work/nydusd.json" <<JSON
@@ -98,10 +98,10 @@ step "nydusd: lazy mount from the registry"
 start_nydusd
 diff -r --no-dereference "$src" "$work/fuse" || fail "FUSE mount differs from the source"
 echo "mounted tree equals $src"
-curl -fsS --unix-socket "$work/api.sock" http://unix/api/v1/daemon | grep -q '"state":"RUNNING"' || fail "daemon not RUNNING"
+grep -q '"state":"RUNNING"' <<<"$(curl -fsS --unix-socket "$work/api.sock" http://unix/api/v1/daemon)" || fail "daemon not RUNNING"
 curl -fsS --unix-socket "$work/api.sock" http://unix/api/v1/metrics/backend | tee "$work/backend.json"; echo
 grep -q '"read_count":0,' "$work/backend.json" && fail "no registry reads recorded"
-curl -fsS --unix-socket "$work/api.sock" http://unix/metrics | grep -q '^nydusd_up 1' || fail "no Prometheus metrics"
+grep -q '^nydusd_up 1' <<<"$(curl -fsS --unix-socket "$work/api.sock" http://unix/metrics)" || fail "no Prometheus metrics"
 [ "$(stat -c %a "$work/api.sock")" = 600 ] || fail "API socket is not 0600"
 stop_nydusd
 
