@@ -12,6 +12,8 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"time"
@@ -418,10 +420,21 @@ func metricsMemory(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Query().Get("gc") == "1" {
 		runtime.GC()
 	}
+	if r.URL.Query().Get("profile") == "heap" {
+		// A pprof heap profile (go tool pprof), for memory work.
+		w.Header().Set("Content-Type", "application/octet-stream")
+		if err := pprof.Lookup("heap").WriteTo(w, 0); err != nil {
+			writeErr(w, err)
+		}
+		return
+	}
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	writeJSON(w, 200, map[string]uint64{"heap_alloc": ms.HeapAlloc, "heap_inuse": ms.HeapInuse,
-		"heap_objects": ms.HeapObjects, "sys": ms.Sys, "num_gc": uint64(ms.NumGC)})
+		"heap_idle": ms.HeapIdle, "heap_released": ms.HeapReleased, "stack_inuse": ms.StackInuse,
+		"gc_sys": ms.GCSys, "other_sys": ms.OtherSys + ms.MSpanSys + ms.MCacheSys + ms.BuckHashSys,
+		"heap_objects": ms.HeapObjects, "sys": ms.Sys, "num_gc": uint64(ms.NumGC),
+		"memory_limit": uint64(max(debug.SetMemoryLimit(-1), 0))})
 }
 
 // listenPrivate listens on the unix socket path sock with mode 0600 from

@@ -308,12 +308,35 @@ func benchNydusdMode(b *testing.B, nydusd, boot, blobs, kmnt string, files []str
 }
 
 func rssKiB(b *testing.B, pid int) int64 {
+	return statusKiB(b, pid, "VmRSS:")
+}
+
+// cpuTime returns the user and system CPU time pid has used
+// (/proc/pid/stat, in clock ticks of 10 ms).
+func cpuTime(b *testing.B, pid int) time.Duration {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	// Fields after the parenthesised command name: state is field 3,
+	// utime 14 and stime 15.
+	f := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+1:]))
+	if len(f) < 13 {
+		b.Fatalf("/proc/%d/stat: %q", pid, data)
+	}
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * 10 * time.Millisecond
+}
+
+// statusKiB returns the field (e.g. "RssAnon:") of /proc/pid/status in KiB.
+func statusKiB(b *testing.B, pid int, field string) int64 {
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		b.Fatal(err)
 	}
 	for _, line := range strings.Split(string(data), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == field {
 			n, _ := strconv.ParseInt(f[1], 10, 64)
 			return n
 		}
@@ -369,10 +392,16 @@ func benchRSS100k(b *testing.B, nydusd, boot, blobs, kmnt string, nfiles int, mo
 	dropCaches(b)
 	kCold := walkStat(b, kmnt)
 	dropCaches(b)
-	r0 := fuseRequests(b, sock)
+	r0, cpu0 := fuseRequests(b, sock), cpuTime(b, pid)
 	walk := walkStat(b, mnt)
-	r1 := fuseRequests(b, sock)
+	r1, cpuWalk := fuseRequests(b, sock), cpuTime(b, pid)-cpu0
 	after, afterHeap := rssKiB(b, pid), goHeapMiB(b, sock, true)
+	saveHeapProfile(b, sock, "after-walk-"+mode)
+	var ms map[string]uint64
+	apiGet(b, sock, "/api/v1/metrics/memory", &ms)
+	b.Logf("after the cold walk: RssAnon %d KiB, RssFile %d KiB; Go runtime: heap in use %d KiB, heap idle %d KiB (released %d KiB), stacks %d KiB, GC metadata %d KiB, other %d KiB, limit %d",
+		statusKiB(b, pid, "RssAnon:"), statusKiB(b, pid, "RssFile:"), ms["heap_inuse"]>>10, ms["heap_idle"]>>10,
+		ms["heap_released"]>>10, ms["stack_inuse"]>>10, ms["gc_sys"]>>10, ms["other_sys"]>>10, ms["memory_limit"])
 	kWarm, fWarm := time.Duration(1<<62), time.Duration(1<<62)
 	for range 3 {
 		kWarm = min(kWarm, walkStat(b, kmnt))
@@ -394,6 +423,7 @@ func benchRSS100k(b *testing.B, nydusd, boot, blobs, kmnt string, nfiles int, mo
 	// The first read indexes the image's chunks (rafs, storage).
 	data, _ := os.ReadFile(filepath.Join(mnt, "d042/f000042"))
 	read, readHeap := rssKiB(b, pid), goHeapMiB(b, sock, true)
+	saveHeapProfile(b, sock, "after-read-"+mode)
 	stop()
 	if string(data) != "42" {
 		b.Fatalf("read back %q", data)
@@ -404,14 +434,15 @@ func benchRSS100k(b *testing.B, nydusd, boot, blobs, kmnt string, nfiles int, mo
 	perInode := (afterHeap - idleHeap) * (1 << 20) / float64(nfiles)
 	b.ReportMetric(walk.Seconds()/kCold.Seconds(), "stat_cold_x_kernel")
 	b.ReportMetric(fWarm.Seconds()/kWarm.Seconds(), "stat_warm_x_kernel")
+	b.ReportMetric(cpuWalk.Seconds()*1000, "ms_nydusd_cpu_cold_walk")
 	b.ReportMetric(float64(after)/1024, "MiB_rss_after_walk")
 	b.ReportMetric(afterHeap, "MiB_heap_after_walk")
 	b.ReportMetric(perInode, "B_heap_per_inode")
 	b.ReportMetric(forgotHeap, "MiB_heap_after_forget")
 	b.ReportMetric(float64(forgot)/1024, "MiB_rss_after_forget")
-	b.Logf("100k files, --fuse-io-uring=%s: mounted in %v; idle RSS %.1f MiB, heap %.1f MiB; lstat of every path cold %v vs kernel %v (%.2fx), warm %v vs %v (%.2fx); requests: cold walk %d [%s], 3 warm walks %d; after the cold walk RSS %.1f MiB, heap %.1f MiB (%.0f B per inode); after the kernel forgot [%s]: RSS %.1f MiB, heap %.1f MiB; after reading one file: RSS %.1f MiB, heap %.1f MiB",
+	b.Logf("100k files, --fuse-io-uring=%s: mounted in %v; idle RSS %.1f MiB, heap %.1f MiB; lstat of every path cold %v vs kernel %v (%.2fx; nydusd CPU %v), warm %v vs %v (%.2fx); requests: cold walk %d [%s], 3 warm walks %d; after the cold walk RSS %.1f MiB, heap %.1f MiB (%.0f B per inode); after the kernel forgot [%s]: RSS %.1f MiB, heap %.1f MiB; after reading one file: RSS %.1f MiB, heap %.1f MiB",
 		mode, mountTime.Round(time.Millisecond), float64(idle)/1024, idleHeap,
-		walk.Round(time.Millisecond), kCold.Round(time.Millisecond), walk.Seconds()/kCold.Seconds(),
+		walk.Round(time.Millisecond), kCold.Round(time.Millisecond), walk.Seconds()/kCold.Seconds(), cpuWalk,
 		fWarm.Round(time.Millisecond), kWarm.Round(time.Millisecond), fWarm.Seconds()/kWarm.Seconds(), nWalk, walkReqs, nWarm,
 		float64(after)/1024, afterHeap, perInode, forgets, float64(forgot)/1024, forgotHeap, float64(read)/1024, readHeap)
 }

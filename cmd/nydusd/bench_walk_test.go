@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -16,13 +17,18 @@ import (
 	"time"
 )
 
-// apiGet decodes the JSON answer of nydusd's API at path.
-func apiGet(b *testing.B, sock, path string, v any) {
-	b.Helper()
-	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+// apiClient is an HTTP client of nydusd's API socket sock.
+func apiClient(sock string) *http.Client {
+	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			return (&net.Dialer{}).DialContext(ctx, "unix", sock)
 		}}}
+}
+
+// apiGet decodes the JSON answer of nydusd's API at path.
+func apiGet(b *testing.B, sock, path string, v any) {
+	b.Helper()
+	c := apiClient(sock)
 	resp, err := c.Get("http://nydusd" + path)
 	if err != nil {
 		b.Fatalf("GET %s: %v", path, err)
@@ -55,6 +61,32 @@ func goHeapMiB(b *testing.B, sock string, gc bool) float64 {
 	}
 	apiGet(b, sock, path, &out)
 	return float64(out["heap_inuse"]) / (1 << 20)
+}
+
+// saveHeapProfile writes nydusd's heap profile to
+// $NYDUSD_BENCH_HEAPPROFILE/heap-name.pprof when that variable names a
+// directory (read it with go tool pprof).
+func saveHeapProfile(b *testing.B, sock, name string) {
+	b.Helper()
+	dir := os.Getenv("NYDUSD_BENCH_HEAPPROFILE")
+	if dir == "" {
+		return
+	}
+	c := apiClient(sock)
+	resp, err := c.Get("http://nydusd/api/v1/metrics/memory?gc=1&profile=heap")
+	if err != nil {
+		b.Fatalf("heap profile: %v", err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != 200 {
+		b.Fatalf("heap profile: %s %v", resp.Status, err)
+	}
+	p := filepath.Join(dir, "heap-"+name+".pprof")
+	if err := os.WriteFile(p, data, 0o644); err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("heap profile: %s", p)
 }
 
 // reqDelta formats the requests counted between two snapshots and returns
