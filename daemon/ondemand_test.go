@@ -9,6 +9,7 @@ import (
 
 	"github.com/gonydus/nydus/daemon"
 	"github.com/gonydus/nydus/daemon/config"
+	"github.com/gonydus/nydus/internal/testutil"
 )
 
 // TestLargeBootstrapOnDemand mounts an image whose bootstrap is above the
@@ -16,7 +17,7 @@ import (
 // chunk tables (built on the first read) come from the file, and reads
 // every file back.
 func TestLargeBootstrapOnDemand(t *testing.T) {
-	requireFUSE(t)
+	testutil.RequireFUSE(t)
 	work := t.TempDir()
 	files := map[string][]byte{}
 	for i := range 8000 {
@@ -24,19 +25,19 @@ func TestLargeBootstrapOnDemand(t *testing.T) {
 	}
 	im := buildImageOf(t, work, "big", files)
 	st, err := os.Stat(im.boot)
-	must(t, err)
+	testutil.Must(t, err)
 	if st.Size() <= 1<<20 {
 		t.Fatalf("bootstrap of %d bytes does not exceed the 1 MiB in-memory limit", st.Size())
 	}
 	cfg, err := config.Parse([]byte(localConfig(t, work, filepath.Join(work, "cache"), true)))
-	must(t, err)
+	testutil.Must(t, err)
 	d := daemon.New(daemon.Options{})
-	must(t, d.AddMount("/", im.boot, cfg))
+	testutil.Must(t, d.AddMount("/", im.boot, cfg))
 	mnt := t.TempDir()
-	must(t, d.Start(mnt, nil, 4))
+	testutil.Must(t, d.Start(mnt, nil, 4))
 	defer d.Stop()
 	ents, err := os.ReadDir(mnt)
-	must(t, err)
+	testutil.Must(t, err)
 	if len(ents) != len(files) {
 		t.Fatalf("%d entries, want %d", len(ents), len(files))
 	}
