@@ -1,0 +1,124 @@
+package graphdriver
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gonydus/nydus/internal/testutil"
+)
+
+// bindfsHome mounts a bindfs (a FUSE passthrough file system) over a
+// fresh directory and returns a driver home inside it; the mount goes
+// with the test. Kernel overlayfs takes a FUSE upper dir only with
+// d_type, RENAME_WHITEOUT and xattr support, and bindfs has no
+// RENAME_WHITEOUT ("upper fs missing required features"), while it
+// keeps whiteout devices, trusted.overlay.* xattrs and hard links as the
+// driver writes them.
+func bindfsHome(t *testing.T) string {
+	t.Helper()
+	bindfs := testutil.RequireBinary(t, "bindfs", "bindfs")
+	base, err := os.MkdirTemp("/tmp", "gdfh")
+	testutil.Must(t, err)
+	src, mnt := filepath.Join(base, "src"), filepath.Join(base, "mnt")
+	testutil.Must(t, os.Mkdir(src, 0o700))
+	testutil.Must(t, os.Mkdir(mnt, 0o700))
+	cmd := exec.Command(bindfs, "-f", "-o", "attr_timeout=0,entry_timeout=0", src, mnt)
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	testutil.Must(t, cmd.Start())
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		unmountIfMounted(mnt)
+		select {
+		case <-exited:
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+			<-exited
+		}
+		os.RemoveAll(base)
+	})
+	for i := 0; ; i++ {
+		if typ, _ := mountedAt(mnt); strings.HasPrefix(typ, "fuse") {
+			break
+		}
+		if i == 100 {
+			t.Fatalf("bindfs did not mount %s within 5 s: %s", mnt, out.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return filepath.Join(mnt, "nydus")
+}
+
+// TestContainerLayerAutoFUSEHome: with the home on a FUSE file system
+// kernel overlayfs refuses as upper dir, kernel mode fails and auto mode
+// serves the container layer from the userspace overlay; on an ordinary
+// home auto mode mounts kernel overlayfs. The same work (deletions,
+// opaque dirs, renames, hard links) gives the same tree, Changes and Diff
+// in both.
+func TestContainerLayerAutoFUSEHome(t *testing.T) {
+	requireFUSE(t)
+	plugin := buildPlugin(t)
+	home := bindfsHome(t)
+
+	// The -init layer is written through Get as dockerd does, so the
+	// image is made in auto mode; kernel mode then meets the refusal.
+	a, err := New(modeOpts(plugin, ContainerLayerAuto)...)
+	testutil.Must(t, err)
+	testutil.Must(t, a.Init(home, nil, nil, nil))
+	t.Cleanup(func() { a.Cleanup() })
+	imageWithInit(t, a)
+	k, err := New(modeOpts(plugin, ContainerLayerKernel)...)
+	testutil.Must(t, err)
+	testutil.Must(t, k.Init(home, nil, nil, nil))
+	if _, err := k.Get("rw", ""); err == nil {
+		k.Put("rw")
+		t.Fatal("kernel mode mounted overlayfs with its upper dir on bindfs: this kernel takes a FUSE upper without RENAME_WHITEOUT, so auto has nothing to fall back from here")
+	} else {
+		t.Logf("kernel mode on bindfs refused: %v", err)
+	}
+
+	root, err := a.Get("rw", "")
+	testutil.Must(t, err)
+	if typ, _ := mountedAt(root); typ != "fuse.nydus-overlay" {
+		a.Put("rw")
+		t.Fatalf("auto mode on a bindfs home: the container root is %q, want fuse.nydus-overlay", typ)
+	}
+	containerWork(t, root)
+	fuseTree := treeOf(t, root)
+	testutil.Must(t, a.Put("rw"))
+	fuseChanges, fuseDiff := changesListing(t, a, "rw", "init"), diffListing(t, a, "rw", "init")
+
+	o, _ := newDriver(t, modeOpts(plugin, ContainerLayerAuto)...)
+	imageWithInit(t, o)
+	oroot, err := o.Get("rw", "")
+	testutil.Must(t, err)
+	if typ, _ := mountedAt(oroot); typ != "overlay" {
+		o.Put("rw")
+		t.Fatalf("auto mode on an ordinary home: the container root is %q, want overlay", typ)
+	}
+	containerWork(t, oroot)
+	tree := treeOf(t, oroot)
+	testutil.Must(t, o.Put("rw"))
+	if tree != fuseTree {
+		t.Errorf("merged trees differ:\nkernel overlayfs:\n%s\nuserspace on bindfs:\n%s", tree, fuseTree)
+	}
+	if want := changesListing(t, o, "rw", "init"); want != fuseChanges || want == "" {
+		t.Errorf("Changes differ:\nkernel overlayfs:\n%s\nuserspace on bindfs:\n%s", want, fuseChanges)
+	}
+	if want := diffListing(t, o, "rw", "init"); want != fuseDiff || want == "" {
+		t.Errorf("Diff differs:\nkernel overlayfs:\n%s\nuserspace on bindfs:\n%s", want, fuseDiff)
+	}
+	// The upper dir on bindfs holds what kernel overlayfs would read: a
+	// whiteout device for the deleted file.
+	var st syscall.Stat_t
+	testutil.Must(t, syscall.Lstat(filepath.Join(home, "rw", "diff", "etc", "gone"), &st))
+	if st.Mode&syscall.S_IFMT != syscall.S_IFCHR || st.Rdev != 0 {
+		t.Errorf("etc/gone in the upper dir on bindfs: mode %o rdev %d, want a 0/0 whiteout", st.Mode, st.Rdev)
+	}
+}
