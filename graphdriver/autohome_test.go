@@ -2,57 +2,22 @@ package graphdriver
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/gonydus/nydus/internal/testutil"
 )
 
-// bindfsHome mounts a bindfs (a FUSE passthrough file system) over a
-// fresh directory and returns a driver home inside it; the mount goes
-// with the test. Kernel overlayfs takes a FUSE upper dir only with
-// d_type, RENAME_WHITEOUT and xattr support, and bindfs has no
-// RENAME_WHITEOUT ("upper fs missing required features"), while it
-// keeps whiteout devices, trusted.overlay.* xattrs and hard links as the
-// driver writes them.
+// bindfsHome returns a driver home on a bindfs mount (see
+// testutil.MountBindfs: a FUSE upper kernel overlayfs refuses) that goes
+// with the test.
 func bindfsHome(t *testing.T) string {
 	t.Helper()
-	bindfs := testutil.RequireBinary(t, "bindfs", "bindfs")
 	base, err := os.MkdirTemp("/tmp", "gdfh")
 	testutil.Must(t, err)
-	src, mnt := filepath.Join(base, "src"), filepath.Join(base, "mnt")
-	testutil.Must(t, os.Mkdir(src, 0o700))
-	testutil.Must(t, os.Mkdir(mnt, 0o700))
-	cmd := exec.Command(bindfs, "-f", "-o", "attr_timeout=0,entry_timeout=0", src, mnt)
-	var out strings.Builder
-	cmd.Stdout, cmd.Stderr = &out, &out
-	testutil.Must(t, cmd.Start())
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		unmountIfMounted(mnt)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-			<-exited
-		}
-		os.RemoveAll(base)
-	})
-	for i := 0; ; i++ {
-		if typ, _ := mountedAt(mnt); strings.HasPrefix(typ, "fuse") {
-			break
-		}
-		if i == 100 {
-			t.Fatalf("bindfs did not mount %s within 5 s: %s", mnt, out.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return filepath.Join(mnt, "nydus")
+	t.Cleanup(func() { os.RemoveAll(base) })
+	return filepath.Join(testutil.MountBindfs(t, base), "nydus")
 }
 
 // TestContainerLayerAutoFUSEHome: with the home on a FUSE file system

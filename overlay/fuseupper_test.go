@@ -3,11 +3,9 @@ package overlay_test
 import (
 	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -22,7 +20,7 @@ import (
 // kernel overlayfs on ordinary dirs.
 func TestUpperOnFUSEWithoutRenameFlags(t *testing.T) {
 	requireMount(t)
-	dir := bindfsMount(t)
+	dir := testutil.MountBindfs(t, t.TempDir())
 	testutil.Must(t, os.WriteFile(filepath.Join(dir, "a"), nil, 0o644))
 	if err := unix.Renameat2(unix.AT_FDCWD, filepath.Join(dir, "a"), unix.AT_FDCWD, filepath.Join(dir, "b"), unix.RENAME_NOREPLACE); !errors.Is(err, unix.EINVAL) {
 		t.Fatalf("bindfs took RENAME_NOREPLACE (%v): this test no longer covers an upper without renameat2 flags; use another FUSE file system", err)
@@ -57,38 +55,4 @@ func TestUpperOnFUSEWithoutRenameFlags(t *testing.T) {
 	}
 	diffTrees(t, "merged tree", kMerged, oMerged)
 	diffTrees(t, "upper dir", kUpper, oUpper)
-}
-
-// bindfsMount mounts bindfs over a fresh directory until the test ends.
-func bindfsMount(t *testing.T) string {
-	t.Helper()
-	bindfs := testutil.RequireBinary(t, "bindfs", "bindfs")
-	src, mnt := t.TempDir(), t.TempDir()
-	cmd := exec.Command(bindfs, "-f", "-o", "attr_timeout=0,entry_timeout=0", src, mnt)
-	var out strings.Builder
-	cmd.Stdout, cmd.Stderr = &out, &out
-	testutil.Must(t, cmd.Start())
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		if err := unix.Unmount(mnt, 0); err != nil {
-			unix.Unmount(mnt, unix.MNT_DETACH)
-		}
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-			<-exited
-		}
-	})
-	for i := 0; ; i++ {
-		var fs unix.Statfs_t
-		if unix.Statfs(mnt, &fs) == nil && fs.Type == unix.FUSE_SUPER_MAGIC {
-			return mnt
-		}
-		if i == 100 {
-			t.Fatalf("bindfs did not mount %s within 5 s: %s", mnt, out.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
