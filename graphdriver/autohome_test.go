@@ -48,28 +48,12 @@ func TestContainerLayerAutoFUSEHome(t *testing.T) {
 		t.Logf("kernel mode on bindfs refused: %v", err)
 	}
 
-	root, err := a.Get("rw", "")
-	testutil.Must(t, err)
-	if typ, _ := mountedAt(root); typ != "fuse.nydus-overlay" {
-		a.Put("rw")
-		t.Fatalf("auto mode on a bindfs home: the container root is %q, want fuse.nydus-overlay", typ)
-	}
-	containerWork(t, root)
-	fuseTree := treeOf(t, root)
-	testutil.Must(t, a.Put("rw"))
+	fuseTree := workInRoot(t, a, "fuse.nydus-overlay")
 	fuseChanges, fuseDiff := changesListing(t, a, "rw", "init"), diffListing(t, a, "rw", "init")
 
 	o, _ := newDriver(t, modeOpts(plugin, ContainerLayerAuto)...)
 	imageWithInit(t, o)
-	oroot, err := o.Get("rw", "")
-	testutil.Must(t, err)
-	if typ, _ := mountedAt(oroot); typ != "overlay" {
-		o.Put("rw")
-		t.Fatalf("auto mode on an ordinary home: the container root is %q, want overlay", typ)
-	}
-	containerWork(t, oroot)
-	tree := treeOf(t, oroot)
-	testutil.Must(t, o.Put("rw"))
+	tree := workInRoot(t, o, "overlay")
 	if tree != fuseTree {
 		t.Errorf("merged trees differ:\nkernel overlayfs:\n%s\nuserspace on bindfs:\n%s", tree, fuseTree)
 	}
@@ -86,4 +70,20 @@ func TestContainerLayerAutoFUSEHome(t *testing.T) {
 	if st.Mode&syscall.S_IFMT != syscall.S_IFCHR || st.Rdev != 0 {
 		t.Errorf("etc/gone in the upper dir on bindfs: mode %o rdev %d, want a 0/0 whiteout", st.Mode, st.Rdev)
 	}
+}
+
+// workInRoot mounts layer rw of d, checks that its root is a wantType
+// mount, does containerWork there and returns the merged tree.
+func workInRoot(t *testing.T, d *Driver, wantType string) string {
+	t.Helper()
+	root, err := d.Get("rw", "")
+	testutil.Must(t, err)
+	if typ, _ := mountedAt(root); typ != wantType {
+		d.Put("rw")
+		t.Fatalf("auto mode: the container root is %q, want %s", typ, wantType)
+	}
+	containerWork(t, root)
+	tree := treeOf(t, root)
+	testutil.Must(t, d.Put("rw"))
+	return tree
 }
