@@ -142,7 +142,8 @@ start_dockerd() {
     >>"$work/dockerd.log" 2>&1 &
   dockerd_pid=$!
   for _ in $(seq 300); do D info >/dev/null 2>&1 && break; sleep 0.1; done
-  D info 2>/dev/null | grep -qx " *Storage Driver: $name" || fail "dockerd did not start with the $name storage driver"
+  # grep reads all of it: with -q, docker info could die of SIGPIPE under pipefail
+  D info 2>/dev/null | grep -x " *Storage Driver: $name" >/dev/null || fail "dockerd did not start with the $name storage driver"
 }
 
 # listing DIR: a container tree's metadata, one line a file.
