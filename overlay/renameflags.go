@@ -13,39 +13,39 @@ import (
 // sees between them, as the kernel holds the directories' locks for the
 // rename or unlink request they serve.
 
-// renameNoReplace moves olddirfd/old to newdirfd/new unless new exists
+// renameNoReplace moves fromDir/from to toDir/to unless to exists
 // (RENAME_NOREPLACE).
-func renameNoReplace(olddirfd int, old string, newdirfd int, new string) error {
-	err := unix.Renameat2(olddirfd, old, newdirfd, new, unix.RENAME_NOREPLACE)
+func renameNoReplace(fromDir int, from string, toDir int, to string) error {
+	err := unix.Renameat2(fromDir, from, toDir, to, unix.RENAME_NOREPLACE)
 	if !errors.Is(err, unix.EINVAL) {
 		return err
 	}
 	var st unix.Stat_t
-	switch serr := unix.Fstatat(newdirfd, new, &st, unix.AT_SYMLINK_NOFOLLOW); {
+	switch serr := unix.Fstatat(toDir, to, &st, unix.AT_SYMLINK_NOFOLLOW); {
 	case serr == nil:
 		return unix.EEXIST
 	case !errors.Is(serr, unix.ENOENT):
 		return serr
 	}
-	return unix.Renameat(olddirfd, old, newdirfd, new)
+	return unix.Renameat(fromDir, from, toDir, to)
 }
 
-// exchange swaps olddirfd/old and newdirfd/new (RENAME_EXCHANGE); without
-// the flag, new is parked under a fresh name in the work directory.
-func (f *FS) exchange(olddirfd int, old string, newdirfd int, new string) error {
-	err := unix.Renameat2(olddirfd, old, newdirfd, new, unix.RENAME_EXCHANGE)
+// exchange swaps fromDir/from and toDir/to (RENAME_EXCHANGE); without
+// the flag, to is parked under a fresh name in the work directory.
+func (f *FS) exchange(fromDir int, from string, toDir int, to string) error {
+	err := unix.Renameat2(fromDir, from, toDir, to, unix.RENAME_EXCHANGE)
 	if !errors.Is(err, unix.EINVAL) {
 		return err
 	}
 	park := f.tmpName()
-	if err := unix.Renameat(newdirfd, new, f.workFd, park); err != nil {
+	if err := unix.Renameat(toDir, to, f.workFd, park); err != nil {
 		return err
 	}
-	if err := unix.Renameat(olddirfd, old, newdirfd, new); err != nil {
-		if uerr := unix.Renameat(f.workFd, park, newdirfd, new); uerr != nil {
+	if err := unix.Renameat(fromDir, from, toDir, to); err != nil {
+		if uerr := unix.Renameat(f.workFd, park, toDir, to); uerr != nil {
 			return errors.Join(err, uerr)
 		}
 		return err
 	}
-	return unix.Renameat(f.workFd, park, olddirfd, old)
+	return unix.Renameat(f.workFd, park, fromDir, from)
 }
