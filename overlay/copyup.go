@@ -96,18 +96,20 @@ func (f *FS) copyUp(ctx context.Context, e *entry, id gofs.StableAttr, withData 
 	if err := f.copyMeta(ctx, e.lower, st, tmp); err != nil {
 		return fmt.Errorf("copy up %s: %w", e.path, err)
 	}
-	if err := unix.Renameat2(f.workFd, tmp, d.fd, e.name, unix.RENAME_NOREPLACE); err != nil {
+	if err := renameNoReplace(f.workFd, tmp, d.fd, e.name); err != nil {
 		return fmt.Errorf("copy up %s: move into place: %w", e.path, err)
 	}
 	if err := setTimes(pa.dir.fd, pa.name, pst.Atime, pst.Mtime); err != nil {
 		return fmt.Errorf("copy up %s: keep parent times: %w", e.path, err)
 	}
-	// A name of a hard-linked lower file reports its upper number from
-	// now on, as on the kernel; any other object keeps its number.
-	if linkedLower(st) {
+	ust, err := statAt(d.fd, e.name)
+	if err != nil {
 		return nil
 	}
-	if ust, err := statAt(d.fd, e.name); err == nil {
+	f.born(ust)
+	// A name of a hard-linked lower file reports its upper number from
+	// now on, as on the kernel; any other object keeps its number.
+	if !linkedLower(st) {
 		f.recordCopyUp(ust, id)
 	}
 	return nil

@@ -101,6 +101,7 @@ func (n *node) create(ctx context.Context, name string, mode uint32, mk maker) (
 	if e.upper, err = statAt(d.fd, name); err != nil {
 		return nil, err
 	}
+	n.fs.born(e.upper)
 	return e, nil
 }
 

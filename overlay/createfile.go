@@ -34,7 +34,7 @@ func (n *node) createInUpperDir(ctx context.Context, name string, flags, mode ui
 	}
 	defer d.release()
 	var dir unix.Statx_t
-	if err := unix.Statx(d.fd, "", unix.AT_EMPTY_PATH|unix.AT_STATX_DONT_SYNC, unix.STATX_BASIC_STATS, &dir); err != nil {
+	if err := unix.Statx(d.fd, "", unix.AT_EMPTY_PATH, unix.STATX_BASIC_STATS, &dir); err != nil {
 		return nil, -1, false, nil
 	}
 	e = &entry{path: join(p, name), dir: n, name: name}
@@ -52,6 +52,7 @@ func (n *node) createInUpperDir(ctx context.Context, name string, flags, mode ui
 		unix.Unlinkat(d.fd, name, 0)
 		return nil, -1, false, fmt.Errorf("create %s: %w", e.path, err)
 	}
+	n.fs.born(e.upper)
 	return e, fd, true, nil
 }
 
@@ -67,7 +68,7 @@ func setupNewFile(ctx context.Context, fd int, dir *unix.Statx_t, mode uint32) (
 		return nil, fmt.Errorf("chmod: %w", err)
 	}
 	var st unix.Statx_t
-	if err := unix.Statx(fd, "", unix.AT_EMPTY_PATH|unix.AT_STATX_DONT_SYNC, unix.STATX_BASIC_STATS|unix.STATX_BTIME, &st); err != nil {
+	if err := unix.Statx(fd, "", unix.AT_EMPTY_PATH, unix.STATX_BASIC_STATS|unix.STATX_BTIME, &st); err != nil {
 		return nil, fmt.Errorf("stat: %w", err)
 	}
 	return &st, nil

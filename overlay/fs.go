@@ -36,7 +36,8 @@ type FS struct {
 	copiedIno map[uint64]fs.StableAttr  // the same, by upper inode number alone (for readdir)
 	linkGens  map[string]uint64         // path of a hard-linked lower file -> its node's generation
 	nextGen   uint64
-	inoBase   uint64 // the overlay's index, in place
+	births    map[uint64]uint64 // upper inode -> generation, where the upper has no birth times (ident.go)
+	inoBase   uint64            // the overlay's index, in place
 }
 
 type upperID struct{ ino, gen uint64 }
@@ -71,6 +72,7 @@ func New(lower Lower, upperDir, workDir string, opts ...Option) (*FS, error) {
 	}
 	f := &FS{lower: lower, dirs: d, workDir: d.scratch, upperFd: d.upperFd, workFd: d.workFd, log: c.logger,
 		xattrNS: "trusted.overlay.", copied: map[upperID]fs.StableAttr{}, copiedIno: map[uint64]fs.StableAttr{}, linkGens: map[string]uint64{},
+		births:  map[uint64]uint64{},
 		inoBase: uint64(c.inoIndex) << inoIndexShift}
 	if c.userXattr {
 		f.xattrNS = "user.overlay."

@@ -18,12 +18,34 @@ import (
 // index=on): the copied name then reports its new upper number, and the
 // other names keep the lower one.
 
-func genOf(st *unix.Statx_t) uint64 {
-	return uint64(st.Btime.Sec)<<30 ^ uint64(st.Btime.Nsec)
+// genOf is the generation of the upper object st: its birth time, or,
+// where the upper file system reports none (FUSE file systems), the
+// number born gave the object when the overlay made it (0 for an object
+// that was there before the mount). Either way a reused upper inode
+// number is a new node, not the object that had the number before.
+func (f *FS) genOf(st *unix.Statx_t) uint64 {
+	if st.Mask&unix.STATX_BTIME != 0 {
+		return uint64(st.Btime.Sec)<<30 ^ uint64(st.Btime.Nsec)
+	}
+	f.idMu.Lock()
+	defer f.idMu.Unlock()
+	return f.births[st.Ino]
+}
+
+// born gives an upper object the overlay has just made, st, its
+// generation when the upper file system keeps no birth times (see genOf).
+func (f *FS) born(st *unix.Statx_t) {
+	if st.Mask&unix.STATX_BTIME != 0 {
+		return
+	}
+	f.idMu.Lock()
+	f.nextGen++
+	f.births[st.Ino] = f.nextGen
+	f.idMu.Unlock()
 }
 
 func (f *FS) upperIdent(st *unix.Statx_t) gofs.StableAttr {
-	id := upperID{ino: st.Ino, gen: genOf(st)}
+	id := upperID{ino: st.Ino, gen: f.genOf(st)}
 	f.idMu.Lock()
 	orig, ok := f.copied[id]
 	f.idMu.Unlock()
@@ -78,8 +100,9 @@ func (f *FS) direntIno(ino uint64) uint64 {
 
 // recordCopyUp keeps the identity id for the upper object st.
 func (f *FS) recordCopyUp(st *unix.Statx_t, id gofs.StableAttr) {
+	gen := f.genOf(st)
 	f.idMu.Lock()
-	f.copied[upperID{ino: st.Ino, gen: genOf(st)}] = id
+	f.copied[upperID{ino: st.Ino, gen: gen}] = id
 	f.copiedIno[st.Ino] = id
 	f.idMu.Unlock()
 }

@@ -150,7 +150,7 @@ func (e *entry) atDo(f *FS, fn func(dirfd int, name string) error) error {
 // statAt stats the upper object name in the directory dirfd.
 func statAt(dirfd int, name string) (*unix.Statx_t, error) {
 	var st unix.Statx_t
-	err := unix.Statx(dirfd, name, unix.AT_SYMLINK_NOFOLLOW|unix.AT_STATX_DONT_SYNC,
+	err := unix.Statx(dirfd, name, unix.AT_SYMLINK_NOFOLLOW,
 		unix.STATX_BASIC_STATS|unix.STATX_BTIME, &st)
 	switch {
 	case err == unix.ENOENT || err == unix.ENOTDIR:

@@ -181,7 +181,11 @@ func (f *FS) renameUpper(src, dst *entry, srcDir, exchange bool) error {
 	case srcDir && dst.whiteout:
 		flags, cleanup = unix.RENAME_EXCHANGE, true
 	}
-	err = unix.Renameat2(sa.dir.fd, sa.name, da.dir.fd, da.name, flags)
+	if flags == unix.RENAME_EXCHANGE {
+		err = f.exchange(sa.dir.fd, sa.name, da.dir.fd, da.name)
+	} else {
+		err = unix.Renameat2(sa.dir.fd, sa.name, da.dir.fd, da.name, flags)
+	}
 	if whiteout && errors.Is(err, unix.EINVAL) {
 		// The upper file system cannot leave a whiteout itself.
 		if err = unix.Renameat(sa.dir.fd, sa.name, da.dir.fd, da.name); err == nil {

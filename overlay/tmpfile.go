@@ -31,6 +31,7 @@ func (n *node) Tmpfile(ctx context.Context, flags uint32, mode uint32, out *fuse
 	}
 	child := &node{fs: n.fs, tmpfd: keep}
 	fillUpper(st, &out.Attr)
+	n.fs.born(st)
 	ch := n.NewInode(ctx, child, n.fs.upperIdent(st))
 	return ch, asNode(ch).newUpperFile(fd), 0, 0
 }

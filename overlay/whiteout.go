@@ -119,7 +119,7 @@ func (f *FS) whiteout(dirfd int, name string, hasUpper, upperIsDir bool) error {
 		}
 		return nil
 	}
-	if err := unix.Renameat2(f.workFd, tmp, dirfd, name, unix.RENAME_EXCHANGE); err != nil {
+	if err := f.exchange(f.workFd, tmp, dirfd, name); err != nil {
 		unix.Unlinkat(f.workFd, tmp, 0)
 		return fmt.Errorf("whiteout %s: %w", name, err)
 	}
@@ -136,7 +136,7 @@ func (f *FS) whiteout(dirfd int, name string, hasUpper, upperIsDir bool) error {
 // replaceWhiteout moves the object built at work entry tmp over the
 // whiteout name in the upper directory dirfd and removes the whiteout.
 func (f *FS) replaceWhiteout(tmp string, dirfd int, name string) error {
-	if err := unix.Renameat2(f.workFd, tmp, dirfd, name, unix.RENAME_EXCHANGE); err != nil {
+	if err := f.exchange(f.workFd, tmp, dirfd, name); err != nil {
 		return fmt.Errorf("replace whiteout %s: %w", name, err)
 	}
 	if err := unix.Unlinkat(f.workFd, tmp, 0); err != nil {

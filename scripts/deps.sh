@@ -27,6 +27,7 @@ declare -A provides=(
   [gzip]="gzip"
   [attr]="getfattr setfattr"
   [fuse-overlayfs]="fuse-overlayfs"
+  [bindfs]="bindfs"
   [docker-registry]="docker-registry"
   [docker.io]="dockerd docker"
   [busybox-static]="busybox"
@@ -45,6 +46,7 @@ declare -A why=(
   [gzip]="gzip -dc is the baseline of the zran benchmarks"
   [attr]="getfattr/setfattr for xattr checks"
   [fuse-overlayfs]="baseline of the overlay benchmarks"
+  [bindfs]="a FUSE home kernel overlayfs refuses as upper dir (auto container-layer mode: graphdriver and overlay tests, docker e2e)"
   [docker-registry]="a local registry for convert, nydusify and e2e"
   [docker.io]="dockerd and the docker CLI for convert, graphdriver and e2e"
   [busybox-static]="a static shell for the e2e containers"
@@ -53,7 +55,7 @@ declare -A why=(
   [procps]="pgrep in the nydus-overlayfs tests"
   [curl]="registry calls in the e2e suite"
 )
-base="fuse3 erofs-utils zstd lz4 gzip attr fuse-overlayfs docker-registry docker.io busybox-static runc python3 procps"
+base="fuse3 erofs-utils zstd lz4 gzip attr fuse-overlayfs bindfs docker-registry docker.io busybox-static runc python3 procps"
 case "$set_name" in
   test) packages="$base" ;;
   demo) packages="fuse3" ;;

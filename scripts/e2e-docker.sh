@@ -2,7 +2,12 @@
 # End-to-end suite of the Docker graphdriver plugin (part of `make e2e`):
 # Debian's dockerd 20.10 runs with --experimental --storage-driver nydus
 # against our plugin, images come from Debian's docker-registry on
-# loopback.
+# loopback. NYDUS_PLUGIN_NAME (default nydus) names the plugin: its
+# socket /run/docker/plugins/$NYDUS_PLUGIN_NAME.sock, dockerd's
+# --storage-driver and the driver home <data-root>/$NYDUS_PLUGIN_NAME; the
+# plugin's runtime dir (nydusd API and keeper sockets) is under the
+# suite's work dir, so two suites with different names never share
+# anything.
 #  1. an ordinary image: import, run, diff, commit, push;
 #  2. nydusify converts it (docker-runnable layout) and checks it;
 #  3. docker pull of the nydus image fetches only the bootstrap layer;
@@ -13,8 +18,9 @@
 #     pull back, keep the nydus layer byte for byte (registry bytes
 #     compared) and the image lazy;
 #  5. containers survive a plugin restart and a dockerd restart;
-#  5b. container-layer modes: the same work in a container in kernel and
-#     userspace mode gives the same docker diff, export, cp and commit,
+#  5b. container-layer modes: the same work in a container in kernel,
+#     userspace and auto mode (auto mounts kernel overlayfs on this
+#     ordinary home) gives the same docker diff, export, cp and commit,
 #     for an ordinary and a nydus image; a container made in userspace
 #     mode keeps running across a plugin restart in kernel mode and is
 #     mounted with overlayfs at its next start;
@@ -27,21 +33,31 @@
 #  7. docker rm/rmi leave no mounts, nydusd or userspace overlay processes
 #     or layer dirs.
 # E2E_CONTAINER_LAYER=kernel|userspace|auto runs the whole suite with
-# that container-layer mode (default kernel). Auto mode inside a user
-# namespace, where the kernel refuses overlayfs, is graphdriver's
-# TestContainerLayerAutoUserNamespace (make test): it runs the plugin's
-# mount path in a new user and mount namespace, which dockerd 20.10 does
-# not start in.
-# E2E_DOCKER_STEPS="main failover" (the default) chooses the steps after
-# the pull of the nydus image: main is 3-6, failover is 6b; 1, 2 and 7
-# always run.
+# that container-layer mode (default kernel). E2E_PLUGIN_HOME=bindfs puts
+# the driver home on a bindfs (FUSE passthrough) mount, which kernel
+# overlayfs refuses as upper dir ("upper fs missing required features":
+# a FUSE upper needs RENAME_WHITEOUT, which bindfs lacks); the suite
+# checks that refusal first, then runs with E2E_CONTAINER_LAYER=auto or
+# userspace. Every container root the plugin mounts (each mount of a
+# read-write layer's merged dir, seen by findmnt --poll) must be
+# fuse.nydus-overlay in userspace mode and in auto mode on bindfs,
+# overlay in kernel mode and in auto mode on an ordinary home. Auto mode
+# inside a user namespace is graphdriver's
+# TestContainerLayerAutoUserNamespace (make test): dockerd 20.10 does not
+# start in one, and a plugin in its own user namespace mounts where
+# dockerd cannot see.
+# E2E_DOCKER_STEPS="main modes failover" (the default) chooses the steps
+# after the pull of the nydus image: main is 3-5 and 6, modes is 5b,
+# failover is 6b; 1, 2 and 7 always run. modes needs an ordinary home.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin="${BIN:-$PWD/bin}"
 GO="${GO:-go}"
-steps=" ${E2E_DOCKER_STEPS:-main failover} "
+steps=" ${E2E_DOCKER_STEPS:-main modes failover} "
 want() { case "$steps" in *" $1 "*) return 0 ;; esac; return 1; }
-sock_path=/run/docker/plugins/nydus.sock
+name="${NYDUS_PLUGIN_NAME:-nydus}"
+case "$name" in "" | */* | *[!A-Za-z0-9._-]*) echo "E2E FAILED: NYDUS_PLUGIN_NAME=$name: want a plugin name ([A-Za-z0-9._-])" >&2; exit 1 ;; esac
+sock_path="/run/docker/plugins/$name.sock"
 
 if [ "$(id -u)" != 0 ] || [ ! -e /dev/fuse ]; then
   echo "docker e2e needs root and /dev/fuse; skipping"; exit 0
@@ -52,9 +68,24 @@ done
 
 work="$(mktemp -d /tmp/ndk.XXXXXX)" # short: overlay mount data holds every layer path
 root="$work/root"
-home="$root/nydus"
+home="$root/$name"
+run_dir="$work/run" # the plugin's --runtime-dir
 pids=()
 plugin_mode="${E2E_CONTAINER_LAYER:-kernel}"
+home_fs="${E2E_PLUGIN_HOME:-}"
+bindfs_pid=""
+home_mounts=0 # mounts under the data root that are not the plugin's (bindfs)
+# want_root: the file system of every container root in this run.
+case "$plugin_mode/$home_fs" in
+  kernel/ | auto/) want_root=overlay ;;
+  userspace/ | userspace/bindfs | auto/bindfs) want_root=fuse.nydus-overlay; home_mounts=${home_fs:+1} ;;
+  *) echo "E2E FAILED: E2E_CONTAINER_LAYER=$plugin_mode E2E_PLUGIN_HOME=$home_fs: want kernel, userspace or auto, and a home of '' or bindfs (with userspace or auto)" >&2; exit 1 ;;
+esac
+home_mounts="${home_mounts:-0}"
+if [ -n "$home_fs" ] && want modes; then
+  echo "E2E_PLUGIN_HOME=$home_fs: step modes (5b) runs kernel mode, which this home refuses; skipping it"
+  steps="${steps/ modes / }"
+fi
 plugin_pid=""
 dockerd_pid=""
 D() { timeout 120 docker -H "unix://$work/docker.sock" "$@"; }
@@ -88,12 +119,16 @@ cleanup() {
   pkill -f -- "--mountpoint $home/" 2>/dev/null
   pkill -f -- "userspace-overlay $home/" 2>/dev/null
   grep -o " $work[^ ]*" /proc/self/mountinfo | sort -r | while read -r m; do umount -l "$m" 2>/dev/null; done
+  if [ -n "$bindfs_pid" ]; then
+    kill "$bindfs_pid" 2>/dev/null
+    for _ in $(seq 100); do kill -0 "$bindfs_pid" 2>/dev/null || break; sleep 0.1; done
+  fi
   rm -rf "$work"
 }
 trap cleanup EXIT
 
 start_plugin() {
-  "$bin/docker-nydus-graphdriver" --socket "$sock_path" --nydusd "$bin/nydusd" \
+  "$bin/docker-nydus-graphdriver" --socket "$sock_path" --nydusd "$bin/nydusd" --runtime-dir "$run_dir" \
     --state-file "$work/plugin-state.json" --nydusd-config "$work/nydusd-base.json" --log-level info \
     --container-layer "$plugin_mode" \
     >>"$work/plugin.log" 2>&1 &
@@ -102,13 +137,41 @@ start_plugin() {
   fail "plugin socket did not appear"
 }
 start_dockerd() {
-  dockerd --experimental --storage-driver nydus --data-root "$root" --exec-root "$work/exec" \
+  dockerd --experimental --storage-driver "$name" --data-root "$root" --exec-root "$work/exec" \
     -H "unix://$work/docker.sock" --pidfile "$work/docker.pid" --iptables=false --bridge=none \
     >>"$work/dockerd.log" 2>&1 &
   dockerd_pid=$!
   for _ in $(seq 300); do D info >/dev/null 2>&1 && break; sleep 0.1; done
-  D info 2>/dev/null | grep 'Storage Driver: nydus' >/dev/null || fail "dockerd did not start with the nydus storage driver"
+  # grep reads all of it: with -q, docker info could die of SIGPIPE under pipefail
+  D info 2>/dev/null | grep -x " *Storage Driver: $name" >/dev/null || fail "dockerd did not start with the $name storage driver"
 }
+
+# listing DIR: a container tree's metadata, one line a file.
+listing() { (cd "$1" && find . \( -path ./proc -o -path ./sys -o -path ./dev -o -name .dockerenv -o -path ./etc/hostname -o -path ./etc/hosts -o -path ./etc/resolv.conf -o -path ./etc/mtab \) -prune -o -printf '%p %y %m %U:%G %s %n %l\n' | sort); }
+# root_fstype CONTAINER: the file system of a running container's root.
+root_fstype() {
+  findmnt -n -o FSTYPE --mountpoint "$(D inspect --format '{{.GraphDriver.Data.MergedDir}}' "$1")"
+}
+# check_roots WHAT: every container root mounted since the last check
+# (a read-write layer's merged dir: userspace mounts, and overlay mounts
+# with an upper dir; a nydus layer's own view is a read-only overlay) is
+# $want_root; there was at least one.
+check_roots() {
+  local n bad
+  sleep 0.3 # findmnt --poll sees the last mounts
+  tail -n +"$((roots_from + 1))" "$work/mounts.log" >"$work/mounts.window"
+  roots_from="$(wc -l <"$work/mounts.log")"
+  read -r n bad < <(awk -v h="$home/" -v want="$want_root" '
+    $1 == "mount" && index($2, h) == 1 && $2 ~ /\/merged$/ {
+      if ($3 == "overlay" && $4 !~ /(^|,)upperdir=/) next
+      n++; if ($3 != want) { bad++; print $3 " " $2 >"/dev/stderr" } }
+    END { print n + 0, bad + 0 }' "$work/mounts.window")
+  [ "$bad" = 0 ] || fail "$1: $bad of $n container roots are not $want_root (list above)"
+  [ "$n" -gt 0 ] || fail "$1: no container root mount seen"
+  echo "$1: $n container roots mounted, all $want_root"
+}
+# skip_roots: mounts until now are not checked (a step that sets modes itself).
+skip_roots() { sleep 0.3; roots_from="$(wc -l <"$work/mounts.log")"; }
 
 step "docker-registry on loopback"
 port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
@@ -136,8 +199,37 @@ cat >"$work/nydusd-base.json" <<JSON
  "mode":"direct","digest_validate":true,"enable_xattr":true}
 JSON
 
-step "plugin and dockerd --experimental --storage-driver nydus"
-[ -S "$sock_path" ] && fail "$sock_path exists: another nydus plugin is running"
+step "plugin and dockerd --experimental --storage-driver $name, container layer $plugin_mode${home_fs:+, home on $home_fs}"
+[ -S "$sock_path" ] && fail "$sock_path exists: another plugin named $name is running (set NYDUS_PLUGIN_NAME)"
+if [ "$home_fs" = bindfs ]; then
+  command -v bindfs >/dev/null || fail "bindfs is not installed (apt-get install bindfs)"
+  # dockerd binds a data root that is not on a shared mount over itself,
+  # which would hide a mount made inside it first; on a shared mount (as
+  # under systemd) it leaves it alone.
+  mkdir -p "$root" "$work/home-src"
+  mount --bind "$root" "$root" && mount --make-shared "$root" || fail "cannot make $root a shared mount"
+  mkdir -p "$home"
+  # No attribute cache: bindfs shows each name of a hard-linked file as
+  # its own FUSE inode, whose cached link count goes stale.
+  bindfs -f -o attr_timeout=0,entry_timeout=0 "$work/home-src" "$home" >"$work/bindfs.log" 2>&1 &
+  bindfs_pid=$!
+  for _ in $(seq 100); do mountpoint -q "$home" && break; sleep 0.05; done
+  mountpoint -q "$home" || fail "bindfs did not mount $home: $(cat "$work/bindfs.log")"
+  # The refusal auto mode must meet: kernel overlayfs with its upper dir
+  # on this home.
+  mkdir -p "$home/probe/l" "$home/probe/u" "$home/probe/w" "$home/probe/m"
+  if mount -t overlay overlay -o "lowerdir=$home/probe/l,upperdir=$home/probe/u,workdir=$home/probe/w" "$home/probe/m" 2>"$work/probe.err"; then
+    umount "$home/probe/m"
+    fail "this kernel mounts overlayfs with its upper dir on bindfs ($(findmnt -n -o FSTYPE "$home")): no refusal for auto mode to meet"
+  fi
+  echo "home on bindfs ($(findmnt -n -o FSTYPE "$home")): kernel overlayfs refuses it as upper dir: $(dmesg 2>/dev/null | grep -o 'overlayfs: upper fs.*' | tail -2 | paste -sd';' -)"
+  rm -rf "$home/probe"
+fi
+# Every mount and unmount in this mount namespace, for check_roots.
+stdbuf -oL findmnt --poll --raw -n -o ACTION,TARGET,FSTYPE,FS-OPTIONS >"$work/mounts.log" 2>&1 &
+pids+=("$!")
+roots_from=0
+sleep 0.2
 start_plugin
 start_dockerd
 D info | grep -A4 'Storage Driver'
@@ -200,7 +292,7 @@ fetched() {
   local boot api
   boot="$(D image inspect --format '{{.GraphDriver.Data.NydusBootstrap}}' "$1")"
   [ -f "$boot" ] || fail "$1 has no nydus bootstrap layer ($boot)"
-  api="$(readlink -f "$(dirname "$boot")/api.sock")" # a short path under /run
+  api="$(readlink -f "$(dirname "$boot")/api.sock")" # a short path under $run_dir
   curl -fsS --unix-socket "$api" http://unix/api/v1/metrics/backend | python3 -c 'import json,sys; print(json.load(sys.stdin)["read_amount_total"])'
 }
 fetched="$(fetched "$reg/app:nydus")"
@@ -256,7 +348,6 @@ D create --name ex "$reg/app:nydus" >/dev/null
 mkdir -p "$work/exported"
 D export ex | tar -x -C "$work/exported"
 D rm ex >/dev/null
-listing() { (cd "$1" && find . \( -path ./proc -o -path ./sys -o -path ./dev -o -name .dockerenv -o -path ./etc/hostname -o -path ./etc/hosts -o -path ./etc/resolv.conf -o -path ./etc/mtab \) -prune -o -printf '%p %y %m %U:%G %s %n %l\n' | sort); }
 diff <(listing "$rootfs") <(listing "$work/exported") || fail "docker export differs from the source (metadata)"
 diff -r --no-dereference -x proc -x sys -x dev -x .dockerenv -x hostname -x hosts -x resolv.conf -x mtab "$rootfs" "$work/exported" \
   || fail "docker export differs from the source (content)"
@@ -275,32 +366,35 @@ echo "export, commit and build work"
 
 step "containers survive a plugin restart and a dockerd restart"
 D run -d --name long --network none "$reg/app:nydus" sleep 1000 >/dev/null
+[ "$(root_fstype long)" = "$want_root" ] || fail "the container root is $(root_fstype long), want $want_root"
 stop_plugin
 start_plugin
 [ "$(D exec long cat /etc/greeting)" = hello ] || fail "running container after a plugin restart"
+[ "$(root_fstype long)" = "$want_root" ] || fail "after a plugin restart the container root is $(root_fstype long), want $want_root"
 [ "$(D run --rm --network none "$reg/app:nydus" cat /etc/greeting.link)" = hello ] || fail "new container after a plugin restart"
 stop_dockerd
 start_dockerd
 D start long >/dev/null || fail "docker start after a dockerd restart"
 [ "$(D exec long cat /etc/greeting)" = hello ] || fail "container after a dockerd restart"
+[ "$(root_fstype long)" = "$want_root" ] || fail "after a dockerd restart the container root is $(root_fstype long), want $want_root"
 D rm -f long >/dev/null
 echo "plugin and dockerd restarts keep containers runnable"
+check_roots "steps 1-5"
+fi # main
 
-step "container-layer modes: the same work in kernel and userspace mode"
-# root_fstype CONTAINER: the file system of a running container's root.
-root_fstype() {
-  findmnt -n -o FSTYPE --mountpoint "$(D inspect --format '{{.GraphDriver.Data.MergedDir}}' "$1")"
-}
+if want modes; then
+
+step "container-layer modes: the same work in kernel, auto and userspace mode"
 cl_work='echo x >/tmp/new; rm /etc/greeting.link; mkdir -p /data/d; echo z >/data/d/z; rm /bin/true; chmod 600 /etc/greeting; touch /etc/greeting; sleep 1000'
 saved_mode="$plugin_mode"
-for m in kernel userspace; do
+for m in kernel auto userspace; do # userspace last: clr below is made in userspace mode
   stop_plugin; plugin_mode="$m"; start_plugin
   for img in app:plain "$reg/app:nydus"; do
     tag="$m-$(echo "$img" | tr -c 'a-z0-9\n' _)"
     D run -d --name cl --network none "$img" sh -c "$cl_work" >/dev/null
     for _ in $(seq 100); do D exec cl ls /data/d/z >/dev/null 2>&1 && break; sleep 0.1; done
     fst="$(root_fstype cl)"
-    want=overlay; [ "$m" = userspace ] && want=fuse.nydus-overlay
+    want=overlay; [ "$m" = userspace ] && want=fuse.nydus-overlay # auto: kernel overlayfs mounts on this home
     [ "$fst" = "$want" ] || fail "$m mode: container root of $img is $fst, want $want"
     D diff cl | sort >"$work/cl-diff-$tag.txt"
     D cp cl:/data/d/z - | tar -xO >"$work/cl-cp-$tag.txt"
@@ -317,9 +411,11 @@ done
 for img in app:plain "$reg/app:nydus"; do
   t="$(echo "$img" | tr -c 'a-z0-9\n' _)"
   for what in diff cp export commit; do
-    diff "$work/cl-$what-kernel-$t.txt" "$work/cl-$what-userspace-$t.txt" || fail "docker $what of $img differs between kernel and userspace mode"
+    for m in userspace auto; do
+      diff "$work/cl-$what-kernel-$t.txt" "$work/cl-$what-$m-$t.txt" || fail "docker $what of $img differs between kernel and $m mode"
+    done
   done
-  echo "$img, docker diff in both modes:"; cat "$work/cl-diff-userspace-$t.txt"
+  echo "$img, docker diff in every mode:"; cat "$work/cl-diff-userspace-$t.txt"
 done
 grep -qx 'D /bin/true' "$work/cl-diff-userspace-app_plain.txt" || fail "userspace mode: docker diff lacks the deletion"
 [ "$(cat "$work/cl-commit-userspace-app_plain.txt")" = "x
@@ -342,9 +438,9 @@ D start clr >/dev/null
 k" ] || fail "files written in userspace mode, read in kernel mode"
 D rm -f clr >/dev/null
 stop_plugin; plugin_mode="$saved_mode"; start_plugin
-echo "kernel and userspace container layers give the same diff, cp, export and commit"
-
-fi # main
+echo "kernel, userspace and auto container layers give the same diff, cp, export and commit"
+skip_roots # this step set the modes itself and checked each root
+fi # modes
 
 if want failover; then
 step "failover and live upgrade: a running container's reads and writes go on across kill -9 of its nydusd and an upgrade"
@@ -356,6 +452,7 @@ for i in $(seq 0 47); do
 done >"$work/slices.md5"
 D run -d --name fo --network none "$reg/app:nydus" sh -c \
   'i=0; while :; do s=$((i % 48)); m=$(busybox dd if=/data/big bs=1M skip=$s count=1 2>/dev/null | md5sum) || m=ERR; echo "$i $s ${m%% *}" >>/tmp/progress; i=$((i+1)); sleep 0.05; done' >/dev/null
+[ "$(root_fstype fo)" = "$want_root" ] || fail "the container root is $(root_fstype fo), want $want_root"
 boot="$(D image inspect --format '{{.GraphDriver.Data.NydusBootstrap}}' "$reg/app:nydus")"
 api="$(readlink -f "$(dirname "$boot")/api.sock")"
 ctl="${api%.sock}.ctl"
@@ -403,7 +500,7 @@ writes afterkill
 
 step "live upgrade: docker-nydus-graphdriver upgrade --nydusd (another build)"
 CGO_ENABLED=0 "$GO" build -trimpath -ldflags "-X main.version=e2e-upgraded" -o "$work/nydusd-upgraded" ./cmd/nydusd || fail "build the second nydusd"
-"$bin/docker-nydus-graphdriver" upgrade --nydusd "$work/nydusd-upgraded" | tee "$work/upgrade.out" || fail "docker-nydus-graphdriver upgrade: $(nlog)"
+"$bin/docker-nydus-graphdriver" upgrade --runtime-dir "$run_dir" --nydusd "$work/nydusd-upgraded" | tee "$work/upgrade.out" || fail "docker-nydus-graphdriver upgrade: $(nlog)"
 sync; echo 1 >/proc/sys/vm/drop_caches
 [ "$(kstatus nydusd)" = "$work/nydusd-upgraded" ] || fail "the keeper reports $(kstatus nydusd), not the upgraded binary"
 up="$(kstatus pid)"
@@ -433,6 +530,7 @@ afterkill
 afterupgrade" ] || fail "the container's files after failover and upgrade"
 D rm -f fo >/dev/null
 echo "failover and live upgrade: the container ran on, every read right"
+check_roots "failover"
 fi # failover
 
 no_stuck_mounts() {
@@ -479,6 +577,7 @@ cat "$work/unr.out"
 grep -qiE 'input/output error|I/O error' "$work/unr.out" || fail "unreachable registry: unclear error"
 D rm -f unr >/dev/null 2>&1 || true
 echo "bad input gives clear errors"
+check_roots "bad input"
 fi # main
 
 step "docker rm / rmi leave nothing behind"
@@ -487,7 +586,7 @@ for _ in 1 2 3 4 5; do # children before parents
   D images -aq | sort -u | xargs -r timeout 60 docker -H "unix://$work/docker.sock" rmi -f >/dev/null 2>&1 || true
 done
 [ -z "$(D images -aq)" ] || fail "images left after rmi: $(D images -a)"
-no_stuck_mounts 0 "after rm and rmi"
+no_stuck_mounts "$home_mounts" "after rm and rmi"
 pgrep -f -- "--mountpoint $home/" && fail "nydusd processes left after rmi"
 pgrep -f -- "userspace-overlay $home/" && fail "userspace overlay processes left after rmi"
 left="$(ls "$home" | grep -v '^l$' || true)"
