@@ -82,7 +82,11 @@ capped_registry_start() {
   ip netns exec "$capped_ns" ip link set "$capped_veth-ns" up
   ip netns exec "$capped_ns" ip link set lo up
   ip netns exec "$capped_ns" tc qdisc add dev "$capped_veth-ns" root tbf rate "$rate" burst 64kb latency 200ms
-  ip netns exec "$capped_ns" docker-registry serve "$work/registry-ns.yml" >"$work/registry-ns.log" 2>&1 &
+  # nsenter --net, not ip netns exec: the latter gives the registry a
+  # private copy of every mount on the machine, which pins them (a FUSE
+  # mount another program unmounts meanwhile stays alive in the copy, and
+  # its daemon never sees the unmount) for as long as the registry runs.
+  nsenter --net="/run/netns/$capped_ns" docker-registry serve "$work/registry-ns.yml" >"$work/registry-ns.log" 2>&1 &
   pids+=($!)
   wait_registry "$reg_local" "$reg_remote"
 }
