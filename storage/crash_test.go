@@ -28,7 +28,13 @@ func TestCrashChild(t *testing.T) {
 	if workDir == "" {
 		t.Skip("helper process for TestKillDuringCacheFill")
 	}
-	tb := crashBlob(t, t.TempDir())
+	// The blob goes into the parent's work dir, which the parent removes:
+	// this process is SIGKILLed, so its own t.TempDir would be left behind.
+	blobDir := filepath.Join(workDir, "child-blob")
+	if err := os.MkdirAll(blobDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	tb := crashBlob(t, blobDir)
 	r := openCounting(t, tb.path)
 	r.latency = 2 * time.Millisecond
 	cf, err := cache.Open(workDir, tb.entry, cache.WithSync(5*time.Millisecond, 1<<20))
