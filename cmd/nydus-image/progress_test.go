@@ -19,7 +19,7 @@ import (
 // tests can run the command with its stderr on a terminal.
 const mainEnv = "NYDUS_IMAGE_TEST_MAIN"
 
-func TestMain(m *testing.M) { ptytest.RunMain(m, mainEnv, run) }
+func TestMain(m *testing.M) { ptytest.RunMain(m, mainEnv, run, removeBuiltBinary) }
 
 // progressTar writes a tar of n MiB of incompressible file data.
 func progressTar(t *testing.T, dir string, mib int) []byte {

@@ -26,9 +26,17 @@ import (
 
 var (
 	binOnce sync.Once
+	binDir  string
 	binPath string
 	binErr  error
 )
+
+// removeBuiltBinary removes what builtBinary built (TestMain runs it).
+func removeBuiltBinary() {
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+}
 
 // builtBinary compiles nydus-image once per test run.
 func builtBinary(t testing.TB) string {
@@ -39,6 +47,7 @@ func builtBinary(t testing.TB) string {
 			binErr = err
 			return
 		}
+		binDir = dir
 		binPath = filepath.Join(dir, "nydus-image")
 		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
 		if err != nil {

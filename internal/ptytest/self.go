@@ -22,10 +22,15 @@ func SelfCommand(t *testing.T, mainEnv string, env []string, args ...string) *ex
 
 // RunMain is the TestMain of a package whose tests use SelfCommand: when
 // mainEnv is "1" the test binary is the command, and exits with what run
-// returns for its arguments; otherwise it runs the tests.
-func RunMain(m *testing.M, mainEnv string, run func(args []string) int) {
+// returns for its arguments; otherwise it runs the tests, then the
+// cleanups (os.Exit skips deferred calls).
+func RunMain(m *testing.M, mainEnv string, run func(args []string) int, cleanups ...func()) {
 	if os.Getenv(mainEnv) == "1" {
 		os.Exit(run(os.Args[1:]))
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	for _, c := range cleanups {
+		c()
+	}
+	os.Exit(code)
 }
