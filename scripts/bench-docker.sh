@@ -13,19 +13,23 @@
 # fuse-overlayfs (dockerd's built-in driver, when fuse-overlayfs is
 # installed) and the plugin in kernel and userspace container-layer mode,
 # and prints userspace / fuse-overlayfs (target <= 1).
-# SKIP_PULL=1 runs only the untar part.
+# SKIP_PULL=1 runs only the untar part. NYDUS_PLUGIN_NAME (default nydus)
+# names the plugin: its socket /run/docker/plugins/$NYDUS_PLUGIN_NAME.sock,
+# dockerd's --storage-driver and the driver's home under the data root, so
+# the bench can run beside another dockerd using a plugin named nydus.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin="${BIN:-$PWD/bin}"
 size_mb="${SIZE_MB:-512}"
 rate="${RATE:-100mbit}"
-sock_path=/run/docker/plugins/nydus.sock
+plugin="${NYDUS_PLUGIN_NAME:-nydus}"
+sock_path="/run/docker/plugins/$plugin.sock"
 
 if [ "$(id -u)" != 0 ] || [ ! -e /dev/fuse ]; then echo "bench-docker needs root and /dev/fuse; skipping"; exit 0; fi
 for c in dockerd docker docker-registry busybox ip tc; do
   command -v "$c" >/dev/null || { echo "bench-docker: $c is not installed; skipping"; exit 0; }
 done
-[ -S "$sock_path" ] && { echo "bench-docker: $sock_path exists (another nydus plugin runs); skipping"; exit 0; }
+[ -S "$sock_path" ] && { echo "bench-docker: $sock_path exists (another plugin named $plugin runs; set NYDUS_PLUGIN_NAME); skipping"; exit 0; }
 
 . scripts/registry-env.sh
 work="$(mktemp -d /tmp/ndb.XXXXXX)"
@@ -89,13 +93,13 @@ echo "overlay2: ${base}s from docker pull to the entrypoint's output"
 
 echo "== nydus: graphdriver plugin, docker-runnable image, same cap"
 echo '{"device":{"backend":{"type":"registry","config":{"timeout":30}}},"mode":"direct","digest_validate":true}' >"$work/nydusd-base.json"
-"$bin/docker-nydus-graphdriver" --socket "$sock_path" --nydusd "$bin/nydusd" --state-file "$work/plugin-state.json" \
+"$bin/docker-nydus-graphdriver" --socket "$sock_path" --nydusd "$bin/nydusd" --state-file "$work/plugin-state.json" --runtime-dir "$work/run" \
   --nydusd-config "$work/nydusd-base.json" --insecure-registry "$remote" >"$work/plugin.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 100); do [ -S "$sock_path" ] && break; sleep 0.05; done
-start_dockerd nydus
+start_dockerd "$plugin"
 nyd="$(pull_run "$remote/big:nydus")"
-api="$(readlink -f "$(ls "$work"/root-nydus/nydus/*/nydus/api.sock | head -1)")"
+api="$(readlink -f "$(ls "$work"/root-$plugin/$plugin/*/nydus/api.sock | head -1)")"
 curl -sS --unix-socket "$api" http://unix/api/v1/metrics/backend >"$work/backend-metrics.json" || { echo "bench-docker: nydusd API at $api: no answer"; ls -l "$api"; exit 1; }
 fetched="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["read_amount_total"])' "$work/backend-metrics.json")"
 D ps -aq | xargs -r timeout 60 docker -H "unix://$work/docker.sock" rm -f >/dev/null
@@ -121,7 +125,7 @@ plugin_pid=""
 stop_plugin() { [ -n "$plugin_pid" ] || return 0; kill -TERM "$plugin_pid"; wait "$plugin_pid" 2>/dev/null || true; plugin_pid=""; }
 start_plugin() { # container-layer mode
   echo '{"device":{"backend":{"type":"registry","config":{"timeout":30}}},"mode":"direct","digest_validate":true}' >"$work/nydusd-base.json"
-  "$bin/docker-nydus-graphdriver" --socket "$sock_path" --nydusd "$bin/nydusd" --state-file "$work/plugin-state.json" \
+  "$bin/docker-nydus-graphdriver" --socket "$sock_path" --nydusd "$bin/nydusd" --state-file "$work/plugin-state.json" --runtime-dir "$work/run" \
     --nydusd-config "$work/nydusd-base.json" --container-layer "$1" >>"$work/plugin.log" 2>&1 &
   plugin_pid=$!
   for _ in $(seq 100); do [ -S "$sock_path" ] && return 0; sleep 0.05; done
@@ -153,8 +157,8 @@ if command -v fuse-overlayfs >/dev/null; then
   echo "fuse-overlayfs: ${untar[fuse-overlayfs]}s"
 fi
 for m in kernel userspace; do
-  rm -rf "$work/root-nydus"
-  start_plugin "$m"; start_dockerd nydus
+  rm -rf "$work/root-$plugin"
+  start_plugin "$m"; start_dockerd "$plugin"
   untar[$m]="$(untar_run "$m")"
   stop_dockerd; stop_plugin
   echo "nydus plugin, $m container layer: ${untar[$m]}s"

@@ -61,6 +61,7 @@ func run(args []string) int {
 	nydusd := cli.String(fs, "nydusd", "nydusd binary serving nydus layers", "nydusd")
 	config := cli.String(fs, "", "nydusd configuration (JSON v1) nydus layers start from: credentials, cache, validation", "nydusd-config", "C")
 	state := cli.String(fs, "/var/lib/docker-nydus-graphdriver/state.json", "Where Init's home and id maps are kept for a restarted plugin", "state-file")
+	runDir := cli.String(fs, defaultRunDir, "Runtime directory: nydusd API sockets and their keepers' control sockets", "runtime-dir")
 	logLevel := cli.String(fs, "info", "Log level: debug, info, warn, error", "log-level", "l")
 	logFormat := cli.String(fs, "text", "Log record format: text or json", "log-format")
 	logFile := cli.String(fs, "", "Append log records to this file instead of stderr (reopened on SIGHUP)", "log-file", "L")
@@ -117,7 +118,7 @@ func run(args []string) int {
 		return 1
 	}
 	opts := []graphdriver.Option{graphdriver.WithNydusd(*nydusd), graphdriver.WithLogger(log), graphdriver.WithStateFile(*state), graphdriver.WithInsecureRegistries(insecure...),
-		graphdriver.WithContainerLayer(mode), graphdriver.WithOverlayServer(self, serveOverlayCmd), graphdriver.WithSupervisor(self, keeperCmd)}
+		graphdriver.WithContainerLayer(mode), graphdriver.WithOverlayServer(self, serveOverlayCmd), graphdriver.WithSupervisor(self, keeperCmd), graphdriver.WithRuntimeDir(*runDir)}
 	if *config != "" {
 		doc, err := os.ReadFile(*config)
 		if err != nil {
