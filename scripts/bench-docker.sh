@@ -13,7 +13,8 @@
 # fuse-overlayfs (dockerd's built-in driver, when fuse-overlayfs is
 # installed) and the plugin in kernel and userspace container-layer mode,
 # and prints userspace / fuse-overlayfs (target <= 1).
-# SKIP_PULL=1 runs only the untar part. NYDUS_PLUGIN_NAME (default nydus)
+# SKIP_PULL=1 runs only the untar part; UNTAR_ROUNDS (default 3) rounds of
+# it, each driver once per round, and the ratio of the median times. NYDUS_PLUGIN_NAME (default nydus)
 # names the plugin: its socket /run/docker/plugins/$NYDUS_PLUGIN_NAME.sock,
 # dockerd's --storage-driver and the driver's home under the data root, so
 # the bench can run beside another dockerd using a plugin named nydus.
@@ -22,6 +23,7 @@ cd "$(dirname "$0")/.."
 bin="${BIN:-$PWD/bin}"
 size_mb="${SIZE_MB:-512}"
 rate="${RATE:-100mbit}"
+rounds="${UNTAR_ROUNDS:-3}"
 plugin="${NYDUS_PLUGIN_NAME:-nydus}"
 sock_path="/run/docker/plugins/$plugin.sock"
 
@@ -123,9 +125,9 @@ fi
 # ---- untar of Go's source tree in a container, per container layer
 plugin_pid=""
 stop_plugin() { [ -n "$plugin_pid" ] || return 0; kill -TERM "$plugin_pid"; wait "$plugin_pid" 2>/dev/null || true; plugin_pid=""; }
-start_plugin() { # container-layer mode
+start_plugin() { # container-layer mode [state tag]
   echo '{"device":{"backend":{"type":"registry","config":{"timeout":30}}},"mode":"direct","digest_validate":true}' >"$work/nydusd-base.json"
-  "$bin/docker-nydus-graphdriver" --socket "$sock_path" --nydusd "$bin/nydusd" --state-file "$work/plugin-state-$1.json" --runtime-dir "$work/run" \
+  "$bin/docker-nydus-graphdriver" --socket "$sock_path" --nydusd "$bin/nydusd" --state-file "$work/plugin-state-${2:-$1}.json" --runtime-dir "$work/run" \
     --nydusd-config "$work/nydusd-base.json" --container-layer "$1" >>"$work/plugin.log" 2>&1 &
   plugin_pid=$!
   for _ in $(seq 100); do [ -S "$sock_path" ] && return 0; sleep 0.05; done
@@ -154,22 +156,37 @@ untar_run() { # label -> seconds of docker run untarring (minus an empty docker 
   t2="$(date +%s.%N)"
   python3 -c "print(f'{($t2 - $t1) - ($t1 - $t0):.2f}')"
 }
-echo "== untar of Go's source tree ($(stat -c %s "$work/gosrc.tar") bytes, $nfiles entries) into a container's root"
-declare -A untar
-start_dockerd overlay2; untar[overlay2]="$(untar_run overlay2)"; stop_dockerd
-echo "overlay2: ${untar[overlay2]}s"
-if command -v fuse-overlayfs >/dev/null; then
-  start_dockerd fuse-overlayfs; untar[fuse-overlayfs]="$(untar_run fuse-overlayfs)"; stop_dockerd
-  echo "fuse-overlayfs: ${untar[fuse-overlayfs]}s"
-fi
-for m in kernel userspace; do
-  start_plugin "$m"; start_dockerd "$plugin" "$plugin-$m"
-  untar[$m]="$(untar_run "$m")"
-  stop_dockerd; stop_plugin
-  echo "nydus plugin, $m container layer: ${untar[$m]}s"
+echo "== untar of Go's source tree ($(stat -c %s "$work/gosrc.tar") bytes, $nfiles entries) into a container's root, $rounds rounds"
+label() { case "$1" in kernel | userspace) echo "nydus plugin, $1 container layer" ;; *) echo "$1" ;; esac; }
+drivers=(overlay2)
+command -v fuse-overlayfs >/dev/null && drivers+=(fuse-overlayfs)
+drivers+=(kernel userspace)
+declare -A untar # driver -> its times, one per round
+for r in $(seq "$rounds"); do
+  # Each round starts one driver further on, so none always runs first.
+  for i in $(seq 0 $((${#drivers[@]} - 1))); do
+    d="${drivers[$(((i + r - 1) % ${#drivers[@]}))]}"
+    case "$d" in
+    kernel | userspace) start_plugin "$d" "$d-r$r"; start_dockerd "$plugin" "$plugin-$d-r$r" ;;
+    *) start_dockerd "$d" "$d-r$r" ;;
+    esac
+    t="$(untar_run "$d")"
+    stop_dockerd; stop_plugin
+    untar[$d]="${untar[$d]:-} $t"
+    echo "round $r: $(label "$d"): ${t}s"
+  done
 done
-if [ -n "${untar[fuse-overlayfs]:-}" ]; then
-  python3 -c "print(f'untar in a container: overlay2 {${untar[overlay2]}}s, fuse-overlayfs {${untar[fuse-overlayfs]}}s, plugin kernel {${untar[kernel]}}s, plugin userspace {${untar[userspace]}}s: userspace/fuse-overlayfs = {${untar[userspace]}/${untar[fuse-overlayfs]}:.2f} (target <= 1)')"
-else
-  python3 -c "print(f'untar in a container: overlay2 {${untar[overlay2]}}s, plugin kernel {${untar[kernel]}}s, plugin userspace {${untar[userspace]}}s (fuse-overlayfs not installed: no comparison)')"
-fi
+args=()
+for d in "${drivers[@]}"; do args+=("$d=${untar[$d]}"); done
+python3 - "${args[@]}" <<'PY'
+import statistics, sys
+t = {k: [float(x) for x in v.split()] for k, v in (a.split("=", 1) for a in sys.argv[1:])}
+med = {k: statistics.median(v) for k, v in t.items()}
+names = {"overlay2": "overlay2", "fuse-overlayfs": "fuse-overlayfs", "kernel": "plugin kernel", "userspace": "plugin userspace"}
+line = ", ".join(f"{names[k]} {med[k]:.2f}s" for k in t)
+if "fuse-overlayfs" in t:
+    per = " ".join(f"{u / f:.2f}" for u, f in zip(t["userspace"], t["fuse-overlayfs"]))
+    print(f"untar in a container, median of {len(t['overlay2'])} rounds: {line}: userspace/fuse-overlayfs = {med['userspace'] / med['fuse-overlayfs']:.2f} (target <= 1; per round: {per})")
+else:
+    print(f"untar in a container, median of {len(t['overlay2'])} rounds: {line} (fuse-overlayfs not installed: no comparison)")
+PY
