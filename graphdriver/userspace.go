@@ -14,9 +14,11 @@ import (
 	"time"
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
 	"golang.org/x/sys/unix"
 
 	"github.com/gonydus/nydus/daemon/spawn"
+	"github.com/gonydus/nydus/internal/fuseuring"
 	"github.com/gonydus/nydus/overlay"
 )
 
@@ -145,6 +147,33 @@ func isServerOf(pid int, spec string) bool {
 	return false
 }
 
+// userspaceAsyncOps are the requests the userspace overlay process serves
+// on goroutines of their own: those that may wait long (reads of a lazily
+// fetched lower file, copy-up at open, syncs, lock waits). The rest, the
+// metadata operations a container's writes are made of, are served inline
+// on one thread (fuseuring.DevLoop).
+var userspaceAsyncOps = []string{"OPEN", "READ", "WRITE", "FSYNC", "FSYNCDIR", "SETLKW", "FALLOCATE", "COPY_FILE_RANGE", "LSEEK"}
+
+// mountUserspace mounts ovl at dir and serves it from /dev/fuse inline
+// (fuseuring.ServeDevice), or with go-fuse's own loop (loop nil) where
+// that cannot start.
+func mountUserspace(dir string, ovl *overlay.FS, opts *gofs.Options, log *slog.Logger) (*fuse.Server, *fuseuring.DevLoop, error) {
+	raw := gofs.NewNodeFS(ovl.Root(), opts)
+	srv, err := fuse.NewServer(raw, dir, &opts.MountOptions)
+	if err != nil {
+		return nil, nil, err
+	}
+	loop, err := fuseuring.ServeDevice(srv, raw, fuseuring.WithLogger(log), fuseuring.WithAsyncOps(userspaceAsyncOps...))
+	if err != nil {
+		log.Warn("serving with go-fuse's loop", "err", err)
+		go srv.Serve()
+	}
+	if err := srv.WaitMount(); err != nil {
+		return nil, nil, err
+	}
+	return srv, loop, nil
+}
+
 // ServeUserspace is the userspace overlay process: it mounts the overlay
 // described by the spec file at its mountpoint and serves it until the
 // mount goes (Put's unmount) or SIGTERM/SIGINT. The plugin runs it as a
@@ -173,11 +202,14 @@ func ServeUserspace(specPath string, log *slog.Logger) error {
 	defer ovl.Close()
 	opts := overlay.MountOptions("nydus-graphdriver")
 	opts.RootStableAttr = ovl.RootStableAttr()
-	srv, err := gofs.Mount(spec.Mountpoint, ovl.Root(), opts)
+	srv, loop, err := mountUserspace(spec.Mountpoint, ovl, opts, log)
 	if err != nil {
 		return fmt.Errorf("graphdriver: mount %s: %w", spec.Mountpoint, err)
 	}
-	log.Info("userspace overlay serving", "mountpoint", spec.Mountpoint, "layers", len(spec.Lowers))
+	log.Info("userspace overlay serving", "mountpoint", spec.Mountpoint, "layers", len(spec.Lowers), "inline", loop != nil)
+	if loop != nil {
+		defer func() { log.Info("requests served", "total", loop.Requests(), "ops", loop.Ops()) }()
+	}
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
 	done := make(chan struct{})

@@ -93,6 +93,14 @@ type handler struct {
 	mu                   sync.Mutex // serializes calls when singleThreaded
 }
 
+// setOptions takes the MountOptions serve honours.
+func (h *handler) setOptions(mo *fuse.MountOptions) {
+	h.noXattr = mo.DisableXAttrs
+	h.ignoreSecurityLabels = mo.IgnoreSecurityLabels
+	h.panicHandler = mo.PanicHandler
+	h.singleThreaded = mo.SingleThreaded
+}
+
 // serve decodes the request in e, calls the file system and leaves the
 // reply arguments at the start of e.payload. It returns their length and
 // the status. Unknown opcodes get ENOSYS; a panic in the file system goes

@@ -60,6 +60,12 @@
 // rings) get ENOSYS. Every request gets a reply: a panic in the file
 // system becomes EIO.
 //
+// Without io_uring, ServeDevice serves a mount from /dev/fuse the same
+// way: one goroutine reads a request from a cloned descriptor, calls the
+// file system inline and writes the reply, in place of go-fuse's Serve
+// (see DevLoop), with the operations named by WithAsyncOps/WithAsyncIf
+// on goroutines.
+//
 // # go-fuse's unexported fields
 //
 // The package is internal because it reads fields go-fuse does not

@@ -49,6 +49,22 @@ type mounted struct {
 	conn int // FUSE connection id, for /sys/fs/fuse/connections
 	srv  *fuse.Server
 	tr   *Transport // nil without the ring
+	dev  *DevLoop   // set when served by ServeDevice
+}
+
+// ops returns the requests served per operation by the ring or DevLoop.
+func (m *mounted) ops() (total uint64, ops map[string]uint64) {
+	if m.dev != nil {
+		return m.dev.Requests(), m.dev.Ops()
+	}
+	st := m.tr.Stats()
+	ops = map[string]uint64{}
+	for _, q := range st.Queues {
+		for k, v := range q.Ops {
+			ops[k] += v
+		}
+	}
+	return st.Requests, ops
 }
 
 // connOf finds the FUSE connection id of the mount at dir, or -1.
@@ -78,6 +94,13 @@ func mount(tb testing.TB, root fs.InodeEmbedder, ring bool, topts ...Option) *mo
 
 func mountWith(tb testing.TB, root fs.InodeEmbedder, ring bool, tweak func(*fs.Options), topts ...Option) *mounted {
 	tb.Helper()
+	return mountHow(tb, root, ring, false, tweak, topts...)
+}
+
+// mountHow serves root at a new directory: with the io_uring transport
+// (ring), with ServeDevice (dev) or with go-fuse's loop.
+func mountHow(tb testing.TB, root fs.InodeEmbedder, ring, dev bool, tweak func(*fs.Options), topts ...Option) *mounted {
+	tb.Helper()
 	dir := tb.TempDir()
 	zero := time.Duration(0)
 	opts := &fs.Options{EntryTimeout: &zero, AttrTimeout: &zero, NegativeTimeout: &zero}
@@ -94,7 +117,13 @@ func mountWith(tb testing.TB, root fs.InodeEmbedder, ring bool, tweak func(*fs.O
 		tb.Fatalf("mount: %v", err)
 	}
 	m := &mounted{dir: dir, conn: connOf(dir), srv: srv}
-	if ring {
+	if dev {
+		if m.dev, err = ServeDevice(srv, raw, topts...); err != nil {
+			go srv.Serve()
+			srv.Unmount()
+			tb.Fatalf("ServeDevice: %v", err)
+		}
+	} else if ring {
 		m.tr, err = Start(srv, raw, topts...)
 		if err != nil {
 			m.abort()
@@ -103,7 +132,9 @@ func mountWith(tb testing.TB, root fs.InodeEmbedder, ring bool, tweak func(*fs.O
 			tb.Fatalf("Start: %v", err)
 		}
 	}
-	go srv.Serve()
+	if m.dev == nil {
+		go srv.Serve()
+	}
 	tb.Cleanup(func() {
 		if tb.Failed() {
 			m.abort()
@@ -134,6 +165,13 @@ func (m *mounted) waitEnded(tb testing.TB, after string) {
 	tb.Helper()
 	if !waitOrFail(tb, "go-fuse Serve to end", func() { m.srv.Wait() }) {
 		m.abort()
+	}
+	if m.dev != nil {
+		select {
+		case <-m.dev.Done():
+		case <-time.After(10 * time.Second):
+			tb.Errorf("/dev/fuse loop still running 10s %s", after)
+		}
 	}
 	if m.tr != nil {
 		select {
@@ -305,7 +343,7 @@ func testReadOnlyTree(t *testing.T, topts ...Option) {
 	t.Logf("served by the ring: %d requests, per op %v", after.Requests-before.Requests, ops)
 	for _, op := range []string{"LOOKUP", "GETATTR", "READDIRPLUS", "OPEN", "READ", "READLINK", "GETXATTR", "LISTXATTR", "RELEASE", "STATFS"} {
 		if ops[op] == 0 && !(op == "READDIRPLUS" && ops["READDIR"] > 0) && !(op == "GETATTR") {
-			t.Errorf("no %s served by the ring", op)
+			t.Errorf("no %s served by the ring or loop", op)
 		}
 	}
 	for _, q := range after.Queues {
@@ -351,23 +389,25 @@ func TestOnEveryCPU(t *testing.T) {
 // replies carrying a backing id go through the ring; data bypasses it).
 func TestLoopbackWritableThroughRing(t *testing.T) {
 	needURing(t)
-	t.Run("no-passthrough", func(t *testing.T) { testLoopback(t, false) })
-	t.Run("passthrough", func(t *testing.T) { testLoopback(t, true) })
-	t.Run("no-passthrough-async", func(t *testing.T) { testLoopback(t, false, WithAsync(true)) })
+	t.Run("no-passthrough", func(t *testing.T) { testLoopback(t, false, false) })
+	t.Run("passthrough", func(t *testing.T) { testLoopback(t, true, false) })
+	t.Run("no-passthrough-async", func(t *testing.T) { testLoopback(t, false, false, WithAsync(true)) })
 }
 
-func testLoopback(t *testing.T, passthrough bool, topts ...Option) {
+// testLoopback runs file operations through a loopback mount served by
+// the rings or (dev) by ServeDevice and checks the backing directory.
+func testLoopback(t *testing.T, passthrough, dev bool, topts ...Option) {
 	back := t.TempDir()
 	root, err := fs.NewLoopbackRoot(back)
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := mountWith(t, root, true, func(o *fs.Options) {
+	m := mountHow(t, root, !dev, dev, func(o *fs.Options) {
 		if !passthrough {
 			o.MountOptions.DisabledCapabilities |= fuse.CAP_PASSTHROUGH
 		}
 	}, topts...)
-	before := m.tr.Stats().Requests
+	before, _ := m.ops()
 	p := func(s string) string { return filepath.Join(m.dir, s) }
 	bp := func(s string) string { return filepath.Join(back, s) }
 
@@ -450,21 +490,15 @@ func testLoopback(t *testing.T, passthrough bool, topts ...Option) {
 	if _, err := os.Stat(bp("sub")); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("rmdir not in backing dir: %v", err)
 	}
-	st := m.tr.Stats()
-	ops := map[string]uint64{}
-	for _, q := range st.Queues {
-		for k, v := range q.Ops {
-			ops[k] += v
-		}
-	}
-	t.Logf("served by the ring: %d requests, per op %v", st.Requests-before, ops)
+	total, ops := m.ops()
+	t.Logf("served by the ring or loop: %d requests, per op %v", total-before, ops)
 	want := []string{"MKDIR", "CREATE", "RENAME", "SETATTR", "SETXATTR", "REMOVEXATTR", "SYMLINK", "LINK", "UNLINK", "RMDIR", "FSYNC", "FLUSH"}
 	if !passthrough {
 		want = append(want, "WRITE", "READ")
 	}
 	for _, op := range want {
 		if ops[op] == 0 && !(op == "RENAME" && ops["RENAME2"] > 0) {
-			t.Errorf("no %s served by the ring", op)
+			t.Errorf("no %s served by the ring or loop", op)
 		}
 	}
 }
@@ -723,9 +757,14 @@ func TestAsyncOpsDoNotStallQueue(t *testing.T) {
 	t.Run("if", func(t *testing.T) { testAsyncOps(t, WithAsyncIf(func(op uint32) bool { return op == 15 })) })
 }
 
-func testAsyncOps(t *testing.T, async Option) {
+func testAsyncOps(t *testing.T, async Option) { testAsyncOpsHow(t, false, async, WithEntries(2)) }
+
+// testAsyncOpsHow checks that a read blocked in the file system, served
+// by a goroutine, does not hold up a lookup, with the rings or (dev)
+// ServeDevice.
+func testAsyncOpsHow(t *testing.T, dev bool, topts ...Option) {
 	bf := &blockingFile{entered: make(chan struct{}, 1), release: make(chan struct{})}
-	m := mount(t, &blockingTree{file: bf}, true, async, WithEntries(2))
+	m := mountHow(t, &blockingTree{file: bf}, !dev, dev, nil, topts...)
 	onCPU0 := func(f func()) chan struct{} {
 		done := make(chan struct{})
 		go func() {

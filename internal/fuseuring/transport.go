@@ -66,10 +66,7 @@ func Start(srv *fuse.Server, rawFS fuse.RawFileSystem, opts ...Option) (*Transpo
 			return nil, fmt.Errorf("%w: the INIT reply lacked FUSE_OVER_IO_URING: add fuse.CAP_OVER_IO_URING to MountOptions.ExtraCapabilities", ErrUnavailable)
 		}
 		if mo, err := serverOptions(srv); err == nil {
-			h.noXattr = mo.DisableXAttrs
-			h.ignoreSecurityLabels = mo.IgnoreSecurityLabels
-			h.panicHandler = mo.PanicHandler
-			h.singleThreaded = mo.SingleThreaded
+			h.setOptions(mo)
 			if mo.MaxWrite > 0 {
 				// The kernel wants max(FUSE_MIN_READ_BUFFER, max_write,
 				// max_pages*PAGE_SIZE); go-fuse asks for max_pages =
