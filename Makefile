@@ -59,8 +59,8 @@ bench: build ## benchmarks; each prints a ratio against a baseline run in the sa
 	GO=$(GO) BIN=$(BIN) bash scripts/bench-containerd.sh
 
 SOAK_ROUNDS ?= 10000
-soak: ## FUSE-over-io_uring stress: SOAK_ROUNDS rounds of mount, load, and a random way to stop serving (root, enable_uring)
-	FUSEURING_STRESS_ROUNDS=$(SOAK_ROUNDS) $(GO) test -count=1 -timeout 6h -run '^TestStressNoStrandedRequest$$' -v ./internal/fuseuring/
+soak: ## stranded-request stress: SOAK_ROUNDS rounds of mount, load, and a random way to stop serving, over FUSE io_uring and over DevLoop (root; enable_uring for the rings)
+	FUSEURING_STRESS_ROUNDS=$(SOAK_ROUNDS) $(GO) test -count=1 -timeout 6h -run '^TestStress(DevLoop)?NoStrandedRequest$$' -v ./internal/fuseuring/
 
 soak-failover: ## nydusd failover: 100 SIGKILLs while 4 readers verify a 1.1 GiB registry image, read-only and over the writable overlay with a writer (root; GONYDUS_SOAK_KILLS, GONYDUS_SOAK_MB)
 	GONYDUS_SOAK=1 $(GO) test -count=1 -timeout 3h -run '^TestFailoverSoak(Writable)?$$' -v ./cmd/nydusd/

@@ -73,7 +73,9 @@ const devDrainTimeout = 5 * time.Second
 // INIT is answered; Serve not called) through rawFS, the file system srv
 // serves, on a clone of srv's /dev/fuse descriptor. Call srv.WaitMount
 // after it, as after `go srv.Serve()`. On error nothing was started and
-// the caller can go on with srv.Serve.
+// the caller can go on with srv.Serve (except on a connection that
+// negotiated FUSE over io_uring, which ServeDevice refuses: only rings
+// serve that one).
 func ServeDevice(srv *fuse.Server, rawFS fuse.RawFileSystem, opts ...Option) (*DevLoop, error) {
 	if srv == nil || rawFS == nil {
 		return nil, errors.New("fuseuring: ServeDevice needs a fuse.Server and its RawFileSystem")
@@ -91,6 +93,11 @@ func ServeDevice(srv *fuse.Server, rawFS fuse.RawFileSystem, opts ...Option) (*D
 	neg, err := negotiatedFlags(srv)
 	if err != nil {
 		return nil, fmt.Errorf("fuseuring: %w", err)
+	}
+	if neg&fuse.CAP_OVER_IO_URING != 0 {
+		// The kernel holds every request of such a connection until its
+		// rings are registered: read from /dev/fuse, none would come.
+		return nil, errors.New("fuseuring: the connection negotiated FUSE over io_uring, whose requests wait for rings: serve it with Start, or mount without fuse.CAP_OVER_IO_URING")
 	}
 	clone, err := deviceCloner(srv, cfg.devFD)
 	if err != nil {

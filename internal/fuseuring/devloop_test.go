@@ -5,17 +5,18 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"github.com/gonydus/nydus/internal/testutil"
 )
 
-// needFUSE skips without /dev/fuse or root (mounting needs both).
+// needFUSE skips without root or /dev/fuse (mounting needs both).
 func needFUSE(tb testing.TB) {
 	tb.Helper()
-	if os.Geteuid() != 0 {
-		tb.Skip("mounting FUSE needs root")
-	}
-	if _, err := os.Stat("/dev/fuse"); err != nil {
-		tb.Skip("no /dev/fuse")
-	}
+	testutil.RequireRoot(tb, "mounts FUSE")
+	testutil.RequireFUSE(tb)
 }
 
 func TestLoopbackThroughDevLoop(t *testing.T) {
@@ -61,5 +62,41 @@ func TestDevLoopEndsAtUnmount(t *testing.T) {
 	case <-loop.Done():
 	case <-time.After(10 * time.Second):
 		t.Fatal("loop still running after unmount")
+	}
+}
+
+// TestServeDeviceRefusesURingConnection: once INIT negotiated FUSE over
+// io_uring the kernel holds the connection's requests for its rings, so
+// DevLoop, which reads /dev/fuse, must refuse it rather than leave every
+// request waiting; the rings then serve it.
+func TestServeDeviceRefusesURingConnection(t *testing.T) {
+	needURing(t)
+	dir := t.TempDir()
+	opts := &fs.Options{}
+	opts.MountOptions = fuse.MountOptions{FsName: "fuseuring-test", Name: "fuseuringtest", ExtraCapabilities: fuse.CAP_OVER_IO_URING}
+	raw := fs.NewNodeFS(&testTree{}, opts)
+	srv, err := fuse.NewServer(raw, dir, &opts.MountOptions)
+	if err != nil {
+		t.Fatalf("mount: %v", err)
+	}
+	m := &mounted{dir: dir, conn: connOf(dir), srv: srv}
+	if m.dev, err = ServeDevice(srv, raw); err == nil {
+		m.abort()
+		t.Fatal("ServeDevice took a connection that negotiated FUSE over io_uring")
+	}
+	t.Logf("refused: %v", err)
+	if m.tr, err = Start(srv, raw); err != nil {
+		m.abort()
+		go srv.Serve()
+		srv.Unmount()
+		t.Fatalf("Start: %v", err)
+	}
+	go srv.Serve()
+	t.Cleanup(func() { m.unmount(t) })
+	if err := srv.WaitMount(); err != nil {
+		t.Fatalf("WaitMount: %v", err)
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "d", "f")); err != nil || string(b) != "hello" {
+		t.Fatalf("read over the rings after the refusal: %q %v", b, err)
 	}
 }

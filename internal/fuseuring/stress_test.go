@@ -7,6 +7,10 @@ package fuseuring
 // error) within a bound, none may be left in state D, no client may see
 // wrong data, and the connection must end with nothing waiting.
 //
+// The same rounds run over DevLoop, the one-reader /dev/fuse loop the
+// userspace overlay process serves with (TestStressDevLoopNoStrandedRequest,
+// without the ring-only ways to end).
+//
 // FUSEURING_STRESS_ROUNDS sets the number of rounds (default 60, the
 // `make test` count; `make soak` runs many more), FUSEURING_STRESS_SEED
 // the random seed (default: the time).
@@ -48,6 +52,51 @@ var stressActions = []string{
 	"exit",    // the serving process exits without unmounting
 	"close",   // Close while still mounted
 	"killq",   // a queue thread dies
+}
+
+// stressDevActions are the ways a DevLoop round ends the serving (it has
+// no Close and no queue threads).
+var stressDevActions = []string{"unmount", "lazy", "sigkill", "exit"}
+
+// stressModes are how the server serves: over the rings with every
+// request inline or with READ, WRITE and GETXATTR on goroutines, or over
+// DevLoop the same two ways.
+var (
+	stressRingModes = []string{"inline", "async"}
+	stressDevModes  = []string{"dev-inline", "dev-async"}
+)
+
+// stressTransport is what a round's server needs of the serving loop.
+type stressTransport struct {
+	conn     func() (int, error)
+	requests func() uint64
+	done     <-chan struct{}
+	ring     *Transport // nil: DevLoop
+}
+
+// startStressTransport serves srv (raw its file system) as mode says.
+func startStressTransport(srv *fuse.Server, raw fuse.RawFileSystem, dir, mode string) (*stressTransport, error) {
+	var opts []Option
+	if strings.HasSuffix(mode, "async") {
+		opts = append(opts, WithAsyncOps("READ", "WRITE", "GETXATTR"))
+	}
+	if strings.HasPrefix(mode, "dev") {
+		l, err := ServeDevice(srv, raw, opts...)
+		if err != nil {
+			return nil, err
+		}
+		return &stressTransport{conn: func() (int, error) { return ConnOf(dir) }, requests: l.Requests, done: l.Done()}, nil
+	}
+	if mode == "async" {
+		opts = append(opts, WithEntries(3))
+	}
+	tr, err := Start(srv, raw, opts...)
+	if err != nil {
+		return nil, err
+	}
+	go srv.Serve()
+	return &stressTransport{conn: func() (int, error) { return tr.ConnID(), nil },
+		requests: func() uint64 { return tr.Stats().Requests }, done: tr.Done(), ring: tr}, nil
 }
 
 // stressMain runs a helper role of the stress test in a child process.
@@ -111,36 +160,39 @@ func stressServer(args []string) int {
 	opts.MountOptions = fuse.MountOptions{FsName: "fuseuring-stress", Name: "fuseuringstress", DirectMount: true,
 		ExtraCapabilities: fuse.CAP_OVER_IO_URING, DisabledCapabilities: fuse.CAP_PASSTHROUGH,
 		PanicHandler: func(any) fuse.Status { return fuse.EIO }}
+	if strings.HasPrefix(args[2], "dev") {
+		opts.MountOptions.ExtraCapabilities = 0 // served from /dev/fuse
+	}
 	raw := fs.NewNodeFS(root, opts)
 	srv, err := fuse.NewServer(raw, dir, &opts.MountOptions)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "server: mount:", err)
 		return 1
 	}
-	var topts []Option
-	if args[2] == "async" {
-		topts = append(topts, WithAsyncOps("READ", "WRITE", "GETXATTR"), WithEntries(3))
-	}
-	tr, err := Start(srv, raw, topts...)
+	tr, err := startStressTransport(srv, raw, dir, args[2])
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "server: Start:", err)
+		fmt.Fprintln(os.Stderr, "server: start serving:", err)
 		go srv.Serve()
 		srv.Unmount()
 		return 1
 	}
-	go srv.Serve()
 	if err := srv.WaitMount(); err != nil {
 		fmt.Fprintln(os.Stderr, "server: WaitMount:", err)
 		return 1
 	}
-	fmt.Printf("ready %d\n", tr.ConnID())
+	conn, err := tr.conn()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "server: connection:", err)
+		return 1
+	}
+	fmt.Printf("ready %d\n", conn)
 	line, _ := bufio.NewReader(os.Stdin).ReadString('\n')
 	action := strings.TrimSpace(line)
-	fmt.Printf("served %d\n", tr.Stats().Requests)
+	fmt.Printf("served %d\n", tr.requests())
 	ended := func() error {
-		// Serve and the queues end with the connection.
+		// Serve and the queues (or DevLoop) end with the connection.
 		done := make(chan struct{})
-		go func() { srv.Wait(); <-tr.Done(); close(done) }()
+		go func() { srv.Wait(); <-tr.done; close(done) }()
 		select {
 		case <-done:
 			return nil
@@ -157,9 +209,11 @@ func stressServer(args []string) int {
 				fail = 1
 			}
 		}
-		if err := tr.Close(); err != nil {
-			fmt.Fprintln(os.Stderr, "server: Close:", err)
-			fail = 1
+		if tr.ring != nil {
+			if err := tr.ring.Close(); err != nil {
+				fmt.Fprintln(os.Stderr, "server: Close:", err)
+				fail = 1
+			}
 		}
 	case "lazy":
 		if err := unix.Unmount(dir, unix.MNT_DETACH); err != nil {
@@ -169,15 +223,15 @@ func stressServer(args []string) int {
 	case "exit":
 		os.Exit(0)
 	case "close":
-		if err := tr.Close(); err != nil {
+		if err := tr.ring.Close(); err != nil {
 			fmt.Fprintln(os.Stderr, "server: Close:", err)
 			fail = 1
 		}
 		unix.Unmount(dir, unix.MNT_DETACH)
 	case "killq":
-		q := tr.queues[rand.IntN(len(tr.queues))]
+		q := tr.ring.queues[rand.IntN(len(tr.ring.queues))]
 		q.die.Store(true)
-		tr.wake(q)
+		tr.ring.wake(q)
 		<-q.done
 		unix.Unmount(dir, unix.MNT_DETACH)
 	default:
@@ -291,9 +345,22 @@ func stressRounds(tb testing.TB, def int) int {
 	return def
 }
 
-// TestStressNoStrandedRequest runs the stress rounds; see the file doc.
+// TestStressNoStrandedRequest runs the stress rounds over the rings; see
+// the file doc.
 func TestStressNoStrandedRequest(t *testing.T) {
 	needURing(t)
+	runStress(t, stressActions, stressRingModes, "the rings")
+}
+
+// TestStressDevLoopNoStrandedRequest runs the stress rounds over DevLoop.
+func TestStressDevLoopNoStrandedRequest(t *testing.T) {
+	needFUSE(t)
+	runStress(t, stressDevActions, stressDevModes, "DevLoop")
+}
+
+// runStress runs the rounds, each ending the serving in one of actions,
+// served in one of modes (over what: for the log).
+func runStress(t *testing.T, actions, modes []string, what string) {
 	if err := MountFusectl(); err != nil {
 		t.Skipf("skipped: needs fusectl to watch the connection: %v", err)
 	}
@@ -317,11 +384,8 @@ func TestStressNoStrandedRequest(t *testing.T) {
 	count := map[string]int{}
 	var requests uint64
 	for round := range rounds {
-		action := stressActions[rng.IntN(len(stressActions))]
-		async := "inline"
-		if rng.IntN(2) == 0 {
-			async = "async"
-		}
+		action := actions[rng.IntN(len(actions))]
+		async := modes[rng.IntN(len(modes))]
 		delay := time.Duration(rng.IntN(120)) * time.Millisecond
 		n, err := stressRound(t, exe, mnt, back, action, async, delay)
 		if err != nil {
@@ -333,9 +397,9 @@ func TestStressNoStrandedRequest(t *testing.T) {
 			t.Logf("%d rounds in %v", round+1, time.Since(start).Round(time.Second))
 		}
 	}
-	t.Logf("%d rounds in %v, no stranded request; per action %v; %d requests served over the rings before the serving was ended (SIGKILL rounds not counted)", rounds, time.Since(start).Round(time.Millisecond), count, requests)
+	t.Logf("%d rounds in %v, no stranded request; per action %v; %d requests served over %s before the serving was ended (SIGKILL rounds not counted)", rounds, time.Since(start).Round(time.Millisecond), count, requests, what)
 	if requests == 0 {
-		t.Errorf("the rings served no request: the rounds did not load the mount")
+		t.Errorf("%s served no request: the rounds did not load the mount", what)
 	}
 }
 
