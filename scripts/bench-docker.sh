@@ -6,7 +6,8 @@
 # `docker run` to the entrypoint's output twice in the same run:
 #   baseline: dockerd with the built-in overlay2 driver, the ordinary image;
 #   nydus:    dockerd with our graphdriver plugin, the docker-runnable image
-#             made by nydusify from the same image;
+#             made by nydusify from the same image, in kernel and in
+#             userspace container-layer mode (a data root each);
 # and prints the ratio (baseline time / nydus time; target >= 5).
 # Then it times an untar of Go's source tree ($GOROOT/src) into a
 # container's root (the writes go to the container layer) under overlay2,
@@ -93,33 +94,42 @@ base="$(pull_run "$remote/big:plain")"
 stop_dockerd
 echo "overlay2: ${base}s from docker pull to the entrypoint's output"
 
-echo "== nydus: graphdriver plugin, docker-runnable image, same cap"
-echo '{"device":{"backend":{"type":"registry","config":{"timeout":30}}},"mode":"direct","digest_validate":true}' >"$work/nydusd-base.json"
-"$bin/docker-nydus-graphdriver" --socket "$sock_path" --nydusd "$bin/nydusd" --state-file "$work/plugin-state.json" --runtime-dir "$work/run" \
-  --nydusd-config "$work/nydusd-base.json" --insecure-registry "$remote" >"$work/plugin.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 100); do [ -S "$sock_path" ] && break; sleep 0.05; done
-start_dockerd "$plugin"
-nyd="$(pull_run "$remote/big:nydus")"
-api="$(readlink -f "$(ls "$work"/root-$plugin/$plugin/*/nydus/api.sock | head -1)")"
-curl -sS --unix-socket "$api" http://unix/api/v1/metrics/backend >"$work/backend-metrics.json" || { echo "bench-docker: nydusd API at $api: no answer"; ls -l "$api"; exit 1; }
-fetched="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["read_amount_total"])' "$work/backend-metrics.json")"
-D ps -aq | xargs -r timeout 60 docker -H "unix://$work/docker.sock" rm -f >/dev/null
-D rmi -f "$remote/big:nydus" >/dev/null
-echo "nydus: ${nyd}s from docker pull to the entrypoint's output; nydusd fetched $fetched bytes of data"
+nydusd_base='{"device":{"backend":{"type":"registry","config":{"timeout":30}}},"mode":"direct","digest_validate":true}'
+declare -A nyd fetched # container-layer mode -> seconds, bytes nydusd fetched
+for mode in kernel userspace; do
+  echo "== nydus: graphdriver plugin ($mode container layer), docker-runnable image, same cap, a data root of its own"
+  echo "$nydusd_base" >"$work/nydusd-base.json"
+  rm -f "$sock_path"
+  "$bin/docker-nydus-graphdriver" --socket "$sock_path" --nydusd "$bin/nydusd" --state-file "$work/plugin-state-pull-$mode.json" --runtime-dir "$work/run" \
+    --nydusd-config "$work/nydusd-base.json" --insecure-registry "$remote" --container-layer "$mode" >>"$work/plugin.log" 2>&1 &
+  ppid=$!
+  pids+=("$ppid")
+  for _ in $(seq 100); do [ -S "$sock_path" ] && break; sleep 0.05; done
+  start_dockerd "$plugin" "$plugin-pull-$mode"
+  nyd[$mode]="$(pull_run "$remote/big:nydus")"
+  api="$(readlink -f "$(ls "$work"/root-$plugin-pull-$mode/$plugin/*/nydus/api.sock | head -1)")"
+  curl -sS --unix-socket "$api" http://unix/api/v1/metrics/backend >"$work/backend-metrics.json" || { echo "bench-docker: nydusd API at $api: no answer"; ls -l "$api"; exit 1; }
+  fetched[$mode]="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["read_amount_total"])' "$work/backend-metrics.json")"
+  D ps -aq | xargs -r timeout 60 docker -H "unix://$work/docker.sock" rm -f >/dev/null
+  D rmi -f "$remote/big:nydus" >/dev/null
+  echo "nydus ($mode container layer): ${nyd[$mode]}s from docker pull to the entrypoint's output; nydusd fetched ${fetched[$mode]} bytes of data"
 
-echo "== zran: the same image as OCI-ref (its gzip layer used as is), bytes fetched to start the entrypoint"
-"$bin/nydusify" convert --log-level warn --source "127.0.0.1:$lport/big:plain" --target "127.0.0.1:$lport/big:zran" \
-  --source-insecure --target-insecure --oci-ref --docker-runnable --work-dir "$work" >/dev/null
-D pull -q "127.0.0.1:$lport/big:zran" >/dev/null
-[ "$(D run --rm --network none "127.0.0.1:$lport/big:zran")" = "entrypoint ran" ] || { echo "bench-docker: zran entrypoint failed"; exit 1; }
-zboot="$(D image inspect --format '{{.GraphDriver.Data.NydusBootstrap}}' "127.0.0.1:$lport/big:zran")"
-zfetched="$(curl -sS --unix-socket "$(readlink -f "$(dirname "$zboot")/api.sock")" http://unix/api/v1/metrics/backend | python3 -c 'import json,sys; print(json.load(sys.stdin)["read_amount_total"])')"
-zlayer="$(curl -fsS -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' "http://127.0.0.1:$lport/v2/big/manifests/plain" | python3 -c 'import json,sys; print(sum(l["size"] for l in json.load(sys.stdin)["layers"]))')"
-D rmi -f "127.0.0.1:$lport/big:zran" >/dev/null
-stop_dockerd
-python3 -c "print(f'zran: starting the entrypoint fetched {$zfetched} bytes (its index and the inflate contexts read) of a {$zlayer}-byte gzip layer: {100*$zfetched/$zlayer:.2f}%')"
-python3 -c "print(f'pull-to-entrypoint, {$size_mb} MiB image at $rate: overlay2 {$base}s, nydus {$nyd}s: nydus is {$base/$nyd:.1f}x faster (target >= 5x)')"
+  if [ "$mode" = kernel ]; then
+    echo "== zran: the same image as OCI-ref (its gzip layer used as is), bytes fetched to start the entrypoint"
+    "$bin/nydusify" convert --log-level warn --source "127.0.0.1:$lport/big:plain" --target "127.0.0.1:$lport/big:zran" \
+      --source-insecure --target-insecure --oci-ref --docker-runnable --work-dir "$work" >/dev/null
+    D pull -q "127.0.0.1:$lport/big:zran" >/dev/null
+    [ "$(D run --rm --network none "127.0.0.1:$lport/big:zran")" = "entrypoint ran" ] || { echo "bench-docker: zran entrypoint failed"; exit 1; }
+    zboot="$(D image inspect --format '{{.GraphDriver.Data.NydusBootstrap}}' "127.0.0.1:$lport/big:zran")"
+    zfetched="$(curl -sS --unix-socket "$(readlink -f "$(dirname "$zboot")/api.sock")" http://unix/api/v1/metrics/backend | python3 -c 'import json,sys; print(json.load(sys.stdin)["read_amount_total"])')"
+    zlayer="$(curl -fsS -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' "http://127.0.0.1:$lport/v2/big/manifests/plain" | python3 -c 'import json,sys; print(sum(l["size"] for l in json.load(sys.stdin)["layers"]))')"
+    D rmi -f "127.0.0.1:$lport/big:zran" >/dev/null
+    python3 -c "print(f'zran: starting the entrypoint fetched {$zfetched} bytes (its index and the inflate contexts read) of a {$zlayer}-byte gzip layer: {100*$zfetched/$zlayer:.2f}%')"
+  fi
+  stop_dockerd
+  kill -TERM "$ppid" 2>/dev/null; wait "$ppid" 2>/dev/null || true
+done
+python3 -c "print(f'pull-to-entrypoint, {$size_mb} MiB image at $rate: overlay2 {$base}s, nydus plugin kernel {${nyd[kernel]}}s ({$base/${nyd[kernel]}:.1f}x faster), userspace {${nyd[userspace]}}s ({$base/${nyd[userspace]}:.1f}x faster) (target >= 5x)')"
 fi
 
 # ---- untar of Go's source tree in a container, per container layer
@@ -127,6 +137,7 @@ plugin_pid=""
 stop_plugin() { [ -n "$plugin_pid" ] || return 0; kill -TERM "$plugin_pid"; wait "$plugin_pid" 2>/dev/null || true; plugin_pid=""; }
 start_plugin() { # container-layer mode [state tag]
   echo '{"device":{"backend":{"type":"registry","config":{"timeout":30}}},"mode":"direct","digest_validate":true}' >"$work/nydusd-base.json"
+  rm -f "$sock_path"
   "$bin/docker-nydus-graphdriver" --socket "$sock_path" --nydusd "$bin/nydusd" --state-file "$work/plugin-state-${2:-$1}.json" --runtime-dir "$work/run" \
     --nydusd-config "$work/nydusd-base.json" --container-layer "$1" >>"$work/plugin.log" 2>&1 &
   plugin_pid=$!
