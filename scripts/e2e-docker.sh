@@ -32,7 +32,8 @@
 #     `docker-nydus-graphdriver upgrade` to another nydusd binary;
 #  6c. the managed (v2) plugin: a dockerd of its own (data root, exec
 #     root, socket under the work dir) runs build-plugin.sh (docker plugin
-#     create), docker plugin set (container layer, args) and enable on vfs,
+#     create), docker plugin set (the run's container layer, args) and
+#     enable on vfs,
 #     restarts with --experimental --storage-driver <plugin>, pulls and
 #     runs the ordinary and the nydus image (lazily, nydusd in the
 #     plugin's container, its FUSE mount under the propagated mount),
@@ -559,13 +560,15 @@ check_roots "failover"
 fi # failover
 
 if want managed; then
-step "managed plugin: build-plugin.sh (docker plugin create), enable, dockerd --storage-driver <plugin>"
+step "managed plugin: build-plugin.sh (docker plugin create), enable, dockerd --storage-driver <plugin>, container layer $plugin_mode"
 # A dockerd of its own (data root, exec root, socket) creates and enables
 # the v2 plugin on vfs, then restarts on it; the plugin runs in its own
 # container (host network: the registry is on loopback), with its home
 # under the propagated mount <data-root>/plugins/<id>/propagated-mount.
 m_t0="$EPOCHREALTIME"
-mname="$(printf %s "$name" | tr A-Z a-z | tr -c 'a-z0-9\n' -)-managed-$$" # a plugin reference; no tag, so the home has no ':'
+# The plugin's container layer is the run's (its home is ordinary: auto mounts overlayfs).
+m_want=overlay; [ "$plugin_mode" = userspace ] && m_want=fuse.nydus-overlay
+mname="gonydus/$(printf %s "$name" | tr A-Z a-z | tr -c 'a-z0-9\n' - | sed 's/^-*//; s/-*$//')-managed-$$:e2e" # a tagged reference, as build-plugin.sh's default
 mroot="$work/mroot"
 mlog="$work/mdockerd.log"
 DM() { timeout 120 docker -H "unix://$work/mdocker.sock" "$@"; }
@@ -581,7 +584,7 @@ start_mdockerd --storage-driver vfs
 DOCKER_HOST="unix://$work/mdocker.sock" BIN="$bin" timeout 300 bash examples/docker-graphdriver/build-plugin.sh "$mname" >/dev/null \
   || mfail "build-plugin.sh $mname"
 # The settings: the container-layer mode and more flags (appended to the entrypoint).
-DM plugin set "$mname" CONTAINER_LAYER=kernel args="--insecure-registry $reg --log-level info" || mfail "docker plugin set"
+DM plugin set "$mname" CONTAINER_LAYER="$plugin_mode" args="--insecure-registry $reg --log-level info" || mfail "docker plugin set"
 DM plugin enable --timeout 60 "$mname" >/dev/null || mfail "docker plugin enable"
 plugin_id="$(DM plugin inspect --format '{{.Id}}' "$mname")"
 [ "$(DM plugin inspect --format '{{.Enabled}} {{.Config.Interface.Types}} {{.Config.Network.Type}} {{.Config.PropagatedMount}}' "$mname")" = \
@@ -602,7 +605,7 @@ mroot_fstype() { findmnt -n -o FSTYPE --mountpoint "$(hostpath "$(DM inspect --f
 DM pull "$reg/app:plain" >/dev/null || mfail "docker pull of the ordinary image"
 [ "$(DM run --rm --network none "$reg/app:plain" cat /etc/greeting)" = hello ] || mfail "docker run of an ordinary image"
 DM run -d --name mplain --network none "$reg/app:plain" sleep 1000 >/dev/null || mfail "docker run -d of an ordinary image"
-[ "$(mroot_fstype mplain)" = overlay ] || mfail "the ordinary container's root is '$(mroot_fstype mplain)', want overlay"
+[ "$(mroot_fstype mplain)" = "$m_want" ] || mfail "the ordinary container's root is '$(mroot_fstype mplain)', want $m_want"
 DM rm -f mplain >/dev/null
 
 mark="$(wc -l <"$work/registry.log")"
@@ -611,7 +614,7 @@ tail -n +"$((mark + 1))" "$work/registry.log" | grep -o '"GET /v2/app/blobs/sha2
 for b in $blobs; do grep -q "$b" "$work/mpull-gets.txt" && mfail "docker pull fetched data blob $b"; done
 DM run -d --name mnydus --network none "$reg/app:nydus" sleep 1000 >/dev/null || mfail "docker run -d of the nydus image: $(DM logs mnydus 2>&1 | tail -3)"
 [ "$(DM exec mnydus cat /etc/greeting)" = hello ] || mfail "reading the nydus image in a container"
-[ "$(mroot_fstype mnydus)" = overlay ] || mfail "the nydus container's root is '$(mroot_fstype mnydus)', want overlay"
+[ "$(mroot_fstype mnydus)" = "$m_want" ] || mfail "the nydus container's root is '$(mroot_fstype mnydus)', want $m_want"
 # The image's nydus mount: nydusd, started by the plugin in its container,
 # serves a FUSE mount the host sees under the propagated mount.
 mboot="$(DM image inspect --format '{{.GraphDriver.Data.NydusBootstrap}}' "$reg/app:nydus")"
