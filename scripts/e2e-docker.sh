@@ -33,12 +33,11 @@
 #  6c. the managed (v2) plugin: a dockerd of its own (data root, exec
 #     root, socket under the work dir) runs build-plugin.sh (docker plugin
 #     create), docker plugin set (the run's container layer, args) and
-#     enable on vfs,
-#     restarts with --experimental --storage-driver <plugin>, pulls and
-#     runs the ordinary and the nydus image (lazily, nydusd in the
-#     plugin's container, its FUSE mount under the propagated mount),
-#     removes them, disables and removes the plugin on vfs: no mounts or
-#     processes left;
+#     enable on vfs, restarts with --experimental --storage-driver
+#     <plugin>, pulls and runs the ordinary and the nydus image (lazily,
+#     nydusd in the plugin's container, its FUSE mount under the
+#     propagated mount), removes them, disables and removes the plugin on
+#     vfs: no mounts or processes left;
 #  7. docker rm/rmi leave no mounts, nydusd or userspace overlay processes
 #     or layer dirs.
 # E2E_CONTAINER_LAYER=kernel|userspace|auto runs the whole suite with
@@ -644,6 +643,7 @@ start_mdockerd --storage-driver vfs
 DM plugin disable "$mname" >/dev/null || mfail "docker plugin disable"
 DM plugin rm "$mname" >/dev/null || mfail "docker plugin rm"
 [ -z "$(DM plugin ls -q)" ] || mfail "plugins left: $(DM plugin ls)"
+[ -e "/run/docker/plugins/$plugin_id" ] && mfail "the plugin's socket dir /run/docker/plugins/$plugin_id is left"
 stop_mdockerd
 pgrep -f -- "/var/lib/docker/$mname/" && mfail "plugin processes left"
 pgrep -f -- "$work/mexec/" && mfail "containerd or shim processes of the managed dockerd left"
