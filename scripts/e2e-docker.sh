@@ -30,6 +30,14 @@
 #     writes go on across kill -9 of its image's nydusd (the plugin's
 #     keeper hands the FUSE connection to a new one) and across
 #     `docker-nydus-graphdriver upgrade` to another nydusd binary;
+#  6c. the managed (v2) plugin: a dockerd of its own (data root, exec
+#     root, socket under the work dir) runs build-plugin.sh (docker plugin
+#     create), docker plugin set (the run's container layer, args) and
+#     enable on vfs, restarts with --experimental --storage-driver
+#     <plugin>, pulls and runs the ordinary and the nydus image (lazily,
+#     nydusd in the plugin's container, its FUSE mount under the
+#     propagated mount), removes them, disables and removes the plugin on
+#     vfs: no mounts or processes left;
 #  7. docker rm/rmi leave no mounts, nydusd or userspace overlay processes
 #     or layer dirs.
 # E2E_CONTAINER_LAYER=kernel|userspace|auto runs the whole suite with
@@ -46,14 +54,15 @@
 # TestContainerLayerAutoUserNamespace (make test): dockerd 20.10 does not
 # start in one, and a plugin in its own user namespace mounts where
 # dockerd cannot see.
-# E2E_DOCKER_STEPS="main modes failover" (the default) chooses the steps
-# after the pull of the nydus image: main is 3-5 and 6, modes is 5b,
-# failover is 6b; 1, 2 and 7 always run. modes needs an ordinary home.
+# E2E_DOCKER_STEPS="main modes failover managed" (the default) chooses
+# the steps after the pull of the nydus image: main is 3-5 and 6, modes
+# is 5b, failover is 6b, managed is 6c; 1, 2 and 7 always run. modes
+# needs an ordinary home.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin="${BIN:-$PWD/bin}"
 GO="${GO:-go}"
-steps=" ${E2E_DOCKER_STEPS:-main modes failover} "
+steps=" ${E2E_DOCKER_STEPS:-main modes failover managed} "
 want() { case "$steps" in *" $1 "*) return 0 ;; esac; return 1; }
 name="${NYDUS_PLUGIN_NAME:-nydus}"
 case "$name" in "" | */* | *[!A-Za-z0-9._-]*) echo "E2E FAILED: NYDUS_PLUGIN_NAME=$name: want a plugin name ([A-Za-z0-9._-])" >&2; exit 1 ;; esac
@@ -102,6 +111,16 @@ stop_dockerd() {
   for _ in $(seq 200); do kill -0 "$dockerd_pid" 2>/dev/null || break; sleep 0.1; done
   dockerd_pid=""
 }
+# The managed step's dockerd (its own data root, exec root and socket).
+mdockerd_pid=""
+mname=""
+stop_mdockerd() {
+  [ -n "$mdockerd_pid" ] || return 0
+  kill -TERM "$mdockerd_pid" 2>/dev/null || true
+  for _ in $(seq 300); do kill -0 "$mdockerd_pid" 2>/dev/null || break; sleep 0.1; done
+  kill -0 "$mdockerd_pid" 2>/dev/null && kill -KILL "$mdockerd_pid" 2>/dev/null
+  mdockerd_pid=""
+}
 stop_plugin() {
   [ -n "$plugin_pid" ] || return 0
   kill -TERM "$plugin_pid" 2>/dev/null || true
@@ -114,6 +133,12 @@ cleanup() {
     D ps -aq | xargs -r timeout 60 docker -H "unix://$work/docker.sock" rm -f >/dev/null 2>&1
   fi
   stop_dockerd
+  if [ -n "$mdockerd_pid" ]; then
+    timeout 60 docker -H "unix://$work/mdocker.sock" ps -aq | xargs -r timeout 60 docker -H "unix://$work/mdocker.sock" rm -f >/dev/null 2>&1
+  fi
+  stop_mdockerd
+  [ -n "$mname" ] && pkill -f -- "/var/lib/docker/$mname/" 2>/dev/null # the managed plugin's nydusd
+  pkill -f -- "$work/mexec/" 2>/dev/null # its dockerd's containerd and shims
   stop_plugin
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
   pkill -f -- "--mountpoint $home/" 2>/dev/null
@@ -532,6 +557,100 @@ D rm -f fo >/dev/null
 echo "failover and live upgrade: the container ran on, every read right"
 check_roots "failover"
 fi # failover
+
+if want managed; then
+step "managed plugin: build-plugin.sh (docker plugin create), enable, dockerd --storage-driver <plugin>, container layer $plugin_mode"
+# A dockerd of its own (data root, exec root, socket) creates and enables
+# the v2 plugin on vfs, then restarts on it; the plugin runs in its own
+# container (host network: the registry is on loopback), with its home
+# under the propagated mount <data-root>/plugins/<id>/propagated-mount.
+m_t0="$EPOCHREALTIME"
+# The plugin's container layer is the run's (its home is ordinary: auto mounts overlayfs).
+m_want=overlay; [ "$plugin_mode" = userspace ] && m_want=fuse.nydus-overlay
+mname="gonydus/$(printf %s "$name" | tr A-Z a-z | tr -c 'a-z0-9\n' - | sed 's/^-*//; s/-*$//')-managed-$$:e2e" # a tagged reference, as build-plugin.sh's default
+mroot="$work/mroot"
+mlog="$work/mdockerd.log"
+DM() { timeout 120 docker -H "unix://$work/mdocker.sock" "$@"; }
+mfail() { echo "--- managed dockerd log (tail, with the plugin's output)"; tail -30 "$mlog" 2>/dev/null; fail "managed plugin: $*"; }
+start_mdockerd() {
+  dockerd "$@" --data-root "$mroot" --exec-root "$work/mexec" -H "unix://$work/mdocker.sock" --pidfile "$work/mdocker.pid" \
+    --iptables=false --bridge=none >>"$mlog" 2>&1 &
+  mdockerd_pid=$!
+  for _ in $(seq 600); do DM info >/dev/null 2>&1 && return 0; kill -0 "$mdockerd_pid" 2>/dev/null || break; sleep 0.1; done
+  mfail "dockerd $* did not start"
+}
+start_mdockerd --storage-driver vfs
+DOCKER_HOST="unix://$work/mdocker.sock" BIN="$bin" timeout 300 bash examples/docker-graphdriver/build-plugin.sh "$mname" >/dev/null \
+  || mfail "build-plugin.sh $mname"
+# The settings: the container-layer mode and more flags (appended to the entrypoint).
+DM plugin set "$mname" CONTAINER_LAYER="$plugin_mode" args="--insecure-registry $reg --log-level info" || mfail "docker plugin set"
+DM plugin enable --timeout 60 "$mname" >/dev/null || mfail "docker plugin enable"
+plugin_id="$(DM plugin inspect --format '{{.Id}}' "$mname")"
+[ "$(DM plugin inspect --format '{{.Enabled}} {{.Config.Interface.Types}} {{.Config.Network.Type}} {{.Config.PropagatedMount}}' "$mname")" = \
+  "true [docker.graphdriver/1.0] host /var/lib/docker" ] || mfail "plugin inspect: $(DM plugin inspect "$mname")"
+stop_mdockerd
+start_mdockerd --experimental --storage-driver "$mname"
+DM info 2>/dev/null | grep -x " *Storage Driver: $mname" >/dev/null || mfail "dockerd did not start with the $mname storage driver"
+echo "dockerd runs on the managed plugin $mname (id ${plugin_id:0:12})"
+pgrep -f -- "^/docker-nydus-graphdriver --socket /run/docker/plugins/nydus.sock .* --insecure-registry $reg --log-level info\$" >/dev/null \
+  || mfail "the plugin's process lacks its args setting: $(pgrep -af -- '^/docker-nydus-graphdriver ')"
+prop="$mroot/plugins/$plugin_id/propagated-mount"
+# hostpath P: where the host sees the plugin's path P (under its propagated mount).
+hostpath() { case "$1" in /var/lib/docker/*) echo "$prop/${1#/var/lib/docker/}" ;; *) echo "$mroot/plugins/$plugin_id/rootfs$1" ;; esac; }
+# (a mount in the plugin's container shows up once for each peer of the
+# shared propagated mount on the host)
+mroot_fstype() { findmnt -n -o FSTYPE --mountpoint "$(hostpath "$(DM inspect --format '{{.GraphDriver.Data.MergedDir}}' "$1")")" | sort -u | paste -sd' ' -; }
+
+DM pull "$reg/app:plain" >/dev/null || mfail "docker pull of the ordinary image"
+[ "$(DM run --rm --network none "$reg/app:plain" cat /etc/greeting)" = hello ] || mfail "docker run of an ordinary image"
+DM run -d --name mplain --network none "$reg/app:plain" sleep 1000 >/dev/null || mfail "docker run -d of an ordinary image"
+[ "$(mroot_fstype mplain)" = "$m_want" ] || mfail "the ordinary container's root is '$(mroot_fstype mplain)', want $m_want"
+DM rm -f mplain >/dev/null
+
+mark="$(wc -l <"$work/registry.log")"
+DM pull "$reg/app:nydus" >/dev/null || mfail "docker pull of the nydus image"
+tail -n +"$((mark + 1))" "$work/registry.log" | grep -o '"GET /v2/app/blobs/sha256:[0-9a-f]*' | sort -u >"$work/mpull-gets.txt" || true
+for b in $blobs; do grep -q "$b" "$work/mpull-gets.txt" && mfail "docker pull fetched data blob $b"; done
+DM run -d --name mnydus --network none "$reg/app:nydus" sleep 1000 >/dev/null || mfail "docker run -d of the nydus image: $(DM logs mnydus 2>&1 | tail -3)"
+[ "$(DM exec mnydus cat /etc/greeting)" = hello ] || mfail "reading the nydus image in a container"
+[ "$(mroot_fstype mnydus)" = "$m_want" ] || mfail "the nydus container's root is '$(mroot_fstype mnydus)', want $m_want"
+# The image's nydus mount: nydusd, started by the plugin in its container,
+# serves a FUSE mount the host sees under the propagated mount.
+mboot="$(DM image inspect --format '{{.GraphDriver.Data.NydusBootstrap}}' "$reg/app:nydus")"
+[ -f "$(hostpath "$mboot")" ] || mfail "no nydus bootstrap at $mboot (host $(hostpath "$mboot"))"
+nmounts="$(findmnt -rn -o TARGET,FSTYPE | awk -v p="$prop/$mname/" 'index($1, p) == 1 && $2 ~ /^fuse/' | tee "$work/mfuse.txt" | wc -l)"
+[ "$nmounts" -ge 1 ] || mfail "no FUSE (nydusd) mount under the plugin's home $prop/$mname"
+echo "nydus mounts: $(cat "$work/mfuse.txt" | paste -sd';' -)"
+npid="$(pgrep -f -- "--mountpoint /var/lib/docker/$mname/" | head -1)"
+[ -n "$npid" ] || mfail "no nydusd process of the plugin"
+[ "$(readlink "/proc/$npid/ns/mnt")" != "$(readlink /proc/self/ns/mnt)" ] || mfail "nydusd $npid runs in the host's mount namespace, not the plugin's"
+mapi="$(hostpath "$(readlink "$(hostpath "$(dirname "$mboot")")/api.sock")")"
+# (relative: the host path is longer than a socket address)
+mfetched="$(cd "$(dirname "$mapi")" && curl -fsS --max-time 30 --unix-socket "./$(basename "$mapi")" http://unix/api/v1/metrics/backend | python3 -c 'import json,sys; print(json.load(sys.stdin)["read_amount_total"])')" \
+  || mfail "nydusd API $mapi"
+echo "nydusd $npid (in the plugin's container) fetched $mfetched bytes to start busybox and read /etc/greeting (the image holds 48 MiB)"
+[ "$mfetched" -gt 0 ] && [ "$mfetched" -lt $((8 << 20)) ] || mfail "fetched $mfetched bytes: not lazy"
+[ "$(DM exec mnydus md5sum /data/big | cut -d' ' -f1)" = "$big_md5" ] || mfail "big file content"
+DM rm -f mnydus >/dev/null
+DM images -q | sort -u | xargs -r timeout 60 docker -H "unix://$work/mdocker.sock" rmi -f >/dev/null || mfail "docker rmi"
+[ -z "$(DM images -aq)" ] || mfail "images left after rmi: $(DM images -a)"
+pgrep -f -- "--mountpoint /var/lib/docker/$mname/" && mfail "nydusd processes left after rmi"
+n="$(grep -c " $prop/" /proc/self/mountinfo || true)"
+[ "$n" = 0 ] || { grep " $prop/" /proc/self/mountinfo; mfail "$n mounts under the plugin's home after rm and rmi"; }
+# Disable and remove: on a dockerd that does not use the plugin.
+stop_mdockerd
+start_mdockerd --storage-driver vfs
+DM plugin disable "$mname" >/dev/null || mfail "docker plugin disable"
+DM plugin rm "$mname" >/dev/null || mfail "docker plugin rm"
+[ -z "$(DM plugin ls -q)" ] || mfail "plugins left: $(DM plugin ls)"
+[ -e "/run/docker/plugins/$plugin_id" ] && mfail "the plugin's socket dir /run/docker/plugins/$plugin_id is left"
+stop_mdockerd
+pgrep -f -- "/var/lib/docker/$mname/" && mfail "plugin processes left"
+pgrep -f -- "$work/mexec/" && mfail "containerd or shim processes of the managed dockerd left"
+n="$(grep -c " $mroot" /proc/self/mountinfo || true)"
+[ "$n" = 0 ] || { grep " $mroot" /proc/self/mountinfo; mfail "$n mounts under the managed dockerd's data root left"; }
+echo "managed plugin: created, enabled, ran an ordinary and a nydus image (lazily), disabled and removed, nothing left ($(awk -v a="$m_t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }') s)"
+fi # managed
 
 no_stuck_mounts() {
   local n

@@ -4,8 +4,10 @@
 # then: docker plugin enable NAME, and start dockerd with
 #   --experimental --storage-driver NAME
 # (Docker 27: with DOCKERD_DEPRECATED_GRAPHDRIVER_PLUGINS=1 in dockerd's
-# environment, see docker.service.d/). The container-layer mode:
-#   docker plugin set NAME CONTAINER_LAYER=userspace   (before enable)
+# environment, see docker.service.d/). The container-layer mode and more
+# flags (appended to the entrypoint), before enable:
+#   docker plugin set NAME CONTAINER_LAYER=userspace args="--insecure-registry HOST:PORT"
+# scripts/e2e-docker.sh (step managed) runs all of this.
 set -euo pipefail
 cd "$(dirname "$0")"
 name="${1:-gonydus/nydus:dev}"
