@@ -221,7 +221,7 @@ func (l *DevLoop) serve(r *devReq) {
 	case fuseabi.OpForget:
 		if len(in) >= inHeaderSize+size {
 			fin := (*fuse.ForgetIn)(unsafe.Pointer(&in[0]))
-			l.h.fs.Forget(hdr.NodeId, fin.Nlookup)
+			l.forget(hdr.NodeId, fin.Nlookup)
 		}
 		return
 	case fuseabi.OpBatchForget:
@@ -266,7 +266,25 @@ func (l *DevLoop) batchForget(b []byte) {
 	for i := 0; i < count && len(b) >= 16; i++ {
 		node := *(*uint64)(unsafe.Pointer(&b[0]))
 		nlookup := *(*uint64)(unsafe.Pointer(&b[8]))
-		l.h.fs.Forget(node, nlookup)
+		l.forget(node, nlookup)
 		b = b[16:]
 	}
+}
+
+// forget passes a FORGET on to the file system, except the one of
+// go-fuse's poll-hack node (the entry pollHack answered at mount, which
+// the file system never saw: go-fuse's bridge panics on a node it does
+// not know, and the kernel forgets that entry whenever its dentry goes,
+// e.g. under memory pressure). A FORGET has no reply, so a panic in the
+// file system is logged, not answered.
+func (l *DevLoop) forget(node, nlookup uint64) {
+	if node == pollHackInode {
+		return
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			l.cfg.logger.Error("fuseuring: panic in FORGET", "node", node, "panic", p)
+		}
+	}()
+	l.h.fs.Forget(node, nlookup)
 }
