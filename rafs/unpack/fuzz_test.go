@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path"
@@ -57,69 +58,133 @@ func FuzzWriteTar(f *testing.F) {
 			blobs = append(blobs, ub)
 		}
 	}
-	f.Fuzz(func(t *testing.T, b []byte) {
-		if len(b) > 1<<20 {
-			return
+	f.Fuzz(func(t *testing.T, b []byte) { checkWriteTar(t, b, blobs) })
+}
+
+// TestWriteTarUnsortedDirectory: a directory whose entries are out of
+// name order (a fuzz find: the root's "sub" and "two" swapped) lists a
+// name that lookup, a binary search as in the kernel, cannot find; the
+// tar follows the listing and holds what the image serves for the listed
+// inode.
+func TestWriteTarUnsortedDirectory(t *testing.T) {
+	boot, blob := seedImage(t)
+	names := []byte("...chrlinksubtwo") // the root's names: ".", "..", "chr", "link", "sub", "two"
+	i := bytes.Index(boot, names)
+	if i < 6*12 || bytes.Index(boot[i+1:], names) >= 0 {
+		t.Fatalf("the root directory's names are not where expected (%d)", i)
+	}
+	blk := boot[i-6*12:]
+	copy(blk[6*12+10:], "twosub")
+	for k := range 8 {
+		blk[4*12+k], blk[5*12+k] = blk[5*12+k], blk[4*12+k] // nid
+	}
+	blk[4*12+10], blk[5*12+10] = blk[5*12+10], blk[4*12+10] // file type
+	img, err := rafs.Open(bytes.NewReader(boot), int64(len(boot)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := img.LookupPath("two"); !errors.Is(err, rafs.ErrNotExist) {
+		t.Fatalf("lookup of two in the unsorted root: %v, want not found (the case is not made)", err)
+	}
+	if _, err := listedPath(img, "two"); err != nil {
+		t.Fatal(err)
+	}
+	checkWriteTar(t, boot, [][]byte{blob})
+}
+
+// checkWriteTar is FuzzWriteTar's check of one bootstrap b (blobs serve
+// its blobs in turn).
+func checkWriteTar(t *testing.T, b []byte, blobs [][]byte) {
+	if len(b) > 1<<20 {
+		return
+	}
+	img, err := rafs.Open(bytes.NewReader(b), int64(len(b)))
+	if err != nil {
+		return
+	}
+	tr, err := img.Tree()
+	if err != nil {
+		return
+	}
+	var total uint64
+	_ = tr.Walk(func(_ string, ino *tree.Inode) error {
+		if ino.IsReg() {
+			total += ino.Size
 		}
-		img, err := rafs.Open(bytes.NewReader(b), int64(len(b)))
+		return nil
+	})
+	if total > 16<<20 {
+		return // bound the work per input
+	}
+	files := map[string]io.ReaderAt{}
+	for i, e := range img.Blobs() {
+		files[e.ID()] = bytes.NewReader(blobs[i%len(blobs)])
+	}
+	src := rafs.NewLocalBlobs("", files)
+	defer src.Close()
+	var out bytes.Buffer
+	if err := unpack.WriteTar(context.Background(), &out, tr, src); err != nil {
+		return
+	}
+	r := tar.NewReader(&out)
+	for {
+		h, err := r.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
 		if err != nil {
-			return
+			t.Fatalf("written tar does not re-read: %v", err)
 		}
-		tr, err := img.Tree()
+		clean := path.Clean(h.Name)
+		if path.IsAbs(h.Name) || clean == ".." || strings.HasPrefix(clean, "../") {
+			t.Fatalf("tar entry %q escapes the layer", h.Name)
+		}
+		if h.Typeflag != tar.TypeReg {
+			continue
+		}
+		got, err := io.ReadAll(r)
 		if err != nil {
-			return
+			t.Fatal(err)
 		}
-		var total uint64
-		_ = tr.Walk(func(_ string, ino *tree.Inode) error {
-			if ino.IsReg() {
-				total += ino.Size
-			}
-			return nil
-		})
-		if total > 16<<20 {
-			return // bound the work per input
+		nid, err := img.LookupPath(h.Name)
+		if errors.Is(err, rafs.ErrNotExist) {
+			// A hostile directory's entries out of name order: lookup
+			// (a binary search, as the kernel's) misses a name that
+			// the listing, which the tar follows, shows.
+			nid, err = listedPath(img, h.Name)
 		}
-		files := map[string]io.ReaderAt{}
-		for i, e := range img.Blobs() {
-			files[e.ID()] = bytes.NewReader(blobs[i%len(blobs)])
+		if err != nil {
+			t.Fatalf("tar entry %q is not a path of the image: %v", h.Name, err)
 		}
-		src := rafs.NewLocalBlobs("", files)
-		defer src.Close()
-		var out bytes.Buffer
-		if err := unpack.WriteTar(context.Background(), &out, tr, src); err != nil {
-			return
+		want := make([]byte, len(got))
+		if n, err := img.ReadFile(context.Background(), src, nid, want, 0); (err != nil && !errors.Is(err, io.EOF)) || n != len(got) {
+			t.Fatalf("%s: the image serves %d bytes (%v), the tar holds %d", h.Name, n, err, len(got))
 		}
-		r := tar.NewReader(&out)
-		for {
-			h, err := r.Next()
-			if errors.Is(err, io.EOF) {
+		if !bytes.Equal(got, want) {
+			t.Fatalf("%s: tar content differs from the image's", h.Name)
+		}
+	}
+}
+
+// listedPath resolves p by the directories' listings (ReadDir, in
+// stored order) instead of by lookup.
+func listedPath(img *rafs.Image, p string) (uint64, error) {
+	nid := img.Root()
+	for _, name := range strings.Split(path.Clean(p), "/") {
+		ents, err := img.ReadDir(nid)
+		if err != nil {
+			return 0, err
+		}
+		found := false
+		for _, e := range ents {
+			if e.Name == name {
+				nid, found = e.Nid, true
 				break
 			}
-			if err != nil {
-				t.Fatalf("written tar does not re-read: %v", err)
-			}
-			clean := path.Clean(h.Name)
-			if path.IsAbs(h.Name) || clean == ".." || strings.HasPrefix(clean, "../") {
-				t.Fatalf("tar entry %q escapes the layer", h.Name)
-			}
-			if h.Typeflag != tar.TypeReg {
-				continue
-			}
-			got, err := io.ReadAll(r)
-			if err != nil {
-				t.Fatal(err)
-			}
-			nid, err := img.LookupPath(h.Name)
-			if err != nil {
-				t.Fatalf("tar entry %q is not a path of the image: %v", h.Name, err)
-			}
-			want := make([]byte, len(got))
-			if n, err := img.ReadFile(context.Background(), src, nid, want, 0); (err != nil && !errors.Is(err, io.EOF)) || n != len(got) {
-				t.Fatalf("%s: the image serves %d bytes (%v), the tar holds %d", h.Name, n, err, len(got))
-			}
-			if !bytes.Equal(got, want) {
-				t.Fatalf("%s: tar content differs from the image's", h.Name)
-			}
 		}
-	})
+		if !found {
+			return 0, fmt.Errorf("%q not listed in directory %d", name, nid)
+		}
+	}
+	return nid, nil
 }
