@@ -70,7 +70,7 @@ func TestWriteTarUnsortedDirectory(t *testing.T) {
 	boot, blob := seedImage(t)
 	names := []byte("...chrlinksubtwo") // the root's names: ".", "..", "chr", "link", "sub", "two"
 	i := bytes.Index(boot, names)
-	if i < 6*12 || bytes.Index(boot[i+1:], names) >= 0 {
+	if i < 6*12 || bytes.Contains(boot[i+1:], names) {
 		t.Fatalf("the root directory's names are not where expected (%d)", i)
 	}
 	blk := boot[i-6*12:]
