@@ -41,13 +41,15 @@ test: ## run all tests (root tests mount EROFS/FUSE/overlay for real)
 # kernel runs every step (its modes step compares kernel, auto and
 # userspace); userspace, and auto on a bindfs home that kernel overlayfs
 # refuses, run every step that mounts a container root.
-e2e: build ## end-to-end suites against real daemons (scripts/e2e.sh, e2e-converter.sh, e2e-docker.sh in each container-layer mode, e2e-buildkit.sh, e2e-containerd.sh)
+e2e: build ## end-to-end suites against real daemons (scripts/e2e.sh, e2e-converter.sh, e2e-docker.sh in each container-layer mode and in a user namespace, e2e-buildkit.sh, e2e-containerd.sh)
 	$(DEPS) e2e
 	GO=$(GO) BIN=$(BIN) bash scripts/e2e.sh
 	GO=$(GO) BIN=$(BIN) bash scripts/e2e-converter.sh
 	GO=$(GO) BIN=$(BIN) E2E_CONTAINER_LAYER=kernel bash scripts/e2e-docker.sh
 	GO=$(GO) BIN=$(BIN) E2E_CONTAINER_LAYER=userspace E2E_DOCKER_STEPS="main failover" bash scripts/e2e-docker.sh
 	GO=$(GO) BIN=$(BIN) E2E_CONTAINER_LAYER=auto E2E_PLUGIN_HOME=bindfs E2E_DOCKER_STEPS="main failover" bash scripts/e2e-docker.sh
+	GO=$(GO) BIN=$(BIN) E2E_USERNS=1 E2E_CONTAINER_LAYER=auto E2E_PLUGIN_HOME=bindfs E2E_DOCKER_STEPS="main failover" bash scripts/e2e-docker.sh
+	GO=$(GO) BIN=$(BIN) E2E_USERNS=1 E2E_CONTAINER_LAYER=auto E2E_DOCKER_STEPS="modes" bash scripts/e2e-docker.sh
 	bash scripts/e2e-buildkit.sh
 	GO=$(GO) BIN=$(BIN) bash scripts/e2e-containerd.sh
 

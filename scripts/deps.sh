@@ -35,6 +35,7 @@ declare -A provides=(
   [python3]="python3"
   [procps]="pgrep"
   [curl]="curl"
+  [iproute2]="ip tc"
 )
 
 # what each set needs, and why (shown when it is missing)
@@ -54,12 +55,13 @@ declare -A why=(
   [python3]="the real-zlib (ctypes) oracle of the zran tests; e2e helpers"
   [procps]="pgrep in the nydus-overlayfs tests"
   [curl]="registry calls in the e2e suite"
+  [iproute2]="network namespaces: loopback of the docker e2e's user namespace, the benchmarks' capped registry (tc)"
 )
 base="fuse3 erofs-utils zstd lz4 gzip attr fuse-overlayfs bindfs docker-registry docker.io busybox-static runc python3 procps"
 case "$set_name" in
   test) packages="$base" ;;
   demo) packages="fuse3" ;;
-  e2e | bench | all) packages="$base curl" ;;
+  e2e | bench | all) packages="$base curl iproute2" ;;
   lint) packages="" ;;
   *) echo "usage: $0 [test|demo|e2e|bench|lint|all]" >&2; exit 2 ;;
 esac

@@ -49,11 +49,14 @@
 # userspace. Every container root the plugin mounts (each mount of a
 # read-write layer's merged dir, seen by findmnt --poll) must be
 # fuse.nydus-overlay in userspace mode and in auto mode on bindfs,
-# overlay in kernel mode and in auto mode on an ordinary home. Auto mode
-# inside a user namespace is graphdriver's
-# TestContainerLayerAutoUserNamespace (make test): dockerd 20.10 does not
-# start in one, and a plugin in its own user namespace mounts where
-# dockerd cannot see.
+# overlay in kernel mode and in auto mode on an ordinary home.
+# E2E_USERNS=1 runs all of it (registry, plugin, nydusd, bindfs, dockerd
+# --rootless, its containerd and containers) as root of a user namespace
+# (ids 0-65535 -> 100000-165535) with its own mount and network
+# namespaces (scripts/userns-enter.sh), as in a rootless or unprivileged
+# system container: there kernel overlayfs mounts on an ordinary home
+# (Linux >= 5.11) and is refused on the bindfs home, so auto mode is
+# checked both ways.
 # E2E_DOCKER_STEPS="main modes failover managed" (the default) chooses
 # the steps after the pull of the nydus image: main is 3-5 and 6, modes
 # is 5b, failover is 6b, managed is 6c; 1, 2 and 7 always run. modes
@@ -75,7 +78,56 @@ for c in dockerd docker docker-registry busybox; do
   command -v "$c" >/dev/null || { echo "E2E FAILED: $c is not installed (apt-get install docker.io docker-registry busybox-static)" >&2; exit 1; }
 done
 
+# E2E_USERNS=1: the whole suite (registry, plugin, nydusd, dockerd
+# --rootless, containers) runs as root of a user namespace with a mount
+# namespace of its own (scripts/userns-enter.sh). Run as real root, this
+# stage builds what the suite would build with go (no go cache in there)
+# and serves drop_caches (not writable in there) through two fifos.
+userns="${E2E_USERNS:-}"
+if [ -n "$userns" ] && [ -z "${NYDUS_E2E_IN_USERNS:-}" ]; then
+  outer="$(mktemp -d /tmp/ndk-outer.XXXXXX)"
+  chmod 755 "$outer"
+  trap 'kill "${drop_pid:-}" 2>/dev/null; rm -rf "$outer"' EXIT
+  CGO_ENABLED=0 "$GO" build -trimpath -ldflags "-X main.version=e2e-upgraded" -o "$outer/nydusd-upgraded" ./cmd/nydusd
+  mkfifo -m 622 "$outer/drop" && mkfifo -m 644 "$outer/dropped"
+  while :; do
+    read -r _ <"$outer/drop" || break
+    sync; echo 1 >/proc/sys/vm/drop_caches
+    echo done >"$outer/dropped"
+  done &
+  drop_pid=$!
+  mkdir -p /etc/docker # dockerd's key.json dir, a tmpfs in the namespace
+  set +e
+  NYDUS_E2E_IN_USERNS=1 E2E_NYDUSD_UPGRADED="$outer/nydusd-upgraded" E2E_DROP_FIFOS="$outer/drop $outer/dropped" \
+    bash scripts/userns-enter.sh bash scripts/e2e-docker.sh
+  rc=$?
+  exit "$rc"
+fi
+dockerd_opts=()
+if [ -n "${NYDUS_E2E_IN_USERNS:-}" ]; then
+  read -r _ outside_id _ </proc/self/uid_map
+  [ "$outside_id" != 0 ] || { echo "E2E FAILED: E2E_USERNS=1 but root here is the host's root (uid_map: $(cat /proc/self/uid_map))" >&2; exit 1; }
+  echo "in a user namespace: root here is uid $outside_id outside"
+  # /run (plugin sockets, containerd's shim sockets) and /etc/docker
+  # (dockerd's key.json) of the host belong to the host's root.
+  mount -t tmpfs -o mode=755 tmpfs /run && mkdir -p /run/docker/plugins
+  mount -t tmpfs -o mode=755 tmpfs /etc/docker
+  # Rootless mode: no cgroup path for containers on cgroup v1, whose
+  # hierarchies belong to the host's root.
+  dockerd_opts+=(--rootless)
+fi
+# drop_caches: the kernel's clean caches, so that reads go to the daemon.
+drop_caches() {
+  if [ -n "${E2E_DROP_FIFOS:-}" ]; then
+    local f=($E2E_DROP_FIFOS)
+    timeout 30 bash -c 'echo drop >"$1" && read -r _ <"$2"' _ "${f[0]}" "${f[1]}" || fail "drop_caches through $E2E_DROP_FIFOS"
+  else
+    sync; echo 1 >/proc/sys/vm/drop_caches
+  fi
+}
+
 work="$(mktemp -d /tmp/ndk.XXXXXX)" # short: overlay mount data holds every layer path
+[ -z "${NYDUS_E2E_IN_USERNS:-}" ] || export DOCKER_CONFIG="$work/docker-cli"
 root="$work/root"
 home="$root/$name"
 run_dir="$work/run" # the plugin's --runtime-dir
@@ -103,6 +155,7 @@ fail() {
   echo "E2E FAILED: $*" >&2
   echo "--- plugin log (tail)"; tail -20 "$work/plugin.log" 2>/dev/null || true
   echo "--- dockerd log (tail)"; tail -20 "$work/dockerd.log" 2>/dev/null || true
+  echo "--- registry log (tail)"; tail -5 "$work/registry.log" 2>/dev/null || true
   exit 1
 }
 stop_dockerd() {
@@ -163,7 +216,7 @@ start_plugin() {
 }
 start_dockerd() {
   dockerd --experimental --storage-driver "$name" --data-root "$root" --exec-root "$work/exec" \
-    -H "unix://$work/docker.sock" --pidfile "$work/docker.pid" --iptables=false --bridge=none \
+    -H "unix://$work/docker.sock" --pidfile "$work/docker.pid" --iptables=false --bridge=none ${dockerd_opts[@]+"${dockerd_opts[@]}"} \
     >>"$work/dockerd.log" 2>&1 &
   dockerd_pid=$!
   for _ in $(seq 300); do D info >/dev/null 2>&1 && break; sleep 0.1; done
@@ -247,7 +300,8 @@ if [ "$home_fs" = bindfs ]; then
     umount "$home/probe/m"
     fail "this kernel mounts overlayfs with its upper dir on bindfs ($(findmnt -n -o FSTYPE "$home")): no refusal for auto mode to meet"
   fi
-  echo "home on bindfs ($(findmnt -n -o FSTYPE "$home")): kernel overlayfs refuses it as upper dir: $(dmesg 2>/dev/null | grep -o 'overlayfs: upper fs.*' | tail -2 | paste -sd';' -)"
+  why="$(dmesg 2>/dev/null | grep -o 'overlayfs: upper fs.*' | tail -2 | paste -sd';' -)" || why="" # no dmesg in a user namespace
+  echo "home on bindfs ($(findmnt -n -o FSTYPE "$home")): kernel overlayfs refuses it as upper dir: ${why:-$(tr '\n' ' ' <"$work/probe.err")}"
   rm -rf "$home/probe"
 fi
 # Every mount and unmount in this mount namespace, for check_roots.
@@ -514,7 +568,7 @@ old="$(kstatus pid)"
 kill -9 "$old"
 for _ in $(seq 300); do [ "$(kstatus failovers 2>/dev/null)" = 1 ] && break; sleep 0.1; done
 [ "$(kstatus failovers)" = 1 ] || fail "kill -9 nydusd $old: no failover within 30 s: $(nlog)"
-sync; echo 1 >/proc/sys/vm/drop_caches
+drop_caches
 new="$(kstatus pid)"
 echo "kill -9 nydusd $old: nydusd $new took over (keeper: $(took), exit seen to RUNNING and state handed over)"
 kill -0 "$new" || fail "the new nydusd $new does not run"
@@ -524,9 +578,13 @@ writes afterkill
 [ "$(D inspect --format '{{.State.Running}} {{.RestartCount}}' fo)" = "true 0" ] || fail "the container did not keep running"
 
 step "live upgrade: docker-nydus-graphdriver upgrade --nydusd (another build)"
-CGO_ENABLED=0 "$GO" build -trimpath -ldflags "-X main.version=e2e-upgraded" -o "$work/nydusd-upgraded" ./cmd/nydusd || fail "build the second nydusd"
+if [ -n "${E2E_NYDUSD_UPGRADED:-}" ]; then
+  cp "$E2E_NYDUSD_UPGRADED" "$work/nydusd-upgraded" || fail "copy the second nydusd"
+else
+  CGO_ENABLED=0 "$GO" build -trimpath -ldflags "-X main.version=e2e-upgraded" -o "$work/nydusd-upgraded" ./cmd/nydusd || fail "build the second nydusd"
+fi
 "$bin/docker-nydus-graphdriver" upgrade --runtime-dir "$run_dir" --nydusd "$work/nydusd-upgraded" | tee "$work/upgrade.out" || fail "docker-nydus-graphdriver upgrade: $(nlog)"
-sync; echo 1 >/proc/sys/vm/drop_caches
+drop_caches
 [ "$(kstatus nydusd)" = "$work/nydusd-upgraded" ] || fail "the keeper reports $(kstatus nydusd), not the upgraded binary"
 up="$(kstatus pid)"
 [ "$up" != "$new" ] || fail "upgrade: the same nydusd ($new) still serves"
@@ -543,7 +601,7 @@ kill -9 "$old"
 for _ in $(seq 300); do [ "$(kstatus failovers 2>/dev/null)" = 2 ] && break; sleep 0.1; done
 [ "$(kstatus failovers)" = 2 ] || fail "kill -9 of the upgraded nydusd $old: no failover within 30 s: $(nlog)"
 echo "kill -9 of the upgraded nydusd $old: nydusd $(kstatus pid) took over (keeper: $(took))"
-sync; echo 1 >/proc/sys/vm/drop_caches
+drop_caches
 [ "$(readlink "/proc/$(kstatus pid)/exe")" = "$work/nydusd-upgraded" ] || fail "failover after the upgrade went back to the old binary"
 goes_on "after kill -9 of the upgraded nydusd"
 [ "$(D exec fo sh -c 'cat /etc/greeting /tmp/before /tmp/afterkill /tmp/afterupgrade')" = "hello
