@@ -22,7 +22,7 @@ LINTPATH   = $(LINTBIN):$(shell $(GO) env GOPATH)/bin:$(PATH)
 .PHONY: help deps build test e2e bench soak soak-failover fuzz lint demo install clean
 
 help: ## list targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
 
 deps: ## install (as root) or name (otherwise) the Debian packages the tests and scripts use
 	$(DEPS) all
