@@ -148,7 +148,7 @@ if [ -n "$home_fs" ] && want modes; then
   steps="${steps/ modes / }"
 fi
 if [ -n "${NYDUS_E2E_IN_USERNS:-}" ] && want managed; then
-  echo "E2E_USERNS=1: step managed (6c) is not made for a user namespace (docker plugin install runs the plugin in a container of its own); skipping it"
+  echo "E2E_USERNS=1: step managed (6c) has not been made to run in a user namespace; skipping it"
   steps="${steps/ managed / }"
 fi
 plugin_pid=""
