@@ -42,6 +42,7 @@ func FuzzDockerConfigAuth(f *testing.F) {
 	f.Add([]byte(`{"auths":{"http://r:5000":{"auth":"bm9jb2xvbg=="}}}`), "r:5000")
 	f.Add([]byte(`{"auths":null}`), "x")
 	f.Add([]byte(`{"auths":{"h":{"auth":"!!"}},"credsStore":"desktop"}`), "h")
+	f.Add([]byte(`{"auths":{"h":{"auth":"0zoA"}}}`), "h") // "\xd3:\x00": the loader trims NULs off the password
 	f.Fuzz(func(t *testing.T, config []byte, host string) {
 		dir := t.TempDir()
 		if err := os.WriteFile(filepath.Join(dir, "config.json"), config, 0o600); err != nil {
@@ -62,7 +63,7 @@ func FuzzDockerConfigAuth(f *testing.F) {
 		enc := base64.StdEncoding.EncodeToString([]byte(c.user + ":" + c.pass))
 		plain := (c.user == "" || bytes.Contains(config, []byte(c.user))) && (c.pass == "" || bytes.Contains(config, []byte(c.pass))) &&
 			(c.identityToken == "" || bytes.Contains(config, []byte(c.identityToken)))
-		if !bytes.Contains(config, []byte(enc)) && !plain && !authDecodesTo(config, c.user+":"+c.pass) &&
+		if !bytes.Contains(config, []byte(enc)) && !plain && !authDecodesTo(config, c.user, c.pass) &&
 			!strings.Contains(string(config), `\u`) && !strings.Contains(string(config), `\/`) {
 			t.Fatalf("credentials %q not in the file as %s", c.user, enc)
 		}
@@ -73,10 +74,12 @@ func FuzzDockerConfigAuth(f *testing.F) {
 }
 
 // authDecodesTo reports whether an "auths" entry of the docker config file
-// has an "auth" value that decodes to userPass as docker's loader decodes
-// it (base64 that may be written non-canonically: unused low bits set, or
-// line breaks inside).
-func authDecodesTo(config []byte, userPass string) bool {
+// has an "auth" value that docker's loader reads as user and pass: base64
+// (that may be written non-canonically: unused low bits set, or line
+// breaks inside) of user, ':' and the password, which the loader trims of
+// NUL bytes at both ends (it splits its whole decode buffer, whose unused
+// tail is zeros, so it has to).
+func authDecodesTo(config []byte, user, pass string) bool {
 	var file struct {
 		Auths map[string]struct {
 			Auth string `json:"auth"`
@@ -86,7 +89,11 @@ func authDecodesTo(config []byte, userPass string) bool {
 		return false
 	}
 	for _, e := range file.Auths {
-		if b, err := base64.StdEncoding.DecodeString(e.Auth); err == nil && string(b) == userPass {
+		b, err := base64.StdEncoding.DecodeString(e.Auth)
+		if err != nil {
+			continue
+		}
+		if u, p, ok := strings.Cut(string(b), ":"); ok && u == user && strings.Trim(p, "\x00") == pass {
 			return true
 		}
 	}
