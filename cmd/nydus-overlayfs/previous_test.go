@@ -1,10 +1,12 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -25,6 +27,19 @@ func TestWaitPrevious(t *testing.T) {
 			t.Fatal(err)
 		}
 		go cmd.Wait()
+		// The helper writes the pid file once nydusd serves, long after
+		// its exec; right after fork and exec the kernel shows an empty
+		// cmdline for a moment (CI loop: waitPrevious read it then and
+		// returned at once). Write it once the argv shows.
+		own := filepath.Join(dir, "api.sock")
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+			if b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", cmd.Process.Pid)); strings.Contains(string(b), own) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the stand-in's cmdline never showed %s", own)
+			}
+		}
 		if err := os.WriteFile(pidFile, []byte(strconv.Itoa(cmd.Process.Pid)), 0o600); err != nil {
 			t.Fatal(err)
 		}
